@@ -1,0 +1,72 @@
+// The public contract a pipeline stage programs against: a contiguous range of decoder layers
+// with its own KV cache per sequence, fed tree-shaped batches of new rows.
+
+/** What every stage of one checkpoint agrees on; compared across stages before decoding. */
+export interface ModelInfo {
+  vocabSize: number;
+  hiddenSize: number;
+  numLayers: number;
+  maxPositions: number;
+  bosTokenId: number;
+  eosTokenIds: number[];
+  /** sha256 over config.json and the tensor index (names, dtypes, shapes), hex. */
+  fingerprint: string;
+}
+
+/**
+ * New rows for one sequence. Positions of tree nodes are prefix length + depth - 1, where the
+ * depth of a root (parent -1 or a committed row) is 1.
+ */
+export interface TreeBatch {
+  nodeIds: Int32Array; // [n] row ids, unique within the sequence while the row lives
+  /** [n] parent row's node id (a tree row, a committed row, or a row earlier in this batch); -1 = none (attends to the committed prefix only). */
+  parentIds: Int32Array;
+  positions: Int32Array; // [n] absolute positions
+  tokens?: Int32Array; // [n] token ids (first stage)
+  hidden?: Float32Array; // [n, hiddenSize] hidden states (other stages)
+}
+
+export interface ShardOutput {
+  hidden?: Float32Array; // [n, hiddenSize] (not last stage)
+  logits?: Float32Array; // [n, vocabSize] (last stage)
+}
+
+export interface ShardMemory {
+  kvBytes: number;
+  kvLimitBytes: number;
+  weightBytes: number;
+  sequences: number;
+}
+
+export interface LayerShard {
+  readonly info: ModelInfo;
+  readonly layerStart: number; // first layer held (inclusive)
+  readonly layerEnd: number; // exclusive
+  readonly isFirst: boolean; // holds the embedding
+  readonly isLast: boolean; // holds final norm + LM head
+  /**
+   * Computes the rows and appends them to the sequence's cache as tree rows. Row i attends to:
+   * every committed row, its tree ancestors (via parentIds, across earlier calls and within
+   * the batch), and itself.
+   */
+  forward(seq: string, batch: TreeBatch): Promise<ShardOutput>;
+  /** These tree rows (a chain, root first) become committed prefix rows, without recomputation. */
+  commit(seq: string, nodeIds: readonly number[]): void;
+  /** Drops every tree row whose id is not in keep (committed rows are untouched). */
+  prune(seq: string, keep: ReadonlySet<number>): void;
+  /** Keeps only the first `committedRows` committed rows and drops all tree rows. */
+  truncate(seq: string, committedRows: number): void;
+  /** Frees everything of the sequence. */
+  release(seq: string): void;
+  memory(): ShardMemory;
+  close(): Promise<void>;
+}
+
+export interface OpenShardOptions {
+  checkpointDir: string;
+  layerStart?: number; // default 0
+  layerEnd?: number; // default numLayers (exclusive)
+  executionProvider?: string; // 'cpu' default
+  maxKvBytes?: number; // default: unbounded
+  cacheDir?: string; // graph cache dir, default <repo>/.cache/onnx or os tmp
+}
