@@ -1,0 +1,36 @@
+export { decodeFp16, encodeFp16, halfBitsToNumber, toHalfBits } from './fp16.js';
+export { StageProtocolError, type StageProtocolErrorCode } from './errors.js';
+export { decodeTensor, encodeTensor, type WireDtype, type WireTensor } from './tensor-codec.js';
+export {
+  DECISION_KINDS,
+  decisionFromWire,
+  decisionToWire,
+  packetFromWire,
+  packetToWire,
+  verdictFromWire,
+  verdictToWire,
+  type DecisionKind,
+  type LayerPacket,
+  type PacketTrace,
+  type SamplingParams,
+  type StageDecision,
+  type Verdict,
+  type WireDecision,
+  type WireLayerPacket,
+  type WireVerdict,
+} from './messages.js';
+export {
+  STAGE_PROTO_LOADER_OPTIONS,
+  STAGE_PROTO_PACKAGE,
+  STAGE_PROTO_PATH,
+  STAGE_SERVICE,
+} from './proto-path.js';
+export {
+  checkPipeline,
+  registryKey,
+  REGISTRY_PIPELINES_KEY,
+  REGISTRY_PREFIX,
+  stageRegistrationSchema,
+  type PipelineState,
+  type StageRegistration,
+} from './registry.js';

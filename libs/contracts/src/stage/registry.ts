@@ -1,0 +1,98 @@
+// The stage registry in Redis: what each stage node announces about itself, and the rule that
+// decides whether a pipeline is whole. Shared by the stage nodes (the head takes jobs only while
+// its pipeline is whole) and by anything that displays the live pipeline.
+import { z } from 'zod';
+
+/** Key prefix of every registry entry; one key per stage, expiring unless heartbeats renew it. */
+export const REGISTRY_PREFIX = 'pipedec:stage';
+/** Set of pipeline ids that have registered at least once (entries themselves expire). */
+export const REGISTRY_PIPELINES_KEY = 'pipedec:pipelines';
+
+export function registryKey(pipelineId: string, stageIndex: number): string {
+  return `${REGISTRY_PREFIX}:${pipelineId}:${stageIndex}`;
+}
+
+export const stageRegistrationSchema = z
+  .object({
+    pipelineId: z.string().min(1).max(100),
+    stageIndex: z.number().int().min(0),
+    stageCount: z.number().int().min(1),
+    layerStart: z.number().int().min(0), // inclusive
+    layerEnd: z.number().int().min(1), // exclusive
+    numLayers: z.number().int().min(1),
+    address: z.string().min(1), // gRPC host:port
+    healthUrl: z.string().min(1),
+    fingerprint: z.string().min(1), // the target checkpoint's ModelInfo.fingerprint
+    ready: z.boolean(),
+    pid: z.number().int(),
+    startedAt: z.number(), // epoch ms
+    heartbeatAt: z.number(), // epoch ms
+    residentBytes: z.number().int().min(0),
+  })
+  .refine((r) => r.stageIndex < r.stageCount, { message: 'stageIndex must be < stageCount' })
+  .refine((r) => r.layerStart < r.layerEnd && r.layerEnd <= r.numLayers, {
+    message: 'layer range must be non-empty and within numLayers',
+  });
+export type StageRegistration = z.infer<typeof stageRegistrationSchema>;
+
+export type PipelineState =
+  { whole: true; stages: StageRegistration[] } | { whole: false; problems: string[] };
+
+/**
+ * A pipeline is whole when every stage 0..stageCount-1 is registered and ready, all agree on
+ * the stage count, the layer count and the checkpoint fingerprint, and their layer ranges are
+ * contiguous from 0 to numLayers. `found` may hold undefined for missing stages.
+ */
+export function checkPipeline(
+  pipelineId: string,
+  stageCount: number,
+  found: readonly (StageRegistration | undefined)[],
+): PipelineState {
+  const problems: string[] = [];
+  const stages: StageRegistration[] = [];
+  for (let s = 0; s < stageCount; s++) {
+    const r = found[s];
+    if (!r) {
+      problems.push(`stage ${s} of pipeline ${pipelineId} is not registered`);
+      continue;
+    }
+    if (r.pipelineId !== pipelineId || r.stageIndex !== s) {
+      problems.push(`entry for stage ${s} says pipeline ${r.pipelineId} stage ${r.stageIndex}`);
+      continue;
+    }
+    if (!r.ready) problems.push(`stage ${s} (${r.address}) is not ready`);
+    stages.push(r);
+  }
+  if (stages.length === 0) return { whole: false, problems };
+  const head = stages[0];
+  for (const r of stages) {
+    if (r.stageCount !== stageCount) {
+      problems.push(`stage ${r.stageIndex} expects ${r.stageCount} stages, not ${stageCount}`);
+    }
+    if (r.fingerprint !== head.fingerprint) {
+      problems.push(
+        `stage ${r.stageIndex} fingerprint ${r.fingerprint} differs from stage ${head.stageIndex}'s ${head.fingerprint}`,
+      );
+    }
+    if (r.numLayers !== head.numLayers) {
+      problems.push(
+        `stage ${r.stageIndex} has ${r.numLayers} layers in its model, stage ${head.stageIndex} ${head.numLayers}`,
+      );
+    }
+  }
+  if (problems.length === 0) {
+    let next = 0;
+    for (const r of stages) {
+      if (r.layerStart !== next) {
+        problems.push(
+          `stage ${r.stageIndex} starts at layer ${r.layerStart}, expected ${next} (ranges must be contiguous)`,
+        );
+      }
+      next = r.layerEnd;
+    }
+    if (next !== head.numLayers) {
+      problems.push(`the last stage ends at layer ${next}, the model has ${head.numLayers}`);
+    }
+  }
+  return problems.length === 0 ? { whole: true, stages } : { whole: false, problems };
+}
