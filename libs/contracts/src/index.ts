@@ -1,1 +1,2 @@
 export {};
+export * from './stage/index.js';
