@@ -1,8 +1,7 @@
 // Refusals of the stage wire protocol, with a code a stage can branch on and a message that
 // names the request, the field and both values.
 
-export type StageProtocolErrorCode =
-  'MESSAGE_INVALID' | 'TENSOR_SIZE' | 'DTYPE_UNSUPPORTED' | 'DECISION_GAP' | 'REQUEST_UNKNOWN';
+export type StageProtocolErrorCode = 'MESSAGE_INVALID' | 'TENSOR_SIZE' | 'DTYPE_UNSUPPORTED';
 
 export class StageProtocolError extends Error {
   override readonly name = 'StageProtocolError';

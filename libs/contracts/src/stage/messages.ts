@@ -1,7 +1,8 @@
-// The stage messages of stage.proto in two forms: records with typed arrays, which the stage
-// code uses, and wire objects as @grpc/proto-loader hands them over (camelCase fields, enums as
-// strings, bytes as Buffers, repeated ints as number[]). Every received object is checked with
-// a zod schema before it becomes a record; records are turned back into wire objects to send.
+// The stage messages of stage.proto in two forms: records with typed arrays, shaped like
+// libs/engine's LayerPacket, Verdict and Decision so a stage passes them on unchanged, and
+// wire objects as @grpc/proto-loader hands them over (camelCase fields, enums as strings,
+// bytes as Buffers, repeated numbers as number[]). Every received object is checked with a zod
+// schema before it becomes a record.
 import { z } from 'zod';
 import { StageProtocolError } from './errors.js';
 import { decodeTensor, encodeTensor, type WireDtype } from './tensor-codec.js';
@@ -13,50 +14,53 @@ export interface PacketTrace {
   hops: number;
 }
 
-export interface LayerPacket {
+export interface SamplingParams {
+  temperature: number; // 0 = greedy
+  topP: number; // (0, 1]
+  seed: number; // integer in [0, 2^53)
+}
+
+export interface PacketRecord {
   requestId: string;
   epoch: number;
   seq: number;
-  decisionSeq: number;
   nodeIds: Int32Array; // [n]
   parentIds: Int32Array; // [n] -1 = attends to the committed prefix only
   positions: Int32Array; // [n]
-  tokens?: Int32Array; // [n]
+  tokens?: Int32Array; // [n] (into a first stage)
   hidden?: Float32Array; // [n, hiddenSize]
-  hiddenSize: number; // 0 when hidden is absent
-  trace: PacketTrace;
-  meta?: unknown; // engine-defined JSON
+  sampling: SamplingParams;
 }
 
-export interface Verdict {
+/** A packet with what the transport adds around it. */
+export interface PacketEnvelope {
+  packet: PacketRecord;
+  decisionCount: number; // decisions the head had broadcast before injecting the packet
+  trace: PacketTrace;
+}
+
+export interface VerdictRecord {
   requestId: string;
   epoch: number;
   seq: number;
   nodeIds: Int32Array; // [m]
   tokens: Int32Array; // [m]
+  logits: Float32Array; // [m] the target's logit of each chosen token
+}
+
+export interface VerdictEnvelope {
+  verdict: VerdictRecord;
   trace: PacketTrace;
-  meta?: unknown;
 }
 
-export interface SamplingParams {
-  temperature: number; // 0 = greedy
-  topP: number;
-  topK: number;
-  seed: number;
-}
-
-export const DECISION_KINDS = ['OPEN', 'PRUNE', 'COMMIT', 'TRUNCATE', 'RELEASE'] as const;
-export type DecisionKind = (typeof DECISION_KINDS)[number];
-
-export interface StageDecision {
+export interface DecisionRecord {
   requestId: string;
-  seq: number;
   epoch: number;
-  kind: DecisionKind;
-  nodeIds: number[];
-  committedRows: number;
-  sampling?: SamplingParams;
-  meta?: unknown;
+  seq: number;
+  commit: number[];
+  keep: number[] | 'all' | 'none';
+  upTo: number;
+  release?: boolean;
 }
 
 const u32 = z.number().int().min(0).max(0xffffffff);
@@ -70,19 +74,24 @@ const wireTensor = z.object({
   shape: z.array(u32),
   data: bytes,
 });
+const wireSampling = z.object({
+  temperature: z.number().min(0),
+  topP: z.number().gt(0).max(1),
+  seed: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
+});
 
 const wirePacket = z.object({
   requestId,
   epoch: u32,
   seq: u32,
-  decisionSeq: u32,
+  decisionCount: u32,
   nodeIds: int32s,
   parentIds: int32s,
   positions: int32s,
   tokens: int32s,
   hidden: wireTensor.nullish(),
+  sampling: wireSampling,
   trace: wireTrace,
-  meta: bytes,
 });
 export type WireLayerPacket = z.input<typeof wirePacket>;
 
@@ -92,26 +101,20 @@ const wireVerdict = z.object({
   seq: u32,
   nodeIds: int32s,
   tokens: int32s,
+  logits: z.array(z.number()),
   trace: wireTrace,
-  meta: bytes,
 });
 export type WireVerdict = z.input<typeof wireVerdict>;
 
-const wireSampling = z.object({
-  temperature: z.number().min(0),
-  topP: z.number().min(0).max(1),
-  topK: u32,
-  seed: z.number().int().min(0),
-});
 const wireDecision = z.object({
   requestId,
-  seq: u32,
   epoch: u32,
-  kind: z.enum(['KIND_UNSPECIFIED', ...DECISION_KINDS]),
-  nodeIds: int32s,
-  committedRows: u32,
-  sampling: wireSampling.nullish(),
-  meta: bytes,
+  seq: u32,
+  commit: int32s,
+  keepMode: z.enum(['KEEP_ALL', 'KEEP_NONE', 'KEEP_LIST']),
+  keep: int32s,
+  upTo: z.number().int(),
+  release: z.boolean(),
 });
 export type WireDecision = z.input<typeof wireDecision>;
 
@@ -125,40 +128,26 @@ function parseWire<T extends z.ZodType>(schema: T, value: unknown, what: string)
 }
 
 const emptyTrace = (): PacketTrace => ({ computeMs: 0, codecMs: 0, hops: 0 });
-const textEncoder = new TextEncoder();
-const textDecoder = new TextDecoder();
-const EMPTY = new Uint8Array(0);
 
-function encodeMeta(meta: unknown): Uint8Array {
-  return meta === undefined ? EMPTY : textEncoder.encode(JSON.stringify(meta));
-}
-function decodeMeta(meta: Uint8Array, what: string): unknown {
-  if (meta.byteLength === 0) return undefined;
-  try {
-    return JSON.parse(textDecoder.decode(meta)) as unknown;
-  } catch {
-    throw new StageProtocolError('MESSAGE_INVALID', `${what}: meta is not JSON`);
-  }
-}
-
-export function packetToWire(p: LayerPacket, dtype: WireDtype): WireLayerPacket {
+export function packetToWire(env: PacketEnvelope, dtype: WireDtype): WireLayerPacket {
+  const p = env.packet;
   const n = p.nodeIds.length;
   return {
     requestId: p.requestId,
     epoch: p.epoch,
     seq: p.seq,
-    decisionSeq: p.decisionSeq,
+    decisionCount: env.decisionCount,
     nodeIds: Array.from(p.nodeIds),
     parentIds: Array.from(p.parentIds),
     positions: Array.from(p.positions),
     tokens: p.tokens ? Array.from(p.tokens) : [],
-    hidden: p.hidden ? encodeTensor(p.hidden, [n, p.hiddenSize], dtype) : null,
-    trace: p.trace,
-    meta: encodeMeta(p.meta),
+    hidden: p.hidden ? encodeTensor(p.hidden, [n, n === 0 ? 0 : p.hidden.length / n], dtype) : null,
+    sampling: p.sampling,
+    trace: env.trace,
   };
 }
 
-export function packetFromWire(value: unknown): LayerPacket {
+export function packetFromWire(value: unknown): PacketEnvelope {
   const w = parseWire(wirePacket, value, 'LayerPacket');
   const what = `LayerPacket ${w.requestId}#${w.seq}`;
   const n = w.nodeIds.length;
@@ -175,7 +164,6 @@ export function packetFromWire(value: unknown): LayerPacket {
     );
   }
   let hidden: Float32Array | undefined;
-  let hiddenSize = 0;
   if (w.hidden) {
     if (w.hidden.shape.length !== 2 || w.hidden.shape[0] !== n) {
       throw new StageProtocolError(
@@ -184,85 +172,80 @@ export function packetFromWire(value: unknown): LayerPacket {
       );
     }
     hidden = decodeTensor(w.hidden, what);
-    hiddenSize = w.hidden.shape[1];
   }
-  return {
+  const packet: PacketRecord = {
     requestId: w.requestId,
     epoch: w.epoch,
     seq: w.seq,
-    decisionSeq: w.decisionSeq,
     nodeIds: Int32Array.from(w.nodeIds),
     parentIds: Int32Array.from(w.parentIds),
     positions: Int32Array.from(w.positions),
-    tokens: w.tokens.length > 0 ? Int32Array.from(w.tokens) : undefined,
-    hidden,
-    hiddenSize,
-    trace: w.trace ?? emptyTrace(),
-    meta: decodeMeta(w.meta, what),
+    sampling: w.sampling,
   };
+  if (w.tokens.length > 0) packet.tokens = Int32Array.from(w.tokens);
+  if (hidden) packet.hidden = hidden;
+  return { packet, decisionCount: w.decisionCount, trace: w.trace ?? emptyTrace() };
 }
 
-export function verdictToWire(v: Verdict): WireVerdict {
+export function verdictToWire(env: VerdictEnvelope): WireVerdict {
+  const v = env.verdict;
   return {
     requestId: v.requestId,
     epoch: v.epoch,
     seq: v.seq,
     nodeIds: Array.from(v.nodeIds),
     tokens: Array.from(v.tokens),
-    trace: v.trace,
-    meta: encodeMeta(v.meta),
+    logits: Array.from(v.logits),
+    trace: env.trace,
   };
 }
 
-export function verdictFromWire(value: unknown): Verdict {
+export function verdictFromWire(value: unknown): VerdictEnvelope {
   const w = parseWire(wireVerdict, value, 'Verdict');
-  if (w.nodeIds.length !== w.tokens.length) {
+  if (w.nodeIds.length !== w.tokens.length || w.logits.length !== w.tokens.length) {
     throw new StageProtocolError(
       'MESSAGE_INVALID',
-      `Verdict ${w.requestId}#${w.seq}: ${w.nodeIds.length} node ids, ${w.tokens.length} tokens`,
+      `Verdict ${w.requestId}#${w.seq}: ${w.nodeIds.length} node ids, ${w.tokens.length} tokens, ${w.logits.length} logits`,
     );
   }
   return {
-    requestId: w.requestId,
-    epoch: w.epoch,
-    seq: w.seq,
-    nodeIds: Int32Array.from(w.nodeIds),
-    tokens: Int32Array.from(w.tokens),
+    verdict: {
+      requestId: w.requestId,
+      epoch: w.epoch,
+      seq: w.seq,
+      nodeIds: Int32Array.from(w.nodeIds),
+      tokens: Int32Array.from(w.tokens),
+      logits: Float32Array.from(w.logits),
+    },
     trace: w.trace ?? emptyTrace(),
-    meta: decodeMeta(w.meta, `Verdict ${w.requestId}#${w.seq}`),
   };
 }
 
-export function decisionToWire(d: StageDecision): WireDecision {
+export function decisionToWire(d: DecisionRecord): WireDecision {
+  const keepMode = d.keep === 'all' ? 'KEEP_ALL' : d.keep === 'none' ? 'KEEP_NONE' : 'KEEP_LIST';
   return {
     requestId: d.requestId,
-    seq: d.seq,
     epoch: d.epoch,
-    kind: d.kind,
-    nodeIds: d.nodeIds,
-    committedRows: d.committedRows,
-    sampling: d.sampling ?? null,
-    meta: encodeMeta(d.meta),
+    seq: d.seq,
+    commit: d.commit,
+    keepMode,
+    keep: Array.isArray(d.keep) ? d.keep : [],
+    upTo: d.upTo,
+    release: d.release ?? false,
   };
 }
 
-export function decisionFromWire(value: unknown): StageDecision {
+export function decisionFromWire(value: unknown): DecisionRecord {
   const w = parseWire(wireDecision, value, 'Decision');
-  const what = `Decision ${w.requestId}#${w.seq}`;
-  if (w.kind === 'KIND_UNSPECIFIED') {
-    throw new StageProtocolError('MESSAGE_INVALID', `${what}: kind is unspecified`);
-  }
-  if (w.kind === 'OPEN' && !w.sampling) {
-    throw new StageProtocolError('MESSAGE_INVALID', `${what}: OPEN without sampling`);
-  }
-  return {
+  const keep = w.keepMode === 'KEEP_ALL' ? 'all' : w.keepMode === 'KEEP_NONE' ? 'none' : w.keep;
+  const d: DecisionRecord = {
     requestId: w.requestId,
-    seq: w.seq,
     epoch: w.epoch,
-    kind: w.kind,
-    nodeIds: w.nodeIds,
-    committedRows: w.committedRows,
-    sampling: w.sampling ?? undefined,
-    meta: decodeMeta(w.meta, what),
+    seq: w.seq,
+    commit: w.commit,
+    keep,
+    upTo: w.upTo,
   };
+  if (w.release) d.release = true;
+  return d;
 }
