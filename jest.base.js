@@ -13,7 +13,7 @@ export function workspaceJestConfig(dir) {
     extensionsToTreatAsEsm: ['.ts'],
     testMatch: ['<rootDir>/src/**/*.spec.ts', '<rootDir>/test/**/*.spec.ts'],
     moduleNameMapper: {
-      '^@pipedec/(contracts|model|engine)$': `${root}/libs/$1/src/index.ts`,
+      '^@pipedec/(contracts|model|engine|testkit)$': `${root}/libs/$1/src/index.ts`,
       '^@pipedec/db$': `${root}/prisma/src/index.ts`,
       '^(\\.{1,2}/.*)\\.js$': '$1',
     },

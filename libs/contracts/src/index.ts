@@ -1,2 +1,3 @@
 export {};
+export * from './config/index.js';
 export * from './stage/index.js';

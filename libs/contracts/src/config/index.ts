@@ -1,0 +1,1 @@
+export { ConfigError, envVar, loadEnvOrExit, parseEnv, type EnvIssue } from './env.js';
