@@ -8,4 +8,17 @@ export type {
 } from './shard.js';
 export { ModelError, type ModelErrorCode } from './errors.js';
 export { splitLayers, type LayerRange } from './split.js';
-export { openShard } from './open-shard.js';
+export { openShard, OnnxShard, type OnnxShardOptions } from './onnx-shard.js';
+export { ReferenceModel, type ReferenceOptions } from './reference.js';
+export { writeRandomCheckpoint, type RandomCheckpointOptions } from './random-checkpoint.js';
+export {
+  loadTokenizer,
+  type ChatMessage,
+  type LoadedTokenizer,
+  type StreamDecoder,
+} from './tokenizer.js';
+export { Checkpoint } from './checkpoint.js';
+export { parseLlamaConfig, type LlamaConfig, type Llama3RopeScaling } from './config.js';
+export { SafetensorsFile, writeSafetensors, type TensorEntry } from './safetensors.js';
+export { EXECUTION_PROVIDERS, resolveExecutionProvider } from './onnx-runtime.js';
+export { MASK_HIDDEN } from './kv-cache.js';

@@ -1,0 +1,266 @@
+// The KV cache of one sequence on one stage: committed prefix rows followed by tree rows.
+//
+// Layout: per layer, keys and values are [capacity, kvHeads, headDim] row-major, so the first
+// `rows` rows are one contiguous block the runtime can read without a copy. Rows are kept in
+// the order: committed rows [0, committed), then live tree rows [committed, rows). Rotary
+// embeddings are applied before a key is stored, so a row's slot carries no position
+// information and rows can be moved freely: commit moves the chain to the end of the prefix,
+// prune compacts the tree region. Attention over the rows is fixed by the additive mask.
+//
+// Worked example: committed rows a b c (ids 0 1 2), tree rows d(parent 2) e(parent 2)
+// f(parent 3). Slots: 0 1 2 | 3 4 5. Row f attends to 0 1 2 (the prefix), 3 (d, its parent)
+// and itself; e attends to 0 1 2 and itself. commit([3]) makes d the fourth committed row;
+// prune({5}) then drops e, leaving slots 0 1 2 3 | 5->4.
+import { ModelError } from './errors.js';
+import type { TreeBatch } from './shard.js';
+
+/** Additive mask value for hidden positions: large enough to zero a softmax weight in f32. */
+export const MASK_HIDDEN = -1e9;
+
+export interface KvGeometry {
+  layers: number; // layers held by the stage
+  kvHeads: number;
+  headDim: number;
+}
+
+/** The stage-wide byte budget shared by all sequences. */
+export class KvBudget {
+  usedBytes = 0;
+  sequences = 0;
+  constructor(readonly limitBytes: number) {}
+}
+
+export interface BatchPlan {
+  past: number; // rows already in the cache; the batch's rows go to slots [past, past + n)
+  mask: Float32Array; // [n, past + n] additive: 0 visible, MASK_HIDDEN hidden
+}
+
+const MIN_CAPACITY = 16;
+
+export class SequenceKv {
+  keys: Float32Array[] = []; // per layer [capacity, kvHeads, headDim]
+  values: Float32Array[] = []; // per layer [capacity, kvHeads, headDim]
+  capacity = 0;
+  rows = 0;
+  committed = 0;
+  private nodeIds = new Int32Array(0); // [capacity] node id of each slot
+  private parents = new Int32Array(0); // [capacity] parent node id of each slot, -1 = none
+  private readonly slotOf = new Map<number, number>();
+  private readonly rowFloats: number; // kvHeads * headDim
+
+  constructor(
+    readonly name: string,
+    readonly geometry: KvGeometry,
+    private readonly budget: KvBudget,
+  ) {
+    this.rowFloats = geometry.kvHeads * geometry.headDim;
+    budget.sequences++;
+  }
+
+  /** Bytes held by this sequence's K and V buffers. */
+  bytes(): number {
+    return this.bytesFor(this.capacity);
+  }
+
+  /** Validates a batch against the live rows and builds its tree mask; changes nothing. */
+  plan(batch: TreeBatch): BatchPlan {
+    const { nodeIds, parentIds, positions } = batch;
+    const n = nodeIds.length;
+    const where = `sequence "${this.name}"`;
+    if (n === 0) throw new ModelError('BATCH_INVALID', `${where}: empty batch`);
+    if (parentIds.length !== n || positions.length !== n) {
+      throw new ModelError(
+        'BATCH_INVALID',
+        `${where}: nodeIds has ${n} entries but parentIds ${parentIds.length} and positions ${positions.length}`,
+      );
+    }
+    const inBatch = new Map<number, number>();
+    for (let i = 0; i < n; i++) {
+      const id = nodeIds[i];
+      if (inBatch.has(id) || this.slotOf.has(id)) {
+        throw new ModelError('BATCH_INVALID', `${where}: node id ${id} is already live`);
+      }
+      const p = parentIds[i];
+      if (p !== -1 && !inBatch.has(p) && !this.slotOf.has(p)) {
+        throw new ModelError(
+          'BATCH_INVALID',
+          `${where}: node ${id} has parent ${p}, which is neither live nor earlier in the batch`,
+        );
+      }
+      inBatch.set(id, i);
+    }
+    const past = this.rows;
+    const total = past + n;
+    const mask = new Float32Array(n * total).fill(MASK_HIDDEN);
+    for (let i = 0; i < n; i++) {
+      const row = mask.subarray(i * total, (i + 1) * total);
+      row.fill(0, 0, this.committed);
+      row[past + i] = 0;
+      // Walk up the ancestry until the committed prefix (all visible already) or a root.
+      let p = parentIds[i];
+      while (p !== -1) {
+        const j = inBatch.get(p);
+        if (j !== undefined) {
+          row[past + j] = 0;
+          p = parentIds[j];
+          continue;
+        }
+        const slot = this.slotOf.get(p)!;
+        if (slot < this.committed) break;
+        row[slot] = 0;
+        p = this.parents[slot];
+      }
+    }
+    return { past, mask };
+  }
+
+  /** Makes room for `n` more rows, growing the buffers within the stage's byte budget. */
+  reserve(n: number): void {
+    const need = this.rows + n;
+    if (need <= this.capacity) return;
+    const current = this.bytes();
+    const others = this.budget.usedBytes - current;
+    let capacity = Math.max(need, Math.ceil(this.capacity * 1.5), MIN_CAPACITY);
+    // Geometric growth keeps appends cheap; near the limit fall back to the exact need.
+    if (others + this.bytesFor(capacity) > this.budget.limitBytes) capacity = need;
+    if (others + this.bytesFor(capacity) > this.budget.limitBytes) {
+      throw new ModelError(
+        'KV_LIMIT',
+        `sequence "${this.name}" needs ${need} KV rows (${this.bytesFor(need)} bytes), but the stage's KV limit is ${this.budget.limitBytes} bytes and ${others} are held by ${this.budget.sequences - 1} other sequence(s)`,
+      );
+    }
+    const grow = (old: Float32Array) => {
+      const next = new Float32Array(capacity * this.rowFloats);
+      next.set(old.subarray(0, this.rows * this.rowFloats));
+      return next;
+    };
+    const { layers } = this.geometry;
+    this.keys = this.capacity
+      ? this.keys.map(grow)
+      : Array.from({ length: layers }, () => grow(new Float32Array(0)));
+    this.values = this.capacity
+      ? this.values.map(grow)
+      : Array.from({ length: layers }, () => grow(new Float32Array(0)));
+    const ids = new Int32Array(capacity);
+    ids.set(this.nodeIds.subarray(0, this.rows));
+    const parents = new Int32Array(capacity);
+    parents.set(this.parents.subarray(0, this.rows));
+    this.nodeIds = ids;
+    this.parents = parents;
+    this.budget.usedBytes += this.bytesFor(capacity) - current;
+    this.capacity = capacity;
+  }
+
+  /** Records the batch's rows (their K/V already written at slots [rows, rows + n)). */
+  append(batch: TreeBatch): void {
+    const n = batch.nodeIds.length;
+    for (let i = 0; i < n; i++) {
+      const slot = this.rows + i;
+      this.nodeIds[slot] = batch.nodeIds[i];
+      this.parents[slot] = batch.parentIds[i];
+      this.slotOf.set(batch.nodeIds[i], slot);
+    }
+    this.rows += n;
+  }
+
+  commit(ids: readonly number[]): void {
+    if (ids.length === 0) return;
+    const where = `sequence "${this.name}"`;
+    const chain = ids.map((id, k) => {
+      const slot = this.slotOf.get(id);
+      if (slot === undefined || slot < this.committed) {
+        throw new ModelError(
+          'SEQUENCE_STATE',
+          `${where}: cannot commit node ${id}: it is not a live tree row`,
+        );
+      }
+      const parent = this.parents[slot];
+      if (k > 0 ? parent !== ids[k - 1] : !this.isPrefixOrNone(parent)) {
+        throw new ModelError(
+          'SEQUENCE_STATE',
+          `${where}: commit chain broken at node ${id}: its parent is ${parent}, expected ${k > 0 ? ids[k - 1] : 'a committed row or -1'}`,
+        );
+      }
+      return slot;
+    });
+    const inChain = new Set(chain);
+    const rest: number[] = [];
+    for (let s = this.committed; s < this.rows; s++) if (!inChain.has(s)) rest.push(s);
+    this.rearrangeTree([...chain, ...rest]);
+    this.committed += chain.length;
+  }
+
+  prune(keep: ReadonlySet<number>): void {
+    const kept: number[] = [];
+    for (let s = this.committed; s < this.rows; s++) {
+      if (keep.has(this.nodeIds[s])) kept.push(s);
+    }
+    if (kept.length === this.rows - this.committed) return;
+    for (const s of kept) {
+      const parent = this.parents[s];
+      if (!this.isPrefixOrNone(parent) && !keep.has(parent)) {
+        throw new ModelError(
+          'SEQUENCE_STATE',
+          `sequence "${this.name}": prune keeps node ${this.nodeIds[s]} but drops its parent ${parent}`,
+        );
+      }
+    }
+    this.rearrangeTree(kept);
+  }
+
+  truncate(committedRows: number): void {
+    if (!Number.isInteger(committedRows) || committedRows < 0 || committedRows > this.committed) {
+      throw new ModelError(
+        'SEQUENCE_STATE',
+        `sequence "${this.name}": cannot truncate to ${committedRows} committed rows; it has ${this.committed}`,
+      );
+    }
+    for (let s = committedRows; s < this.rows; s++) this.slotOf.delete(this.nodeIds[s]);
+    this.rows = this.committed = committedRows;
+  }
+
+  release(): void {
+    this.budget.usedBytes -= this.bytes();
+    this.budget.sequences--;
+    this.keys = [];
+    this.values = [];
+    this.capacity = this.rows = this.committed = 0;
+    this.slotOf.clear();
+  }
+
+  private isPrefixOrNone(parent: number): boolean {
+    if (parent === -1) return true;
+    const slot = this.slotOf.get(parent);
+    return slot !== undefined && slot < this.committed;
+  }
+
+  /** Rewrites the tree region as the rows at `order` (old slots), in that order. */
+  private rearrangeTree(order: readonly number[]): void {
+    const base = this.committed;
+    const w = this.rowFloats;
+    for (let s = base; s < this.rows; s++) this.slotOf.delete(this.nodeIds[s]);
+    const identity = order.every((s, j) => s === base + j);
+    if (!identity) {
+      const moveRows = (buf: Float32Array) => {
+        const old = buf.slice(base * w, this.rows * w);
+        order.forEach((s, j) => {
+          buf.set(old.subarray((s - base) * w, (s - base + 1) * w), (base + j) * w);
+        });
+      };
+      this.keys.forEach(moveRows);
+      this.values.forEach(moveRows);
+      const ids = this.nodeIds.slice(base, this.rows);
+      const parents = this.parents.slice(base, this.rows);
+      order.forEach((s, j) => {
+        this.nodeIds[base + j] = ids[s - base];
+        this.parents[base + j] = parents[s - base];
+      });
+    }
+    this.rows = base + order.length;
+    for (let s = base; s < this.rows; s++) this.slotOf.set(this.nodeIds[s], s);
+  }
+
+  private bytesFor(capacity: number): number {
+    return 2 * this.geometry.layers * capacity * this.rowFloats * 4;
+  }
+}

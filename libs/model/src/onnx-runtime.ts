@@ -1,0 +1,88 @@
+// The only module that imports onnxruntime-node. It maps execution-provider names from
+// configuration to the runtime's, creates sessions and runs them on plain typed arrays.
+import * as ort from 'onnxruntime-node';
+
+import { ModelError } from './errors.js';
+
+/** Provider names accepted in configuration, mapped to onnxruntime-node's backend names. */
+export const EXECUTION_PROVIDERS = {
+  cpu: 'cpu',
+  cuda: 'cuda',
+} as const;
+
+export type ExecutionProviderName = keyof typeof EXECUTION_PROVIDERS;
+
+/** Validates a configured provider name; the error lists the valid ones. */
+export function resolveExecutionProvider(name = 'cpu'): ExecutionProviderName {
+  const valid = Object.keys(EXECUTION_PROVIDERS);
+  if (!Object.hasOwn(EXECUTION_PROVIDERS, name)) {
+    throw new ModelError(
+      'UNKNOWN_PROVIDER',
+      `unknown execution provider "${name}"; valid choices: ${valid.join(', ')}`,
+    );
+  }
+  return name as ExecutionProviderName;
+}
+
+export type Feed =
+  | { type: 'float32'; data: Float32Array; dims: readonly number[] }
+  | { type: 'int32'; data: Int32Array; dims: readonly number[] };
+
+export interface RuntimeOptions {
+  provider: ExecutionProviderName;
+  intraOpThreads?: number; // default: the runtime's choice (all cores)
+}
+
+export class RuntimeSession {
+  private constructor(private readonly session: ort.InferenceSession) {}
+
+  /** Loads a model file (external data resolved next to it). */
+  static async create(modelPath: string, opts: RuntimeOptions): Promise<RuntimeSession> {
+    const provider = EXECUTION_PROVIDERS[opts.provider];
+    try {
+      const session = await ort.InferenceSession.create(modelPath, {
+        executionProviders: [provider],
+        graphOptimizationLevel: 'all',
+        executionMode: 'sequential',
+        ...(opts.intraOpThreads ? { intraOpNumThreads: opts.intraOpThreads } : {}),
+      });
+      return new RuntimeSession(session);
+    } catch (cause) {
+      const hint =
+        provider === 'cpu'
+          ? ''
+          : ` (is the ${provider} build of onnxruntime-node installed? its install script downloads it)`;
+      throw new ModelError(
+        'RUNTIME_FAILED',
+        `cannot create an ONNX Runtime session for ${modelPath} on "${opts.provider}"${hint}: ${String(cause)}`,
+        { cause },
+      );
+    }
+  }
+
+  /** Runs the graph; returns the named outputs as f32 arrays. */
+  async run(
+    feeds: Record<string, Feed>,
+    outputs: readonly string[],
+  ): Promise<Record<string, Float32Array>> {
+    const tensors: Record<string, ort.Tensor> = {};
+    for (const [name, f] of Object.entries(feeds)) {
+      tensors[name] = new ort.Tensor(f.type, f.data, f.dims);
+    }
+    let result: ort.InferenceSession.ReturnType;
+    try {
+      result = await this.session.run(tensors, outputs);
+    } catch (cause) {
+      throw new ModelError('RUNTIME_FAILED', `ONNX Runtime run failed: ${String(cause)}`, {
+        cause,
+      });
+    }
+    const out: Record<string, Float32Array> = {};
+    for (const name of outputs) out[name] = result[name].data as Float32Array;
+    return out;
+  }
+
+  async release(): Promise<void> {
+    await this.session.release();
+  }
+}

@@ -1,0 +1,112 @@
+// A LayerShard running its layer range as one ONNX Runtime session. Per call it feeds the
+// cached K/V rows as zero-copy views of the cache buffers, and appends the new rows the graph
+// returns.
+import { Checkpoint } from './checkpoint.js';
+import type { LlamaConfig } from './config.js';
+import { ModelError } from './errors.js';
+import { defaultCacheDir, ensureGraph } from './graph-cache.js';
+import { resolveExecutionProvider, RuntimeSession, type Feed } from './onnx-runtime.js';
+import type { LayerShard, ModelInfo, OpenShardOptions, ShardOutput } from './shard.js';
+import { resolveRange, StageShard, type ComputeRequest } from './stage-shard.js';
+
+export interface OnnxShardOptions extends OpenShardOptions {
+  intraOpThreads?: number; // runtime threads per session (default: all cores)
+}
+
+export class OnnxShard extends StageShard implements LayerShard {
+  /** Whether opening built the graph (false: reused from the cache). */
+  readonly graphBuilt: boolean;
+  private readonly outputNames: string[];
+
+  private constructor(
+    info: ModelInfo,
+    config: LlamaConfig,
+    range: { layerStart: number; layerEnd: number },
+    maxKvBytes: number | undefined,
+    private readonly session: RuntimeSession,
+    private readonly graphWeightBytes: number,
+    graphBuilt: boolean,
+  ) {
+    super(info, config, range.layerStart, range.layerEnd, maxKvBytes);
+    this.graphBuilt = graphBuilt;
+    const layers = range.layerEnd - range.layerStart;
+    this.outputNames = [this.isLast ? 'logits' : 'hidden_out'];
+    for (let j = 0; j < layers; j++)
+      this.outputNames.push(`present_key_${j}`, `present_value_${j}`);
+  }
+
+  static async open(opts: OnnxShardOptions): Promise<OnnxShard> {
+    const provider = resolveExecutionProvider(opts.executionProvider);
+    if (opts.maxKvBytes !== undefined && !(opts.maxKvBytes >= 0)) {
+      throw new ModelError(
+        'KV_LIMIT',
+        `maxKvBytes must be a non-negative number, got ${opts.maxKvBytes}`,
+      );
+    }
+    const ckpt = await Checkpoint.open(opts.checkpointDir);
+    try {
+      const range = resolveRange(ckpt.config, opts.layerStart, opts.layerEnd);
+      const cacheDir = opts.cacheDir ?? (await defaultCacheDir());
+      const graph = await ensureGraph(ckpt, range.layerStart, range.layerEnd, cacheDir);
+      const session = await RuntimeSession.create(graph.modelPath, {
+        provider,
+        intraOpThreads: opts.intraOpThreads,
+      });
+      return new OnnxShard(
+        ckpt.info,
+        ckpt.config,
+        range,
+        opts.maxKvBytes,
+        session,
+        graph.weightBytes,
+        graph.built,
+      );
+    } finally {
+      await ckpt.close();
+    }
+  }
+
+  protected async compute({ batch, kv, past, mask }: ComputeRequest): Promise<ShardOutput> {
+    const c = this.config;
+    const n = batch.nodeIds.length;
+    const rowFloats = c.numKvHeads * c.headDim;
+    const feeds: Record<string, Feed> = {
+      position_ids: { type: 'int32', data: batch.positions, dims: [n] },
+      attention_mask: { type: 'float32', data: mask, dims: [n, past + n] },
+    };
+    if (this.isFirst) feeds.input_ids = { type: 'int32', data: batch.tokens!, dims: [n] };
+    else feeds.hidden_in = { type: 'float32', data: batch.hidden!, dims: [n, c.hiddenSize] };
+    const pastDims = [past, c.numKvHeads, c.headDim];
+    for (let j = 0; j < kv.keys.length; j++) {
+      feeds[`past_key_${j}`] = {
+        type: 'float32',
+        data: kv.keys[j].subarray(0, past * rowFloats),
+        dims: pastDims,
+      };
+      feeds[`past_value_${j}`] = {
+        type: 'float32',
+        data: kv.values[j].subarray(0, past * rowFloats),
+        dims: pastDims,
+      };
+    }
+    const out = await this.session.run(feeds, this.outputNames);
+    for (let j = 0; j < kv.keys.length; j++) {
+      kv.keys[j].set(out[`present_key_${j}`], past * rowFloats);
+      kv.values[j].set(out[`present_value_${j}`], past * rowFloats);
+    }
+    return this.isLast ? { logits: out.logits } : { hidden: out.hidden_out };
+  }
+
+  protected weightBytes(): number {
+    return this.graphWeightBytes;
+  }
+
+  protected dispose(): Promise<void> {
+    return this.session.release();
+  }
+}
+
+/** Opens a stage over `[layerStart, layerEnd)` of the checkpoint, running on ONNX Runtime. */
+export function openShard(opts: OnnxShardOptions): Promise<LayerShard> {
+  return OnnxShard.open(opts);
+}
