@@ -1,1 +1,35 @@
-export {};
+export { generateAR } from './ar.js';
+export { checkCompatible, DraftRunner, type DraftRow } from './draft.js';
+export { EngineError, type EngineErrorCode } from './errors.js';
+export type { Decision, LayerPacket, Verdict } from './messages.js';
+export { generatePipeDec, type PipeDecOptions } from './pipedec.js';
+export {
+  InProcessPipeline,
+  type Pipeline,
+  type PipelineEvent,
+  type PipelineSession,
+  type StageUsage,
+} from './pipeline.js';
+export { generatePP } from './pp.js';
+export {
+  type GenerateRequest,
+  type GenerateResult,
+  type MethodHandlers,
+  planLength,
+  RequestRun,
+} from './run.js';
+export {
+  argmax,
+  chooseToken,
+  GREEDY,
+  logSoftmax,
+  type SamplingParams,
+  topK,
+  uniformAt,
+} from './sampling.js';
+export { type CostModel, PAPER_A100_COST, SimulatedPipeline, stageCostMs } from './simulator.js';
+export { type StageResult, type StageShard, StageWorker } from './stage.js';
+export type { Method, RequestStats, TokenEvent } from './stats.js';
+export { type FinishReason, StopRules } from './stop.js';
+export { generateSTPP, type StppOptions } from './stpp.js';
+export { type AncestorMask, type Candidate, PredictionTree, type TreeNode } from './tree.js';

@@ -1,0 +1,116 @@
+// The draft model next to the controller: a whole small model with its own KV cache, which
+// mirrors the tree exactly like the stages do (rows of pruned nodes are dropped, rows of
+// committed nodes become its committed prefix). It proposes children for tree nodes.
+
+import { EngineError } from './errors.js';
+import type { RequestRun } from './run.js';
+import { chooseToken, logSoftmax, topK } from './sampling.js';
+import type { StageShard } from './stage.js';
+import type { Candidate } from './tree.js';
+
+export interface DraftRow {
+  id: number;
+  parent: number; // a row the draft holds (tree or committed), or -1
+  position: number;
+  token: number;
+}
+
+/** Fails before decoding if the draft cannot speculate for the target (llama.cpp's check). */
+export function checkCompatible(target: StageShard['info'], draft: StageShard['info']): void {
+  const problems: string[] = [];
+  if (target.vocabSize !== draft.vocabSize) {
+    problems.push(`vocabSize target ${target.vocabSize} draft ${draft.vocabSize}`);
+  }
+  if (target.bosTokenId !== draft.bosTokenId) {
+    problems.push(`bosTokenId target ${target.bosTokenId} draft ${draft.bosTokenId}`);
+  }
+  if (target.eosTokenIds.join(',') !== draft.eosTokenIds.join(',')) {
+    problems.push(`eosTokenIds target [${target.eosTokenIds}] draft [${draft.eosTokenIds}]`);
+  }
+  if (problems.length > 0) throw new EngineError('INCOMPATIBLE_MODELS', problems.join('; '));
+}
+
+export class DraftRunner {
+  private readonly seq: string;
+
+  constructor(
+    private readonly shard: StageShard,
+    private readonly run: RequestRun,
+    private readonly branching: number,
+  ) {
+    if (!shard.isFirst || !shard.isLast) {
+      throw new EngineError('BAD_REQUEST', 'the draft must be a whole model (first and last)');
+    }
+    this.seq = run.request.requestId;
+  }
+
+  /**
+   * Runs the prompt through the draft in chunks, committing every row but the last (the first
+   * root, committed when its verdict arrives). Returns the proposals for that last row.
+   */
+  async prefill(chunk: number): Promise<Candidate[]> {
+    const prompt = this.run.prompt;
+    let last: Candidate[] = [];
+    for (let s = 0; s < prompt.length; s += chunk) {
+      const rows: DraftRow[] = [];
+      for (let p = s; p < Math.min(prompt.length, s + chunk); p++) {
+        rows.push({ id: p, parent: p === s ? -1 : p - 1, position: p, token: prompt[p] });
+      }
+      const proposals = await this.propose(rows, true);
+      last = proposals[proposals.length - 1];
+      const done = rows.filter((r) => r.id < prompt.length - 1).map((r) => r.id);
+      if (done.length > 0) this.shard.commit(this.seq, done);
+    }
+    return last;
+  }
+
+  /** Forwards rows through the draft (appending them as tree rows) and proposes children. */
+  async propose(rows: DraftRow[], onlyLast = false): Promise<Candidate[][]> {
+    const out = await this.run.timeDraft(rows.length, () =>
+      this.shard.forward(this.seq, {
+        nodeIds: Int32Array.from(rows, (r) => r.id),
+        parentIds: Int32Array.from(rows, (r) => r.parent),
+        positions: Int32Array.from(rows, (r) => r.position),
+        tokens: Int32Array.from(rows, (r) => r.token),
+      }),
+    );
+    const logits = out.logits!; // [rows, vocab]
+    const vocab = this.shard.info.vocabSize;
+    return rows.map((r, i) =>
+      onlyLast && i < rows.length - 1 ? [] : this.candidates(logits, i * vocab, r.position + 1),
+    );
+  }
+
+  commit(ids: number[]): void {
+    if (ids.length > 0) this.shard.commit(this.seq, ids);
+  }
+
+  prune(keep: ReadonlySet<number>): void {
+    this.shard.prune(this.seq, keep);
+  }
+
+  release(): void {
+    this.shard.release(this.seq);
+  }
+
+  /**
+   * Top-k children by draft log-probability. When sampling, the draft's own draw with the
+   * target's random stream (seed, position) comes first: if the two distributions are close,
+   * the target's seeded draw lands on the same token (a coupling), so that child is the most
+   * likely hit. It is scored like the node's best child.
+   */
+  private candidates(logits: Float32Array, offset: number, position: number): Candidate[] {
+    const vocab = this.shard.info.vocabSize;
+    const logp = logSoftmax(logits, offset, vocab);
+    const best = topK(logp, this.branching);
+    if (this.run.sampling.temperature <= 0) {
+      return best.map((token) => ({ token, logProb: logp[token] }));
+    }
+    const drawn = chooseToken(logits, offset, vocab, position, this.run.sampling);
+    const rest = best.filter((t) => t !== drawn).slice(0, this.branching - 1);
+    return [
+      { token: drawn, logProb: logp[best[0]] },
+      ...rest.map((token) => ({ token, logProb: logp[token] })),
+    ];
+  }
+}

@@ -1,0 +1,141 @@
+// PipeDec: the draft grows the prediction tree by one layer per timestep and injects it into
+// stage 0, so every stage works on a different depth of the tree for the same request. When
+// the root's verdict arrives the target's token x is committed; a hit (x is a child of the
+// root) re-roots the tree and prunes every other branch on all stages and in the draft; a
+// miss discards the tree and refills the pipeline from x, under a new epoch.
+
+import { DraftRunner, checkCompatible } from './draft.js';
+import type { LayerPacket, Verdict } from './messages.js';
+import type { Pipeline } from './pipeline.js';
+import {
+  contextFullResult,
+  type GenerateRequest,
+  type GenerateResult,
+  planLength,
+  RequestRun,
+} from './run.js';
+import type { StageShard } from './stage.js';
+import { PredictionTree, type TreeNode } from './tree.js';
+
+export interface PipeDecOptions {
+  /** W: most nodes per tree layer. */
+  width: number;
+  /** k: most children proposed per node (default min(W, 4)). */
+  branching?: number;
+  /** Called after every verification (tests check invariants against the stages here). */
+  onVerify?(tree: PredictionTree): void;
+}
+
+export async function generatePipeDec(
+  pipeline: Pipeline,
+  draft: StageShard,
+  request: GenerateRequest,
+  options: PipeDecOptions,
+): Promise<GenerateResult> {
+  checkCompatible(pipeline.info, draft.info);
+  const maxPositions = Math.min(pipeline.info.maxPositions, draft.info.maxPositions);
+  const plan = planLength(request.prompt.length, request.maxTokens, maxPositions);
+  if (plan.maxNew === 0) return contextFullResult(request, 'pipedec', pipeline.stageCount);
+  const run = new RequestRun(pipeline, request, 'pipedec', plan.maxNew, plan.finishAtLimit);
+  const branching = options.branching ?? Math.min(options.width, 4);
+  const drafter = new DraftRunner(draft, run, branching);
+  const tree = new PredictionTree(options.width, branching, request.prompt.length);
+  const rootToken = request.prompt[request.prompt.length - 1];
+  // The first root is the last prompt row: it travels with the last prefill chunk.
+  tree.reset(rootToken, request.prompt.length - 1, 0, -1, run.promptRoot).injected = true;
+  let epoch = 0;
+  let draftPrefilled = false;
+
+  /** The next layer to inject: the root itself after a miss, else one layer below the tree. */
+  function nextLayer(): TreeNode[] {
+    if (!tree.root.injected) return [tree.root];
+    const frontier = tree.layer(tree.height);
+    if (frontier[0].position + 1 > run.lastUsefulPosition) return [];
+    return tree.expand();
+  }
+
+  /** Commits the root's target token x; re-roots on a hit, refills on a miss. */
+  function verify(): void {
+    for (let root = tree.root; root.target !== null && run.finish === null; root = tree.root) {
+      const x = root.target;
+      const chain = [...run.pendingChain, root.id];
+      run.pendingChain = [];
+      run.stats.verifications++;
+      const child = tree.childWithToken(x);
+      if (child) {
+        run.stats.hits++;
+        tree.reroot(child.id);
+        const keep = tree.liveIds();
+        run.decide(epoch, chain, keep, tree.lastId);
+        drafter.commit([root.id]);
+        drafter.prune(new Set(keep));
+      } else {
+        run.stats.misses++;
+        run.stats.refills++;
+        epoch++;
+        run.decide(epoch, chain, 'none', tree.lastId);
+        drafter.commit([root.id]);
+        drafter.prune(new Set());
+        tree.reset(x, root.position + 1, epoch, root.id);
+      }
+      options.onVerify?.(tree);
+      run.commitToken(x, root.targetLogit);
+    }
+  }
+
+  try {
+    await run.loop({
+      onTick(): LayerPacket | null {
+        if (!run.prefillDone) return run.nextPrefillPacket(epoch);
+        const layer = nextLayer();
+        if (layer.length === 0) return null;
+        for (const n of layer) n.injected = true;
+        run.stats.draftedNodes += layer.length;
+        return run.packet(
+          epoch,
+          layer.map((n) => (tree.has(n.parent) ? n.parent : -1)),
+          layer.map((n) => n.id),
+          layer.map((n) => n.position),
+          layer.map((n) => n.token),
+        );
+      },
+      async afterSend(packet: LayerPacket) {
+        // The draft works while the stages compute: on the first tick it prefills the prompt;
+        // afterwards it runs on the layer just injected, so its children are ready next tick.
+        if (!draftPrefilled) {
+          draftPrefilled = true;
+          tree.root.candidates = await drafter.prefill(request.prefillChunk ?? 32);
+          return;
+        }
+        if (run.isPrefillPacket(packet.seq) || !tree.has(packet.nodeIds[0])) return;
+        const rows = [...packet.nodeIds].map((id) => tree.get(id)!);
+        const proposals = await drafter.propose(
+          rows.map((n) => ({
+            id: n.id,
+            parent: tree.has(n.parent) ? n.parent : -1,
+            position: n.position,
+            token: n.token,
+          })),
+        );
+        rows.forEach((n, i) => (n.candidates = proposals[i]));
+      },
+      onVerdict(v: Verdict) {
+        if (run.handlePrefillVerdict(v, epoch)) return;
+        if (v.epoch < epoch) return;
+        for (let i = 0; i < v.nodeIds.length; i++) {
+          const n = tree.get(v.nodeIds[i]);
+          if (!n) continue;
+          n.target = v.tokens[i];
+          n.targetLogit = v.logits[i];
+        }
+        verify();
+      },
+    });
+  } catch (err) {
+    await run.close();
+    drafter.release();
+    throw err;
+  }
+  drafter.release();
+  return run.close();
+}

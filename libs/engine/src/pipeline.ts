@@ -1,0 +1,179 @@
+// The transport the controllers talk to. A controller opens a session per request, sends
+// layer packets into stage 0 (at most one per tick), broadcasts decisions, and consumes
+// events: verdicts from the last stage, and ticks (stage 0 can take the next packet).
+// Implementations: InProcessPipeline (below: real async stages in this process),
+// SimulatedPipeline (simulator.ts: lockstep timesteps, time from a cost model), and the
+// gRPC pipeline of the stage nodes.
+
+import type { ModelInfo } from '@pipedec/model';
+import { EngineError } from './errors.js';
+import type { Decision, LayerPacket, Verdict } from './messages.js';
+import type { StageResult, StageWorker } from './stage.js';
+
+export type PipelineEvent =
+  { kind: 'verdict'; verdict: Verdict } | { kind: 'tick'; timestep: number };
+
+export interface StageUsage {
+  busyMs: number; // wall time computing this request
+  positions: number; // rows computed
+  computes: number; // packets computed
+  simulatedMs: number; // busy time under the cost model (0 outside the simulator)
+}
+
+export interface PipelineSession {
+  readonly requestId: string;
+  /** Hands a packet to stage 0; call at most once per tick. */
+  send(packet: LayerPacket): void;
+  /** Delivers a decision to every stage, in order. */
+  broadcast(decision: Decision): void;
+  /** The next verdict or tick. */
+  next(): Promise<PipelineEvent>;
+  /** Timesteps elapsed so far (ticks issued). */
+  readonly timestep: number;
+  /** Simulated wall-clock so far, ms (0 outside the simulator). */
+  readonly simulatedMs: number;
+  usage(): StageUsage[];
+  /** Frees the request on every stage; waits for computes in flight. Idempotent. */
+  close(): Promise<void>;
+}
+
+export interface Pipeline {
+  readonly info: ModelInfo;
+  readonly stageCount: number;
+  open(requestId: string): PipelineSession;
+}
+
+export function emptyUsage(): StageUsage {
+  return { busyMs: 0, positions: 0, computes: 0, simulatedMs: 0 };
+}
+
+export function addUsage(u: StageUsage, r: StageResult): void {
+  if (r.positions === 0) return;
+  u.busyMs += r.computeMs;
+  u.positions += r.positions;
+  u.computes++;
+}
+
+/** Stages in this process, each running as soon as a packet reaches it (real async). */
+export class InProcessPipeline implements Pipeline {
+  constructor(readonly workers: StageWorker[]) {
+    if (workers.length === 0) throw new EngineError('BAD_REQUEST', 'a pipeline needs a stage');
+  }
+
+  get info(): ModelInfo {
+    return this.workers[0].shard.info;
+  }
+
+  get stageCount(): number {
+    return this.workers.length;
+  }
+
+  open(requestId: string): PipelineSession {
+    return new InProcessSession(requestId, this.workers);
+  }
+}
+
+class InProcessSession implements PipelineSession {
+  private readonly inbox: LayerPacket[][];
+  private readonly running: (Promise<void> | null)[];
+  private readonly usages: StageUsage[];
+  private readonly events: PipelineEvent[] = [];
+  private wake: (() => void) | null = null;
+  private failure: unknown = null;
+  private credit = true; // stage 0 can take a packet and no tick has offered it yet
+  private ticks = 0;
+  private closed = false;
+
+  constructor(
+    readonly requestId: string,
+    private readonly workers: StageWorker[],
+  ) {
+    this.inbox = workers.map(() => []);
+    this.running = workers.map(() => null);
+    this.usages = workers.map(emptyUsage);
+  }
+
+  get timestep(): number {
+    return this.ticks;
+  }
+
+  get simulatedMs(): number {
+    return 0;
+  }
+
+  usage(): StageUsage[] {
+    return this.usages.map((u) => ({ ...u }));
+  }
+
+  send(packet: LayerPacket): void {
+    this.inbox[0].push(packet);
+    this.pump(0);
+  }
+
+  broadcast(decision: Decision): void {
+    for (const w of this.workers) w.receive(decision);
+  }
+
+  async next(): Promise<PipelineEvent> {
+    for (;;) {
+      if (this.failure) throw this.failure;
+      const e = this.events.shift();
+      if (e) return e;
+      if (this.credit && this.stage0Idle()) {
+        this.credit = false;
+        return { kind: 'tick', timestep: this.ticks++ };
+      }
+      if (this.running.every((r) => r === null) && this.inbox.every((q) => q.length === 0)) {
+        // Nothing in flight: offer stage 0 again (the driver stops a controller that keeps
+        // declining with nothing in flight).
+        this.credit = true;
+        continue;
+      }
+      await new Promise<void>((resolve) => (this.wake = resolve));
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const q of this.inbox) q.length = 0;
+    await Promise.allSettled(this.running.filter((r) => r !== null));
+    for (const w of this.workers) w.release(this.requestId);
+  }
+
+  private stage0Idle(): boolean {
+    return this.running[0] === null && this.inbox[0].length === 0;
+  }
+
+  private pump(s: number): void {
+    if (this.closed || this.running[s] || this.inbox[s].length === 0) return;
+    const packet = this.inbox[s].shift()!;
+    this.running[s] = this.workers[s]
+      .process(packet)
+      .then((r) => {
+        addUsage(this.usages[s], r);
+        this.running[s] = null;
+        if (r.output && !this.closed) {
+          if (s + 1 < this.workers.length) {
+            this.inbox[s + 1].push(r.output as LayerPacket);
+            this.pump(s + 1);
+          } else {
+            this.events.push({ kind: 'verdict', verdict: r.output as Verdict });
+            // A verdict may give the controller something to send (PP, a refill).
+            if (this.stage0Idle()) this.credit = true;
+          }
+        }
+        if (s === 0) this.credit = true;
+        this.pump(s);
+      })
+      .catch((err: unknown) => {
+        this.running[s] = null;
+        this.failure = err;
+      })
+      .finally(() => {
+        const w = this.wake;
+        this.wake = null;
+        w?.();
+      });
+  }
+}

@@ -1,0 +1,123 @@
+// Seeded sampling: the target's token at position p is a pure function of (logits at p - 1,
+// seed, p). The random number comes from a counter-based generator keyed by (seed, p), so it
+// never depends on how many candidates were tried, which method ran, or in which order rows
+// were computed. That is what makes AR, PP, STPP and PipeDec emit identical tokens.
+
+export interface SamplingParams {
+  /** 0 = greedy (argmax, lowest index wins a tie). */
+  temperature: number;
+  /** Nucleus mass in (0, 1]; 1 = the whole distribution. */
+  topP: number;
+  /** Any integer in [0, 2^53). */
+  seed: number;
+}
+
+export const GREEDY: SamplingParams = { temperature: 0, topP: 1, seed: 0 };
+
+function mix32(x: number): number {
+  // The lowbias32 finalizer (Chris Wellons): full avalanche on 32 bits.
+  x ^= x >>> 16;
+  x = Math.imul(x, 0x7feb352d);
+  x ^= x >>> 15;
+  x = Math.imul(x, 0x846ca68b);
+  x ^= x >>> 16;
+  return x >>> 0;
+}
+
+/** A uniform number in [0, 1) for (seed, position), 53 random bits. */
+export function uniformAt(seed: number, position: number): number {
+  const lo = seed >>> 0;
+  const hi = Math.floor(seed / 0x1_0000_0000) >>> 0;
+  const a = mix32(lo ^ mix32(hi ^ mix32(position ^ 0x9e3779b9)));
+  const b = mix32(a ^ 0x85ebca6b ^ mix32(position + 0x27d4eb2f));
+  return ((a >>> 5) * 0x4000000 + (b >>> 6)) / 0x20000000000000;
+}
+
+/** Index of the largest value in logits[offset, offset + vocab); the lowest index wins ties. */
+export function argmax(logits: Float32Array, offset: number, vocab: number): number {
+  let best = 0;
+  let bestValue = logits[offset];
+  for (let i = 1; i < vocab; i++) {
+    const v = logits[offset + i];
+    if (v > bestValue) {
+      bestValue = v;
+      best = i;
+    }
+  }
+  return best;
+}
+
+/**
+ * The token at `position`, drawn from the distribution whose logits are the row
+ * logits[offset, offset + vocab) (the model's output at position - 1).
+ *
+ * Worked example, temperature 1, topP 0.8, probabilities [0.5, 0.3, 0.2]: the nucleus is
+ * tokens 0 and 1 (0.5 + 0.3 reaches 0.8); renormalized [0.625, 0.375]; u = 0.7 picks token 1.
+ */
+export function chooseToken(
+  logits: Float32Array, // [.., vocab] rows; one row is read
+  offset: number,
+  vocab: number,
+  position: number,
+  params: SamplingParams,
+): number {
+  if (params.temperature <= 0) return argmax(logits, offset, vocab);
+  const max = logits[offset + argmax(logits, offset, vocab)];
+  const probs = new Float64Array(vocab); // [vocab]
+  let total = 0;
+  for (let i = 0; i < vocab; i++) {
+    const p = Math.exp((logits[offset + i] - max) / params.temperature);
+    probs[i] = p;
+    total += p;
+  }
+  // Sorting by probability, ties by index, makes the nucleus and the walk order deterministic.
+  const order = Array.from({ length: vocab }, (_, i) => i).sort(
+    (a, b) => probs[b] - probs[a] || a - b,
+  );
+  let kept = 0;
+  let mass = 0;
+  const limit = params.topP >= 1 ? Infinity : params.topP * total;
+  while (kept < vocab) {
+    mass += probs[order[kept]];
+    kept++;
+    if (mass >= limit) break;
+  }
+  const u = uniformAt(params.seed, position) * mass;
+  let acc = 0;
+  for (let k = 0; k < kept; k++) {
+    acc += probs[order[k]];
+    if (u < acc) return order[k];
+  }
+  return order[kept - 1];
+}
+
+/** Natural-log softmax of one row, in float64. */
+export function logSoftmax(
+  logits: Float32Array, // [.., vocab] rows; one row is read
+  offset: number,
+  vocab: number,
+): Float64Array /* [vocab] */ {
+  const max = logits[offset + argmax(logits, offset, vocab)];
+  let total = 0;
+  for (let i = 0; i < vocab; i++) total += Math.exp(logits[offset + i] - max);
+  const lse = max + Math.log(total);
+  const out = new Float64Array(vocab);
+  for (let i = 0; i < vocab; i++) out[i] = logits[offset + i] - lse;
+  return out;
+}
+
+/** The k best tokens of a log-probability row, best first, ties by lowest index. */
+export function topK(logProbs: Float64Array /* [vocab] */, k: number): number[] {
+  const best: number[] = [];
+  for (let i = 0; i < logProbs.length; i++) {
+    if (best.length === k && logProbs[i] <= logProbs[best[k - 1]]) continue;
+    let j = best.length === k ? k - 1 : best.length;
+    if (best.length < k) best.push(i);
+    while (j > 0 && logProbs[best[j - 1]] < logProbs[i]) {
+      best[j] = best[j - 1];
+      j--;
+    }
+    best[j] = i;
+  }
+  return best;
+}

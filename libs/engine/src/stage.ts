@@ -1,0 +1,233 @@
+// StageWorker: one pipeline stage's role, independent of transport. It owns one layer shard,
+// applies the controller's decisions in order and before its next compute, drops rows that a
+// decision has pruned (so stale packets are never computed), and hands back either the packet
+// for the next stage or, on the last stage, a Verdict: the target's chosen token per row.
+// The in-process pipeline, the simulator and the gRPC stage node all drive this same class.
+
+import type { LayerShard } from '@pipedec/model';
+import { EngineError } from './errors.js';
+import type { Decision, LayerPacket, Verdict } from './messages.js';
+import { chooseToken, type SamplingParams } from './sampling.js';
+
+/** The part of a layer shard the engine uses (the draft is one too: a whole-model shard). */
+export type StageShard = Pick<
+  LayerShard,
+  'info' | 'isFirst' | 'isLast' | 'forward' | 'commit' | 'prune' | 'release'
+>;
+
+export interface StageResult {
+  output: LayerPacket | Verdict | null; // null: every row was stale
+  computeMs: number; // wall time inside the shard
+  positions: number; // rows computed
+}
+
+interface RequestState {
+  epoch: number;
+  nextSeq: number; // the decision seq to apply next
+  buffered: Map<number, Decision>; // decisions that arrived early or while computing
+  /** Latest pruning rule: ids <= upTo survive only if in keep (null keep = none survive). */
+  upTo: number;
+  keep: ReadonlySet<number> | null;
+  rows: Set<number>; // tree rows this stage holds
+  sampling: SamplingParams | null;
+}
+
+const RELEASED_MEMORY = 4096;
+
+export class StageWorker {
+  private readonly requests = new Map<string, RequestState>();
+  private readonly released = new Set<string>();
+  private busy = false;
+
+  constructor(
+    readonly shard: StageShard,
+    readonly index: number,
+  ) {}
+
+  get isLast(): boolean {
+    return this.shard.isLast;
+  }
+
+  /** Queues a decision; it is applied at once unless a compute is running. */
+  receive(decision: Decision): void {
+    if (this.released.has(decision.requestId)) return;
+    if (decision.release && !this.busy) {
+      this.drop(decision.requestId);
+      return;
+    }
+    const state = this.state(decision.requestId);
+    state.buffered.set(decision.seq, decision);
+    if (!this.busy) this.applyReady(decision.requestId, state);
+  }
+
+  /** Frees a request at once (cancellation from the transport, or the end of a request). */
+  release(requestId: string): void {
+    if (this.busy) {
+      const state = this.state(requestId);
+      state.buffered.set(-1, { ...emptyDecision(requestId), release: true });
+      return;
+    }
+    this.drop(requestId);
+  }
+
+  /** Tree rows this stage holds for a request (tests and diagnostics). */
+  treeRows(requestId: string): number[] {
+    return [...(this.requests.get(requestId)?.rows ?? [])];
+  }
+
+  async process(packet: LayerPacket): Promise<StageResult> {
+    if (this.busy) throw new EngineError('PROTOCOL', `stage ${this.index} is already computing`);
+    const none: StageResult = { output: null, computeMs: 0, positions: 0 };
+    if (this.released.has(packet.requestId)) return none;
+    const state = this.state(packet.requestId);
+    state.sampling = packet.sampling;
+    if (packet.epoch < state.epoch) return none;
+    const live = liveRows(packet, state);
+    if (live.length === 0) return none;
+    const batch = live.length === packet.nodeIds.length ? packet : slice(packet, live, this.shard);
+
+    this.busy = true;
+    const t0 = performance.now();
+    let out;
+    try {
+      out = await this.shard.forward(packet.requestId, {
+        nodeIds: batch.nodeIds,
+        parentIds: batch.parentIds,
+        positions: batch.positions,
+        tokens: this.shard.isFirst ? batch.tokens : undefined,
+        hidden: this.shard.isFirst ? undefined : batch.hidden,
+      });
+    } finally {
+      this.busy = false;
+    }
+    const computeMs = performance.now() - t0;
+    for (const id of batch.nodeIds) state.rows.add(id);
+    // Decisions that arrived during the compute (pruning the rows just added, or a release).
+    this.applyReady(packet.requestId, state);
+    if (this.released.has(packet.requestId)) return { output: null, computeMs, positions: 0 };
+    const positions = batch.nodeIds.length;
+
+    if (!this.shard.isLast) {
+      return { output: { ...batch, tokens: undefined, hidden: out.hidden }, computeMs, positions };
+    }
+    const logits = out.logits!; // [n, vocab]
+    const vocab = this.shard.info.vocabSize;
+    const tokens = new Int32Array(positions); // [n]
+    const chosen = new Float32Array(positions); // [n]
+    for (let i = 0; i < positions; i++) {
+      tokens[i] = chooseToken(logits, i * vocab, vocab, batch.positions[i] + 1, packet.sampling);
+      chosen[i] = logits[i * vocab + tokens[i]];
+    }
+    const verdict: Verdict = {
+      requestId: packet.requestId,
+      epoch: packet.epoch,
+      seq: packet.seq,
+      nodeIds: batch.nodeIds,
+      tokens,
+      logits: chosen,
+    };
+    return { output: verdict, computeMs, positions };
+  }
+
+  private state(requestId: string): RequestState {
+    let s = this.requests.get(requestId);
+    if (!s) {
+      s = {
+        epoch: 0,
+        nextSeq: 0,
+        buffered: new Map(),
+        upTo: -1,
+        keep: null,
+        rows: new Set(),
+        sampling: null,
+      };
+      this.requests.set(requestId, s);
+    }
+    return s;
+  }
+
+  private applyReady(requestId: string, state: RequestState): void {
+    if (state.buffered.has(-1)) {
+      this.drop(requestId);
+      return;
+    }
+    for (let d = state.buffered.get(state.nextSeq); d; d = state.buffered.get(state.nextSeq)) {
+      state.buffered.delete(state.nextSeq);
+      state.nextSeq++;
+      if (d.release) {
+        this.drop(requestId);
+        return;
+      }
+      this.apply(requestId, state, d);
+    }
+  }
+
+  private apply(requestId: string, state: RequestState, d: Decision): void {
+    state.epoch = Math.max(state.epoch, d.epoch);
+    if (d.commit.length > 0) {
+      for (const id of d.commit) {
+        if (!state.rows.delete(id)) {
+          throw new EngineError(
+            'PROTOCOL',
+            `stage ${this.index}: commit of row ${id} it does not hold (request ${requestId})`,
+          );
+        }
+      }
+      this.shard.commit(requestId, d.commit);
+    }
+    // 'all' prunes nothing and must not loosen the previous rule: a row pruned earlier may
+    // still be in flight towards this stage.
+    if (d.keep === 'all') return;
+    state.upTo = Math.max(state.upTo, d.upTo);
+    state.keep = d.keep === 'none' ? null : new Set(d.keep);
+    const survivors = new Set<number>();
+    for (const id of state.rows) if (isLive(id, state)) survivors.add(id);
+    if (survivors.size < state.rows.size) {
+      this.shard.prune(requestId, survivors);
+      state.rows = survivors;
+    }
+  }
+
+  private drop(requestId: string): void {
+    this.requests.delete(requestId);
+    this.shard.release(requestId);
+    this.released.add(requestId);
+    if (this.released.size > RELEASED_MEMORY) {
+      this.released.delete(this.released.values().next().value!);
+    }
+  }
+}
+
+function emptyDecision(requestId: string): Decision {
+  return { requestId, epoch: 0, seq: -1, commit: [], keep: 'all', upTo: -1 };
+}
+
+function isLive(id: number, state: RequestState): boolean {
+  return id > state.upTo || (state.keep?.has(id) ?? false);
+}
+
+function liveRows(packet: LayerPacket, state: RequestState): number[] {
+  const live: number[] = [];
+  for (let i = 0; i < packet.nodeIds.length; i++) {
+    if (isLive(packet.nodeIds[i], state)) live.push(i);
+  }
+  return live;
+}
+
+function slice(packet: LayerPacket, rows: number[], shard: StageShard): LayerPacket {
+  const pick = (a: Int32Array) => Int32Array.from(rows, (i) => a[i]);
+  let hidden: Float32Array | undefined;
+  if (packet.hidden) {
+    const h = shard.info.hiddenSize;
+    hidden = new Float32Array(rows.length * h); // [rows, hidden]
+    rows.forEach((r, j) => hidden!.set(packet.hidden!.subarray(r * h, (r + 1) * h), j * h));
+  }
+  return {
+    ...packet,
+    nodeIds: pick(packet.nodeIds),
+    parentIds: pick(packet.parentIds),
+    positions: pick(packet.positions),
+    tokens: packet.tokens ? pick(packet.tokens) : undefined,
+    hidden,
+  };
+}

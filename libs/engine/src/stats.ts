@@ -1,0 +1,53 @@
+// Per-request statistics and the per-token event, shared by every method.
+
+export type Method = 'ar' | 'pp' | 'stpp' | 'pipedec';
+
+/** One committed output token, for streaming. */
+export interface TokenEvent {
+  requestId: string;
+  token: number;
+  index: number; // 0-based position in the output
+  timestep: number; // the timestep at which the token was committed
+  simulatedMs: number; // simulated clock at commit (0 outside the simulator)
+  text: string; // new text safe to stream ('' without a decoder)
+}
+
+export interface RequestStats {
+  method: Method;
+  stages: number;
+  promptTokens: number;
+  outputTokens: number;
+  /** Tokens the target committed, the end-of-sequence token included. */
+  committedTokens: number;
+  timesteps: number;
+  /** Timesteps until the first token was committed (prefill). */
+  prefillTimesteps: number;
+  /** Timesteps per committed token after the first (the primary metric). */
+  timestepsPerToken: number;
+  tokensPerTimestep: number;
+  verifications: number; // root verdicts checked against the tree (PipeDec) or trees verified (STPP)
+  hits: number; // PipeDec: the target's token was a child of the root
+  misses: number;
+  refills: number; // pipeline restarts from the target's token after a miss
+  hitRate: number;
+  refillsPer100Tokens: number;
+  acceptedDraftTokens: number; // STPP: drafted tokens committed
+  draftedNodes: number; // tree nodes sent into the pipeline
+  draftMs: number; // wall time in the draft model
+  draftPositions: number;
+  stageBusyMs: number[]; // [stages] wall time computing
+  stagePositions: number[]; // [stages] rows computed
+  stageSimulatedMs: number[]; // [stages] busy time under the cost model
+  /** The controller's own work (tree, masks, decisions, stop rules), draft excluded, ms. */
+  engineMs: number;
+  wallMs: number;
+  ttftWallMs: number;
+  simulatedMs: number;
+  ttftSimulatedMs: number;
+  /** Simulated ms per output token after the first. */
+  simulatedMsPerToken: number;
+}
+
+export function ratio(a: number, b: number): number {
+  return b > 0 ? a / b : 0;
+}
