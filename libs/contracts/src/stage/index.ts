@@ -4,6 +4,7 @@ export { decodeTensor, encodeTensor, type WireDtype, type WireTensor } from './t
 export {
   decisionFromWire,
   decisionToWire,
+  emptyTrace,
   packetFromWire,
   packetToWire,
   verdictFromWire,

@@ -32,7 +32,7 @@ function envelope(): PacketEnvelope {
       sampling: { temperature: 0.7, topP: 0.9, seed: 2 ** 40 + 3 },
     },
     decisionCount: 5,
-    trace: { computeMs: 1.5, codecMs: 0.25, hops: 2 },
+    trace: { computeMs: [1.5, 2.25], rows: [3, 3], codecMs: 0.25 },
   };
 }
 
@@ -94,9 +94,11 @@ describe('stage messages over protobuf', () => {
         tokens: Int32Array.from([99, 100]),
         logits: Float32Array.from([12.5, -3.25]),
       },
-      trace: { computeMs: 3, codecMs: 0, hops: 4 },
+      trace: { computeMs: [1, 2, 3, 4], rows: [2, 2, 2, 2], codecMs: 0 },
     };
     expect(verdictFromWire(overWire(service.Verdicts, verdictToWire(v)))).toEqual(v);
+    const failed = { ...v, failure: { stage: 2, message: 'ModelError: KV_LIMIT' } };
+    expect(verdictFromWire(overWire(service.Verdicts, verdictToWire(failed)))).toEqual(failed);
   });
 
   it('carries every kind of decision', () => {

@@ -9,9 +9,9 @@ import { decodeTensor, encodeTensor, type WireDtype } from './tensor-codec.js';
 
 /** Durations summed over the stages a packet passed, each measured on its own host. */
 export interface PacketTrace {
-  computeMs: number;
-  codecMs: number;
-  hops: number;
+  computeMs: number[]; // [stages passed] each stage's forward time
+  rows: number[]; // [stages passed] rows each stage computed
+  codecMs: number; // encode + decode of the hidden states, summed
 }
 
 export interface SamplingParams {
@@ -51,6 +51,8 @@ export interface VerdictRecord {
 export interface VerdictEnvelope {
   verdict: VerdictRecord;
   trace: PacketTrace;
+  /** A stage could not compute the packet: the request fails with this. */
+  failure?: { stage: number; message: string };
 }
 
 export interface DecisionRecord {
@@ -68,7 +70,9 @@ const int32s = z.array(z.number().int());
 const bytes = z.custom<Uint8Array>((v) => v instanceof Uint8Array, 'expected bytes');
 const requestId = z.string().min(1).max(200);
 
-const wireTrace = z.object({ computeMs: z.number(), codecMs: z.number(), hops: u32 }).nullish();
+const wireTrace = z
+  .object({ computeMs: z.array(z.number()), rows: z.array(u32), codecMs: z.number() })
+  .nullish();
 const wireTensor = z.object({
   dtype: z.enum(['DTYPE_UNSPECIFIED', 'FP32', 'FP16']),
   shape: z.array(u32),
@@ -103,6 +107,8 @@ const wireVerdict = z.object({
   tokens: int32s,
   logits: z.array(z.number()),
   trace: wireTrace,
+  error: z.string(),
+  failedStage: u32,
 });
 export type WireVerdict = z.input<typeof wireVerdict>;
 
@@ -127,7 +133,7 @@ function parseWire<T extends z.ZodType>(schema: T, value: unknown, what: string)
   throw new StageProtocolError('MESSAGE_INVALID', `${what}: ${detail}`);
 }
 
-const emptyTrace = (): PacketTrace => ({ computeMs: 0, codecMs: 0, hops: 0 });
+export const emptyTrace = (): PacketTrace => ({ computeMs: [], rows: [], codecMs: 0 });
 
 export function packetToWire(env: PacketEnvelope, dtype: WireDtype): WireLayerPacket {
   const p = env.packet;
@@ -197,6 +203,8 @@ export function verdictToWire(env: VerdictEnvelope): WireVerdict {
     tokens: Array.from(v.tokens),
     logits: Array.from(v.logits),
     trace: env.trace,
+    error: env.failure?.message ?? '',
+    failedStage: env.failure?.stage ?? 0,
   };
 }
 
@@ -208,7 +216,7 @@ export function verdictFromWire(value: unknown): VerdictEnvelope {
       `Verdict ${w.requestId}#${w.seq}: ${w.nodeIds.length} node ids, ${w.tokens.length} tokens, ${w.logits.length} logits`,
     );
   }
-  return {
+  const env: VerdictEnvelope = {
     verdict: {
       requestId: w.requestId,
       epoch: w.epoch,
@@ -219,6 +227,8 @@ export function verdictFromWire(value: unknown): VerdictEnvelope {
     },
     trace: w.trace ?? emptyTrace(),
   };
+  if (w.error !== '') env.failure = { stage: w.failedStage, message: w.error };
+  return env;
 }
 
 export function decisionToWire(d: DecisionRecord): WireDecision {
