@@ -1,3 +1,6 @@
 import { workspaceJestConfig } from '../../jest.base.js';
 
-export default workspaceJestConfig(import.meta.dirname);
+export default {
+  ...workspaceJestConfig(import.meta.dirname),
+  testEnvironment: `${import.meta.dirname}/jest.environment.js`,
+};

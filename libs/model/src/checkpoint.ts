@@ -240,8 +240,8 @@ async function computeFingerprint(
     hash.update(`\n${name}|${e.dtype}|${e.shape.join('x')}|`);
     const file = files.get(e.file)!;
     const n = Math.min(32, e.byteLength);
-    hash.update(await file.read(name, 0, n));
-    hash.update(await file.read(name, e.byteLength - n, n));
+    hash.update(await file.peek(name, 0, n));
+    hash.update(await file.peek(name, e.byteLength - n, n));
   }
   return hash.digest('hex');
 }

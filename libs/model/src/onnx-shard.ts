@@ -16,6 +16,8 @@ export interface OnnxShardOptions extends OpenShardOptions {
 export class OnnxShard extends StageShard implements LayerShard {
   /** Whether opening built the graph (false: reused from the cache). */
   readonly graphBuilt: boolean;
+  /** Tensor bytes read from the checkpoint while opening (0 when the graph came from the cache). */
+  readonly checkpointBytesRead: number;
   private readonly outputNames: string[];
 
   private constructor(
@@ -26,9 +28,11 @@ export class OnnxShard extends StageShard implements LayerShard {
     private readonly session: RuntimeSession,
     private readonly graphWeightBytes: number,
     graphBuilt: boolean,
+    checkpointBytesRead: number,
   ) {
     super(info, config, range.layerStart, range.layerEnd, maxKvBytes);
     this.graphBuilt = graphBuilt;
+    this.checkpointBytesRead = checkpointBytesRead;
     const layers = range.layerEnd - range.layerStart;
     this.outputNames = [this.isLast ? 'logits' : 'hidden_out'];
     for (let j = 0; j < layers; j++)
@@ -60,6 +64,7 @@ export class OnnxShard extends StageShard implements LayerShard {
         session,
         graph.weightBytes,
         graph.built,
+        ckpt.bytesRead(),
       );
     } finally {
       await ckpt.close();

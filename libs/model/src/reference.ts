@@ -33,6 +33,8 @@ export type ReferenceOptions = Pick<
 >;
 
 export class ReferenceModel extends StageShard implements LayerShard {
+  /** Tensor bytes read from the checkpoint while opening (proves other layers stay unread). */
+  readonly checkpointBytesRead: number;
   private readonly invFreq: Float32Array; // [headDim / 2]
 
   private constructor(
@@ -43,6 +45,7 @@ export class ReferenceModel extends StageShard implements LayerShard {
   ) {
     super(checkpoint.info, checkpoint.config, range.layerStart, range.layerEnd, maxKvBytes);
     this.invFreq = ropeInvFreq(checkpoint.config);
+    this.checkpointBytesRead = checkpoint.bytesRead();
   }
 
   static async open(opts: ReferenceOptions): Promise<ReferenceModel> {

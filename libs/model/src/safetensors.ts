@@ -137,6 +137,17 @@ export class SafetensorsFile {
 
   /** Reads `length` bytes of a tensor starting `offset` bytes into it (default: all of it). */
   async read(name: string, offset = 0, length?: number): Promise<Uint8Array> {
+    const out = await this.readRaw(name, offset, length);
+    this.bytesRead += out.length;
+    return out;
+  }
+
+  /** A small read that is not a weight load (fingerprint samples): not counted in bytesRead. */
+  peek(name: string, offset: number, length: number): Promise<Uint8Array> {
+    return this.readRaw(name, offset, length);
+  }
+
+  private async readRaw(name: string, offset = 0, length?: number): Promise<Uint8Array> {
     const entry = this.tensors.get(name);
     if (!entry) throw new ModelError('CHECKPOINT_MISSING', `${this.path} has no tensor "${name}"`);
     const len = length ?? entry.byteLength - offset;
@@ -166,7 +177,6 @@ export class SafetensorsFile {
       }
       done += bytesRead;
     }
-    this.bytesRead += len;
     return out;
   }
 
