@@ -57,7 +57,7 @@ describe('tree batches', () => {
   const asModel = (stages: LayerShard[]): Model => {
     const chain = new Chain(stages);
     toClose.push(...stages);
-    return Object.assign(chain, { vocab: stages[0].info.vocabSize }) as unknown as Model;
+    return Object.assign(chain, { vocab: stages[0].info.vocabSize });
   };
 
   beforeAll(async () => {
