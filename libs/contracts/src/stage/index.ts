@@ -29,8 +29,7 @@ export {
 export {
   checkPipeline,
   registryKey,
-  REGISTRY_PIPELINES_KEY,
-  REGISTRY_PREFIX,
+  registryPipelinesKey,
   stageRegistrationSchema,
   type PipelineState,
   type StageRegistration,

@@ -12,6 +12,7 @@ function stage(s: number, start: number, end: number, over: Partial<StageRegistr
     healthUrl: `http://127.0.0.1:${6000 + s}/health`,
     fingerprint: 'abc',
     ready: true,
+    instanceId: `i${s}`,
     pid: 1,
     startedAt: 0,
     heartbeatAt: 0,

@@ -3,13 +3,17 @@
 // its pipeline is whole) and by anything that displays the live pipeline.
 import { z } from 'zod';
 
-/** Key prefix of every registry entry; one key per stage, expiring unless heartbeats renew it. */
-export const REGISTRY_PREFIX = 'pipedec:stage';
-/** Set of pipeline ids that have registered at least once (entries themselves expire). */
-export const REGISTRY_PIPELINES_KEY = 'pipedec:pipelines';
+/**
+ * One key per stage, `<prefix>stage:<pipeline>:<index>`, expiring unless heartbeats renew it
+ * (prefix: the deployment's REDIS_PREFIX, as in jobs/keys.ts).
+ */
+export function registryKey(prefix: string, pipelineId: string, stageIndex: number): string {
+  return `${prefix}stage:${pipelineId}:${stageIndex}`;
+}
 
-export function registryKey(pipelineId: string, stageIndex: number): string {
-  return `${REGISTRY_PREFIX}:${pipelineId}:${stageIndex}`;
+/** Set of pipeline ids that have registered at least once (the entries themselves expire). */
+export function registryPipelinesKey(prefix: string): string {
+  return `${prefix}pipelines`;
 }
 
 export const stageRegistrationSchema = z
@@ -24,6 +28,8 @@ export const stageRegistrationSchema = z
     healthUrl: z.string().min(1),
     fingerprint: z.string().min(1), // the target checkpoint's ModelInfo.fingerprint
     ready: z.boolean(),
+    /** Random per process start: tells a restarted stage from the one that was there. */
+    instanceId: z.string().min(1),
     pid: z.number().int(),
     startedAt: z.number(), // epoch ms
     heartbeatAt: z.number(), // epoch ms
