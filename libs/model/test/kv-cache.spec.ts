@@ -1,0 +1,230 @@
+// The KV cache bookkeeping on its own: masks from ancestry, commit reordering, prune
+// compaction, truncate, and the stage-wide byte limit.
+import { KvBudget, MASK_HIDDEN, SequenceKv } from '../src/kv-cache.js';
+import { ModelError, ReferenceModel, type TreeBatch } from '../src/index.js';
+import { chainBatch, tempDir, tinyCheckpoint } from './helpers.js';
+
+const GEOMETRY = { layers: 2, kvHeads: 1, headDim: 2 };
+
+function batch(ids: number[], parents: number[]): TreeBatch {
+  return {
+    nodeIds: Int32Array.from(ids),
+    parentIds: Int32Array.from(parents),
+    positions: Int32Array.from(ids, () => 0),
+  };
+}
+
+/** Plans, reserves and appends a batch, writing key value = node id into every row. */
+function add(kv: SequenceKv, ids: number[], parents: number[]): Float32Array {
+  const b = batch(ids, parents);
+  const { past, mask } = kv.plan(b);
+  kv.reserve(ids.length);
+  ids.forEach((id, i) => {
+    for (let l = 0; l < GEOMETRY.layers; l++) {
+      kv.keys[l].fill(id, (past + i) * 2, (past + i + 1) * 2);
+      kv.values[l].fill(-id, (past + i) * 2, (past + i + 1) * 2);
+    }
+  });
+  kv.append(b);
+  return mask;
+}
+
+/** Node id held by each slot, read back from the key buffer. */
+const slots = (kv: SequenceKv) => Array.from({ length: kv.rows }, (_, s) => kv.keys[1][s * 2]);
+const visible = (mask: Float32Array, n: number) => {
+  const total = mask.length / n;
+  return Array.from({ length: n }, (_, i) =>
+    Array.from({ length: total }, (_, c) => (mask[i * total + c] === 0 ? 1 : 0)).join(''),
+  );
+};
+
+describe('SequenceKv', () => {
+  it('builds the tree mask from committed rows, ancestors across calls and within the batch', () => {
+    const kv = new SequenceKv('s', GEOMETRY, new KvBudget(Infinity));
+    add(kv, [0, 1, 2], [-1, 0, 1]);
+    kv.commit([0, 1, 2]);
+    add(kv, [3, 4], [2, 2]); // two children of the last committed row
+    const mask = add(kv, [5, 6, 7], [3, 5, 4]);
+    // columns: committed 0 1 2 | tree 3 4 | batch 5 6 7
+    expect(visible(mask, 3)).toEqual(['11110100', '11110110', '11101001']);
+    expect(mask.filter((m) => m !== 0).every((m) => m === MASK_HIDDEN)).toBe(true);
+  });
+
+  it('commit moves the chain behind the prefix without touching K/V contents; prune compacts', () => {
+    const kv = new SequenceKv('s', GEOMETRY, new KvBudget(Infinity));
+    add(kv, [0, 1], [-1, 0]);
+    kv.commit([0, 1]);
+    add(kv, [10, 11, 12], [1, 1, 1]);
+    add(kv, [20, 21, 22], [10, 12, 12]);
+    kv.commit([12, 22]);
+    expect(kv.committed).toBe(4);
+    expect(slots(kv)).toEqual([0, 1, 12, 22, 10, 11, 20, 21]);
+    expect(kv.values[0][3 * 2]).toBe(-22);
+    kv.prune(new Set([11, 999]));
+    expect(slots(kv)).toEqual([0, 1, 12, 22, 11]);
+    // the surviving tree row still sees the whole prefix, and a new child sees it
+    const mask = add(kv, [30], [11]);
+    expect(visible(mask, 1)).toEqual(['111111']);
+  });
+
+  it('truncate keeps a prefix of the committed rows and drops the tree', () => {
+    const kv = new SequenceKv('s', GEOMETRY, new KvBudget(Infinity));
+    add(kv, [0, 1, 2, 3], [-1, 0, 1, 2]);
+    kv.commit([0, 1, 2, 3]);
+    add(kv, [4], [3]);
+    kv.truncate(2);
+    expect([kv.committed, kv.rows]).toEqual([2, 2]);
+    // ids of dropped rows are free again
+    add(kv, [2, 3], [1, 2]);
+    expect(slots(kv)).toEqual([0, 1, 2, 3]);
+    expect(() => kv.truncate(3)).toThrow(/cannot truncate to 3 committed rows; it has 2/);
+  });
+
+  it.each<[string, (kv: SequenceKv) => void, RegExp]>([
+    ['a live id reused', (kv) => kv.plan(batch([1], [-1])), /node id 1 is already live/],
+    [
+      'an id twice in a batch',
+      (kv) => kv.plan(batch([7, 7], [-1, -1])),
+      /node id 7 is already live/,
+    ],
+    [
+      'an unknown parent',
+      (kv) => kv.plan(batch([7], [42])),
+      /parent 42, which is neither live nor earlier/,
+    ],
+    ['a parent later in the batch', (kv) => kv.plan(batch([7, 8], [8, -1])), /parent 8/],
+    [
+      'ragged arrays',
+      (kv) => kv.plan({ ...batch([7, 8], [-1, -1]), positions: Int32Array.from([0]) }),
+      /positions 1/,
+    ],
+    ['committing a non-chain', (kv) => kv.commit([3]), /chain broken at node 3: its parent is 2/],
+    ['committing an unknown row', (kv) => kv.commit([99]), /cannot commit node 99/],
+    [
+      "pruning a kept row's parent",
+      (kv) => kv.prune(new Set([3])),
+      /keeps node 3 but drops its parent 2/,
+    ],
+  ])('refuses %s', (_label, act, message) => {
+    const kv = new SequenceKv('s', GEOMETRY, new KvBudget(Infinity));
+    add(kv, [0, 1], [-1, 0]);
+    kv.commit([0, 1]);
+    add(kv, [2, 3], [1, 2]);
+    const before = slots(kv);
+    expect(() => act(kv)).toThrow(message);
+    expect(slots(kv)).toEqual(before);
+  });
+
+  it('accounts bytes in a shared budget and refuses growth past the limit', () => {
+    const rowBytes = 2 * GEOMETRY.layers * GEOMETRY.kvHeads * GEOMETRY.headDim * 4; // 32
+    const budget = new KvBudget(40 * rowBytes);
+    const a = new SequenceKv('a', GEOMETRY, budget);
+    add(
+      a,
+      Array.from({ length: 16 }, (_, i) => i),
+      Array.from({ length: 16 }, (_, i) => i - 1),
+    );
+    expect(budget.usedBytes).toBe(16 * rowBytes); // minimum capacity 16 rows
+    const b = new SequenceKv('b', GEOMETRY, budget);
+    add(
+      b,
+      Array.from({ length: 24 }, (_, i) => i),
+      Array.from({ length: 24 }, (_, i) => i - 1),
+    );
+    expect(budget.usedBytes).toBe(40 * rowBytes);
+    let err: unknown;
+    try {
+      add(a, [100, 101], [15, 100]);
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(ModelError);
+    expect((err as ModelError).code).toBe('KV_LIMIT');
+    expect((err as ModelError).message).toMatch(
+      /"a" needs 18 KV rows .* limit is 1280 bytes and 768 are held by 1 other/,
+    );
+    expect(a.rows).toBe(16);
+    b.release();
+    add(a, [100, 101], [15, 100]); // fits once b is gone
+    expect(budget.usedBytes).toBe(24 * rowBytes); // grown by half
+    expect(slots(a).slice(14)).toEqual([14, 15, 100, 101]); // rows survive the move
+    a.release();
+    expect([budget.usedBytes, budget.sequences]).toEqual([0, 0]);
+  });
+});
+
+describe('LayerShard memory', () => {
+  let tmp: Awaited<ReturnType<typeof tempDir>>;
+  let checkpointDir: string;
+  beforeAll(async () => {
+    tmp = await tempDir('kv');
+    checkpointDir = await tinyCheckpoint(tmp.dir, 'ckpt', { layers: 2 });
+  });
+  afterAll(() => tmp.cleanup());
+
+  it('reports KV and weight bytes, enforces maxKvBytes with KV_LIMIT, and frees on release', async () => {
+    // 2 layers x K,V x 2 kv heads x head dim 8 x 4 bytes = 256 bytes per row
+    const shard = await ReferenceModel.open({ checkpointDir, maxKvBytes: 64 * 256 });
+    expect(shard.memory()).toEqual({
+      kvBytes: 0,
+      kvLimitBytes: 64 * 256,
+      weightBytes: expect.any(Number),
+      sequences: 0,
+    });
+    const params =
+      300 * 32 * 2 + 2 * (32 + 32 * 32 + 2 * 16 * 32 + 32 * 32 + 32 + 3 * 64 * 32) + 32;
+    expect(shard.memory().weightBytes).toBe(params * 4);
+    await shard.forward('a', chainBatch([1, 2, 3], 0, 0, -1));
+    expect(shard.memory()).toMatchObject({ kvBytes: 16 * 256, sequences: 1 });
+    await expect(
+      shard.forward(
+        'b',
+        chainBatch(
+          Array.from({ length: 60 }, () => 5),
+          0,
+          0,
+          -1,
+        ),
+      ),
+    ).rejects.toMatchObject({
+      code: 'KV_LIMIT',
+    });
+    expect(shard.memory()).toMatchObject({ kvBytes: 16 * 256, sequences: 1 }); // b left no trace
+    shard.release('a');
+    expect(shard.memory()).toMatchObject({ kvBytes: 0, sequences: 0 });
+    await shard.forward(
+      'b',
+      chainBatch(
+        Array.from({ length: 60 }, () => 5),
+        0,
+        0,
+        -1,
+      ),
+    );
+    expect(shard.memory().kvBytes).toBe(60 * 256);
+    await shard.close();
+  });
+
+  it('validates batches against the stage kind', async () => {
+    const first = await ReferenceModel.open({ checkpointDir, layerStart: 0, layerEnd: 1 });
+    const last = await ReferenceModel.open({ checkpointDir, layerStart: 1, layerEnd: 2 });
+    await expect(
+      first.forward('s', { ...chainBatch([1], 0, 0, -1), tokens: undefined }),
+    ).rejects.toThrow(/first stage needs tokens \[1\], got none/);
+    await expect(first.forward('s', chainBatch([300], 0, 0, -1))).rejects.toThrow(
+      /token id 300 outside the vocabulary/,
+    );
+    await expect(first.forward('s', chainBatch([1], 0, 4096, -1))).rejects.toThrow(
+      /position 4096 outside \[0, 4096\)/,
+    );
+    await expect(last.forward('s', chainBatch([1], 0, 0, -1))).rejects.toThrow(
+      /needs hidden \[1, 32\]/,
+    );
+    expect(() => last.commit('nope', [1])).toThrow(/unknown sequence "nope"/);
+    await first.close();
+    await last.close();
+    await expect(first.forward('s', chainBatch([1], 0, 0, -1))).rejects.toMatchObject({
+      code: 'CLOSED',
+    });
+  });
+});
