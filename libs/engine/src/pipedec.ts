@@ -60,7 +60,9 @@ export async function generatePipeDec(
       const x = root.target;
       const chain = [...run.pendingChain, root.id];
       run.pendingChain = [];
-      run.stats.verifications++;
+      // The last useful root has no children on purpose: not a verification of the tree.
+      const final = root.position + 1 > run.lastUsefulPosition;
+      if (!final) run.stats.verifications++;
       const child = tree.childWithToken(x);
       if (child) {
         run.stats.hits++;
@@ -70,8 +72,10 @@ export async function generatePipeDec(
         drafter.commit([root.id]);
         drafter.prune(new Set(keep));
       } else {
-        run.stats.misses++;
-        run.stats.refills++;
+        if (!final) {
+          run.stats.misses++;
+          run.stats.refills++;
+        }
         epoch++;
         run.decide(epoch, chain, 'none', tree.lastId);
         drafter.commit([root.id]);

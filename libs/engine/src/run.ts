@@ -184,6 +184,10 @@ export class RequestRun {
 
   /** Commits one target token; false once the request is finished. */
   commitToken(token: number, logit: number): boolean {
+    if (this.request.signal?.aborted) {
+      this.finish = 'cancelled';
+      return false;
+    }
     this.stats.committedTokens++;
     this.tokenLogits.push(logit);
     const step = this.stop.push(token);

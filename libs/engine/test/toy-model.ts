@@ -103,6 +103,9 @@ export class ToyShard implements StageShard {
         expected = p.position + 1;
         for (let a: Row | undefined = p; a; a = cache.tree.get(a.parent)) ancestors.push(a);
       }
+      if (position >= this.config.maxPositions) {
+        throw new Error(`${seq}: row ${id} at position ${position} beyond the context window`);
+      }
       if (position !== expected) {
         throw new Error(`${seq}: row ${id} at position ${position}, expected ${expected}`);
       }

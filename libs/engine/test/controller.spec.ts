@@ -1,0 +1,246 @@
+// Controller behaviour on the toy model: the tree and every cache stay consistent after any
+// run (property-based), timesteps match the method's theory, cancellation frees everything,
+// stop rules and the context window behave the same in every method.
+
+import { jest } from '@jest/globals';
+import fc from 'fast-check';
+import {
+  EngineError,
+  generatePipeDec,
+  type GenerateRequest,
+  type PredictionTree,
+  type SamplingParams,
+  SimulatedPipeline,
+  type TokenEvent,
+} from '../src/index.js';
+import {
+  makePipeline,
+  type MethodSpec,
+  prompts,
+  type Rig,
+  runMethod,
+  UNIT_COST,
+} from './helpers.js';
+import { type ToyConfig, ToyShard, toyStages } from './toy-model.js';
+
+jest.setTimeout(120_000);
+
+const TARGET: ToyConfig = { layers: 8, vocab: 61, maxPositions: 64, seed: 3, eosTokenIds: [] };
+const GREEDY: SamplingParams = { temperature: 0, topP: 1, seed: 0 };
+
+function rig(stages: number, disagreement: number, target = TARGET): Rig {
+  return {
+    target: new ToyShard(target),
+    stages: toyStages(target, stages),
+    draft: new ToyShard({ ...target, disagreement, noiseSeed: 9 }),
+  };
+}
+
+function assertReleased(r: Rig): void {
+  for (const s of [...r.stages, r.draft, r.target]) expect((s as ToyShard).seqs.size).toBe(0);
+}
+
+const ALL: MethodSpec[] = [
+  { method: 'ar' },
+  { method: 'pp' },
+  { method: 'stpp', depth: 3, branching: 2, budget: 8 },
+  { method: 'pipedec', width: 4 },
+];
+
+describe('PipeDec controller on the toy model', () => {
+  it('property: after every verification no stage, worker or draft holds a row outside the live tree; tokens equal AR', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.integer({ min: 1, max: 6 }),
+        fc.integer({ min: 1, max: 8 }),
+        fc.integer({ min: 1, max: 4 }),
+        fc.double({ min: 0, max: 0.7, noNaN: true }),
+        fc.array(fc.integer({ min: 1, max: 60 }), { minLength: 1, maxLength: 12 }),
+        fc.integer({ min: 1, max: 8 }),
+        fc.boolean(),
+        async (stages, width, branching, disagreement, prompt, chunk, sampled) => {
+          const r = rig(stages, disagreement);
+          const sampling = sampled ? { temperature: 0.9, topP: 0.95, seed: 77 } : GREEDY;
+          const request = { prompt, maxTokens: 10, sampling, prefillChunk: chunk };
+          const ar = await runMethod(r, { method: 'ar' }, { ...request, requestId: 'ar' });
+          const pipeline = makePipeline(r.stages, 'sim') as SimulatedPipeline;
+          let checks = 0;
+          const onVerify = (tree: PredictionTree) => {
+            checks++;
+            const live = new Set(tree.liveIds());
+            for (const shard of [...r.stages, r.draft] as ToyShard[]) {
+              for (const id of shard.rows('pd').tree) expect(live.has(id)).toBe(true);
+            }
+            for (const w of pipeline.workers) {
+              for (const id of w.treeRows('pd')) expect(live.has(id)).toBe(true);
+            }
+            for (const n of tree.liveNodes())
+              expect(tree.isAncestorOrSelf(tree.root.id, n.id)).toBe(true);
+          };
+          const res = await generatePipeDec(
+            pipeline,
+            pipeline.meterDraft(r.draft),
+            { ...request, requestId: 'pd' },
+            { width, branching, onVerify },
+          );
+          expect(res.tokens).toEqual(ar.tokens);
+          expect(checks).toBe(res.stats.committedTokens);
+          expect(res.stats.hits + res.stats.misses).toBe(res.stats.verifications);
+          assertReleased(r);
+        },
+      ),
+      { numRuns: 40 },
+    );
+  });
+
+  it('timesteps: PP takes S per token, a perfect draft gives PipeDec 1, STPP S/(D+1)', async () => {
+    const stages = 4;
+    const r = rig(stages, 0);
+    const req = { requestId: 't', prompt: [5, 6, 7], maxTokens: 13, prefillChunk: 4 };
+    const pp = await runMethod(r, { method: 'pp' }, req);
+    const pd = await runMethod(r, { method: 'pipedec', width: 2 }, req);
+    const stpp = await runMethod(r, { method: 'stpp', depth: 3, branching: 1, budget: 3 }, req);
+    expect(pp.stats.timestepsPerToken).toBe(stages);
+    expect(pd.stats.timestepsPerToken).toBe(1);
+    expect(pd.stats.hitRate).toBe(1);
+    expect(pd.stats.misses).toBe(0);
+    expect(stpp.stats.timestepsPerToken).toBe(stages / 4);
+    expect(pd.tokens).toEqual(pp.tokens);
+    // Each miss refills the pipeline: S timesteps for that token.
+    const noisy = await runMethod(rig(stages, 0.5), { method: 'pipedec', width: 1 }, req);
+    const s = noisy.stats;
+    expect(s.misses).toBeGreaterThan(0);
+    expect(s.timesteps - s.prefillTimesteps).toBe(s.hits + s.misses * stages);
+    expect(s.refillsPer100Tokens).toBeCloseTo((100 * s.refills) / s.committedTokens);
+    expect(s.stageBusyMs).toHaveLength(stages);
+    expect(s.stagePositions.every((p) => p > 0)).toBe(true);
+    expect(s.simulatedMs).toBeGreaterThan(0);
+  });
+
+  it('emits one event per output token with its timestep and text', async () => {
+    const events: TokenEvent[] = [];
+    const decode = (ids: readonly number[]) => ids.map((i) => `<${i}>`).join('');
+    const res = await runMethod(
+      rig(3, 0.2),
+      { method: 'pipedec', width: 4 },
+      {
+        requestId: 'ev',
+        prompt: [1, 2, 3, 4],
+        maxTokens: 9,
+        decode,
+        onEvent: (e) => events.push(e),
+      },
+    );
+    expect(events.map((e) => e.token)).toEqual(res.tokens);
+    expect(events.map((e) => e.index)).toEqual(res.tokens.map((_, i) => i));
+    expect(events.map((e) => e.text).join('')).toBe(decode(res.tokens));
+    for (let i = 1; i < events.length; i++) {
+      expect(events[i].timestep).toBeGreaterThanOrEqual(events[i - 1].timestep);
+    }
+    expect(res.text).toBe(decode(res.tokens));
+  });
+
+  it.each(['sim', 'async'] as const)(
+    'cancellation at any moment frees every stage and the draft (%s)',
+    async (kind) => {
+      for (const spec of ALL.slice(1)) {
+        for (let at = 0; at < 8; at++) {
+          const r = rig(3, 0.3);
+          const ac = new AbortController();
+          let n = 0;
+          const request: GenerateRequest = {
+            requestId: `c${at}`,
+            prompt: [3, 1, 4, 1, 5, 9, 2, 6],
+            maxTokens: 40,
+            prefillChunk: 3,
+            signal: ac.signal,
+            onEvent: () => {
+              if (++n === at) ac.abort();
+            },
+          };
+          if (at === 0) ac.abort();
+          const res = await runMethod(r, spec, request, kind);
+          expect(res.finishReason).toBe('cancelled');
+          expect(res.tokens.length).toBe(at);
+          assertReleased(r);
+        }
+      }
+    },
+  );
+
+  it('cancellation mid-computation (timer) frees everything on async stages', async () => {
+    for (const spec of ALL.slice(1)) {
+      for (const delay of [0, 1, 3, 8]) {
+        const r = rig(4, 0.3);
+        const ac = new AbortController();
+        setTimeout(() => ac.abort(), delay);
+        const res = await runMethod(
+          r,
+          spec,
+          { requestId: `t${delay}`, prompt: [1, 2, 3, 4, 5], maxTokens: 50, signal: ac.signal },
+          'async',
+        );
+        expect(['cancelled', 'max_tokens']).toContain(res.finishReason);
+        assertReleased(r);
+      }
+    }
+  });
+
+  it('stop strings and end-of-sequence stop every method at the same token', async () => {
+    const r = rig(4, 0.3);
+    const decode = (ids: readonly number[]) => ids.map((i) => String.fromCharCode(65 + i)).join('');
+    const base = { prompt: [9, 8, 7], maxTokens: 12 };
+    const ar = await runMethod(r, { method: 'ar' }, { ...base, requestId: 'ref' });
+    const stop = decode(ar.tokens.slice(4, 6));
+    const eos = ar.tokens[6];
+    for (const spec of ALL) {
+      const s = await runMethod(r, spec, { ...base, requestId: 's', decode, stop: [stop] });
+      expect(s.finishReason).toBe('stop_string');
+      expect(s.text).toBe(decode(ar.tokens).slice(0, decode(ar.tokens).indexOf(stop)));
+      const e = await runMethod(r, spec, { ...base, requestId: 'e', eosTokenIds: [eos] });
+      expect(e.finishReason).toBe('eos');
+      expect(e.tokens).toEqual(ar.tokens.slice(0, ar.tokens.indexOf(eos)));
+      assertReleased(r);
+    }
+  });
+
+  it('a prompt that fills the context window', async () => {
+    const small: ToyConfig = { ...TARGET, maxPositions: 24 };
+    const r = rig(3, 0.3, small);
+    const long = prompts(1, small.vocab, 5, 22, 22)[0];
+    const ref = await runMethod(
+      r,
+      { method: 'ar' },
+      { requestId: 'a', prompt: long, maxTokens: 10 },
+    );
+    expect(ref.finishReason).toBe('context_full');
+    expect(ref.tokens).toHaveLength(2);
+    for (const spec of ALL) {
+      const res = await runMethod(r, spec, { requestId: 'w', prompt: long, maxTokens: 10 });
+      expect(res.tokens).toEqual(ref.tokens);
+      expect(res.finishReason).toBe('context_full');
+      const full = await runMethod(r, spec, {
+        requestId: 'f',
+        prompt: [...long, 1, 2],
+        maxTokens: 3,
+      });
+      expect(full.tokens).toEqual([]);
+      expect(full.finishReason).toBe('context_full');
+      await expect(
+        runMethod(r, spec, { requestId: 'x', prompt: [...long, 1, 2, 3], maxTokens: 3 }),
+      ).rejects.toThrow(EngineError);
+      assertReleased(r);
+    }
+  });
+
+  it('refuses a draft with another vocabulary, naming both values', async () => {
+    const r = rig(2, 0);
+    r.draft = new ToyShard({ ...TARGET, vocab: 50 });
+    await expect(
+      runMethod(r, { method: 'pipedec', width: 2 }, { requestId: 'v', prompt: [1], maxTokens: 2 }),
+    ).rejects.toThrow('vocabSize target 61 draft 50');
+  });
+});
+
+// Keep the unit cost model honest: it is what the timestep tests above read as 1 ms a stage.
+expect(UNIT_COST.stageFixedMs).toBe(1);

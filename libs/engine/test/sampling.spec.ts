@@ -1,0 +1,50 @@
+import { argmax, chooseToken, logSoftmax, topK, uniformAt } from '../src/index.js';
+
+describe('seeded sampling', () => {
+  it('draws a uniform number that depends only on (seed, position)', () => {
+    const a = Array.from({ length: 2000 }, (_, p) => uniformAt(42, p));
+    expect(a.every((u) => u >= 0 && u < 1)).toBe(true);
+    expect(Array.from({ length: 2000 }, (_, p) => uniformAt(42, p))).toEqual(a);
+    expect(uniformAt(43, 5)).not.toBe(uniformAt(42, 5));
+    expect(uniformAt(2 ** 40 + 42, 5)).not.toBe(uniformAt(42, 5));
+    const mean = a.reduce((s, u) => s + u, 0) / a.length;
+    expect(Math.abs(mean - 0.5)).toBeLessThan(0.03);
+  });
+
+  it('greedy is argmax with the lowest index winning a tie', () => {
+    const l = Float32Array.from([0, 3, 1, 3]);
+    expect(argmax(l, 0, 4)).toBe(1);
+    expect(chooseToken(l, 0, 4, 9, { temperature: 0, topP: 1, seed: 1 })).toBe(1);
+  });
+
+  it('samples the softmax distribution, and top-p restricts it to the nucleus', () => {
+    const logits = Float32Array.from([Math.log(0.5), Math.log(0.3), Math.log(0.2)]);
+    const count = (topP: number) => {
+      const c = [0, 0, 0];
+      for (let p = 0; p < 6000; p++)
+        c[chooseToken(logits, 0, 3, p, { temperature: 1, topP, seed: 7 })]++;
+      return c.map((x) => x / 6000);
+    };
+    const full = count(1);
+    expect(full[0]).toBeCloseTo(0.5, 1);
+    expect(full[1]).toBeCloseTo(0.3, 1);
+    expect(full[2]).toBeCloseTo(0.2, 1);
+    const nucleus = count(0.8);
+    expect(nucleus[2]).toBe(0);
+    expect(nucleus[0]).toBeCloseTo(0.625, 1);
+  });
+
+  it('the same (seed, position) gives the same token from any row offset', () => {
+    const rows = Float32Array.from([9, 9, 9, 0.1, 0.5, 0.2]);
+    const p = { temperature: 0.7, topP: 0.95, seed: 3 };
+    expect(chooseToken(rows, 3, 3, 11, p)).toBe(
+      chooseToken(Float32Array.from([0.1, 0.5, 0.2]), 0, 3, 11, p),
+    );
+  });
+
+  it('topK returns the best tokens, ties by lowest index', () => {
+    const lp = logSoftmax(Float32Array.from([1, 5, 5, 2, 0]), 0, 5);
+    expect(topK(lp, 3)).toEqual([1, 2, 3]);
+    expect(topK(lp, 10)).toEqual([1, 2, 3, 0, 4]);
+  });
+});
