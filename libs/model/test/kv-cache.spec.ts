@@ -165,12 +165,7 @@ describe('LayerShard memory', () => {
   it('reports KV and weight bytes, enforces maxKvBytes with KV_LIMIT, and frees on release', async () => {
     // 2 layers x K,V x 2 kv heads x head dim 8 x 4 bytes = 256 bytes per row
     const shard = await ReferenceModel.open({ checkpointDir, maxKvBytes: 64 * 256 });
-    expect(shard.memory()).toEqual({
-      kvBytes: 0,
-      kvLimitBytes: 64 * 256,
-      weightBytes: expect.any(Number),
-      sequences: 0,
-    });
+    expect(shard.memory()).toMatchObject({ kvBytes: 0, kvLimitBytes: 64 * 256, sequences: 0 });
     const params =
       300 * 32 * 2 + 2 * (32 + 32 * 32 + 2 * 16 * 32 + 32 * 32 + 32 + 3 * 64 * 32) + 32;
     expect(shard.memory().weightBytes).toBe(params * 4);
