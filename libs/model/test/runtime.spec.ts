@@ -1,0 +1,84 @@
+// The ONNX side: execution providers from configuration, graphs with external weights,
+// and the on-disk graph cache keyed by fingerprint and layer range.
+import { readdir, stat } from 'node:fs/promises';
+import path from 'node:path';
+
+import { OnnxShard, openShard, resolveExecutionProvider, splitLayers } from '../src/index.js';
+import { tempDir, tinyCheckpoint } from './helpers.js';
+
+describe('execution providers', () => {
+  it('defaults to cpu and accepts cuda by name', () => {
+    expect(resolveExecutionProvider()).toBe('cpu');
+    expect(resolveExecutionProvider('cuda')).toBe('cuda');
+  });
+
+  it('refuses an unknown provider, listing the valid ones', async () => {
+    expect(() => resolveExecutionProvider('tpu')).toThrow(
+      'UNKNOWN_PROVIDER: unknown execution provider "tpu"; valid choices: cpu, cuda',
+    );
+    await expect(
+      openShard({ checkpointDir: '/nonexistent', executionProvider: 'toString' }),
+    ).rejects.toMatchObject({
+      code: 'UNKNOWN_PROVIDER',
+    });
+  });
+});
+
+describe('graph cache', () => {
+  let tmp: Awaited<ReturnType<typeof tempDir>>;
+  beforeAll(async () => {
+    tmp = await tempDir('graphs');
+  });
+  afterAll(() => tmp.cleanup());
+
+  it('keeps weights out of the protobuf and reuses a graph per fingerprint and range', async () => {
+    const a = await tinyCheckpoint(tmp.dir, 'a', { seed: 1 });
+    const b = await tinyCheckpoint(tmp.dir, 'b', { seed: 2 }); // same shapes, other weights
+    const cacheDir = path.join(tmp.dir, 'cache');
+    const open = (checkpointDir: string, layerStart: number, layerEnd: number) =>
+      OnnxShard.open({ checkpointDir, layerStart, layerEnd, cacheDir });
+
+    const first = await open(a, 0, 2);
+    expect(first.graphBuilt).toBe(true);
+    const entries = await readdir(cacheDir);
+    expect(entries).toHaveLength(1);
+    expect(entries[0]).toMatch(
+      new RegExp(`^${first.info.fingerprint.slice(0, 24)}-L0-2-f32-g\\d+$`),
+    );
+    const model = await stat(path.join(cacheDir, entries[0], 'model.onnx'));
+    const weights = await stat(path.join(cacheDir, entries[0], 'weights.bin'));
+    expect(weights.size).toBe(first.memory().weightBytes);
+    expect(model.size * 10).toBeLessThan(weights.size);
+
+    const again = await open(a, 0, 2);
+    const otherRange = await open(a, 2, 4);
+    const otherWeights = await open(b, 0, 2);
+    expect([again.graphBuilt, otherRange.graphBuilt, otherWeights.graphBuilt]).toEqual([
+      false,
+      true,
+      true,
+    ]);
+    expect((await readdir(cacheDir)).filter((e) => !e.includes('.tmp'))).toHaveLength(3);
+    await Promise.all([first, again, otherRange, otherWeights].map((s) => s.close()));
+  });
+});
+
+describe('splitLayers', () => {
+  it('splits evenly, earlier stages taking the remainder', () => {
+    expect(splitLayers(10, 4)).toEqual([
+      { layerStart: 0, layerEnd: 3 },
+      { layerStart: 3, layerEnd: 6 },
+      { layerStart: 6, layerEnd: 8 },
+      { layerStart: 8, layerEnd: 10 },
+    ]);
+    expect(splitLayers(80, 14).map((r) => r.layerEnd - r.layerStart)).toEqual([
+      6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 5, 5, 5, 5,
+    ]);
+    expect(splitLayers(3, 1)).toEqual([{ layerStart: 0, layerEnd: 3 }]);
+  });
+
+  it('refuses more stages than layers', () => {
+    expect(() => splitLayers(3, 4)).toThrow(/stages must be an integer in \[1, 3\]/);
+    expect(() => splitLayers(0, 1)).toThrow(/numLayers must be a positive integer/);
+  });
+});
