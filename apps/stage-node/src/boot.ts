@@ -1,0 +1,117 @@
+// Builds a stage node from its configuration and runs it until SIGTERM: loads the layer shard
+// (and on the head the draft and tokenizer), starts the gRPC server and the health endpoint,
+// registers in Redis, and on the head consumes the generation queue while the pipeline is
+// whole. Shutdown order: not ready -> no new work -> in-flight work finishes (or fails after the
+// grace period) -> deregister -> close.
+import 'reflect-metadata';
+import { Logger } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import type { MicroserviceOptions } from '@nestjs/microservices';
+import {
+  Checkpoint,
+  loadTokenizer,
+  openShard,
+  splitLayers,
+  type LayerShard,
+  type LoadedTokenizer,
+} from '@pipedec/model';
+import { Redis } from 'ioredis';
+import { AppModule } from './app.module.js';
+import type { StageConfig } from './config/stage-config.js';
+import { stageServerOptions } from './grpc/grpc-options.js';
+import { GenerationConsumer } from './head/generation-consumer.js';
+import { StageRegistry } from './registry/stage-registry.js';
+import { StageNode } from './stage/stage-node.js';
+
+export interface RunningStage {
+  node: StageNode;
+  shutdown(reason: string): Promise<void>;
+}
+
+async function layerRange(config: StageConfig): Promise<{ layerStart: number; layerEnd: number }> {
+  if (config.layerRange !== 'even') return config.layerRange;
+  const ck = await Checkpoint.open(config.checkpointDir);
+  try {
+    return splitLayers(ck.info.numLayers, config.stageCount)[config.stageIndex];
+  } finally {
+    await ck.close();
+  }
+}
+
+export async function bootStage(config: StageConfig): Promise<RunningStage> {
+  const log = new Logger(`Boot ${config.pipelineId}/${config.stageIndex}`);
+  const range = await layerRange(config);
+  const shard: LayerShard = await openShard({
+    checkpointDir: config.checkpointDir,
+    ...range,
+    executionProvider: config.executionProvider,
+    maxKvBytes: config.maxKvBytes,
+    intraOpThreads: config.ortThreads,
+  });
+  let draft: LayerShard | null = null;
+  let tokenizer: LoadedTokenizer | null = null;
+  if (config.stageIndex === 0) {
+    draft = await openShard({
+      checkpointDir: config.draftCheckpointDir!,
+      executionProvider: config.executionProvider,
+      intraOpThreads: config.ortThreads,
+    });
+    tokenizer = await loadTokenizer(config.checkpointDir).catch((e: unknown) => {
+      log.warn(`no tokenizer (${e instanceof Error ? e.message : String(e)}): token prompts only`);
+      return null;
+    });
+  }
+
+  const redis = new Redis(config.redisUrl, { lazyConnect: false });
+  const node = new StageNode(config, shard);
+  const registry = new StageRegistry(
+    redis,
+    config.redisPrefix,
+    () => node.registration(),
+    config.registryTtlMs,
+    config.heartbeatMs,
+  );
+
+  const app = await NestFactory.create(AppModule.forNode(node), {
+    logger: ['error', 'warn', 'log'],
+  });
+  app.connectMicroservice<MicroserviceOptions>(stageServerOptions(config.grpcListen));
+  await app.startAllMicroservices();
+  await app.listen(config.healthPort, config.healthHost);
+
+  let consumer: GenerationConsumer | null = null;
+  if (node.pipeline && draft) {
+    const c = new GenerationConsumer(config, node.pipeline, draft, tokenizer, redis);
+    consumer = c;
+    node.onWholeChange = (whole) => c.setAccepting(whole);
+  }
+  await node.start(registry);
+  log.log(
+    `stage ${config.stageIndex}/${config.stageCount} layers [${range.layerStart}, ${range.layerEnd}) ` +
+      `grpc ${config.grpcListen} health ${config.healthHost}:${config.healthPort}`,
+  );
+
+  let stopping: Promise<void> | null = null;
+  const shutdown = (reason: string): Promise<void> =>
+    (stopping ??= (async () => {
+      log.log(`shutting down (${reason})`);
+      await node.beginDrain();
+      await consumer?.pause();
+      const deadline = Date.now() + config.shutdownGraceMs;
+      while (node.busy > 0 && Date.now() < deadline) await sleep(50);
+      if (node.busy > 0)
+        log.warn(`${node.busy} requests still in flight after the grace period: failing them`);
+      await node.stop();
+      await consumer?.close();
+      await app.close();
+      await shard.close();
+      await draft?.close();
+      await redis.quit().catch(() => undefined);
+      log.log('stopped');
+    })());
+  return { node, shutdown };
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}

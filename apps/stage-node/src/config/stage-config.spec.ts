@@ -1,0 +1,61 @@
+import { ConfigError } from '@pipedec/contracts';
+import { parseStageConfig } from './stage-config.js';
+
+const base = { STAGE_INDEX: '1', STAGE_COUNT: '4', CHECKPOINT_DIR: '/m/target' };
+
+describe('parseStageConfig', () => {
+  it('applies defaults: even split, fp32 on the wire, queue "generation"', () => {
+    const c = parseStageConfig(base);
+    expect(c).toMatchObject({
+      pipelineId: 'local',
+      stageIndex: 1,
+      stageCount: 4,
+      layerRange: 'even',
+      grpcListen: '127.0.0.1:50051',
+      grpcAdvertise: '127.0.0.1:50051',
+      wireDtype: 'FP32',
+      queueName: 'generation',
+      queueConcurrency: 1,
+    });
+  });
+
+  it('reads an explicit layer range and fp16', () => {
+    const c = parseStageConfig({ ...base, LAYER_START: '4', LAYER_END: '8', WIRE_DTYPE: 'fp16' });
+    expect(c.layerRange).toEqual({ layerStart: 4, layerEnd: 8 });
+    expect(c.wireDtype).toBe('FP16');
+  });
+
+  it('lists every bad variable at once, cross-variable rules included', () => {
+    let caught: unknown;
+    try {
+      parseStageConfig({
+        STAGE_INDEX: '0',
+        STAGE_COUNT: 'x',
+        LAYER_START: '3',
+        GRPC_LISTEN: 'nope',
+        QUEUE_CONCURRENCY: '0',
+      });
+    } catch (error) {
+      caught = error;
+    }
+    expect(caught).toBeInstanceOf(ConfigError);
+    const vars = (caught as ConfigError).issues.map((i) => i.variable).sort();
+    expect(vars).toEqual([
+      'CHECKPOINT_DIR',
+      'DRAFT_CHECKPOINT_DIR',
+      'GRPC_LISTEN',
+      'LAYER_START',
+      'QUEUE_CONCURRENCY',
+      'STAGE_COUNT',
+    ]);
+  });
+
+  it('refuses a stage index past the count and a head without a draft', () => {
+    expect(() => parseStageConfig({ ...base, STAGE_INDEX: '4' })).toThrow('must be < STAGE_COUNT');
+    expect(() => parseStageConfig({ ...base, STAGE_INDEX: '0' })).toThrow('DRAFT_CHECKPOINT_DIR');
+    expect(
+      parseStageConfig({ ...base, STAGE_INDEX: '0', DRAFT_CHECKPOINT_DIR: '/m/d' })
+        .draftCheckpointDir,
+    ).toBe('/m/d');
+  });
+});

@@ -1,0 +1,155 @@
+// The stage node's configuration, parsed once at boot from the environment. Nothing else in the
+// app reads process.env: every module gets this object.
+import path from 'node:path';
+import { ConfigError, envVar, parseEnv } from '@pipedec/contracts';
+import { z } from 'zod';
+
+const optionalInt = z.coerce.number().int().min(0).optional();
+
+const shape = {
+  PIPELINE_ID: z
+    .string()
+    .regex(/^[A-Za-z0-9_.-]{1,64}$/, 'letters, digits, _ . - (at most 64)')
+    .default('local'),
+  STAGE_INDEX: z.coerce.number().int().min(0),
+  STAGE_COUNT: z.coerce.number().int().min(1),
+  /** Both or neither; neither = an even split of the model's layers by STAGE_COUNT. */
+  LAYER_START: optionalInt,
+  LAYER_END: optionalInt,
+  CHECKPOINT_DIR: z.string().min(1),
+  /** Required on stage 0 (the head), which runs the draft next to the controller. */
+  DRAFT_CHECKPOINT_DIR: z.string().min(1).optional(),
+  EXECUTION_PROVIDER: envVar.string('cpu'),
+  /** Where the gRPC server binds, host:port. */
+  GRPC_LISTEN: z
+    .string()
+    .regex(/^[^:\s]+:\d{1,5}$/, 'host:port')
+    .default('127.0.0.1:50051'),
+  /** What the other stages dial (defaults to GRPC_LISTEN): differs when binding 0.0.0.0. */
+  GRPC_ADVERTISE: z
+    .string()
+    .regex(/^[^:\s]+:\d{1,5}$/, 'host:port')
+    .optional(),
+  HEALTH_HOST: envVar.string('127.0.0.1'),
+  HEALTH_PORT: envVar.port(8081),
+  REDIS_URL: envVar.url('redis://127.0.0.1:6379'),
+  /** Hidden states on the wire: fp32 is exact, fp16 halves the bytes (rounded per value). */
+  WIRE_DTYPE: envVar.enumOf(['fp32', 'fp16'] as const, 'fp32'),
+  QUEUE_NAME: envVar.string('generation'),
+  QUEUE_CONCURRENCY: envVar.int(1, 1),
+  HEARTBEAT_MS: envVar.int(1000, 50),
+  /** A registry entry expires this long after its last heartbeat. */
+  REGISTRY_TTL_MS: envVar.int(3000, 100),
+  /** How often the head re-checks that its pipeline is whole. */
+  PIPELINE_CHECK_MS: envVar.int(250, 20),
+  /** SIGTERM: how long in-flight work may take before it is failed. */
+  SHUTDOWN_GRACE_MS: envVar.int(10000, 0),
+  MAX_KV_BYTES: optionalInt,
+  /** ONNX Runtime threads per session: 1 when several stages share a host's cores. */
+  ORT_THREADS: envVar.int(1, 1),
+  REDIS_PREFIX: envVar.string('pipedec:'),
+  /** The model name jobs must ask for (default: the checkpoint folder's name). */
+  MODEL_NAME: z.string().min(1).optional(),
+  /** STPP's static tree depth; its node budget is the job's width times this. */
+  STPP_DEPTH: envVar.int(4, 1),
+};
+
+export interface StageConfig {
+  pipelineId: string;
+  stageIndex: number;
+  stageCount: number;
+  layerRange: { layerStart: number; layerEnd: number } | 'even';
+  checkpointDir: string;
+  draftCheckpointDir?: string;
+  executionProvider: string;
+  grpcListen: string;
+  grpcAdvertise: string;
+  healthHost: string;
+  healthPort: number;
+  redisUrl: string;
+  wireDtype: 'FP32' | 'FP16';
+  queueName: string;
+  queueConcurrency: number;
+  heartbeatMs: number;
+  registryTtlMs: number;
+  pipelineCheckMs: number;
+  shutdownGraceMs: number;
+  maxKvBytes?: number;
+  stppDepth: number;
+  ortThreads: number;
+  redisPrefix: string;
+  modelName: string;
+}
+
+export const isHead = (c: StageConfig): boolean => c.stageIndex === 0;
+
+/** Parses the environment; throws ConfigError listing every bad variable. */
+export function parseStageConfig(env: Record<string, string | undefined>): StageConfig {
+  let raw: z.infer<z.ZodObject<typeof shape>>;
+  try {
+    raw = parseEnv('stage-node', shape, env);
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    throw new ConfigError('stage-node', [...error.issues, ...crossIssues(env)]);
+  }
+  const issues = crossIssues(env);
+  if (issues.length > 0) throw new ConfigError('stage-node', issues);
+  return {
+    pipelineId: raw.PIPELINE_ID,
+    stageIndex: raw.STAGE_INDEX,
+    stageCount: raw.STAGE_COUNT,
+    layerRange:
+      raw.LAYER_START !== undefined && raw.LAYER_END !== undefined
+        ? { layerStart: raw.LAYER_START, layerEnd: raw.LAYER_END }
+        : 'even',
+    checkpointDir: raw.CHECKPOINT_DIR,
+    draftCheckpointDir: raw.DRAFT_CHECKPOINT_DIR,
+    executionProvider: raw.EXECUTION_PROVIDER,
+    grpcListen: raw.GRPC_LISTEN,
+    grpcAdvertise: raw.GRPC_ADVERTISE ?? raw.GRPC_LISTEN,
+    healthHost: raw.HEALTH_HOST,
+    healthPort: raw.HEALTH_PORT,
+    redisUrl: raw.REDIS_URL,
+    wireDtype: raw.WIRE_DTYPE === 'fp16' ? 'FP16' : 'FP32',
+    queueName: raw.QUEUE_NAME,
+    queueConcurrency: raw.QUEUE_CONCURRENCY,
+    heartbeatMs: raw.HEARTBEAT_MS,
+    registryTtlMs: raw.REGISTRY_TTL_MS,
+    pipelineCheckMs: raw.PIPELINE_CHECK_MS,
+    shutdownGraceMs: raw.SHUTDOWN_GRACE_MS,
+    maxKvBytes: raw.MAX_KV_BYTES,
+    stppDepth: raw.STPP_DEPTH,
+    ortThreads: raw.ORT_THREADS,
+    redisPrefix: raw.REDIS_PREFIX,
+    modelName: raw.MODEL_NAME ?? path.basename(path.resolve(raw.CHECKPOINT_DIR)),
+  };
+}
+
+/** Rules between variables, checked on the raw strings so they add to the per-variable list. */
+function crossIssues(env: Record<string, string | undefined>) {
+  const issues: { variable: string; message: string }[] = [];
+  const set = (k: string) => env[k] !== undefined && env[k] !== '';
+  const index = Number(env.STAGE_INDEX);
+  const count = Number(env.STAGE_COUNT);
+  if (set('STAGE_INDEX') && set('STAGE_COUNT') && index >= count) {
+    issues.push({
+      variable: 'STAGE_INDEX',
+      message: `must be < STAGE_COUNT (${count}), got ${index}`,
+    });
+  }
+  if (set('LAYER_START') !== set('LAYER_END')) {
+    issues.push({
+      variable: 'LAYER_START',
+      message: 'set LAYER_START and LAYER_END together, or neither',
+    });
+  } else if (set('LAYER_START') && Number(env.LAYER_START) >= Number(env.LAYER_END)) {
+    issues.push({ variable: 'LAYER_END', message: 'must be greater than LAYER_START' });
+  }
+  if (set('STAGE_INDEX') && index === 0 && !set('DRAFT_CHECKPOINT_DIR')) {
+    issues.push({
+      variable: 'DRAFT_CHECKPOINT_DIR',
+      message: 'required on stage 0 (the head runs the draft)',
+    });
+  }
+  return issues;
+}

@@ -1,0 +1,55 @@
+// One place for how this app speaks stage.proto: the server options of Nest's gRPC transport
+// and the client that dials a peer stage.
+import type { Client, ClientDuplexStream } from '@grpc/grpc-js';
+import { ClientGrpcProxy, Transport, type GrpcOptions } from '@nestjs/microservices';
+import {
+  STAGE_PROTO_LOADER_OPTIONS,
+  STAGE_PROTO_PACKAGE,
+  STAGE_PROTO_PATH,
+  STAGE_SERVICE,
+} from '@pipedec/contracts';
+
+const MAX_MESSAGE_BYTES = 256 * 1024 * 1024;
+
+const channelOptions = {
+  'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
+  'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
+  // Stage links are long-lived: notice a vanished peer within seconds even when idle.
+  'grpc.keepalive_time_ms': 2000,
+  'grpc.keepalive_timeout_ms': 1000,
+  'grpc.keepalive_permit_without_calls': 1,
+  'grpc.http2.min_ping_interval_without_data_ms': 1000,
+};
+
+export function stageServerOptions(url: string): GrpcOptions {
+  return {
+    transport: Transport.GRPC,
+    options: {
+      url,
+      package: STAGE_PROTO_PACKAGE,
+      protoPath: STAGE_PROTO_PATH,
+      loader: STAGE_PROTO_LOADER_OPTIONS,
+      channelOptions: {
+        ...channelOptions,
+        'grpc.http2.min_ping_interval_without_data_ms': 500,
+      },
+    },
+  };
+}
+
+export type StageMethod = 'Packets' | 'Verdicts' | 'Decisions' | 'Echo' | 'Ping';
+
+/** The generated grpc-js client of the Stage service: one bidi stream per method. */
+export type StageClient = Client & Record<StageMethod, () => ClientDuplexStream<object, unknown>>;
+
+/** A client for the stage at `address`, built by Nest's gRPC transport from stage.proto. */
+export function dialStage(address: string): StageClient {
+  const proxy = new ClientGrpcProxy({
+    url: address,
+    package: STAGE_PROTO_PACKAGE,
+    protoPath: STAGE_PROTO_PATH,
+    loader: STAGE_PROTO_LOADER_OPTIONS,
+    channelOptions,
+  });
+  return proxy.getClientByServiceName<StageClient>(STAGE_SERVICE);
+}

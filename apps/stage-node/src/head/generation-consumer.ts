@@ -1,0 +1,225 @@
+// The head's BullMQ worker on the generation queue. It takes jobs only while its pipeline is
+// whole (paused otherwise), runs each with the job's method over the GrpcPipeline, and appends
+// the request's events to its Redis stream. A job that fails because the pipeline broke is
+// retried by the queue when its attempts allow (the error event says so); other failures are
+// final.
+import { Logger } from '@nestjs/common';
+import {
+  GENERATION_JOB_NAME,
+  generationJobSchema,
+  queuePrefix,
+  unsupportedCombination,
+  type FinishReason as JobFinishReason,
+  type GenerationJob,
+  type SpeculativeStats,
+} from '@pipedec/contracts';
+import type { FinishReason, GenerateResult, StageShard } from '@pipedec/engine';
+import type { LoadedTokenizer } from '@pipedec/model';
+import { UnrecoverableError, Worker, type Job } from 'bullmq';
+import { Redis } from 'ioredis';
+import type { StageConfig } from '../config/stage-config.js';
+import type { GrpcPipeline } from './grpc-pipeline.js';
+import { JobEventStream } from './job-events.js';
+import { runMethod } from './run-method.js';
+import { StageNodeError } from './stage-node-error.js';
+
+const CANCEL_POLL_MS = 200;
+
+export interface GenerationSummary {
+  requestId: string;
+  tokens: number;
+  finishReason: JobFinishReason;
+}
+
+export class GenerationConsumer {
+  private readonly log = new Logger('GenerationConsumer');
+  private worker: Worker | null = null;
+  private running: Promise<void> | null = null;
+  private readonly connection: Redis;
+
+  constructor(
+    private readonly config: StageConfig,
+    private readonly pipeline: GrpcPipeline,
+    private readonly draft: StageShard,
+    private readonly tokenizer: LoadedTokenizer | null,
+    private readonly redis: Redis,
+  ) {
+    this.connection = new Redis(config.redisUrl, { maxRetriesPerRequest: null });
+  }
+
+  /** Starts or resumes taking jobs (pipeline whole) or pauses (not whole). */
+  setAccepting(accept: boolean): void {
+    if (accept) {
+      if (!this.worker) {
+        this.worker = new Worker(this.config.queueName, (job: Job) => this.process(job), {
+          connection: this.connection,
+          prefix: queuePrefix(this.config.redisPrefix),
+          concurrency: this.config.queueConcurrency,
+          autorun: false,
+        });
+        this.worker.on('error', (e) => this.log.warn(`queue: ${e.message}`));
+        this.running = this.worker.run().catch((e: unknown) => {
+          this.log.error(`worker stopped: ${e instanceof Error ? e.message : String(e)}`);
+        });
+      } else if (this.worker.isPaused()) {
+        void this.worker.resume();
+      }
+    } else if (this.worker && !this.worker.isPaused()) {
+      void this.worker.pause(true).catch(() => undefined);
+    }
+  }
+
+  /** Stops taking jobs and waits for the running ones (up to the grace period; then they fail). */
+  async close(): Promise<void> {
+    if (this.worker) {
+      await this.worker.close();
+      await this.running;
+    }
+    await this.connection.quit().catch(() => undefined);
+  }
+
+  /** Stops fetching new jobs; running ones go on. */
+  async pause(): Promise<void> {
+    await this.worker?.pause(true);
+  }
+
+  private async process(job: Job): Promise<GenerationSummary> {
+    if (job.name !== GENERATION_JOB_NAME) {
+      throw new UnrecoverableError(`unknown job name "${job.name}" on ${this.config.queueName}`);
+    }
+    const parsed = generationJobSchema.safeParse(job.data);
+    if (!parsed.success) {
+      throw new UnrecoverableError(`JOB_INVALID: ${parsed.error.message}`);
+    }
+    const data = parsed.data;
+    const attempt = job.attemptsMade + 1;
+    const events = new JobEventStream(this.redis, data.eventsKey);
+    events.append({
+      type: 'started',
+      attempt,
+      pipelineId: this.config.pipelineId,
+      at: Date.now(),
+    });
+    const abort = new AbortController();
+    const cancelTimer = setInterval(() => {
+      this.redis.exists(data.cancelKey).then(
+        (n) => n > 0 && abort.abort(),
+        () => undefined,
+      );
+    }, CANCEL_POLL_MS);
+    try {
+      const result = await this.generate(data, attempt, abort.signal, events);
+      const stats = speculativeStats(result);
+      const at = Date.now();
+      events.append({ type: 'stats', stats, at });
+      events.append({
+        type: 'done',
+        finishReason: jobFinishReason(result.finishReason),
+        usage: { promptTokens: data.promptTokens, completionTokens: result.tokens.length },
+        stats,
+        at,
+      });
+      await events.flush();
+      return {
+        requestId: data.requestId,
+        tokens: result.tokens.length,
+        finishReason: jobFinishReason(result.finishReason),
+      };
+    } catch (error) {
+      const attempts = job.opts.attempts ?? 1;
+      const retryable = error instanceof StageNodeError && error.retryable && attempt < attempts;
+      const code = errorCode(error);
+      const message = error instanceof Error ? error.message : String(error);
+      events.append({ type: 'error', code, message, retryable, at: Date.now() });
+      await events.flush().catch(() => undefined);
+      this.log.warn(`request ${data.requestId} attempt ${attempt} failed: ${message}`);
+      if (!retryable) throw new UnrecoverableError(message);
+      throw error;
+    } finally {
+      clearInterval(cancelTimer);
+    }
+  }
+
+  private generate(
+    job: GenerationJob,
+    attempt: number,
+    signal: AbortSignal,
+    events: JobEventStream,
+  ): Promise<GenerateResult> {
+    const unsupported = unsupportedCombination(job);
+    if (unsupported) throw new StageNodeError('JOB_INVALID', unsupported.message);
+    if (job.model !== this.config.modelName) {
+      throw new StageNodeError(
+        'MODEL_MISMATCH',
+        `job asks for model "${job.model}", pipeline ${this.config.pipelineId} serves "${this.config.modelName}"`,
+      );
+    }
+    const tok = this.tokenizer;
+    let prompt: number[];
+    if (job.prompt.kind === 'tokens') prompt = job.prompt.tokenIds;
+    else if (tok) prompt = tok.encode(job.prompt.text);
+    else
+      throw new StageNodeError(
+        'JOB_INVALID',
+        'a text prompt needs a tokenizer next to the checkpoint',
+      );
+    return runMethod(
+      job.method,
+      this.pipeline,
+      this.draft,
+      {
+        // One pipeline id per attempt: a stage never confuses a retry with what it released.
+        requestId: `${job.requestId}#${attempt}`,
+        prompt,
+        maxTokens: job.maxTokens,
+        sampling: job.sampling,
+        stop: job.stop,
+        decode: tok ? (ids) => tok.decode(ids, { skipSpecialTokens: true }) : undefined,
+        signal,
+        onEvent: (e) =>
+          events.append({
+            type: 'token',
+            index: e.index,
+            tokenId: e.token,
+            text: e.text,
+            timestep: e.timestep,
+            at: Date.now(),
+          }),
+      },
+      { width: job.width, stppDepth: this.config.stppDepth },
+    );
+  }
+}
+
+export function jobFinishReason(r: FinishReason): JobFinishReason {
+  switch (r) {
+    case 'max_tokens':
+    case 'context_full':
+      return 'length';
+    case 'eos':
+    case 'stop_string':
+      return 'stop';
+    case 'cancelled':
+      return 'cancelled';
+  }
+}
+
+export function speculativeStats(r: GenerateResult): SpeculativeStats {
+  const s = r.stats;
+  const drafted = s.draftedNodes;
+  const accepted = s.method === 'stpp' ? s.acceptedDraftTokens : s.hits;
+  return {
+    timesteps: s.timesteps,
+    draftedTokens: drafted,
+    acceptedTokens: Math.min(accepted, drafted),
+    hitRate: drafted > 0 ? Math.min(1, accepted / drafted) : 0,
+    stageSeconds: s.stageBusyMs.reduce((a, b) => a + b, 0) / 1000,
+  };
+}
+
+function errorCode(error: unknown): string {
+  if (error instanceof StageNodeError) return error.code;
+  if (error instanceof Error && 'code' in error && typeof error.code === 'string')
+    return error.code;
+  return 'INTERNAL';
+}

@@ -1,0 +1,271 @@
+// libs/engine's Pipeline over the stage nodes: stage 0 runs here, in the head's process, and
+// the other stages are remote. A session sends packets into the local stage 0, whose output
+// goes to stage 1 over gRPC; verdicts come back from the last stage; decisions go to the local
+// stage 0 and over gRPC to every remote stage, in order. The tick rule is the in-process
+// pipeline's: stage 0 may take a packet when it holds none of this request.
+//
+// Every packet reaches the last stage, even when all its rows were pruned on the way (as a
+// packet with no rows), so the head counts the packets in flight exactly and knows when the
+// pipeline is empty.
+import {
+  emptyTrace,
+  type DecisionRecord,
+  type PacketEnvelope,
+  type VerdictEnvelope,
+} from '@pipedec/contracts';
+import type {
+  Decision,
+  LayerPacket,
+  Pipeline,
+  PipelineEvent,
+  PipelineSession,
+  StageUsage,
+} from '@pipedec/engine';
+import type { ModelInfo } from '@pipedec/model';
+import type { StageRuntime } from '../stage/stage-runtime.js';
+import { StageNodeError } from './stage-node-error.js';
+
+/** How the head reaches stages 1..S-1. */
+export interface RemoteStages {
+  sendPacket(env: PacketEnvelope): void;
+  broadcast(decision: DecisionRecord): void;
+}
+
+/** Where a request's time went, beyond what the engine's RequestStats records. */
+export interface TransportStats {
+  packets: number;
+  /** Sum over packets of send-to-verdict wall time at the head. */
+  roundTripMs: number;
+  /** Sum over packets of every stage's compute time for it. */
+  computeMs: number;
+  /** Sum over packets of hidden-state encode + decode time. */
+  codecMs: number;
+  /** Hops over the network (stage to stage, and the last stage back to the head). */
+  hops: number;
+  /** Time spent serialising and writing decisions to every stage. */
+  broadcastMs: number;
+  decisions: number;
+}
+
+export class GrpcPipeline implements Pipeline {
+  private readonly sessions = new Map<string, GrpcSession>();
+  private readonly finished = new Map<string, TransportStats>();
+  private broken: StageNodeError | null = null;
+
+  constructor(
+    readonly info: ModelInfo,
+    readonly stageCount: number,
+    private readonly stage0: StageRuntime,
+    private readonly remote: RemoteStages,
+  ) {}
+
+  get inFlight(): number {
+    return this.sessions.size;
+  }
+
+  open(requestId: string): PipelineSession {
+    if (this.broken) throw this.broken;
+    if (this.sessions.has(requestId)) {
+      throw new StageNodeError('JOB_INVALID', `request ${requestId} is already running here`);
+    }
+    const s = new GrpcSession(requestId, this, this.stage0, this.remote);
+    this.sessions.set(requestId, s);
+    return s;
+  }
+
+  /** Stage 0's output: to stage 1, or (a one-stage pipeline) straight back as a verdict. */
+  stage0Forward(env: PacketEnvelope): void {
+    this.remote.sendPacket(env);
+  }
+
+  stage0Computed(requestId: string): void {
+    this.sessions.get(requestId)?.onStage0Done();
+  }
+
+  verdict(env: VerdictEnvelope): void {
+    this.sessions.get(env.verdict.requestId)?.onVerdict(env);
+  }
+
+  /** Fails every request in flight; new ones are refused until `restore`. */
+  fail(error: StageNodeError): void {
+    this.broken = error;
+    for (const s of this.sessions.values()) s.fail(error);
+  }
+
+  restore(): void {
+    this.broken = null;
+  }
+
+  /** The transport statistics of a closed request (read once). */
+  takeStats(requestId: string): TransportStats | undefined {
+    const s = this.finished.get(requestId);
+    this.finished.delete(requestId);
+    return s;
+  }
+
+  /** @internal */
+  closed(requestId: string, stats: TransportStats): void {
+    this.sessions.delete(requestId);
+    this.finished.set(requestId, stats);
+    if (this.finished.size > 1024) this.finished.delete(this.finished.keys().next().value!);
+  }
+}
+
+class GrpcSession implements PipelineSession {
+  private readonly events: PipelineEvent[] = [];
+  private readonly usages: StageUsage[];
+  private readonly sentAt = new Map<number, number>(); // packet seq -> performance.now()
+  private readonly stats: TransportStats = {
+    packets: 0,
+    roundTripMs: 0,
+    computeMs: 0,
+    codecMs: 0,
+    hops: 0,
+    broadcastMs: 0,
+    decisions: 0,
+  };
+  private wake: (() => void) | null = null;
+  private failure: Error | null = null;
+  private credit = true;
+  private ticks = 0;
+  private inFlight = 0; // packets sent whose verdict has not come back
+  private atStage0 = 0; // packets queued or computing on stage 0
+  private decisionCount = 0;
+  private closed = false;
+
+  constructor(
+    readonly requestId: string,
+    private readonly pipeline: GrpcPipeline,
+    private readonly stage0: StageRuntime,
+    private readonly remote: RemoteStages,
+  ) {
+    this.usages = Array.from({ length: pipeline.stageCount }, () => ({
+      busyMs: 0,
+      positions: 0,
+      computes: 0,
+      simulatedMs: 0,
+    }));
+  }
+
+  get timestep(): number {
+    return this.ticks;
+  }
+
+  get simulatedMs(): number {
+    return 0;
+  }
+
+  usage(): StageUsage[] {
+    return this.usages.map((u) => ({ ...u }));
+  }
+
+  send(packet: LayerPacket): void {
+    if (this.failure) throw this.failure;
+    this.inFlight++;
+    this.atStage0++;
+    this.sentAt.set(packet.seq, performance.now());
+    this.stage0.packet({ packet, decisionCount: this.decisionCount, trace: emptyTrace() });
+  }
+
+  broadcast(decision: Decision): void {
+    if (this.failure) throw this.failure;
+    const t = performance.now();
+    this.decisionCount++;
+    this.stage0.decision(decision);
+    this.remote.broadcast(decision);
+    this.stats.broadcastMs += performance.now() - t;
+    this.stats.decisions++;
+  }
+
+  async next(): Promise<PipelineEvent> {
+    for (;;) {
+      if (this.failure) throw this.failure;
+      const e = this.events.shift();
+      if (e) return e;
+      if (this.credit && this.atStage0 === 0) {
+        this.credit = false;
+        return { kind: 'tick', timestep: this.ticks++ };
+      }
+      if (this.inFlight === 0 && this.atStage0 === 0) {
+        // Nothing in flight: offer stage 0 again (the engine stops a controller that keeps
+        // declining with nothing in flight).
+        this.credit = true;
+        continue;
+      }
+      await new Promise<void>((resolve) => (this.wake = resolve));
+    }
+  }
+
+  onStage0Done(): void {
+    this.atStage0--;
+    this.credit = true;
+    this.poke();
+  }
+
+  onVerdict(env: VerdictEnvelope): void {
+    if (this.closed) return;
+    if (env.failure) {
+      this.fail(
+        new StageNodeError(
+          'STAGE_FAILED',
+          `stage ${env.failure.stage} failed request ${this.requestId}: ${env.failure.message}`,
+        ),
+      );
+      return;
+    }
+    this.inFlight--;
+    const sent = this.sentAt.get(env.verdict.seq);
+    this.sentAt.delete(env.verdict.seq);
+    const { computeMs, rows } = env.trace;
+    for (let s = 0; s < computeMs.length && s < this.usages.length; s++) {
+      if (rows[s] === 0) continue;
+      this.usages[s].busyMs += computeMs[s];
+      this.usages[s].positions += rows[s];
+      this.usages[s].computes++;
+    }
+    if (sent !== undefined) {
+      this.stats.packets++;
+      this.stats.roundTripMs += performance.now() - sent;
+      this.stats.computeMs += computeMs.reduce((a, b) => a + b, 0);
+      this.stats.codecMs += env.trace.codecMs;
+      this.stats.hops += this.pipeline.stageCount === 1 ? 0 : this.pipeline.stageCount;
+    }
+    if (env.verdict.nodeIds.length > 0) this.events.push({ kind: 'verdict', verdict: env.verdict });
+    if (this.atStage0 === 0) this.credit = true;
+    this.poke();
+  }
+
+  fail(error: Error): void {
+    if (this.failure || this.closed) return;
+    this.failure = error;
+    this.poke();
+  }
+
+  close(): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    this.closed = true;
+    const release: DecisionRecord = {
+      requestId: this.requestId,
+      epoch: 0,
+      seq: this.decisionCount,
+      commit: [],
+      keep: 'all',
+      upTo: -1,
+      release: true,
+    };
+    this.stage0.release(this.requestId);
+    try {
+      this.remote.broadcast(release);
+    } catch {
+      // A broken link: that stage frees the request when it notices the head is gone.
+    }
+    this.pipeline.closed(this.requestId, { ...this.stats });
+    return Promise.resolve();
+  }
+
+  private poke(): void {
+    const w = this.wake;
+    this.wake = null;
+    w?.();
+  }
+}

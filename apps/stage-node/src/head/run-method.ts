@@ -1,0 +1,37 @@
+// Runs one generation with the method the job asks for, over the head's pipeline.
+import type { DecodingMethod } from '@pipedec/contracts';
+import {
+  generatePipeDec,
+  generatePP,
+  generateSTPP,
+  type GenerateRequest,
+  type GenerateResult,
+  type Pipeline,
+  type StageShard,
+} from '@pipedec/engine';
+
+export interface MethodOptions {
+  width: number; // PipeDec tree width; STPP's per-level budget
+  stppDepth: number;
+}
+
+export function runMethod(
+  method: DecodingMethod,
+  pipeline: Pipeline,
+  draft: StageShard,
+  request: GenerateRequest,
+  opts: MethodOptions,
+): Promise<GenerateResult> {
+  switch (method) {
+    case 'pp':
+      return generatePP(pipeline, request);
+    case 'stpp':
+      return generateSTPP(pipeline, draft, request, {
+        depth: opts.stppDepth,
+        branching: Math.min(opts.width, 4),
+        budget: opts.width * opts.stppDepth,
+      });
+    case 'pipedec':
+      return generatePipeDec(pipeline, draft, request, { width: opts.width });
+  }
+}

@@ -1,0 +1,46 @@
+// GET /health: 200 while this stage takes work, 503 while it starts, drains or (on the head)
+// while its pipeline is not whole. Public on purpose: orchestrators and the launcher poll it
+// without credentials, and it reveals no request data.
+import { Controller, Get, HttpStatus, Inject, Res } from '@nestjs/common';
+import { StageNode } from '../stage/stage-node.js';
+
+export interface HealthBody {
+  ready: boolean;
+  pipelineId: string;
+  stageIndex: number;
+  stageCount: number;
+  layerStart: number;
+  layerEnd: number;
+  role: 'head' | 'stage';
+  /** Head only: the whole pipeline is registered and matching (jobs are taken). */
+  pipelineWhole: boolean | null;
+  problems: string[];
+  busy: number;
+  residentBytes: number;
+}
+
+@Controller('health')
+export class HealthController {
+  constructor(@Inject(StageNode) private readonly node: StageNode) {}
+
+  @Get()
+  health(@Res({ passthrough: true }) res: { status(code: number): unknown }): HealthBody {
+    const n = this.node;
+    const status = n.status;
+    const ready = n.isReady && (!n.isHead || status.whole);
+    res.status(ready ? HttpStatus.OK : HttpStatus.SERVICE_UNAVAILABLE);
+    return {
+      ready,
+      pipelineId: n.config.pipelineId,
+      stageIndex: n.config.stageIndex,
+      stageCount: n.config.stageCount,
+      layerStart: n.shard.layerStart,
+      layerEnd: n.shard.layerEnd,
+      role: n.isHead ? 'head' : 'stage',
+      pipelineWhole: n.isHead ? status.whole : null,
+      problems: n.isHead ? status.problems : [],
+      busy: n.busy,
+      residentBytes: process.memoryUsage().rss,
+    };
+  }
+}

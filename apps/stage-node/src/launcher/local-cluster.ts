@@ -1,0 +1,179 @@
+// Starts a pipeline of stage processes on this host (or inside network namespaces), each a
+// real `node dist/main.js` on its own ports, and waits until the head reports its pipeline
+// whole. Used by the tests, the start script and the cluster benchmark; it can kill, stop and
+// restart single stages.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { createServer } from 'node:net';
+import { fileURLToPath } from 'node:url';
+
+/** The compiled entry point (Nest needs decorator metadata, which only tsc emits). */
+export const STAGE_MAIN = fileURLToPath(new URL('../../dist/main.js', import.meta.url));
+
+export interface StagePlacement {
+  /** Address the stage binds and advertises (a namespace's address, or 127.0.0.1). */
+  host: string;
+  /** Command prefix, e.g. ['ip', 'netns', 'exec', 'pd-ns1']. */
+  wrap?: string[];
+}
+
+export interface ClusterOptions {
+  pipelineId: string;
+  stages: number;
+  checkpointDir: string;
+  draftCheckpointDir: string;
+  redisUrl: string;
+  redisPrefix: string;
+  /** Extra environment for every stage (WIRE_DTYPE, QUEUE_CONCURRENCY, MODEL_NAME, ...). */
+  env?: Record<string, string>;
+  placement?: (stage: number) => StagePlacement;
+  /** Where each stage's output goes ('inherit' to see logs); default: kept in memory. */
+  stdio?: 'inherit' | 'pipe';
+  readyTimeoutMs?: number;
+}
+
+interface StageProcess {
+  env: Record<string, string>;
+  placement: StagePlacement;
+  child: ChildProcess;
+  exited: Promise<number | null>;
+  log: string[];
+  healthPort: number;
+}
+
+export class LocalCluster {
+  private readonly procs: StageProcess[] = [];
+
+  private constructor(readonly options: ClusterOptions) {}
+
+  static async start(options: ClusterOptions): Promise<LocalCluster> {
+    const c = new LocalCluster(options);
+    try {
+      for (let s = 0; s < options.stages; s++) await c.spawnStage(s);
+      await c.waitWhole(options.readyTimeoutMs ?? 60_000);
+    } catch (error) {
+      await c.stop();
+      throw error;
+    }
+    return c;
+  }
+
+  get stageCount(): number {
+    return this.procs.length;
+  }
+
+  pid(stage: number): number | undefined {
+    return this.procs[stage].child.pid;
+  }
+
+  logs(stage: number): string {
+    return this.procs[stage].log.join('');
+  }
+
+  healthUrl(stage: number): string {
+    const p = this.procs[stage];
+    return `http://${p.placement.host}:${p.healthPort}/health`;
+  }
+
+  /** GET /health of a stage: status and body, or null when it does not answer. */
+  async health(stage: number): Promise<{ status: number; body: Record<string, unknown> } | null> {
+    try {
+      const res = await fetch(this.healthUrl(stage), { signal: AbortSignal.timeout(1000) });
+      return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+    } catch {
+      return null;
+    }
+  }
+
+  /** Sends a signal and waits for the process to exit. */
+  async kill(stage: number, signal: NodeJS.Signals = 'SIGKILL'): Promise<number | null> {
+    const p = this.procs[stage];
+    if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill(signal);
+    return p.exited;
+  }
+
+  /** Starts the stage again with the same configuration and ports. */
+  async restart(stage: number, timeoutMs = 60_000): Promise<void> {
+    await this.kill(stage);
+    await this.spawnStage(stage, this.procs[stage].env);
+    await this.waitWhole(timeoutMs);
+  }
+
+  /** Waits until the head's health says its pipeline is whole. */
+  async waitWhole(timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      for (const [s, p] of this.procs.entries()) {
+        if (p.child.exitCode !== null) {
+          throw new Error(
+            `stage ${s} exited with ${p.child.exitCode}:\n${this.logs(s).slice(-4000)}`,
+          );
+        }
+      }
+      const h = await this.health(0);
+      if (h?.status === 200) return;
+      if (Date.now() > deadline) {
+        throw new Error(
+          `pipeline ${this.options.pipelineId} not whole after ${timeoutMs} ms: ${JSON.stringify(h?.body)}`,
+        );
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  /** SIGTERM to every stage (the head first, so it stops taking jobs), then waits. */
+  async stop(timeoutMs = 20_000): Promise<void> {
+    const live = this.procs.filter((p) => p.child.exitCode === null && p.child.signalCode === null);
+    for (const p of live) p.child.kill('SIGTERM');
+    const timer = setTimeout(() => {
+      for (const p of live) p.child.kill('SIGKILL');
+    }, timeoutMs);
+    await Promise.all(live.map((p) => p.exited));
+    clearTimeout(timer);
+  }
+
+  private async spawnStage(stage: number, reuse?: Record<string, string>): Promise<void> {
+    const o = this.options;
+    const placement = o.placement?.(stage) ?? { host: '127.0.0.1' };
+    const env =
+      reuse ??
+      (await (async () => {
+        const grpcPort = await freePort();
+        const healthPort = await freePort();
+        return {
+          ...o.env,
+          PIPELINE_ID: o.pipelineId,
+          STAGE_INDEX: String(stage),
+          STAGE_COUNT: String(o.stages),
+          CHECKPOINT_DIR: o.checkpointDir,
+          DRAFT_CHECKPOINT_DIR: o.draftCheckpointDir,
+          REDIS_URL: o.redisUrl,
+          REDIS_PREFIX: o.redisPrefix,
+          GRPC_LISTEN: `${placement.host}:${grpcPort}`,
+          HEALTH_HOST: placement.host,
+          HEALTH_PORT: String(healthPort),
+        };
+      })());
+    const [cmd, ...args] = [...(placement.wrap ?? []), process.execPath, STAGE_MAIN];
+    const child = spawn(cmd, args, {
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env },
+      stdio: ['ignore', o.stdio ?? 'pipe', o.stdio ?? 'pipe'],
+    });
+    const log: string[] = [];
+    child.stdout?.on('data', (d: Buffer) => log.push(d.toString()));
+    child.stderr?.on('data', (d: Buffer) => log.push(d.toString()));
+    const exited = once(child, 'exit').then(([code]) => code as number | null);
+    this.procs[stage] = { env, placement, child, exited, log, healthPort: Number(env.HEALTH_PORT) };
+  }
+}
+
+/** A TCP port nothing listens on right now (the OS picks it). */
+export async function freePort(): Promise<number> {
+  const srv = createServer();
+  srv.listen(0, '127.0.0.1');
+  await once(srv, 'listening');
+  const addr = srv.address();
+  srv.close();
+  if (addr === null || typeof addr === 'string') throw new Error('no port');
+  return addr.port;
+}

@@ -1,0 +1,84 @@
+// This stage's entry in the Redis registry, renewed by a heartbeat and expiring when the
+// heartbeats stop (a killed process disappears after one TTL), plus reads of a pipeline's
+// entries for the pipeline-whole check and for finding peers.
+import { Logger } from '@nestjs/common';
+import {
+  registryKey,
+  registryPipelinesKey,
+  stageRegistrationSchema,
+  type StageRegistration,
+} from '@pipedec/contracts';
+import type { Redis } from 'ioredis';
+
+export class StageRegistry {
+  private readonly log = new Logger('StageRegistry');
+  private timer: NodeJS.Timeout | null = null;
+  private beating: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly redis: Redis,
+    private readonly prefix: string,
+    private readonly entry: () => StageRegistration,
+    private readonly ttlMs: number,
+    private readonly heartbeatMs: number,
+  ) {}
+
+  /** Registers now and keeps the entry alive until stop(). */
+  async start(): Promise<void> {
+    await this.beat();
+    this.timer = setInterval(() => {
+      this.beating = this.beat().catch((error: unknown) => {
+        this.log.warn(
+          `heartbeat failed: ${error instanceof Error ? error.message : String(error)}`,
+        );
+      });
+    }, this.heartbeatMs);
+  }
+
+  /** Writes the entry at once (after a readiness change), without waiting for the timer. */
+  async beat(): Promise<void> {
+    const e = this.entry();
+    await this.redis
+      .multi()
+      .set(
+        registryKey(this.prefix, e.pipelineId, e.stageIndex),
+        JSON.stringify(e),
+        'PX',
+        this.ttlMs,
+      )
+      .sadd(registryPipelinesKey(this.prefix), e.pipelineId)
+      .exec();
+  }
+
+  /** Stops the heartbeat and removes the entry, so the head notices at once. */
+  async deregister(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    await this.beating;
+    const e = this.entry();
+    await this.redis.del(registryKey(this.prefix, e.pipelineId, e.stageIndex));
+  }
+
+  /** The entries of stages 0..count-1 of a pipeline; undefined where none (or unparsable). */
+  async read(pipelineId: string, count: number): Promise<(StageRegistration | undefined)[]> {
+    const keys = Array.from({ length: count }, (_, s) => registryKey(this.prefix, pipelineId, s));
+    const values = await this.redis.mget(...keys);
+    return values.map((v, s) => {
+      if (v === null) return undefined;
+      const parsed = stageRegistrationSchema.safeParse(safeJson(v));
+      if (!parsed.success) {
+        this.log.warn(`registry entry ${keys[s]} is malformed: ${parsed.error.message}`);
+        return undefined;
+      }
+      return parsed.data;
+    });
+  }
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}

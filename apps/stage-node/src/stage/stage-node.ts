@@ -1,0 +1,316 @@
+// One stage node at run time: its StageWorker driven by the StageRuntime, its registry entry,
+// its peers, and (on stage 0) the head's GrpcPipeline. Implements what the gRPC server
+// delivers. Readiness, the pipeline-whole check and the failure rules live here:
+// - a stage that stops heartbeating, or whose stream to the head breaks, is gone: the head
+//   fails the requests in flight at once and takes no jobs until the registry shows the
+//   pipeline whole again (a new process for the stage, or the same one alive a full TTL later);
+// - a stage that is merely not ready (draining) stops new jobs but lets work in flight finish.
+import { Logger } from '@nestjs/common';
+import {
+  checkPipeline,
+  decisionToWire,
+  packetToWire,
+  verdictToWire,
+  type DecisionRecord,
+  type PacketEnvelope,
+  type PipelineState,
+  type StageRegistration,
+  type VerdictEnvelope,
+} from '@pipedec/contracts';
+import { StageWorker } from '@pipedec/engine';
+import type { LayerShard } from '@pipedec/model';
+import { randomUUID } from 'node:crypto';
+import type { StageConfig } from '../config/stage-config.js';
+import type { PeerLinkEvents } from '../grpc/peer-link.js';
+import { StageInbox } from '../grpc/stage-inbox.js';
+import { GrpcPipeline, type RemoteStages } from '../head/grpc-pipeline.js';
+import { StageNodeError } from '../head/stage-node-error.js';
+import { PeerDirectory } from '../registry/peer-directory.js';
+import type { StageRegistry } from '../registry/stage-registry.js';
+import { StageRuntime } from './stage-runtime.js';
+
+export interface PipelineStatus {
+  /** Every stage registered, ready, matching and contiguous: the head takes jobs. */
+  whole: boolean;
+  /** Every stage present and matching (some may be draining): work in flight may go on. */
+  intact: boolean;
+  problems: string[];
+}
+
+interface Suspect {
+  instanceId: string;
+  since: number; // epoch ms
+}
+
+export class StageNode extends StageInbox {
+  readonly instanceId = randomUUID();
+  readonly startedAt = Date.now();
+  readonly worker: StageWorker;
+  readonly runtime: StageRuntime;
+  readonly pipeline: GrpcPipeline | null;
+  private readonly log: Logger;
+  private readonly directory: PeerDirectory;
+  private readonly suspects = new Map<number, Suspect>();
+  private registry: StageRegistry | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private refreshing: Promise<void> = Promise.resolve();
+  private ready = false;
+  private draining = false;
+  private lastStatus: PipelineStatus = { whole: false, intact: false, problems: ['starting'] };
+  /** Called when the head's pipeline becomes whole (true) or stops being whole (false). */
+  onWholeChange: ((whole: boolean) => void) | null = null;
+
+  constructor(
+    readonly config: StageConfig,
+    readonly shard: LayerShard,
+  ) {
+    super();
+    this.log = new Logger(`Stage ${config.pipelineId}/${config.stageIndex}`);
+    this.worker = new StageWorker(shard, config.stageIndex);
+    this.directory = new PeerDirectory((stage, address) => this.linkEvents(stage, address));
+    this.runtime = new StageRuntime(this.worker, {
+      forward: (env) => this.forward(env),
+      verdict: (env) => this.sendVerdict(env),
+      computed: (requestId) => this.pipeline?.stage0Computed(requestId),
+    });
+    this.pipeline =
+      config.stageIndex === 0
+        ? new GrpcPipeline(shard.info, config.stageCount, this.runtime, this.remoteStages())
+        : null;
+  }
+
+  get isHead(): boolean {
+    return this.config.stageIndex === 0;
+  }
+
+  get isReady(): boolean {
+    return this.ready && !this.draining;
+  }
+
+  get status(): PipelineStatus {
+    return this.lastStatus;
+  }
+
+  registration(): StageRegistration {
+    const c = this.config;
+    return {
+      pipelineId: c.pipelineId,
+      stageIndex: c.stageIndex,
+      stageCount: c.stageCount,
+      layerStart: this.shard.layerStart,
+      layerEnd: this.shard.layerEnd,
+      numLayers: this.shard.info.numLayers,
+      address: c.grpcAdvertise,
+      healthUrl: `http://${c.healthHost}:${c.healthPort}/health`,
+      fingerprint: this.shard.info.fingerprint,
+      ready: this.isReady,
+      instanceId: this.instanceId,
+      pid: process.pid,
+      startedAt: this.startedAt,
+      heartbeatAt: Date.now(),
+      residentBytes: process.memoryUsage().rss,
+    };
+  }
+
+  /** Registers, then keeps peers and (on the head) the pipeline status current. */
+  async start(registry: StageRegistry): Promise<void> {
+    this.registry = registry;
+    this.ready = true;
+    await registry.start();
+    await this.refresh();
+    this.timer = setInterval(() => {
+      this.refreshing = this.refresh().catch((error: unknown) => {
+        this.log.warn(`registry read failed: ${messageOf(error)}`);
+      });
+    }, this.config.pipelineCheckMs);
+  }
+
+  /** SIGTERM, step 1: report not ready at once, so the head stops sending new work. */
+  async beginDrain(): Promise<void> {
+    this.draining = true;
+    await this.registry?.beat();
+    if (this.isHead) this.setStatus({ ...this.lastStatus, whole: false });
+  }
+
+  /** Requests this node still serves (the head: jobs running; other stages: requests held). */
+  get busy(): number {
+    return this.pipeline ? this.pipeline.inFlight : this.runtime.activeRequests;
+  }
+
+  /** SIGTERM, last step: leave the registry, fail what is left, close the links. */
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    await this.refreshing;
+    this.pipeline?.fail(new StageNodeError('SHUTTING_DOWN', 'the head is shutting down'));
+    await this.registry?.deregister();
+    this.runtime.releaseAll();
+    this.directory.close();
+  }
+
+  // StageInbox: what the gRPC server hands over.
+
+  packet(env: PacketEnvelope): void {
+    this.runtime.packet(env);
+  }
+
+  decision(d: DecisionRecord): void {
+    this.runtime.decision(d);
+  }
+
+  decisionsClosed(): void {
+    if (this.isHead) return;
+    this.log.warn('the head closed its decision stream; freeing its requests');
+    this.runtime.releaseAll();
+  }
+
+  verdict(env: VerdictEnvelope): void {
+    if (!this.pipeline) {
+      throw new StageNodeError('JOB_INVALID', `stage ${this.config.stageIndex} is not a head`);
+    }
+    this.pipeline.verdict(env);
+  }
+
+  // Outputs.
+
+  private forward(env: PacketEnvelope): void {
+    const next = this.config.stageIndex + 1;
+    const link = this.directory.link(next, 'Packets');
+    if (!link) {
+      this.sendVerdict(failure(env, this.config.stageIndex, `stage ${next} is not registered`));
+      return;
+    }
+    const t = performance.now();
+    const wire = packetToWire(env, this.config.wireDtype);
+    wire.trace = { ...env.trace, codecMs: env.trace.codecMs + (performance.now() - t) };
+    link.write(wire);
+  }
+
+  private sendVerdict(env: VerdictEnvelope): void {
+    if (this.pipeline) {
+      this.pipeline.verdict(env);
+      return;
+    }
+    const link = this.directory.link(0, 'Verdicts');
+    if (!link) {
+      this.log.warn(`verdict for ${env.verdict.requestId} dropped: the head is not registered`);
+      return;
+    }
+    link.write(verdictToWire(env));
+  }
+
+  private remoteStages(): RemoteStages {
+    return {
+      sendPacket: (env) => this.forward(env),
+      broadcast: (d) => {
+        const wire = decisionToWire(d);
+        for (let s = 1; s < this.config.stageCount; s++) {
+          const link = this.directory.link(s, 'Decisions');
+          if (!link) throw new StageNodeError('PIPELINE_BROKEN', `stage ${s} is not registered`);
+          link.write(wire);
+        }
+      },
+    };
+  }
+
+  private linkEvents(stage: number, address: string): PeerLinkEvents {
+    return {
+      refused: (ack) => {
+        const message = `stage ${stage} (${address}) refused ${ack.requestId}#${ack.seq}: ${ack.error}`;
+        this.log.warn(message);
+        if (this.pipeline && ack.requestId) {
+          this.pipeline.verdict(failure(undefined, stage, ack.error, ack.requestId));
+        }
+      },
+      broken: (error) => {
+        if (this.draining && !this.isHead) return;
+        if (stage === 0) {
+          this.log.warn(`lost the head (${address}): ${error.message}; freeing its requests`);
+          this.runtime.releaseAll();
+          return;
+        }
+        if (!this.isHead) return;
+        const entry = this.directory.entry(stage);
+        this.suspects.set(stage, { instanceId: entry?.instanceId ?? '', since: Date.now() });
+        this.log.warn(`stage ${stage} (${address}) is gone: ${error.message}`);
+        this.setStatus({
+          whole: false,
+          intact: false,
+          problems: [`stage ${stage} (${address}) is gone: ${error.message}`],
+        });
+      },
+    };
+  }
+
+  private async refresh(): Promise<void> {
+    if (!this.registry) return;
+    const c = this.config;
+    const entries = await this.registry.read(c.pipelineId, c.stageCount);
+    this.directory.update(entries);
+    if (!this.isHead) return;
+    // The head counts itself as it is, not as the last heartbeat said.
+    entries[0] = this.registration();
+    this.setStatus(this.evaluate(entries));
+  }
+
+  private evaluate(entries: (StageRegistration | undefined)[]): PipelineStatus {
+    const problems: string[] = [];
+    for (const [stage, s] of this.suspects) {
+      const e = entries[stage];
+      const replaced = e !== undefined && e.instanceId !== s.instanceId;
+      const survived = e !== undefined && e.heartbeatAt > s.since + this.config.registryTtlMs;
+      if (replaced || survived) this.suspects.delete(stage);
+      else problems.push(`stage ${stage} is gone (its stream broke)`);
+    }
+    const c = this.config;
+    const state: PipelineState = checkPipeline(c.pipelineId, c.stageCount, entries);
+    const allReady = entries.map((e) => (e ? { ...e, ready: true } : e));
+    const structural = checkPipeline(c.pipelineId, c.stageCount, allReady);
+    const intact = structural.whole && problems.length === 0;
+    if (!state.whole) problems.push(...state.problems);
+    return { whole: state.whole && intact && !this.draining, intact, problems };
+  }
+
+  private setStatus(status: PipelineStatus): void {
+    const before = this.lastStatus;
+    this.lastStatus = status;
+    if (!this.pipeline) return;
+    if (before.intact && !status.intact) {
+      this.pipeline.fail(new StageNodeError('PIPELINE_BROKEN', status.problems.join('; ')));
+    } else if (!before.intact && status.intact) {
+      this.pipeline.restore();
+    }
+    if (before.whole !== status.whole) {
+      if (status.whole) this.log.log(`pipeline ${this.config.pipelineId} is whole`);
+      else
+        this.log.warn(
+          `pipeline ${this.config.pipelineId} is not whole: ${status.problems.join('; ')}`,
+        );
+      this.onWholeChange?.(status.whole);
+    }
+  }
+}
+
+function failure(
+  env: PacketEnvelope | undefined,
+  stage: number,
+  message: string,
+  requestId = env?.packet.requestId ?? '',
+): VerdictEnvelope {
+  return {
+    verdict: {
+      requestId,
+      epoch: env?.packet.epoch ?? 0,
+      seq: env?.packet.seq ?? 0,
+      nodeIds: new Int32Array(0),
+      tokens: new Int32Array(0),
+      logits: new Float32Array(0),
+    },
+    trace: env?.trace ?? { computeMs: [], rows: [], codecMs: 0 },
+    failure: { stage, message },
+  };
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
