@@ -1,0 +1,44 @@
+import { Body, Controller, Get, HttpCode, Post, Req, Res } from '@nestjs/common';
+import { adminLoginSchema } from '@pipedec/contracts';
+import type { Request, Response } from 'express';
+import { Auth } from '../auth/auth-policy.js';
+import { ADMIN_COOKIE } from '../auth/auth.guard.js';
+import { CurrentAdmin, type AdminPrincipal } from '../auth/principal.js';
+import { parseBody } from '../common/parse-body.js';
+import { AdminAuthService } from './admin-auth.service.js';
+
+@Controller('admin')
+export class AdminAuthController {
+  constructor(private readonly auth: AdminAuthService) {}
+
+  @Post('login')
+  @HttpCode(200)
+  @Auth.public()
+  async login(
+    @Body() body: unknown,
+    @Req() req: Request,
+    @Res({ passthrough: true }) res: Response,
+  ) {
+    const { email, password } = parseBody(adminLoginSchema, body);
+    const session = await this.auth.login(email, password, req.ip ?? 'unknown');
+    res.cookie(ADMIN_COOKIE, session.token, {
+      httpOnly: true,
+      sameSite: 'strict',
+      expires: session.expiresAt,
+    });
+    return session;
+  }
+
+  @Post('logout')
+  @HttpCode(204)
+  @Auth.admin('viewer')
+  async logout(@CurrentAdmin() admin: AdminPrincipal): Promise<void> {
+    await this.auth.logout(admin);
+  }
+
+  @Get('me')
+  @Auth.admin('viewer')
+  me(@CurrentAdmin() admin: AdminPrincipal) {
+    return { id: admin.adminUserId, email: admin.email, role: admin.role };
+  }
+}

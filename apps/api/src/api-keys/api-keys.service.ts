@@ -1,0 +1,155 @@
+import { Injectable, Logger } from '@nestjs/common';
+import { apiKeyScopeSchema, type ApiKeyScope, type CreateApiKey } from '@pipedec/contracts';
+import { digestsEqual, hashApiKeySecret, newApiKeySecret } from '@pipedec/db';
+import { AuditService } from '../audit/audit.service.js';
+import type { TenantPrincipal } from '../auth/principal.js';
+import { Errors } from '../common/errors.js';
+import { Clock } from '../infra/clock.js';
+import { ApiKeysRepository, publicKey } from './api-keys.repository.js';
+
+@Injectable()
+export class ApiKeysService {
+  private readonly logger = new Logger('ApiKeys');
+
+  constructor(
+    private readonly repo: ApiKeysRepository,
+    private readonly audit: AuditService,
+    private readonly clock: Clock,
+  ) {}
+
+  /**
+   * The tenant a secret belongs to, or an authentication error that says nothing about why
+   * (unknown, revoked, expired and suspended look alike to the caller).
+   */
+  async authenticate(secret: string): Promise<TenantPrincipal> {
+    const hash = hashApiKeySecret(secret);
+    const key = await this.repo.findByHash(hash);
+    const now = this.clock.now();
+    if (!key) throw Errors.unauthenticated('Invalid API key');
+    const current = digestsEqual(key.secretHash, hash);
+    const previous =
+      !current &&
+      key.previousSecretHash !== null &&
+      digestsEqual(key.previousSecretHash, hash) &&
+      key.previousExpiresAt !== null &&
+      key.previousExpiresAt > now;
+    const usable =
+      (current || previous) &&
+      key.status === 'active' &&
+      (key.expiresAt === null || key.expiresAt > now) &&
+      key.tenant.status === 'active';
+    if (!usable) throw Errors.unauthenticated('Invalid API key');
+    this.repo.touch(key.tenantId, key.id, now).catch((e: unknown) => {
+      this.logger.warn(`could not record use of key ${key.id}: ${String(e)}`);
+    });
+    return {
+      kind: 'tenant',
+      tenantId: key.tenantId,
+      apiKeyId: key.id,
+      scopes: key.scopes.filter((s): s is ApiKeyScope => apiKeyScopeSchema.safeParse(s).success),
+    };
+  }
+
+  async list(tenantId: string) {
+    return (await this.repo.list(tenantId)).map(publicKey);
+  }
+
+  /** Creates a key; the secret is in the result and nowhere else, ever. */
+  async create(tenantId: string, input: CreateApiKey, actor: string) {
+    const { secret, prefix, hash } = newApiKeySecret();
+    const expiresAt = input.expiresAt ? new Date(input.expiresAt) : null;
+    if (expiresAt && expiresAt <= this.clock.now()) {
+      throw Errors.invalid('invalid_expiry', 'expiresAt must be in the future', 'expiresAt');
+    }
+    const key = await this.repo.transaction(async (tx) => {
+      const created = await this.repo.create(
+        tenantId,
+        { name: input.name, prefix, secretHash: hash, scopes: input.scopes, expiresAt },
+        tx,
+      );
+      await this.audit.record(
+        {
+          actor,
+          action: 'api_key.create',
+          targetType: 'api_key',
+          targetId: created.id,
+          tenantId,
+          details: {
+            name: input.name,
+            prefix,
+            scopes: input.scopes,
+            expiresAt: input.expiresAt ?? null,
+          },
+        },
+        tx,
+      );
+      return created;
+    });
+    return { ...publicKey(key), secret };
+  }
+
+  /** Revokes at once: the next request with this key (or its previous secret) fails. */
+  async revoke(tenantId: string, keyId: string, actor: string) {
+    return this.repo.transaction(async (tx) => {
+      const [key] = await this.repo.update(
+        tenantId,
+        keyId,
+        { status: 'revoked', revokedAt: this.clock.now(), previousExpiresAt: null },
+        tx,
+      );
+      if (!key) throw Errors.notFound('API key', keyId);
+      await this.audit.record(
+        {
+          actor,
+          action: 'api_key.revoke',
+          targetType: 'api_key',
+          targetId: keyId,
+          tenantId,
+          details: { prefix: key.prefix },
+        },
+        tx,
+      );
+      return publicKey(key);
+    });
+  }
+
+  /**
+   * Issues a new secret for the same key id. The old secret keeps working for
+   * `gracePeriodSeconds` (0: stops at once), so clients can switch without downtime.
+   */
+  async rotate(tenantId: string, keyId: string, gracePeriodSeconds: number, actor: string) {
+    const { secret, prefix, hash } = newApiKeySecret();
+    return this.repo.transaction(async (tx) => {
+      const old = await this.repo.find(tenantId, keyId, tx);
+      if (!old) throw Errors.notFound('API key', keyId);
+      if (old.status !== 'active') {
+        throw Errors.conflict('key_revoked', `API key ${keyId} is revoked and cannot be rotated`);
+      }
+      const graceUntil =
+        gracePeriodSeconds > 0 ? new Date(this.clock.nowMs() + gracePeriodSeconds * 1000) : null;
+      const [key] = await this.repo.update(
+        tenantId,
+        keyId,
+        {
+          secretHash: hash,
+          prefix,
+          previousSecretHash: graceUntil ? old.secretHash : null,
+          previousExpiresAt: graceUntil,
+        },
+        tx,
+      );
+      await this.audit.record(
+        {
+          actor,
+          action: 'api_key.rotate',
+          targetType: 'api_key',
+          targetId: keyId,
+          tenantId,
+          details: { oldPrefix: old.prefix, newPrefix: prefix, gracePeriodSeconds },
+        },
+        tx,
+      );
+      return { ...publicKey(key), secret };
+    });
+  }
+}

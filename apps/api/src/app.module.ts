@@ -1,0 +1,38 @@
+import { type DynamicModule, Module } from '@nestjs/common';
+import { APP_FILTER, APP_GUARD, DiscoveryModule } from '@nestjs/core';
+import { AdminAuthModule } from './admin-auth/admin-auth.module.js';
+import { ApiKeysModule } from './api-keys/api-keys.module.js';
+import { AuditModule } from './audit/audit.module.js';
+import { AuthGuard } from './auth/auth.guard.js';
+import { ErrorFilter } from './common/error.filter.js';
+import { API_CONFIG, type ApiConfig } from './config/api-config.js';
+import { HealthModule } from './health/health.module.js';
+import { InfraModule } from './infra/infra.module.js';
+import { TenantsModule } from './tenants/tenants.module.js';
+import { UsageModule } from './usage/usage.module.js';
+
+@Module({})
+export class AppModule {
+  static forRoot(config: ApiConfig): DynamicModule {
+    return {
+      module: AppModule,
+      global: true,
+      imports: [
+        DiscoveryModule,
+        InfraModule,
+        AuditModule,
+        HealthModule,
+        TenantsModule,
+        ApiKeysModule,
+        AdminAuthModule,
+        UsageModule,
+      ],
+      providers: [
+        { provide: API_CONFIG, useValue: config },
+        { provide: APP_GUARD, useClass: AuthGuard },
+        { provide: APP_FILTER, useClass: ErrorFilter },
+      ],
+      exports: [API_CONFIG],
+    };
+  }
+}

@@ -1,0 +1,51 @@
+import { createParamDecorator, type ExecutionContext } from '@nestjs/common';
+import type { ApiKeyScope } from '@pipedec/contracts';
+import type { Request } from 'express';
+
+export interface TenantPrincipal {
+  kind: 'tenant';
+  tenantId: string;
+  apiKeyId: string;
+  scopes: ApiKeyScope[];
+}
+
+export interface AdminPrincipal {
+  kind: 'admin';
+  adminUserId: string;
+  email: string;
+  role: 'admin' | 'viewer';
+  sessionId: string;
+}
+
+export type Principal = TenantPrincipal | AdminPrincipal;
+
+export type AuthedRequest = Request & { principal?: Principal };
+
+/** The authenticated tenant of an `Auth.apiKey` route. */
+export const CurrentTenant = createParamDecorator((_: unknown, ctx: ExecutionContext) => {
+  const p = ctx.switchToHttp().getRequest<AuthedRequest>().principal;
+  if (p?.kind !== 'tenant') throw new Error('CurrentTenant used on a route without Auth.apiKey');
+  return p;
+});
+
+/** The signed-in admin of an `Auth.admin` route. */
+export const CurrentAdmin = createParamDecorator((_: unknown, ctx: ExecutionContext) => {
+  const p = ctx.switchToHttp().getRequest<AuthedRequest>().principal;
+  if (p?.kind !== 'admin') throw new Error('CurrentAdmin used on a route without Auth.admin');
+  return p;
+});
+
+/** The audit actor string of an admin. */
+export function actorOf(admin: AdminPrincipal): string {
+  return `admin:${admin.adminUserId}`;
+}
+
+/** Credentials from `Authorization: Bearer <token>` (API keys `pd_`, sessions `pds_`). */
+export function bearerToken(req: Request): string | undefined {
+  const header = req.headers.authorization;
+  if (typeof header === 'string') {
+    const m = /^Bearer\s+(\S+)$/i.exec(header.trim());
+    if (m) return m[1];
+  }
+  return undefined;
+}

@@ -1,0 +1,40 @@
+import { envVar, parseEnv } from '@pipedec/contracts';
+import { dbEnvShape } from '@pipedec/db';
+import { z } from 'zod';
+
+/** Every variable apps/api reads, with defaults that work on a development machine. */
+export const apiEnvShape = {
+  ...dbEnvShape,
+  NODE_ENV: envVar.enumOf(['development', 'production', 'test'] as const, 'development'),
+  API_HOST: envVar.string('127.0.0.1'),
+  API_PORT: envVar.port(3000),
+  REDIS_URL: envVar.url('redis://127.0.0.1:6379'),
+  /** Prefix of every Redis key of this deployment (queue, streams, counters). */
+  REDIS_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9:_-]*$/)
+    .default('pipedec:'),
+  /** Model id served by the pipelines (what GET /v1/models lists). */
+  MODEL_NAME: envVar.string('pipedec-demo'),
+  /** Checkpoint folder whose tokenizer counts prompt tokens. */
+  MODEL_DIR: envVar.string('models/demo-target'),
+  BODY_LIMIT_BYTES: envVar.int(256 * 1024, 1024),
+  ADMIN_SESSION_TTL_S: envVar.int(8 * 3600, 60),
+  /** Failed admin logins allowed per email and per IP in the window below. */
+  ADMIN_LOGIN_MAX_ATTEMPTS: envVar.int(5, 1),
+  ADMIN_LOGIN_WINDOW_S: envVar.int(15 * 60, 1),
+  /** Default output length when a request does not set max_tokens. */
+  DEFAULT_MAX_TOKENS: envVar.int(16, 1),
+  /** Attempts per job (BullMQ), so a crashed head's job is retried on another pipeline. */
+  JOB_ATTEMPTS: envVar.int(2, 1),
+  LOG_REQUESTS: envVar.bool(false),
+};
+
+export type ApiConfig = ReturnType<typeof parseApiConfig>;
+
+export function parseApiConfig(env: Record<string, string | undefined>) {
+  return parseEnv('api', apiEnvShape, env);
+}
+
+/** Injection token of the parsed configuration. */
+export const API_CONFIG = Symbol('API_CONFIG');

@@ -1,0 +1,64 @@
+import { Body, Controller, Get, Param, ParseUUIDPipe, Patch, Post, Query } from '@nestjs/common';
+import { createTenantSchema, updateTenantSchema } from '@pipedec/contracts';
+import { z } from 'zod';
+import { AuditService } from '../audit/audit.service.js';
+import { Auth } from '../auth/auth-policy.js';
+import { actorOf, CurrentAdmin, type AdminPrincipal } from '../auth/principal.js';
+import { parseBody } from '../common/parse-body.js';
+import { TenantsService } from './tenants.service.js';
+
+const auditQuerySchema = z
+  .object({
+    tenantId: z.uuid().optional(),
+    limit: z.coerce.number().int().min(1).max(500).default(100),
+  })
+  .strict();
+
+@Controller('admin')
+export class TenantsController {
+  constructor(
+    private readonly tenants: TenantsService,
+    private readonly audit: AuditService,
+  ) {}
+
+  @Get('plans')
+  @Auth.admin('viewer')
+  async plans() {
+    return { data: await this.tenants.plans() };
+  }
+
+  @Get('tenants')
+  @Auth.admin('viewer')
+  async list() {
+    return { data: await this.tenants.list() };
+  }
+
+  @Get('tenants/:tenantId')
+  @Auth.admin('viewer')
+  get(@Param('tenantId', ParseUUIDPipe) tenantId: string) {
+    return this.tenants.get(tenantId);
+  }
+
+  @Post('tenants')
+  @Auth.admin('admin')
+  create(@Body() body: unknown, @CurrentAdmin() admin: AdminPrincipal) {
+    return this.tenants.create(parseBody(createTenantSchema, body), actorOf(admin));
+  }
+
+  @Patch('tenants/:tenantId')
+  @Auth.admin('admin')
+  update(
+    @Param('tenantId', ParseUUIDPipe) tenantId: string,
+    @Body() body: unknown,
+    @CurrentAdmin() admin: AdminPrincipal,
+  ) {
+    return this.tenants.update(tenantId, parseBody(updateTenantSchema, body), actorOf(admin));
+  }
+
+  @Get('audit')
+  @Auth.admin('viewer')
+  async auditLog(@Query() query: unknown) {
+    const q = parseBody(auditQuerySchema, query);
+    return { data: await this.audit.list(q) };
+  }
+}

@@ -1,0 +1,153 @@
+import { Injectable } from '@nestjs/common';
+import type { CreateTenant, UpdateTenant } from '@pipedec/contracts';
+import { Prisma, type Plan, type Tenant } from '@pipedec/db';
+import { AuditService } from '../audit/audit.service.js';
+import { Errors } from '../common/errors.js';
+import { effectiveLimits, pricingOf, type TenantLimits, type TenantPricing } from './limits.js';
+import { TenantsRepository } from './tenants.repository.js';
+
+export interface TenantContext {
+  tenant: Tenant;
+  plan: Plan;
+  limits: TenantLimits;
+  pricing: TenantPricing;
+}
+
+/** A cached context older than this is reloaded, so admin changes apply within seconds. */
+const CONTEXT_TTL_MS = 5_000;
+
+@Injectable()
+export class TenantsService {
+  private readonly cache = new Map<string, { at: number; ctx: TenantContext }>();
+
+  constructor(
+    private readonly repo: TenantsRepository,
+    private readonly audit: AuditService,
+  ) {}
+
+  async context(tenantId: string): Promise<TenantContext> {
+    const hit = this.cache.get(tenantId);
+    if (hit && Date.now() - hit.at < CONTEXT_TTL_MS) return hit.ctx;
+    const row = await this.repo.withPlan(tenantId);
+    if (!row) throw Errors.notFound('Tenant', tenantId);
+    const ctx = {
+      tenant: row,
+      plan: row.plan,
+      limits: effectiveLimits(row, row.plan),
+      pricing: pricingOf(row.plan),
+    };
+    this.cache.set(tenantId, { at: Date.now(), ctx });
+    return ctx;
+  }
+
+  async list() {
+    return (await this.repo.listWithPlans()).map((t) => view(t, t.plan));
+  }
+
+  async get(tenantId: string) {
+    const ctx = await this.context(tenantId);
+    return view(ctx.tenant, ctx.plan);
+  }
+
+  async plans() {
+    return (await this.repo.listPlans()).map((p) => ({
+      ...p,
+      tokensPerMonth: Number(p.tokensPerMonth),
+      priceInputPer1kMicros: Number(p.priceInputPer1kMicros),
+      priceOutputPer1kMicros: Number(p.priceOutputPer1kMicros),
+    }));
+  }
+
+  async create(input: CreateTenant, actor: string) {
+    const plan = await this.repo.planByName(input.plan);
+    if (!plan) throw Errors.invalid('unknown_plan', `plan "${input.plan}" does not exist`, 'plan');
+    const { plan: _plan, name, ...overrides } = input;
+    try {
+      return await this.repo.transaction(async (tx) => {
+        const tenant = await tx.tenant.create({
+          data: { name, planId: plan.id, ...bigintOverrides(overrides) },
+        });
+        await this.audit.record(
+          {
+            actor,
+            action: 'tenant.create',
+            targetType: 'tenant',
+            targetId: tenant.id,
+            tenantId: tenant.id,
+            details: { ...input },
+          },
+          tx,
+        );
+        return view(tenant, plan);
+      });
+    } catch (e) {
+      if (e instanceof Prisma.PrismaClientKnownRequestError && e.code === 'P2002') {
+        throw Errors.conflict('tenant_exists', `a tenant named "${name}" already exists`);
+      }
+      throw e;
+    }
+  }
+
+  async update(tenantId: string, input: UpdateTenant, actor: string) {
+    const { plan: planName, ...rest } = input;
+    const plan = planName ? await this.repo.planByName(planName) : undefined;
+    if (planName && !plan)
+      throw Errors.invalid('unknown_plan', `plan "${planName}" does not exist`, 'plan');
+    const result = await this.repo.transaction(async (tx) => {
+      const existing = await tx.tenant.findUnique({ where: { id: tenantId } });
+      if (!existing) throw Errors.notFound('Tenant', tenantId);
+      const tenant = await tx.tenant.update({
+        where: { id: tenantId },
+        data: { ...bigintOverrides(rest), ...(plan ? { planId: plan.id } : {}) },
+        include: { plan: true },
+      });
+      await this.audit.record(
+        {
+          actor,
+          action: 'tenant.update',
+          targetType: 'tenant',
+          targetId: tenantId,
+          tenantId,
+          details: { ...input },
+        },
+        tx,
+      );
+      return view(tenant, tenant.plan);
+    });
+    this.cache.delete(tenantId);
+    return result;
+  }
+}
+
+function bigintOverrides<T extends { tokensPerMonth?: number | null }>(o: T) {
+  const { tokensPerMonth, ...rest } = o;
+  return {
+    ...rest,
+    ...(tokensPerMonth === undefined
+      ? {}
+      : { tokensPerMonth: tokensPerMonth === null ? null : BigInt(tokensPerMonth) }),
+  };
+}
+
+function view(tenant: Tenant, plan: Plan) {
+  return {
+    id: tenant.id,
+    name: tenant.name,
+    status: tenant.status,
+    plan: plan.name,
+    limits: effectiveLimits(tenant, plan),
+    overrides: {
+      requestsPerMinute: tenant.requestsPerMinute,
+      tokensPerMinute: tenant.tokensPerMinute,
+      tokensPerMonth: tenant.tokensPerMonth === null ? null : Number(tenant.tokensPerMonth),
+      concurrentRequests: tenant.concurrentRequests,
+      maxPromptTokens: tenant.maxPromptTokens,
+      maxOutputTokens: tenant.maxOutputTokens,
+    },
+    prices: {
+      inputPer1kMicros: Number(plan.priceInputPer1kMicros),
+      outputPer1kMicros: Number(plan.priceOutputPer1kMicros),
+    },
+    createdAt: tenant.createdAt,
+  };
+}

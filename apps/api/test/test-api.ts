@@ -1,0 +1,98 @@
+// Boots the real API against a database and Redis prefix of its own (libs/testkit), listening
+// on a random port. Shared by the integration specs.
+import type { INestApplication } from '@nestjs/common';
+import { createPrismaClient, seedDemo, type PrismaClient } from '@pipedec/db';
+import {
+  createTestDatabase,
+  deleteRedisPrefix,
+  redisPrefix,
+  testEnv,
+  testRedis,
+  type TestDatabase,
+} from '@pipedec/testkit';
+import type { Redis } from 'ioredis';
+import { createApp } from '../src/app.js';
+import { parseApiConfig, type ApiConfig } from '../src/config/api-config.js';
+
+export const ADMIN = { email: 'admin@test.local', password: 'admin-password-1' };
+
+export interface TestApi {
+  app: INestApplication;
+  url: string;
+  config: ApiConfig;
+  prisma: PrismaClient;
+  redis: Redis;
+  prefix: string;
+  demoTenantId: string;
+  demoKey: string;
+  close(): Promise<void>;
+}
+
+export async function startTestApi(env: Record<string, string> = {}): Promise<TestApi> {
+  const db: TestDatabase = await createTestDatabase();
+  const prefix = redisPrefix();
+  const config = parseApiConfig({
+    NODE_ENV: 'test',
+    DATABASE_URL: db.url,
+    REDIS_URL: testEnv().TEST_REDIS_URL,
+    REDIS_PREFIX: prefix,
+    API_PORT: '0',
+    ...env,
+  });
+  const prisma = createPrismaClient(db.url, { poolSize: 3 });
+  const seeded = await seedDemo(prisma, { adminEmail: ADMIN.email, adminPassword: ADMIN.password });
+  const app = await createApp(config);
+  await app.listen(0, '127.0.0.1');
+  const server = app.getHttpServer() as import('node:http').Server;
+  const address = server.address() as { port: number };
+  const redis = testRedis();
+  return {
+    app,
+    url: `http://127.0.0.1:${address.port}`,
+    config,
+    prisma,
+    redis,
+    prefix,
+    demoTenantId: seeded.tenantId,
+    demoKey: seeded.createdApiKey!.secret,
+    async close() {
+      await app.close();
+      await prisma.$disconnect();
+      await deleteRedisPrefix(redis, prefix);
+      redis.disconnect();
+      await db.drop();
+    },
+  };
+}
+
+export interface Reply<T = Record<string, unknown>> {
+  status: number;
+  headers: Headers;
+  body: T;
+}
+
+/** fetch + JSON, for terse specs. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- specs read fields loosely
+export async function call<T = Record<string, any>>(
+  api: Pick<TestApi, 'url'>,
+  method: string,
+  path: string,
+  options: { token?: string; body?: unknown; rawBody?: string } = {},
+): Promise<Reply<T>> {
+  const headers: Record<string, string> = {};
+  if (options.token) headers.authorization = `Bearer ${options.token}`;
+  let body: string | undefined;
+  if (options.rawBody !== undefined || options.body !== undefined) {
+    headers['content-type'] = 'application/json';
+    body = options.rawBody ?? JSON.stringify(options.body);
+  }
+  const res = await fetch(api.url + path, { method, headers, body });
+  const text = await res.text();
+  return { status: res.status, headers: res.headers, body: (text ? JSON.parse(text) : {}) as T };
+}
+
+export async function adminLogin(api: TestApi): Promise<string> {
+  const res = await call<{ token: string }>(api, 'POST', '/admin/login', { body: ADMIN });
+  if (res.status !== 200) throw new Error(`admin login failed: ${res.status}`);
+  return res.body.token;
+}

@@ -1,0 +1,64 @@
+// Bodies of the admin endpoints (dashboard).
+import { z } from 'zod';
+
+export const API_KEY_SCOPES = ['generate', 'read-usage'] as const;
+export const apiKeyScopeSchema = z.enum(API_KEY_SCOPES);
+export type ApiKeyScope = z.infer<typeof apiKeyScopeSchema>;
+
+export const adminLoginSchema = z
+  .object({ email: z.email().max(320), password: z.string().min(1).max(1024) })
+  .strict();
+
+export const createApiKeySchema = z
+  .object({
+    name: z.string().min(1).max(100),
+    scopes: z.array(apiKeyScopeSchema).min(1),
+    /** ISO date-time; absent means no expiry. */
+    expiresAt: z.iso.datetime().optional(),
+  })
+  .strict();
+export type CreateApiKey = z.infer<typeof createApiKeySchema>;
+
+export const rotateApiKeySchema = z
+  .object({
+    /** Seconds the old secret keeps working (0: revoked at once). */
+    gracePeriodSeconds: z
+      .number()
+      .int()
+      .min(0)
+      .max(30 * 24 * 3600)
+      .default(0),
+  })
+  .strict();
+
+const limitOverrides = {
+  requestsPerMinute: z.number().int().min(1).nullable().optional(),
+  tokensPerMinute: z.number().int().min(1).nullable().optional(),
+  tokensPerMonth: z.number().int().min(1).nullable().optional(),
+  concurrentRequests: z.number().int().min(1).nullable().optional(),
+  maxPromptTokens: z.number().int().min(1).nullable().optional(),
+  maxOutputTokens: z.number().int().min(1).nullable().optional(),
+};
+
+export const createTenantSchema = z
+  .object({ name: z.string().min(1).max(100), plan: z.string().min(1), ...limitOverrides })
+  .strict();
+export type CreateTenant = z.infer<typeof createTenantSchema>;
+
+export const updateTenantSchema = z
+  .object({
+    plan: z.string().min(1).optional(),
+    status: z.enum(['active', 'suspended']).optional(),
+    ...limitOverrides,
+  })
+  .strict();
+export type UpdateTenant = z.infer<typeof updateTenantSchema>;
+
+export const usageQuerySchema = z
+  .object({
+    granularity: z.enum(['hour', 'day']).default('day'),
+    from: z.iso.datetime().optional(),
+    to: z.iso.datetime().optional(),
+  })
+  .strict();
+export type UsageQuery = z.infer<typeof usageQuerySchema>;

@@ -1,0 +1,79 @@
+// Request bodies of the generation endpoints: OpenAI's /v1/completions and
+// /v1/chat/completions (the fields this service supports, unknown fields refused) and the
+// native job endpoint. Extra parameters: seed, decoding_method, tree_width, keep_running.
+import { z } from 'zod';
+import { decodingMethodSchema, MAX_STOP_STRINGS, MAX_TREE_WIDTH } from '../jobs/generation-job.js';
+
+const stopSchema = z.union([z.string().min(1), z.array(z.string().min(1)).max(MAX_STOP_STRINGS)]);
+
+/** Parameters common to both OpenAI endpoints and the native one. */
+const commonParams = {
+  model: z.string().min(1).max(200),
+  max_tokens: z.number().int().min(1).optional(),
+  temperature: z.number().min(0).max(2).optional(),
+  top_p: z.number().gt(0).max(1).optional(),
+  n: z.literal(1).optional(),
+  stop: stopSchema.nullable().optional(),
+  seed: z
+    .number()
+    .int()
+    .min(0)
+    .max(2 ** 31 - 1)
+    .optional(),
+  user: z.string().max(256).optional(),
+  /** Zero only: the pipeline does not implement penalties, and refuses rather than ignores. */
+  presence_penalty: z.literal(0).optional(),
+  frequency_penalty: z.literal(0).optional(),
+  decoding_method: decodingMethodSchema.optional(),
+  tree_width: z.number().int().min(1).max(MAX_TREE_WIDTH).optional(),
+};
+
+const streamParams = {
+  stream: z.boolean().optional(),
+  stream_options: z
+    .object({ include_usage: z.boolean().optional() })
+    .strict()
+    .nullable()
+    .optional(),
+  /** Keep generating when the client drops the SSE stream (default: cancel). */
+  keep_running: z.boolean().optional(),
+};
+
+export const completionRequestSchema = z
+  .object({
+    ...commonParams,
+    ...streamParams,
+    prompt: z.union([z.string(), z.array(z.string()).length(1)]),
+    echo: z.literal(false).optional(),
+    logprobs: z.null().optional(),
+  })
+  .strict();
+export type CompletionRequest = z.infer<typeof completionRequestSchema>;
+
+export const chatMessageSchema = z
+  .object({
+    role: z.enum(['system', 'user', 'assistant']),
+    content: z.string(),
+    name: z.string().max(64).optional(),
+  })
+  .strict();
+
+export const chatCompletionRequestSchema = z
+  .object({
+    ...commonParams,
+    ...streamParams,
+    messages: z.array(chatMessageSchema).min(1).max(256),
+    max_completion_tokens: z.number().int().min(1).optional(),
+    logprobs: z.literal(false).nullable().optional(),
+  })
+  .strict();
+export type ChatCompletionRequest = z.infer<typeof chatCompletionRequestSchema>;
+
+/** POST /v1/jobs: submit and return at once; poll GET /v1/jobs/:id or subscribe. */
+export const jobSubmitSchema = z
+  .object({
+    ...commonParams,
+    prompt: z.string(),
+  })
+  .strict();
+export type JobSubmit = z.infer<typeof jobSubmitSchema>;

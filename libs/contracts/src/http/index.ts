@@ -1,0 +1,3 @@
+export * from './admin.js';
+export * from './errors.js';
+export * from './generation.js';

@@ -1,0 +1,76 @@
+// The generation job: what apps/api enqueues on the BullMQ queue "generation" and what the
+// head stage node of a pipeline consumes. Parsed on both sides.
+import { z } from 'zod';
+
+export const GENERATION_QUEUE = 'generation';
+export const GENERATION_JOB_NAME = 'generate';
+export const GENERATION_JOB_VERSION = 1;
+
+/** pipedec: speculative tree over the pipeline; stpp: single-tree pipelined; pp: plain pipeline. */
+export const decodingMethodSchema = z.enum(['pipedec', 'stpp', 'pp']);
+export type DecodingMethod = z.infer<typeof decodingMethodSchema>;
+
+export const MAX_TREE_WIDTH = 16;
+export const MAX_STOP_STRINGS = 4;
+
+export const samplingSchema = z
+  .object({
+    /** 0 means greedy. */
+    temperature: z.number().min(0).max(2),
+    topP: z.number().gt(0).max(1),
+    /** Makes sampling reproducible (and a retried attempt regenerate the same tokens). */
+    seed: z
+      .number()
+      .int()
+      .min(0)
+      .max(2 ** 31 - 1),
+  })
+  .strict();
+export type Sampling = z.infer<typeof samplingSchema>;
+
+export const jobPromptSchema = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('text'), text: z.string() }).strict(),
+  z.object({ kind: z.literal('tokens'), tokenIds: z.array(z.number().int().min(0)).min(1) }).strict(),
+]);
+export type JobPrompt = z.infer<typeof jobPromptSchema>;
+
+export const generationJobSchema = z
+  .object({
+    version: z.literal(GENERATION_JOB_VERSION),
+    requestId: z.uuid(),
+    tenantId: z.uuid(),
+    model: z.string().min(1),
+    prompt: jobPromptSchema,
+    /** Prompt length as the API counted it (the quota was reserved on this count). */
+    promptTokens: z.number().int().min(0),
+    maxTokens: z.number().int().min(1),
+    sampling: samplingSchema,
+    method: decodingMethodSchema,
+    /** Tree width (draft branches per node); 1 for method "pp". */
+    width: z.number().int().min(1).max(MAX_TREE_WIDTH),
+    stop: z.array(z.string().min(1)).max(MAX_STOP_STRINGS),
+    /** Redis stream the head appends this request's events to (see events.ts). */
+    eventsKey: z.string().min(1),
+    /** Redis key the head polls between timesteps; present means "stop now" (see cancel.ts). */
+    cancelKey: z.string().min(1),
+    /** Epoch ms at admission, for queue-time accounting. */
+    enqueuedAt: z.number(),
+  })
+  .strict();
+export type GenerationJob = z.infer<typeof generationJobSchema>;
+
+/**
+ * Combinations the pipeline cannot honour. The API refuses them with this message rather
+ * than silently changing a parameter; the head checks again and fails the job the same way.
+ */
+export function unsupportedCombination(
+  job: Pick<GenerationJob, 'method' | 'width'>,
+): { param: string; message: string } | undefined {
+  if (job.method === 'pp' && job.width !== 1) {
+    return {
+      param: 'tree_width',
+      message: `decoding method "pp" has no draft tree: tree_width must be 1, got ${job.width}`,
+    };
+  }
+  return undefined;
+}

@@ -1,0 +1,3 @@
+export * from './events.js';
+export * from './generation-job.js';
+export * from './keys.js';
