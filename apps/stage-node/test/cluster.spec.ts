@@ -1,0 +1,256 @@
+// Real stage processes on loopback: a pipeline of 4 `node dist/main.js` processes consumes the
+// generation queue and must emit exactly the tokens of plain autoregressive decoding (AR, run
+// here on the whole model) with PP, STPP and PipeDec, greedy and seeded sampling; a second
+// pipeline can serve the same queue; killing a middle stage mid-request fails the request with
+// a clean error event within 5 s (or retries it when the job allows), and restarting that one
+// stage restores service; SIGTERM drains the head gracefully.
+import { jest } from '@jest/globals';
+import type { RequestEvent } from '@pipedec/contracts';
+import { generateAR } from '@pipedec/engine';
+import { openShard, type LayerShard } from '@pipedec/model';
+import type { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { LocalCluster, STAGE_MAIN } from '../src/launcher/local-cluster.js';
+import {
+  ended,
+  enqueue,
+  generationQueue,
+  GREEDY,
+  MODEL_NAME,
+  outputTokens,
+  prompts,
+  SAMPLED,
+  waitEvents,
+  writeModels,
+  type JobSpec,
+  type Models,
+} from './cluster-helpers.js';
+
+jest.setTimeout(300_000);
+
+const REDIS_URL = 'redis://127.0.0.1:6379';
+const PREFIX = `test:stage-node:${process.pid}:${Date.now()}:`;
+const MAX_TOKENS = 10;
+const PROMPTS = prompts(2, 7);
+
+let tmp: string;
+let models: Models;
+let redis: Redis;
+let queue: Queue;
+let whole: LayerShard;
+let p4: LocalCluster | null = null;
+let p2: LocalCluster | null = null;
+
+async function arTokens(prompt: number[], sampling: JobSpec['sampling'], maxTokens = MAX_TOKENS) {
+  const res = await generateAR(whole, {
+    requestId: `ar-${Math.random()}`,
+    prompt,
+    maxTokens,
+    sampling,
+  });
+  return res.tokens;
+}
+
+function startCluster(pipelineId: string, stages: number, draft: string): Promise<LocalCluster> {
+  return LocalCluster.start({
+    pipelineId,
+    stages,
+    checkpointDir: models.target,
+    draftCheckpointDir: draft,
+    redisUrl: REDIS_URL,
+    redisPrefix: PREFIX,
+    env: {
+      MODEL_NAME,
+      HEARTBEAT_MS: '200',
+      REGISTRY_TTL_MS: '1000',
+      PIPELINE_CHECK_MS: '100',
+      SHUTDOWN_GRACE_MS: '20000',
+    },
+  });
+}
+
+beforeAll(async () => {
+  if (!existsSync(STAGE_MAIN)) {
+    throw new Error(
+      `${STAGE_MAIN} is missing: run \`npm run build\` first (the stages run compiled code)`,
+    );
+  }
+  tmp = await mkdtemp(path.join(os.tmpdir(), 'stage-node-'));
+  models = await writeModels(tmp);
+  redis = new Redis(REDIS_URL);
+  queue = generationQueue(redis, PREFIX);
+  whole = await openShard({ checkpointDir: models.target, intraOpThreads: 1 });
+  p4 = await startCluster('p4', 4, models.draft);
+});
+
+afterAll(async () => {
+  await p2?.stop();
+  await p4?.stop();
+  await whole?.close();
+  await queue?.close();
+  if (redis) {
+    const keys = await redis.keys(`${PREFIX}*`);
+    if (keys.length > 0) await redis.del(...keys);
+    await redis.quit();
+  }
+  if (tmp) await rm(tmp, { recursive: true, force: true });
+});
+
+function expectWellFormed(events: RequestEvent[], tokens: number): void {
+  expect(events[0]).toMatchObject({ type: 'started', attempt: 1 });
+  const tokenEvents = events.filter((e) => e.type === 'token');
+  expect(tokenEvents.map((e) => e.index)).toEqual([...Array(tokens).keys()]);
+  const steps = tokenEvents.map((e) => e.timestep);
+  expect([...steps].sort((a, b) => a - b)).toEqual(steps);
+  const done = events[events.length - 1];
+  expect(done).toMatchObject({ type: 'done', usage: { completionTokens: tokens } });
+}
+
+describe('a pipeline of 4 stage processes', () => {
+  it('registers every stage and reports health', async () => {
+    for (let s = 0; s < 4; s++) {
+      const h = await p4!.health(s);
+      expect(h?.status).toBe(200);
+      expect(h?.body).toMatchObject({
+        ready: true,
+        stageIndex: s,
+        stageCount: 4,
+        pipelineId: 'p4',
+      });
+    }
+    const layers = await Promise.all([0, 1, 2, 3].map(async (s) => (await p4!.health(s))!.body));
+    expect(layers.map((b) => [b.layerStart, b.layerEnd])).toEqual([
+      [0, 4],
+      [4, 8],
+      [8, 12],
+      [12, 16],
+    ]);
+  });
+
+  it.each([
+    ['greedy', GREEDY],
+    ['seeded sampling', SAMPLED],
+  ])('PP, STPP and PipeDec equal AR (%s)', async (_name, sampling) => {
+    for (const prompt of PROMPTS) {
+      const expected = await arTokens(prompt, sampling);
+      const jobs = [];
+      for (const method of ['pp', 'stpp', 'pipedec'] as const) {
+        jobs.push({
+          method,
+          job: await enqueue(queue, PREFIX, { prompt, method, sampling, maxTokens: MAX_TOKENS }),
+        });
+      }
+      for (const { method, job } of jobs) {
+        const events = await waitEvents(redis, job.eventsKey, ended, 60_000);
+        expect({ method, tokens: outputTokens(events) }).toEqual({ method, tokens: expected });
+        expectWellFormed(events, expected.length);
+      }
+    }
+  });
+
+  it('shares the queue with a second pipeline', async () => {
+    // A 2-stage pipeline whose draft is the target itself: every guess right, deep trees.
+    p2 = await startCluster('p2', 2, models.target);
+    const specs = PROMPTS.flatMap((prompt) =>
+      (['pipedec', 'stpp', 'pipedec'] as const).map((method) => ({ prompt, method })),
+    );
+    const jobs = await Promise.all(
+      specs.map((s) => enqueue(queue, PREFIX, { ...s, sampling: GREEDY, maxTokens: MAX_TOKENS })),
+    );
+    const served = new Set<string>();
+    for (const [i, job] of jobs.entries()) {
+      const events = await waitEvents(redis, job.eventsKey, ended, 60_000);
+      expect(outputTokens(events)).toEqual(await arTokens(specs[i].prompt, GREEDY));
+      const started = events[0];
+      if (started.type === 'started') served.add(started.pipelineId);
+    }
+    expect([...served].sort()).toEqual(['p2', 'p4']);
+    await p2.stop();
+    p2 = null;
+  });
+
+  it('fails a request cleanly within 5 s when a middle stage dies, and recovers when it restarts', async () => {
+    const prompt = PROMPTS[0];
+    const long = { prompt, method: 'pipedec' as const, sampling: GREEDY, maxTokens: 400 };
+    const job = await enqueue(queue, PREFIX, long);
+    await waitEvents(redis, job.eventsKey, (ev) => ev.some((e) => e.type === 'token'), 60_000);
+    const killedAt = Date.now();
+    await p4!.kill(2, 'SIGKILL');
+    const events = await waitEvents(redis, job.eventsKey, ended, 5_000);
+    const error = events[events.length - 1];
+    expect(error).toMatchObject({ type: 'error', code: 'PIPELINE_BROKEN', retryable: false });
+    expect(error.at - killedAt).toBeLessThan(5_000);
+    // Not hung: the queue has failed the job.
+    const state = await waitState(job.requestId, 'failed', 5_000);
+    expect(state).toBe('failed');
+    // While the stage is away the head takes no jobs: health says why.
+    const h = await p4!.health(0);
+    expect(h?.status).toBe(503);
+    expect(JSON.stringify(h?.body.problems)).toContain('stage 2');
+
+    // A job that may be retried: queued now, served once the stage is back.
+    const retried = await enqueue(queue, PREFIX, { ...long, maxTokens: MAX_TOKENS, attempts: 2 });
+    await p4!.restart(2);
+    const after = await waitEvents(redis, retried.eventsKey, ended, 60_000);
+    expect(outputTokens(after)).toEqual(await arTokens(prompt, GREEDY));
+    for (const s of [0, 1, 3]) expect(p4!.pid(s)).toBeDefined();
+  });
+
+  it('retries an in-flight request whose attempts allow it', async () => {
+    const prompt = PROMPTS[1];
+    const job = await enqueue(queue, PREFIX, {
+      prompt,
+      method: 'stpp',
+      sampling: SAMPLED,
+      maxTokens: 400,
+      attempts: 2,
+    });
+    await waitEvents(redis, job.eventsKey, (ev) => ev.some((e) => e.type === 'token'), 60_000);
+    await p4!.kill(1, 'SIGKILL');
+    const failed = await waitEvents(
+      redis,
+      job.eventsKey,
+      (ev) => ev.some((e) => e.type === 'error'),
+      5_000,
+    );
+    expect(failed[failed.length - 1]).toMatchObject({ type: 'error', retryable: true });
+    await p4!.restart(1);
+    const events = await waitEvents(redis, job.eventsKey, ended, 120_000);
+    expect(events.filter((e) => e.type === 'started').map((e) => e.attempt)).toEqual([1, 2]);
+    expect(outputTokens(events)).toEqual(await arTokens(prompt, SAMPLED, 400));
+  });
+
+  it('drains on SIGTERM: not ready at once, finishes the request in flight, deregisters', async () => {
+    const job = await enqueue(queue, PREFIX, {
+      prompt: PROMPTS[0],
+      method: 'pipedec',
+      sampling: GREEDY,
+      maxTokens: 60,
+    });
+    await waitEvents(redis, job.eventsKey, (ev) => ev.some((e) => e.type === 'token'), 60_000);
+    const exited = p4!.kill(0, 'SIGTERM');
+    let h = await p4!.health(0);
+    for (let i = 0; i < 20 && h?.status === 200; i++) h = await p4!.health(0);
+    expect(h?.status).toBe(503);
+    const events = await waitEvents(redis, job.eventsKey, ended, 60_000);
+    expect(events[events.length - 1].type).toBe('done');
+    expect(outputTokens(events)).toEqual(await arTokens(PROMPTS[0], GREEDY, 60));
+    expect(await exited).toBe(0);
+    expect(await redis.exists(`${PREFIX}stage:p4:0`)).toBe(0);
+  });
+});
+
+async function waitState(jobId: string, state: string, timeoutMs: number): Promise<string> {
+  const deadline = Date.now() + timeoutMs;
+  let s = 'unknown';
+  while (Date.now() < deadline) {
+    s = await queue.getJobState(jobId);
+    if (s === state) return s;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return s;
+}
