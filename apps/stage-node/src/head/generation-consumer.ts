@@ -13,22 +13,25 @@ import {
   type GenerationJob,
   type SpeculativeStats,
 } from '@pipedec/contracts';
-import type { FinishReason, GenerateResult, StageShard } from '@pipedec/engine';
+import type { FinishReason, GenerateResult, RequestStats, StageShard } from '@pipedec/engine';
 import type { LoadedTokenizer } from '@pipedec/model';
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
 import type { StageConfig } from '../config/stage-config.js';
-import type { GrpcPipeline } from './grpc-pipeline.js';
+import type { GrpcPipeline, TransportStats } from './grpc-pipeline.js';
 import { JobEventStream } from './job-events.js';
 import { runMethod } from './run-method.js';
 import { StageNodeError } from './stage-node-error.js';
 
 const CANCEL_POLL_MS = 200;
 
+/** The job's return value in the queue: what the benchmark and operators read back. */
 export interface GenerationSummary {
   requestId: string;
   tokens: number;
   finishReason: JobFinishReason;
+  stats: RequestStats;
+  transport: TransportStats | null;
 }
 
 export class GenerationConsumer {
@@ -124,6 +127,8 @@ export class GenerationConsumer {
         requestId: data.requestId,
         tokens: result.tokens.length,
         finishReason: jobFinishReason(result.finishReason),
+        stats: result.stats,
+        transport: this.pipeline.takeStats(result.requestId) ?? null,
       };
     } catch (error) {
       const attempts = job.opts.attempts ?? 1;

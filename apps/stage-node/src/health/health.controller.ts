@@ -17,6 +17,8 @@ export interface HealthBody {
   problems: string[];
   busy: number;
   residentBytes: number;
+  /** Weights this stage holds (its own layers only; the head's draft not included). */
+  weightBytes: number;
 }
 
 @Controller('health')
@@ -41,6 +43,7 @@ export class HealthController {
       problems: n.isHead ? status.problems : [],
       busy: n.busy,
       residentBytes: process.memoryUsage().rss,
+      weightBytes: n.shard.memory().weightBytes,
     };
   }
 }

@@ -27,6 +27,8 @@ export interface ClusterOptions {
   /** Extra environment for every stage (WIRE_DTYPE, QUEUE_CONCURRENCY, MODEL_NAME, ...). */
   env?: Record<string, string>;
   placement?: (stage: number) => StagePlacement;
+  /** Fixed ports per stage (default: free ports the OS picks). */
+  ports?: (stage: number) => { grpc: number; health: number };
   /** Where each stage's output goes ('inherit' to see logs); default: kept in memory. */
   stdio?: 'inherit' | 'pipe';
   readyTimeoutMs?: number;
@@ -138,8 +140,9 @@ export class LocalCluster {
     const env =
       reuse ??
       (await (async () => {
-        const grpcPort = await freePort();
-        const healthPort = await freePort();
+        const fixed = o.ports?.(stage);
+        const grpcPort = fixed?.grpc ?? (await freePort());
+        const healthPort = fixed?.health ?? (await freePort());
         return {
           ...o.env,
           PIPELINE_ID: o.pipelineId,
