@@ -1,11 +1,12 @@
 // The KV cache of one sequence on one stage: committed prefix rows followed by tree rows.
 //
-// Layout: per layer, keys and values are [capacity, kvHeads, headDim] row-major, so the first
-// `rows` rows are one contiguous block the runtime can read without a copy. Rows are kept in
-// the order: committed rows [0, committed), then live tree rows [committed, rows). Rotary
-// embeddings are applied before a key is stored, so a row's slot carries no position
-// information and rows can be moved freely: commit moves the chain to the end of the prefix,
-// prune compacts the tree region. Attention over the rows is fixed by the additive mask.
+// Layout: per layer, keys are [kvHeads, headDim, capacity] (already transposed for q.K^T) and
+// values [kvHeads, capacity, headDim] (ready for P.V). The runtime reads the whole buffers
+// in place, unused slots hidden by the mask, so a forward never copies, concatenates or
+// transposes the past. Slots are kept in the order: committed rows [0, committed), then live
+// tree rows [committed, rows), then free slots. Rotary embeddings are applied before a key is
+// stored, so a slot carries no position information and rows can be moved freely: commit moves
+// the chain to the end of the prefix, prune compacts the tree region.
 //
 // Worked example: committed rows a b c (ids 0 1 2), tree rows d(parent 2) e(parent 2)
 // f(parent 3). Slots: 0 1 2 | 3 4 5. Row f attends to 0 1 2 (the prefix), 3 (d, its parent)
@@ -32,14 +33,17 @@ export class KvBudget {
 
 export interface BatchPlan {
   past: number; // rows already in the cache; the batch's rows go to slots [past, past + n)
-  mask: Float32Array; // [n, past + n] additive: 0 visible, MASK_HIDDEN hidden
+  capacity: number; // slots per buffer while the batch runs
+  maskCache: Float32Array; // [n, capacity] additive mask over the cache slots
+  maskNew: Float32Array; // [n, n] additive mask over the batch's own rows
 }
 
 const MIN_CAPACITY = 16;
+const GROWTH_STEP = 64;
 
 export class SequenceKv {
-  keys: Float32Array[] = []; // per layer [capacity, kvHeads, headDim]
-  values: Float32Array[] = []; // per layer [capacity, kvHeads, headDim]
+  keys: Float32Array[] = []; // per layer [kvHeads, headDim, capacity]
+  values: Float32Array[] = []; // per layer [kvHeads, capacity, headDim]
   capacity = 0;
   rows = 0;
   committed = 0;
@@ -62,8 +66,11 @@ export class SequenceKv {
     return this.bytesFor(this.capacity);
   }
 
-  /** Validates a batch against the live rows and builds its tree mask; changes nothing. */
-  plan(batch: TreeBatch): BatchPlan {
+  /**
+   * Validates a batch against the live rows, makes room for it, and builds its tree mask. On
+   * error nothing has changed.
+   */
+  prepare(batch: TreeBatch): BatchPlan {
     const { nodeIds, parentIds, positions } = batch;
     const n = nodeIds.length;
     const where = `sequence "${this.name}"`;
@@ -89,19 +96,21 @@ export class SequenceKv {
       }
       inBatch.set(id, i);
     }
+    this.reserve(n);
     const past = this.rows;
-    const total = past + n;
-    const mask = new Float32Array(n * total).fill(MASK_HIDDEN);
+    const capacity = this.capacity;
+    const maskCache = new Float32Array(n * capacity).fill(MASK_HIDDEN);
+    const maskNew = new Float32Array(n * n).fill(MASK_HIDDEN);
     for (let i = 0; i < n; i++) {
-      const row = mask.subarray(i * total, (i + 1) * total);
+      const row = maskCache.subarray(i * capacity, (i + 1) * capacity);
       row.fill(0, 0, this.committed);
-      row[past + i] = 0;
+      maskNew[i * n + i] = 0;
       // Walk up the ancestry until the committed prefix (all visible already) or a root.
       let p = parentIds[i];
       while (p !== -1) {
         const j = inBatch.get(p);
         if (j !== undefined) {
-          row[past + j] = 0;
+          maskNew[i * n + j] = 0;
           p = parentIds[j];
           continue;
         }
@@ -111,17 +120,24 @@ export class SequenceKv {
         p = this.parents[slot];
       }
     }
-    return { past, mask };
+    return { past, capacity, maskCache, maskNew };
   }
 
   /** Makes room for `n` more rows, growing the buffers within the stage's byte budget. */
-  reserve(n: number): void {
+  private reserve(n: number): void {
     const need = this.rows + n;
     if (need <= this.capacity) return;
     const current = this.bytes();
     const others = this.budget.usedBytes - current;
-    let capacity = Math.max(need, Math.ceil(this.capacity * 1.5), MIN_CAPACITY);
-    // Geometric growth keeps appends cheap; near the limit fall back to the exact need.
+    // Growth by a quarter (at least GROWTH_STEP rows) keeps appends amortized O(1) while the
+    // free slots, which every forward still scans (masked), stay under a fifth of the buffer.
+    // Near the limit, fall back to the exact need.
+    let capacity = Math.max(
+      need,
+      this.capacity
+        ? this.capacity + Math.max(GROWTH_STEP, Math.ceil(this.capacity / 4))
+        : MIN_CAPACITY,
+    );
     if (others + this.bytesFor(capacity) > this.budget.limitBytes) capacity = need;
     if (others + this.bytesFor(capacity) > this.budget.limitBytes) {
       throw new ModelError(
@@ -129,18 +145,18 @@ export class SequenceKv {
         `sequence "${this.name}" needs ${need} KV rows (${this.bytesFor(need)} bytes), but the stage's KV limit is ${this.budget.limitBytes} bytes and ${others} are held by ${this.budget.sequences - 1} other sequence(s)`,
       );
     }
-    const grow = (old: Float32Array) => {
+    const { layers, kvHeads, headDim } = this.geometry;
+    // Copies each segment's used slots into a buffer of the new capacity.
+    const grow = (old: Float32Array | undefined, segments: number, width: number) => {
       const next = new Float32Array(capacity * this.rowFloats);
-      next.set(old.subarray(0, this.rows * this.rowFloats));
+      for (let s = 0; old && s < segments; s++) {
+        const from = s * this.capacity * width;
+        next.set(old.subarray(from, from + this.rows * width), s * capacity * width);
+      }
       return next;
     };
-    const { layers } = this.geometry;
-    this.keys = this.capacity
-      ? this.keys.map(grow)
-      : Array.from({ length: layers }, () => grow(new Float32Array(0)));
-    this.values = this.capacity
-      ? this.values.map(grow)
-      : Array.from({ length: layers }, () => grow(new Float32Array(0)));
+    this.keys = Array.from({ length: layers }, (_, l) => grow(this.keys[l], kvHeads * headDim, 1));
+    this.values = Array.from({ length: layers }, (_, l) => grow(this.values[l], kvHeads, headDim));
     const ids = new Int32Array(capacity);
     ids.set(this.nodeIds.subarray(0, this.rows));
     const parents = new Int32Array(capacity);
@@ -149,6 +165,32 @@ export class SequenceKv {
     this.parents = parents;
     this.budget.usedBytes += this.bytesFor(capacity) - current;
     this.capacity = capacity;
+  }
+
+  /** Writes K/V rows ([n, kvHeads, headDim] each, keys rotated) of one layer at `slot`. */
+  writeRows(layer: number, slot: number, k: Float32Array, v: Float32Array): void {
+    const { kvHeads, headDim } = this.geometry;
+    const cap = this.capacity;
+    const keys = this.keys[layer];
+    const values = this.values[layer];
+    const n = k.length / this.rowFloats;
+    for (let i = 0; i < n; i++) {
+      for (let h = 0; h < kvHeads; h++) {
+        const src = (i * kvHeads + h) * headDim;
+        const kBase = h * headDim * cap + slot + i;
+        for (let d = 0; d < headDim; d++) keys[kBase + d * cap] = k[src + d];
+        values.set(v.subarray(src, src + headDim), (h * cap + slot + i) * headDim);
+      }
+    }
+  }
+
+  /** Element d of kv head h of the key at `slot` (for the reference forward). */
+  keyAt(layer: number, slot: number, h: number, d: number): number {
+    return this.keys[layer][(h * this.geometry.headDim + d) * this.capacity + slot];
+  }
+
+  valueAt(layer: number, slot: number, h: number, d: number): number {
+    return this.values[layer][(h * this.capacity + slot) * this.geometry.headDim + d];
   }
 
   /** Records the batch's rows (their K/V already written at slots [rows, rows + n)). */
@@ -237,18 +279,24 @@ export class SequenceKv {
   /** Rewrites the tree region as the rows at `order` (old slots), in that order. */
   private rearrangeTree(order: readonly number[]): void {
     const base = this.committed;
-    const w = this.rowFloats;
     for (let s = base; s < this.rows; s++) this.slotOf.delete(this.nodeIds[s]);
     const identity = order.every((s, j) => s === base + j);
     if (!identity) {
-      const moveRows = (buf: Float32Array) => {
-        const old = buf.slice(base * w, this.rows * w);
-        order.forEach((s, j) => {
-          buf.set(old.subarray((s - base) * w, (s - base + 1) * w), (base + j) * w);
-        });
+      const { kvHeads, headDim } = this.geometry;
+      const cap = this.capacity;
+      // Each buffer is `segments` runs of `cap` slots of `width` floats.
+      const moveRows = (buf: Float32Array, segments: number, width: number) => {
+        for (let seg = 0; seg < segments; seg++) {
+          const start = seg * cap * width;
+          const old = buf.slice(start + base * width, start + this.rows * width);
+          order.forEach((s, j) => {
+            const from = (s - base) * width;
+            buf.set(old.subarray(from, from + width), start + (base + j) * width);
+          });
+        }
       };
-      this.keys.forEach(moveRows);
-      this.values.forEach(moveRows);
+      for (const k of this.keys) moveRows(k, kvHeads * headDim, 1);
+      for (const v of this.values) moveRows(v, kvHeads, headDim);
       const ids = this.nodeIds.slice(base, this.rows);
       const parents = this.parents.slice(base, this.rows);
       order.forEach((s, j) => {

@@ -7,11 +7,17 @@
 //
 // Inputs:  input_ids int32 [n] (first stage) | hidden_in f32 [n, hidden]
 //          position_ids int32 [n]
-//          attention_mask f32 [n, past + n] additive (0 visible, -1e9 hidden)
-//          past_key_<j>, past_value_<j> f32 [past, kvHeads, headDim] per held layer j
+//          mask_cache f32 [n, cap], mask_new f32 [n, n]: additive attention masks (0 visible,
+//            -1e9 hidden) over the cache's slots and over the batch's own rows
+//          past_key_<j> f32 [kvHeads, headDim, cap], past_value_<j> f32 [kvHeads, cap, headDim]
+//            per held layer j: the cache buffers as they are, free slots included (masked)
 // Outputs: logits f32 [n, vocab] (last stage) | hidden_out f32 [n, hidden]
 //          present_key_<j>, present_value_<j> f32 [n, kvHeads, headDim]: the new rows only
-//          (keys already rotated), which the caller appends to its cache.
+//          (keys already rotated), which the caller writes into its cache.
+//
+// Attention scores the cache and the new rows separately (q.K_cache, q.K_new) and combines
+// them with one softmax written out (shared max, exp, summed denominators), so the cache is
+// read in place and nothing of cache size is ever concatenated, sliced or transposed.
 import { open, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 
@@ -28,7 +34,7 @@ type IValueInfoProto = onnxProto.onnx.IValueInfoProto;
 type IAttributeProto = onnxProto.onnx.IAttributeProto;
 
 /** Bumped whenever the graph changes shape or semantics, so cached graphs are rebuilt. */
-export const GRAPH_VERSION = 1;
+export const GRAPH_VERSION = 5;
 export const OPSET = 17;
 export const MODEL_FILE = 'model.onnx';
 export const WEIGHTS_FILE = 'weights.bin';
@@ -223,7 +229,8 @@ export async function buildStageGraph(
       x = g.input('hidden_in', FLOAT, ['n', H]);
     }
     const positions = g.input('position_ids', INT32, ['n']);
-    const mask = g.input('attention_mask', FLOAT, ['n', 'total']);
+    const maskCache = g.input('mask_cache', FLOAT, ['n', 'cap']);
+    const maskNew = g.input('mask_new', FLOAT, ['n', 'n']);
 
     // Rotary tables shared by all layers: cos [n, 1, hd] and sin with the rotate_half signs
     // folded in, so rope(x) = x * cos + swap_halves(x) * signedSin.
@@ -260,16 +267,17 @@ export async function buildStageGraph(
     const shapeKv = g.int64([-1, c.numKvHeads, hd]);
     const shapeQGroups = g.int64([-1, c.numKvHeads, group, hd]);
     const shapeQRows = g.int64([c.numKvHeads, -1, hd]);
-    const shapeHeadsRows = g.int64([c.numHeads, -1, 0]);
+    const shapeHeadsRows = g.int64([c.numHeads, -1, 0]); // 0: keep the last dimension
     const shapeKvRows = g.int64([c.numKvHeads, -1, 0]);
     const shapeOutGroups = g.int64([c.numKvHeads, group, -1, hd]);
     const shapeFlat = g.int64([-1, qDim]);
+    const lastAxis = g.int64([-1]);
 
     for (let l = layerStart; l < layerEnd; l++) {
       const j = l - layerStart;
       const names = layerTensorNames(l);
-      const pastK = g.input(`past_key_${j}`, FLOAT, ['past', c.numKvHeads, hd]);
-      const pastV = g.input(`past_value_${j}`, FLOAT, ['past', c.numKvHeads, hd]);
+      const pastK = g.input(`past_key_${j}`, FLOAT, [c.numKvHeads, hd, 'cap']);
+      const pastV = g.input(`past_value_${j}`, FLOAT, [c.numKvHeads, 'cap', hd]);
       const wIn = await external(`l${l}.input_norm`, [H], [names.inputNorm]);
       const wQkv = await external(`l${l}.qkv`, [qDim + 2 * kvDim, H], [names.q, names.k, names.v]);
       const wO = await external(`l${l}.o`, [H, qDim], [names.o]);
@@ -283,22 +291,41 @@ export async function buildStageGraph(
       const vNew = g.op1('Reshape', [v, shapeKv], {}, `present_value_${j}`);
       g.output(`present_key_${j}`, FLOAT, ['n', c.numKvHeads, hd]);
       g.output(`present_value_${j}`, FLOAT, ['n', c.numKvHeads, hd]);
-      const keysT = g.op1('Transpose', [g.op1('Concat', [pastK, kRot], { axis: 0 })], {
-        perm: [1, 2, 0],
-      }); // [kvHeads, hd, total]
-      const valuesT = g.op1('Transpose', [g.op1('Concat', [pastV, vNew], { axis: 0 })], {
-        perm: [1, 0, 2],
-      }); // [kvHeads, total, hd]
       // Grouped-query attention without repeating K/V: the `group` query heads that share a
-      // KV head are stacked as rows, [kvHeads, group * n, hd].
-      const qScaled = g.op1('Mul', [qRot, scale]);
+      // KV head are stacked as rows, [kvHeads, group * n, hd], so one batched MatMul per KV
+      // head reads the cache as it is.
       const qGrouped = g.op1('Reshape', [
-        g.op1('Transpose', [g.op1('Reshape', [qScaled, shapeQGroups])], { perm: [1, 2, 0, 3] }),
+        g.op1('Transpose', [g.op1('Reshape', [g.op1('Mul', [qRot, scale]), shapeQGroups])], {
+          perm: [1, 2, 0, 3],
+        }),
         shapeQRows,
       ]);
-      const scores = g.op1('Reshape', [g.op1('MatMul', [qGrouped, keysT]), shapeHeadsRows]); // [heads, n, total]
-      const probs = g.op1('Softmax', [g.op1('Add', [scores, mask])], { axis: -1 });
-      const ctx = g.op1('MatMul', [g.op1('Reshape', [probs, shapeKvRows]), valuesT]); // [kvHeads, group * n, hd]
+      const kNewT = g.op1('Transpose', [kRot], { perm: [1, 2, 0] }); // [kvHeads, hd, n]
+      const vNewT = g.op1('Transpose', [vNew], { perm: [1, 0, 2] }); // [kvHeads, n, hd]
+      // softmax over [cache | new] = exp(s - max) / (sum_cache + sum_new), per query row.
+      const sCache = g.op1('Add', [
+        g.op1('Reshape', [g.op1('MatMul', [qGrouped, pastK]), shapeHeadsRows]),
+        maskCache,
+      ]); // [heads, n, cap]
+      const sNew = g.op1('Add', [
+        g.op1('Reshape', [g.op1('MatMul', [qGrouped, kNewT]), shapeHeadsRows]),
+        maskNew,
+      ]); // [heads, n, n]
+      const rowMax = g.op1('Max', [
+        g.op1('ReduceMax', [sCache], { axes: [-1], keepdims: 1 }),
+        g.op1('ReduceMax', [sNew], { axes: [-1], keepdims: 1 }),
+      ]); // [heads, n, 1]
+      const eCache = g.op1('Exp', [g.op1('Sub', [sCache, rowMax])]);
+      const eNew = g.op1('Exp', [g.op1('Sub', [sNew, rowMax])]);
+      const denom = g.op1('Add', [
+        g.op1('ReduceSum', [eCache, lastAxis], { keepdims: 1 }),
+        g.op1('ReduceSum', [eNew, lastAxis], { keepdims: 1 }),
+      ]); // [heads, n, 1]
+      const weighted = g.op1('Add', [
+        g.op1('MatMul', [g.op1('Reshape', [eCache, shapeKvRows]), pastV]),
+        g.op1('MatMul', [g.op1('Reshape', [eNew, shapeKvRows]), vNewT]),
+      ]); // [kvHeads, group * n, hd]
+      const ctx = g.op1('Div', [weighted, g.op1('Reshape', [denom, shapeKvRows])]);
       const ctxRows = g.op1('Reshape', [
         g.op1('Transpose', [g.op1('Reshape', [ctx, shapeOutGroups])], { perm: [2, 0, 1, 3] }),
         shapeFlat,

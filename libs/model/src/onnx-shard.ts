@@ -71,33 +71,33 @@ export class OnnxShard extends StageShard implements LayerShard {
     }
   }
 
-  protected async compute({ batch, kv, past, mask }: ComputeRequest): Promise<ShardOutput> {
+  protected async compute(req: ComputeRequest): Promise<ShardOutput> {
+    const { batch, kv, past, capacity, maskCache, maskNew } = req;
     const c = this.config;
     const n = batch.nodeIds.length;
-    const rowFloats = c.numKvHeads * c.headDim;
     const feeds: Record<string, Feed> = {
       position_ids: { type: 'int32', data: batch.positions, dims: [n] },
-      attention_mask: { type: 'float32', data: mask, dims: [n, past + n] },
+      mask_cache: { type: 'float32', data: maskCache, dims: [n, capacity] },
+      mask_new: { type: 'float32', data: maskNew, dims: [n, n] },
     };
     if (this.isFirst) feeds.input_ids = { type: 'int32', data: batch.tokens!, dims: [n] };
     else feeds.hidden_in = { type: 'float32', data: batch.hidden!, dims: [n, c.hiddenSize] };
-    const pastDims = [past, c.numKvHeads, c.headDim];
+    // The cache buffers go in as they are (zero-copy); free slots are hidden by the mask.
     for (let j = 0; j < kv.keys.length; j++) {
       feeds[`past_key_${j}`] = {
         type: 'float32',
-        data: kv.keys[j].subarray(0, past * rowFloats),
-        dims: pastDims,
+        data: kv.keys[j],
+        dims: [c.numKvHeads, c.headDim, capacity],
       };
       feeds[`past_value_${j}`] = {
         type: 'float32',
-        data: kv.values[j].subarray(0, past * rowFloats),
-        dims: pastDims,
+        data: kv.values[j],
+        dims: [c.numKvHeads, capacity, c.headDim],
       };
     }
     const out = await this.session.run(feeds, this.outputNames);
     for (let j = 0; j < kv.keys.length; j++) {
-      kv.keys[j].set(out[`present_key_${j}`], past * rowFloats);
-      kv.values[j].set(out[`present_value_${j}`], past * rowFloats);
+      kv.writeRows(j, past, out[`present_key_${j}`], out[`present_value_${j}`]);
     }
     return this.isLast ? { logits: out.logits } : { hidden: out.hidden_out };
   }

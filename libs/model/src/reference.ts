@@ -77,14 +77,18 @@ export class ReferenceModel extends StageShard implements LayerShard {
     }
   }
 
-  protected compute({ batch, kv, past, mask }: ComputeRequest): Promise<ShardOutput> {
+  protected compute(req: ComputeRequest): Promise<ShardOutput> {
+    const { batch, kv, past, capacity, maskCache, maskNew } = req;
     const c: LlamaConfig = this.config;
     const n = batch.nodeIds.length;
     const H = c.hiddenSize;
     const hd = c.headDim;
     const group = c.numHeads / c.numKvHeads;
-    const kvWidth = c.numKvHeads * hd;
-    const total = past + n;
+    // Columns: the cache slots, then this batch's rows (stored at slots past + j).
+    const total = capacity + n;
+    const slotOfColumn = (col: number) => (col < capacity ? col : past + col - capacity);
+    const maskAt = (i: number, col: number) =>
+      col < capacity ? maskCache[i * capacity + col] : maskNew[i * n + col - capacity];
     const x = new Float32Array(n * H); // [n, hidden]
     if (this.isFirst) {
       for (let i = 0; i < n; i++) {
@@ -104,41 +108,39 @@ export class ReferenceModel extends StageShard implements LayerShard {
       const v = linear(xn, w.v, n, H); // [n, kvHeads * headDim]
       for (let i = 0; i < n; i++) {
         for (let h = 0; h < c.numHeads; h++) applyRope(q, (i * c.numHeads + h) * hd, hd, rope[i]);
-        for (let h = 0; h < c.numKvHeads; h++)
+        for (let h = 0; h < c.numKvHeads; h++) {
           applyRope(k, (i * c.numKvHeads + h) * hd, hd, rope[i]);
+        }
       }
-      const keys = kv.keys[li];
-      const values = kv.values[li];
-      keys.set(k, past * kvWidth);
-      values.set(v, past * kvWidth);
+      kv.writeRows(li, past, k, v);
 
       const attn = new Float32Array(n * c.numHeads * hd); // [n, heads * headDim]
       const scores = new Float64Array(total);
       for (let i = 0; i < n; i++) {
-        const maskRow = mask.subarray(i * total, (i + 1) * total);
+        const maskRow = Float32Array.from({ length: total }, (_, col) => maskAt(i, col));
         for (let h = 0; h < c.numHeads; h++) {
           const kvh = Math.floor(h / group); // repeat_kv: query head h reads kv head h / group
           const qOff = (i * c.numHeads + h) * hd;
           let max = -Infinity;
-          for (let s = 0; s < total; s++) {
-            if (maskRow[s] !== 0) continue;
+          for (let col = 0; col < total; col++) {
+            if (maskRow[col] !== 0) continue;
+            const slot = slotOfColumn(col);
             let dot = 0;
-            const kOff = s * kvWidth + kvh * hd;
-            for (let d = 0; d < hd; d++) dot += q[qOff + d] * keys[kOff + d];
-            scores[s] = dot * scale;
-            if (scores[s] > max) max = scores[s];
+            for (let d = 0; d < hd; d++) dot += q[qOff + d] * kv.keyAt(li, slot, kvh, d);
+            scores[col] = dot * scale;
+            if (scores[col] > max) max = scores[col];
           }
           let sum = 0;
-          for (let s = 0; s < total; s++) {
-            if (maskRow[s] !== 0) continue;
-            scores[s] = Math.exp(scores[s] - max);
-            sum += scores[s];
+          for (let col = 0; col < total; col++) {
+            if (maskRow[col] !== 0) continue;
+            scores[col] = Math.exp(scores[col] - max);
+            sum += scores[col];
           }
-          for (let s = 0; s < total; s++) {
-            if (maskRow[s] !== 0) continue;
-            const p = scores[s] / sum;
-            const vOff = s * kvWidth + kvh * hd;
-            for (let d = 0; d < hd; d++) attn[qOff + d] += p * values[vOff + d];
+          for (let col = 0; col < total; col++) {
+            if (maskRow[col] !== 0) continue;
+            const p = scores[col] / sum;
+            const slot = slotOfColumn(col);
+            for (let d = 0; d < hd; d++) attn[qOff + d] += p * kv.valueAt(li, slot, kvh, d);
           }
         }
       }

@@ -9,7 +9,9 @@ export interface ComputeRequest {
   batch: TreeBatch;
   kv: SequenceKv; // K/V of the new rows must be written at slots [past, past + n)
   past: number;
-  mask: Float32Array; // [n, past + n]
+  capacity: number; // slots of the cache buffers
+  maskCache: Float32Array; // [n, capacity] additive, over the cache slots
+  maskNew: Float32Array; // [n, n] additive, over the batch's rows
 }
 
 export abstract class StageShard implements LayerShard {
@@ -47,8 +49,7 @@ export abstract class StageShard implements LayerShard {
     kv ??= new SequenceKv(seq, this.geometry(), this.budget);
     let plan;
     try {
-      plan = kv.plan(batch);
-      kv.reserve(batch.nodeIds.length);
+      plan = kv.prepare(batch);
     } catch (e) {
       if (fresh) kv.release();
       throw e;
@@ -56,7 +57,7 @@ export abstract class StageShard implements LayerShard {
     if (fresh) this.sequences.set(seq, kv);
     this.busy.add(seq);
     try {
-      const out = await this.compute({ batch, kv, past: plan.past, mask: plan.mask });
+      const out = await this.compute({ batch, kv, ...plan });
       kv.append(batch);
       return out;
     } finally {

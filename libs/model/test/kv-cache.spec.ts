@@ -14,29 +14,46 @@ function batch(ids: number[], parents: number[]): TreeBatch {
   };
 }
 
-/** Plans, reserves and appends a batch, writing key value = node id into every row. */
-function add(kv: SequenceKv, ids: number[], parents: number[]): Float32Array {
+/**
+ * Prepares and appends a batch, writing key = node id and value = -node id into every row;
+ * returns which columns each row sees: the live slots, then the batch's rows.
+ */
+function add(kv: SequenceKv, ids: number[], parents: number[]): string[] {
   const b = batch(ids, parents);
-  const { past, mask } = kv.plan(b);
-  kv.reserve(ids.length);
+  const { past, capacity, maskCache, maskNew } = kv.prepare(b);
   ids.forEach((id, i) => {
     for (let l = 0; l < GEOMETRY.layers; l++) {
-      kv.keys[l].fill(id, (past + i) * 2, (past + i + 1) * 2);
-      kv.values[l].fill(-id, (past + i) * 2, (past + i + 1) * 2);
+      kv.writeRows(l, past + i, new Float32Array(2).fill(id), new Float32Array(2).fill(-id));
     }
   });
   kv.append(b);
-  return mask;
+  const n = ids.length;
+  expect([maskCache.length, maskNew.length]).toEqual([n * capacity, n * n]);
+  for (const m of [...maskCache, ...maskNew]) expect(m === 0 || m === MASK_HIDDEN).toBe(true);
+  return Array.from({ length: n }, (_, i) => {
+    const cacheRow = maskCache.subarray(i * capacity, (i + 1) * capacity);
+    expect(cacheRow.subarray(past).every((m) => m === MASK_HIDDEN)).toBe(true); // free slots
+    const seen = (m: number) => (m === 0 ? '1' : '0');
+    return (
+      Array.from(cacheRow.subarray(0, past), seen).join('') +
+      Array.from(maskNew.subarray(i * n, (i + 1) * n), seen).join('')
+    );
+  });
 }
 
-/** Node id held by each slot, read back from the key buffer. */
-const slots = (kv: SequenceKv) => Array.from({ length: kv.rows }, (_, s) => kv.keys[1][s * 2]);
-const visible = (mask: Float32Array, n: number) => {
-  const total = mask.length / n;
-  return Array.from({ length: n }, (_, i) =>
-    Array.from({ length: total }, (_, c) => (mask[i * total + c] === 0 ? 1 : 0)).join(''),
-  );
-};
+/** Node id held by each slot, read back from the keys (both layers, every element). */
+const slots = (kv: SequenceKv) =>
+  Array.from({ length: kv.rows }, (_, s) => {
+    const id = kv.keyAt(1, s, 0, 0);
+    for (const [l, d] of [
+      [0, 0],
+      [0, 1],
+      [1, 1],
+    ])
+      expect(kv.keyAt(l, s, 0, d)).toBe(id);
+    expect(kv.valueAt(0, s, 0, 1)).toBe(-id);
+    return id;
+  });
 
 describe('SequenceKv', () => {
   it('builds the tree mask from committed rows, ancestors across calls and within the batch', () => {
@@ -44,10 +61,8 @@ describe('SequenceKv', () => {
     add(kv, [0, 1, 2], [-1, 0, 1]);
     kv.commit([0, 1, 2]);
     add(kv, [3, 4], [2, 2]); // two children of the last committed row
-    const mask = add(kv, [5, 6, 7], [3, 5, 4]);
     // columns: committed 0 1 2 | tree 3 4 | batch 5 6 7
-    expect(visible(mask, 3)).toEqual(['11110100', '11110110', '11101001']);
-    expect(mask.filter((m) => m !== 0).every((m) => m === MASK_HIDDEN)).toBe(true);
+    expect(add(kv, [5, 6, 7], [3, 5, 4])).toEqual(['11110100', '11110110', '11101001']);
   });
 
   it('commit moves the chain behind the prefix without touching K/V contents; prune compacts', () => {
@@ -59,12 +74,11 @@ describe('SequenceKv', () => {
     kv.commit([12, 22]);
     expect(kv.committed).toBe(4);
     expect(slots(kv)).toEqual([0, 1, 12, 22, 10, 11, 20, 21]);
-    expect(kv.values[0][3 * 2]).toBe(-22);
+    expect(kv.valueAt(0, 3, 0, 0)).toBe(-22);
     kv.prune(new Set([11, 999]));
     expect(slots(kv)).toEqual([0, 1, 12, 22, 11]);
     // the surviving tree row still sees the whole prefix, and a new child sees it
-    const mask = add(kv, [30], [11]);
-    expect(visible(mask, 1)).toEqual(['111111']);
+    expect(add(kv, [30], [11])).toEqual(['111111']);
   });
 
   it('truncate keeps a prefix of the committed rows and drops the tree', () => {
@@ -81,21 +95,21 @@ describe('SequenceKv', () => {
   });
 
   it.each<[string, (kv: SequenceKv) => void, RegExp]>([
-    ['a live id reused', (kv) => kv.plan(batch([1], [-1])), /node id 1 is already live/],
+    ['a live id reused', (kv) => kv.prepare(batch([1], [-1])), /node id 1 is already live/],
     [
       'an id twice in a batch',
-      (kv) => kv.plan(batch([7, 7], [-1, -1])),
+      (kv) => kv.prepare(batch([7, 7], [-1, -1])),
       /node id 7 is already live/,
     ],
     [
       'an unknown parent',
-      (kv) => kv.plan(batch([7], [42])),
+      (kv) => kv.prepare(batch([7], [42])),
       /parent 42, which is neither live nor earlier/,
     ],
-    ['a parent later in the batch', (kv) => kv.plan(batch([7, 8], [8, -1])), /parent 8/],
+    ['a parent later in the batch', (kv) => kv.prepare(batch([7, 8], [8, -1])), /parent 8/],
     [
       'ragged arrays',
-      (kv) => kv.plan({ ...batch([7, 8], [-1, -1]), positions: Int32Array.from([0]) }),
+      (kv) => kv.prepare({ ...batch([7, 8], [-1, -1]), positions: Int32Array.from([0]) }),
       /positions 1/,
     ],
     ['committing a non-chain', (kv) => kv.commit([3]), /chain broken at node 3: its parent is 2/],
@@ -146,10 +160,28 @@ describe('SequenceKv', () => {
     expect(a.rows).toBe(16);
     b.release();
     add(a, [100, 101], [15, 100]); // fits once b is gone
-    expect(budget.usedBytes).toBe(24 * rowBytes); // grown by half
+    expect(budget.usedBytes).toBe(18 * rowBytes); // the usual step (64) would pass the limit
     expect(slots(a).slice(14)).toEqual([14, 15, 100, 101]); // rows survive the move
     a.release();
     expect([budget.usedBytes, budget.sequences]).toEqual([0, 0]);
+
+    const unbounded = new KvBudget(Infinity);
+    const c = new SequenceKv('c', GEOMETRY, unbounded);
+    const chain = (from: number, count: number) =>
+      add(
+        c,
+        Array.from({ length: count }, (_, i) => from + i),
+        Array.from({ length: count }, (_, i) => from + i - 1),
+      );
+    chain(0, 3);
+    expect(c.capacity).toBe(16);
+    chain(3, 14);
+    expect(c.capacity).toBe(16 + 64);
+    chain(17, 300);
+    expect(c.capacity).toBe(317);
+    chain(317, 1);
+    expect(c.capacity).toBe(317 + 80); // a quarter once that exceeds 64 rows
+    expect(unbounded.usedBytes).toBe(397 * rowBytes);
   });
 });
 
