@@ -97,7 +97,10 @@ class StageBench {
       positions: Int32Array.from(ids, (_, i) => this.committed + (chain ? i : 0)),
     };
     if (this.shard.isFirst) b.tokens = Int32Array.from(ids, (id) => (id * 7919) % 4000);
-    else b.hidden = Float32Array.from({ length: n * this.shard.info.hiddenSize }, (_, k) => Math.sin(k));
+    else
+      b.hidden = Float32Array.from({ length: n * this.shard.info.hiddenSize }, (_, k) =>
+        Math.sin(k),
+      );
     return b;
   }
 
@@ -140,7 +143,9 @@ function table(rows: Row[], title: string): string {
     '|---|---:|---:|---:|---:|---:|',
   ];
   for (const r of rows) {
-    lines.push(`| ${r.stage} | ${r.layers} | ${r.n} | ${r.past} | ${r.medianMs.toFixed(3)} | ${r.p90Ms.toFixed(3)} |`);
+    lines.push(
+      `| ${r.stage} | ${r.layers} | ${r.n} | ${r.past} | ${r.medianMs.toFixed(3)} | ${r.p90Ms.toFixed(3)} |`,
+    );
   }
   return lines.join('\n');
 }
@@ -155,11 +160,25 @@ async function main(): Promise<void> {
     const cacheDir = path.join(tmp, 'onnx');
     const ranges = splitLayers(config.numLayers, 4);
     const open = (layerStart: number, layerEnd: number) =>
-      OnnxShard.open({ checkpointDir: dir, layerStart, layerEnd, cacheDir, intraOpThreads: THREADS });
+      OnnxShard.open({
+        checkpointDir: dir,
+        layerStart,
+        layerEnd,
+        cacheDir,
+        intraOpThreads: THREADS,
+      });
     const stages = [
-      new StageBench(await open(ranges[0].layerStart, ranges[0].layerEnd), 'first of 4 (embedding)', 's'),
+      new StageBench(
+        await open(ranges[0].layerStart, ranges[0].layerEnd),
+        'first of 4 (embedding)',
+        's',
+      ),
       new StageBench(await open(ranges[1].layerStart, ranges[1].layerEnd), 'middle of 4', 's'),
-      new StageBench(await open(ranges[3].layerStart, ranges[3].layerEnd), 'last of 4 (norm + LM head)', 's'),
+      new StageBench(
+        await open(ranges[3].layerStart, ranges[3].layerEnd),
+        'last of 4 (norm + LM head)',
+        's',
+      ),
       new StageBench(await open(0, config.numLayers), 'whole model', 's'),
     ];
     const layersOf = (s: StageBench) => s.shard.layerEnd - s.shard.layerStart;
@@ -168,7 +187,13 @@ async function main(): Promise<void> {
     for (const s of stages) {
       await s.prefill(PAST_FOR_N_SWEEP);
       for (const n of NEW_POSITIONS) {
-        vsN.push({ stage: s.label, layers: layersOf(s), n, past: PAST_FOR_N_SWEEP, ...(await s.time(n)) });
+        vsN.push({
+          stage: s.label,
+          layers: layersOf(s),
+          n,
+          past: PAST_FOR_N_SWEEP,
+          ...(await s.time(n)),
+        });
       }
     }
     const vsPast: Row[] = [];
@@ -210,13 +235,17 @@ async function main(): Promise<void> {
       node: process.version,
     };
     console.log(`# libs/model benchmark\n\n${JSON.stringify(meta, null, 2)}\n`);
-    console.log(table(vsN, `Forward time vs new positions (tree layer on a past of ${PAST_FOR_N_SWEEP})`) + '\n');
+    console.log(
+      table(vsN, `Forward time vs new positions (tree layer on a past of ${PAST_FOR_N_SWEEP})`) +
+        '\n',
+    );
     console.log(table(vsPast, 'Forward time vs past length') + '\n');
     console.log(table(overhead, 'Per-call overhead: one position, one layer') + '\n');
     await mkdir(path.join(ROOT, 'bench', 'results'), { recursive: true });
     await writeFile(
       path.join(ROOT, 'bench', 'results', 'model.json'),
-      JSON.stringify({ meta, vsNewPositions: vsN, vsPast, perCallOverhead: overhead }, null, 2) + '\n',
+      JSON.stringify({ meta, vsNewPositions: vsN, vsPast, perCallOverhead: overhead }, null, 2) +
+        '\n',
     );
   } finally {
     await rm(tmp, { recursive: true, force: true });
