@@ -29,7 +29,8 @@ function add(kv: SequenceKv, ids: number[], parents: number[]): string[] {
   kv.append(b);
   const n = ids.length;
   expect([maskCache.length, maskNew.length]).toEqual([n * capacity, n * n]);
-  for (const m of [...maskCache, ...maskNew]) expect(m === 0 || m === MASK_HIDDEN).toBe(true);
+  const binary = (m: number) => m === 0 || m === MASK_HIDDEN;
+  expect(maskCache.every(binary) && maskNew.every(binary)).toBe(true);
   return Array.from({ length: n }, (_, i) => {
     const cacheRow = maskCache.subarray(i * capacity, (i + 1) * capacity);
     expect(cacheRow.subarray(past).every((m) => m === MASK_HIDDEN)).toBe(true); // free slots
