@@ -6,7 +6,9 @@ import { AuditModule } from './audit/audit.module.js';
 import { AuthGuard } from './auth/auth.guard.js';
 import { ErrorFilter } from './common/error.filter.js';
 import { API_CONFIG, type ApiConfig } from './config/api-config.js';
+import { GenerationModule } from './generation/generation.module.js';
 import { HealthModule } from './health/health.module.js';
+import { MetricsModule } from './metrics/metrics.module.js';
 import { InfraModule } from './infra/infra.module.js';
 import { TenantsModule } from './tenants/tenants.module.js';
 import { UsageModule } from './usage/usage.module.js';
@@ -20,12 +22,14 @@ export class AppModule {
       imports: [
         DiscoveryModule,
         InfraModule,
+        MetricsModule,
         AuditModule,
         HealthModule,
         TenantsModule,
         ApiKeysModule,
         AdminAuthModule,
         UsageModule,
+        GenerationModule,
       ],
       providers: [
         { provide: API_CONFIG, useValue: config },

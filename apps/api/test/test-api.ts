@@ -1,6 +1,10 @@
 // Boots the real API against a database and Redis prefix of its own (libs/testkit), listening
 // on a random port. Shared by the integration specs.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import type { INestApplication } from '@nestjs/common';
+import { writeRandomCheckpoint } from '@pipedec/model';
 import { createPrismaClient, seedDemo, type PrismaClient } from '@pipedec/db';
 import {
   createTestDatabase,
@@ -28,8 +32,28 @@ export interface TestApi {
   close(): Promise<void>;
 }
 
+export const MODEL = 'test-model';
+
+/** A tiny random checkpoint: the API needs only its (byte-level) tokenizer. */
+async function tokenizerDir(): Promise<string> {
+  const dir = await mkdtemp(path.join(tmpdir(), 'pipedec-api-test-'));
+  await writeRandomCheckpoint(dir, {
+    layers: 1,
+    hidden: 16,
+    heads: 2,
+    kvHeads: 1,
+    intermediate: 32,
+    vocab: 320,
+    seed: 1,
+    dtype: 'f32',
+    tied: true,
+  });
+  return dir;
+}
+
 export async function startTestApi(env: Record<string, string> = {}): Promise<TestApi> {
   const db: TestDatabase = await createTestDatabase();
+  const modelDir = await tokenizerDir();
   const prefix = redisPrefix();
   const config = parseApiConfig({
     NODE_ENV: 'test',
@@ -37,6 +61,8 @@ export async function startTestApi(env: Record<string, string> = {}): Promise<Te
     REDIS_URL: testEnv().TEST_REDIS_URL,
     REDIS_PREFIX: prefix,
     API_PORT: '0',
+    MODEL_NAME: MODEL,
+    MODEL_DIR: modelDir,
     ...env,
   });
   const prisma = createPrismaClient(db.url, { poolSize: 3 });
@@ -61,6 +87,7 @@ export async function startTestApi(env: Record<string, string> = {}): Promise<Te
       await deleteRedisPrefix(redis, prefix);
       redis.disconnect();
       await db.drop();
+      await rm(modelDir, { recursive: true, force: true });
     },
   };
 }
@@ -95,4 +122,16 @@ export async function adminLogin(api: TestApi): Promise<string> {
   const res = await call<{ token: string }>(api, 'POST', '/admin/login', { body: ADMIN });
   if (res.status !== 200) throw new Error(`admin login failed: ${res.status}`);
   return res.body.token;
+}
+
+export interface ErrorFields {
+  type: string;
+  code: string | null;
+  message: string;
+  param: string | null;
+}
+
+/** The OpenAI-shaped error of a reply. */
+export function errorOf(res: Reply<Record<string, unknown>>): ErrorFields {
+  return (res.body as { error: ErrorFields }).error;
 }

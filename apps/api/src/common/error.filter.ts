@@ -54,6 +54,24 @@ export function toResponse(exception: unknown): {
       },
     };
   }
+  // Nest wraps body-parser's errors (invalid JSON, too large) in HttpExceptions.
+  const parserError = bodyParserError(
+    exception instanceof HttpException ? exception.cause : exception,
+  );
+  if (parserError) {
+    return {
+      status: parserError.status,
+      headers: {},
+      body: {
+        error: {
+          type: 'invalid_request_error',
+          code: parserError.code,
+          message: parserError.message,
+          param: null,
+        },
+      },
+    };
+  }
   if (exception instanceof HttpException) {
     // Framework errors: unknown route (404), body too large (413), malformed JSON (400).
     const status = exception.getStatus();
@@ -64,21 +82,6 @@ export function toResponse(exception: unknown): {
       status,
       headers: {},
       body: { error: { type, code: httpCode(status), message, param: null } },
-    };
-  }
-  const bodyParserStatus = bodyParserError(exception);
-  if (bodyParserStatus) {
-    return {
-      status: bodyParserStatus.status,
-      headers: {},
-      body: {
-        error: {
-          type: 'invalid_request_error',
-          code: bodyParserStatus.code,
-          message: bodyParserStatus.message,
-          param: null,
-        },
-      },
     };
   }
   return {

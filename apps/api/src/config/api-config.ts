@@ -27,6 +27,10 @@ export const apiEnvShape = {
   DEFAULT_MAX_TOKENS: envVar.int(16, 1),
   /** Attempts per job (BullMQ), so a crashed head's job is retried on another pipeline. */
   JOB_ATTEMPTS: envVar.int(2, 1),
+  /** Jobs kept waiting in BullMQ; the rest wait in the fair scheduler's per-tenant lists. */
+  QUEUE_DEPTH: envVar.int(2, 1),
+  /** How often monthly usage and concurrency are reconciled from PostgreSQL. */
+  RECONCILE_INTERVAL_S: envVar.int(300, 1),
   LOG_REQUESTS: envVar.bool(false),
 };
 

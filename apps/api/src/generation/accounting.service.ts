@@ -1,0 +1,141 @@
+import {
+  Inject,
+  Injectable,
+  Logger,
+  type OnModuleDestroy,
+  type OnModuleInit,
+} from '@nestjs/common';
+import { REQUEST_KEYS_TTL_S } from '@pipedec/contracts';
+import { API_CONFIG, type ApiConfig } from '../config/api-config.js';
+import { Clock } from '../infra/clock.js';
+import { MetricsService } from '../metrics/metrics.service.js';
+import { monthStart } from '../quotas/quota-windows.js';
+import { QuotaService } from '../quotas/quota.service.js';
+import { TenantsService } from '../tenants/tenants.service.js';
+import { EventReader } from './event-reader.js';
+import { FairScheduler } from './fair-scheduler.js';
+import { outcomeOf } from './outcome.js';
+import { RequestsRepository } from './requests.repository.js';
+
+const SWEEP_MS = 1000;
+
+/**
+ * Records each request's usage, timings and cost exactly once, when its stream holds the
+ * terminal record, and settles its quota reservation. Called by whoever sees the end first
+ * (the client's relay, the sweeper, any replica); the conditional update makes the rest no-ops.
+ */
+@Injectable()
+export class AccountingService implements OnModuleInit, OnModuleDestroy {
+  private readonly logger = new Logger('Accounting');
+  private sweepTimer?: NodeJS.Timeout;
+  private reconcileTimer?: NodeJS.Timeout;
+  private sweeping?: Promise<void>;
+
+  constructor(
+    private readonly repo: RequestsRepository,
+    private readonly events: EventReader,
+    private readonly quota: QuotaService,
+    private readonly tenants: TenantsService,
+    private readonly scheduler: FairScheduler,
+    private readonly metrics: MetricsService,
+    private readonly clock: Clock,
+    @Inject(API_CONFIG) private readonly config: ApiConfig,
+  ) {}
+
+  async onModuleInit(): Promise<void> {
+    this.sweepTimer = setInterval(() => {
+      this.sweeping ??= this.sweep()
+        .catch((e: unknown) => this.logger.warn(`sweep: ${String(e)}`))
+        .finally(() => (this.sweeping = undefined));
+    }, SWEEP_MS);
+    this.sweepTimer.unref();
+    const reconcile = () =>
+      this.reconcileAll().catch((e: unknown) => this.logger.warn(`reconcile: ${String(e)}`));
+    await reconcile();
+    this.reconcileTimer = setInterval(
+      () => void reconcile(),
+      this.config.RECONCILE_INTERVAL_S * 1000,
+    );
+    this.reconcileTimer.unref();
+  }
+
+  async onModuleDestroy(): Promise<void> {
+    clearInterval(this.sweepTimer);
+    clearInterval(this.reconcileTimer);
+    await this.sweeping;
+  }
+
+  /** Accounts the request if it has ended; true if this call did it. */
+  async finalize(tenantId: string, requestId: string): Promise<boolean> {
+    const request = await this.repo.find(tenantId, requestId);
+    if (!request || request.accountedAt) return false;
+    const entries = await this.events.all(requestId);
+    const { pricing } = await this.tenants.context(tenantId);
+    const outcome = outcomeOf(
+      request,
+      entries.map((e) => e.event),
+      pricing,
+    );
+    if (!outcome) return false;
+    const at = outcome.finishedAt;
+    const hour = new Date(Math.floor(at.getTime() / 3_600_000) * 3_600_000);
+    const day = new Date(Date.UTC(at.getUTCFullYear(), at.getUTCMonth(), at.getUTCDate()));
+    const first = await this.repo.finalize(tenantId, requestId, outcome, hour, day);
+    if (!first) return false;
+    await this.quota.settle(requestId, outcome.promptTokens + outcome.completionTokens);
+    this.metrics.generationRequests.inc({ tenant: tenantId, status: outcome.status });
+    this.metrics.tokens.inc({ tenant: tenantId, kind: 'prompt' }, outcome.promptTokens);
+    this.metrics.tokens.inc({ tenant: tenantId, kind: 'completion' }, outcome.completionTokens);
+    this.metrics.costMicros.inc({ tenant: tenantId }, Number(outcome.costMicros));
+    this.metrics.latency.observe(outcome.totalLatencyMs / 1000);
+    if (outcome.timeToFirstTokenMs !== null)
+      this.metrics.ttft.observe(outcome.timeToFirstTokenMs / 1000);
+    if (outcome.timePerOutputTokenMs !== null)
+      this.metrics.tpot.observe(outcome.timePerOutputTokenMs / 1000);
+    return true;
+  }
+
+  /** Ends a request that never produced a terminal record (lost or failed job), then accounts it. */
+  async failAndFinalize(
+    tenantId: string,
+    requestId: string,
+    code: string,
+    message: string,
+  ): Promise<void> {
+    await this.events.append(
+      requestId,
+      { type: 'error', code, message, retryable: false, at: this.clock.nowMs() },
+      REQUEST_KEYS_TTL_S,
+    );
+    await this.finalize(tenantId, requestId);
+  }
+
+  /**
+   * Finds ended-but-unaccounted requests (their relay was gone) and jobs BullMQ gave up on
+   * without a terminal record (a head that crashed on the last attempt).
+   */
+  private async sweep(): Promise<void> {
+    const open = await this.repo.unaccounted(new Date(this.clock.nowMs() - 500), 200);
+    for (const r of open) {
+      if (await this.finalize(r.tenantId, r.id)) continue;
+      const job = await this.scheduler.queue.getJob(r.id);
+      if (job && (await job.getState()) === 'failed') {
+        await this.failAndFinalize(
+          r.tenantId,
+          r.id,
+          'job_failed',
+          job.failedReason || 'the job failed',
+        );
+      }
+    }
+  }
+
+  /** Monthly usage and concurrency from PostgreSQL into the quota counters. */
+  async reconcileAll(): Promise<void> {
+    const since = monthStart(this.clock.nowMs());
+    for (const { id } of await this.repo.tenantIds()) {
+      const { used, inFlight } = await this.repo.monthUsage(id, since);
+      await this.quota.reconcile(id, used, inFlight);
+    }
+  }
+}

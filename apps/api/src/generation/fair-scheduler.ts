@@ -1,0 +1,206 @@
+import {
+  Inject,
+  Injectable,
+  Logger,
+  type OnModuleDestroy,
+  type OnModuleInit,
+} from '@nestjs/common';
+import {
+  GENERATION_JOB_NAME,
+  GENERATION_QUEUE,
+  generationJobSchema,
+  queuePrefix,
+  type GenerationJob,
+} from '@pipedec/contracts';
+import { Queue } from 'bullmq';
+import { API_CONFIG, type ApiConfig } from '../config/api-config.js';
+import { RedisConnections } from '../infra/redis.provider.js';
+import { MetricsService } from '../metrics/metrics.service.js';
+
+// Weighted fair queuing between tenants, in front of BullMQ (whose open-source edition has no
+// per-group round robin). Jobs wait in a list per tenant; a sorted set orders tenants by the
+// virtual finish time of their next job (start + 1/weight, weight from the plan), so a
+// tenant's burst advances only its own clock and others interleave. The dispatcher keeps
+// BullMQ's waiting list short, so the order chosen here is the order the heads see.
+
+/** KEYS: ready zset, tenant list, vt hash, weight hash, jobs hash. ARGV: tenant, id, weight, payload. */
+const ENQUEUE_LUA = `
+redis.call('RPUSH', KEYS[2], ARGV[2])
+redis.call('HSET', KEYS[5], ARGV[2], ARGV[4])
+redis.call('HSET', KEYS[4], ARGV[1], ARGV[3])
+if redis.call('ZSCORE', KEYS[1], ARGV[1]) == false then
+  local gvt = tonumber(redis.call('HGET', KEYS[3], '__global') or '0')
+  local last = tonumber(redis.call('HGET', KEYS[3], ARGV[1]) or '0')
+  redis.call('ZADD', KEYS[1], math.max(gvt, last) + 1 / tonumber(ARGV[3]), ARGV[1])
+end
+return redis.call('LLEN', KEYS[2])
+`;
+
+/** KEYS: ready zset, vt hash, weight hash, jobs hash. ARGV: list key prefix. Returns payload. */
+const POP_LUA = `
+local top = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+if #top == 0 then return false end
+local tenant, score = top[1], tonumber(top[2])
+local list = ARGV[1] .. tenant
+local id = redis.call('LPOP', list)
+redis.call('HSET', KEYS[2], '__global', score)
+if redis.call('LLEN', list) > 0 then
+  local w = tonumber(redis.call('HGET', KEYS[3], tenant) or '1')
+  redis.call('ZADD', KEYS[1], score + 1 / w, tenant)
+else
+  redis.call('ZREM', KEYS[1], tenant)
+  redis.call('HSET', KEYS[2], tenant, score)
+end
+if not id then return false end
+local payload = redis.call('HGET', KEYS[4], id)
+redis.call('HDEL', KEYS[4], id)
+return payload
+`;
+
+/** KEYS: tenant list, jobs hash, ready zset. ARGV: id, tenant. 1 when it was still pending. */
+const REMOVE_LUA = `
+local n = redis.call('LREM', KEYS[1], 0, ARGV[1])
+redis.call('HDEL', KEYS[2], ARGV[1])
+if redis.call('LLEN', KEYS[1]) == 0 then redis.call('ZREM', KEYS[3], ARGV[2]) end
+return n
+`;
+
+interface Pending {
+  job: GenerationJob;
+  /** BullMQ priority: 1 is served first. */
+  priority: number;
+}
+
+@Injectable()
+export class FairScheduler implements OnModuleInit, OnModuleDestroy {
+  private readonly logger = new Logger('FairScheduler');
+  readonly queue: Queue;
+  private timer?: NodeJS.Timeout;
+  private dispatching?: Promise<void>;
+  private stopped = false;
+
+  constructor(
+    private readonly redis: RedisConnections,
+    @Inject(API_CONFIG) private readonly config: ApiConfig,
+    metrics: MetricsService,
+  ) {
+    metrics.setQueueDepthSource(async () => {
+      const c = await this.queue.getJobCounts('waiting', 'prioritized', 'active');
+      return {
+        fair: await this.pendingCount(),
+        bullmq_waiting: (c.waiting ?? 0) + (c.prioritized ?? 0),
+        bullmq_active: c.active ?? 0,
+      };
+    });
+    this.queue = new Queue(GENERATION_QUEUE, {
+      connection: redis.duplicate({ forBullmq: true }),
+      prefix: queuePrefix(redis.prefix),
+    });
+  }
+
+  private key(name: string): string {
+    return `${this.redis.prefix}fair:${name}`;
+  }
+
+  onModuleInit(): void {
+    this.schedule(0);
+  }
+
+  async onModuleDestroy(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    await this.dispatching;
+    await this.queue.close();
+  }
+
+  /** Queues a job behind its tenant's earlier jobs; `weight` > 0, higher plans more. */
+  async enqueue(job: GenerationJob, weight: number, priority: number): Promise<void> {
+    const payload: Pending = { job: generationJobSchema.parse(job), priority };
+    await this.redis.command.eval(
+      ENQUEUE_LUA,
+      5,
+      this.key('ready'),
+      this.key(`t:${job.tenantId}`),
+      this.key('vt'),
+      this.key('weight'),
+      this.key('jobs'),
+      job.tenantId,
+      job.requestId,
+      weight,
+      JSON.stringify(payload),
+    );
+    this.schedule(0);
+  }
+
+  /**
+   * Takes a job out before it runs: from the fair lists, or from BullMQ's waiting list.
+   * Returns false when the job is already running (or done).
+   */
+  async remove(tenantId: string, requestId: string): Promise<boolean> {
+    const pending = (await this.redis.command.eval(
+      REMOVE_LUA,
+      3,
+      this.key(`t:${tenantId}`),
+      this.key('jobs'),
+      this.key('ready'),
+      requestId,
+      tenantId,
+    )) as number;
+    if (pending > 0) return true;
+    const job = await this.queue.getJob(requestId);
+    if (!job) return false;
+    const state = await job.getState();
+    if (state === 'waiting' || state === 'prioritized' || state === 'delayed') {
+      try {
+        await job.remove();
+        return true;
+      } catch {
+        return false; // a head took it in the meantime
+      }
+    }
+    return false;
+  }
+
+  async pendingCount(): Promise<number> {
+    return this.redis.command.hlen(this.key('jobs'));
+  }
+
+  private schedule(ms: number): void {
+    if (this.stopped) return;
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      this.dispatching = this.dispatch()
+        .catch((e: unknown) => this.logger.warn(`dispatch: ${String(e)}`))
+        .finally(() => this.schedule(100));
+    }, ms);
+    this.timer.unref();
+  }
+
+  /** Moves jobs into BullMQ while its waiting list is shorter than QUEUE_DEPTH. */
+  private async dispatch(): Promise<void> {
+    for (;;) {
+      if (this.stopped) return;
+      const counts = await this.queue.getJobCounts('waiting', 'prioritized');
+      if ((counts.waiting ?? 0) + (counts.prioritized ?? 0) >= this.config.QUEUE_DEPTH) return;
+      const raw = (await this.redis.command.eval(
+        POP_LUA,
+        4,
+        this.key('ready'),
+        this.key('vt'),
+        this.key('weight'),
+        this.key('jobs'),
+        this.key('t:'),
+      )) as string | null;
+      if (!raw) return;
+      const { job, priority } = JSON.parse(raw) as Pending;
+      await this.queue.add(GENERATION_JOB_NAME, job, {
+        jobId: job.requestId,
+        priority,
+        attempts: this.config.JOB_ATTEMPTS,
+        backoff: { type: 'fixed', delay: 200 },
+        removeOnComplete: { age: 3600 },
+        removeOnFail: { age: 3600 },
+      });
+    }
+  }
+}

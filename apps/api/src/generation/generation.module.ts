@@ -1,0 +1,31 @@
+import { Module } from '@nestjs/common';
+import { ApiKeysModule } from '../api-keys/api-keys.module.js';
+import { QuotasModule } from '../quotas/quotas.module.js';
+import { TenantsModule } from '../tenants/tenants.module.js';
+import { AccountingService } from './accounting.service.js';
+import { EventReader } from './event-reader.js';
+import { FairScheduler } from './fair-scheduler.js';
+import { GenerationRelay } from './generation-relay.js';
+import { GenerationService } from './generation.service.js';
+import { JobsController } from './jobs.controller.js';
+import { OpenAiController } from './openai.controller.js';
+import { PromptTokenizer } from './prompt-tokenizer.js';
+import { RequestsRepository } from './requests.repository.js';
+import { StreamGateway } from './stream.gateway.js';
+
+@Module({
+  imports: [TenantsModule, QuotasModule, ApiKeysModule],
+  controllers: [OpenAiController, JobsController],
+  providers: [
+    AccountingService,
+    EventReader,
+    FairScheduler,
+    GenerationRelay,
+    GenerationService,
+    PromptTokenizer,
+    RequestsRepository,
+    StreamGateway,
+  ],
+  exports: [FairScheduler, GenerationService, EventReader],
+})
+export class GenerationModule {}

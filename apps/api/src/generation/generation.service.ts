@@ -1,0 +1,257 @@
+import { randomUUID } from 'node:crypto';
+import { Inject, Injectable } from '@nestjs/common';
+import {
+  cancelChannel,
+  cancelKey,
+  eventsKey,
+  GENERATION_JOB_VERSION,
+  REQUEST_KEYS_TTL_S,
+  unsupportedCombination,
+  type DecodingMethod,
+  type GenerationJob,
+} from '@pipedec/contracts';
+import type { TenantPrincipal } from '../auth/principal.js';
+import { ApiError, Errors } from '../common/errors.js';
+import { API_CONFIG, type ApiConfig } from '../config/api-config.js';
+import { Clock } from '../infra/clock.js';
+import { RedisConnections } from '../infra/redis.provider.js';
+import { MetricsService } from '../metrics/metrics.service.js';
+import type { RateHeaders } from '../quotas/quota.service.js';
+import { QuotaService } from '../quotas/quota.service.js';
+import { TenantsService } from '../tenants/tenants.service.js';
+import { AccountingService } from './accounting.service.js';
+import { EventReader } from './event-reader.js';
+import { FairScheduler } from './fair-scheduler.js';
+import { PromptTokenizer } from './prompt-tokenizer.js';
+import { RequestsRepository } from './requests.repository.js';
+
+/** A generation request after validation, whatever endpoint it came from. */
+export interface GenerationParams {
+  model: string;
+  prompt: { text: string } | { messages: { role: string; content: string }[] };
+  /** Which body field holds the prompt, for error messages. */
+  promptParam: 'prompt' | 'messages';
+  maxTokens?: number;
+  temperature?: number;
+  topP?: number;
+  seed?: number;
+  stop?: string | string[] | null;
+  method?: DecodingMethod;
+  width?: number;
+}
+
+export interface Admitted {
+  requestId: string;
+  promptTokens: number;
+  maxTokens: number;
+  createdAt: number; // epoch seconds
+  headers: RateHeaders;
+}
+
+const DEFAULT_WIDTH: Record<DecodingMethod, number> = { pipedec: 2, stpp: 2, pp: 1 };
+
+@Injectable()
+export class GenerationService {
+  constructor(
+    private readonly tenants: TenantsService,
+    private readonly quota: QuotaService,
+    private readonly tokenizer: PromptTokenizer,
+    private readonly scheduler: FairScheduler,
+    private readonly repo: RequestsRepository,
+    private readonly events: EventReader,
+    private readonly accounting: AccountingService,
+    private readonly redis: RedisConnections,
+    private readonly metrics: MetricsService,
+    private readonly clock: Clock,
+    @Inject(API_CONFIG) private readonly config: ApiConfig,
+  ) {}
+
+  /** Validates against the tenant's limits, reserves quota, records and enqueues the job. */
+  async submit(principal: TenantPrincipal, p: GenerationParams): Promise<Admitted> {
+    const { tenantId } = principal;
+    const ctx = await this.tenants.context(tenantId);
+    if (p.model !== this.config.MODEL_NAME) {
+      throw new ApiError(
+        'invalid_request_error',
+        'model_not_found',
+        `The model "${p.model}" does not exist; this service serves "${this.config.MODEL_NAME}"`,
+        'model',
+        {},
+        404,
+      );
+    }
+    const method = p.method ?? 'pipedec';
+    const width = p.width ?? DEFAULT_WIDTH[method];
+    const unsupported = unsupportedCombination({ method, width });
+    if (unsupported)
+      throw Errors.invalid('unsupported_combination', unsupported.message, unsupported.param);
+    const maxTokens =
+      p.maxTokens ?? Math.min(this.config.DEFAULT_MAX_TOKENS, ctx.limits.maxOutputTokens);
+    if (maxTokens > ctx.limits.maxOutputTokens) {
+      throw Errors.invalid(
+        'max_tokens_too_large',
+        `max_tokens is ${maxTokens}; this tenant's limit is ${ctx.limits.maxOutputTokens}`,
+        'max_tokens',
+      );
+    }
+    const tokenIds =
+      'text' in p.prompt
+        ? await this.tokenizer.encode(p.prompt.text)
+        : await this.tokenizer.encodeChat(p.prompt.messages);
+    if (tokenIds.length > ctx.limits.maxPromptTokens) {
+      throw Errors.invalid(
+        'prompt_too_long',
+        `The prompt has ${tokenIds.length} tokens; this tenant's limit is ${ctx.limits.maxPromptTokens}`,
+        p.promptParam,
+      );
+    }
+    if (tokenIds.length === 0)
+      throw Errors.invalid('empty_prompt', 'The prompt is empty', p.promptParam);
+
+    const requestId = randomUUID();
+    const reserve = tokenIds.length + maxTokens;
+    let headers: RateHeaders;
+    try {
+      headers = await this.quota.admit(tenantId, requestId, ctx.limits, reserve);
+    } catch (e) {
+      if (e instanceof ApiError && e.status === 429)
+        this.metrics.rateLimited.inc({ tenant: tenantId, code: e.code });
+      throw e;
+    }
+    const queuedAt = this.clock.now();
+    const stop = p.stop == null ? [] : typeof p.stop === 'string' ? [p.stop] : p.stop;
+    const sampling = {
+      temperature: p.temperature ?? 1,
+      topP: p.topP ?? 1,
+      seed: p.seed ?? Math.floor(Math.random() * 2 ** 31),
+    };
+    const job: GenerationJob = {
+      version: GENERATION_JOB_VERSION,
+      requestId,
+      tenantId,
+      model: p.model,
+      prompt: { kind: 'tokens', tokenIds },
+      promptTokens: tokenIds.length,
+      maxTokens,
+      sampling,
+      method,
+      width,
+      stop,
+      eventsKey: eventsKey(this.redis.prefix, requestId),
+      cancelKey: cancelKey(this.redis.prefix, requestId),
+      enqueuedAt: queuedAt.getTime(),
+    };
+    try {
+      await this.repo.create(tenantId, {
+        id: requestId,
+        apiKeyId: principal.apiKeyId,
+        model: p.model,
+        method,
+        parameters: { maxTokens, sampling, width, stop },
+        promptTokens: tokenIds.length,
+        reservedTokens: reserve,
+        queuedAt,
+      });
+      await this.scheduler.enqueue(
+        job,
+        ctx.pricing.priority + 1,
+        Math.max(1, 100 - ctx.pricing.priority),
+      );
+    } catch (e) {
+      await this.quota.settle(requestId, 0);
+      throw e;
+    }
+    return {
+      requestId,
+      promptTokens: tokenIds.length,
+      maxTokens,
+      createdAt: Math.floor(queuedAt.getTime() / 1000),
+      headers,
+    };
+  }
+
+  /**
+   * Cancels a request of this tenant. A job still waiting is removed and ended here; a
+   * running one sees the cancel flag at its next timestep and ends itself.
+   */
+  async cancel(tenantId: string, requestId: string): Promise<{ id: string; status: string }> {
+    const request = await this.repo.find(tenantId, requestId);
+    if (!request) throw Errors.notFound('Request', requestId);
+    if (request.accountedAt) return { id: requestId, status: request.status };
+    await this.redis.command
+      .multi()
+      .set(cancelKey(this.redis.prefix, requestId), '1', 'EX', REQUEST_KEYS_TTL_S)
+      .publish(cancelChannel(this.redis.prefix), requestId)
+      .exec();
+    if (await this.scheduler.remove(tenantId, requestId)) {
+      await this.events.append(
+        requestId,
+        {
+          type: 'done',
+          finishReason: 'cancelled',
+          usage: { promptTokens: 0, completionTokens: 0 },
+          stats: { timesteps: 0, draftedTokens: 0, acceptedTokens: 0, hitRate: 0, stageSeconds: 0 },
+          at: this.clock.nowMs(),
+        },
+        REQUEST_KEYS_TTL_S,
+      );
+      await this.accounting.finalize(tenantId, requestId);
+      return { id: requestId, status: 'cancelled' };
+    }
+    return { id: requestId, status: 'cancelling' };
+  }
+
+  /** Status and (when finished) result of a request of this tenant. */
+  async status(tenantId: string, requestId: string) {
+    const request = await this.repo.find(tenantId, requestId);
+    if (!request) throw Errors.notFound('Request', requestId);
+    const entries = await this.events.all(requestId);
+    const text = new Map<number, string>();
+    let started = false;
+    for (const { event } of entries) {
+      if (event.type === 'token' && !text.has(event.index)) text.set(event.index, event.text);
+      if (event.type === 'started') started = true;
+    }
+    const output = [...text.entries()]
+      .sort((a, b) => a[0] - b[0])
+      .map(([, t]) => t)
+      .join('');
+    const status = request.accountedAt ? request.status : started ? 'running' : 'queued';
+    return {
+      id: request.id,
+      status,
+      model: request.model,
+      method: request.method,
+      output,
+      finishReason: request.finishReason,
+      error: request.errorCode,
+      usage: request.accountedAt
+        ? {
+            prompt_tokens: request.promptTokens,
+            completion_tokens: request.completionTokens,
+            total_tokens: request.promptTokens + request.completionTokens,
+          }
+        : null,
+      timings: {
+        queuedAt: request.queuedAt,
+        startedAt: request.startedAt,
+        finishedAt: request.finishedAt,
+        timeToFirstTokenMs: request.timeToFirstTokenMs,
+        timePerOutputTokenMs: request.timePerOutputTokenMs,
+        totalLatencyMs: request.totalLatencyMs,
+      },
+      stats: {
+        timesteps: request.timesteps,
+        hitRate: request.hitRate,
+        stageSeconds: request.stageSeconds,
+      },
+      costMicros: Number(request.costMicros),
+      lastEventId: entries.length > 0 ? entries[entries.length - 1].id : null,
+    };
+  }
+
+  /** Whether the request belongs to the tenant (socket.io subscriptions). */
+  async owns(tenantId: string, requestId: string): Promise<boolean> {
+    return (await this.repo.find(tenantId, requestId)) !== null;
+  }
+}

@@ -1,0 +1,73 @@
+import {
+  Body,
+  Controller,
+  Delete,
+  Get,
+  HttpCode,
+  Param,
+  ParseUUIDPipe,
+  Post,
+  Res,
+} from '@nestjs/common';
+import { jobSubmitSchema } from '@pipedec/contracts';
+import type { Response } from 'express';
+import { Auth } from '../auth/auth-policy.js';
+import { CurrentTenant, type TenantPrincipal } from '../auth/principal.js';
+import { parseBody } from '../common/parse-body.js';
+import { GenerationService } from './generation.service.js';
+
+/** Native job API: submit, read status and result, cancel. Always scoped to the key's tenant. */
+@Controller('v1/jobs')
+export class JobsController {
+  constructor(private readonly generation: GenerationService) {}
+
+  @Post()
+  @HttpCode(202)
+  @Auth.apiKey('generate')
+  async submit(
+    @CurrentTenant() tenant: TenantPrincipal,
+    @Body() body: unknown,
+    @Res({ passthrough: true }) res: Response,
+  ) {
+    const req = parseBody(jobSubmitSchema, body);
+    const a = await this.generation.submit(tenant, {
+      model: req.model,
+      prompt: { text: req.prompt },
+      promptParam: 'prompt',
+      maxTokens: req.max_tokens,
+      temperature: req.temperature,
+      topP: req.top_p,
+      seed: req.seed,
+      stop: req.stop,
+      method: req.decoding_method,
+      width: req.tree_width,
+    });
+    for (const [k, v] of Object.entries(a.headers)) res.setHeader(k, v);
+    return {
+      id: a.requestId,
+      status: 'queued',
+      prompt_tokens: a.promptTokens,
+      max_tokens: a.maxTokens,
+    };
+  }
+
+  @Get(':id')
+  @Auth.apiKey('generate')
+  status(@CurrentTenant() tenant: TenantPrincipal, @Param('id', ParseUUIDPipe) id: string) {
+    return this.generation.status(tenant.tenantId, id);
+  }
+
+  @Post(':id/cancel')
+  @HttpCode(200)
+  @Auth.apiKey('generate')
+  cancel(@CurrentTenant() tenant: TenantPrincipal, @Param('id', ParseUUIDPipe) id: string) {
+    return this.generation.cancel(tenant.tenantId, id);
+  }
+
+  @Delete(':id')
+  @HttpCode(200)
+  @Auth.apiKey('generate')
+  remove(@CurrentTenant() tenant: TenantPrincipal, @Param('id', ParseUUIDPipe) id: string) {
+    return this.generation.cancel(tenant.tenantId, id);
+  }
+}

@@ -1,0 +1,97 @@
+import { Body, Controller, Get, HttpCode, Post, Res } from '@nestjs/common';
+import {
+  chatCompletionRequestSchema,
+  completionRequestSchema,
+  type ChatCompletionRequest,
+  type CompletionRequest,
+} from '@pipedec/contracts';
+import type { Response } from 'express';
+import { Auth } from '../auth/auth-policy.js';
+import { CurrentTenant, type TenantPrincipal } from '../auth/principal.js';
+import { parseBody } from '../common/parse-body.js';
+import { GenerationRelay } from './generation-relay.js';
+import type { GenerationParams } from './generation.service.js';
+import { GenerationService } from './generation.service.js';
+
+/** OpenAI-compatible endpoints; the official `openai` client works against them. */
+@Controller('v1')
+export class OpenAiController {
+  constructor(
+    private readonly generation: GenerationService,
+    private readonly relay: GenerationRelay,
+  ) {}
+
+  @Get('models')
+  @Auth.apiKey('generate')
+  models() {
+    return this.relay.models();
+  }
+
+  @Post('completions')
+  @HttpCode(200)
+  @Auth.apiKey('generate')
+  async completions(
+    @CurrentTenant() tenant: TenantPrincipal,
+    @Body() body: unknown,
+    @Res() res: Response,
+  ): Promise<void> {
+    const req = parseBody(completionRequestSchema, body);
+    const prompt = typeof req.prompt === 'string' ? req.prompt : req.prompt[0];
+    await this.run(
+      tenant,
+      req,
+      { ...common(req), prompt: { text: prompt }, promptParam: 'prompt' },
+      'completion',
+      res,
+    );
+  }
+
+  @Post('chat/completions')
+  @HttpCode(200)
+  @Auth.apiKey('generate')
+  async chat(
+    @CurrentTenant() tenant: TenantPrincipal,
+    @Body() body: unknown,
+    @Res() res: Response,
+  ): Promise<void> {
+    const req = parseBody(chatCompletionRequestSchema, body);
+    const params: GenerationParams = {
+      ...common(req),
+      maxTokens: req.max_completion_tokens ?? req.max_tokens,
+      prompt: { messages: req.messages.map((m) => ({ role: m.role, content: m.content })) },
+      promptParam: 'messages',
+    };
+    await this.run(tenant, req, params, 'chat', res);
+  }
+
+  private async run(
+    tenant: TenantPrincipal,
+    req: CompletionRequest | ChatCompletionRequest,
+    params: GenerationParams,
+    kind: 'completion' | 'chat',
+    res: Response,
+  ): Promise<void> {
+    const admitted = await this.generation.submit(tenant, params);
+    const opts = {
+      kind,
+      model: req.model,
+      includeUsage: req.stream_options?.include_usage ?? false,
+      keepRunning: req.keep_running ?? false,
+    };
+    if (req.stream) await this.relay.stream(tenant, admitted, opts, res);
+    else await this.relay.whole(tenant, admitted, opts, res);
+  }
+}
+
+function common(req: CompletionRequest | ChatCompletionRequest) {
+  return {
+    model: req.model,
+    maxTokens: req.max_tokens,
+    temperature: req.temperature,
+    topP: req.top_p,
+    seed: req.seed,
+    stop: req.stop,
+    method: req.decoding_method,
+    width: req.tree_width,
+  };
+}

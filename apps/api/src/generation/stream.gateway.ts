@@ -1,0 +1,131 @@
+import { Logger } from '@nestjs/common';
+import {
+  ConnectedSocket,
+  MessageBody,
+  type OnGatewayConnection,
+  type OnGatewayDisconnect,
+  SubscribeMessage,
+  WebSocketGateway,
+} from '@nestjs/websockets';
+import type { Socket } from 'socket.io';
+import { z } from 'zod';
+import { ApiKeysService } from '../api-keys/api-keys.service.js';
+import type { TenantPrincipal } from '../auth/principal.js';
+import { ApiError } from '../common/errors.js';
+import { EventReader } from './event-reader.js';
+import { GenerationService } from './generation.service.js';
+
+const subscribeSchema = z
+  .object({
+    requestId: z.uuid(),
+    /** Resume after this stream id (the `id` of the last event received); absent: from the start. */
+    lastEventId: z
+      .string()
+      .regex(/^\d+-\d+$/)
+      .optional(),
+  })
+  .strict();
+
+interface ClientState {
+  tenant?: TenantPrincipal;
+  follows: Map<string, AbortController>;
+}
+
+/**
+ * socket.io streaming on namespace /v1/stream. Connect with `auth: { apiKey }`; emit
+ * `subscribe` {requestId, lastEventId?}; receive `event` {requestId, id, event} for every
+ * record of the request's stream after lastEventId, then `end` {requestId}. Resuming with the
+ * last id received loses and repeats nothing, because ids are the stream's own.
+ */
+@WebSocketGateway({ namespace: '/v1/stream' })
+export class StreamGateway implements OnGatewayConnection, OnGatewayDisconnect {
+  private readonly logger = new Logger('StreamGateway');
+  private readonly clients = new WeakMap<Socket, ClientState>();
+
+  constructor(
+    private readonly apiKeys: ApiKeysService,
+    private readonly generation: GenerationService,
+    private readonly events: EventReader,
+  ) {}
+
+  async handleConnection(client: Socket): Promise<void> {
+    const state: ClientState = { follows: new Map() };
+    this.clients.set(client, state);
+    const auth = client.handshake.auth as { apiKey?: unknown };
+    const header = client.handshake.headers.authorization;
+    const key =
+      typeof auth.apiKey === 'string'
+        ? auth.apiKey
+        : typeof header === 'string'
+          ? header.replace(/^Bearer\s+/i, '')
+          : undefined;
+    try {
+      if (!key) throw new ApiError('authentication_error', 'invalid_api_key', 'Missing API key');
+      const tenant = await this.apiKeys.authenticate(key);
+      if (!tenant.scopes.includes('generate')) {
+        throw new ApiError(
+          'permission_error',
+          'missing_scope',
+          'This API key lacks the scope: generate',
+        );
+      }
+      state.tenant = tenant;
+      client.emit('ready', { tenantId: tenant.tenantId });
+    } catch (e) {
+      const err =
+        e instanceof ApiError
+          ? e
+          : new ApiError('authentication_error', 'invalid_api_key', 'Invalid API key');
+      client.emit('error', { type: err.type, code: err.code, message: err.message });
+      client.disconnect(true);
+    }
+  }
+
+  handleDisconnect(client: Socket): void {
+    const state = this.clients.get(client);
+    for (const abort of state?.follows.values() ?? []) abort.abort();
+  }
+
+  @SubscribeMessage('subscribe')
+  async subscribe(@ConnectedSocket() client: Socket, @MessageBody() body: unknown) {
+    const state = this.clients.get(client);
+    if (!state?.tenant)
+      return { ok: false, error: { code: 'invalid_api_key', message: 'Not authenticated' } };
+    const parsed = subscribeSchema.safeParse(body);
+    if (!parsed.success) {
+      return {
+        ok: false,
+        error: {
+          code: 'invalid_body',
+          message: parsed.error.issues.map((i) => i.message).join('; '),
+        },
+      };
+    }
+    const { requestId, lastEventId } = parsed.data;
+    // Another tenant's request looks exactly like a missing one.
+    if (!(await this.generation.owns(state.tenant.tenantId, requestId))) {
+      return { ok: false, error: { code: 'not_found', message: `Request ${requestId} not found` } };
+    }
+    state.follows.get(requestId)?.abort();
+    const abort = new AbortController();
+    state.follows.set(requestId, abort);
+    void this.pump(client, requestId, lastEventId ?? '0', abort);
+    return { ok: true };
+  }
+
+  private async pump(
+    client: Socket,
+    requestId: string,
+    after: string,
+    abort: AbortController,
+  ): Promise<void> {
+    try {
+      for await (const { id, event } of this.events.follow(requestId, after, abort.signal)) {
+        client.emit('event', { requestId, id, event });
+      }
+      if (!abort.signal.aborted) client.emit('end', { requestId });
+    } catch (e) {
+      if (!abort.signal.aborted) this.logger.warn(`stream ${requestId}: ${String(e)}`);
+    }
+  }
+}

@@ -1,0 +1,142 @@
+import { Injectable } from '@nestjs/common';
+import { ApiError, Errors } from '../common/errors.js';
+import { Clock } from '../infra/clock.js';
+import { RedisConnections } from '../infra/redis.provider.js';
+import type { TenantLimits } from '../tenants/limits.js';
+import { ADMIT_LUA, SETTLE_LUA } from './quota-scripts.js';
+import { quotaKeys, reservationKey, windowsAt } from './quota-windows.js';
+
+export type RateHeaders = Record<string, string>;
+
+const MONTH_TTL_S = 40 * 24 * 3600;
+/** A reservation outlives any request; reconciliation repairs what a crash leaves behind. */
+const RESERVATION_TTL_S = 24 * 3600;
+
+/**
+ * Per-tenant limits enforced in Redis: requests and tokens per minute, tokens per month,
+ * concurrent requests. A request reserves its maximum (prompt + max output) at admission and
+ * settles to its actual use when it ends.
+ */
+@Injectable()
+export class QuotaService {
+  constructor(
+    private readonly redis: RedisConnections,
+    private readonly clock: Clock,
+  ) {}
+
+  async admit(
+    tenantId: string,
+    requestId: string,
+    limits: TenantLimits,
+    reserve: number,
+  ): Promise<RateHeaders> {
+    if (reserve > limits.tokensPerMinute) {
+      throw Errors.invalid(
+        'request_too_large',
+        `this request needs up to ${reserve} tokens (prompt + max_tokens), more than the limit of ${limits.tokensPerMinute} tokens per minute; lower max_tokens`,
+        'max_tokens',
+      );
+    }
+    const w = windowsAt(this.clock.nowMs());
+    const k = quotaKeys(this.redis.prefix, tenantId, w);
+    const [refused, rpm, tpm, month] = (await this.redis.command.eval(
+      ADMIT_LUA,
+      5,
+      k.rpm,
+      k.tpm,
+      k.month,
+      k.concurrency,
+      reservationKey(this.redis.prefix, requestId),
+      limits.requestsPerMinute,
+      limits.tokensPerMinute,
+      limits.tokensPerMonth,
+      limits.concurrentRequests,
+      reserve,
+      120,
+      MONTH_TTL_S,
+      RESERVATION_TTL_S,
+    )) as [string, number, number, number, number];
+    const headers: RateHeaders = {
+      'x-ratelimit-limit-requests': String(limits.requestsPerMinute),
+      'x-ratelimit-remaining-requests': String(Math.max(0, limits.requestsPerMinute - rpm)),
+      'x-ratelimit-reset-requests': `${w.secondsToMinuteReset}s`,
+      'x-ratelimit-limit-tokens': String(limits.tokensPerMinute),
+      'x-ratelimit-remaining-tokens': String(Math.max(0, limits.tokensPerMinute - tpm)),
+      'x-ratelimit-reset-tokens': `${w.secondsToMinuteReset}s`,
+      'x-ratelimit-limit-tokens-month': String(limits.tokensPerMonth),
+      'x-ratelimit-remaining-tokens-month': String(Math.max(0, limits.tokensPerMonth - month)),
+    };
+    if (refused) {
+      const retryAfter =
+        refused === 'monthly_tokens'
+          ? w.secondsToMonthReset
+          : refused === 'concurrency'
+            ? 1
+            : w.secondsToMinuteReset;
+      throw new ApiError(
+        'rate_limit_error',
+        refusedCode(refused),
+        refusedMessage(refused, limits),
+        null,
+        { ...headers, 'retry-after': String(retryAfter) },
+      );
+    }
+    return headers;
+  }
+
+  /** Settles a reservation to the tokens actually used; returns false if already settled. */
+  async settle(requestId: string, actualTokens: number): Promise<boolean> {
+    const done = (await this.redis.command.eval(
+      SETTLE_LUA,
+      1,
+      reservationKey(this.redis.prefix, requestId),
+      actualTokens,
+    )) as number;
+    return done === 1;
+  }
+
+  /**
+   * Sets the month's counter and the concurrency count from PostgreSQL (the record of truth):
+   * `usedThisMonth` = tokens of finished requests + reservations of unfinished ones.
+   */
+  async reconcile(tenantId: string, usedThisMonth: number, inFlight: number): Promise<void> {
+    const k = quotaKeys(this.redis.prefix, tenantId, windowsAt(this.clock.nowMs()));
+    await this.redis.command
+      .multi()
+      .set(k.month, usedThisMonth, 'EX', MONTH_TTL_S)
+      .set(k.concurrency, inFlight)
+      .exec();
+  }
+
+  async usage(tenantId: string): Promise<{ month: number; concurrency: number }> {
+    const k = quotaKeys(this.redis.prefix, tenantId, windowsAt(this.clock.nowMs()));
+    const [month, conc] = await this.redis.command.mget(k.month, k.concurrency);
+    return { month: Number(month ?? 0), concurrency: Number(conc ?? 0) };
+  }
+}
+
+function refusedCode(limit: string): string {
+  switch (limit) {
+    case 'concurrency':
+      return 'concurrency_limit_exceeded';
+    case 'requests':
+      return 'rate_limit_exceeded';
+    case 'tokens':
+      return 'tokens_per_minute_exceeded';
+    default:
+      return 'monthly_quota_exceeded';
+  }
+}
+
+function refusedMessage(limit: string, l: TenantLimits): string {
+  switch (limit) {
+    case 'concurrency':
+      return `Too many concurrent requests (limit ${l.concurrentRequests})`;
+    case 'requests':
+      return `Rate limit reached: ${l.requestsPerMinute} requests per minute`;
+    case 'tokens':
+      return `Rate limit reached: ${l.tokensPerMinute} tokens per minute (reserved at admission: prompt + max_tokens)`;
+    default:
+      return `Monthly token quota of ${l.tokensPerMonth} reached`;
+  }
+}
