@@ -12,7 +12,7 @@ import {
 import { chooseToken, GREEDY } from './sampling.js';
 import type { StageShard } from './stage.js';
 import { ratio } from './stats.js';
-import { StopRules } from './stop.js';
+import { type FinishReason, StopRules } from './stop.js';
 
 export async function generateAR(
   model: StageShard,
@@ -37,7 +37,7 @@ export async function generateAR(
     decode: request.decode,
   });
   const tokenLogits: number[] = [];
-  let finish = null;
+  let finish: FinishReason = 'cancelled';
   let busyMs = 0;
   const forward = async (ids: number[], tokens: number[]) => {
     const t = performance.now();
@@ -68,10 +68,7 @@ export async function generateAR(
     let row = (logits.length / vocab - 1) * vocab;
     let position = prompt.length;
     for (;;) {
-      if (request.signal?.aborted) {
-        finish = 'cancelled' as const;
-        break;
-      }
+      if (request.signal?.aborted) break;
       const token = chooseToken(logits, row, vocab, position, sampling);
       stats.committedTokens++;
       tokenLogits.push(logits[row + token]);

@@ -4,7 +4,7 @@
 
 import { EngineError } from './errors.js';
 import type { RequestRun } from './run.js';
-import { chooseToken, logSoftmax, topK } from './sampling.js';
+import { chooseToken, logSumExp, topK } from './sampling.js';
 import type { StageShard } from './stage.js';
 import type { Candidate } from './tree.js';
 
@@ -25,7 +25,9 @@ export function checkCompatible(target: StageShard['info'], draft: StageShard['i
     problems.push(`bosTokenId target ${target.bosTokenId} draft ${draft.bosTokenId}`);
   }
   if (target.eosTokenIds.join(',') !== draft.eosTokenIds.join(',')) {
-    problems.push(`eosTokenIds target [${target.eosTokenIds}] draft [${draft.eosTokenIds}]`);
+    problems.push(
+      `eosTokenIds target [${target.eosTokenIds.join(', ')}] draft [${draft.eosTokenIds.join(', ')}]`,
+    );
   }
   if (problems.length > 0) throw new EngineError('INCOMPATIBLE_MODELS', problems.join('; '));
 }
@@ -64,29 +66,33 @@ export class DraftRunner {
     return last;
   }
 
-  /** Forwards rows through the draft (appending them as tree rows) and proposes children. */
+  /**
+   * Forwards rows through the draft (appending them as tree rows) and proposes children. The
+   * top-k and log-softmax count as draft time: on an accelerator they are part of its LM head.
+   */
   async propose(rows: DraftRow[], onlyLast = false): Promise<Candidate[][]> {
-    const out = await this.run.timeDraft(rows.length, () =>
-      this.shard.forward(this.seq, {
+    return this.run.timeDraft(rows.length, async () => {
+      const out = await this.shard.forward(this.seq, {
         nodeIds: Int32Array.from(rows, (r) => r.id),
         parentIds: Int32Array.from(rows, (r) => r.parent),
         positions: Int32Array.from(rows, (r) => r.position),
         tokens: Int32Array.from(rows, (r) => r.token),
-      }),
-    );
-    const logits = out.logits!; // [rows, vocab]
-    const vocab = this.shard.info.vocabSize;
-    return rows.map((r, i) =>
-      onlyLast && i < rows.length - 1 ? [] : this.candidates(logits, i * vocab, r.position + 1),
-    );
+      });
+      const logits = out.logits!; // [rows, vocab]
+      const vocab = this.shard.info.vocabSize;
+      return rows.map((r, i) =>
+        onlyLast && i < rows.length - 1 ? [] : this.candidates(logits, i * vocab, r.position + 1),
+      );
+    });
   }
 
+  /** Cache bookkeeping of the draft counts as draft time, like the stages' own. */
   commit(ids: number[]): void {
-    if (ids.length > 0) this.shard.commit(this.seq, ids);
+    if (ids.length > 0) this.run.timeDraftSync(() => this.shard.commit(this.seq, ids));
   }
 
   prune(keep: ReadonlySet<number>): void {
-    this.shard.prune(this.seq, keep);
+    this.run.timeDraftSync(() => this.shard.prune(this.seq, keep));
   }
 
   release(): void {
@@ -101,16 +107,17 @@ export class DraftRunner {
    */
   private candidates(logits: Float32Array, offset: number, position: number): Candidate[] {
     const vocab = this.shard.info.vocabSize;
-    const logp = logSoftmax(logits, offset, vocab);
-    const best = topK(logp, this.branching);
+    const lse = logSumExp(logits, offset, vocab);
+    const logProb = (token: number) => logits[offset + token] - lse;
+    const best = topK(logits, this.branching, offset, vocab);
     if (this.run.sampling.temperature <= 0) {
-      return best.map((token) => ({ token, logProb: logp[token] }));
+      return best.map((token) => ({ token, logProb: logProb(token) }));
     }
     const drawn = chooseToken(logits, offset, vocab, position, this.run.sampling);
     const rest = best.filter((t) => t !== drawn).slice(0, this.branching - 1);
     return [
-      { token: drawn, logProb: logp[best[0]] },
-      ...rest.map((token) => ({ token, logProb: logp[token] })),
+      { token: drawn, logProb: logProb(best[0]) },
+      ...rest.map((token) => ({ token, logProb: logProb(token) })),
     ];
   }
 }

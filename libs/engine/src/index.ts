@@ -23,11 +23,19 @@ export {
   chooseToken,
   GREEDY,
   logSoftmax,
+  logSumExp,
   type SamplingParams,
   topK,
   uniformAt,
 } from './sampling.js';
-export { type CostModel, PAPER_A100_COST, SimulatedPipeline, stageCostMs } from './simulator.js';
+export {
+  type CostModel,
+  PAPER_A100_COST,
+  SimulatedPipeline,
+  stageCostMs,
+  type TimestepLoad,
+  timestepMs,
+} from './simulator.js';
 export { type StageResult, type StageShard, StageWorker } from './stage.js';
 export type { Method, RequestStats, TokenEvent } from './stats.js';
 export { type FinishReason, StopRules } from './stop.js';

@@ -79,7 +79,7 @@ class InProcessSession implements PipelineSession {
   private readonly usages: StageUsage[];
   private readonly events: PipelineEvent[] = [];
   private wake: (() => void) | null = null;
-  private failure: unknown = null;
+  private failure: Error | null = null;
   private credit = true; // stage 0 can take a packet and no tick has offered it yet
   private ticks = 0;
   private closed = false;
@@ -168,7 +168,7 @@ class InProcessSession implements PipelineSession {
       })
       .catch((err: unknown) => {
         this.running[s] = null;
-        this.failure = err;
+        this.failure = err instanceof Error ? err : new Error(String(err));
       })
       .finally(() => {
         const w = this.wake;

@@ -172,6 +172,7 @@ export class RequestRun {
   }
 
   decide(epoch: number, commit: number[], keep: Decision['keep'], upTo = -1): void {
+    const t = performance.now();
     this.session.broadcast({
       requestId: this.request.requestId,
       epoch,
@@ -180,6 +181,7 @@ export class RequestRun {
       keep,
       upTo,
     });
+    this.stats.broadcastMs += performance.now() - t;
   }
 
   /** Commits one target token; false once the request is finished. */
@@ -222,6 +224,12 @@ export class RequestRun {
     }
   }
 
+  timeDraftSync(work: () => void): void {
+    const t = performance.now();
+    work();
+    this.draftWallMs += performance.now() - t;
+  }
+
   /** The event loop: runs until a stop rule fires or the signal aborts. */
   async loop(h: MethodHandlers): Promise<void> {
     const signal = this.request.signal;
@@ -238,7 +246,7 @@ export class RequestRun {
         break;
       }
       const t = performance.now();
-      const draftBefore = this.draftWallMs;
+      const outside = this.draftWallMs + this.stats.broadcastMs;
       if (ev.kind === 'verdict') {
         idleTicks = 0;
         await h.onVerdict(ev.verdict);
@@ -252,7 +260,7 @@ export class RequestRun {
           throw new EngineError('PIPELINE_STALLED', 'no packet in flight and none to send');
         }
       }
-      engineMs += performance.now() - t - (this.draftWallMs - draftBefore);
+      engineMs += performance.now() - t - (this.draftWallMs + this.stats.broadcastMs - outside);
     }
     this.stats.engineMs = engineMs;
   }
@@ -325,6 +333,7 @@ export function emptyStats(method: Method, stages: number, promptTokens: number)
     stagePositions: [],
     stageSimulatedMs: [],
     engineMs: 0,
+    broadcastMs: 0,
     wallMs: 0,
     ttftWallMs: 0,
     simulatedMs: 0,

@@ -91,29 +91,47 @@ export function chooseToken(
   return order[kept - 1];
 }
 
+/** log(sum(exp(row))) of one row, in float64; terms 30 nats below the max are skipped. */
+export function logSumExp(
+  logits: Float32Array, // [.., vocab] rows; one row is read
+  offset: number,
+  vocab: number,
+): number {
+  const max = logits[offset + argmax(logits, offset, vocab)];
+  let total = 0;
+  for (let i = 0; i < vocab; i++) {
+    const d = logits[offset + i] - max;
+    if (d > -30) total += Math.exp(d);
+  }
+  return max + Math.log(total);
+}
+
 /** Natural-log softmax of one row, in float64. */
 export function logSoftmax(
   logits: Float32Array, // [.., vocab] rows; one row is read
   offset: number,
   vocab: number,
 ): Float64Array /* [vocab] */ {
-  const max = logits[offset + argmax(logits, offset, vocab)];
-  let total = 0;
-  for (let i = 0; i < vocab; i++) total += Math.exp(logits[offset + i] - max);
-  const lse = max + Math.log(total);
+  const lse = logSumExp(logits, offset, vocab);
   const out = new Float64Array(vocab);
   for (let i = 0; i < vocab; i++) out[i] = logits[offset + i] - lse;
   return out;
 }
 
-/** The k best tokens of a log-probability row, best first, ties by lowest index. */
-export function topK(logProbs: Float64Array /* [vocab] */, k: number): number[] {
+/** Indices of the k largest values of row [offset, offset + length), best first, ties by lowest index. */
+export function topK(
+  values: Float32Array | Float64Array,
+  k: number,
+  offset = 0,
+  length = values.length - offset,
+): number[] {
   const best: number[] = [];
-  for (let i = 0; i < logProbs.length; i++) {
-    if (best.length === k && logProbs[i] <= logProbs[best[k - 1]]) continue;
+  for (let i = 0; i < length; i++) {
+    const v = values[offset + i];
+    if (best.length === k && v <= values[offset + best[k - 1]]) continue;
     let j = best.length === k ? k - 1 : best.length;
     if (best.length < k) best.push(i);
-    while (j > 0 && logProbs[best[j - 1]] < logProbs[i]) {
+    while (j > 0 && values[offset + best[j - 1]] < v) {
       best[j] = best[j - 1];
       j--;
     }

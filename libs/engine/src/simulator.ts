@@ -51,10 +51,43 @@ export function stageCostMs(cost: CostModel, positions: number): number {
   return positions > 0 ? cost.stageFixedMs + cost.stagePerPositionMs * positions : 0;
 }
 
+/** What happened in one timestep, enough to price it under any cost model. */
+export interface TimestepLoad {
+  maxRows: number; // rows of the busiest stage (0: no stage computed)
+  serialDraftCalls: number;
+  serialDraftRows: number;
+  overlapDraftCalls: number;
+  overlapDraftRows: number;
+}
+
+export function timestepMs(cost: CostModel, load: TimestepLoad): number {
+  const draft = (calls: number, rows: number) =>
+    cost.draftFixedMs * calls + cost.draftPerPositionMs * rows;
+  return (
+    draft(load.serialDraftCalls, load.serialDraftRows) +
+    Math.max(
+      stageCostMs(cost, load.maxRows),
+      draft(load.overlapDraftCalls, load.overlapDraftRows),
+    ) +
+    cost.hopMs
+  );
+}
+
+function emptyLoad(): TimestepLoad {
+  return {
+    maxRows: 0,
+    serialDraftCalls: 0,
+    serialDraftRows: 0,
+    overlapDraftCalls: 0,
+    overlapDraftRows: 0,
+  };
+}
+
 /** Lockstep pipeline: one timestep per next() that finds no queued event. */
 export class SimulatedPipeline implements Pipeline {
-  private draftSerialMs = 0;
-  private draftOverlapMs = 0;
+  /** Per timestep of the latest session: reprice it under another cost model with timestepMs. */
+  loads: TimestepLoad[] = [];
+  private load = emptyLoad();
   private sentThisTick = false;
 
   constructor(
@@ -82,9 +115,13 @@ export class SimulatedPipeline implements Pipeline {
    */
   meterDraft(draft: StageShard): StageShard {
     const forward: StageShard['forward'] = async (seq, batch) => {
-      const ms = this.cost.draftFixedMs + this.cost.draftPerPositionMs * batch.nodeIds.length;
-      if (this.sentThisTick) this.draftOverlapMs += ms;
-      else this.draftSerialMs += ms;
+      if (this.sentThisTick) {
+        this.load.overlapDraftCalls++;
+        this.load.overlapDraftRows += batch.nodeIds.length;
+      } else {
+        this.load.serialDraftCalls++;
+        this.load.serialDraftRows += batch.nodeIds.length;
+      }
       return draft.forward(seq, batch);
     };
     return {
@@ -103,13 +140,12 @@ export class SimulatedPipeline implements Pipeline {
     this.sentThisTick = true;
   }
 
-  /** @internal */
-  takeDraftCharge(): { serial: number; overlap: number } {
-    const c = { serial: this.draftSerialMs, overlap: this.draftOverlapMs };
-    this.draftSerialMs = 0;
-    this.draftOverlapMs = 0;
+  /** @internal the load of the timestep that ends now; starts the next one. */
+  takeLoad(): TimestepLoad {
+    const l = this.load;
+    this.load = emptyLoad();
     this.sentThisTick = false;
-    return c;
+    return l;
   }
 }
 
@@ -127,7 +163,8 @@ class SimulatedSession implements PipelineSession {
   ) {
     this.slots = sim.workers.map(() => null);
     this.usages = sim.workers.map(emptyUsage);
-    sim.takeDraftCharge();
+    sim.takeLoad();
+    sim.loads = [];
   }
 
   get timestep(): number {
@@ -157,33 +194,35 @@ class SimulatedSession implements PipelineSession {
     return this.events.shift()!;
   }
 
-  async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    this.slots.fill(null);
-    for (const w of this.sim.workers) w.release(this.requestId);
+  close(): Promise<void> {
+    if (!this.closed) {
+      this.closed = true;
+      this.slots.fill(null);
+      for (const w of this.sim.workers) w.release(this.requestId);
+    }
+    return Promise.resolve();
   }
 
   /** One timestep: every stage computes the packet it holds; outputs move one hop. */
   private async step(): Promise<void> {
     const { workers, cost } = this.sim;
     const verdicts: Verdict[] = [];
-    let busiest = 0;
+    let maxRows = 0;
     for (let s = workers.length - 1; s >= 0; s--) {
       const packet = this.slots[s];
       if (!packet) continue;
       this.slots[s] = null;
       const r = await workers[s].process(packet);
       addUsage(this.usages[s], r);
-      const ms = stageCostMs(cost, r.positions);
-      this.usages[s].simulatedMs += ms;
-      busiest = Math.max(busiest, ms);
+      this.usages[s].simulatedMs += stageCostMs(cost, r.positions);
+      maxRows = Math.max(maxRows, r.positions);
       if (!r.output) continue;
       if (s + 1 < workers.length) this.slots[s + 1] = r.output as LayerPacket;
       else verdicts.push(r.output as Verdict);
     }
-    const draft = this.sim.takeDraftCharge();
-    this.clockMs += draft.serial + Math.max(busiest, draft.overlap) + cost.hopMs;
+    const load = { ...this.sim.takeLoad(), maxRows };
+    this.sim.loads.push(load);
+    this.clockMs += timestepMs(cost, load);
     for (const verdict of verdicts) this.events.push({ kind: 'verdict', verdict });
     this.events.push({ kind: 'tick', timestep: this.ticks++ });
   }

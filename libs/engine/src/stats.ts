@@ -38,8 +38,10 @@ export interface RequestStats {
   stageBusyMs: number[]; // [stages] wall time computing
   stagePositions: number[]; // [stages] rows computed
   stageSimulatedMs: number[]; // [stages] busy time under the cost model
-  /** The controller's own work (tree, masks, decisions, stop rules), draft excluded, ms. */
+  /** The controller's own work (tree, decisions, stop rules), draft and broadcast excluded, ms. */
   engineMs: number;
+  /** Delivering decisions; in-process this includes every stage applying them (KV compaction). */
+  broadcastMs: number;
   wallMs: number;
   ttftWallMs: number;
   simulatedMs: number;
