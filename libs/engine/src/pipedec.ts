@@ -22,6 +22,18 @@ export interface PipeDecOptions {
   width: number;
   /** k: most children proposed per node (default min(W, 4)). */
   branching?: number;
+  /**
+   * Beyond the paper (default 1 = the paper's method): tree layers per packet in steady state.
+   * With k > 1 the draft grows k layers per timestep (all but the last serially, before the
+   * send), and the last stage can confirm up to k tokens per timestep.
+   */
+  layersPerStep?: number;
+  /**
+   * Beyond the paper (default 1): layers in the packet that refills the pipeline after a miss,
+   * the new root included. With r > 1 the root travels with r - 1 drafted layers below it, so
+   * the refill's verdict can commit up to r tokens at once, like one static-tree pass.
+   */
+  refillLayers?: number;
   /** Called after every verification (tests check invariants against the stages here). */
   onVerify?(tree: PredictionTree): void;
 }
@@ -52,6 +64,21 @@ export async function generatePipeDec(
     const frontier = tree.layer(tree.height);
     if (frontier[0].position + 1 > run.lastUsefulPosition) return [];
     return tree.expand();
+  }
+
+  /** Runs the draft on nodes it has not seen yet; stores their children's proposals. */
+  async function propose(nodes: TreeNode[]): Promise<void> {
+    const fresh = nodes.filter((n) => n.candidates === null);
+    if (fresh.length === 0) return;
+    const proposals = await drafter.propose(
+      fresh.map((n) => ({
+        id: n.id,
+        parent: tree.has(n.parent) ? n.parent : -1,
+        position: n.position,
+        token: n.token,
+      })),
+    );
+    fresh.forEach((n, i) => (n.candidates = proposals[i]));
   }
 
   /** Commits the root's target token x; re-roots on a hit, refills on a miss. */
@@ -89,18 +116,28 @@ export async function generatePipeDec(
 
   try {
     await run.loop({
-      onTick(): LayerPacket | null {
+      async onTick(): Promise<LayerPacket | null> {
         if (!run.prefillDone) return run.nextPrefillPacket(epoch);
-        const layer = nextLayer();
-        if (layer.length === 0) return null;
-        for (const n of layer) n.injected = true;
-        run.stats.draftedNodes += layer.length;
+        const depth = tree.root.injected
+          ? (options.layersPerStep ?? 1)
+          : (options.refillLayers ?? 1);
+        const nodes: TreeNode[] = [];
+        for (let d = 0; d < depth; d++) {
+          // A deeper layer in the same packet needs the draft's proposals for this one first.
+          if (d > 0) await propose(tree.layer(tree.height));
+          const layer = nextLayer();
+          if (layer.length === 0) break;
+          for (const n of layer) n.injected = true;
+          nodes.push(...layer);
+        }
+        if (nodes.length === 0) return null;
+        run.stats.draftedNodes += nodes.length;
         return run.packet(
           epoch,
-          layer.map((n) => (tree.has(n.parent) ? n.parent : -1)),
-          layer.map((n) => n.id),
-          layer.map((n) => n.position),
-          layer.map((n) => n.token),
+          nodes.map((n) => (tree.has(n.parent) ? n.parent : -1)),
+          nodes.map((n) => n.id),
+          nodes.map((n) => n.position),
+          nodes.map((n) => n.token),
         );
       },
       async afterSend(packet: LayerPacket) {
@@ -111,17 +148,8 @@ export async function generatePipeDec(
           tree.root.candidates = await drafter.prefill(request.prefillChunk ?? 32);
           return;
         }
-        if (run.isPrefillPacket(packet.seq) || !tree.has(packet.nodeIds[0])) return;
-        const rows = [...packet.nodeIds].map((id) => tree.get(id)!);
-        const proposals = await drafter.propose(
-          rows.map((n) => ({
-            id: n.id,
-            parent: tree.has(n.parent) ? n.parent : -1,
-            position: n.position,
-            token: n.token,
-          })),
-        );
-        rows.forEach((n, i) => (n.candidates = proposals[i]));
+        if (run.isPrefillPacket(packet.seq)) return;
+        await propose([...packet.nodeIds].map((id) => tree.get(id)).filter((n) => n !== undefined));
       },
       onVerdict(v: Verdict) {
         if (run.handlePrefillVerdict(v, epoch)) return;

@@ -58,7 +58,9 @@ describe('PipeDec controller on the toy model', () => {
         fc.array(fc.integer({ min: 1, max: 60 }), { minLength: 1, maxLength: 12 }),
         fc.integer({ min: 1, max: 8 }),
         fc.boolean(),
-        async (stages, width, branching, disagreement, prompt, chunk, sampled) => {
+        fc.integer({ min: 1, max: 3 }),
+        fc.integer({ min: 1, max: 4 }),
+        async (stages, width, branching, disagreement, prompt, chunk, sampled, k, refill) => {
           const r = rig(stages, disagreement);
           const sampling = sampled ? { temperature: 0.9, topP: 0.95, seed: 77 } : GREEDY;
           const request = { prompt, maxTokens: 10, sampling, prefillChunk: chunk };
@@ -81,7 +83,7 @@ describe('PipeDec controller on the toy model', () => {
             pipeline,
             pipeline.meterDraft(r.draft),
             { ...request, requestId: 'pd' },
-            { width, branching, onVerify },
+            { width, branching, onVerify, layersPerStep: k, refillLayers: refill },
           );
           expect(res.tokens).toEqual(ar.tokens);
           expect(checks).toBe(res.stats.committedTokens);
@@ -100,6 +102,10 @@ describe('PipeDec controller on the toy model', () => {
     const pp = await runMethod(r, { method: 'pp' }, req);
     const pd = await runMethod(r, { method: 'pipedec', width: 2 }, req);
     const stpp = await runMethod(r, { method: 'stpp', depth: 3, branching: 1, budget: 3 }, req);
+    // Beyond the paper: two layers per packet, a perfect draft confirms two tokens a timestep.
+    const two = await runMethod(r, { method: 'pipedec', width: 2, layersPerStep: 2 }, req);
+    expect(two.stats.timestepsPerToken).toBeLessThanOrEqual(0.6);
+    expect(two.tokens).toEqual(pp.tokens);
     expect(pp.stats.timestepsPerToken).toBe(stages);
     expect(pd.stats.timestepsPerToken).toBe(1);
     expect(pd.stats.hitRate).toBe(1);

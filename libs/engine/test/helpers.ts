@@ -28,7 +28,13 @@ export type MethodSpec =
   | { method: 'ar' }
   | { method: 'pp' }
   | { method: 'stpp'; depth: number; branching: number; budget: number }
-  | { method: 'pipedec'; width: number; branching?: number };
+  | {
+      method: 'pipedec';
+      width: number;
+      branching?: number;
+      layersPerStep?: number;
+      refillLayers?: number;
+    };
 
 export interface Rig {
   target: StageShard; // whole model, for AR

@@ -57,6 +57,8 @@ describe.each(SAMPLINGS)('toy model, %s', (_name, sampling) => {
       { method: 'pipedec', width: 1 },
       { method: 'pipedec', width: 4 },
       { method: 'pipedec', width: 16, branching: 4 },
+      // Beyond the paper: several layers per packet, and a refill packet with a subtree.
+      { method: 'pipedec', width: 4, layersPerStep: 2, refillLayers: 4 },
     ];
     for (const spec of specs) {
       for (const [i, prompt] of PROMPTS.entries()) {
