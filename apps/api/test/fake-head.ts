@@ -21,6 +21,8 @@ export interface FakeHeadOptions {
   concurrency?: number;
   /** Fail the first attempt of every job after this many tokens (retryable). */
   failFirstAttemptAfter?: number;
+  /** Die after this many tokens without writing a terminal record (a crashed head). */
+  crashAfter?: number;
 }
 
 /** The fake model: token i of a job with seed s is this byte, and its text is that letter. */
@@ -83,6 +85,7 @@ export class FakeHead {
         });
         throw new Error('STAGE_LOST');
       }
+      if (this.options.crashAfter === i) throw new UnrecoverableError('head crashed');
       const t = fakeToken(job.sampling.seed, i);
       output += t.text;
       n++;

@@ -1,0 +1,120 @@
+import { FakeHead } from './fake-head.js';
+import { adminLogin, call, errorOf, MODEL, startTestApi, type TestApi } from './test-api.js';
+
+let api: TestApi;
+let head: FakeHead;
+let admin: string;
+
+beforeAll(async () => {
+  api = await startTestApi();
+  head = new FakeHead(api.prefix, { concurrency: 4, tokenDelayMs: 1 });
+  admin = await adminLogin(api);
+}, 120_000);
+afterAll(async () => {
+  await head?.close();
+  await api?.close();
+});
+
+async function tenantWithKey(name: string, overrides: Record<string, number>) {
+  const t = await call(api, 'POST', '/admin/tenants', {
+    token: admin,
+    body: { name, plan: 'demo', ...overrides },
+  });
+  expect(t.status).toBe(201);
+  const k = await call(api, 'POST', `/admin/tenants/${t.body.id}/keys`, {
+    token: admin,
+    body: { name: 'k', scopes: ['generate', 'read-usage'] },
+  });
+  return { tenantId: t.body.id as string, key: k.body.secret as string };
+}
+
+async function monthTokensInDb(tenantId: string): Promise<number> {
+  const agg = await api.prisma.generationRequest.aggregate({
+    where: { tenantId, accountedAt: { not: null } },
+    _sum: { promptTokens: true, completionTokens: true },
+  });
+  return (agg._sum.promptTokens ?? 0) + (agg._sum.completionTokens ?? 0);
+}
+
+async function monthCounter(tenantId: string): Promise<number> {
+  const keys = await api.redis.keys(`${api.prefix}quota:${tenantId}:month:*`);
+  expect(keys).toHaveLength(1);
+  return Number(await api.redis.get(keys[0]));
+}
+
+describe('token quota under concurrency', () => {
+  it('50 concurrent requests never exceed a small monthly token quota', async () => {
+    const quota = 300;
+    const { tenantId, key } = await tenantWithKey('burst', {
+      tokensPerMonth: quota,
+      tokensPerMinute: 100_000,
+      requestsPerMinute: 1000,
+      concurrentRequests: 100,
+    });
+    const body = { model: MODEL, prompt: 'quota', max_tokens: 20, seed: 1 };
+    const replies = await Promise.all(
+      Array.from({ length: 50 }, () => call(api, 'POST', '/v1/completions', { token: key, body })),
+    );
+    const ok = replies.filter((r) => r.status === 200);
+    const limited = replies.filter((r) => r.status === 429);
+    expect(ok.length + limited.length).toBe(50);
+    expect(ok.length).toBeGreaterThan(0);
+    const used = ok.reduce(
+      (s, r) => s + (r.body.usage as { total_tokens: number }).total_tokens,
+      0,
+    );
+    expect(used).toBeLessThanOrEqual(quota);
+    for (const r of limited) {
+      expect(errorOf(r)).toMatchObject({
+        type: 'rate_limit_error',
+        code: 'monthly_quota_exceeded',
+      });
+      expect(Number(r.headers.get('retry-after'))).toBeGreaterThan(0);
+      expect(r.headers.get('x-ratelimit-limit-tokens-month')).toBe(String(quota));
+    }
+    expect(ok[0].headers.get('x-ratelimit-remaining-requests')).not.toBeNull();
+    // The record of truth agrees, and the counter was settled to actual use.
+    expect(await monthTokensInDb(tenantId)).toBe(used);
+    expect(await monthCounter(tenantId)).toBe(used);
+  }, 60_000);
+
+  it('settles a reservation to actual use when a request stops early', async () => {
+    const { tenantId, key } = await tenantWithKey('early-stop', {});
+    const res = await call(api, 'POST', '/v1/completions', {
+      token: key,
+      body: { model: MODEL, prompt: 'stop early', max_tokens: 50, seed: 0, stop: 'h' },
+    });
+    expect(res.status).toBe(200);
+    const usage = res.body.usage as { total_tokens: number; completion_tokens: number };
+    expect(usage.completion_tokens).toBeLessThan(50);
+    expect(await monthCounter(tenantId)).toBe(usage.total_tokens);
+  });
+
+  it('limits concurrent requests and requests per minute with 429 + Retry-After', async () => {
+    const { key } = await tenantWithKey('rpm', { requestsPerMinute: 3, concurrentRequests: 100 });
+    const body = { model: MODEL, prompt: 'r', max_tokens: 1 };
+    const statuses: number[] = [];
+    for (let i = 0; i < 4; i++) {
+      const r = await call(api, 'POST', '/v1/completions', { token: key, body });
+      statuses.push(r.status);
+      if (r.status === 429) expect(errorOf(r).code).toBe('rate_limit_exceeded');
+    }
+    expect(statuses).toEqual([200, 200, 200, 429]);
+
+    const conc = await tenantWithKey('conc', { concurrentRequests: 1 });
+    const slow = call(api, 'POST', '/v1/completions', {
+      token: conc.key,
+      body: { model: MODEL, prompt: 's', max_tokens: 150 },
+    });
+    await new Promise((r) => setTimeout(r, 100));
+    const second = await call(api, 'POST', '/v1/completions', { token: conc.key, body });
+    expect(second.status).toBe(429);
+    expect(errorOf(second).code).toBe('concurrency_limit_exceeded');
+    expect(second.headers.get('retry-after')).toBe('1');
+    expect((await slow).status).toBe(200);
+    // The slot is free again once the first request ended.
+    expect((await call(api, 'POST', '/v1/completions', { token: conc.key, body })).status).toBe(
+      200,
+    );
+  }, 30_000);
+});

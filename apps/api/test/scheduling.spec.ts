@@ -1,0 +1,124 @@
+import { FakeHead, fakeOutput } from './fake-head.js';
+import { adminLogin, call, MODEL, startTestApi, type TestApi } from './test-api.js';
+
+let api: TestApi;
+let admin: string;
+
+beforeAll(async () => {
+  api = await startTestApi();
+  admin = await adminLogin(api);
+}, 120_000);
+afterAll(async () => {
+  await api?.close();
+});
+
+async function tenantKey(name: string): Promise<{ tenantId: string; key: string }> {
+  const t = await call(api, 'POST', '/admin/tenants', {
+    token: admin,
+    body: { name, plan: 'demo', concurrentRequests: 50, requestsPerMinute: 500 },
+  });
+  const k = await call(api, 'POST', `/admin/tenants/${t.body.id}/keys`, {
+    token: admin,
+    body: { name: 'k', scopes: ['generate'] },
+  });
+  return { tenantId: t.body.id as string, key: k.body.secret as string };
+}
+
+async function waitFor<T>(fn: () => Promise<T | undefined>, ms = 20_000): Promise<T> {
+  const until = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined) return v;
+    if (Date.now() > until) throw new Error('timed out waiting');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+describe('fairness between tenants', () => {
+  it("one tenant's burst does not starve another", async () => {
+    const a = await tenantKey('bursty');
+    const b = await tenantKey('quiet');
+    const submit = async (key: string) =>
+      (
+        await call(api, 'POST', '/v1/jobs', {
+          token: key,
+          body: { model: MODEL, prompt: 'f', max_tokens: 4 },
+        })
+      ).body.id as string;
+    // The burst is queued before any head runs, then the quiet tenant arrives.
+    const burst: string[] = [];
+    for (let i = 0; i < 12; i++) burst.push(await submit(a.key));
+    const quiet: string[] = [];
+    for (let i = 0; i < 3; i++) quiet.push(await submit(b.key));
+    const head = new FakeHead(api.prefix, { tokenDelayMs: 5 });
+    try {
+      await waitFor(() => Promise.resolve(head.started.length === 15 ? true : undefined));
+      const positions = quiet.map((id) => head.started.indexOf(id));
+      // First come, first served would start them at 12, 13, 14.
+      expect(Math.max(...positions)).toBeLessThan(10);
+      expect(head.started.filter((id) => burst.includes(id))).toHaveLength(12);
+    } finally {
+      await head.close();
+    }
+  }, 60_000);
+});
+
+describe('accounting exactly once', () => {
+  it('records a retried request once, with the tokens the client saw', async () => {
+    const head = new FakeHead(api.prefix, { failFirstAttemptAfter: 3, tokenDelayMs: 2 });
+    try {
+      const { tenantId, key } = await tenantKey('retried');
+      const res = await call(api, 'POST', '/v1/completions', {
+        token: key,
+        body: { model: MODEL, prompt: 'retry', max_tokens: 8, seed: 11 },
+      });
+      expect(res.status).toBe(200);
+      const choice = (res.body.choices as { text: string }[])[0];
+      expect(choice.text).toBe(fakeOutput(11, 8));
+      const id = (res.body.id as string).replace(/^cmpl-/, '');
+      const stream = await api.redis.xrange(`${api.prefix}req:${id}:events`, '-', '+');
+      expect(stream.filter(([, f]) => f[1].includes('"started"'))).toHaveLength(2);
+
+      await new Promise((r) => setTimeout(r, 1500)); // let the sweeper pass over it too
+      const rows = await api.prisma.generationRequest.findMany({ where: { tenantId } });
+      expect(rows).toHaveLength(1);
+      expect(rows[0]).toMatchObject({ status: 'succeeded', completionTokens: 8 });
+      const rollups = await api.prisma.usageRollup.findMany({ where: { tenantId } });
+      expect(
+        rollups.map((r) => [r.granularity, r.requests, Number(r.completionTokens)]).sort(),
+      ).toEqual([
+        ['day', 1, 8],
+        ['hour', 1, 8],
+      ]);
+    } finally {
+      await head.close();
+    }
+  }, 30_000);
+
+  it('records a job that failed for good once, as failed, billing what was delivered', async () => {
+    const head = new FakeHead(api.prefix, { crashAfter: 2 });
+    try {
+      const { tenantId, key } = await tenantKey('failing');
+      const sub = await call(api, 'POST', '/v1/jobs', {
+        token: key,
+        body: { model: MODEL, prompt: 'lost', max_tokens: 5 },
+      });
+      const id = sub.body.id as string;
+      const row = await waitFor(async () => {
+        const r = await api.prisma.generationRequest.findUniqueOrThrow({ where: { id } });
+        return r.accountedAt ? r : undefined;
+      });
+      expect(row).toMatchObject({ status: 'failed', errorCode: 'job_failed', completionTokens: 2 });
+      expect(row.promptTokens).toBeGreaterThan(0);
+      const status = await call(api, 'GET', `/v1/jobs/${id}`, { token: key });
+      expect(status.body).toMatchObject({ status: 'failed', error: 'job_failed' });
+      const rollup = await api.prisma.usageRollup.findFirstOrThrow({
+        where: { tenantId, granularity: 'day' },
+      });
+      expect(rollup.failedRequests).toBe(1);
+      expect(rollup.requests).toBe(1);
+    } finally {
+      await head.close();
+    }
+  }, 30_000);
+});

@@ -1,0 +1,166 @@
+import { io, type Socket } from 'socket.io-client';
+import type { RequestEvent } from '@pipedec/contracts';
+import { FakeHead, fakeOutput } from './fake-head.js';
+import { adminLogin, call, MODEL, startTestApi, type TestApi } from './test-api.js';
+
+let api: TestApi;
+let head: FakeHead;
+
+beforeAll(async () => {
+  api = await startTestApi();
+  head = new FakeHead(api.prefix, { tokenDelayMs: 15, concurrency: 2 });
+}, 120_000);
+afterAll(async () => {
+  await head?.close();
+  await api?.close();
+});
+
+function connect(apiKey: string): Socket {
+  return io(`${api.url}/v1/stream`, {
+    auth: { apiKey },
+    transports: ['websocket'],
+    reconnectionDelay: 50,
+    reconnectionDelayMax: 100,
+  });
+}
+
+interface Received {
+  id: string;
+  event: RequestEvent;
+}
+
+async function waitFor<T>(fn: () => T | undefined, ms = 10_000): Promise<T> {
+  const until = Date.now() + ms;
+  for (;;) {
+    const v = fn();
+    if (v !== undefined) return v;
+    if (Date.now() > until) throw new Error('timed out waiting');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+async function accounted(id: string) {
+  return waitFor2(async () => {
+    const r = await api.prisma.generationRequest.findUniqueOrThrow({ where: { id } });
+    return r.accountedAt ? r : undefined;
+  });
+}
+
+async function waitFor2<T>(fn: () => Promise<T | undefined>, ms = 10_000): Promise<T> {
+  const until = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined) return v;
+    if (Date.now() > until) throw new Error('timed out waiting');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+describe('socket.io streaming', () => {
+  it('resumes after a forced disconnect with nothing lost or duplicated', async () => {
+    const sub = await call(api, 'POST', '/v1/jobs', {
+      token: api.demoKey,
+      body: { model: MODEL, prompt: 'socket', max_tokens: 30, seed: 7 },
+    });
+    const requestId = sub.body.id as string;
+    const socket = connect(api.demoKey);
+    const received: Received[] = [];
+    let ended = false;
+    let reconnects = 0;
+    socket.on('event', (m: { requestId: string; id: string; event: RequestEvent }) => {
+      received.push({ id: m.id, event: m.event });
+    });
+    socket.on('end', () => (ended = true));
+    const subscribe = () => {
+      const lastEventId = received.length > 0 ? received[received.length - 1].id : undefined;
+      socket.emit('subscribe', { requestId, lastEventId }, (ack: { ok: boolean }) => {
+        expect(ack.ok).toBe(true);
+      });
+    };
+    socket.on('ready', () => {
+      reconnects++;
+      subscribe();
+    });
+    await waitFor(() =>
+      received.filter((r) => r.event.type === 'token').length >= 5 ? true : undefined,
+    );
+    socket.io.engine.close(); // the transport drops; the client reconnects by itself
+    await waitFor(() => (ended ? true : undefined));
+    socket.disconnect();
+
+    expect(reconnects).toBe(2);
+    const ids = received.map((r) => r.id);
+    expect(new Set(ids).size).toBe(ids.length);
+    const stream = await api.redis.xrange(`${api.prefix}req:${requestId}:events`, '-', '+');
+    expect(ids).toEqual(stream.map(([id]) => id));
+    const text = received.map((r) => (r.event.type === 'token' ? r.event.text : '')).join('');
+    expect(text).toBe(fakeOutput(7, 30));
+  }, 30_000);
+
+  it("refuses another tenant's request and a connection without a key", async () => {
+    const admin = await adminLogin(api);
+    const t = await call(api, 'POST', '/admin/tenants', {
+      token: admin,
+      body: { name: 'b', plan: 'demo' },
+    });
+    const k = await call(api, 'POST', `/admin/tenants/${t.body.id}/keys`, {
+      token: admin,
+      body: { name: 'k', scopes: ['generate'] },
+    });
+    const sub = await call(api, 'POST', '/v1/jobs', {
+      token: api.demoKey,
+      body: { model: MODEL, prompt: 'mine', max_tokens: 2 },
+    });
+    const socket = connect(k.body.secret as string);
+    await new Promise((r) => socket.once('ready', r));
+    const ack = await new Promise<{ ok: boolean; error?: { code: string } }>((resolve) =>
+      socket.emit('subscribe', { requestId: sub.body.id as string }, resolve),
+    );
+    expect(ack).toMatchObject({ ok: false, error: { code: 'not_found' } });
+    socket.disconnect();
+
+    const anon = io(`${api.url}/v1/stream`, { transports: ['websocket'], reconnection: false });
+    const err = await new Promise<{ code: string }>((r) => anon.once('error', r));
+    expect(err.code).toBe('invalid_api_key');
+    anon.disconnect();
+  });
+});
+
+describe('SSE disconnects', () => {
+  async function dropAfterFirstChunk(keepRunning: boolean): Promise<string> {
+    const abort = new AbortController();
+    const res = await fetch(`${api.url}/v1/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${api.demoKey}`, 'content-type': 'application/json' },
+      body: JSON.stringify({
+        model: MODEL,
+        prompt: 'drop',
+        max_tokens: 60,
+        seed: 2,
+        stream: true,
+        keep_running: keepRunning,
+      }),
+      signal: abort.signal,
+    });
+    const id = res.headers.get('x-request-id')!;
+    const reader = res.body!.getReader();
+    await reader.read();
+    abort.abort();
+    await reader.cancel().catch(() => undefined);
+    return id;
+  }
+
+  it('cancels the job when the client drops the stream', async () => {
+    const id = await dropAfterFirstChunk(false);
+    const row = await accounted(id);
+    expect(row.status).toBe('cancelled');
+    expect(row.completionTokens).toBeLessThan(60);
+  }, 20_000);
+
+  it('keeps the job running when asked to', async () => {
+    const id = await dropAfterFirstChunk(true);
+    const row = await accounted(id);
+    expect(row.status).toBe('succeeded');
+    expect(row.completionTokens).toBe(60);
+  }, 20_000);
+});
