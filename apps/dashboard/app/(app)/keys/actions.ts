@@ -1,0 +1,104 @@
+'use server';
+import { API_KEY_SCOPES, createApiKeySchema, rotateApiKeySchema } from '@pipedec/contracts/http';
+import { revalidatePath } from 'next/cache';
+import { z } from 'zod';
+import { failure } from '@/lib/action-state';
+import { apiCall } from '@/lib/api-client';
+import { optionalInt, text } from '@/lib/form-data';
+import { apiKeySchema, createdApiKeySchema } from '@/lib/schemas';
+
+export interface KeyActionState {
+  error: string | null;
+  ok: string | null;
+  /** The secret, in this one reply only: shown once, never stored by the dashboard. */
+  reveal: { name: string; prefix: string; secret: string } | null;
+}
+
+const uuid = z.uuid();
+
+function refused(error: unknown): KeyActionState {
+  if (error instanceof z.ZodError) {
+    return {
+      error: error.issues.map((i) => `${i.path.join('.') || 'form'}: ${i.message}`).join('; '),
+      ok: null,
+      reveal: null,
+    };
+  }
+  return { ...failure(error), reveal: null };
+}
+
+export async function createKey(
+  tenantId: string,
+  _prev: KeyActionState,
+  form: FormData,
+): Promise<KeyActionState> {
+  try {
+    const days = optionalInt(form, 'expiresInDays', null);
+    const body = createApiKeySchema.parse({
+      name: text(form, 'name'),
+      scopes: form.getAll('scopes').filter((s) => API_KEY_SCOPES.includes(s as never)),
+      expiresAt: days ? new Date(Date.now() + days * 86400_000).toISOString() : undefined,
+    });
+    const key = await apiCall(
+      'POST',
+      `/admin/tenants/${uuid.parse(tenantId)}/keys`,
+      createdApiKeySchema,
+      {
+        body,
+      },
+    );
+    revalidatePath('/keys');
+    return {
+      error: null,
+      ok: `Key ${key.name} created.`,
+      reveal: { name: key.name, prefix: key.prefix, secret: key.secret },
+    };
+  } catch (error) {
+    return refused(error);
+  }
+}
+
+export async function rotateKey(
+  tenantId: string,
+  keyId: string,
+  _prev: KeyActionState,
+  form: FormData,
+): Promise<KeyActionState> {
+  try {
+    const hours = optionalInt(form, 'graceHours', null) ?? 0;
+    const body = rotateApiKeySchema.parse({ gracePeriodSeconds: hours * 3600 });
+    const key = await apiCall(
+      'POST',
+      `/admin/tenants/${uuid.parse(tenantId)}/keys/${uuid.parse(keyId)}/rotate`,
+      createdApiKeySchema,
+      { body },
+    );
+    revalidatePath('/keys');
+    return {
+      error: null,
+      ok: `Key ${key.name} rotated${hours ? `; the old secret works for ${hours} h more` : ''}.`,
+      reveal: { name: key.name, prefix: key.prefix, secret: key.secret },
+    };
+  } catch (error) {
+    return refused(error);
+  }
+}
+
+export async function revokeKey(
+  tenantId: string,
+  keyId: string,
+  _prev: KeyActionState,
+  _form: FormData,
+): Promise<KeyActionState> {
+  try {
+    const key = await apiCall(
+      'POST',
+      `/admin/tenants/${uuid.parse(tenantId)}/keys/${uuid.parse(keyId)}/revoke`,
+      apiKeySchema,
+    );
+    revalidatePath('/keys');
+    return { error: null, ok: `Key ${key.prefix}… revoked.`, reveal: null };
+  } catch (error) {
+    return refused(error);
+  }
+}

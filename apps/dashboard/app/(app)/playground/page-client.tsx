@@ -1,0 +1,315 @@
+'use client';
+// Send a prompt as a tenant's key and watch the tokens arrive; run it with each decoding
+// method in turn (one after another, so they do not queue behind each other) and compare.
+import { useState } from 'react';
+import { formatMs } from '@/lib/format';
+import {
+  PLAYGROUND_METHODS,
+  type PlaygroundMethod,
+  type PlaygroundRequest,
+} from './playground-request';
+import { readCompletionStream } from './sse';
+
+export interface KeyChoice {
+  tenantId: string;
+  tenantName: string;
+  keyId: string;
+  prefix: string;
+  name: string;
+}
+
+interface Run {
+  method: PlaygroundMethod;
+  state: 'waiting' | 'streaming' | 'done' | 'refused' | 'failed';
+  text: string;
+  chunks: number;
+  completionTokens: number | null;
+  startedAt: number;
+  firstAt: number | null;
+  endAt: number | null;
+  error: string | null;
+}
+
+const METHOD_LABEL: Record<PlaygroundMethod, string> = {
+  pipedec: 'PipeDec (dynamic tree)',
+  stpp: 'STPP (static tree)',
+  pp: 'PP (plain pipeline)',
+};
+
+export function PlaygroundClient({ choices }: { choices: KeyChoice[] }) {
+  const [keyId, setKeyId] = useState(choices[0].keyId);
+  const [model, setModel] = useState('pipedec-demo');
+  const [prompt, setPrompt] = useState('Once upon a time');
+  const [maxTokens, setMaxTokens] = useState(32);
+  const [methods, setMethods] = useState<PlaygroundMethod[]>(['pipedec']);
+  const [runs, setRuns] = useState<Run[]>([]);
+  const [busy, setBusy] = useState(false);
+  const [secret, setSecret] = useState('');
+  const choice = choices.find((c) => c.keyId === keyId) ?? choices[0];
+
+  const update = (method: PlaygroundMethod, f: (r: Run) => Run) =>
+    setRuns((rs) => rs.map((r) => (r.method === method ? f(r) : r)));
+
+  async function runOne(method: PlaygroundMethod, seed: number) {
+    const startedAt = performance.now();
+    update(method, (r) => ({ ...r, state: 'streaming', startedAt }));
+    const body: PlaygroundRequest = {
+      tenantId: choice.tenantId,
+      keyId: choice.keyId,
+      model,
+      prompt,
+      method,
+      maxTokens,
+      seed,
+      ...(secret ? { secret } : {}),
+    };
+    try {
+      const res = await fetch('/playground/stream', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
+      if (!res.ok || !res.body) {
+        const j = (await res.json().catch(() => null)) as { error?: { message?: string } } | null;
+        const message = j?.error?.message ?? `status ${res.status}`;
+        const refused = res.status === 401 || res.status === 403 || res.status === 429;
+        update(method, (r) => ({
+          ...r,
+          state: refused ? 'refused' : 'failed',
+          error: message,
+          endAt: performance.now(),
+        }));
+        return;
+      }
+      await readCompletionStream(res.body, (c) => {
+        const now = performance.now();
+        update(method, (r) => ({
+          ...r,
+          text: r.text + c.text,
+          chunks: r.chunks + (c.text ? 1 : 0),
+          firstAt: r.firstAt ?? (c.text ? now : null),
+          completionTokens: c.usage?.completionTokens ?? r.completionTokens,
+        }));
+      });
+      update(method, (r) => ({ ...r, state: 'done', endAt: performance.now() }));
+    } catch (error) {
+      update(method, (r) => ({
+        ...r,
+        state: 'failed',
+        error: String(error),
+        endAt: performance.now(),
+      }));
+    }
+  }
+
+  async function run() {
+    if (methods.length === 0) return;
+    setBusy(true);
+    const seed = Math.floor(Math.random() * 2 ** 31);
+    setRuns(
+      methods.map((method) => ({
+        method,
+        state: 'waiting',
+        text: '',
+        chunks: 0,
+        completionTokens: null,
+        startedAt: 0,
+        firstAt: null,
+        endAt: null,
+        error: null,
+      })),
+    );
+    for (const m of methods) await runOne(m, seed);
+    setBusy(false);
+  }
+
+  return (
+    <>
+      <form
+        className="card stack"
+        onSubmit={(e) => {
+          e.preventDefault();
+          void run();
+        }}
+      >
+        <div className="row">
+          <label>
+            Key
+            <select value={keyId} onChange={(e) => setKeyId(e.target.value)} name="key">
+              {choices.map((c) => (
+                <option key={c.keyId} value={c.keyId}>
+                  {c.tenantName} · {c.prefix}… ({c.name})
+                </option>
+              ))}
+            </select>
+          </label>
+          <label>
+            Model
+            <input value={model} onChange={(e) => setModel(e.target.value)} name="model" required />
+          </label>
+          <label>
+            Max tokens
+            <input
+              type="number"
+              min={1}
+              max={4096}
+              value={maxTokens}
+              onChange={(e) => setMaxTokens(Number(e.target.value))}
+              name="maxTokens"
+            />
+          </label>
+          <fieldset className="row" style={{ padding: '0.3rem 0.6rem' }}>
+            <legend>Methods</legend>
+            {PLAYGROUND_METHODS.map((m) => (
+              <label
+                key={m}
+                style={{ flexDirection: 'row', alignItems: 'center', fontWeight: 400 }}
+              >
+                <input
+                  type="checkbox"
+                  name="method"
+                  value={m}
+                  checked={methods.includes(m)}
+                  onChange={(e) =>
+                    setMethods((ms) =>
+                      e.target.checked
+                        ? PLAYGROUND_METHODS.filter((x) => x === m || ms.includes(x))
+                        : ms.filter((x) => x !== m),
+                    )
+                  }
+                />{' '}
+                {m}
+              </label>
+            ))}
+          </fieldset>
+        </div>
+        <label>
+          Key secret <span className="hint">optional</span>
+          <input
+            type="password"
+            name="secret"
+            autoComplete="off"
+            value={secret}
+            onChange={(e) => setSecret(e.target.value.trim())}
+            aria-describedby="secret-hint"
+          />
+          <span id="secret-hint" className="hint">
+            Only needed while the API cannot run a request as a key on an admin&apos;s behalf. Used
+            for this request only; the dashboard does not keep it.
+          </span>
+        </label>
+        {secret && !secret.startsWith(choice.prefix) && (
+          <p className="error small" role="alert">
+            This secret does not belong to {choice.prefix}…
+          </p>
+        )}
+        <label>
+          Prompt
+          <textarea
+            name="prompt"
+            rows={4}
+            value={prompt}
+            onChange={(e) => setPrompt(e.target.value)}
+            required
+          />
+        </label>
+        <div className="row">
+          <button
+            type="submit"
+            className="primary"
+            disabled={
+              busy || methods.length === 0 || (secret !== '' && !secret.startsWith(choice.prefix))
+            }
+          >
+            {busy
+              ? 'Generating…'
+              : methods.length > 1
+                ? `Send with ${methods.length} methods`
+                : 'Send'}
+          </button>
+          {methods.length === 0 && <span className="error small">Pick at least one method.</span>}
+        </div>
+      </form>
+      {runs.length > 0 && (
+        <>
+          <h2>Speeds</h2>
+          <div className="table-wrap">
+            <table aria-label="Speed per method">
+              <thead>
+                <tr>
+                  <th scope="col">Method</th>
+                  <th scope="col">State</th>
+                  <th scope="col" className="num">
+                    Time to first token
+                  </th>
+                  <th scope="col" className="num">
+                    Tokens
+                  </th>
+                  <th scope="col" className="num">
+                    Tokens / s (after first)
+                  </th>
+                  <th scope="col" className="num">
+                    Total
+                  </th>
+                </tr>
+              </thead>
+              <tbody>
+                {runs.map((r) => {
+                  const tokens = r.completionTokens ?? r.chunks;
+                  const decodeS =
+                    r.firstAt !== null && r.endAt !== null ? (r.endAt - r.firstAt) / 1000 : null;
+                  return (
+                    <tr key={r.method} data-method={r.method}>
+                      <th scope="row">{METHOD_LABEL[r.method]}</th>
+                      <td>
+                        <span
+                          className={`badge ${r.state === 'done' ? 'ok' : r.state === 'refused' || r.state === 'failed' ? 'bad' : ''}`}
+                        >
+                          {r.state}
+                        </span>
+                      </td>
+                      <td className="num">
+                        {r.firstAt === null ? '–' : formatMs(r.firstAt - r.startedAt)}
+                      </td>
+                      <td className="num">{tokens}</td>
+                      <td className="num">
+                        {decodeS && tokens > 1 ? ((tokens - 1) / decodeS).toFixed(1) : '–'}
+                      </td>
+                      <td className="num">
+                        {r.endAt === null ? '–' : formatMs(r.endAt - r.startedAt)}
+                      </td>
+                    </tr>
+                  );
+                })}
+              </tbody>
+            </table>
+          </div>
+          <div className="outputs" style={{ marginTop: '1rem' }}>
+            {runs.map((r) => (
+              <section key={r.method} aria-labelledby={`out-${r.method}`}>
+                <h3 id={`out-${r.method}`} style={{ margin: '0 0 0.3rem' }}>
+                  {METHOD_LABEL[r.method]}
+                </h3>
+                {r.error ? (
+                  <p className="error-state" role="alert" data-testid={`error-${r.method}`}>
+                    {r.state === 'refused' ? 'Refused: ' : 'Failed: '}
+                    {r.error}
+                  </p>
+                ) : (
+                  <div
+                    className="output"
+                    data-testid={`output-${r.method}`}
+                    aria-live="polite"
+                    aria-busy={r.state === 'streaming'}
+                  >
+                    {r.text || (r.state === 'waiting' ? 'waiting…' : '')}
+                  </div>
+                )}
+              </section>
+            ))}
+          </div>
+        </>
+      )}
+    </>
+  );
+}

@@ -1,0 +1,72 @@
+// POST /playground/stream: runs one completion as the chosen key and relays the API's
+// server-sent events (OpenAI completion chunks) to the browser as they arrive. The API
+// authenticates the admin session and acts as the key, applying its status, scopes, quotas
+// and usage accounting exactly as for a tenant's own request.
+import { errorFromBody, rawApiCall } from '@/lib/api-client';
+import { ApiError } from '@/lib/errors';
+import { playgroundRequestSchema } from '../playground-request';
+
+export const dynamic = 'force-dynamic';
+
+export async function POST(request: Request): Promise<Response> {
+  const input = playgroundRequestSchema.safeParse(await request.json().catch(() => null));
+  if (!input.success) {
+    return Response.json(
+      {
+        error: {
+          message: input.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '),
+        },
+      },
+      { status: 400 },
+    );
+  }
+  const r = input.data;
+  // With a pasted secret the request goes where a tenant's would; otherwise the API acts as
+  // the key on the admin's behalf.
+  const path = r.secret
+    ? '/v1/completions'
+    : `/admin/tenants/${r.tenantId}/keys/${r.keyId}/completions`;
+  let upstream: Response;
+  try {
+    upstream = await rawApiCall('POST', path, {
+      ...(r.secret ? { token: r.secret } : {}),
+      body: {
+        model: r.model,
+        prompt: r.prompt,
+        max_tokens: r.maxTokens,
+        temperature: 0,
+        seed: r.seed,
+        decoding_method: r.method,
+        stream: true,
+        stream_options: { include_usage: true },
+      },
+    });
+  } catch (error) {
+    if (error instanceof ApiError)
+      return Response.json({ error: { message: error.message } }, { status: 502 });
+    throw error;
+  }
+  if (!upstream.ok || !upstream.body) {
+    const text = await upstream.text();
+    let json: unknown = null;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      // not JSON: reported by status below
+    }
+    const error = errorFromBody('POST', path, upstream.status, json);
+    if (error.code === 'not_available') {
+      error.message += ': paste the key secret to run the playground until the API offers this';
+    }
+    return Response.json(
+      { error: { message: error.message, code: error.code, apiCode: error.apiCode } },
+      { status: upstream.status },
+    );
+  }
+  return new Response(upstream.body, {
+    headers: {
+      'content-type': 'text/event-stream; charset=utf-8',
+      'cache-control': 'no-store, no-transform',
+    },
+  });
+}

@@ -1,0 +1,48 @@
+'use server';
+import { adminLoginSchema } from '@pipedec/contracts/http';
+import { cookies } from 'next/headers';
+import { redirect } from 'next/navigation';
+import { apiCall, SESSION_COOKIE } from '@/lib/api-client';
+import { config } from '@/lib/config';
+import { ApiError } from '@/lib/errors';
+import { raw, text } from '@/lib/form-data';
+import { loginResponseSchema } from '@/lib/schemas';
+
+export interface LoginState {
+  error: string | null;
+  email: string;
+}
+
+/**
+ * Opens an API session and keeps its token in an httpOnly cookie that expires with the
+ * session, so the browser holds it without any script being able to read it.
+ */
+export async function login(_prev: LoginState, form: FormData): Promise<LoginState> {
+  const email = text(form, 'email');
+  const input = adminLoginSchema.safeParse({ email, password: raw(form, 'password') });
+  if (!input.success) return { error: 'Enter an email address and a password.', email };
+  let session;
+  try {
+    session = await apiCall('POST', '/admin/login', loginResponseSchema, {
+      body: input.data,
+      token: null,
+    });
+  } catch (error) {
+    if (error instanceof ApiError && error.code === 'unauthenticated')
+      return { error: 'Wrong email or password.', email };
+    if (error instanceof ApiError && error.code === 'rate_limited')
+      return { error: 'Too many failed attempts. Wait a few minutes and try again.', email };
+    if (error instanceof ApiError && error.code === 'unreachable')
+      return { error: 'The API is not reachable. Is the service running?', email };
+    throw error;
+  }
+  (await cookies()).set(SESSION_COOKIE, session.token, {
+    httpOnly: true,
+    sameSite: 'lax',
+    secure: config().SESSION_COOKIE_SECURE,
+    path: '/',
+    expires: new Date(session.expiresAt),
+  });
+  const next = text(form, 'next') || '/';
+  redirect(next.startsWith('/') && !next.startsWith('//') ? next : '/');
+}

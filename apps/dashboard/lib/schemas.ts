@@ -1,0 +1,171 @@
+// Shapes of the API's admin responses as the dashboard reads them. Every response is parsed
+// (dub does the same), so a drifting API shows an error state instead of a broken page.
+// Endpoints marked "expected" are not in apps/api yet; their shapes are this file's proposal.
+import { z } from 'zod';
+
+const isoDate = z.union([z.string(), z.date()]).transform((v) => new Date(v).toISOString());
+const nullableIsoDate = isoDate.nullable();
+
+export const limitsSchema = z.object({
+  requestsPerMinute: z.number(),
+  tokensPerMinute: z.number(),
+  tokensPerMonth: z.number(),
+  concurrentRequests: z.number(),
+  maxPromptTokens: z.number(),
+  maxOutputTokens: z.number(),
+});
+export type Limits = z.infer<typeof limitsSchema>;
+export const LIMIT_FIELDS = Object.keys(limitsSchema.shape) as (keyof Limits)[];
+
+/** GET /admin/tenants/:id (and each item of GET /admin/tenants). */
+export const tenantSchema = z.object({
+  id: z.string(),
+  name: z.string(),
+  status: z.enum(['active', 'suspended']),
+  plan: z.string(),
+  limits: limitsSchema,
+  overrides: z.object({
+    requestsPerMinute: z.number().nullable(),
+    tokensPerMinute: z.number().nullable(),
+    tokensPerMonth: z.number().nullable(),
+    concurrentRequests: z.number().nullable(),
+    maxPromptTokens: z.number().nullable(),
+    maxOutputTokens: z.number().nullable(),
+  }),
+  prices: z.object({ inputPer1kMicros: z.number(), outputPer1kMicros: z.number() }),
+  createdAt: isoDate,
+});
+export type Tenant = z.infer<typeof tenantSchema>;
+
+/** GET /admin/plans items. */
+export const planSchema = limitsSchema.extend({
+  id: z.string(),
+  name: z.string(),
+  priority: z.number(),
+  priceInputPer1kMicros: z.number(),
+  priceOutputPer1kMicros: z.number(),
+});
+export type Plan = z.infer<typeof planSchema>;
+
+/** An API key as the API lists it: never the secret, never its hash. */
+export const apiKeySchema = z.object({
+  id: z.string(),
+  tenantId: z.string(),
+  name: z.string(),
+  prefix: z.string(),
+  scopes: z.array(z.string()),
+  status: z.enum(['active', 'revoked']),
+  expiresAt: nullableIsoDate,
+  lastUsedAt: nullableIsoDate,
+  revokedAt: nullableIsoDate,
+  previousSecretExpiresAt: nullableIsoDate,
+  createdAt: isoDate,
+});
+export type ApiKey = z.infer<typeof apiKeySchema>;
+
+/** POST .../keys and .../keys/:id/rotate: the key plus its secret, this once. */
+export const createdApiKeySchema = apiKeySchema.extend({ secret: z.string().min(8) });
+
+/** GET /admin/tenants/:id/usage. */
+export const usageReportSchema = z.object({
+  tenantId: z.string(),
+  from: isoDate,
+  to: isoDate,
+  totals: z.object({
+    requests: z.number(),
+    promptTokens: z.number(),
+    completionTokens: z.number(),
+    costMicros: z.number(),
+    avgTotalLatencyMs: z.number().nullable(),
+    avgTimeToFirstTokenMs: z.number().nullable(),
+    avgTimePerOutputTokenMs: z.number().nullable(),
+  }),
+  series: z.array(
+    z.object({
+      bucketStart: isoDate,
+      requests: z.number(),
+      failedRequests: z.number(),
+      promptTokens: z.number(),
+      completionTokens: z.number(),
+      costMicros: z.number(),
+      avgLatencyMs: z.number().nullable(),
+      avgTimeToFirstTokenMs: z.number().nullable(),
+    }),
+  ),
+});
+export type UsageReport = z.infer<typeof usageReportSchema>;
+
+/**
+ * Expected: GET /admin/metrics?tenantId=&from=&to=&granularity=hour|day, one point per
+ * bucket over all tenants (or one), with latency percentiles over the bucket's requests.
+ */
+export const metricsPointSchema = z.object({
+  bucketStart: isoDate,
+  requests: z.number(),
+  failedRequests: z.number(),
+  promptTokens: z.number(),
+  completionTokens: z.number(),
+  costMicros: z.number(),
+  ttftP50Ms: z.number().nullable(),
+  ttftP95Ms: z.number().nullable(),
+  tpotP50Ms: z.number().nullable(),
+  tpotP95Ms: z.number().nullable(),
+});
+export type MetricsPoint = z.infer<typeof metricsPointSchema>;
+export const metricsReportSchema = z.object({
+  from: isoDate,
+  to: isoDate,
+  series: z.array(metricsPointSchema),
+});
+
+/** One stage of a pipeline in the live view (expected: GET /admin/pipelines, socket.io). */
+export const stageViewSchema = z.object({
+  stageIndex: z.number(),
+  stageCount: z.number(),
+  layerStart: z.number(),
+  layerEnd: z.number(), // exclusive
+  numLayers: z.number(),
+  address: z.string(),
+  health: z.enum(['healthy', 'not_ready', 'stale', 'missing']),
+  /** Share of the last sampling window the stage spent computing, 0..1. */
+  utilisation: z.number().min(0).max(1).nullable(),
+  heartbeatAt: z.number().nullable(),
+});
+export type StageView = z.infer<typeof stageViewSchema>;
+
+export const pipelineViewSchema = z.object({
+  pipelineId: z.string(),
+  whole: z.boolean(),
+  problems: z.array(z.string()),
+  stages: z.array(stageViewSchema),
+  /** Draft acceptance over the recent requests of this pipeline (0..1). */
+  hitRate: z.number().min(0).max(1).nullable(),
+  /** Committed tokens per pipeline timestep over the recent requests. */
+  tokensPerTimestep: z.number().min(0).nullable(),
+  activeRequests: z.number().int().min(0),
+});
+export type PipelineView = z.infer<typeof pipelineViewSchema>;
+
+export const pipelinesSnapshotSchema = z.object({
+  at: z.number(), // epoch ms
+  /** Jobs waiting in the shared generation queue. */
+  queueDepth: z.number().int().min(0),
+  pipelines: z.array(pipelineViewSchema),
+});
+export type PipelinesSnapshot = z.infer<typeof pipelinesSnapshotSchema>;
+
+export const adminMeSchema = z.object({
+  id: z.string(),
+  email: z.string(),
+  role: z.enum(['admin', 'viewer']),
+});
+export type AdminMe = z.infer<typeof adminMeSchema>;
+
+export const loginResponseSchema = z.object({
+  token: z.string().min(8),
+  expiresAt: isoDate,
+  role: z.enum(['admin', 'viewer']),
+  email: z.string(),
+});
+
+export const listOf = <T extends z.ZodType>(item: T) => z.object({ data: z.array(item) });

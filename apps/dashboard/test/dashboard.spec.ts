@@ -1,0 +1,252 @@
+// End to end through Debian's Chromium against the real API, stage nodes and database: sign
+// in, create a tenant and a key, stream a generation in the playground, find its usage and
+// cost on the tenant's page, revoke the key and see the next request refused. Every page is
+// saved as a screenshot under test-artifacts/dashboard/.
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import type pw from 'playwright-core';
+import { formatMicros } from '../lib/format.js';
+import { ARTIFACTS, launchChromium, screenshot } from './browser.js';
+import { ADMIN, MODEL_NAME, startStack, type Stack } from './stack.js';
+
+jest.setTimeout(15 * 60_000);
+
+let stack: Stack;
+let browser: pw.Browser;
+let context: pw.BrowserContext;
+let page: pw.Page;
+
+const TENANT = `acme-${Date.now().toString(36)}`;
+
+beforeAll(async () => {
+  stack = await startStack();
+  browser = await launchChromium();
+  context = await browser.newContext({
+    viewport: { width: 1366, height: 900 },
+    permissions: ['clipboard-read', 'clipboard-write'],
+  });
+  page = await context.newPage();
+  page.on('dialog', (d) => void d.accept());
+}, 12 * 60_000);
+
+afterAll(async () => {
+  await browser?.close();
+  // The processes' output, for reading after a failure.
+  if (stack) await writeFile(path.join(ARTIFACTS, 'service.log'), stack.logs());
+  await stack?.stop();
+});
+
+const url = (p: string) => stack.dashboardUrl + p;
+
+async function gotoOk(path: string): Promise<void> {
+  const res = await page.goto(url(path), { waitUntil: 'networkidle' });
+  expect(res?.status()).toBeLessThan(400);
+}
+
+describe('dashboard end to end', () => {
+  let tenantId: string;
+  let secret: string;
+  let keyPrefix: string;
+  let keyId: string;
+
+  it('refuses a wrong password and signs in an admin from the API', async () => {
+    await page.goto(url('/'));
+    await page.waitForURL(/\/login/);
+    await screenshot(page, '01-login');
+    await page.getByLabel('Email').fill(ADMIN.email);
+    await page.getByLabel('Password').fill('not-the-password');
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByText('Wrong email or password.').waitFor();
+
+    await page.getByLabel('Password').fill(ADMIN.password);
+    await page.getByLabel('Password').press('Enter'); // by keyboard
+    await page.waitForURL(url('/'));
+    await page.getByRole('heading', { name: 'Overview' }).waitFor();
+    // The session token lives in an httpOnly cookie the page's scripts cannot read.
+    const cookies = await context.cookies();
+    const session = cookies.find((c) => c.name === 'pd_dashboard_session');
+    expect(session?.httpOnly).toBe(true);
+    expect(await page.evaluate(() => document.cookie)).not.toContain('pds_');
+    await screenshot(page, '02-overview-empty');
+  });
+
+  it('creates a tenant', async () => {
+    await gotoOk('/tenants');
+    await page.locator('#create').getByLabel('Name').fill(TENANT);
+    await page.getByRole('button', { name: 'Create tenant' }).click();
+    await page.waitForURL(/\/tenants\/[0-9a-f-]{36}\?created=1/);
+    tenantId = new URL(page.url()).pathname.split('/')[2];
+    await page.getByRole('heading', { name: TENANT }).waitFor();
+    const row = await stack.prisma.tenant.findUniqueOrThrow({ where: { id: tenantId } });
+    expect(row.name).toBe(TENANT);
+    await gotoOk('/tenants');
+    await page.getByRole('link', { name: TENANT }).waitFor();
+    await screenshot(page, '03-tenants');
+  });
+
+  it('creates a key whose secret is shown once, with a copy button', async () => {
+    await gotoOk(`/keys?tenant=${tenantId}`);
+    await page.getByText(`${TENANT} has no keys yet`).waitFor();
+    await page.getByLabel('Name').fill('playground');
+    await page.getByRole('button', { name: 'Create key' }).click();
+    const shown = page.getByTestId('secret-value');
+    await shown.waitFor();
+    secret = (await shown.textContent())!.trim();
+    await page.getByRole('button', { name: 'Copy' }).click();
+    await page.getByRole('button', { name: 'Copied' }).waitFor();
+    expect(await page.evaluate(() => navigator.clipboard.readText())).toBe(secret);
+
+    let key = await stack.prisma.apiKey.findFirstOrThrow({ where: { tenantId } });
+    keyId = key.id;
+    expect(secret.startsWith(key.prefix)).toBe(true);
+    expect(key.secretHash).not.toContain(secret);
+
+    // Rotating shows a new secret once; with no grace period the old one stops at once.
+    await gotoOk(`/keys?tenant=${tenantId}`);
+    await page.getByRole('button', { name: `Rotate key ${key.prefix}` }).click();
+    const rotated = page.getByTestId('secret-value');
+    await rotated.waitFor();
+    const old = secret;
+    secret = (await rotated.textContent())!.trim();
+    expect(secret).not.toBe(old);
+    key = await stack.prisma.apiKey.findFirstOrThrow({ where: { tenantId } });
+    keyPrefix = key.prefix;
+    expect(secret.startsWith(keyPrefix)).toBe(true);
+    const withOld = await fetch(`${stack.apiUrl}/v1/models`, {
+      headers: { authorization: `Bearer ${old}` },
+    });
+    expect(withOld.status).toBe(401);
+
+    // Reloaded, the list shows the prefix and never the secret again.
+    await gotoOk(`/keys?tenant=${tenantId}`);
+    await page.locator(`tr[data-key-prefix="${keyPrefix}"]`).waitFor();
+    expect(await page.content()).not.toContain(secret);
+    await screenshot(page, '04-keys');
+  });
+
+  it('streams a generation in the playground with the new key', async () => {
+    await gotoOk('/playground');
+    await page.getByLabel('Key', { exact: true }).selectOption(keyId);
+    await page.getByLabel('Model').fill(MODEL_NAME);
+    await page.getByLabel('Key secret').fill(secret);
+    await page.getByLabel('Max tokens').fill('24');
+    await page.getByLabel('Prompt').fill('The pipeline says');
+    // Record every text the output shows, to see it grow token by token.
+    await page.evaluate(() => {
+      const seen: string[] = [];
+      (window as unknown as { seen: string[] }).seen = seen;
+      new MutationObserver(() => {
+        const el = document.querySelector('[data-testid="output-pipedec"]');
+        const t = el?.textContent ?? '';
+        if (t && seen[seen.length - 1] !== t) seen.push(t);
+      }).observe(document.body, { subtree: true, childList: true, characterData: true });
+    });
+    await page.getByRole('button', { name: 'Send' }).click();
+    const row = page.locator('tr[data-method="pipedec"]');
+    await row.getByText('done', { exact: true }).waitFor({ timeout: 120_000 });
+    const seen = await page.evaluate(() => (window as unknown as { seen: string[] }).seen);
+    expect(seen.length).toBeGreaterThan(1); // more than one state: it streamed
+    for (let i = 1; i < seen.length; i++) expect(seen[i].startsWith(seen[i - 1])).toBe(true);
+    const tokens = Number(await row.locator('td').nth(2).textContent());
+    expect(tokens).toBeGreaterThan(0);
+    await screenshot(page, '05-playground');
+
+    const req = await stack.prisma.generationRequest.findFirstOrThrow({ where: { tenantId } });
+    expect(req.method).toBe('pipedec');
+    expect(req.completionTokens).toBe(tokens);
+  });
+
+  it("shows the request's usage and cost on the tenant's page", async () => {
+    // Accounting is written once, when the request ends: wait for it.
+    const deadline = Date.now() + 30_000;
+    let req = await stack.prisma.generationRequest.findFirstOrThrow({ where: { tenantId } });
+    while (req.accountedAt === null && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 250));
+      req = await stack.prisma.generationRequest.findFirstOrThrow({ where: { tenantId } });
+    }
+    expect(req.accountedAt).not.toBeNull();
+    await gotoOk(`/tenants/${tenantId}`);
+    const tile = (id: string) => page.getByTestId(id).textContent();
+    expect(await tile('month-requests')).toBe('1');
+    expect(await tile('month-prompt-tokens')).toBe(req.promptTokens.toLocaleString('en-US'));
+    expect(await tile('month-completion-tokens')).toBe(
+      req.completionTokens.toLocaleString('en-US'),
+    );
+    expect(req.costMicros).toBeGreaterThan(0n);
+    expect(await tile('month-cost')).toBe(formatMicros(Number(req.costMicros)));
+    await screenshot(page, '06-tenant');
+
+    await gotoOk(`/?tenant=${tenantId}&range=24h`);
+    await screenshot(page, '07-overview');
+    await gotoOk('/billing');
+    await page.getByRole('rowheader', { name: TENANT }).waitFor();
+    await screenshot(page, '08-billing');
+    const csv = await page.request.get(url('/billing/export'));
+    expect(csv.status()).toBe(200);
+    const line = (await csv.text()).split('\r\n').find((l) => l.includes(TENANT));
+    expect(line).toContain(`,${req.promptTokens},`);
+    expect(line).toContain(`,${(Number(req.costMicros) / 1e6).toFixed(6)}`);
+  });
+
+  it('revokes the key, and the next request with it is refused', async () => {
+    // A playground opened before the revocation still offers the key.
+    const playground = await context.newPage();
+    await playground.goto(url('/playground'), { waitUntil: 'networkidle' });
+
+    await gotoOk(`/keys?tenant=${tenantId}`);
+    await page.getByRole('button', { name: `Revoke key ${keyPrefix}` }).click();
+    await page
+      .locator(`tr[data-key-prefix="${keyPrefix}"]`)
+      .getByText('revoked', { exact: true })
+      .waitFor();
+    const key = await stack.prisma.apiKey.findFirstOrThrow({ where: { tenantId } });
+    expect(key.status).toBe('revoked');
+    await screenshot(page, '09-keys-revoked');
+
+    const direct = await fetch(`${stack.apiUrl}/v1/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${secret}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: MODEL_NAME, prompt: 'again', max_tokens: 4 }),
+    });
+    expect(direct.status).toBe(401);
+
+    await playground.getByLabel('Key', { exact: true }).selectOption(keyId);
+    await playground.getByLabel('Model').fill(MODEL_NAME);
+    await playground.getByLabel('Key secret').fill(secret);
+    await playground.getByRole('button', { name: 'Send' }).click();
+    await playground
+      .getByTestId('error-pipedec')
+      .getByText(/Refused/)
+      .waitFor();
+    await screenshot(playground, '10-playground-refused');
+    await playground.close();
+    expect(await stack.prisma.generationRequest.count({ where: { tenantId } })).toBe(1);
+  });
+
+  it('shows the pipelines page with its live state or a clear error state', async () => {
+    await gotoOk('/pipelines');
+    await page.getByRole('heading', { name: 'Pipelines' }).waitFor();
+    await page.getByRole('status').first().waitFor();
+    await screenshot(page, '11-pipelines');
+  });
+
+  it('sends an ended session to the login, and signs out', async () => {
+    await context.addCookies([
+      { name: 'pd_dashboard_session', value: 'pds_expired', url: stack.dashboardUrl },
+    ]);
+    await page.goto(url('/tenants'));
+    await page.waitForURL(/\/login\?expired=1/);
+    await page.getByText('Your session has ended').waitFor();
+
+    await page.getByLabel('Email').fill(ADMIN.email);
+    await page.getByLabel('Password').fill(ADMIN.password);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.waitForURL(url('/'));
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.waitForURL(/\/login\?signedOut=1/);
+    const sessions = await stack.prisma.adminSession.findMany({ where: { revokedAt: null } });
+    expect(sessions.filter((s) => s.expiresAt > new Date())).toHaveLength(1); // the first login
+    await page.goto(url('/'));
+    await page.waitForURL(/\/login$/);
+  });
+});
