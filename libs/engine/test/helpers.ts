@@ -10,6 +10,7 @@ import {
   type GenerateResult,
   InProcessPipeline,
   type Pipeline,
+  type PredictionTree,
   SimulatedPipeline,
   type StageShard,
   StageWorker,
@@ -34,6 +35,7 @@ export type MethodSpec =
       branching?: number;
       layersPerStep?: number;
       refillLayers?: number;
+      onVerify?: (tree: PredictionTree) => void;
     };
 
 export interface Rig {

@@ -8,7 +8,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { type LayerShard, OnnxShard, splitLayers, writeRandomCheckpoint } from '@pipedec/model';
-import type { GenerateResult, SamplingParams } from '../src/index.js';
+import type { GenerateResult, PredictionTree, SamplingParams } from '../src/index.js';
 import { type MethodSpec, prompts, type Rig, runMethod } from './helpers.js';
 
 const LAYERS = 16;
@@ -116,14 +116,28 @@ export function losslessSuite(name: string, sampling: SamplingParams): void {
       for (const [spec, draft] of specs) {
         for (const [i, prompt] of PROMPTS.entries()) {
           const rig: Rig = { target: shards[0], stages: shards, draft };
-          const res = await runMethod(rig, spec, {
-            requestId: `${name}-${stages}-${i}`,
-            prompt,
-            maxTokens: MAX_TOKENS,
-            sampling,
-            eosTokenIds: [],
-            prefillChunk: 8,
-          });
+          const requestId = `${name}-${stages}-${i}`;
+          // After each verification every cache holds exactly the committed prefix (up to the
+          // new root) plus at most the live tree: pruned rows are gone from real KV caches.
+          const onVerify = (tree: PredictionTree) => {
+            for (const shard of [...shards, draft] as OnnxShard[]) {
+              const { rows, committed } = shard.rowsOf(requestId);
+              expect(committed).toBe(tree.root.position);
+              expect(rows - committed).toBeLessThanOrEqual(tree.size);
+            }
+          };
+          const res = await runMethod(
+            rig,
+            spec.method === 'pipedec' ? { ...spec, onVerify } : spec,
+            {
+              requestId,
+              prompt,
+              maxTokens: MAX_TOKENS,
+              sampling,
+              eosTokenIds: [],
+              prefillChunk: 8,
+            },
+          );
           expectSame(
             res,
             reference[i],
