@@ -15,6 +15,8 @@ export interface StagePlacement {
   host: string;
   /** Command prefix, e.g. ['ip', 'netns', 'exec', 'pd-ns1']. */
   wrap?: string[];
+  /** What the other stages dial, when not the bound address (a proxy in front of the stage). */
+  advertise?: (grpcPort: number) => string;
 }
 
 export interface ClusterOptions {
@@ -70,6 +72,11 @@ export class LocalCluster {
 
   logs(stage: number): string {
     return this.procs[stage].log.join('');
+  }
+
+  /** The address other stages dial for this stage. */
+  grpcAddress(stage: number): string {
+    return this.procs[stage].env.GRPC_ADVERTISE;
   }
 
   healthUrl(stage: number): string {
@@ -153,6 +160,7 @@ export class LocalCluster {
           REDIS_URL: o.redisUrl,
           REDIS_PREFIX: o.redisPrefix,
           GRPC_LISTEN: `${placement.host}:${grpcPort}`,
+          GRPC_ADVERTISE: placement.advertise?.(grpcPort) ?? `${placement.host}:${grpcPort}`,
           HEALTH_HOST: placement.host,
           HEALTH_PORT: String(healthPort),
         };

@@ -44,10 +44,6 @@ export class StageRuntime {
     return this.decisionsSeen.size;
   }
 
-  get idle(): boolean {
-    return this.running === null && this.queue.length === 0;
-  }
-
   packet(env: PacketEnvelope): void {
     if (this.released.has(env.packet.requestId)) return;
     if (!this.decisionsSeen.has(env.packet.requestId)) {
@@ -84,9 +80,9 @@ export class StageRuntime {
     for (const id of [...this.decisionsSeen.keys()]) this.release(id);
   }
 
-  /** Resolves once no packet is queued or computing. */
-  whenIdle(): Promise<void> {
-    if (this.idle) return Promise.resolve();
+  /** Resolves once nothing computes and no queued packet can run (it waits for decisions). */
+  whenSettled(): Promise<void> {
+    if (this.running === null && this.nextRunnable() < 0) return Promise.resolve();
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
@@ -165,7 +161,7 @@ export class StageRuntime {
   }
 
   private notifyIdle(): void {
-    if (!this.idle) return;
+    if (this.running !== null) return;
     const waiters = this.idleWaiters;
     this.idleWaiters = [];
     for (const w of waiters) w();

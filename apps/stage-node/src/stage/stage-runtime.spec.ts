@@ -1,0 +1,153 @@
+import type { DecisionRecord, PacketEnvelope, VerdictEnvelope } from '@pipedec/contracts';
+import { StageWorker, type StageShard } from '@pipedec/engine';
+import { StageRuntime } from './stage-runtime.js';
+
+const VOCAB = 8;
+const HIDDEN = 2;
+
+/** A layer shard that records what it is asked to do; the last stage picks token position + 1. */
+function fakeShard(isLast: boolean, log: string[], fail = false): StageShard {
+  return {
+    info: {
+      vocabSize: VOCAB,
+      hiddenSize: HIDDEN,
+      numLayers: 2,
+      maxPositions: 64,
+      bosTokenId: 0,
+      eosTokenIds: [],
+      fingerprint: 'f',
+    },
+    isFirst: false,
+    isLast,
+    forward: (seq, b) => {
+      log.push(`forward ${seq} [${Array.from(b.nodeIds).join(',')}]`);
+      if (fail) return Promise.reject(new Error('ModelError: KV_LIMIT'));
+      const n = b.nodeIds.length;
+      if (!isLast) return Promise.resolve({ hidden: new Float32Array(n * HIDDEN).fill(1) });
+      const logits = new Float32Array(n * VOCAB); // [n, vocab]
+      for (let i = 0; i < n; i++) logits[i * VOCAB + ((b.positions[i] + 1) % VOCAB)] = 5;
+      return Promise.resolve({ logits });
+    },
+    commit: (seq, ids) => void log.push(`commit ${seq} [${ids.join(',')}]`),
+    prune: (seq, keep) => void log.push(`prune ${seq} [${[...keep].join(',')}]`),
+    release: (seq) => void log.push(`release ${seq}`),
+  };
+}
+
+function packet(requestId: string, seq: number, ids: number[], decisionCount = 0): PacketEnvelope {
+  return {
+    packet: {
+      requestId,
+      epoch: 0,
+      seq,
+      nodeIds: Int32Array.from(ids),
+      parentIds: Int32Array.from(ids.map((id) => id - 1)),
+      positions: Int32Array.from(ids),
+      hidden: new Float32Array(ids.length * HIDDEN),
+      sampling: { temperature: 0, topP: 1, seed: 0 },
+    },
+    decisionCount,
+    trace: { computeMs: [3], rows: [ids.length], codecMs: 0.5 },
+  };
+}
+
+function decision(
+  requestId: string,
+  seq: number,
+  over: Partial<DecisionRecord> = {},
+): DecisionRecord {
+  return { requestId, epoch: 0, seq, commit: [], keep: 'all', upTo: -1, ...over };
+}
+
+function rig(isLast: boolean, fail = false) {
+  const log: string[] = [];
+  const forwarded: PacketEnvelope[] = [];
+  const verdicts: VerdictEnvelope[] = [];
+  const runtime = new StageRuntime(new StageWorker(fakeShard(isLast, log, fail), 2), {
+    forward: (env) => {
+      log.push(
+        `out ${env.packet.requestId}#${env.packet.seq} [${Array.from(env.packet.nodeIds).join(',')}]`,
+      );
+      forwarded.push(env);
+    },
+    verdict: (env) => {
+      log.push(`verdict ${env.verdict.requestId}#${env.verdict.seq}`);
+      verdicts.push(env);
+    },
+  });
+  return { log, forwarded, verdicts, runtime };
+}
+
+describe('StageRuntime', () => {
+  it('computes a packet only after the decisions the head sent before it', async () => {
+    const { log, runtime, forwarded } = rig(false);
+    runtime.packet(packet('a', 0, [0, 1, 2]));
+    await runtime.whenSettled();
+    // Packet 1 was injected after decision 0 (prune row 2): it must not run before it.
+    runtime.packet(packet('a', 1, [3], 1));
+    await runtime.whenSettled();
+    expect(forwarded).toHaveLength(1);
+    runtime.decision(decision('a', 0, { keep: [0, 1], upTo: 2 }));
+    await runtime.whenSettled();
+    expect(log).toEqual([
+      'forward a [0,1,2]',
+      'out a#0 [0,1,2]',
+      'prune a [0,1]',
+      'forward a [3]',
+      'out a#1 [3]',
+    ]);
+    // The trace gains this stage's compute and rows; the decision barrier travels on.
+    expect(forwarded[1].trace.rows).toEqual([1, 1]);
+    expect(forwarded[1].trace.computeMs).toHaveLength(2);
+    expect(forwarded[1].decisionCount).toBe(1);
+  });
+
+  it('does not let a waiting request block another one', async () => {
+    const { log, runtime } = rig(false);
+    runtime.packet(packet('a', 0, [5], 1));
+    runtime.packet(packet('b', 0, [7]));
+    await runtime.whenSettled();
+    expect(log).toEqual(['forward b [7]', 'out b#0 [7]']);
+  });
+
+  it('forwards a packet whose rows were all pruned as a packet without rows', async () => {
+    const { log, runtime, forwarded } = rig(false);
+    runtime.decision(decision('a', 0, { keep: 'none', upTo: 4 }));
+    runtime.packet(packet('a', 0, [3, 4], 1));
+    await runtime.whenSettled();
+    expect(log).toEqual(['out a#0 []']);
+    expect(forwarded[0].trace.rows).toEqual([2, 0]);
+  });
+
+  it('answers on the last stage with the token per row, and an empty verdict for stale rows', async () => {
+    const { runtime, verdicts } = rig(true);
+    runtime.packet(packet('a', 0, [3, 4]));
+    await runtime.whenSettled();
+    expect(Array.from(verdicts[0].verdict.tokens)).toEqual([4, 5]);
+    expect(Array.from(verdicts[0].verdict.logits)).toEqual([5, 5]);
+    runtime.decision(decision('a', 0, { keep: [3], upTo: 4 }));
+    runtime.packet(packet('a', 1, [4], 1));
+    await runtime.whenSettled();
+    expect(verdicts[1].verdict.nodeIds).toHaveLength(0);
+    expect(verdicts[1].failure).toBeUndefined();
+  });
+
+  it('drops the queued and later packets of a released request', async () => {
+    const { log, runtime } = rig(false);
+    runtime.packet(packet('a', 0, [1], 1));
+    runtime.decision(decision('a', 0, { release: true }));
+    runtime.packet(packet('a', 1, [2]));
+    runtime.decision(decision('a', 1));
+    await runtime.whenSettled();
+    expect(log).toEqual(['release a']);
+    expect(runtime.activeRequests).toBe(0);
+  });
+
+  it('reports a failed compute to the head with its stage index', async () => {
+    const { runtime, verdicts, forwarded } = rig(false, true);
+    runtime.packet(packet('a', 0, [1]));
+    await runtime.whenSettled();
+    expect(forwarded).toHaveLength(0);
+    expect(verdicts[0].failure).toEqual({ stage: 2, message: 'ModelError: KV_LIMIT' });
+  });
+});
