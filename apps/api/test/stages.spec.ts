@@ -1,0 +1,117 @@
+// The API against real stage processes (apps/stage-node, compiled) on a tiny random
+// checkpoint pair: the job and event contracts as both sides implement them. The bundled demo
+// model takes their place when it lands in models/.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { writeRandomCheckpoint } from '@pipedec/model';
+import OpenAI from 'openai';
+import { LocalCluster } from '../../stage-node/src/launcher/local-cluster.js';
+import { call, startTestApi, type TestApi } from './test-api.js';
+
+const MODEL = 'tiny-random';
+const TINY = {
+  hidden: 32,
+  heads: 4,
+  kvHeads: 2,
+  intermediate: 64,
+  vocab: 300,
+  dtype: 'f32' as const,
+  tied: false,
+};
+
+let dir: string;
+let api: TestApi;
+let cluster: LocalCluster;
+let client: OpenAI;
+
+beforeAll(async () => {
+  dir = await mkdtemp(path.join(tmpdir(), 'pipedec-api-stages-'));
+  const target = path.join(dir, 'target');
+  const draft = path.join(dir, 'draft');
+  await writeRandomCheckpoint(target, { ...TINY, layers: 4, seed: 17, maxPositions: 512 });
+  await writeRandomCheckpoint(draft, { ...TINY, layers: 1, seed: 18, maxPositions: 512 });
+  api = await startTestApi({ MODEL_NAME: MODEL, MODEL_DIR: target });
+  cluster = await LocalCluster.start({
+    pipelineId: 'p-test',
+    stages: 2,
+    checkpointDir: target,
+    draftCheckpointDir: draft,
+    redisUrl: api.config.REDIS_URL,
+    redisPrefix: api.prefix,
+    env: { MODEL_NAME: MODEL },
+    readyTimeoutMs: 90_000,
+  });
+  client = new OpenAI({ apiKey: api.demoKey, baseURL: `${api.url}/v1`, maxRetries: 0 });
+}, 180_000);
+
+afterAll(async () => {
+  await cluster?.stop();
+  await api?.close();
+  await rm(dir, { recursive: true, force: true });
+}, 60_000);
+
+describe('API with real stage processes', () => {
+  it('reports the pipeline in /health', async () => {
+    const h = await call(api, 'GET', '/health');
+    expect(h.body).toMatchObject({ status: 'ok', pipelines: { ready: 1, total: 1 } });
+  });
+
+  it('generates the same greedy text whole and streamed, for every decoding method', async () => {
+    for (const method of ['pipedec', 'stpp', 'pp'] as const) {
+      const extra = { decoding_method: method, tree_width: method === 'pp' ? 1 : 2 };
+      const whole = await client.completions.create({
+        model: MODEL,
+        prompt: 'The pipeline',
+        max_tokens: 8,
+        temperature: 0,
+        ...extra,
+      } as OpenAI.CompletionCreateParamsNonStreaming);
+      expect(whole.usage!.completion_tokens).toBeGreaterThan(0);
+      const stream = await client.completions.create({
+        model: MODEL,
+        prompt: 'The pipeline',
+        max_tokens: 8,
+        temperature: 0,
+        stream: true,
+        ...extra,
+      } as OpenAI.CompletionCreateParamsStreaming);
+      let text = '';
+      for await (const chunk of stream) text += chunk.choices[0]?.text ?? '';
+      expect(text).toBe(whole.choices[0].text);
+      const row = await api.prisma.generationRequest.findUniqueOrThrow({
+        where: { id: whole.id.replace(/^cmpl-/, '') },
+      });
+      expect(row).toMatchObject({ status: 'succeeded', method });
+      expect(row.timesteps).toBeGreaterThan(0);
+    }
+  }, 120_000);
+
+  it('cancellation frees the pipeline for the next job', async () => {
+    const long = await call(api, 'POST', '/v1/jobs', {
+      token: api.demoKey,
+      body: { model: MODEL, prompt: 'long', max_tokens: 200, temperature: 0 },
+    });
+    const id = long.body.id as string;
+    for (let i = 0; i < 200; i++) {
+      const s = await call(api, 'GET', `/v1/jobs/${id}`, { token: api.demoKey });
+      if (s.body.status === 'running') break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    await call(api, 'POST', `/v1/jobs/${id}/cancel`, { token: api.demoKey });
+    const next = await client.completions.create({
+      model: MODEL,
+      prompt: 'next',
+      max_tokens: 3,
+      temperature: 0,
+    });
+    expect(next.usage!.completion_tokens).toBeGreaterThan(0);
+    let row = await api.prisma.generationRequest.findUniqueOrThrow({ where: { id } });
+    for (let i = 0; i < 100 && !row.accountedAt; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      row = await api.prisma.generationRequest.findUniqueOrThrow({ where: { id } });
+    }
+    expect(row.status).toBe('cancelled');
+    expect(row.completionTokens).toBeLessThan(200);
+  }, 120_000);
+});
