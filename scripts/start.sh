@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Starts the service on this machine (after `npm run setup`): applies the migrations, seeds
-# the demo tenant, key and admin, then runs the API in the foreground. Stage nodes and the
-# dashboard join here as they land. Optional overrides come from .env (see .env.example).
+# the demo tenant, key and admin, starts a pipeline of stage nodes on the bundled demo model
+# (when models/demo-target is present) and runs the API in the foreground; Ctrl-C stops all.
+# Optional overrides come from .env (see .env.example).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ -f .env ]; then
@@ -10,6 +11,27 @@ if [ -f .env ]; then
   . ./.env
   set +a
 fi
+# The API and the stage nodes must agree on the model's name (jobs name it).
+export MODEL_NAME="${MODEL_NAME:-pipedec-demo}"
+
 npm run --silent db:migrate
 npm run --silent db:seed
-exec node apps/api/dist/main.js
+
+pipeline_pid=""
+stop_pipeline() {
+  if [ -n "$pipeline_pid" ] && kill -0 "$pipeline_pid" 2>/dev/null; then
+    kill -TERM "$pipeline_pid" 2>/dev/null || true
+    wait "$pipeline_pid" 2>/dev/null || true
+  fi
+}
+trap stop_pipeline EXIT
+trap 'exit 130' INT TERM
+
+if [ -f "${STAGE_CHECKPOINT_DIR:-models/demo-target}/config.json" ]; then
+  bash scripts/start-pipeline.sh &
+  pipeline_pid=$!
+else
+  echo "start: no demo model in models/demo-target; the API runs without stage nodes (/health says degraded)"
+fi
+
+node apps/api/dist/main.js
