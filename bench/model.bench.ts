@@ -22,7 +22,7 @@ const DEMO_TARGET = path.join(ROOT, 'models', 'target');
 const { values: args } = parseArgs({
   options: {
     threads: { type: 'string', default: '1' },
-    repeats: { type: 'string', default: '25' },
+    repeats: { type: 'string', default: '60' },
   },
 });
 const THREADS = Number(args.threads);
@@ -77,61 +77,81 @@ function quantile(sorted: number[], q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
 }
 
+interface Case {
+  n: number; // new positions per call
+  past: number; // committed rows before the call
+}
+
+/**
+ * Times tree layers on one stage. Every past length gets its own sequence, prefilled once;
+ * the cases are then measured round-robin, so a load spike on the shared machine hits all
+ * of them alike instead of skewing one row of the table.
+ */
 class StageBench {
   private nextId = 0;
-  private lastCommitted = -1;
-  private committed = 0;
+  private readonly roots = new Map<number, number>(); // past length -> last committed id
 
   constructor(
     readonly shard: OnnxShard,
     readonly label: string,
-    private readonly seq: string,
   ) {}
 
-  private batch(n: number, parent: number, chain: boolean): TreeBatch {
+  private batch(n: number, past: number, parent: number, chain: boolean): TreeBatch {
     const ids = Int32Array.from({ length: n }, () => this.nextId++);
     const b: TreeBatch = {
       nodeIds: ids,
       // A chain for prefill; for timing, a tree layer: n siblings under the last committed row.
       parentIds: Int32Array.from(ids, (id, i) => (chain && i > 0 ? id - 1 : parent)),
-      positions: Int32Array.from(ids, (_, i) => this.committed + (chain ? i : 0)),
+      positions: Int32Array.from(ids, (_, i) => past + (chain ? i : 0)),
     };
     if (this.shard.isFirst) b.tokens = Int32Array.from(ids, (id) => (id * 7919) % 4000);
-    else
-      b.hidden = Float32Array.from({ length: n * this.shard.info.hiddenSize }, (_, k) =>
-        Math.sin(k),
-      );
+    else {
+      const hidden = this.shard.info.hiddenSize;
+      b.hidden = Float32Array.from({ length: n * hidden }, (_, k) => Math.sin(k));
+    }
     return b;
   }
 
-  /** Grows the committed prefix to `past` rows. */
-  async prefill(past: number): Promise<void> {
-    this.shard.release(this.seq);
-    this.committed = 0;
-    this.lastCommitted = -1;
-    while (this.committed < past) {
-      const n = Math.min(64, past - this.committed);
-      const b = this.batch(n, this.lastCommitted, true);
-      await this.shard.forward(this.seq, b);
-      this.shard.commit(this.seq, Array.from(b.nodeIds));
-      this.committed += n;
-      this.lastCommitted = b.nodeIds[n - 1];
+  private async prefill(past: number): Promise<void> {
+    if (this.roots.has(past)) return;
+    let last = -1;
+    for (let done = 0; done < past;) {
+      const n = Math.min(64, past - done);
+      const b = this.batch(n, done, last, true);
+      await this.shard.forward(`past-${past}`, b);
+      this.shard.commit(`past-${past}`, Array.from(b.nodeIds));
+      done += n;
+      last = b.nodeIds[n - 1];
     }
+    this.roots.set(past, last);
   }
 
-  /** Median time of a tree layer of n rows on the current prefix (pruned after each call). */
-  async time(n: number): Promise<{ medianMs: number; p90Ms: number }> {
-    const samples: number[] = [];
+  /** Median and p90 per case of a tree layer call, pruned after each call. */
+  async time(cases: Case[]): Promise<Row[]> {
+    for (const c of cases) await this.prefill(c.past);
+    const samples = cases.map((): number[] => []);
     for (let r = 0; r < REPEATS + 3; r++) {
-      const b = this.batch(n, this.lastCommitted, false);
-      const t0 = process.hrtime.bigint();
-      await this.shard.forward(this.seq, b);
-      const ms = Number(process.hrtime.bigint() - t0) / 1e6;
-      this.shard.prune(this.seq, new Set());
-      if (r >= 3) samples.push(ms); // the first calls warm the runtime's allocations
+      for (const [k, c] of cases.entries()) {
+        const seq = `past-${c.past}`;
+        const b = this.batch(c.n, c.past, this.roots.get(c.past)!, false);
+        const t0 = process.hrtime.bigint();
+        await this.shard.forward(seq, b);
+        const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+        this.shard.prune(seq, new Set());
+        if (r >= 3) samples[k].push(ms); // the first rounds warm the runtime's allocations
+      }
     }
-    samples.sort((a, b) => a - b);
-    return { medianMs: quantile(samples, 0.5), p90Ms: quantile(samples, 0.9) };
+    return cases.map((c, k) => {
+      const sorted = samples[k].sort((x, y) => x - y);
+      return {
+        stage: this.label,
+        layers: this.shard.layerEnd - this.shard.layerStart,
+        n: c.n,
+        past: c.past,
+        medianMs: quantile(sorted, 0.5),
+        p90Ms: quantile(sorted, 0.9),
+      };
+    });
   }
 }
 
@@ -171,48 +191,28 @@ async function main(): Promise<void> {
       new StageBench(
         await open(ranges[0].layerStart, ranges[0].layerEnd),
         'first of 4 (embedding)',
-        's',
       ),
-      new StageBench(await open(ranges[1].layerStart, ranges[1].layerEnd), 'middle of 4', 's'),
+      new StageBench(await open(ranges[1].layerStart, ranges[1].layerEnd), 'middle of 4'),
       new StageBench(
         await open(ranges[3].layerStart, ranges[3].layerEnd),
         'last of 4 (norm + LM head)',
-        's',
       ),
-      new StageBench(await open(0, config.numLayers), 'whole model', 's'),
+      new StageBench(await open(0, config.numLayers), 'whole model'),
     ];
-    const layersOf = (s: StageBench) => s.shard.layerEnd - s.shard.layerStart;
-
     const vsN: Row[] = [];
     for (const s of stages) {
-      await s.prefill(PAST_FOR_N_SWEEP);
-      for (const n of NEW_POSITIONS) {
-        vsN.push({
-          stage: s.label,
-          layers: layersOf(s),
-          n,
-          past: PAST_FOR_N_SWEEP,
-          ...(await s.time(n)),
-        });
-      }
+      vsN.push(...(await s.time(NEW_POSITIONS.map((n) => ({ n, past: PAST_FOR_N_SWEEP })))));
     }
     const vsPast: Row[] = [];
     for (const s of [stages[1], stages[3]]) {
-      for (const past of PASTS) {
-        await s.prefill(past);
-        for (const n of N_FOR_PAST_SWEEP) {
-          vsPast.push({ stage: s.label, layers: layersOf(s), n, past, ...(await s.time(n)) });
-        }
-      }
+      vsPast.push(
+        ...(await s.time(PASTS.flatMap((past) => N_FOR_PAST_SWEEP.map((n) => ({ n, past }))))),
+      );
     }
     await Promise.all(stages.map((s) => s.shard.close()));
 
-    const one = new StageBench(await open(1, 2), 'one layer (middle)', 'o');
-    const overhead: Row[] = [];
-    for (const past of [0, 256]) {
-      await one.prefill(past);
-      overhead.push({ stage: one.label, layers: 1, n: 1, past, ...(await one.time(1)) });
-    }
+    const one = new StageBench(await open(1, 2), 'one layer (middle)');
+    const overhead = await one.time([0, 256].map((past) => ({ n: 1, past })));
     await one.shard.close();
 
     const meta = {
@@ -232,6 +232,8 @@ async function main(): Promise<void> {
       repeats: REPEATS,
       cpu: os.cpus()[0]?.model ?? 'unknown',
       cores: os.cpus().length,
+      // Other work on the machine shows up in the p90 column; the 1-minute load at the end.
+      loadAverage1m: Number(os.loadavg()[0].toFixed(2)),
       node: process.version,
     };
     console.log(`# libs/model benchmark\n\n${JSON.stringify(meta, null, 2)}\n`);
