@@ -65,8 +65,10 @@ function startCluster(pipelineId: string, stages: number, draft: string): Promis
     redisPrefix: PREFIX,
     env: {
       MODEL_NAME,
-      HEARTBEAT_MS: '200',
-      REGISTRY_TTL_MS: '1000',
+      HEARTBEAT_MS: '250',
+      // A killed stage's stream breaks at once; the TTL is the backstop, and long enough that
+      // a stage starved of CPU on a busy test machine does not look gone.
+      REGISTRY_TTL_MS: '2500',
       PIPELINE_CHECK_MS: '100',
       SHUTDOWN_GRACE_MS: '20000',
     },
