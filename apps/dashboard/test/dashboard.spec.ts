@@ -2,6 +2,7 @@
 // in, create a tenant and a key, stream a generation in the playground, find its usage and
 // cost on the tenant's page, revoke the key and see the next request refused. Every page is
 // saved as a screenshot under test-artifacts/dashboard/.
+import { jest } from '@jest/globals';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type pw from 'playwright-core';
@@ -126,7 +127,7 @@ describe('dashboard end to end', () => {
 
   it('streams a generation in the playground with the new key', async () => {
     await gotoOk('/playground');
-    await page.getByLabel('Key', { exact: true }).selectOption(keyId);
+    await page.getByRole('combobox', { name: /^Key\b/ }).selectOption(keyId);
     await page.getByLabel('Model').fill(MODEL_NAME);
     await page.getByLabel('Key secret').fill(secret);
     await page.getByLabel('Max tokens').fill('24');
@@ -210,7 +211,7 @@ describe('dashboard end to end', () => {
     });
     expect(direct.status).toBe(401);
 
-    await playground.getByLabel('Key', { exact: true }).selectOption(keyId);
+    await playground.getByRole('combobox', { name: /^Key\b/ }).selectOption(keyId);
     await playground.getByLabel('Model').fill(MODEL_NAME);
     await playground.getByLabel('Key secret').fill(secret);
     await playground.getByRole('button', { name: 'Send' }).click();

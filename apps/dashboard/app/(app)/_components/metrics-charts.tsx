@@ -1,6 +1,6 @@
 // The usage and latency charts shared by the overview and a tenant's page.
 import { formatInt, formatMicros, formatMs, formatPercent } from '@/lib/format';
-import type { Metrics } from '@/lib/metrics';
+import type { Metrics } from '@/lib/metrics-merge';
 import { LineChart } from './line-chart';
 
 export function MetricsCharts({ metrics }: { metrics: Metrics }) {

@@ -18,7 +18,14 @@ function keep(h: History, snap: PipelinesSnapshot): History {
   return { snapshots: [...h.snapshots.filter((s) => s.at >= cutoff && s.at < snap.at), snap] };
 }
 
-export function PipelinesClient({ initial }: { initial: PipelinesSnapshot | null }) {
+export function PipelinesClient({
+  initial,
+  unavailable,
+}: {
+  initial: PipelinesSnapshot | null;
+  /** The first load failed (its error is shown above): no empty-state text then. */
+  unavailable: boolean;
+}) {
   const [history, setHistory] = useState<History>({ snapshots: initial ? [initial] : [] });
   const [status, setStatus] = useState<StreamStatus | null>(null);
 
@@ -60,7 +67,11 @@ export function PipelinesClient({ initial }: { initial: PipelinesSnapshot | null
         )}
       </p>
       {!latest ? (
-        <p className="empty">No pipeline state yet. Stage nodes appear here once they register.</p>
+        unavailable ? null : (
+          <p className="empty">
+            No pipeline state yet. Stage nodes appear here once they register.
+          </p>
+        )
       ) : (
         <>
           <dl className="tiles">

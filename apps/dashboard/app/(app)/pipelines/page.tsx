@@ -12,7 +12,7 @@ export default async function PipelinesPage() {
     <>
       <h1>Pipelines</h1>
       {!initial.ok && <ErrorState error={initial.error} what="the pipelines" />}
-      <PipelinesClient initial={initial.ok ? initial.data : null} />
+      <PipelinesClient initial={initial.ok ? initial.data : null} unavailable={!initial.ok} />
     </>
   );
 }

@@ -1,6 +1,7 @@
 import { ApiError } from '@/lib/errors';
 import { monthBounds, monthKey } from '@/lib/time-range';
-import { billCsv, loadBill } from '../billing';
+import { billCsv } from '../bill';
+import { loadBill } from '../billing';
 
 /** GET /billing/export?month=YYYY-MM: the month's bill as CSV (a download). */
 export async function GET(request: Request): Promise<Response> {

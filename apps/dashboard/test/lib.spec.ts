@@ -1,0 +1,239 @@
+// Unit tests of the dashboard's pure modules: time ranges, bill and CSV, chart scales, the
+// usage merge, form parsing and the completion-stream reader.
+import { billCsv, billLine } from '../app/(app)/billing/bill.js';
+import { labelIndices, niceTicks } from '../app/(app)/_components/scale.js';
+import { readCompletionStream, type CompletionChunk } from '../app/(app)/playground/sse.js';
+import { dollarsToMicros, FormError, optionalInt } from '../lib/form-data.js';
+import { formatMicros } from '../lib/format.js';
+import { align, mergeUsage } from '../lib/metrics-merge.js';
+import type { UsageReport } from '../lib/schemas.js';
+import { bucketStarts, monthBounds, recentMonths, timeRange } from '../lib/time-range.js';
+
+const NOW = new Date('2026-11-27T10:30:00Z');
+
+describe('time ranges', () => {
+  it('starts on a bucket boundary and covers now, hourly for 24h', () => {
+    const r = timeRange('24h', NOW);
+    expect(r.granularity).toBe('hour');
+    expect(r.from.toISOString()).toBe('2026-11-26T10:00:00.000Z');
+    const b = bucketStarts(r);
+    expect(b).toHaveLength(25);
+    expect(new Date(b[b.length - 1]).toISOString()).toBe('2026-11-27T10:00:00.000Z');
+  });
+
+  it('falls back to the default for an unknown key and uses days for 30d', () => {
+    expect(timeRange('bogus', NOW).key).toBe('7d');
+    expect(timeRange(['30d'], NOW).key).toBe('7d');
+    const r = timeRange('30d', NOW);
+    expect(r.granularity).toBe('day');
+    expect(bucketStarts(r)).toHaveLength(31);
+  });
+
+  it('parses month keys and lists recent months across a year end', () => {
+    expect(monthBounds('2026-12')).toEqual({
+      from: new Date('2026-12-01T00:00:00Z'),
+      to: new Date('2027-01-01T00:00:00Z'),
+    });
+    expect(monthBounds('2026-13')).toBeNull();
+    expect(monthBounds('2026-1')).toBeNull();
+    expect(recentMonths(new Date('2027-01-15T00:00:00Z'), 3)).toEqual([
+      '2027-01',
+      '2026-12',
+      '2026-11',
+    ]);
+  });
+});
+
+describe('bill', () => {
+  const tenant = {
+    id: 't1',
+    name: 'acme',
+    plan: 'pro',
+    prices: { inputPer1kMicros: 500, outputPer1kMicros: 1500 },
+  };
+
+  it('multiplies tokens by the price per 1000', () => {
+    const l = billLine(tenant, {
+      requests: 3,
+      promptTokens: 2000,
+      completionTokens: 300,
+      costMicros: 1451,
+    });
+    expect(l.inputCostMicros).toBe(1000);
+    expect(l.outputCostMicros).toBe(450);
+    expect(l.billedMicros).toBe(1451);
+  });
+
+  it('writes RFC 4180 CSV with quoted fields and neutralised formulas', () => {
+    const l = billLine(
+      { ...tenant, name: '=cmd,"x"' },
+      { requests: 1, promptTokens: 10, completionTokens: 2, costMicros: 9 },
+    );
+    const csv = billCsv('2026-11', [l]);
+    const [header, row, end] = csv.split('\r\n');
+    expect(header.split(',')).toEqual([
+      'month',
+      'tenant_id',
+      'tenant',
+      'plan',
+      'requests',
+      'input_tokens',
+      'input_price_per_1k_usd',
+      'input_cost_usd',
+      'output_tokens',
+      'output_price_per_1k_usd',
+      'output_cost_usd',
+      'billed_usd',
+    ]);
+    expect(row).toBe(
+      `2026-11,t1,"'=cmd,""x""",pro,1,10,0.000500,0.000005,2,0.001500,0.000003,0.000009`,
+    );
+    expect(end).toBe('');
+  });
+});
+
+describe('chart scales', () => {
+  it('gives round ticks that reach the maximum', () => {
+    expect(niceTicks(93)).toEqual([0, 25, 50, 75, 100]);
+    expect(niceTicks(4)).toEqual([0, 1, 2, 3, 4]);
+    expect(niceTicks(0)).toEqual([0, 1]);
+    for (const max of [0.07, 1, 7.5, 1234, 999_999]) {
+      const t = niceTicks(max);
+      expect(t[0]).toBe(0);
+      expect(t[t.length - 1]).toBeGreaterThanOrEqual(max);
+      expect(t.length).toBeLessThanOrEqual(6);
+    }
+  });
+
+  it('spreads labels over the points, first and last included', () => {
+    expect(labelIndices(3, 6)).toEqual([0, 1, 2]);
+    expect(labelIndices(25, 6)).toEqual([0, 5, 10, 14, 19, 24]);
+  });
+});
+
+describe('usage merge', () => {
+  const report = (tenantId: string, series: [string, number, number | null][]): UsageReport => ({
+    tenantId,
+    from: '',
+    to: '',
+    totals: {
+      requests: 0,
+      promptTokens: 0,
+      completionTokens: 0,
+      costMicros: 0,
+      avgTotalLatencyMs: null,
+      avgTimeToFirstTokenMs: null,
+      avgTimePerOutputTokenMs: null,
+    },
+    series: series.map(([bucketStart, requests, ttft]) => ({
+      bucketStart,
+      requests,
+      failedRequests: 1,
+      promptTokens: 10 * requests,
+      completionTokens: 5,
+      costMicros: 100,
+      avgLatencyMs: null,
+      avgTimeToFirstTokenMs: ttft,
+    })),
+  });
+
+  it('sums tenants per bucket and weights latency by requests', () => {
+    const h = '2026-11-27T09:00:00.000Z';
+    const merged = mergeUsage([report('a', [[h, 1, 100]]), report('b', [[h, 3, 200]])]);
+    expect(merged).toHaveLength(1);
+    expect(merged[0]).toMatchObject({
+      requests: 4,
+      failedRequests: 2,
+      promptTokens: 40,
+      costMicros: 200,
+      ttftP50Ms: 175,
+    });
+  });
+
+  it('fills every bucket of the range, zero where there was no traffic', () => {
+    const range = timeRange('24h', NOW);
+    const m = align(range, mergeUsage([report('a', [['2026-11-27T09:00:00.000Z', 2, 50]])]), false);
+    expect(m.points).toHaveLength(m.x.length);
+    expect(m.points.filter((p) => p.requests > 0)).toHaveLength(1);
+    expect(m.points[m.x.indexOf(Date.parse('2026-11-27T09:00:00Z'))].requests).toBe(2);
+  });
+});
+
+describe('form parsing', () => {
+  const form = (entries: Record<string, string>) => {
+    const f = new FormData();
+    for (const [k, v] of Object.entries(entries)) f.set(k, v);
+    return f;
+  };
+
+  it('turns dollars per 1k into integer micro-dollars without float error', () => {
+    expect(dollarsToMicros(form({ p: '0.29' }), 'p')).toBe(290_000);
+    expect(dollarsToMicros(form({ p: '12.000001' }), 'p')).toBe(12_000_001);
+    expect(() => dollarsToMicros(form({ p: '1e3' }), 'p')).toThrow(FormError);
+    expect(() => dollarsToMicros(form({ p: '0.0000001' }), 'p')).toThrow(FormError);
+  });
+
+  it('reads optional whole numbers, blank as the given empty value', () => {
+    expect(optionalInt(form({ n: '1_000_000' }), 'n', null)).toBe(1_000_000);
+    expect(optionalInt(form({ n: '' }), 'n', null)).toBeNull();
+    expect(optionalInt(form({}), 'n', undefined)).toBeUndefined();
+    expect(() => optionalInt(form({ n: '-3' }), 'n', null)).toThrow(FormError);
+    expect(() => optionalInt(form({ n: '2.5' }), 'n', null)).toThrow(FormError);
+  });
+
+  it('formats micro-dollars with enough digits for tiny amounts', () => {
+    expect(formatMicros(1_234_560_000)).toBe('$1,234.56');
+    expect(formatMicros(9)).toBe('$0.000009');
+    expect(formatMicros(0)).toBe('$0.00');
+  });
+});
+
+describe('completion stream reader', () => {
+  function streamOf(parts: string[]): ReadableStream<Uint8Array> {
+    const enc = new TextEncoder();
+    return new ReadableStream({
+      start(c) {
+        for (const p of parts) c.enqueue(enc.encode(p));
+        c.close();
+      },
+    });
+  }
+  const chunk = (text: string, extra: object = {}) =>
+    `data: ${JSON.stringify({ choices: [{ index: 0, text, finish_reason: null }], ...extra })}\n\n`;
+
+  it('yields each delta even when records are split across reads, and stops at [DONE]', async () => {
+    const all =
+      chunk('Hel') +
+      chunk('lo, é') +
+      chunk('', { usage: { prompt_tokens: 3, completion_tokens: 2 } });
+    const bytes = new TextEncoder().encode(all + 'data: [DONE]\n\n' + chunk('after'));
+    // Split inside a record and inside the two-byte "é".
+    const cut1 = 20;
+    const cut2 = all.indexOf('é') + 1; // ASCII before it: char index = byte index
+    const parts = [bytes.slice(0, cut1), bytes.slice(cut1, cut2), bytes.slice(cut2)];
+    const got: CompletionChunk[] = [];
+    await readCompletionStream(
+      new ReadableStream({
+        start(c) {
+          for (const p of parts) c.enqueue(p);
+          c.close();
+        },
+      }),
+      (c) => got.push(c),
+    );
+    expect(got.map((c) => c.text).join('')).toBe('Hello, é');
+    expect(got[got.length - 1].usage).toEqual({ promptTokens: 3, completionTokens: 2 });
+  });
+
+  it('throws the error a stream reports', async () => {
+    await expect(
+      readCompletionStream(
+        streamOf([
+          chunk('a'),
+          `data: ${JSON.stringify({ error: { message: 'pipeline lost' } })}\n\n`,
+        ]),
+        () => undefined,
+      ),
+    ).rejects.toThrow('pipeline lost');
+  });
+});
