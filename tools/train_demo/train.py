@@ -38,7 +38,7 @@ import torch.nn.functional as F  # noqa: E402
 
 import bpe  # noqa: E402
 import corpus as corpus_mod  # noqa: E402
-from llama import LlamaForCausalLM, llama_config, load_pretrained, save_safetensors  # noqa: E402
+from llama import LlamaForCausalLM, llama_config, load_pretrained, load_safetensors, save_safetensors  # noqa: E402
 
 DOMAINS = ("scripture", "quotes", "code")
 N_SPECIAL = 16
@@ -310,9 +310,13 @@ def run_training(kind, model, dev, args, stream, valid, teacher=None):
                 best = (key, {k: t.detach().float().cpu().clone() for k, t in model.hf_state_dict().items()}, step + 1)
             tps = (step + 1) * bs * T / (time.time() - t0)
             log(f"{kind} step {step + 1}/{steps} loss {loss.item():.4f} valid {json.dumps({k: round(x, 4) for k, x in v.items() if k in DOMAINS or k == 'all'})} {tps:.0f} tok/s")
-        if time.time() - t0 > cap:
-            log(f"{kind}: WALL-CLOCK CAP {cap}s hit at step {step + 1}; stopping early (run not step-deterministic)")
-            stopped_early = True
+        stop_after = args.target_stop_after if kind == "target" else 0
+        if time.time() - t0 > cap or (stop_after and step + 1 >= stop_after):
+            if stop_after and step + 1 >= stop_after:
+                log(f"{kind}: stopping after step {step + 1} as asked (schedule of {steps} steps)")
+            else:
+                log(f"{kind}: WALL-CLOCK CAP {cap}s hit at step {step + 1}; stopping early (run not step-deterministic)")
+                stopped_early = True
             v = eval_loss(model, valid, dev, args.amp, teacher=teacher)
             v["step"] = step + 1
             hist["valid"].append(v)
@@ -410,6 +414,23 @@ def greedy(model, ids: list[int], n: int, dev) -> tuple[list[int], float]:
 
 
 @torch.no_grad()
+def greedy_batch(model, prompts: list[list[int]], n: int, dev):
+    """Greedy continuation of several prompts at once (right padding; causal attention keeps
+    each row's padding out of its earlier positions). Returns the filled batch and lengths."""
+    L = max(len(p) for p in prompts) + n
+    x = torch.zeros(len(prompts), L, dtype=torch.long, device=dev)
+    for i, p in enumerate(prompts):
+        x[i, :len(p)] = torch.tensor(p, device=dev)
+    cur = torch.tensor([len(p) for p in prompts], device=dev)
+    rows = torch.arange(len(prompts), device=dev)
+    for _ in range(n):
+        logits = model(x[:, :int(cur.max())])
+        x[rows, cur] = logits[rows, cur - 1].argmax(-1)
+        cur = cur + 1
+    return x, cur
+
+
+@torch.no_grad()
 def agreement_counts(tl: torch.Tensor, dl: torch.Tensor) -> dict[str, int]:
     """Target's greedy token at each position vs the draft's top-1/4/16."""
     tgt = tl.argmax(-1)
@@ -448,16 +469,16 @@ def stage_evaluate(args, dev):
         }
         log(f"held-out {d}: {json.dumps({k: round(v, 4) for k, v in metrics['heldout'][d].items()})}")
     # prompt sets: along the target's greedy continuation (what speculative decoding sees)
-    for name in DOMAINS:
+    for name in DOMAINS if args.eval_prompts else ():
         items = [json.loads(x) for x in open(os.path.join(out, "prompts", f"{name}.jsonl"), encoding="utf-8")]
+        prompts = [tok.encode(it["text"]) for it in items]
+        x, _ = greedy_batch(target, prompts, args.gen_tokens, dev)
+        tl_all = target(x[:, :-1]).float()
+        dl_all = draft(x[:, :-1]).float()
         agg = {"n": 0, "top1": 0, "top4": 0, "top16": 0}
-        for it in items:
-            ids = tok.encode(it["text"])
-            cont, _ = greedy(target, ids, args.gen_tokens, dev)
-            full = torch.tensor([ids + cont], device=dev)
-            tl = target(full[:, :-1]).float()[:, len(ids) - 1:]
-            dl = draft(full[:, :-1]).float()[:, len(ids) - 1:]
-            for k, v in agreement_counts(tl, dl).items():
+        for i, p in enumerate(prompts):
+            sl = slice(len(p) - 1, len(p) - 1 + args.gen_tokens)
+            for k, v in agreement_counts(tl_all[i, sl], dl_all[i, sl]).items():
                 agg[k] += v
         n = agg["n"]
         metrics["prompts"][name] = {"prompts": len(items), "positions": n, "top1": agg["top1"] / n,
@@ -504,21 +525,25 @@ def stage_reference(args, dev):
     cands = [{"id": "plain", "text": "In the beginning God created"}]
     for name in DOMAINS:
         cands += [json.loads(x) for x in open(os.path.join(out, "prompts", f"{name}.jsonl"), encoding="utf-8")]
-    chosen = []
-    per_set = {"plain": 1, "scripture": 1, "quotes": 1, "code": 1}
-    for c in cands:
-        group = c["id"].split("-")[0]
-        if per_set.get(group, 0) == 0:
-            continue
+    def usable(c):  # no near-ties and no EOS in either model's 32 greedy tokens
         ids = tok.encode(c["text"])
-        ok = True
         for m in models.values():
             gen, margin = greedy(m, ids, 32, dev)
             if margin < args.ref_margin or tok.eos_id in gen:
-                ok = False
-        if ok:
+                return False
+        return True
+
+    chosen = []
+    for group in ("plain", "scripture", "quotes", "code"):  # one per set where possible
+        for c in cands:
+            if c["id"].split("-")[0] == group and usable(c):
+                chosen.append(c)
+                break
+    for c in cands:  # then fill up to 4
+        if len(chosen) >= 4:
+            break
+        if c not in chosen and usable(c):
             chosen.append(c)
-            per_set[group] -= 1
     for name, m in models.items():
         prompts = []
         for c in chosen:
@@ -596,18 +621,20 @@ def main(argv=None):
     ap.add_argument("--t-heads", type=int, default=6)
     ap.add_argument("--t-kv", type=int, default=2)
     ap.add_argument("--t-inter", type=int, default=512)
-    ap.add_argument("--target-steps", type=int, default=3000)
+    ap.add_argument("--target-steps", type=int, default=2500)
     ap.add_argument("--target-batch", type=int, default=32)
     ap.add_argument("--target-lr", type=float, default=2e-3)
     ap.add_argument("--target-wall", type=float, default=1e9)
+    ap.add_argument("--target-stop-after", type=int, default=0,
+                    help="stop after this many steps of the --target-steps schedule (replays a capped run)")
     ap.add_argument("--dropout", type=float, default=0.1)
     # draft
-    ap.add_argument("--d-hidden", type=int, default=256)
+    ap.add_argument("--d-hidden", type=int, default=128)
     ap.add_argument("--d-layers", type=int, default=1)
     ap.add_argument("--d-heads", type=int, default=4)
     ap.add_argument("--d-kv", type=int, default=2)
-    ap.add_argument("--d-inter", type=int, default=768)
-    ap.add_argument("--draft-steps", type=int, default=2000)
+    ap.add_argument("--d-inter", type=int, default=384)
+    ap.add_argument("--draft-steps", type=int, default=600)
     ap.add_argument("--draft-batch", type=int, default=32)
     ap.add_argument("--draft-lr", type=float, default=3e-3)
     ap.add_argument("--draft-wall", type=float, default=1e9)
@@ -615,10 +642,12 @@ def main(argv=None):
     # common
     ap.add_argument("--wd", type=float, default=0.1)
     ap.add_argument("--warmup", type=int, default=200)
-    ap.add_argument("--eval-every", type=int, default=250)
+    ap.add_argument("--eval-every", type=int, default=125)
     ap.add_argument("--valid-windows", type=int, default=48, help="per domain")
     ap.add_argument("--test-windows", type=int, default=0, help="per domain, 0 = all")
     ap.add_argument("--gen-tokens", type=int, default=48)
+    ap.add_argument("--target-weights", default=None, help="model.safetensors for stage import-target")
+    ap.add_argument("--eval-prompts", type=int, default=1, help="also measure agreement on the prompt sets")
     ap.add_argument("--ref-margin", type=float, default=0.02)
     args = ap.parse_args(argv)
     args.out = os.path.abspath(args.out)
@@ -630,8 +659,18 @@ def main(argv=None):
     dev = setup_torch(args)
     if "target" in stages:
         stage_target(args, dev)
+    if "import-target" in stages:  # a target trained elsewhere (bare model.safetensors)
+        tokdir = os.path.join(args.work, "tokenizer")
+        tok = bpe.Tokenizer.from_file(os.path.join(tokdir, "tokenizer.json"))
+        tcfg, _ = model_configs(args, tok)
+        sd = load_safetensors(args.target_weights)
+        LlamaForCausalLM(tcfg).load_hf_state_dict(sd)  # checks names and shapes
+        export(os.path.join(args.out, "target"), tcfg, sd, torch.bfloat16, tokdir, [tok.eos_id, tok.specials["<|eot_id|>"]])
+        log("target imported from", args.target_weights)
     if "draft" in stages:
         stage_draft(args, dev)
+    if "heldout" in stages:  # metrics only
+        stage_evaluate(args, dev)
     if "evaluate" in stages:
         os.makedirs(os.path.join(args.out, "training"), exist_ok=True)
         for k in ("target", "draft"):
