@@ -1,0 +1,718 @@
+// Benchmark of the stage nodes (npm run bench:cluster): PP, STPP and PipeDec through real stage
+// processes, each a `node apps/stage-node/dist/main.js` consuming the generation queue, with 2
+// and 4 stages on loopback, then with every stage in its own network namespace and an emulated
+// one-way latency per hop (1 ms and 5 ms). For each run: wall-clock ms per output token (decode)
+// and tokens/s, the time per timestep split into compute, transfer, prune broadcast and draft,
+// resident memory and weight bytes per stage, and the measured speedups next to what the
+// engine's simulated clock predicts for the same requests under a cost model calibrated from
+// the same run. Also the loopback cost of a layer packet beyond a raw gRPC round trip. Prints
+// markdown tables and writes bench/results/cluster.json.
+//
+// Latency: this kernel has no netem qdisc, so the per-hop latency comes from a delay proxy in
+// front of each stage (bench/cluster-delay-proxy.mjs); the namespaces still give every stage
+// its own network stack, and every hop crosses a veth pair and the bridge.
+import {
+  GENERATION_JOB_NAME,
+  GENERATION_QUEUE,
+  packetFromWire,
+  packetToWire,
+  STAGE_PROTO_LOADER_OPTIONS,
+  STAGE_PROTO_PATH,
+  queuePrefix,
+  type GenerationJob,
+} from '@pipedec/contracts';
+import {
+  generatePipeDec,
+  generatePP,
+  generateSTPP,
+  PAPER_A100_COST,
+  SimulatedPipeline,
+  StageWorker,
+  timestepMs,
+  type CostModel,
+  type GenerateRequest,
+  type GenerateResult,
+  type RequestStats,
+  type TimestepLoad,
+} from '@pipedec/engine';
+import {
+  loadTokenizer,
+  openShard,
+  splitLayers,
+  writeRandomCheckpoint,
+  type LayerShard,
+} from '@pipedec/model';
+import * as protoLoader from '@grpc/proto-loader';
+import { Job, Queue } from 'bullmq';
+import { Redis } from 'ioredis';
+import type { ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { dialStage } from '../apps/stage-node/dist/grpc/grpc-options.js';
+import type { GenerationSummary } from '../apps/stage-node/dist/head/generation-consumer.js';
+import type { TransportStats } from '../apps/stage-node/dist/head/grpc-pipeline.js';
+import { freePort, LocalCluster } from '../apps/stage-node/dist/launcher/local-cluster.js';
+import {
+  BRIDGE_HOST,
+  cleanupNamespaces,
+  createNamespaces,
+  netnsWrap,
+  startDelayProxy,
+  startRedis,
+  stopChild,
+} from './cluster-netns.js';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const METHODS = ['pp', 'stpp', 'pipedec'] as const;
+type Method = (typeof METHODS)[number];
+
+const { values: args } = parseArgs({
+  options: {
+    scenarios: { type: 'string', default: 'lo2,lo4,ns1,ns5' },
+    tokens: { type: 'string', default: '32' },
+    prompts: { type: 'string', default: '2' },
+    width: { type: 'string', default: '4' },
+    'stpp-depth': { type: 'string', default: '4' },
+  },
+});
+const MAX_TOKENS = Number(args.tokens);
+const PROMPT_COUNT = Number(args.prompts);
+const WIDTH = Number(args.width);
+const STPP_DEPTH = Number(args['stpp-depth']);
+
+interface Scenario {
+  id: string;
+  stages: number;
+  delayMs: number;
+  netns: boolean;
+}
+const ALL_SCENARIOS: Scenario[] = [
+  { id: 'lo2', stages: 2, delayMs: 0, netns: false },
+  { id: 'lo4', stages: 4, delayMs: 0, netns: false },
+  { id: 'ns1', stages: 4, delayMs: 1, netns: true },
+  { id: 'ns5', stages: 4, delayMs: 5, netns: true },
+  { id: 'ns5x2', stages: 2, delayMs: 5, netns: true },
+];
+
+// ---------------------------------------------------------------- models and prompts
+
+interface Models {
+  target: string;
+  draft: string;
+  label: string;
+}
+
+async function models(tmp: string): Promise<Models> {
+  const target = path.join(ROOT, 'models/demo-target');
+  const draft = path.join(ROOT, 'models/demo-draft');
+  if (existsSync(path.join(target, 'config.json')) && existsSync(path.join(draft, 'config.json'))) {
+    return { target, draft, label: 'demo pair (models/demo-target, models/demo-draft)' };
+  }
+  // No demo pair yet: a random target of the demo's shape, drafted by itself (every guess
+  // right: the best case for speculation, with a draft as costly as the whole target).
+  const t = path.join(tmp, 'target');
+  await writeRandomCheckpoint(t, {
+    layers: 16,
+    hidden: 192,
+    heads: 6,
+    kvHeads: 2,
+    intermediate: 512,
+    vocab: 4096,
+    seed: 5,
+    dtype: 'f32',
+    tied: false,
+    maxPositions: 1024,
+  });
+  return { target: t, draft: t, label: 'random 16-layer target of the demo shape, self-drafted' };
+}
+
+async function prompts(target: string): Promise<number[][]> {
+  const tok = await loadTokenizer(target);
+  const texts: string[] = [];
+  for (const f of ['quotes.jsonl', 'code.jsonl', 'scripture.jsonl']) {
+    const file = path.join(ROOT, 'models/prompts', f);
+    if (!existsSync(file)) continue;
+    const first = (await readFile(file, 'utf8')).split('\n')[0];
+    if (first) texts.push((JSON.parse(first) as { text: string }).text);
+  }
+  while (texts.length < PROMPT_COUNT) texts.push(`Benchmark prompt ${texts.length}: the pipeline`);
+  return texts.slice(0, PROMPT_COUNT).map((t) => tok.encode(t).slice(0, 48));
+}
+
+// ---------------------------------------------------------------- the wire
+
+interface WireResult {
+  samples: number;
+  /** CPU time of one hop's codec in this process: encode + protobuf serialize, and back. */
+  codecUs: Record<string, { encode: number; decode: number; bytes: number }>;
+  pingMs: number; // median round trip of an empty message
+  rawBytesMs: Record<string, number>; // same-size opaque payload
+  packetMs: Record<string, number>; // Echo of a layer packet (encode + decode on both ends)
+  overheadMs: Record<string, number>; // packetMs - pingMs
+}
+
+async function roundTrips(
+  call: ReturnType<ReturnType<typeof dialStage>['Ping']>,
+  message: object,
+  n: number,
+): Promise<number> {
+  const times: number[] = [];
+  let resolve: (() => void) | null = null;
+  call.on('data', () => resolve?.());
+  for (let i = 0; i < n; i++) {
+    const t = performance.now();
+    await new Promise<void>((r) => {
+      resolve = r;
+      call.write(message);
+    });
+    times.push(performance.now() - t);
+  }
+  call.end();
+  return median(times);
+}
+
+async function measureWire(address: string, hidden: number): Promise<WireResult> {
+  const client = dialStage(address);
+  const n = 400;
+  const shapes: Record<string, number> = { 'tree layer 16 rows': 16, 'prefill chunk 32 rows': 32 };
+  const res: WireResult = {
+    samples: n,
+    codecUs: {},
+    pingMs: 0,
+    rawBytesMs: {},
+    packetMs: {},
+    overheadMs: {},
+  };
+  const defs = protoLoader.loadSync(STAGE_PROTO_PATH, STAGE_PROTO_LOADER_OPTIONS);
+  const method = (defs['pipedec.stage.Stage'] as protoLoader.ServiceDefinition).Packets;
+  await roundTrips(client.Ping(), { id: 0, payload: Buffer.alloc(0) }, 50); // warm-up
+  res.pingMs = await roundTrips(client.Ping(), { id: 1, payload: Buffer.alloc(0) }, n);
+  for (const [label, rows] of Object.entries(shapes)) {
+    for (const dtype of ['FP32', 'FP16'] as const) {
+      const key = `${label}, ${dtype.toLowerCase()} (${rows}x${hidden})`;
+      const packet = {
+        requestId: randomUUID(),
+        epoch: 1,
+        seq: 1,
+        nodeIds: Int32Array.from({ length: rows }, (_, i) => 100 + i),
+        parentIds: Int32Array.from({ length: rows }, (_, i) => 99 + (i >> 2)),
+        positions: Int32Array.from({ length: rows }, (_, i) => 40 + (i >> 2)),
+        hidden: Float32Array.from({ length: rows * hidden }, (_, i) => Math.sin(i)),
+        sampling: { temperature: 0, topP: 1, seed: 0 },
+      };
+      const env = { packet, decisionCount: 0, trace: { computeMs: [], rows: [], codecMs: 0 } };
+      let buf = method.requestSerialize(packetToWire(env, dtype));
+      for (let i = 0; i < 1000; i++) packetFromWire(method.requestDeserialize(buf)); // JIT warm-up
+      let t0 = performance.now();
+      for (let i = 0; i < 2000; i++) buf = method.requestSerialize(packetToWire(env, dtype));
+      const encode = ((performance.now() - t0) / 2000) * 1000;
+      t0 = performance.now();
+      for (let i = 0; i < 2000; i++) packetFromWire(method.requestDeserialize(buf));
+      const decode = ((performance.now() - t0) / 2000) * 1000;
+      res.codecUs[key] = { encode, decode, bytes: buf.length };
+      const bytes = rows * hidden * (dtype === 'FP32' ? 4 : 2);
+      res.rawBytesMs[key] = await roundTrips(
+        client.Ping(),
+        { id: 2, payload: Buffer.alloc(bytes) },
+        n,
+      );
+      // The client encodes on every send, as a stage does before each hop.
+      const echo = client.Echo();
+      const times: number[] = [];
+      let done: (() => void) | null = null;
+      echo.on('data', () => done?.());
+      for (let i = 0; i < n; i++) {
+        const t = performance.now();
+        await new Promise<void>((r) => {
+          done = r;
+          echo.write(
+            packetToWire(
+              { packet, decisionCount: 0, trace: { computeMs: [], rows: [], codecMs: 0 } },
+              dtype,
+            ),
+          );
+        });
+        times.push(performance.now() - t);
+      }
+      echo.end();
+      res.packetMs[key] = median(times);
+      res.overheadMs[key] = res.packetMs[key] - res.pingMs;
+    }
+  }
+  client.close();
+  return res;
+}
+
+// ---------------------------------------------------------------- one scenario
+
+interface MethodRun {
+  method: Method;
+  requests: { stats: RequestStats; transport: TransportStats | null; tokens: number[] }[];
+}
+
+interface StageMemory {
+  stage: number;
+  layers: string;
+  residentMiB: number;
+  weightMiB: number;
+}
+
+async function runScenario(
+  sc: Scenario,
+  m: Models,
+  promptIds: number[][],
+  hidden: number,
+): Promise<{ runs: MethodRun[]; memory: StageMemory[]; wire: WireResult | null }> {
+  const children: ChildProcess[] = [];
+  let redisUrl = 'redis://127.0.0.1:6379';
+  let redisHost = '127.0.0.1';
+  const prefix = `bench:cluster:${sc.id}:${Date.now()}:`;
+  let cluster: LocalCluster | null = null;
+  try {
+    let stagePlacement;
+    let ports;
+    if (sc.netns) {
+      const hosts = createNamespaces(sc.stages);
+      const redisPort = await freePort();
+      children.push(await startRedis(redisPort));
+      redisHost = BRIDGE_HOST;
+      redisUrl = `redis://${BRIDGE_HOST}:${redisPort}`;
+      const grpcPorts = await Promise.all(hosts.map(() => freePort()));
+      const healthPorts = await Promise.all(hosts.map(() => freePort()));
+      const proxyPorts = await Promise.all(hosts.map(() => freePort()));
+      children.push(
+        await startDelayProxy(
+          sc.delayMs,
+          hosts.map((h, s) => `${BRIDGE_HOST}:${proxyPorts[s]}>${h}:${grpcPorts[s]}`),
+        ),
+      );
+      ports = (s: number) => ({ grpc: grpcPorts[s], health: healthPorts[s] });
+      stagePlacement = (s: number) => ({
+        host: hosts[s],
+        wrap: netnsWrap(s),
+        advertise: () => `${BRIDGE_HOST}:${proxyPorts[s]}`,
+      });
+    }
+    cluster = await LocalCluster.start({
+      pipelineId: `bench-${sc.id}`,
+      stages: sc.stages,
+      checkpointDir: m.target,
+      draftCheckpointDir: m.draft,
+      redisUrl,
+      redisPrefix: prefix,
+      env: { MODEL_NAME: 'bench', STPP_DEPTH: String(STPP_DEPTH), PIPELINE_CHECK_MS: '500' },
+      placement: stagePlacement,
+      ports,
+      readyTimeoutMs: 180_000,
+    });
+    const redis = new Redis({
+      host: redisHost,
+      port: Number(new URL(redisUrl).port),
+      maxRetriesPerRequest: null,
+    });
+    const queue = new Queue(GENERATION_QUEUE, { connection: redis, prefix: queuePrefix(prefix) });
+    const wire =
+      !sc.netns && sc.stages === 4 ? await measureWire(cluster.grpcAddress(1), hidden) : null;
+    const runJob = async (method: Method, prompt: number[], maxTokens: number) => {
+      const requestId = randomUUID();
+      const job: GenerationJob = {
+        version: 1,
+        requestId,
+        tenantId: randomUUID(),
+        model: 'bench',
+        prompt: { kind: 'tokens', tokenIds: prompt },
+        promptTokens: prompt.length,
+        maxTokens,
+        sampling: { temperature: 0, topP: 1, seed: 0 },
+        method,
+        width: method === 'pp' ? 1 : WIDTH,
+        stop: [],
+        eventsKey: `${prefix}req:${requestId}:events`,
+        cancelKey: `${prefix}req:${requestId}:cancel`,
+        enqueuedAt: Date.now(),
+      };
+      await queue.add(GENERATION_JOB_NAME, job, { jobId: requestId });
+      for (let i = 0; i < 6000; i++) {
+        const j = await Job.fromId(queue, requestId);
+        if (j?.finishedOn) {
+          if (j.failedReason) throw new Error(`${method} failed: ${j.failedReason}`);
+          return j.returnvalue as GenerationSummary;
+        }
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      throw new Error(`${method} did not finish in 60 s`);
+    };
+    for (const method of METHODS) await runJob(method, promptIds[0], 4); // warm-up
+    const runs: MethodRun[] = [];
+    for (const method of METHODS) {
+      const run: MethodRun = { method, requests: [] };
+      for (const p of promptIds) {
+        const s = await runJob(method, p, MAX_TOKENS);
+        run.requests.push({ stats: s.stats, transport: s.transport, tokens: [] });
+      }
+      runs.push(run);
+    }
+    const memory: StageMemory[] = [];
+    for (let s = 0; s < sc.stages; s++) {
+      const b = (await cluster.health(s))?.body ?? {};
+      memory.push({
+        stage: s,
+        layers: `[${String(b.layerStart)}, ${String(b.layerEnd)})`,
+        residentMiB: Number(b.residentBytes) / 2 ** 20,
+        weightMiB: Number(b.weightBytes) / 2 ** 20,
+      });
+    }
+    await queue.close();
+    await redis.quit();
+    return { runs, memory, wire };
+  } catch (error) {
+    if (cluster) {
+      for (let s = 0; s < sc.stages; s++) {
+        process.stderr.write(`--- stage ${s} log (tail)\n${cluster.logs(s).slice(-3000)}\n`);
+      }
+    }
+    throw error;
+  } finally {
+    await cluster?.stop();
+    for (const c of children.reverse()) await stopChild(c);
+    if (sc.netns) cleanupNamespaces();
+  }
+}
+
+// ---------------------------------------------------------------- the simulated clock
+
+interface SimRun {
+  stats: RequestStats;
+  loads: TimestepLoad[]; // per simulated timestep: rows and draft calls, priced by a cost model
+}
+
+/**
+ * Cost models from what the run itself measured, one per method: its mean compute per stage
+ * and packet, its draft time per draft call (calls counted by the simulator on the same
+ * requests), and one hop for all, from PP's packets (one in flight, so no queueing). Per
+ * method because on a host with fewer cores than busy processes the stages of PipeDec (all busy
+ * at once, next to the draft) compute slower than PP's (one busy at a time): the prediction
+ * then says what the logical schedule yields with the costs each method actually met, and
+ * measured / predicted is the runtime's efficiency (overlap, queueing, transport).
+ */
+function calibrate(
+  sc: Scenario,
+  runs: MethodRun[],
+  sims: Map<Method, SimRun[]>,
+): Map<Method, CostModel> {
+  let hopSum = 0;
+  let hopN = 0;
+  for (const q of runs.find((r) => r.method === 'pp')?.requests ?? []) {
+    const t = q.transport;
+    if (!t || t.hops === 0) continue;
+    hopSum += (t.roundTripMs - t.computeMs) / t.hops;
+    hopN++;
+  }
+  const hopMs = hopN > 0 ? hopSum / hopN : 0;
+  const costs = new Map<Method, CostModel>();
+  for (const r of runs) {
+    let compute = 0;
+    let stagePackets = 0;
+    let draftMs = 0;
+    let calls = 0;
+    r.requests.forEach((q, i) => {
+      compute += q.transport?.computeMs ?? 0;
+      stagePackets += (q.transport?.packets ?? 0) * sc.stages;
+      draftMs += q.stats.draftMs;
+      for (const l of sims.get(r.method)![i].loads)
+        calls += l.serialDraftCalls + l.overlapDraftCalls;
+    });
+    costs.set(r.method, {
+      name: `${r.method} on ${sc.id}`,
+      stageFixedMs: stagePackets > 0 ? compute / stagePackets : 0,
+      stagePerPositionMs: 0,
+      hopMs,
+      draftFixedMs: calls > 0 ? draftMs / calls : 0,
+      draftPerPositionMs: 0,
+    });
+  }
+  return costs;
+}
+
+/** Simulated ms per output token after the first, under `cost`. */
+function simulatedMsPerToken(sim: SimRun, cost: CostModel): number {
+  const decode = sim.loads.slice(sim.stats.prefillTimesteps);
+  const ms = decode.reduce((a, l) => a + timestepMs(cost, l), 0);
+  return ms / Math.max(1, sim.stats.committedTokens - 1);
+}
+
+async function simulate(
+  stages: LayerShard[],
+  draft: LayerShard,
+  method: Method,
+  prompt: number[],
+): Promise<SimRun> {
+  const pipeline = new SimulatedPipeline(
+    stages.map((s, i) => new StageWorker(s, i)),
+    PAPER_A100_COST, // any: the loads are repriced under the calibrated model
+  );
+  const request: GenerateRequest = {
+    requestId: randomUUID(),
+    prompt,
+    maxTokens: MAX_TOKENS,
+    sampling: { temperature: 0, topP: 1, seed: 0 },
+  };
+  const d = pipeline.meterDraft(draft);
+  let res: GenerateResult;
+  switch (method) {
+    case 'pp':
+      res = await generatePP(pipeline, request);
+      break;
+    case 'stpp':
+      res = await generateSTPP(pipeline, d, request, {
+        depth: STPP_DEPTH,
+        branching: Math.min(WIDTH, 4),
+        budget: WIDTH * STPP_DEPTH,
+      });
+      break;
+    case 'pipedec':
+      res = await generatePipeDec(pipeline, d, request, { width: WIDTH });
+      break;
+  }
+  return { stats: res.stats, loads: [...pipeline.loads] };
+}
+
+// ---------------------------------------------------------------- report
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
+const f = (x: number, d = 2): string => (Number.isFinite(x) ? x.toFixed(d) : '-');
+
+interface MethodSummary {
+  method: Method;
+  msPerToken: number; // decode: (wall - ttft) / (tokens - 1)
+  tokensPerSecond: number; // end to end: output tokens / wall
+  timestepsPerToken: number;
+  hitRate: number;
+  perTimestep: {
+    totalMs: number;
+    computeMs: number;
+    transferMs: number;
+    broadcastMs: number;
+    draftMs: number;
+  };
+  hopMs: number;
+  simulatedMsPerToken: number;
+}
+
+function summarize(run: MethodRun, sims: SimRun[], cost: CostModel): MethodSummary {
+  const q = run.requests;
+  const tpot = mean(
+    q.map((r) => (r.stats.wallMs - r.stats.ttftWallMs) / Math.max(1, r.stats.committedTokens - 1)),
+  );
+  const tps = mean(q.map((r) => (1000 * r.stats.outputTokens) / r.stats.wallMs));
+  // Timesteps are the simulator's logical clock for the same requests (the real pipeline is
+  // asynchronous and has none); the real wall time is split over them.
+  const steps = sims.reduce((s, x) => s + x.stats.timesteps, 0);
+  const wall = q.reduce((s, r) => s + r.stats.wallMs, 0);
+  const compute = q.reduce((s, r) => s + Math.max(...r.stats.stageBusyMs), 0);
+  const draft = q.reduce((s, r) => s + r.stats.draftMs, 0);
+  const broadcast = q.reduce((s, r) => s + (r.transport?.broadcastMs ?? 0), 0);
+  const hops = q.reduce((s, r) => s + (r.transport?.hops ?? 0), 0);
+  const inTransit = q.reduce(
+    (s, r) => s + ((r.transport?.roundTripMs ?? 0) - (r.transport?.computeMs ?? 0)),
+    0,
+  );
+  const total = wall / steps;
+  return {
+    method: run.method,
+    msPerToken: tpot,
+    tokensPerSecond: tps,
+    timestepsPerToken: mean(sims.map((x) => x.stats.timestepsPerToken)),
+    hitRate: mean(q.map((r) => r.stats.hitRate)),
+    perTimestep: {
+      totalMs: total,
+      computeMs: compute / steps,
+      draftMs: draft / steps,
+      broadcastMs: broadcast / steps,
+      transferMs: Math.max(0, total - (compute + draft + broadcast) / steps),
+    },
+    hopMs: hops > 0 ? inTransit / hops : 0,
+    simulatedMsPerToken: mean(sims.map((x) => simulatedMsPerToken(x, cost))),
+  };
+}
+
+async function main(): Promise<void> {
+  const tmp = await mkdtemp(path.join(os.tmpdir(), 'bench-cluster-'));
+  const started = Date.now();
+  try {
+    const m = await models(tmp);
+    const promptIds = await prompts(m.target);
+    const scenarios = args.scenarios.split(',').map((id) => {
+      const s = ALL_SCENARIOS.find((x) => x.id === id);
+      if (!s)
+        throw new Error(
+          `unknown scenario ${id}; known: ${ALL_SCENARIOS.map((x) => x.id).join(', ')}`,
+        );
+      return s;
+    });
+    const whole = await openShard({ checkpointDir: m.target, intraOpThreads: 1 });
+    const hidden = whole.info.hiddenSize;
+    const numLayers = whole.info.numLayers;
+    await whole.close();
+    const draftShard = await openShard({ checkpointDir: m.draft, intraOpThreads: 1 });
+    const results = [];
+    let wire: WireResult | null = null;
+    for (const sc of scenarios) {
+      process.stderr.write(
+        `scenario ${sc.id}: ${sc.stages} stages, ${sc.delayMs} ms/hop${sc.netns ? ', netns' : ''}\n`,
+      );
+      const r = await runScenario(sc, m, promptIds, hidden);
+      wire ??= r.wire;
+      const shards: LayerShard[] = [];
+      for (const range of splitLayers(numLayers, sc.stages)) {
+        shards.push(await openShard({ checkpointDir: m.target, ...range, intraOpThreads: 1 }));
+      }
+      const sims = new Map<Method, SimRun[]>();
+      for (const method of METHODS) {
+        const list: SimRun[] = [];
+        for (const p of promptIds) list.push(await simulate(shards, draftShard, method, p));
+        sims.set(method, list);
+      }
+      for (const s of shards) await s.close();
+      for (const run of r.runs) {
+        run.requests.forEach((q, i) => {
+          const expected = sims.get(run.method)![i].stats.outputTokens;
+          if (q.stats.outputTokens !== expected) {
+            throw new Error(
+              `${sc.id} ${run.method}: ${q.stats.outputTokens} tokens, simulated ${expected}`,
+            );
+          }
+        });
+      }
+      const cost = calibrate(sc, r.runs, sims);
+      const methods = r.runs.map((run) =>
+        summarize(run, sims.get(run.method)!, cost.get(run.method)!),
+      );
+      const by = (k: Method) => methods.find((x) => x.method === k)!;
+      const speedup = (k: Method) => ({
+        measured: by('pp').msPerToken / by(k).msPerToken,
+        predicted: by('pp').simulatedMsPerToken / by(k).simulatedMsPerToken,
+      });
+      const sp = { stpp: speedup('stpp'), pipedec: speedup('pipedec') };
+      results.push({
+        scenario: sc,
+        cost: Object.fromEntries(cost),
+        methods,
+        speedupOverPP: {
+          stpp: { ...sp.stpp, ratio: sp.stpp.measured / sp.stpp.predicted },
+          pipedec: { ...sp.pipedec, ratio: sp.pipedec.measured / sp.pipedec.predicted },
+        },
+        memory: r.memory,
+      });
+    }
+    await draftShard.close();
+
+    const out: string[] = [];
+    out.push(`# bench:cluster (${new Date().toISOString()})`, '');
+    out.push(
+      `Model: ${m.label}; hidden ${hidden}, ${numLayers} layers. ${PROMPT_COUNT} prompts, ${MAX_TOKENS} tokens, greedy, PipeDec W=${WIDTH}, STPP depth ${STPP_DEPTH} budget ${WIDTH * STPP_DEPTH}. Host: ${os.cpus().length} CPUs shared by all stage processes.`,
+      '',
+    );
+    out.push(
+      '| run | method | ms/token | tokens/s | timesteps/token (sim) | hit rate | ms/timestep | compute | transfer | broadcast | draft | ms/hop | simulated ms/token |',
+    );
+    out.push('|---|---|---|---|---|---|---|---|---|---|---|---|---|');
+    for (const r of results) {
+      for (const x of r.methods) {
+        const t = x.perTimestep;
+        out.push(
+          `| ${r.scenario.id} (${r.scenario.stages} st, ${r.scenario.delayMs} ms) | ${x.method} | ${f(x.msPerToken)} | ${f(x.tokensPerSecond, 1)} | ${f(x.timestepsPerToken)} | ${f(x.hitRate)} | ${f(t.totalMs)} | ${f(t.computeMs)} | ${f(t.transferMs)} | ${f(t.broadcastMs, 3)} | ${f(t.draftMs)} | ${f(x.hopMs)} | ${f(x.simulatedMsPerToken)} |`,
+        );
+      }
+    }
+    out.push(
+      '',
+      'Calibration (measured in the same run): one hop from PP; stage ms per packet and draft ms per call per method.',
+      '',
+    );
+    for (const r of results) {
+      const c = r.cost as Record<string, CostModel>;
+      out.push(
+        `- ${r.scenario.id}: hop ${f(c.pp.hopMs)} ms; stage ${METHODS.map((k) => `${k} ${f(c[k].stageFixedMs)}`).join(', ')} ms; draft ${METHODS.filter(
+          (k) => k !== 'pp',
+        )
+          .map((k) => `${k} ${f(c[k].draftFixedMs)}`)
+          .join(', ')} ms`,
+      );
+    }
+    out.push(
+      '',
+      '| run | speedup over PP | measured | simulated clock | measured / simulated |',
+      '|---|---|---|---|---|',
+    );
+    for (const r of results) {
+      for (const k of ['stpp', 'pipedec'] as const) {
+        const s = r.speedupOverPP[k];
+        out.push(
+          `| ${r.scenario.id} | ${k} | ${f(s.measured)}x | ${f(s.predicted)}x | ${f(100 * s.ratio, 0)}% |`,
+        );
+      }
+    }
+    out.push('', '| run | stage | layers | resident MiB | weights MiB |', '|---|---|---|---|---|');
+    for (const r of results)
+      for (const s of r.memory)
+        out.push(
+          `| ${r.scenario.id} | ${s.stage} | ${s.layers} | ${f(s.residentMiB, 0)} | ${f(s.weightMiB, 2)} |`,
+        );
+    if (wire) {
+      out.push(
+        '',
+        `Loopback wire (median of ${wire.samples} round trips to stage 1): raw gRPC round trip (empty message) ${f(wire.pingMs, 3)} ms. Echo sends a layer packet that stage 1 decodes and re-encodes, so its round trip holds two encodes and two decodes, one hop holds one of each; encode/decode are CPU microseconds per hop in this process.`,
+        '',
+      );
+      out.push(
+        '| packet | bytes | encode us | decode us | same bytes, opaque | layer packet (Echo) | packet minus raw round trip |',
+        '|---|---|---|---|---|---|---|',
+      );
+      for (const k of Object.keys(wire.packetMs)) {
+        const c = wire.codecUs[k];
+        out.push(
+          `| ${k} | ${c.bytes} | ${f(c.encode, 0)} | ${f(c.decode, 0)} | ${f(wire.rawBytesMs[k], 3)} ms | ${f(wire.packetMs[k], 3)} ms | ${f(wire.overheadMs[k], 3)} ms |`,
+        );
+      }
+    }
+    const text = out.join('\n');
+    process.stdout.write(`${text}\n`);
+    await mkdir(path.join(ROOT, 'bench/results'), { recursive: true });
+    await writeFile(
+      path.join(ROOT, 'bench/results/cluster.json'),
+      JSON.stringify(
+        {
+          date: new Date().toISOString(),
+          seconds: (Date.now() - started) / 1000,
+          model: m.label,
+          hidden,
+          numLayers,
+          maxTokens: MAX_TOKENS,
+          prompts: PROMPT_COUNT,
+          width: WIDTH,
+          stppDepth: STPP_DEPTH,
+          cpus: os.cpus().length,
+          wire,
+          results,
+          table: text,
+        },
+        null,
+        2,
+      ),
+    );
+  } finally {
+    await rm(tmp, { recursive: true, force: true });
+  }
+}
+
+await main();
