@@ -17,7 +17,7 @@ import {
 } from '@pipedec/model';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
-const DEMO_TARGET = path.join(ROOT, 'models', 'target');
+const DEMO_TARGET = path.join(ROOT, 'models', 'demo-target');
 
 const { values: args } = parseArgs({
   options: {
@@ -53,7 +53,7 @@ async function exists(p: string): Promise<boolean> {
 /** The demo target when it has been trained, else a random model of the same dimensions. */
 async function benchCheckpoint(tmp: string): Promise<{ dir: string; source: string }> {
   if (await exists(path.join(DEMO_TARGET, 'config.json'))) {
-    return { dir: DEMO_TARGET, source: 'models/target (demo target)' };
+    return { dir: DEMO_TARGET, source: 'models/demo-target (demo target)' };
   }
   const dir = path.join(tmp, 'random-demo-dims');
   await writeRandomCheckpoint(dir, {
@@ -70,7 +70,7 @@ async function benchCheckpoint(tmp: string): Promise<{ dir: string; source: stri
     ropeTheta: 10000,
     ropeScaling: { factor: 4, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositions: 256 },
   });
-  return { dir, source: 'random model with the demo target dimensions (models/target absent)' };
+  return { dir, source: 'random model with the demo target dimensions (models/demo-target absent)' };
 }
 
 function quantile(sorted: number[], q: number): number {

@@ -1,12 +1,12 @@
 // Checks that @huggingface/tokenizers (the JS library libs/model uses) reads the shipped
 // tokenizer.json exactly as the Python tool does: same ids for every text in
 // models/reference/tokens.json, and decode(ids) gives the text back.
-// Usage (repo root, after npm install): node tools/train_demo/check_tokenizer.mjs [models/target]
+// Usage (repo root, after npm install): node tools/train_demo/check_tokenizer.mjs [models/demo-target]
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { Tokenizer } from "@huggingface/tokenizers";
 
-const dir = process.argv[2] ?? "models/target";
+const dir = process.argv[2] ?? "models/demo-target";
 const tok = new Tokenizer(
   JSON.parse(readFileSync(join(dir, "tokenizer.json"), "utf8")),
   JSON.parse(readFileSync(join(dir, "tokenizer_config.json"), "utf8")),

@@ -13,10 +13,10 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null
 $PY -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())"
 T0=$(date +%s)
 $PY train.py --stages target $ARGS || exit 1
-cp "$M/target/model.safetensors" "$OUT/target.safetensors"; cp work/log_target.json "$OUT/"
+cp "$M/demo-target/model.safetensors" "$OUT/target.safetensors"; cp work/log_target.json "$OUT/"
 echo "target done after $(( $(date +%s) - T0 ))s"
 $PY train.py --stages draft $ARGS || exit 1
-cp "$M/draft/model.safetensors" "$OUT/draft.safetensors"; cp work/log_draft.json "$OUT/"
+cp "$M/demo-draft/model.safetensors" "$OUT/draft.safetensors"; cp work/log_draft.json "$OUT/"
 echo "draft done after $(( $(date +%s) - T0 ))s"
 $PY train.py --stages evaluate $ARGS
 echo "evaluate done after $(( $(date +%s) - T0 ))s"

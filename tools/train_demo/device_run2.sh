@@ -1,5 +1,5 @@
 #!/bin/bash
-# Second GPU run: the target is already trained (models/target). Distil two small drafts,
+# Second GPU run: the target is already trained (models/demo-target). Distil two small drafts,
 # keep the one that agrees best with the target among those the target beats by >= 18% in
 # held-out perplexity (scripture and overall), evaluate, write reference outputs, and check
 # the folders with transformers. Environment: OUT, DEV, PY, STEPS, WALL.
@@ -12,11 +12,11 @@ rm -rf "$M" && mkdir -p "$M"
 T0=$(date +%s)
 for v in "d128 128 4 2 384" "d96 96 3 1 256"; do
   set -- $v
-  mkdir -p "$M/$1" && cp -r ../../models/prompts ../../models/target "$M/$1/"
+  mkdir -p "$M/$1" && cp -r ../../models/prompts ../../models/demo-target "$M/$1/"
   A="--out $M/$1 --work work --device ${DEV:-cuda} --d-hidden $2 --d-heads $3 --d-kv $4 --d-inter $5 --draft-steps ${STEPS:-700} --draft-wall ${WALL:-40} --eval-every 100 $EXTRA"
   $PY train.py --stages draft,heldout --eval-prompts 0 $A || exit 1
   cp work/log_draft.json "$M/$1/log_draft.json"
-  cp "$M/$1/draft/model.safetensors" "$OUT/draft_$1.safetensors"; cp "$M/$1/metrics.json" "$OUT/metrics_$1.json"
+  cp "$M/$1/demo-draft/model.safetensors" "$OUT/draft_$1.safetensors"; cp "$M/$1/metrics.json" "$OUT/metrics_$1.json"
   echo "$1 done after $(( $(date +%s) - T0 ))s"
 done
 BEST=$($PY - "$M" <<'PYEOF'

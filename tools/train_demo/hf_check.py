@@ -1,7 +1,7 @@
 """Load the exported folders with Hugging Face transformers and compare with this tool's model.
 
 Needs transformers (not a Debian package; it is installed on the project's GPU machine).
-Checks, for models/target and models/draft:
+Checks, for models/demo-target and models/demo-draft:
   - from_pretrained reports no missing, unexpected or mismatched weights;
   - AutoTokenizer gives the ids of models/reference/tokens.json for every text;
   - fp32 logits (eager attention) match this tool's fp32 logits on every reference prompt
@@ -32,7 +32,7 @@ def check(models_dir: str) -> dict:
     cases = json.load(open(os.path.join(models_dir, "reference", "tokens.json"), encoding="utf-8"))["cases"]
     ok_all = True
     for name in ("target", "draft"):
-        folder = os.path.join(models_dir, name)
+        folder = os.path.join(models_dir, f"demo-{name}")
         r: dict = {}
         tok = AutoTokenizer.from_pretrained(folder)
         bad = [c["id"] for c in cases if tok(c["text"])["input_ids"] != c["ids"]]

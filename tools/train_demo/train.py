@@ -372,7 +372,7 @@ def stage_target(args, dev):
     sd, hist = run_training("target", model, dev, args, stream, valid)
     hist["parameters"] = n_params
     write_json(os.path.join(args.work, "log_target.json"), hist)
-    export(os.path.join(args.out, "target"), tcfg, sd, torch.bfloat16, tokdir, [tok.eos_id, tok.specials["<|eot_id|>"]])
+    export(os.path.join(args.out, "demo-target"), tcfg, sd, torch.bfloat16, tokdir, [tok.eos_id, tok.specials["<|eot_id|>"]])
     log("target exported")
 
 
@@ -380,7 +380,7 @@ def stage_draft(args, dev):
     tokdir = os.path.join(args.work, "tokenizer")
     tok = bpe.Tokenizer.from_file(os.path.join(tokdir, "tokenizer.json"))
     _, dcfg = model_configs(args, tok)
-    teacher = load_pretrained(os.path.join(args.out, "target")).to(dev)  # the stored (bf16) weights
+    teacher = load_pretrained(os.path.join(args.out, "demo-target")).to(dev)  # the stored (bf16) weights
     for p in teacher.parameters():
         p.requires_grad_(False)
     torch.manual_seed(args.seed + 2)
@@ -394,7 +394,7 @@ def stage_draft(args, dev):
     sd, hist = run_training("draft", model, dev, args, stream, valid, teacher=teacher)
     hist["parameters"] = n_params
     write_json(os.path.join(args.work, "log_draft.json"), hist)
-    export(os.path.join(args.out, "draft"), dcfg, sd, torch.float16, tokdir, [tok.eos_id, tok.specials["<|eot_id|>"]])
+    export(os.path.join(args.out, "demo-draft"), dcfg, sd, torch.float16, tokdir, [tok.eos_id, tok.specials["<|eot_id|>"]])
     log("draft exported")
 
 
@@ -511,7 +511,7 @@ def write_token_cases(out, tok):
     for c in cases:
         assert tok.decode(c["ids"][1:]) == c["text"]
     write_json(os.path.join(out, "reference", "tokens.json"), {
-        "tokenizer": "models/target/tokenizer.json (same file in models/draft)",
+        "tokenizer": "models/demo-target/tokenizer.json (same file in models/demo-draft)",
         "note": "ids = tokenizer.encode(text) with the post-processor's <|begin_of_text|>; decode(ids[1:]) == text",
         "cases": cases}, indent=None)
 
@@ -558,7 +558,7 @@ def stage_reference(args, dev):
                 "greedy_ids": gen, "greedy_text": tok.decode(gen), "greedy_min_margin": round(margin, 5),
             })
         write_json(os.path.join(out, "reference", f"{name}.json"), {
-            "model": f"models/{name}",
+            "model": f"models/demo-{name}",
             "computed_with": f"tools/train_demo (PyTorch {torch.__version__}, {dev.type}, float32 from the stored weights)",
             "input_ids_note": "tokenizer.encode(text) with the post-processor's <|begin_of_text|>",
             "greedy_note": "32 greedy tokens, argmax over full fp32 logits, no stop on EOS",
@@ -665,7 +665,7 @@ def main(argv=None):
         tcfg, _ = model_configs(args, tok)
         sd = load_safetensors(args.target_weights)
         LlamaForCausalLM(tcfg).load_hf_state_dict(sd)  # checks names and shapes
-        export(os.path.join(args.out, "target"), tcfg, sd, torch.bfloat16, tokdir, [tok.eos_id, tok.specials["<|eot_id|>"]])
+        export(os.path.join(args.out, "demo-target"), tcfg, sd, torch.bfloat16, tokdir, [tok.eos_id, tok.specials["<|eot_id|>"]])
         log("target imported from", args.target_weights)
     if "draft" in stages:
         stage_draft(args, dev)

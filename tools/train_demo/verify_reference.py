@@ -14,7 +14,7 @@ from train import greedy  # noqa: E402
 models_dir = sys.argv[1] if len(sys.argv) > 1 else os.path.join(HERE, "..", "..", "models")
 ok = True
 for name in ("target", "draft"):
-    m = load_pretrained(os.path.join(models_dir, name))
+    m = load_pretrained(os.path.join(models_dir, f"demo-{name}"))
     ref = json.load(open(os.path.join(models_dir, "reference", f"{name}.json"), encoding="utf-8"))
     for p in ref["prompts"]:
         with torch.no_grad():
