@@ -9,6 +9,7 @@ import { API_CONFIG, type ApiConfig } from './config/api-config.js';
 import { GenerationModule } from './generation/generation.module.js';
 import { HealthModule } from './health/health.module.js';
 import { MetricsModule } from './metrics/metrics.module.js';
+import { OpenApiModule } from './openapi/openapi.module.js';
 import { InfraModule } from './infra/infra.module.js';
 import { TenantsModule } from './tenants/tenants.module.js';
 import { UsageModule } from './usage/usage.module.js';
@@ -30,6 +31,7 @@ export class AppModule {
         AdminAuthModule,
         UsageModule,
         GenerationModule,
+        OpenApiModule,
       ],
       providers: [
         { provide: API_CONFIG, useValue: config },

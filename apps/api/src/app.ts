@@ -23,25 +23,46 @@ export async function createApp(config: ApiConfig): Promise<INestApplication> {
 
 /** Start-up fails when a route has no `Auth.*` decision (the guard would refuse it anyway). */
 function assertEveryRouteDeclaresAuth(app: INestApplication): void {
-  const missing: string[] = [];
+  const missing = listRoutes(app).filter((r) => !r.policy);
+  if (missing.length > 0) {
+    throw new Error(
+      `routes without an Auth.* declaration: ${missing.map((r) => `${r.handler} (${r.route})`).join(', ')}`,
+    );
+  }
+  new Logger('Auth').log('every route declares its authentication');
+}
+
+export interface RouteInfo {
+  /** "GET /v1/jobs/:id" */
+  route: string;
+  handler: string;
+  policy: unknown;
+}
+
+/** Every HTTP route the controllers declare, with its auth policy. */
+export function listRoutes(app: INestApplication): RouteInfo[] {
+  const out: RouteInfo[] = [];
   for (const wrapper of app.get(DiscoveryService).getControllers()) {
     const cls = wrapper.metatype as (new (...args: never[]) => unknown) | undefined;
     if (!cls?.prototype) continue;
+    const base = String(Reflect.getMetadata(PATH_METADATA, cls) ?? '');
     const proto = cls.prototype as Record<string, unknown>;
     for (const name of Object.getOwnPropertyNames(proto)) {
       const handler = proto[name];
       if (name === 'constructor' || typeof handler !== 'function') continue;
-      if (Reflect.getMetadata(PATH_METADATA, handler) === undefined) continue;
-      const policy: unknown =
-        Reflect.getMetadata(AUTH_POLICY, handler) ?? Reflect.getMetadata(AUTH_POLICY, cls);
-      if (!policy) {
-        const method = RequestMethod[Reflect.getMetadata(METHOD_METADATA, handler) as number];
-        missing.push(`${cls.name}.${name} (${method})`);
-      }
+      const sub = Reflect.getMetadata(PATH_METADATA, handler) as string | undefined;
+      if (sub === undefined) continue;
+      const method = RequestMethod[Reflect.getMetadata(METHOD_METADATA, handler) as number];
+      const path = ['', base, sub]
+        .join('/')
+        .replace(/\/+/g, '/')
+        .replace(/(.)\/$/, '$1');
+      out.push({
+        route: `${method} ${path}`,
+        handler: `${cls.name}.${name}`,
+        policy: Reflect.getMetadata(AUTH_POLICY, handler) ?? Reflect.getMetadata(AUTH_POLICY, cls),
+      });
     }
   }
-  if (missing.length > 0) {
-    throw new Error(`routes without an Auth.* declaration: ${missing.join(', ')}`);
-  }
-  new Logger('Auth').log('every route declares its authentication');
+  return out;
 }

@@ -20,6 +20,12 @@ export class UsageController {
     return this.usage.report(tenant.tenantId, parseBody(usageQuerySchema, query));
   }
 
+  @Get('admin/usage')
+  @Auth.admin('viewer')
+  overview(@Query() query: unknown) {
+    return this.usage.overview(parseBody(usageQuerySchema, query));
+  }
+
   @Get('admin/tenants/:tenantId/usage')
   @Auth.admin('viewer')
   async ofTenant(@Param('tenantId', ParseUUIDPipe) tenantId: string, @Query() query: unknown) {

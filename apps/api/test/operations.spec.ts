@@ -1,0 +1,78 @@
+import { listRoutes } from '../src/app.js';
+import { documentedRoutes } from '../src/openapi/openapi-document.js';
+import { FakeHead } from './fake-head.js';
+import { adminLogin, call, MODEL, startTestApi, type TestApi } from './test-api.js';
+
+let api: TestApi;
+let head: FakeHead;
+
+beforeAll(async () => {
+  api = await startTestApi();
+  head = new FakeHead(api.prefix);
+}, 120_000);
+afterAll(async () => {
+  await head?.close();
+  await api?.close();
+});
+
+describe('operations', () => {
+  it('documents exactly the routes it serves, every one with an auth decision', async () => {
+    const served = listRoutes(api.app);
+    expect(served.every((r) => r.policy)).toBe(true);
+    expect(served.map((r) => r.route).sort()).toEqual(documentedRoutes().sort());
+    interface JsonSchema {
+      additionalProperties: boolean;
+      required: string[];
+    }
+    type Operation = { requestBody: { content: Record<string, { schema: JsonSchema }> } };
+    const doc = await call<{ openapi: string; paths: Record<string, Record<string, Operation>> }>(
+      api,
+      'GET',
+      '/openapi.json',
+    );
+    expect(doc.body.openapi).toBe('3.1.0');
+    const body =
+      doc.body.paths['/v1/completions'].post.requestBody.content['application/json'].schema;
+    expect(body.additionalProperties).toBe(false);
+    expect(body.required).toEqual(expect.arrayContaining(['model', 'prompt']));
+  });
+
+  it('exports per-tenant counters, latency histograms and queue depth', async () => {
+    const res = await call(api, 'POST', '/v1/completions', {
+      token: api.demoKey,
+      body: { model: MODEL, prompt: 'metrics', max_tokens: 3 },
+    });
+    expect(res.status).toBe(200);
+    const text = await (await fetch(`${api.url}/metrics`)).text();
+    expect(text).toContain(
+      `pipedec_tokens_total{tenant="${api.demoTenantId}",kind="completion"} 3`,
+    );
+    expect(text).toContain(
+      `pipedec_generation_requests_total{tenant="${api.demoTenantId}",status="succeeded"} 1`,
+    );
+    expect(text).toMatch(/pipedec_time_to_first_token_seconds_count 1/);
+    expect(text).toMatch(/pipedec_queue_depth\{where="fair"\} 0/);
+  });
+
+  it('reports usage, latency and cost per tenant and over time to admins', async () => {
+    const admin = await adminLogin(api);
+    const overview = await call<{
+      tenants: Record<string, number | string>[];
+      series: Record<string, number>[];
+    }>(api, 'GET', '/admin/usage?granularity=hour', { token: admin });
+    expect(overview.status).toBe(200);
+    const mine = overview.body.tenants.find((t) => t.tenantId === api.demoTenantId)!;
+    expect(mine.requests).toBe(1);
+    expect(mine.completionTokens).toBe(3);
+    expect(Number(mine.costMicros)).toBeGreaterThan(0);
+    expect(mine.avgTotalLatencyMs).not.toBeNull();
+    expect(overview.body.series).toHaveLength(1);
+    expect(overview.body.series[0].requests).toBe(1);
+    const one = await call(api, 'GET', `/admin/tenants/${api.demoTenantId}/usage?granularity=day`, {
+      token: admin,
+    });
+    expect((one.body.series as unknown[]).length).toBe(1);
+    const bad = await call(api, 'GET', '/admin/usage?granularity=week', { token: admin });
+    expect(bad.status).toBe(400);
+  });
+});
