@@ -1,3 +1,4 @@
+import { AccountingService } from '../src/generation/accounting.service.js';
 import { FakeHead } from './fake-head.js';
 import { adminLogin, call, errorOf, MODEL, startTestApi, type TestApi } from './test-api.js';
 
@@ -117,4 +118,19 @@ describe('token quota under concurrency', () => {
       200,
     );
   }, 30_000);
+
+  it('reconciles the monthly counter and concurrency from PostgreSQL', async () => {
+    const { tenantId, key } = await tenantWithKey('reconcile', {});
+    const res = await call(api, 'POST', '/v1/completions', {
+      token: key,
+      body: { model: MODEL, prompt: 'count me', max_tokens: 4 },
+    });
+    const used = (res.body.usage as { total_tokens: number }).total_tokens;
+    const month = (await api.redis.keys(`${api.prefix}quota:${tenantId}:month:*`))[0];
+    await api.redis.set(month, 999_999); // drifted, e.g. a lost Redis or a crashed replica
+    await api.redis.set(`${api.prefix}quota:${tenantId}:concurrency`, 7);
+    await api.app.get(AccountingService).reconcileAll();
+    expect(Number(await api.redis.get(month))).toBe(used);
+    expect(await api.redis.get(`${api.prefix}quota:${tenantId}:concurrency`)).toBe('0');
+  });
 });

@@ -31,7 +31,6 @@ export const apiEnvShape = {
   QUEUE_DEPTH: envVar.int(2, 1),
   /** How often monthly usage and concurrency are reconciled from PostgreSQL. */
   RECONCILE_INTERVAL_S: envVar.int(300, 1),
-  LOG_REQUESTS: envVar.bool(false),
 };
 
 export type ApiConfig = ReturnType<typeof parseApiConfig>;

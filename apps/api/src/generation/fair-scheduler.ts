@@ -36,7 +36,11 @@ end
 return redis.call('LLEN', KEYS[2])
 `;
 
-/** KEYS: ready zset, vt hash, weight hash, jobs hash. ARGV: list key prefix. Returns payload. */
+/**
+ * KEYS: ready zset, vt hash, weight hash, jobs hash, handoff hash. ARGV: list key prefix.
+ * Returns the payload, which stays in the handoff hash until BullMQ has the job, so a replica
+ * that dies in between leaves it for the next start-up to hand over (jobId dedupes).
+ */
 const POP_LUA = `
 local top = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 if #top == 0 then return false end
@@ -54,6 +58,7 @@ end
 if not id then return false end
 local payload = redis.call('HGET', KEYS[4], id)
 redis.call('HDEL', KEYS[4], id)
+if payload then redis.call('HSET', KEYS[5], id, payload) end
 return payload
 `;
 
@@ -102,7 +107,8 @@ export class FairScheduler implements OnModuleInit, OnModuleDestroy {
     return `${this.redis.prefix}fair:${name}`;
   }
 
-  onModuleInit(): void {
+  async onModuleInit(): Promise<void> {
+    await this.recoverHandoffs();
     this.schedule(0);
   }
 
@@ -184,23 +190,36 @@ export class FairScheduler implements OnModuleInit, OnModuleDestroy {
       if ((counts.waiting ?? 0) + (counts.prioritized ?? 0) >= this.config.QUEUE_DEPTH) return;
       const raw = (await this.redis.command.eval(
         POP_LUA,
-        4,
+        5,
         this.key('ready'),
         this.key('vt'),
         this.key('weight'),
         this.key('jobs'),
+        this.key('handoff'),
         this.key('t:'),
       )) as string | null;
       if (!raw) return;
-      const { job, priority } = JSON.parse(raw) as Pending;
-      await this.queue.add(GENERATION_JOB_NAME, job, {
-        jobId: job.requestId,
-        priority,
-        attempts: this.config.JOB_ATTEMPTS,
-        backoff: { type: 'fixed', delay: 200 },
-        removeOnComplete: { age: 3600 },
-        removeOnFail: { age: 3600 },
-      });
+      await this.handOver(raw);
     }
+  }
+
+  /** Adds a popped job to BullMQ (idempotent: the job id is the request id), then forgets it. */
+  private async handOver(raw: string): Promise<void> {
+    const { job, priority } = JSON.parse(raw) as Pending;
+    await this.queue.add(GENERATION_JOB_NAME, job, {
+      jobId: job.requestId,
+      priority,
+      attempts: this.config.JOB_ATTEMPTS,
+      backoff: { type: 'fixed', delay: 200 },
+      removeOnComplete: { age: 3600 },
+      removeOnFail: { age: 3600 },
+    });
+    await this.redis.command.hdel(this.key('handoff'), job.requestId);
+  }
+
+  /** Jobs a previous process popped but may not have handed to BullMQ. */
+  private async recoverHandoffs(): Promise<void> {
+    const left = await this.redis.command.hvals(this.key('handoff'));
+    for (const raw of left) await this.handOver(raw);
   }
 }
