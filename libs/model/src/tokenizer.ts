@@ -156,6 +156,8 @@ class HfTokenizer implements LoadedTokenizer {
   }
 
   decode(ids: readonly number[], opts: { skipSpecialTokens?: boolean } = {}): string {
+    // The library refuses an empty list; the empty sequence decodes to the empty string.
+    if (ids.length === 0) return '';
     return this.tok.decode([...ids], { skip_special_tokens: opts.skipSpecialTokens ?? false });
   }
 

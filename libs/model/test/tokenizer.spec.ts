@@ -30,6 +30,8 @@ describe('loadTokenizer', () => {
     expect(tok.decode(ids)).toBe('<|begin_of_text|> hello world');
     expect(tok.decode(ids, { skipSpecialTokens: true })).toBe(' hello world');
     expect(tok.encode('hi', { addSpecialTokens: false })).toEqual([104, 105]);
+    expect(tok.encode('', { addSpecialTokens: false })).toEqual([]);
+    expect(tok.decode([])).toBe('');
     expect(tok.encode('a<|eot_id|>b', { addSpecialTokens: false })).toEqual([97, EOT, 98]);
   });
 
