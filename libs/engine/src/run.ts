@@ -85,6 +85,7 @@ export class RequestRun {
   private readonly tokenLogits: number[] = [];
   private readonly t0 = performance.now();
   private draftWallMs = 0;
+  private readonly engineBySteps: number[] = []; // [timesteps] controller ms in each
 
   constructor(
     readonly pipeline: Pipeline,
@@ -260,7 +261,10 @@ export class RequestRun {
           throw new EngineError('PIPELINE_STALLED', 'no packet in flight and none to send');
         }
       }
-      engineMs += performance.now() - t - (this.draftWallMs + this.stats.broadcastMs - outside);
+      const own = performance.now() - t - (this.draftWallMs + this.stats.broadcastMs - outside);
+      engineMs += own;
+      const step = this.session.timestep;
+      this.engineBySteps[step] = (this.engineBySteps[step] ?? 0) + own;
     }
     this.stats.engineMs = engineMs;
   }
@@ -282,6 +286,9 @@ export class RequestRun {
     s.timestepsPerToken = ratio(s.timesteps - s.prefillTimesteps, decodeTokens);
     s.tokensPerTimestep = ratio(decodeTokens, s.timesteps - s.prefillTimesteps);
     s.simulatedMsPerToken = ratio(s.simulatedMs - s.ttftSimulatedMs, decodeTokens);
+    const steps = Array.from(this.engineBySteps, (x) => x ?? 0).sort((a, b) => a - b);
+    s.engineMsMedian = steps[Math.floor(steps.length / 2)] ?? 0;
+    s.engineMsP90 = steps[Math.floor(steps.length * 0.9)] ?? 0;
     s.hitRate = ratio(s.hits, s.hits + s.misses);
     s.refillsPer100Tokens = ratio(100 * s.refills, s.committedTokens);
     return {
@@ -333,6 +340,8 @@ export function emptyStats(method: Method, stages: number, promptTokens: number)
     stagePositions: [],
     stageSimulatedMs: [],
     engineMs: 0,
+    engineMsMedian: 0,
+    engineMsP90: 0,
     broadcastMs: 0,
     wallMs: 0,
     ttftWallMs: 0,

@@ -40,6 +40,9 @@ export interface RequestStats {
   stageSimulatedMs: number[]; // [stages] busy time under the cost model
   /** The controller's own work (tree, decisions, stop rules), draft and broadcast excluded, ms. */
   engineMs: number;
+  /** Median and 90th percentile of that work per timestep (garbage collection lands in the tail). */
+  engineMsMedian: number;
+  engineMsP90: number;
   /** Delivering decisions; in-process this includes every stage applying them (KV compaction). */
   broadcastMs: number;
   wallMs: number;
