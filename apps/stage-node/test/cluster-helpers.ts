@@ -59,6 +59,7 @@ export interface JobSpec {
   maxTokens: number;
   width?: number;
   attempts?: number;
+  model?: string;
 }
 
 export async function enqueue(queue: Queue, prefix: string, spec: JobSpec): Promise<GenerationJob> {
@@ -67,7 +68,7 @@ export async function enqueue(queue: Queue, prefix: string, spec: JobSpec): Prom
     version: 1,
     requestId,
     tenantId: randomUUID(),
-    model: MODEL_NAME,
+    model: spec.model ?? MODEL_NAME,
     prompt: { kind: 'tokens', tokenIds: spec.prompt },
     promptTokens: spec.prompt.length,
     maxTokens: spec.maxTokens,

@@ -7,13 +7,14 @@
 import { jest } from '@jest/globals';
 import type { RequestEvent } from '@pipedec/contracts';
 import { generateAR } from '@pipedec/engine';
-import { openShard, type LayerShard } from '@pipedec/model';
+import { loadTokenizer, openShard, type LayerShard } from '@pipedec/model';
 import type { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { LocalCluster, STAGE_MAIN } from '../src/launcher/local-cluster.js';
 import {
   ended,
@@ -175,6 +176,21 @@ describe('a pipeline of 4 stage processes', () => {
     p2 = null;
   });
 
+  it('stops a request whose cancel key is set, with finish reason "cancelled"', async () => {
+    const job = await enqueue(queue, PREFIX, {
+      prompt: PROMPTS[1],
+      method: 'pipedec',
+      sampling: GREEDY,
+      maxTokens: 400,
+    });
+    await waitEvents(redis, job.eventsKey, (ev) => ev.some((e) => e.type === 'token'), 60_000);
+    await redis.set(job.cancelKey, '1', 'EX', 60);
+    const events = await waitEvents(redis, job.eventsKey, ended, 5_000);
+    const done = events[events.length - 1];
+    expect(done).toMatchObject({ type: 'done', finishReason: 'cancelled' });
+    if (done.type === 'done') expect(done.usage.completionTokens).toBeLessThan(400);
+  });
+
   it('fails a request cleanly within 5 s when a middle stage dies, and recovers when it restarts', async () => {
     const prompt = PROMPTS[0];
     const long = { prompt, method: 'pipedec' as const, sampling: GREEDY, maxTokens: 400 };
@@ -243,6 +259,66 @@ describe('a pipeline of 4 stage processes', () => {
     expect(outputTokens(events)).toEqual(await arTokens(PROMPTS[0], GREEDY, 60));
     expect(await exited).toBe(0);
     expect(await redis.exists(`${PREFIX}stage:p4:0`)).toBe(0);
+  });
+});
+
+describe('the demo pair on 4 stage processes', () => {
+  const root = fileURLToPath(new URL('../../../', import.meta.url));
+  const target = path.join(root, 'models/demo-target');
+  const draft = path.join(root, 'models/demo-draft');
+  let demo: LocalCluster | null = null;
+  let demoWhole: LayerShard | null = null;
+
+  beforeAll(async () => {
+    demo = await LocalCluster.start({
+      pipelineId: 'demo',
+      stages: 4,
+      checkpointDir: target,
+      draftCheckpointDir: draft,
+      redisUrl: REDIS_URL,
+      redisPrefix: PREFIX,
+      env: { MODEL_NAME: 'pipedec-demo', HEARTBEAT_MS: '250', REGISTRY_TTL_MS: '2500' },
+    });
+    demoWhole = await openShard({ checkpointDir: target, intraOpThreads: 1 });
+  });
+
+  afterAll(async () => {
+    await demo?.stop();
+    await demoWhole?.close();
+  });
+
+  it.each([
+    ['greedy', GREEDY],
+    ['seeded sampling', SAMPLED],
+  ])('PP, STPP and PipeDec equal AR (%s)', async (_name, sampling) => {
+    const tok = await loadTokenizer(target);
+    const prompt = tok.encode('The pipeline splits the model across several hosts, and');
+    const ar = await generateAR(demoWhole!, {
+      requestId: `ar-demo-${_name}`,
+      prompt,
+      maxTokens: 16,
+      sampling,
+    });
+    const jobs = [];
+    for (const method of ['pp', 'stpp', 'pipedec'] as const) {
+      jobs.push({
+        method,
+        job: await enqueue(queue, PREFIX, {
+          prompt,
+          method,
+          sampling,
+          maxTokens: 16,
+          model: 'pipedec-demo',
+        }),
+      });
+    }
+    for (const { method, job } of jobs) {
+      const events = await waitEvents(redis, job.eventsKey, ended, 60_000);
+      expect({ method, tokens: outputTokens(events) }).toEqual({ method, tokens: ar.tokens });
+      // The streamed text deltas add up to the decoded output.
+      const text = events.map((e) => (e.type === 'token' ? e.text : '')).join('');
+      expect(text).toBe(tok.decode(ar.tokens, { skipSpecialTokens: true }));
+    }
   });
 });
 
