@@ -100,6 +100,35 @@ describe('tree batches', () => {
     ],
   };
 
+  it('keeps sequences apart, running concurrently on one shard', async () => {
+    const shard = await openShard({ checkpointDir, cacheDir: `${tmp.dir}/onnx` });
+    toClose.push(shard);
+    const prompts = [PROMPT, [295, 1, 2, 3, 4, 5], [295, 200, 201]];
+    const alone = await Promise.all(prompts.map((p, i) => sequential(baseline, `alone-${i}`, p)));
+    const together = await Promise.all(
+      prompts.map((p, i) => shard.forward(`together-${i}`, chainBatch(p, 0, 0, -1))),
+    );
+    together.forEach((logits, i) =>
+      alone[i].forEach((want, k) =>
+        expectClose(
+          row(logits.logits!, k, shard.info.vocabSize),
+          want,
+          TOL,
+          `sequence ${i} row ${k}`,
+        ),
+      ),
+    );
+    expect(shard.memory().sequences).toBe(3);
+    const inFlight = shard.forward('together-0', chainBatch([7], 50, PROMPT.length, -1));
+    expect(() => shard.prune('together-0', new Set())).toThrow(/during its forward/);
+    await expect(
+      shard.forward('together-0', chainBatch([8], 51, PROMPT.length, -1)),
+    ).rejects.toThrow(/already has a forward in flight/);
+    await inFlight;
+    shard.release('together-1');
+    expect(shard.memory().sequences).toBe(2);
+  });
+
   for (const name of ['ONNX whole model', 'ONNX 2-stage chain', 'reference']) {
     describe(name, () => {
       it.each(Object.entries(orders))(
