@@ -17,7 +17,7 @@ afterAll(async () => {
   await api?.close();
 });
 
-async function waitFor<T>(fn: () => Promise<T | undefined>, ms = 10_000): Promise<T> {
+async function waitFor<T>(fn: () => Promise<T | undefined>, ms = 30_000): Promise<T> {
   const until = Date.now() + ms;
   for (;;) {
     const v = await fn();
@@ -222,6 +222,11 @@ describe('native jobs', () => {
       return r.accountedAt ? r : undefined;
     });
     expect(row.status).toBe('cancelled');
+    // The head (one job at a time) stopped the long job early, then ran the next one.
     expect(row.completionTokens).toBeLessThan(200);
+    const nextRow = await api.prisma.generationRequest.findUniqueOrThrow({
+      where: { id: next.id.replace(/^cmpl-/, '') },
+    });
+    expect(nextRow.startedAt!.getTime()).toBeGreaterThanOrEqual(row.finishedAt!.getTime());
   });
 });

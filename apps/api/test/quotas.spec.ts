@@ -117,7 +117,7 @@ describe('token quota under concurrency', () => {
     expect((await call(api, 'POST', '/v1/completions', { token: conc.key, body })).status).toBe(
       200,
     );
-  }, 30_000);
+  }, 90_000);
 
   it('reconciles the monthly counter and concurrency from PostgreSQL', async () => {
     const { tenantId, key } = await tenantWithKey('reconcile', {});

@@ -24,7 +24,7 @@ async function tenantKey(name: string): Promise<{ tenantId: string; key: string 
   return { tenantId: t.body.id as string, key: k.body.secret as string };
 }
 
-async function waitFor<T>(fn: () => Promise<T | undefined>, ms = 20_000): Promise<T> {
+async function waitFor<T>(fn: () => Promise<T | undefined>, ms = 30_000): Promise<T> {
   const until = Date.now() + ms;
   for (;;) {
     const v = await fn();
@@ -93,7 +93,7 @@ describe('accounting exactly once', () => {
     } finally {
       await head.close();
     }
-  }, 30_000);
+  }, 90_000);
 
   it('records a job that failed for good once, as failed, billing what was delivered', async () => {
     const head = new FakeHead(api.prefix, { crashAfter: 2 });
@@ -120,5 +120,5 @@ describe('accounting exactly once', () => {
     } finally {
       await head.close();
     }
-  }, 30_000);
+  }, 90_000);
 });

@@ -29,7 +29,7 @@ interface Received {
   event: RequestEvent;
 }
 
-async function waitFor<T>(fn: () => T | undefined, ms = 10_000): Promise<T> {
+async function waitFor<T>(fn: () => T | undefined, ms = 30_000): Promise<T> {
   const until = Date.now() + ms;
   for (;;) {
     const v = fn();
@@ -46,7 +46,7 @@ async function accounted(id: string) {
   });
 }
 
-async function waitFor2<T>(fn: () => Promise<T | undefined>, ms = 10_000): Promise<T> {
+async function waitFor2<T>(fn: () => Promise<T | undefined>, ms = 30_000): Promise<T> {
   const until = Date.now() + ms;
   for (;;) {
     const v = await fn();
@@ -60,7 +60,7 @@ describe('socket.io streaming', () => {
   it('resumes after a forced disconnect with nothing lost or duplicated', async () => {
     const sub = await call(api, 'POST', '/v1/jobs', {
       token: api.demoKey,
-      body: { model: MODEL, prompt: 'socket', max_tokens: 30, seed: 7 },
+      body: { model: MODEL, prompt: 'socket', max_tokens: 60, seed: 7 },
     });
     const requestId = sub.body.id as string;
     const socket = connect(api.demoKey);
@@ -94,8 +94,8 @@ describe('socket.io streaming', () => {
     const stream = await api.redis.xrange(`${api.prefix}req:${requestId}:events`, '-', '+');
     expect(ids).toEqual(stream.map(([id]) => id));
     const text = received.map((r) => (r.event.type === 'token' ? r.event.text : '')).join('');
-    expect(text).toBe(fakeOutput(7, 30));
-  }, 30_000);
+    expect(text).toBe(fakeOutput(7, 60));
+  }, 90_000);
 
   it("refuses another tenant's request and a connection without a key", async () => {
     const admin = await adminLogin(api);
@@ -155,12 +155,12 @@ describe('SSE disconnects', () => {
     const row = await accounted(id);
     expect(row.status).toBe('cancelled');
     expect(row.completionTokens).toBeLessThan(60);
-  }, 20_000);
+  }, 90_000);
 
   it('keeps the job running when asked to', async () => {
     const id = await dropAfterFirstChunk(true);
     const row = await accounted(id);
     expect(row.status).toBe('succeeded');
     expect(row.completionTokens).toBe(60);
-  }, 20_000);
+  }, 90_000);
 });

@@ -3,6 +3,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { jest } from '@jest/globals';
 import type { INestApplication } from '@nestjs/common';
 import { writeRandomCheckpoint } from '@pipedec/model';
 import { createPrismaClient, seedDemo, type PrismaClient } from '@pipedec/db';
@@ -17,6 +18,9 @@ import {
 import type { Redis } from 'ioredis';
 import { createApp } from '../src/app.js';
 import { parseApiConfig, type ApiConfig } from '../src/config/api-config.js';
+
+// Integration tests share two cores with the rest of the suite: allow for a slow machine.
+jest.setTimeout(60_000);
 
 export const ADMIN = { email: 'admin@test.local', password: 'admin-password-1' };
 
