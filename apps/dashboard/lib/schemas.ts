@@ -148,11 +148,28 @@ export type PipelineView = z.infer<typeof pipelineViewSchema>;
 
 export const pipelinesSnapshotSchema = z.object({
   at: z.number(), // epoch ms
-  /** Jobs waiting in the shared generation queue. */
-  queueDepth: z.number().int().min(0),
+  /** Jobs waiting in the shared generation queue (null: unknown). */
+  queueDepth: z.number().int().min(0).nullable(),
   pipelines: z.array(pipelineViewSchema),
+  /** Set by the dashboard when it fell back to GET /health, which lacks stage detail. */
+  partial: z.boolean().optional(),
 });
 export type PipelinesSnapshot = z.infer<typeof pipelinesSnapshotSchema>;
+
+/** GET /health (public): the part the pipelines fallback reads. */
+export const healthSchema = z.object({
+  status: z.enum(['ok', 'degraded', 'down']),
+  pipelines: z.object({
+    items: z.array(
+      z.object({
+        id: z.string(),
+        ready: z.boolean(),
+        stages: z.number(),
+        problems: z.array(z.string()),
+      }),
+    ),
+  }),
+});
 
 export const adminMeSchema = z.object({
   id: z.string(),

@@ -19,3 +19,9 @@ export function formatUnit(unit: Unit, v: number | null): string {
       return v.toFixed(2);
   }
 }
+
+/** Shorter labels for axis ticks: "$0.00006" rather than "$0.000060". */
+export function formatAxis(unit: Unit, v: number): string {
+  if (unit === 'usd-micros') return v === 0 ? '$0' : `$${Number((v / 1_000_000).toPrecision(2))}`;
+  return formatUnit(unit, v);
+}

@@ -224,10 +224,12 @@ describe('dashboard end to end', () => {
     expect(await stack.prisma.generationRequest.count({ where: { tenantId } })).toBe(1);
   });
 
-  it('shows the pipelines page with its live state or a clear error state', async () => {
+  it('shows the live pipeline, whole, on the pipelines page', async () => {
     await gotoOk('/pipelines');
-    await page.getByRole('heading', { name: 'Pipelines' }).waitFor();
-    await page.getByRole('status').first().waitFor();
+    const card = page.getByRole('region', { name: /Pipeline e2e/ });
+    await card.getByText('whole', { exact: true }).waitFor();
+    // The live stream connects (socket.io, or polling until the API offers the namespace).
+    await page.getByText(/^Live (over socket\.io|by polling)/).waitFor();
     await screenshot(page, '11-pipelines');
   });
 

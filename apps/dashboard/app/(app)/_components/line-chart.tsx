@@ -1,7 +1,7 @@
 // A small accessible SVG line chart: a title, y and x axes with round ticks, one line per
 // series (gaps where a value is missing), a legend, and the numbers as a table on demand.
 import { useId } from 'react';
-import { formatUnit, type Unit } from '@/lib/units';
+import { formatAxis, formatUnit, type Unit } from '@/lib/units';
 import { labelIndices, niceTicks } from './scale';
 
 export interface Series {
@@ -12,7 +12,7 @@ export interface Series {
 const COLORS = ['#2563eb', '#d97706', '#059669', '#dc2626', '#7c3aed'];
 const W = 640;
 const H = 220;
-const PAD = { left: 56, right: 12, top: 12, bottom: 28 };
+const PAD = { left: 64, right: 28, top: 12, bottom: 28 };
 
 export function LineChart({
   title,
@@ -70,7 +70,7 @@ export function LineChart({
             <g key={t}>
               <line className="grid" x1={PAD.left} x2={W - PAD.right} y1={py(t)} y2={py(t)} />
               <text className="tick" x={PAD.left - 6} y={py(t) + 4} textAnchor="end">
-                {formatUnit(unit, t)}
+                {formatAxis(unit, t)}
               </text>
             </g>
           ))}
@@ -105,7 +105,7 @@ export function LineChart({
           ))}
         </svg>
       )}
-      {series.length > 1 && (
+      {series.length > 1 && !empty && (
         <ul className="legend" aria-hidden="true">
           {series.map((s, si) => (
             <li key={s.name}>

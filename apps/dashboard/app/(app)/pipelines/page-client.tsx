@@ -74,6 +74,13 @@ export function PipelinesClient({
         )
       ) : (
         <>
+          {latest.partial && (
+            <p className="notice small">
+              Stage detail (layer ranges, utilisation, hit rate, tokens per timestep, queue depth)
+              needs the API&apos;s pipelines endpoint; this shows the health check&apos;s view:
+              whether each pipeline is whole.
+            </p>
+          )}
           <dl className="tiles">
             <div>
               <dt>Pipelines</dt>
@@ -83,20 +90,24 @@ export function PipelinesClient({
             </div>
             <div>
               <dt>Queue depth</dt>
-              <dd data-testid="queue-depth">{latest.queueDepth}</dd>
+              <dd data-testid="queue-depth">{latest.queueDepth ?? '–'}</dd>
             </div>
             <div>
               <dt>Requests running</dt>
-              <dd>{latest.pipelines.reduce((a, p) => a + p.activeRequests, 0)}</dd>
+              <dd>
+                {latest.partial ? '–' : latest.pipelines.reduce((a, p) => a + p.activeRequests, 0)}
+              </dd>
             </div>
           </dl>
-          <LineChart
-            title="Queue depth (jobs waiting)"
-            x={x}
-            xLabel="clock"
-            unit="count"
-            series={[{ name: 'waiting', values: history.snapshots.map((s) => s.queueDepth) }]}
-          />
+          {!latest.partial && (
+            <LineChart
+              title="Queue depth (jobs waiting)"
+              x={x}
+              xLabel="clock"
+              unit="count"
+              series={[{ name: 'waiting', values: history.snapshots.map((s) => s.queueDepth) }]}
+            />
+          )}
           {latest.pipelines.length === 0 && (
             <p className="empty">No stage node has registered. Start a pipeline to see it here.</p>
           )}
@@ -134,55 +145,64 @@ function PipelineCard({
           ))}
         </ul>
       )}
-      <p className="small">
-        Hit rate <strong>{formatPercent(p.hitRate)}</strong> · tokens per timestep{' '}
-        <strong>{p.tokensPerTimestep === null ? '–' : p.tokensPerTimestep.toFixed(2)}</strong> ·{' '}
-        {p.activeRequests} running
-      </p>
-      <ol className="stages" aria-label={`Stages of ${p.pipelineId}`}>
-        {p.stages.map((s) => (
-          <li key={s.stageIndex}>
-            <strong>Stage {s.stageIndex}</strong>
-            {s.stageIndex === 0 && <span className="muted small"> (head)</span>}{' '}
-            <span className={`badge ${s.health}`}>{s.health.replace('_', ' ')}</span>
-            <div className="small">
-              layers {s.layerStart}–{s.layerEnd - 1} of {s.numLayers}
-            </div>
-            <div className="small muted mono">{s.address}</div>
-            <div className="small">utilisation {formatPercent(s.utilisation, 0)}</div>
-          </li>
-        ))}
-      </ol>
-      <div className="charts">
-        <LineChart
-          title="Utilisation per stage"
-          x={x}
-          xLabel="clock"
-          unit="fraction"
-          series={p.stages.map((s) => ({
-            name: `stage ${s.stageIndex}`,
-            values: past.map(
-              (q) => q?.stages.find((t) => t.stageIndex === s.stageIndex)?.utilisation ?? null,
-            ),
-          }))}
-        />
-        <LineChart
-          title="Hit rate"
-          x={x}
-          xLabel="clock"
-          unit="fraction"
-          series={[{ name: 'hit rate', values: past.map((q) => q?.hitRate ?? null) }]}
-        />
-        <LineChart
-          title="Tokens per timestep"
-          x={x}
-          xLabel="clock"
-          unit="ratio"
-          series={[
-            { name: 'tokens / timestep', values: past.map((q) => q?.tokensPerTimestep ?? null) },
-          ]}
-        />
-      </div>
+      {p.stages.length === 0 ? (
+        <p className="muted small">No stage detail for this pipeline.</p>
+      ) : (
+        <>
+          <p className="small">
+            Hit rate <strong>{formatPercent(p.hitRate)}</strong> · tokens per timestep{' '}
+            <strong>{p.tokensPerTimestep === null ? '–' : p.tokensPerTimestep.toFixed(2)}</strong> ·{' '}
+            {p.activeRequests} running
+          </p>
+          <ol className="stages" aria-label={`Stages of ${p.pipelineId}`}>
+            {p.stages.map((s) => (
+              <li key={s.stageIndex}>
+                <strong>Stage {s.stageIndex}</strong>
+                {s.stageIndex === 0 && <span className="muted small"> (head)</span>}{' '}
+                <span className={`badge ${s.health}`}>{s.health.replace('_', ' ')}</span>
+                <div className="small">
+                  layers {s.layerStart}–{s.layerEnd - 1} of {s.numLayers}
+                </div>
+                <div className="small muted mono">{s.address}</div>
+                <div className="small">utilisation {formatPercent(s.utilisation, 0)}</div>
+              </li>
+            ))}
+          </ol>
+          <div className="charts">
+            <LineChart
+              title="Utilisation per stage"
+              x={x}
+              xLabel="clock"
+              unit="fraction"
+              series={p.stages.map((s) => ({
+                name: `stage ${s.stageIndex}`,
+                values: past.map(
+                  (q) => q?.stages.find((t) => t.stageIndex === s.stageIndex)?.utilisation ?? null,
+                ),
+              }))}
+            />
+            <LineChart
+              title="Hit rate"
+              x={x}
+              xLabel="clock"
+              unit="fraction"
+              series={[{ name: 'hit rate', values: past.map((q) => q?.hitRate ?? null) }]}
+            />
+            <LineChart
+              title="Tokens per timestep"
+              x={x}
+              xLabel="clock"
+              unit="ratio"
+              series={[
+                {
+                  name: 'tokens / timestep',
+                  values: past.map((q) => q?.tokensPerTimestep ?? null),
+                },
+              ]}
+            />
+          </div>
+        </>
+      )}
     </section>
   );
 }

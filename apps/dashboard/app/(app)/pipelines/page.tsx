@@ -1,13 +1,19 @@
 import type { Metadata } from 'next';
-import { tryLoad } from '@/lib/api-client';
-import { pipelinesSnapshotSchema } from '@/lib/schemas';
+import { ApiError } from '@/lib/errors';
+import { loadPipelines } from '@/lib/pipelines';
 import { ErrorState } from '../_components/error-state';
 import { PipelinesClient } from './page-client';
 
 export const metadata: Metadata = { title: 'Pipelines' };
 
 export default async function PipelinesPage() {
-  const initial = await tryLoad('/admin/pipelines', pipelinesSnapshotSchema);
+  const initial = await loadPipelines().then(
+    (data) => ({ ok: true as const, data }),
+    (error: unknown) => {
+      if (error instanceof ApiError) return { ok: false as const, error };
+      throw error;
+    },
+  );
   return (
     <>
       <h1>Pipelines</h1>

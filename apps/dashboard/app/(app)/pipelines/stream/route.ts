@@ -1,11 +1,12 @@
 // GET /pipelines/stream: the live pipeline state as server-sent events. The dashboard server
 // subscribes to the API's socket.io namespace with the admin's session (the token never
 // reaches the browser) and relays each snapshot. If the socket cannot connect, it polls
-// GET /admin/pipelines instead and says so.
+// (lib/pipelines.ts) instead and says so.
 import { io, type Socket } from 'socket.io-client';
-import { apiCall, sessionToken } from '@/lib/api-client';
+import { sessionToken } from '@/lib/api-client';
 import { config } from '@/lib/config';
 import { ApiError } from '@/lib/errors';
+import { loadPipelines } from '@/lib/pipelines';
 import { pipelinesSnapshotSchema } from '@/lib/schemas';
 import type { StreamStatus } from '../stream-status';
 
@@ -46,8 +47,7 @@ export async function GET(request: Request): Promise<Response> {
 
       const pollOnce = async () => {
         try {
-          const snap = await apiCall('GET', '/admin/pipelines', pipelinesSnapshotSchema, { token });
-          send('snapshot', snap);
+          send('snapshot', await loadPipelines(token));
         } catch (error) {
           const reason = error instanceof ApiError ? error.message : String(error);
           status({ mode: 'none', connected: false, reason });
