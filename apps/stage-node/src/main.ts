@@ -15,8 +15,13 @@ function configOrExit(): StageConfig {
 }
 
 const stage = await bootStage(configOrExit());
+// A second signal must not cut the drain short: Ctrl-C reaches every process of the terminal's
+// group, and the launcher then sends its own SIGTERM.
+let stopping = false;
 for (const signal of ['SIGTERM', 'SIGINT'] as const) {
-  process.once(signal, () => {
+  process.on(signal, () => {
+    if (stopping) return;
+    stopping = true;
     stage.shutdown(signal).then(
       () => process.exit(0),
       (error: unknown) => {

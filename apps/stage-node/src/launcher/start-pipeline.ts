@@ -68,8 +68,11 @@ process.stdout.write(
   `start-pipeline: pipeline ${c.PIPELINE_ID} of ${c.PIPELINE_STAGES} stages is whole; ` +
     `health: ${Array.from({ length: c.PIPELINE_STAGES }, (_, s) => cluster.healthUrl(s)).join(' ')}\n`,
 );
+let stopping = false;
 for (const signal of ['SIGTERM', 'SIGINT'] as const) {
-  process.once(signal, () => {
+  process.on(signal, () => {
+    if (stopping) return;
+    stopping = true;
     void cluster.stop().then(() => process.exit(0));
   });
 }
