@@ -242,6 +242,34 @@ describe('a pipeline of 4 stage processes', () => {
     expect(outputTokens(events)).toEqual(await arTokens(prompt, SAMPLED, 400));
   });
 
+  it('drains a middle stage on SIGTERM: the request in flight finishes, no new job starts', async () => {
+    const job = await enqueue(queue, PREFIX, {
+      prompt: PROMPTS[1],
+      method: 'pipedec',
+      sampling: SAMPLED,
+      maxTokens: 60,
+    });
+    await waitEvents(redis, job.eventsKey, (ev) => ev.some((e) => e.type === 'token'), 60_000);
+    const exited = p4!.kill(2, 'SIGTERM');
+    const next = await enqueue(queue, PREFIX, {
+      prompt: PROMPTS[0],
+      method: 'pp',
+      sampling: GREEDY,
+      maxTokens: MAX_TOKENS,
+    });
+    const events = await waitEvents(redis, job.eventsKey, ended, 60_000);
+    expect(events[events.length - 1].type).toBe('done');
+    expect(outputTokens(events)).toEqual(await arTokens(PROMPTS[1], SAMPLED, 60));
+    expect(await exited).toBe(0);
+    expect(await redis.exists(`${PREFIX}stage:p4:2`)).toBe(0);
+    // The head waits for the pipeline to be whole before it takes the next job.
+    expect(await redis.exists(next.eventsKey)).toBe(0);
+    expect((await p4!.health(0))?.status).toBe(503);
+    await p4!.restart(2);
+    const after = await waitEvents(redis, next.eventsKey, ended, 60_000);
+    expect(outputTokens(after)).toEqual(await arTokens(PROMPTS[0], GREEDY));
+  });
+
   it('drains on SIGTERM: not ready at once, finishes the request in flight, deregisters', async () => {
     const job = await enqueue(queue, PREFIX, {
       prompt: PROMPTS[0],
