@@ -89,4 +89,50 @@ describe('admin authentication', () => {
     });
     expect((await call(api, 'GET', '/admin/me', { token: other })).status).toBe(401);
   });
+
+  it('manages plans: limits and prices follow to tenants, each change audited', async () => {
+    const admin = await adminLogin(api);
+    const plan = {
+      name: 'gold',
+      priority: 10,
+      requestsPerMinute: 600,
+      tokensPerMinute: 100_000,
+      tokensPerMonth: 10_000_000,
+      concurrentRequests: 16,
+      maxPromptTokens: 2048,
+      maxOutputTokens: 512,
+      priceInputPer1kMicros: 200,
+      priceOutputPer1kMicros: 600,
+    };
+    expect((await call(api, 'POST', '/admin/plans', { token: admin, body: plan })).status).toBe(
+      201,
+    );
+    const dup = await call(api, 'POST', '/admin/plans', { token: admin, body: plan });
+    expect(dup.status).toBe(409);
+    const t = await call(api, 'POST', '/admin/tenants', {
+      token: admin,
+      body: { name: 'goldie', plan: 'gold' },
+    });
+    const upd = await call(api, 'PATCH', '/admin/plans/gold', {
+      token: admin,
+      body: { priceOutputPer1kMicros: 700, maxOutputTokens: 256 },
+    });
+    expect(upd.body).toMatchObject({ priceOutputPer1kMicros: 700, maxOutputTokens: 256 });
+    const tenant = await call(api, 'GET', `/admin/tenants/${t.body.id}`, { token: admin });
+    expect(tenant.body).toMatchObject({
+      limits: { maxOutputTokens: 256 },
+      prices: { outputPer1kMicros: 700 },
+    });
+    const audit = await api.prisma.auditLog.findMany({
+      where: { targetType: 'plan' },
+      orderBy: { id: 'asc' },
+    });
+    expect(audit.map((a) => a.action)).toEqual(['plan.create', 'plan.update']);
+    const unknownField = await call(api, 'PATCH', '/admin/plans/gold', {
+      token: admin,
+      body: { price: 1 },
+    });
+    expect(unknownField.status).toBe(400);
+    expect(errorOf(unknownField).param).toBe('price');
+  });
 });

@@ -12,10 +12,10 @@ afterAll(async () => {
   await api?.close();
 });
 
-async function tenantKey(name: string): Promise<{ tenantId: string; key: string }> {
+async function tenantKey(name: string, plan = 'demo'): Promise<{ tenantId: string; key: string }> {
   const t = await call(api, 'POST', '/admin/tenants', {
     token: admin,
-    body: { name, plan: 'demo', concurrentRequests: 50, requestsPerMinute: 500 },
+    body: { name, plan, concurrentRequests: 50, requestsPerMinute: 500 },
   });
   const k = await call(api, 'POST', `/admin/tenants/${t.body.id}/keys`, {
     token: admin,
@@ -61,6 +61,49 @@ describe('fairness between tenants', () => {
       await head.close();
     }
   }, 60_000);
+});
+
+describe('priority by plan', () => {
+  it('serves a higher plan more often when both tenants have work waiting', async () => {
+    const gold = {
+      name: 'gold',
+      priority: 10,
+      requestsPerMinute: 600,
+      tokensPerMinute: 100_000,
+      tokensPerMonth: 10_000_000,
+      concurrentRequests: 50,
+      maxPromptTokens: 1024,
+      maxOutputTokens: 256,
+      priceInputPer1kMicros: 1000,
+      priceOutputPer1kMicros: 3000,
+    };
+    expect((await call(api, 'POST', '/admin/plans', { token: admin, body: gold })).status).toBe(
+      201,
+    );
+    const low = await tenantKey('low');
+    const high = await tenantKey('high', 'gold');
+    const submit = async (key: string) =>
+      (
+        await call(api, 'POST', '/v1/jobs', {
+          token: key,
+          body: { model: MODEL, prompt: 'p', max_tokens: 2 },
+        })
+      ).body.id as string;
+    const lows: string[] = [];
+    const highs: string[] = [];
+    for (let i = 0; i < 8; i++) lows.push(await submit(low.key));
+    for (let i = 0; i < 8; i++) highs.push(await submit(high.key));
+    const head = new FakeHead(api.prefix, { tokenDelayMs: 2 });
+    try {
+      await waitFor(() => Promise.resolve(head.started.length === 16 ? true : undefined));
+      const mean = (ids: string[]) =>
+        ids.reduce((s, id) => s + head.started.indexOf(id), 0) / ids.length;
+      // Submitted last, the gold tenant's jobs still run earlier on average.
+      expect(mean(highs)).toBeLessThan(mean(lows));
+    } finally {
+      await head.close();
+    }
+  }, 90_000);
 });
 
 describe('accounting exactly once', () => {

@@ -4,11 +4,13 @@ import {
   adminLoginSchema,
   chatCompletionRequestSchema,
   completionRequestSchema,
+  createPlanSchema,
   createApiKeySchema,
   createTenantSchema,
   errorBodySchema,
   jobSubmitSchema,
   rotateApiKeySchema,
+  updatePlanSchema,
   updateTenantSchema,
 } from '@pipedec/contracts';
 import { z } from 'zod';
@@ -75,6 +77,21 @@ const ops: Op[] = [
   { method: 'post', path: '/admin/logout', summary: 'End the session', auth: 'admin', ok: 204 },
   { method: 'get', path: '/admin/me', summary: 'The signed-in admin', auth: 'admin' },
   { method: 'get', path: '/admin/plans', summary: 'Plans with limits and prices', auth: 'admin' },
+  {
+    method: 'post',
+    path: '/admin/plans',
+    summary: 'Create a plan (limits, prices, priority)',
+    auth: 'admin',
+    body: createPlanSchema,
+    ok: 201,
+  },
+  {
+    method: 'patch',
+    path: '/admin/plans/{name}',
+    summary: "Change a plan's limits, prices or priority",
+    auth: 'admin',
+    body: updatePlanSchema,
+  },
   {
     method: 'get',
     path: '/admin/tenants',

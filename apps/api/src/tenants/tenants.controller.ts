@@ -1,5 +1,10 @@
 import { Body, Controller, Get, Param, ParseUUIDPipe, Patch, Post, Query } from '@nestjs/common';
-import { createTenantSchema, updateTenantSchema } from '@pipedec/contracts';
+import {
+  createPlanSchema,
+  createTenantSchema,
+  updatePlanSchema,
+  updateTenantSchema,
+} from '@pipedec/contracts';
 import { z } from 'zod';
 import { AuditService } from '../audit/audit.service.js';
 import { Auth } from '../auth/auth-policy.js';
@@ -25,6 +30,22 @@ export class TenantsController {
   @Auth.admin('viewer')
   async plans() {
     return { data: await this.tenants.plans() };
+  }
+
+  @Post('plans')
+  @Auth.admin('admin')
+  createPlan(@Body() body: unknown, @CurrentAdmin() admin: AdminPrincipal) {
+    return this.tenants.createPlan(parseBody(createPlanSchema, body), actorOf(admin));
+  }
+
+  @Patch('plans/:name')
+  @Auth.admin('admin')
+  updatePlan(
+    @Param('name') name: string,
+    @Body() body: unknown,
+    @CurrentAdmin() admin: AdminPrincipal,
+  ) {
+    return this.tenants.updatePlan(name, parseBody(updatePlanSchema, body), actorOf(admin));
   }
 
   @Get('tenants')

@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import type { CreateTenant, UpdateTenant } from '@pipedec/contracts';
+import type { CreatePlan, CreateTenant, UpdatePlan, UpdateTenant } from '@pipedec/contracts';
 import { Prisma, type Plan, type Tenant } from '@pipedec/db';
 import { AuditService } from '../audit/audit.service.js';
 import { Errors } from '../common/errors.js';
@@ -50,12 +50,53 @@ export class TenantsService {
   }
 
   async plans() {
-    return (await this.repo.listPlans()).map((p) => ({
-      ...p,
-      tokensPerMonth: Number(p.tokensPerMonth),
-      priceInputPer1kMicros: Number(p.priceInputPer1kMicros),
-      priceOutputPer1kMicros: Number(p.priceOutputPer1kMicros),
-    }));
+    return (await this.repo.listPlans()).map(planView);
+  }
+
+  async createPlan(input: CreatePlan, actor: string) {
+    try {
+      return await this.repo.transaction(async (tx) => {
+        const plan = await tx.plan.create({ data: planData(input) });
+        await this.audit.record(
+          {
+            actor,
+            action: 'plan.create',
+            targetType: 'plan',
+            targetId: plan.id,
+            details: { ...input },
+          },
+          tx,
+        );
+        return planView(plan);
+      });
+    } catch (e) {
+      if (e instanceof Prisma.PrismaClientKnownRequestError && e.code === 'P2002') {
+        throw Errors.conflict('plan_exists', `a plan named "${input.name}" already exists`);
+      }
+      throw e;
+    }
+  }
+
+  /** Changes a plan's limits or prices; every tenant on it follows (unless overridden). */
+  async updatePlan(name: string, input: UpdatePlan, actor: string) {
+    const result = await this.repo.transaction(async (tx) => {
+      const existing = await tx.plan.findUnique({ where: { name } });
+      if (!existing) throw Errors.notFound('Plan', name);
+      const plan = await tx.plan.update({ where: { name }, data: planData(input) });
+      await this.audit.record(
+        {
+          actor,
+          action: 'plan.update',
+          targetType: 'plan',
+          targetId: plan.id,
+          details: { name, ...input },
+        },
+        tx,
+      );
+      return planView(plan);
+    });
+    this.cache.clear();
+    return result;
   }
 
   async create(input: CreateTenant, actor: string) {
@@ -117,6 +158,33 @@ export class TenantsService {
     this.cache.delete(tenantId);
     return result;
   }
+}
+
+function planData<T extends Partial<CreatePlan>>(p: T) {
+  const { tokensPerMonth, priceInputPer1kMicros, priceOutputPer1kMicros, ...rest } = p;
+  return {
+    ...rest,
+    ...(tokensPerMonth === undefined ? {} : { tokensPerMonth: BigInt(tokensPerMonth) }),
+    ...(priceInputPer1kMicros === undefined
+      ? {}
+      : { priceInputPer1kMicros: BigInt(priceInputPer1kMicros) }),
+    ...(priceOutputPer1kMicros === undefined
+      ? {}
+      : { priceOutputPer1kMicros: BigInt(priceOutputPer1kMicros) }),
+  } as Omit<T, 'tokensPerMonth' | 'priceInputPer1kMicros' | 'priceOutputPer1kMicros'> & {
+    tokensPerMonth: bigint;
+    priceInputPer1kMicros: bigint;
+    priceOutputPer1kMicros: bigint;
+  };
+}
+
+function planView(p: Plan) {
+  return {
+    ...p,
+    tokensPerMonth: Number(p.tokensPerMonth),
+    priceInputPer1kMicros: Number(p.priceInputPer1kMicros),
+    priceOutputPer1kMicros: Number(p.priceOutputPer1kMicros),
+  };
 }
 
 function bigintOverrides<T extends { tokensPerMonth?: number | null }>(o: T) {

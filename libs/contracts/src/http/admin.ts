@@ -62,3 +62,25 @@ export const usageQuerySchema = z
   })
   .strict();
 export type UsageQuery = z.infer<typeof usageQuerySchema>;
+
+const planFields = {
+  /** Queue priority and fair-share weight: higher is served more. */
+  priority: z.number().int().min(0).max(98),
+  requestsPerMinute: z.number().int().min(1),
+  tokensPerMinute: z.number().int().min(1),
+  tokensPerMonth: z.number().int().min(1),
+  concurrentRequests: z.number().int().min(1),
+  maxPromptTokens: z.number().int().min(1),
+  maxOutputTokens: z.number().int().min(1),
+  /** Micro-dollars per 1000 tokens. */
+  priceInputPer1kMicros: z.number().int().min(0),
+  priceOutputPer1kMicros: z.number().int().min(0),
+};
+
+export const createPlanSchema = z
+  .object({ name: z.string().min(1).max(100), ...planFields })
+  .strict();
+export type CreatePlan = z.infer<typeof createPlanSchema>;
+
+export const updatePlanSchema = z.object(planFields).partial().strict();
+export type UpdatePlan = z.infer<typeof updatePlanSchema>;
