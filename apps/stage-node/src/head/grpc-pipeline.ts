@@ -7,12 +7,7 @@
 // Every packet reaches the last stage, even when all its rows were pruned on the way (as a
 // packet with no rows), so the head counts the packets in flight exactly and knows when the
 // pipeline is empty.
-import {
-  emptyTrace,
-  type DecisionRecord,
-  type PacketEnvelope,
-  type VerdictEnvelope,
-} from '@pipedec/contracts';
+import { emptyTrace, type DecisionRecord, type VerdictEnvelope } from '@pipedec/contracts';
 import type {
   Decision,
   LayerPacket,
@@ -25,9 +20,8 @@ import type { ModelInfo } from '@pipedec/model';
 import type { StageRuntime } from '../stage/stage-runtime.js';
 import { StageNodeError } from './stage-node-error.js';
 
-/** How the head reaches stages 1..S-1. */
+/** How the head reaches stages 1..S-1 (stage 0's output travels on without the session). */
 export interface RemoteStages {
-  sendPacket(env: PacketEnvelope): void;
   broadcast(decision: DecisionRecord): void;
 }
 
@@ -71,11 +65,6 @@ export class GrpcPipeline implements Pipeline {
     const s = new GrpcSession(requestId, this, this.stage0, this.remote);
     this.sessions.set(requestId, s);
     return s;
-  }
-
-  /** Stage 0's output: to stage 1, or (a one-stage pipeline) straight back as a verdict. */
-  stage0Forward(env: PacketEnvelope): void {
-    this.remote.sendPacket(env);
   }
 
   stage0Computed(requestId: string): void {

@@ -201,7 +201,6 @@ export class StageNode extends StageInbox {
 
   private remoteStages(): RemoteStages {
     return {
-      sendPacket: (env) => this.forward(env),
       broadcast: (d) => {
         const wire = decisionToWire(d);
         for (let s = 1; s < this.config.stageCount; s++) {
