@@ -1,3 +1,6 @@
+import { testEnv } from '@pipedec/testkit';
+import { createApp } from '../src/app.js';
+import { parseApiConfig } from '../src/config/api-config.js';
 import { call, startTestApi, type TestApi } from './test-api.js';
 
 let api: TestApi;
@@ -32,5 +35,31 @@ describe('GET /health', () => {
         param: null,
       },
     });
+  });
+
+  it('starts and answers 503 when the database is unreachable', async () => {
+    const app = await createApp(
+      parseApiConfig({
+        NODE_ENV: 'test',
+        DATABASE_URL: 'postgresql://postgres@127.0.0.1:5432/pipedec_no_such_database',
+        REDIS_URL: testEnv().TEST_REDIS_URL,
+        REDIS_PREFIX: api.prefix,
+      }),
+    );
+    try {
+      await app.listen(0, '127.0.0.1');
+      const { port } = (app.getHttpServer() as import('node:http').Server).address() as {
+        port: number;
+      };
+      const res = await call({ url: `http://127.0.0.1:${port}` }, 'GET', '/health');
+      expect(res.status).toBe(503);
+      expect(res.body).toMatchObject({
+        status: 'down',
+        database: { ok: false },
+        redis: { ok: true },
+      });
+    } finally {
+      await app.close();
+    }
   });
 });

@@ -108,7 +108,10 @@ export class FairScheduler implements OnModuleInit, OnModuleDestroy {
   }
 
   async onModuleInit(): Promise<void> {
-    await this.recoverHandoffs();
+    // Not fatal: with Redis down the API still starts, and /health says so.
+    await this.recoverHandoffs().catch((e: unknown) =>
+      this.logger.warn(`handoff recovery: ${String(e)}`),
+    );
     this.schedule(0);
   }
 
