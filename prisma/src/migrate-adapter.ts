@@ -26,7 +26,12 @@ export function migrationAdapterFactory(url: string): SqlMigrationAwareDriverAda
       await admin.query(`CREATE DATABASE "${database}"`);
       const shadowUrl = new URL(url);
       shadowUrl.pathname = `/${database}`;
-      const pool = createPgPool(shadowUrl.toString(), { allowExitOnIdle: true, max: 2 });
+      // Its connections end when the shadow database is dropped; that is expected.
+      const pool = createPgPool(shadowUrl.toString(), {
+        allowExitOnIdle: true,
+        max: 2,
+        onIdleError: () => undefined,
+      });
       const adapter = await new PrismaPg(pool).connect();
       const dispose = adapter.dispose.bind(adapter);
       adapter.dispose = async () => {

@@ -12,6 +12,12 @@ export interface PoolOptions {
   /** Let the process exit while idle connections remain (CLIs, tests). */
   allowExitOnIdle?: boolean;
   max?: number;
+  /**
+   * Called when an idle connection fails (server restart, a database dropped WITH (FORCE)).
+   * pg emits these on the pool, and an unhandled one would end the process; the pool itself
+   * replaces the connection. Default: a warning on stderr.
+   */
+  onIdleError?: (error: Error) => void;
 }
 
 /** Connection parameters split out of a URL: the adapter's shadow database needs them. */
@@ -37,6 +43,11 @@ export function createPgPool(url: string, options: PoolOptions = {}): pg.Pool {
     allowExitOnIdle: options.allowExitOnIdle ?? false,
     max: options.max ?? 10,
   });
+  pool.on(
+    'error',
+    options.onIdleError ??
+      ((error: Error) => process.stderr.write(`pg: idle connection failed: ${error.message}\n`)),
+  );
   const query = pool.query.bind(pool) as (...args: unknown[]) => Promise<pg.QueryResult>;
   const patched = async (...args: unknown[]) => {
     const result = await query(...args);
