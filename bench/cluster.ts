@@ -77,12 +77,14 @@ const { values: args } = parseArgs({
     tokens: { type: 'string', default: '32' },
     prompts: { type: 'string', default: '2' },
     width: { type: 'string', default: '4' },
+    repeats: { type: 'string', default: '3' },
     'stpp-depth': { type: 'string', default: '4' },
   },
 });
 const MAX_TOKENS = Number(args.tokens);
 const PROMPT_COUNT = Number(args.prompts);
 const WIDTH = Number(args.width);
+const REPEATS = Number(args.repeats);
 const STPP_DEPTH = Number(args['stpp-depth']);
 
 interface Scenario {
@@ -156,24 +158,21 @@ interface WireResult {
   overheadMs: Record<string, number>; // packetMs - pingMs
 }
 
-async function roundTrips(
-  call: ReturnType<ReturnType<typeof dialStage>['Ping']>,
-  message: object,
-  n: number,
-): Promise<number> {
-  const times: number[] = [];
+/** One open stream and a way to time one round trip on it. */
+function prober(call: ReturnType<ReturnType<typeof dialStage>['Ping']>) {
   let resolve: (() => void) | null = null;
   call.on('data', () => resolve?.());
-  for (let i = 0; i < n; i++) {
-    const t = performance.now();
-    await new Promise<void>((r) => {
-      resolve = r;
-      call.write(message);
-    });
-    times.push(performance.now() - t);
-  }
-  call.end();
-  return median(times);
+  return {
+    async once(message: () => object): Promise<number> {
+      const t = performance.now();
+      await new Promise<void>((r) => {
+        resolve = r;
+        call.write(message());
+      });
+      return performance.now() - t;
+    },
+    end: () => call.end(),
+  };
 }
 
 async function measureWire(address: string, hidden: number): Promise<WireResult> {
@@ -190,8 +189,7 @@ async function measureWire(address: string, hidden: number): Promise<WireResult>
   };
   const defs = protoLoader.loadSync(STAGE_PROTO_PATH, STAGE_PROTO_LOADER_OPTIONS);
   const method = (defs['pipedec.stage.Stage'] as protoLoader.ServiceDefinition).Packets;
-  await roundTrips(client.Ping(), { id: 0, payload: Buffer.alloc(0) }, 50); // warm-up
-  res.pingMs = await roundTrips(client.Ping(), { id: 1, payload: Buffer.alloc(0) }, n);
+  const pings: number[] = [];
   for (const [label, rows] of Object.entries(shapes)) {
     for (const dtype of ['FP32', 'FP16'] as const) {
       const key = `${label}, ${dtype.toLowerCase()} (${rows}x${hidden})`;
@@ -215,35 +213,36 @@ async function measureWire(address: string, hidden: number): Promise<WireResult>
       for (let i = 0; i < 2000; i++) packetFromWire(method.requestDeserialize(buf));
       const decode = ((performance.now() - t0) / 2000) * 1000;
       res.codecUs[key] = { encode, decode, bytes: buf.length };
+      // Samples interleaved (empty ping, same-size opaque ping, packet echo) so that load
+      // changes on this shared host hit all three alike; the overhead is the median of the
+      // per-sample differences.
       const bytes = rows * hidden * (dtype === 'FP32' ? 4 : 2);
-      res.rawBytesMs[key] = await roundTrips(
-        client.Ping(),
-        { id: 2, payload: Buffer.alloc(bytes) },
-        n,
-      );
-      // The client encodes on every send, as a stage does before each hop.
-      const echo = client.Echo();
-      const times: number[] = [];
-      let done: (() => void) | null = null;
-      echo.on('data', () => done?.());
-      for (let i = 0; i < n; i++) {
-        const t = performance.now();
-        await new Promise<void>((r) => {
-          done = r;
-          echo.write(
-            packetToWire(
-              { packet, decisionCount: 0, trace: { computeMs: [], rows: [], codecMs: 0 } },
-              dtype,
-            ),
-          );
-        });
-        times.push(performance.now() - t);
+      const ping = prober(client.Ping());
+      const raw = prober(client.Ping());
+      const echo = prober(client.Echo());
+      const empty = { id: 1, payload: Buffer.alloc(0) };
+      const opaque = { id: 2, payload: Buffer.alloc(bytes) };
+      const p: number[] = [];
+      const r: number[] = [];
+      const e: number[] = [];
+      for (let i = 0; i < n + 20; i++) {
+        const tp = await ping.once(() => empty);
+        const tr = await raw.once(() => opaque);
+        // The client encodes on every send, as a stage does before each hop.
+        const te = await echo.once(() => packetToWire(env, dtype));
+        if (i < 20) continue; // warm-up
+        p.push(tp);
+        r.push(tr);
+        e.push(te);
       }
-      echo.end();
-      res.packetMs[key] = median(times);
-      res.overheadMs[key] = res.packetMs[key] - res.pingMs;
+      for (const x of [ping, raw, echo]) x.end();
+      pings.push(...p);
+      res.rawBytesMs[key] = median(r);
+      res.packetMs[key] = median(e);
+      res.overheadMs[key] = median(e.map((x, k) => x - p[k]));
     }
   }
+  res.pingMs = median(pings);
   client.close();
   return res;
 }
@@ -252,7 +251,7 @@ async function measureWire(address: string, hidden: number): Promise<WireResult>
 
 interface MethodRun {
   method: Method;
-  requests: { stats: RequestStats; transport: TransportStats | null; tokens: number[] }[];
+  requests: { stats: RequestStats; transport: TransportStats | null; prompt: number }[];
 }
 
 interface StageMemory {
@@ -348,14 +347,16 @@ async function runScenario(
       throw new Error(`${method} did not finish in 60 s`);
     };
     for (const method of METHODS) await runJob(method, promptIds[0], 4); // warm-up
-    const runs: MethodRun[] = [];
-    for (const method of METHODS) {
-      const run: MethodRun = { method, requests: [] };
-      for (const p of promptIds) {
-        const s = await runJob(method, p, MAX_TOKENS);
-        run.requests.push({ stats: s.stats, transport: s.transport, tokens: [] });
+    // Round-robin over repeats, prompts and methods, so load changes on this shared host
+    // spread over all methods alike.
+    const runs: MethodRun[] = METHODS.map((method) => ({ method, requests: [] }));
+    for (let rep = 0; rep < REPEATS; rep++) {
+      for (const [pi, p] of promptIds.entries()) {
+        for (const [mi, method] of METHODS.entries()) {
+          const s = await runJob(method, p, MAX_TOKENS);
+          runs[mi].requests.push({ stats: s.stats, transport: s.transport, prompt: pi });
+        }
       }
-      runs.push(run);
     }
     const memory: StageMemory[] = [];
     for (let s = 0; s < sc.stages; s++) {
@@ -420,11 +421,11 @@ function calibrate(
     let stagePackets = 0;
     let draftMs = 0;
     let calls = 0;
-    r.requests.forEach((q, i) => {
+    r.requests.forEach((q) => {
       compute += q.transport?.computeMs ?? 0;
       stagePackets += (q.transport?.packets ?? 0) * sc.stages;
       draftMs += q.stats.draftMs;
-      for (const l of sims.get(r.method)![i].loads)
+      for (const l of sims.get(r.method)![q.prompt].loads)
         calls += l.serialDraftCalls + l.overlapDraftCalls;
     });
     costs.set(r.method, {
@@ -510,13 +511,13 @@ interface MethodSummary {
 
 function summarize(run: MethodRun, sims: SimRun[], cost: CostModel): MethodSummary {
   const q = run.requests;
-  const tpot = mean(
+  const tpot = median(
     q.map((r) => (r.stats.wallMs - r.stats.ttftWallMs) / Math.max(1, r.stats.committedTokens - 1)),
   );
-  const tps = mean(q.map((r) => (1000 * r.stats.outputTokens) / r.stats.wallMs));
+  const tps = median(q.map((r) => (1000 * r.stats.outputTokens) / r.stats.wallMs));
   // Timesteps are the simulator's logical clock for the same requests (the real pipeline is
   // asynchronous and has none); the real wall time is split over them.
-  const steps = sims.reduce((s, x) => s + x.stats.timesteps, 0);
+  const steps = q.reduce((s, r) => s + sims[r.prompt].stats.timesteps, 0);
   const wall = q.reduce((s, r) => s + r.stats.wallMs, 0);
   const compute = q.reduce((s, r) => s + Math.max(...r.stats.stageBusyMs), 0);
   const draft = q.reduce((s, r) => s + r.stats.draftMs, 0);
@@ -584,8 +585,8 @@ async function main(): Promise<void> {
       }
       for (const s of shards) await s.close();
       for (const run of r.runs) {
-        run.requests.forEach((q, i) => {
-          const expected = sims.get(run.method)![i].stats.outputTokens;
+        run.requests.forEach((q) => {
+          const expected = sims.get(run.method)![q.prompt].stats.outputTokens;
           if (q.stats.outputTokens !== expected) {
             throw new Error(
               `${sc.id} ${run.method}: ${q.stats.outputTokens} tokens, simulated ${expected}`,
@@ -619,7 +620,7 @@ async function main(): Promise<void> {
     const out: string[] = [];
     out.push(`# bench:cluster (${new Date().toISOString()})`, '');
     out.push(
-      `Model: ${m.label}; hidden ${hidden}, ${numLayers} layers. ${PROMPT_COUNT} prompts, ${MAX_TOKENS} tokens, greedy, PipeDec W=${WIDTH}, STPP depth ${STPP_DEPTH} budget ${WIDTH * STPP_DEPTH}. Host: ${os.cpus().length} CPUs shared by all stage processes.`,
+      `Model: ${m.label}; hidden ${hidden}, ${numLayers} layers. ${PROMPT_COUNT} prompts x ${REPEATS} runs per method (interleaved; ms/token and tokens/s are medians), ${MAX_TOKENS} tokens, greedy, PipeDec W=${WIDTH}, STPP depth ${STPP_DEPTH} budget ${WIDTH * STPP_DEPTH}. Host: ${os.cpus().length} CPUs shared by all stage processes.`,
       '',
     );
     out.push(
@@ -671,7 +672,7 @@ async function main(): Promise<void> {
     if (wire) {
       out.push(
         '',
-        `Loopback wire (median of ${wire.samples} round trips to stage 1): raw gRPC round trip (empty message) ${f(wire.pingMs, 3)} ms. Echo sends a layer packet that stage 1 decodes and re-encodes, so its round trip holds two encodes and two decodes, one hop holds one of each; encode/decode are CPU microseconds per hop in this process.`,
+        `Loopback wire (median of ${wire.samples} interleaved round trips to stage 1): raw gRPC round trip (empty message) ${f(wire.pingMs, 3)} ms. Echo sends a layer packet that stage 1 decodes and re-encodes, so its round trip holds two encodes and two decodes, one hop holds one of each; encode/decode are CPU microseconds per hop in this process.`,
         '',
       );
       out.push(
