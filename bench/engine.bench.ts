@@ -42,13 +42,15 @@ const { values: args } = parseArgs({
     stages: { type: 'string', default: '4,8,14' },
     widths: { type: 'string', default: '1,4,8,16' },
     sets: { type: 'string', default: '' }, // default: every models/prompts/*.jsonl
-    prompts: { type: 'string', default: '8' }, // per set
+    prompts: { type: 'string', default: '6' }, // per set
     'prompt-tokens': { type: 'string', default: '64' },
-    tokens: { type: 'string', default: '48' },
+    tokens: { type: 'string', default: '40' },
     threads: { type: 'string', default: '1' },
     out: { type: 'string', default: path.join(ROOT, 'bench', 'results', 'engine.json') },
-    // Beyond the paper: "k,r" = tree layers per packet, layers in a refill packet ('' = off).
-    beyond: { type: 'string', default: '2,4' },
+    // Beyond the paper: "k,r;k,r" = variants with k tree layers per packet and refill packets
+    // of up to r layers (r = S: one packet refills the whole pipeline); '' = off.
+    beyond: { type: 'string', default: '1,14' },
+    'beyond-stages': { type: 'string', default: '14' },
   },
 });
 
@@ -58,17 +60,17 @@ const PROMPTS_PER_SET = Number(args.prompts);
 const PROMPT_TOKENS = Number(args['prompt-tokens']);
 const MAX_TOKENS = Number(args.tokens);
 const THREADS = Number(args.threads);
-const BEYOND = args.beyond ? args.beyond.split(',').map(Number) : null;
+const BEYOND: [number, number][] = args.beyond
+  ? args.beyond.split(';').map((v) => v.split(',').map(Number) as [number, number])
+  : [];
+const BEYOND_STAGES = new Set(args['beyond-stages'].split(',').map(Number));
 const PAPER = { pp: [4.46, 7.79], stpp: [2.2, 2.69] };
 /** STPP shapes swept: depth D, top-k per node, node budget M. */
 const STPP_GRID: StppOptions[] = [
   { depth: 4, branching: 1, budget: 4 },
   { depth: 8, branching: 1, budget: 8 },
-  { depth: 3, branching: 2, budget: 8 },
-  { depth: 4, branching: 2, budget: 16 },
   { depth: 6, branching: 2, budget: 32 },
   { depth: 4, branching: 4, budget: 32 },
-  { depth: 6, branching: 4, budget: 64 },
   { depth: 8, branching: 4, budget: 64 },
 ];
 
@@ -294,7 +296,7 @@ interface Row {
   /** Median controller time per timestep over one stage's compute of a W-row layer. */
   engineShareOfStage: Record<string, number>;
   /** Beyond the paper (not PipeDec as published): k layers per packet, r-layer refills. */
-  beyond?: {
+  beyond: {
     layersPerStep: number;
     refillLayers: number;
     timestepsPerToken: number;
@@ -302,7 +304,7 @@ interface Row {
     speedup: { overPP: number; overSTPP: number; overSTPPDrafting: number };
     hitRate: number;
     simulatedMsPerToken: Record<string, number>;
-  };
+  }[];
 }
 
 const started = Date.now();
@@ -371,17 +373,17 @@ for (const S of STAGES) {
         simulatedMsPerToken: sim,
         engineMsPerTimestep: engine,
         engineShareOfStage: share,
+        beyond: [],
       };
-      if (BEYOND) {
-        const [k, r] = BEYOND;
+      for (const [k, r] of BEYOND_STAGES.has(S) ? BEYOND : []) {
         const plus = await runSet(shards, draft, prompts, (sim, d, p, id) =>
           generatePipeDec(sim, d, request(p, id), { width: W, layersPerStep: k, refillLayers: r }),
         );
         for (const [i, t] of plus.tokens.entries()) {
           if (t.join() !== pp.tokens[i].join())
-            mismatches.push(`beyond S=${S} W=${W} ${setName} ${i}`);
+            mismatches.push(`beyond ${k},${r} S=${S} W=${W} ${setName} ${i}`);
         }
-        row.beyond = {
+        row.beyond.push({
           layersPerStep: k,
           refillLayers: r,
           timestepsPerToken: perToken(plus),
@@ -395,7 +397,7 @@ for (const S of STAGES) {
           simulatedMsPerToken: Object.fromEntries(
             costs.map((c) => [c.name, plus.simMs[c.name] / plus.decodeTokens]),
           ),
-        };
+        });
       }
       rows.push(row);
       console.error(
@@ -428,18 +430,18 @@ for (const r of rows) {
     `| ${r.stages} | ${r.width} | ${r.promptSet} | ${f(r.timestepsPerToken.pp)} | ${f(r.timestepsPerToken.stpp)} (${r.stppBest.depth}/${r.stppBest.branching}/${r.stppBest.budget}) [${f(r.stppTimestepsPerTokenDrafting)}] | ${f(r.timestepsPerToken.pipedec)} | ${f(r.speedup.overPP)}x | ${f(r.speedup.overSTPP)}x [${f(r.speedup.overSTPPDrafting)}x] | ${f(100 * r.hitRate, 1)}% | ${f(r.refillsPer100Tokens, 1)} | ${f(a.pp)} / ${f(a.stpp)} / ${f(a.pipedec)} | ${f(b.pp)} / ${f(b.stpp)} / ${f(b.pipedec)} | ${f(r.engineMsPerTimestep.median, 3)} (${f(r.engineMsPerTimestep.p90, 3)}, ${f(r.engineMsPerTimestep.mean, 3)}) |`,
   );
 }
-if (BEYOND) {
+for (const [v, [k, r]] of BEYOND.entries()) {
   lines.push(
     '',
-    `### Beyond the paper (not the published method): ${BEYOND[0]} tree layers per packet, ${BEYOND[1]}-layer refill packets`,
+    `### Beyond the paper (not the published method): ${k} tree layer(s) per packet, refill packets of up to ${r} layers`,
     '',
     '| S | W | prompts | ts/tok PipeDec+ [drafting counted] | PipeDec+/PP | PipeDec+/STPP [drafting counted] | hit rate | sim ms/tok (paper cost) | sim ms/tok (cost here) |',
     '|---|---|---|---|---|---|---|---|---|',
   );
-  for (const r of rows) {
-    const b = r.beyond!;
+  for (const row of rows.filter((x) => x.beyond[v])) {
+    const b = row.beyond[v];
     lines.push(
-      `| ${r.stages} | ${r.width} | ${r.promptSet} | ${f(b.timestepsPerToken)} [${f(b.timestepsPerTokenDrafting)}] | ${f(b.speedup.overPP)}x | ${f(b.speedup.overSTPP)}x [${f(b.speedup.overSTPPDrafting)}x] | ${f(100 * b.hitRate, 1)}% | ${f(b.simulatedMsPerToken[paper.name])} | ${f(b.simulatedMsPerToken[here.name])} |`,
+      `| ${row.stages} | ${row.width} | ${row.promptSet} | ${f(b.timestepsPerToken)} [${f(b.timestepsPerTokenDrafting)}] | ${f(b.speedup.overPP)}x | ${f(b.speedup.overSTPP)}x [${f(b.speedup.overSTPPDrafting)}x] | ${f(100 * b.hitRate, 1)}% | ${f(b.simulatedMsPerToken[paper.name])} | ${f(b.simulatedMsPerToken[here.name])} |`,
     );
   }
 }

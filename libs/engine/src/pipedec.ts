@@ -29,9 +29,10 @@ export interface PipeDecOptions {
    */
   layersPerStep?: number;
   /**
-   * Beyond the paper (default 1): layers in the packet that refills the pipeline after a miss,
-   * the new root included. With r > 1 the root travels with r - 1 drafted layers below it, so
-   * the refill's verdict can commit up to r tokens at once, like one static-tree pass.
+   * Beyond the paper (default 1): most layers in a packet that refills the pipeline. After a
+   * miss the new root travels with up to r - 1 drafted layers below it; after a hit whose
+   * subtree is shallower than the pipeline is deep, the missing layers are sent at once. The
+   * refill's verdict can then commit several tokens at once, like one static-tree pass.
    */
   refillLayers?: number;
   /** Called after every verification (tests check invariants against the stages here). */
@@ -118,9 +119,15 @@ export async function generatePipeDec(
     await run.loop({
       async onTick(): Promise<LayerPacket | null> {
         if (!run.prefillDone) return run.nextPrefillPacket(epoch);
-        const depth = tree.root.injected
-          ? (options.layersPerStep ?? 1)
-          : (options.refillLayers ?? 1);
+        // In steady state the tree is S - 1 layers deep below the root (one per stage in
+        // flight); a refill brings it back to that depth in one packet, up to refillLayers.
+        const missing = tree.root.injected
+          ? pipeline.stageCount - 1 - tree.height
+          : pipeline.stageCount;
+        const depth = Math.max(
+          options.layersPerStep ?? 1,
+          Math.min(options.refillLayers ?? 1, missing),
+        );
         const nodes: TreeNode[] = [];
         for (let d = 0; d < depth; d++) {
           // A deeper layer in the same packet needs the draft's proposals for this one first.

@@ -51,6 +51,11 @@ export function argmax(logits: Float32Array, offset: number, vocab: number): num
  * The token at `position`, drawn from the distribution whose logits are the row
  * logits[offset, offset + vocab) (the model's output at position - 1).
  *
+ * The draw walks the candidates in a fixed order and stops where the cumulative mass passes
+ * u * mass: with top-p < 1 the candidates are the nucleus sorted by probability (ties by
+ * index); with top-p = 1 they are all tokens in index order (no sort needed). Any fixed order
+ * samples the same distribution; what matters is that every method uses this function.
+ *
  * Worked example, temperature 1, topP 0.8, probabilities [0.5, 0.3, 0.2]: the nucleus is
  * tokens 0 and 1 (0.5 + 0.3 reaches 0.8); renormalized [0.625, 0.375]; u = 0.7 picks token 1.
  */
@@ -63,32 +68,63 @@ export function chooseToken(
 ): number {
   if (params.temperature <= 0) return argmax(logits, offset, vocab);
   const max = logits[offset + argmax(logits, offset, vocab)];
-  const probs = new Float64Array(vocab); // [vocab]
+  const probs = new Float64Array(vocab); // [vocab] unnormalized
   let total = 0;
   for (let i = 0; i < vocab; i++) {
     const p = Math.exp((logits[offset + i] - max) / params.temperature);
     probs[i] = p;
     total += p;
   }
-  // Sorting by probability, ties by index, makes the nucleus and the walk order deterministic.
-  const order = Array.from({ length: vocab }, (_, i) => i).sort(
-    (a, b) => probs[b] - probs[a] || a - b,
-  );
-  let kept = 0;
+  const u = uniformAt(params.seed, position);
+  if (params.topP >= 1) {
+    const target = u * total;
+    let acc = 0;
+    for (let i = 0; i < vocab; i++) {
+      acc += probs[i];
+      if (target < acc) return i;
+    }
+    return vocab - 1;
+  }
+  const nucleus = nucleusOf(probs, params.topP * total);
   let mass = 0;
-  const limit = params.topP >= 1 ? Infinity : params.topP * total;
-  while (kept < vocab) {
-    mass += probs[order[kept]];
-    kept++;
-    if (mass >= limit) break;
-  }
-  const u = uniformAt(params.seed, position) * mass;
+  for (const t of nucleus) mass += probs[t];
+  const target = u * mass;
   let acc = 0;
-  for (let k = 0; k < kept; k++) {
-    acc += probs[order[k]];
-    if (u < acc) return order[k];
+  for (const t of nucleus) {
+    acc += probs[t];
+    if (target < acc) return t;
   }
-  return order[kept - 1];
+  return nucleus[nucleus.length - 1];
+}
+
+/**
+ * The shortest prefix of the tokens sorted by probability (ties by index) whose mass reaches
+ * `limit`. Sorting only the tokens above a falling threshold gives the same prefix as sorting
+ * them all: every token above a threshold precedes every token below it.
+ */
+function nucleusOf(probs: Float64Array /* [vocab] */, limit: number): number[] {
+  let pmax = 0;
+  for (const p of probs) pmax = Math.max(pmax, p);
+  for (let thr = pmax / 16; ; thr /= 256) {
+    const head: number[] = [];
+    let mass = 0;
+    for (let i = 0; i < probs.length; i++) {
+      if (probs[i] >= thr || thr < 1e-300) {
+        head.push(i);
+        mass += probs[i];
+      }
+    }
+    if (mass < limit && head.length < probs.length && thr >= 1e-300) continue;
+    head.sort((a, b) => probs[b] - probs[a] || a - b);
+    const out: number[] = [];
+    let acc = 0;
+    for (const t of head) {
+      out.push(t);
+      acc += probs[t];
+      if (acc >= limit) break;
+    }
+    return out;
+  }
 }
 
 /** log(sum(exp(row))) of one row, in float64; terms 30 nats below the max are skipped. */
