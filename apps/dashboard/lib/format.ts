@@ -24,7 +24,7 @@ export function formatCompact(n: number): string {
 export function formatMs(ms: number | null | undefined): string {
   if (ms === null || ms === undefined || !Number.isFinite(ms)) return '–';
   if (ms >= 10_000) return `${(ms / 1000).toFixed(1)} s`;
-  if (ms >= 100) return `${Math.round(ms)} ms`;
+  if (ms >= 100 || ms === 0) return `${Math.round(ms)} ms`;
   return `${ms.toFixed(1)} ms`;
 }
 

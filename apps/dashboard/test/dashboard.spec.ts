@@ -189,6 +189,37 @@ describe('dashboard end to end', () => {
     expect(line).toContain(`,${(Number(req.costMicros) / 1e6).toFixed(6)}`);
   });
 
+  it('runs the three methods side by side, with the same greedy output', async () => {
+    await gotoOk('/playground');
+    await page.getByRole('combobox', { name: /^Key\b/ }).selectOption(keyId);
+    await page.getByLabel('Model').fill(MODEL_NAME);
+    await page.getByLabel('Key secret').fill(secret);
+    await page.getByLabel('Max tokens').fill('12');
+    await page.getByLabel('Prompt').fill('Side by side');
+    await page.getByRole('checkbox', { name: 'stpp', exact: true }).check();
+    await page.getByRole('checkbox', { name: 'pp', exact: true }).check();
+    await page.getByRole('button', { name: 'Send with 3 methods' }).click();
+    for (const m of ['pipedec', 'stpp', 'pp']) {
+      await page
+        .locator(`tr[data-method="${m}"]`)
+        .getByText('done', { exact: true })
+        .waitFor({ timeout: 120_000 });
+    }
+    // Speculation is lossless: at temperature 0 every method commits the same tokens.
+    const outputs = await Promise.all(
+      ['pipedec', 'stpp', 'pp'].map((m) => page.getByTestId(`output-${m}`).textContent()),
+    );
+    expect(outputs[0]).not.toBe('');
+    expect(new Set(outputs).size).toBe(1);
+    await screenshot(page, '05b-playground-methods');
+    const requests = await stack.prisma.generationRequest.findMany({
+      where: { tenantId },
+      orderBy: { queuedAt: 'asc' },
+    });
+    // One after another, so that no run waits in the queue behind another.
+    expect(requests.slice(1).map((r) => r.method)).toEqual(['pipedec', 'stpp', 'pp']);
+  });
+
   it('revokes the key, and the next request with it is refused', async () => {
     // A playground opened before the revocation still offers the key.
     const playground = await context.newPage();
@@ -221,7 +252,7 @@ describe('dashboard end to end', () => {
       .waitFor();
     await screenshot(playground, '10-playground-refused');
     await playground.close();
-    expect(await stack.prisma.generationRequest.count({ where: { tenantId } })).toBe(1);
+    expect(await stack.prisma.generationRequest.count({ where: { tenantId } })).toBe(4);
   });
 
   it('shows the live pipeline, whole, on the pipelines page', async () => {

@@ -15,7 +15,7 @@ import {
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { freePort, LocalCluster } from '../../stage-node/src/launcher/local-cluster.js';
@@ -111,19 +111,18 @@ async function newestMtime(target: string): Promise<number> {
 }
 
 /**
- * Runs `next build` unless .next holds a build newer than every dashboard source (and the
- * contracts it bundles), so repeated runs pay for the build once.
+ * Runs `next build` unless .next holds a build made from the current sources (the dashboard
+ * and the contracts it bundles), so repeated runs pay for the build once. The stamp records
+ * the sources' newest mtime as read before the build began, so an edit made during a build
+ * still triggers the next one.
  */
 export async function buildDashboard(): Promise<void> {
-  const buildId = path.join(DASHBOARD_DIR, '.next/BUILD_ID');
-  if (existsSync(buildId)) {
-    const built = (await stat(buildId)).mtimeMs;
-    const sources = Math.max(
-      await newestMtime(DASHBOARD_DIR),
-      await newestMtime(path.join(ROOT, 'libs/contracts/src')),
-    );
-    if (built > sources) return;
-  }
+  const stamp = path.join(DASHBOARD_DIR, '.next/e2e-sources-mtime');
+  const sources = Math.max(
+    await newestMtime(DASHBOARD_DIR),
+    await newestMtime(path.join(ROOT, 'libs/contracts/src')),
+  );
+  if (existsSync(stamp) && Number(await readFile(stamp, 'utf8')) >= sources) return;
   const p = startProcess(
     'next build',
     [NEXT_BIN, 'build'],
@@ -132,6 +131,7 @@ export async function buildDashboard(): Promise<void> {
   );
   const [code] = (await once(p.child, 'exit')) as [number | null];
   if (code !== 0) throw new Error(`next build failed (${code}):\n${p.log.join('')}`);
+  await writeFile(stamp, String(sources));
 }
 
 export async function startStack(): Promise<Stack> {

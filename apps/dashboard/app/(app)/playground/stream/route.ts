@@ -2,13 +2,27 @@
 // server-sent events (OpenAI completion chunks) to the browser as they arrive. The API
 // authenticates the admin session and acts as the key, applying its status, scopes, quotas
 // and usage accounting exactly as for a tenant's own request.
-import { errorFromBody, rawApiCall } from '@/lib/api-client';
+import { apiCall, errorFromBody, rawApiCall, sessionToken } from '@/lib/api-client';
 import { ApiError } from '@/lib/errors';
+import { adminMeSchema } from '@/lib/schemas';
 import { playgroundRequestSchema } from '../playground-request';
 
 export const dynamic = 'force-dynamic';
 
 export async function POST(request: Request): Promise<Response> {
+  // Only a signed-in admin may use the playground, whichever credential runs the request.
+  try {
+    if (!(await sessionToken())) throw new ApiError('unauthenticated', 'sign in first', 401);
+    await apiCall('GET', '/admin/me', adminMeSchema);
+  } catch (error) {
+    if (error instanceof ApiError) {
+      return Response.json(
+        { error: { message: `Your admin session has ended: ${error.message}` } },
+        { status: error.code === 'unauthenticated' ? 401 : 502 },
+      );
+    }
+    throw error;
+  }
   const input = playgroundRequestSchema.safeParse(await request.json().catch(() => null));
   if (!input.success) {
     return Response.json(
