@@ -30,6 +30,8 @@ export class AccountingService implements OnModuleInit, OnModuleDestroy {
   private sweepTimer?: NodeJS.Timeout;
   private reconcileTimer?: NodeJS.Timeout;
   private sweeping?: Promise<void>;
+  /** Tenants whose concurrency count disagreed with PostgreSQL at the last reconciliation. */
+  private concurrencyMismatch = new Set<string>();
 
   constructor(
     private readonly repo: RequestsRepository,
@@ -133,9 +135,14 @@ export class AccountingService implements OnModuleInit, OnModuleDestroy {
   /** Monthly usage and concurrency from PostgreSQL into the quota counters. */
   async reconcileAll(): Promise<void> {
     const since = monthStart(this.clock.nowMs());
+    const mismatched = new Set<string>();
     for (const { id } of await this.repo.tenantIds()) {
       const { used, inFlight } = await this.repo.monthUsage(id, since);
-      await this.quota.reconcile(id, used, inFlight);
+      // A count that disagrees twice in a row is a leak (a replica died holding a slot),
+      // not a request caught between Redis and PostgreSQL.
+      const r = await this.quota.reconcile(id, used, inFlight, this.concurrencyMismatch.has(id));
+      if (!r.monthSet && r.concurrency !== inFlight) mismatched.add(id);
     }
+    this.concurrencyMismatch = mismatched;
   }
 }

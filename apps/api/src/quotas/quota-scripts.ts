@@ -53,3 +53,23 @@ if redis.call('DECR', h['conc']) < 0 then redis.call('SET', h['conc'], 0) end
 redis.call('DEL', KEYS[1])
 return 1
 `;
+
+/**
+ * Reconciliation. KEYS: month, concurrency. ARGV: used (PostgreSQL), inFlight (PostgreSQL),
+ * monthTtl, repairConcurrency (1/0).
+ * The month counter is set only while Redis and PostgreSQL agree on the requests in flight:
+ * between an admission and its row, or a settlement and its accounting, the counter holds a
+ * reservation PostgreSQL cannot see yet, and overwriting it could let requests overshoot.
+ * With repairConcurrency (a mismatch seen twice in a row: a leak, not a request in passing)
+ * the concurrency count is set first. Returns 1 when the month counter was set.
+ */
+export const RECONCILE_LUA = `
+local conc = tonumber(redis.call('GET', KEYS[2]) or '0')
+if ARGV[4] == '1' and conc ~= tonumber(ARGV[2]) then
+  redis.call('SET', KEYS[2], ARGV[2])
+  conc = tonumber(ARGV[2])
+end
+if conc ~= tonumber(ARGV[2]) then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3])
+return 1
+`;

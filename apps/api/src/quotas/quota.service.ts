@@ -3,7 +3,7 @@ import { ApiError, Errors } from '../common/errors.js';
 import { Clock } from '../infra/clock.js';
 import { RedisConnections } from '../infra/redis.provider.js';
 import type { TenantLimits } from '../tenants/limits.js';
-import { ADMIT_LUA, SETTLE_LUA } from './quota-scripts.js';
+import { ADMIT_LUA, RECONCILE_LUA, SETTLE_LUA } from './quota-scripts.js';
 import { quotaKeys, reservationKey, windowsAt } from './quota-windows.js';
 
 export type RateHeaders = Record<string, string>;
@@ -96,16 +96,29 @@ export class QuotaService {
   }
 
   /**
-   * Sets the month's counter and the concurrency count from PostgreSQL (the record of truth):
-   * `usedThisMonth` = tokens of finished requests + reservations of unfinished ones.
+   * Brings the month's counter and the concurrency count back to PostgreSQL (the record of
+   * truth): `usedThisMonth` = tokens of finished requests + reservations of unfinished ones.
+   * Safe against concurrent admissions (see RECONCILE_LUA); returns whether the month was set.
    */
-  async reconcile(tenantId: string, usedThisMonth: number, inFlight: number): Promise<void> {
+  async reconcile(
+    tenantId: string,
+    usedThisMonth: number,
+    inFlight: number,
+    repairConcurrency: boolean,
+  ): Promise<{ monthSet: boolean; concurrency: number }> {
     const k = quotaKeys(this.redis.prefix, tenantId, windowsAt(this.clock.nowMs()));
-    await this.redis.command
-      .multi()
-      .set(k.month, usedThisMonth, 'EX', MONTH_TTL_S)
-      .set(k.concurrency, inFlight)
-      .exec();
+    const before = Number((await this.redis.command.get(k.concurrency)) ?? 0);
+    const set = (await this.redis.command.eval(
+      RECONCILE_LUA,
+      2,
+      k.month,
+      k.concurrency,
+      usedThisMonth,
+      inFlight,
+      MONTH_TTL_S,
+      repairConcurrency ? '1' : '0',
+    )) as number;
+    return { monthSet: set === 1, concurrency: before };
   }
 
   async usage(tenantId: string): Promise<{ month: number; concurrency: number }> {
