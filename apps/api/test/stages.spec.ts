@@ -5,7 +5,9 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { writeRandomCheckpoint } from '@pipedec/model';
+import type { RequestEvent } from '@pipedec/contracts';
 import OpenAI from 'openai';
+import { io } from 'socket.io-client';
 import { LocalCluster } from '../../stage-node/src/launcher/local-cluster.js';
 import { call, startTestApi, type TestApi } from './test-api.js';
 
@@ -114,4 +116,49 @@ describe('API with real stage processes', () => {
     expect(row.status).toBe('cancelled');
     expect(row.completionTokens).toBeLessThan(200);
   }, 120_000);
+
+  it('answers a chat completion through the chat template', async () => {
+    const chat = await client.chat.completions.create({
+      model: MODEL,
+      messages: [{ role: 'user', content: 'Hi' }],
+      max_tokens: 4,
+      temperature: 0,
+    });
+    expect(chat.choices[0].message.role).toBe('assistant');
+    expect(chat.usage!.prompt_tokens).toBeGreaterThan(2);
+  }, 60_000);
+
+  it('socket.io resumes after a forced disconnect with nothing lost or duplicated', async () => {
+    const sub = await call(api, 'POST', '/v1/jobs', {
+      token: api.demoKey,
+      body: { model: MODEL, prompt: 'resume', max_tokens: 64, temperature: 0 },
+    });
+    const requestId = sub.body.id as string;
+    const socket = io(`${api.url}/v1/stream`, {
+      auth: { apiKey: api.demoKey },
+      transports: ['websocket'],
+      reconnectionDelay: 50,
+      reconnectionDelayMax: 100,
+    });
+    const ids: string[] = [];
+    let dropped = false;
+    let readies = 0;
+    const ended = new Promise<void>((resolve) => socket.on('end', () => resolve()));
+    socket.on('event', (m: { id: string; event: RequestEvent }) => {
+      ids.push(m.id);
+      if (!dropped && m.event.type === 'token') {
+        dropped = true;
+        socket.io.engine.close(); // mid-stream: the client reconnects by itself
+      }
+    });
+    socket.on('ready', () => {
+      readies++;
+      socket.emit('subscribe', { requestId, lastEventId: ids.at(-1) });
+    });
+    await ended;
+    socket.disconnect();
+    expect(readies).toBe(2);
+    const stream = await api.redis.xrange(`${api.prefix}req:${requestId}:events`, '-', '+');
+    expect(ids).toEqual(stream.map(([id]) => id));
+  }, 60_000);
 });
