@@ -68,7 +68,37 @@ describe('dashboard end to end', () => {
     const session = cookies.find((c) => c.name === 'pd_dashboard_session');
     expect(session?.httpOnly).toBe(true);
     expect(await page.evaluate(() => document.cookie)).not.toContain('pds_');
+    await page.getByTestId('no-traffic').waitFor();
     await screenshot(page, '02-overview-empty');
+  });
+
+  it('works by keyboard: a skip link first, then the navigation', async () => {
+    const focused = () => page.evaluate(() => document.activeElement?.textContent?.trim() ?? '');
+    await gotoOk('/');
+    await page.keyboard.press('Tab');
+    expect(await focused()).toBe('Skip to content');
+    await page.keyboard.press('Enter');
+    expect(await page.evaluate(() => document.activeElement?.id)).toBe('main');
+
+    await gotoOk('/');
+    const names: string[] = [];
+    for (let i = 0; i < 7; i++) {
+      await page.keyboard.press('Tab');
+      names.push(await focused());
+    }
+    expect(names).toEqual([
+      'Skip to content',
+      'Overview',
+      'Tenants',
+      'API keys',
+      'Billing',
+      'Pipelines',
+      'Playground',
+    ]);
+    await gotoOk('/');
+    for (let i = 0; i < 3; i++) await page.keyboard.press('Tab');
+    await page.keyboard.press('Enter');
+    await page.waitForURL(url('/tenants'));
   });
 
   it('creates a tenant', async () => {

@@ -28,6 +28,14 @@ export function MetricsCharts({ metrics }: { metrics: Metrics }) {
     return n ? sum / n : null;
   };
   const lat = percentiles ? 'p50' : 'mean';
+  if (totals.requests === 0) {
+    return (
+      <div className="empty" data-testid="no-traffic">
+        <p>No requests in this time range.</p>
+        <p>Requests appear here once a tenant calls the API with one of its keys.</p>
+      </div>
+    );
+  }
   return (
     <>
       <dl className="tiles">
