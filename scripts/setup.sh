@@ -45,3 +45,5 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   npm ci --no-audit --no-fund
 fi
 npm run build
+# The dashboard is a Next.js app outside the tsc project references: it has its own build.
+npm run build -w @pipedec/dashboard
