@@ -42,6 +42,8 @@ const shape = {
   REGISTRY_TTL_MS: envVar.int(3000, 100),
   /** How often the head re-checks that its pipeline is whole. */
   PIPELINE_CHECK_MS: envVar.int(250, 20),
+  /** The head fails a request whose packets get no answer for this long (a lost message). */
+  PACKET_TIMEOUT_MS: envVar.int(30_000, 100),
   /** SIGTERM: how long in-flight work may take before it is failed. */
   SHUTDOWN_GRACE_MS: envVar.int(10000, 0),
   MAX_KV_BYTES: optionalInt,
@@ -74,6 +76,7 @@ export interface StageConfig {
   registryTtlMs: number;
   pipelineCheckMs: number;
   shutdownGraceMs: number;
+  packetTimeoutMs: number;
   maxKvBytes?: number;
   stppDepth: number;
   ortThreads: number;
@@ -117,6 +120,7 @@ export function parseStageConfig(env: Record<string, string | undefined>): Stage
     registryTtlMs: raw.REGISTRY_TTL_MS,
     pipelineCheckMs: raw.PIPELINE_CHECK_MS,
     shutdownGraceMs: raw.SHUTDOWN_GRACE_MS,
+    packetTimeoutMs: raw.PACKET_TIMEOUT_MS,
     maxKvBytes: raw.MAX_KV_BYTES,
     stppDepth: raw.STPP_DEPTH,
     ortThreads: raw.ORT_THREADS,

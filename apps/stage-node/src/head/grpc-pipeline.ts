@@ -51,6 +51,8 @@ export class GrpcPipeline implements Pipeline {
     readonly stageCount: number,
     private readonly stage0: StageRuntime,
     private readonly remote: RemoteStages,
+    /** A request with packets in flight and no answer for this long fails (a lost message). */
+    readonly stallMs = 30_000,
   ) {}
 
   get inFlight(): number {
@@ -181,7 +183,22 @@ class GrpcSession implements PipelineSession {
         this.credit = true;
         continue;
       }
-      await new Promise<void>((resolve) => (this.wake = resolve));
+      const woken = await new Promise<boolean>((resolve) => {
+        const timer = setTimeout(() => resolve(false), this.pipeline.stallMs);
+        this.wake = () => {
+          clearTimeout(timer);
+          resolve(true);
+        };
+      });
+      if (!woken) {
+        this.fail(
+          new StageNodeError(
+            'PIPELINE_BROKEN',
+            `request ${this.requestId}: no answer from the pipeline for ${this.pipeline.stallMs} ms ` +
+              `with ${this.inFlight} packets in flight`,
+          ),
+        );
+      }
     }
   }
 

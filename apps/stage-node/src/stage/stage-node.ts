@@ -21,7 +21,7 @@ import { StageWorker } from '@pipedec/engine';
 import type { LayerShard } from '@pipedec/model';
 import { randomUUID } from 'node:crypto';
 import type { StageConfig } from '../config/stage-config.js';
-import type { PeerLinkEvents } from '../grpc/peer-link.js';
+import type { PeerLink, PeerLinkEvents } from '../grpc/peer-link.js';
 import { StageInbox } from '../grpc/stage-inbox.js';
 import { GrpcPipeline, type RemoteStages } from '../head/grpc-pipeline.js';
 import { StageNodeError } from '../head/stage-node-error.js';
@@ -51,6 +51,14 @@ export class StageNode extends StageInbox {
   private readonly log: Logger;
   private readonly directory: PeerDirectory;
   private readonly suspects = new Map<number, Suspect>();
+  private readonly outbox: {
+    stage: number;
+    method: 'Packets' | 'Verdicts';
+    write: (link: PeerLink) => void;
+    giveUp: () => void;
+    since: number;
+  }[] = [];
+  private flushing = false;
   private registry: StageRegistry | null = null;
   private timer: NodeJS.Timeout | null = null;
   private refreshing: Promise<void> = Promise.resolve();
@@ -75,7 +83,13 @@ export class StageNode extends StageInbox {
     });
     this.pipeline =
       config.stageIndex === 0
-        ? new GrpcPipeline(shard.info, config.stageCount, this.runtime, this.remoteStages())
+        ? new GrpcPipeline(
+            shard.info,
+            config.stageCount,
+            this.runtime,
+            this.remoteStages(),
+            config.packetTimeoutMs,
+          )
         : null;
   }
 
@@ -173,17 +187,67 @@ export class StageNode extends StageInbox {
 
   // Outputs.
 
+  /**
+   * Sends on the link to `stage`, in order. A peer not in the directory yet (this stage read
+   * the registry before the peer registered) makes the message wait for a registry read; it is
+   * given up only when the peer is still unknown after one TTL.
+   */
+  private send(
+    stage: number,
+    method: 'Packets' | 'Verdicts',
+    write: (link: PeerLink) => void,
+    giveUp: () => void,
+  ): void {
+    if (this.outbox.length === 0) {
+      const link = this.directory.link(stage, method);
+      if (link) {
+        write(link);
+        return;
+      }
+    }
+    this.outbox.push({ stage, method, write, giveUp, since: Date.now() });
+    void this.flushOutbox();
+  }
+
+  private async flushOutbox(): Promise<void> {
+    if (this.flushing) return;
+    this.flushing = true;
+    try {
+      while (this.outbox.length > 0) {
+        const m = this.outbox[0];
+        const link = this.directory.link(m.stage, m.method);
+        if (link) {
+          this.outbox.shift();
+          m.write(link);
+          continue;
+        }
+        if (Date.now() - m.since > this.config.registryTtlMs) {
+          this.outbox.shift();
+          m.giveUp();
+          continue;
+        }
+        await sleep(Math.min(50, this.config.pipelineCheckMs));
+        await this.refresh().catch(() => undefined);
+      }
+    } finally {
+      this.flushing = false;
+    }
+  }
+
   private forward(env: PacketEnvelope): void {
     const next = this.config.stageIndex + 1;
-    const link = this.directory.link(next, 'Packets');
-    if (!link) {
-      this.sendVerdict(failure(env, this.config.stageIndex, `stage ${next} is not registered`));
-      return;
-    }
-    const t = performance.now();
-    const wire = packetToWire(env, this.config.wireDtype);
-    wire.trace = { ...env.trace, codecMs: env.trace.codecMs + (performance.now() - t) };
-    link.write(wire);
+    this.send(
+      next,
+      'Packets',
+      (link) => {
+        const t = performance.now();
+        const wire = packetToWire(env, this.config.wireDtype);
+        wire.trace = { ...env.trace, codecMs: env.trace.codecMs + (performance.now() - t) };
+        link.write(wire);
+      },
+      () =>
+        this.sendVerdict(failure(env, this.config.stageIndex, `stage ${next} is not registered`)),
+    );
   }
 
   private sendVerdict(env: VerdictEnvelope): void {
@@ -191,12 +255,13 @@ export class StageNode extends StageInbox {
       this.pipeline.verdict(env);
       return;
     }
-    const link = this.directory.link(0, 'Verdicts');
-    if (!link) {
-      this.log.warn(`verdict for ${env.verdict.requestId} dropped: the head is not registered`);
-      return;
-    }
-    link.write(verdictToWire(env));
+    this.send(
+      0,
+      'Verdicts',
+      (link) => link.write(verdictToWire(env)),
+      () =>
+        this.log.warn(`verdict for ${env.verdict.requestId} dropped: the head is not registered`),
+    );
   }
 
   private remoteStages(): RemoteStages {
@@ -308,6 +373,10 @@ function failure(
     trace: env?.trace ?? { computeMs: [], rows: [], codecMs: 0 },
     failure: { stage, message },
   };
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 function messageOf(error: unknown): string {
