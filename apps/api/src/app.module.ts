@@ -10,6 +10,7 @@ import { GenerationModule } from './generation/generation.module.js';
 import { HealthModule } from './health/health.module.js';
 import { MetricsModule } from './metrics/metrics.module.js';
 import { OpenApiModule } from './openapi/openapi.module.js';
+import { PipelinesModule } from './pipelines/pipelines.module.js';
 import { InfraModule } from './infra/infra.module.js';
 import { TenantsModule } from './tenants/tenants.module.js';
 import { UsageModule } from './usage/usage.module.js';
@@ -32,6 +33,7 @@ export class AppModule {
         UsageModule,
         GenerationModule,
         OpenApiModule,
+        PipelinesModule,
       ],
       providers: [
         { provide: API_CONFIG, useValue: config },

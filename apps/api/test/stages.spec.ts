@@ -5,11 +5,15 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { writeRandomCheckpoint } from '@pipedec/model';
-import type { RequestEvent } from '@pipedec/contracts';
+import {
+  pipelinesSnapshotSchema,
+  type PipelinesSnapshot,
+  type RequestEvent,
+} from '@pipedec/contracts';
 import OpenAI from 'openai';
 import { io } from 'socket.io-client';
 import { LocalCluster } from '../../stage-node/src/launcher/local-cluster.js';
-import { call, startTestApi, type TestApi } from './test-api.js';
+import { adminLogin, call, startTestApi, type TestApi } from './test-api.js';
 
 const MODEL = 'tiny-random';
 const TINY = {
@@ -161,4 +165,24 @@ describe('API with real stage processes', () => {
     const stream = await api.redis.xrange(`${api.prefix}req:${requestId}:events`, '-', '+');
     expect(ids).toEqual(stream.map(([id]) => id));
   }, 60_000);
+
+  it('shows admins the live pipeline with its stages and recent statistics', async () => {
+    const admin = await adminLogin(api);
+    const res = await call<PipelinesSnapshot>(api, 'GET', '/admin/pipelines', { token: admin });
+    expect(res.status).toBe(200);
+    const snap = pipelinesSnapshotSchema.parse(res.body);
+    expect(snap.pipelines).toHaveLength(1);
+    const p = snap.pipelines[0];
+    expect(p).toMatchObject({ pipelineId: 'p-test', whole: true, problems: [] });
+    expect(p.stages.map((s) => [s.stageIndex, s.health])).toEqual([
+      [0, 'healthy'],
+      [1, 'healthy'],
+    ]);
+    expect(p.stages[1].layerEnd).toBe(4);
+    // Earlier tests ran requests on it.
+    expect(p.tokensPerTimestep).toBeGreaterThan(0);
+    expect(p.hitRate).not.toBeNull();
+    const rows = await api.prisma.generationRequest.findMany({ where: { status: 'succeeded' } });
+    expect(rows.every((r) => r.pipelineId === 'p-test')).toBe(true);
+  });
 });

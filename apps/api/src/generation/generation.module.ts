@@ -26,6 +26,6 @@ import { StreamGateway } from './stream.gateway.js';
     RequestsRepository,
     StreamGateway,
   ],
-  exports: [FairScheduler, GenerationService, EventReader],
+  exports: [FairScheduler, GenerationService, EventReader, RequestsRepository],
 })
 export class GenerationModule {}

@@ -16,6 +16,7 @@ export function outcomeOf(
   if (!terminal || (terminal.type !== 'done' && terminal.type !== 'error')) return undefined;
 
   const started = events.find((e) => e.type === 'started');
+  const lastStarted = [...events].reverse().find((e) => e.type === 'started');
   // A retried attempt re-emits indices from 0: count each index once, at its first commit.
   const firstAt = new Map<number, number>();
   let stats: SpeculativeStats | undefined;
@@ -64,5 +65,6 @@ export function outcomeOf(
     hitRate: stats?.hitRate ?? null,
     stageSeconds: stats?.stageSeconds ?? null,
     costMicros: costMicros(pricing, promptTokens, completionTokens),
+    pipelineId: lastStarted?.type === 'started' ? lastStarted.pipelineId : null,
   };
 }

@@ -29,6 +29,7 @@ export interface Outcome {
   hitRate: number | null;
   stageSeconds: number | null;
   costMicros: bigint;
+  pipelineId: string | null;
 }
 
 /** Generation requests. Every method takes the tenant id; no query crosses tenants. */
@@ -129,6 +130,24 @@ export class RequestsRepository {
         (done._sum.completionTokens ?? 0) +
         (open._sum.reservedTokens ?? 0),
       inFlight: open._count._all,
+    };
+  }
+
+  /** Pipeline view, deliberately across tenants: speculative statistics of recent requests. */
+  async recentPipelineStats(pipelineId: string, limit: number) {
+    const rows = await this.db.client.generationRequest.findMany({
+      where: { pipelineId, accountedAt: { not: null }, timesteps: { gt: 0 } },
+      orderBy: { finishedAt: 'desc' },
+      take: limit,
+      select: { hitRate: true, timesteps: true, completionTokens: true },
+    });
+    if (rows.length === 0) return { hitRate: null, tokensPerTimestep: null };
+    const steps = rows.reduce((s, r) => s + (r.timesteps ?? 0), 0);
+    const tokens = rows.reduce((s, r) => s + r.completionTokens, 0);
+    const rates = rows.filter((r) => r.hitRate !== null).map((r) => r.hitRate!);
+    return {
+      hitRate: rates.length ? rates.reduce((a, b) => a + b, 0) / rates.length : null,
+      tokensPerTimestep: steps > 0 ? tokens / steps : null,
     };
   }
 

@@ -156,6 +156,12 @@ const ops: Op[] = [
     auth: 'admin',
   },
   { method: 'get', path: '/admin/audit', summary: 'Audit log', auth: 'admin' },
+  {
+    method: 'get',
+    path: '/admin/pipelines',
+    summary: 'Live pipelines: stages, health, queue depth, recent hit rate',
+    auth: 'admin',
+  },
 ];
 
 export function openApiDocument(version: string): Record<string, unknown> {

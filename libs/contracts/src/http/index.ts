@@ -1,3 +1,4 @@
 export * from './admin.js';
 export * from './errors.js';
 export * from './generation.js';
+export * from './pipelines.js';
