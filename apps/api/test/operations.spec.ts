@@ -1,3 +1,4 @@
+import { metricsReportSchema } from '@pipedec/contracts';
 import { listRoutes } from '../src/app.js';
 import { documentedRoutes } from '../src/openapi/openapi-document.js';
 import { FakeHead } from './fake-head.js';
@@ -72,6 +73,24 @@ describe('operations', () => {
       token: admin,
     });
     expect((one.body.series as unknown[]).length).toBe(1);
+    const metrics = await call(
+      api,
+      'GET',
+      `/admin/metrics?granularity=day&tenantId=${api.demoTenantId}`,
+      {
+        token: admin,
+      },
+    );
+    expect(metrics.status).toBe(200);
+    const report = metricsReportSchema.parse(metrics.body);
+    expect(report.series).toHaveLength(1);
+    expect(report.series[0]).toMatchObject({ requests: 1, completionTokens: 3, failedRequests: 0 });
+    expect(report.series[0].ttftP50Ms).toBeGreaterThanOrEqual(0);
+    expect(report.series[0].ttftP95Ms).toBeGreaterThanOrEqual(report.series[0].ttftP50Ms!);
+    const none = await call(api, 'GET', `/admin/metrics?tenantId=${crypto.randomUUID()}`, {
+      token: admin,
+    });
+    expect(metricsReportSchema.parse(none.body).series).toEqual([]);
     const bad = await call(api, 'GET', '/admin/usage?granularity=week', { token: admin });
     expect(bad.status).toBe(400);
   });

@@ -158,6 +158,12 @@ const ops: Op[] = [
   { method: 'get', path: '/admin/audit', summary: 'Audit log', auth: 'admin' },
   {
     method: 'get',
+    path: '/admin/metrics',
+    summary: 'Latency percentiles, volume and cost per hour or day (all tenants or one)',
+    auth: 'admin',
+  },
+  {
+    method: 'get',
     path: '/admin/pipelines',
     summary: 'Live pipelines: stages, health, queue depth, recent hit rate',
     auth: 'admin',

@@ -1,5 +1,5 @@
 import { Controller, Get, Param, ParseUUIDPipe, Query } from '@nestjs/common';
-import { usageQuerySchema } from '@pipedec/contracts';
+import { metricsQuerySchema, usageQuerySchema } from '@pipedec/contracts';
 import { Auth } from '../auth/auth-policy.js';
 import { CurrentTenant, type TenantPrincipal } from '../auth/principal.js';
 import { parseBody } from '../common/parse-body.js';
@@ -24,6 +24,12 @@ export class UsageController {
   @Auth.admin('viewer')
   overview(@Query() query: unknown) {
     return this.usage.overview(parseBody(usageQuerySchema, query));
+  }
+
+  @Get('admin/metrics')
+  @Auth.admin('viewer')
+  metrics(@Query() query: unknown) {
+    return this.usage.metrics(parseBody(metricsQuerySchema, query));
   }
 
   @Get('admin/tenants/:tenantId/usage')

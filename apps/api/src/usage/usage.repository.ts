@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import type { RollupGranularity } from '@pipedec/db';
+import { Prisma, type RollupGranularity } from '@pipedec/db';
 import { Database } from '../infra/prisma.provider.js';
 
 /** Usage reads. The tenant id is a required argument of every query. */
@@ -70,5 +70,53 @@ export class UsageRepository {
       },
       orderBy: { bucketStart: 'asc' },
     });
+  }
+
+  /**
+   * Latency percentiles and totals per bucket, from the requests themselves (rollups keep
+   * sums, not distributions). All tenants, or one when `tenantId` is given.
+   */
+  async percentileSeries(granularity: RollupGranularity, from: Date, to: Date, tenantId?: string) {
+    const tenant = tenantId ? Prisma.sql`AND "tenantId" = ${tenantId}::uuid` : Prisma.empty;
+    const rows = await this.db.client.$queryRaw<
+      {
+        bucket: Date;
+        requests: bigint;
+        failed: bigint;
+        prompt: bigint | null;
+        completion: bigint | null;
+        cost: Prisma.Decimal | bigint | null;
+        ttft50: number | null;
+        ttft95: number | null;
+        tpot50: number | null;
+        tpot95: number | null;
+      }[]
+    >`
+      SELECT date_trunc(${granularity}, "finishedAt") AS bucket,
+             count(*) AS requests,
+             count(*) FILTER (WHERE status = 'failed') AS failed,
+             sum("promptTokens")::bigint AS prompt,
+             sum("completionTokens")::bigint AS completion,
+             sum("costMicros")::bigint AS cost,
+             percentile_cont(0.5) WITHIN GROUP (ORDER BY "timeToFirstTokenMs") AS ttft50,
+             percentile_cont(0.95) WITHIN GROUP (ORDER BY "timeToFirstTokenMs") AS ttft95,
+             percentile_cont(0.5) WITHIN GROUP (ORDER BY "timePerOutputTokenMs") AS tpot50,
+             percentile_cont(0.95) WITHIN GROUP (ORDER BY "timePerOutputTokenMs") AS tpot95
+        FROM "GenerationRequest"
+       WHERE "accountedAt" IS NOT NULL AND "finishedAt" >= ${from} AND "finishedAt" < ${to} ${tenant}
+       GROUP BY 1
+       ORDER BY 1`;
+    return rows.map((r) => ({
+      bucketStart: new Date(r.bucket).toISOString(),
+      requests: Number(r.requests),
+      failedRequests: Number(r.failed),
+      promptTokens: Number(r.prompt ?? 0),
+      completionTokens: Number(r.completion ?? 0),
+      costMicros: Number(r.cost ?? 0),
+      ttftP50Ms: r.ttft50,
+      ttftP95Ms: r.ttft95,
+      tpotP50Ms: r.tpot50,
+      tpotP95Ms: r.tpot95,
+    }));
   }
 }

@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import type { UsageQuery } from '@pipedec/contracts';
+import type { MetricsQuery, MetricsReport, UsageQuery } from '@pipedec/contracts';
 import { Clock } from '../infra/clock.js';
 import { UsageRepository } from './usage.repository.js';
 
@@ -40,7 +40,17 @@ export class UsageService {
     };
   }
 
-  private range(query: UsageQuery): { from: Date; to: Date } {
+  /** Latency percentiles, volume and cost over time, for all tenants or one. */
+  async metrics(query: MetricsQuery): Promise<MetricsReport> {
+    const { from, to } = this.range(query);
+    return {
+      from: from.toISOString(),
+      to: to.toISOString(),
+      series: await this.repo.percentileSeries(query.granularity, from, to, query.tenantId),
+    };
+  }
+
+  private range(query: { from?: string; to?: string }): { from: Date; to: Date } {
     const now = this.clock.now();
     const from = query.from
       ? new Date(query.from)

@@ -84,3 +84,33 @@ export type CreatePlan = z.infer<typeof createPlanSchema>;
 
 export const updatePlanSchema = z.object(planFields).partial().strict();
 export type UpdatePlan = z.infer<typeof updatePlanSchema>;
+
+export const metricsQuerySchema = z
+  .object({
+    tenantId: z.uuid().optional(),
+    granularity: z.enum(['hour', 'day']).default('hour'),
+    from: z.iso.datetime().optional(),
+    to: z.iso.datetime().optional(),
+  })
+  .strict();
+export type MetricsQuery = z.infer<typeof metricsQuerySchema>;
+
+/** GET /admin/metrics: one point per bucket (all tenants or one), latency percentiles included. */
+export const metricsPointSchema = z.object({
+  bucketStart: z.iso.datetime(),
+  requests: z.number().int(),
+  failedRequests: z.number().int(),
+  promptTokens: z.number().int(),
+  completionTokens: z.number().int(),
+  costMicros: z.number().int(),
+  ttftP50Ms: z.number().nullable(),
+  ttftP95Ms: z.number().nullable(),
+  tpotP50Ms: z.number().nullable(),
+  tpotP95Ms: z.number().nullable(),
+});
+export const metricsReportSchema = z.object({
+  from: z.iso.datetime(),
+  to: z.iso.datetime(),
+  series: z.array(metricsPointSchema),
+});
+export type MetricsReport = z.infer<typeof metricsReportSchema>;
