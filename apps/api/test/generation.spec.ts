@@ -230,3 +230,51 @@ describe('native jobs', () => {
     expect(nextRow.startedAt!.getTime()).toBeGreaterThanOrEqual(row.finishedAt!.getTime());
   });
 });
+
+describe('admin playground', () => {
+  it("runs a completion as a tenant's key, billed to it and audited", async () => {
+    const admin = await adminLogin(api);
+    const keys = await call<{ data: { id: string; scopes: string[] }[] }>(
+      api,
+      'GET',
+      `/admin/tenants/${api.demoTenantId}/keys`,
+      { token: admin },
+    );
+    const keyId = keys.body.data.find((k) => k.scopes.includes('generate'))!.id;
+    const res = await call(
+      api,
+      'POST',
+      `/admin/tenants/${api.demoTenantId}/keys/${keyId}/completions`,
+      {
+        token: admin,
+        body: { model: MODEL, prompt: 'play', max_tokens: 3, seed: 6 },
+      },
+    );
+    expect(res.status).toBe(200);
+    expect((res.body.choices as { text: string }[])[0].text).toBe(fakeOutput(6, 3));
+    const id = (res.body.id as string).replace(/^cmpl-/, '');
+    const row = await api.prisma.generationRequest.findUniqueOrThrow({ where: { id } });
+    expect(row).toMatchObject({ tenantId: api.demoTenantId, apiKeyId: keyId, status: 'succeeded' });
+    const audit = await api.prisma.auditLog.findFirstOrThrow({ where: { targetId: id } });
+    expect(audit.action).toBe('api_key.use_by_admin');
+    expect(audit.actor.startsWith('admin:')).toBe(true);
+    // A tenant's key cannot use it, and another tenant's key id is not found.
+    const asTenant = await call(
+      api,
+      'POST',
+      `/admin/tenants/${api.demoTenantId}/keys/${keyId}/completions`,
+      {
+        token: api.demoKey,
+        body: { model: MODEL, prompt: 'x' },
+      },
+    );
+    expect(asTenant.status).toBe(401);
+    const wrong = await call(
+      api,
+      'POST',
+      `/admin/tenants/${api.demoTenantId}/keys/${crypto.randomUUID()}/completions`,
+      { token: admin, body: { model: MODEL, prompt: 'x' } },
+    );
+    expect(wrong.status).toBe(404);
+  });
+});

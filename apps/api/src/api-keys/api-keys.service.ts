@@ -50,6 +50,28 @@ export class ApiKeysService {
     };
   }
 
+  /**
+   * The principal of a tenant's key for an admin acting as it (playground): the key must be
+   * usable and hold `scope`, exactly as if its secret had been presented.
+   */
+  async actAs(tenantId: string, keyId: string, scope: ApiKeyScope): Promise<TenantPrincipal> {
+    const key = await this.repo.find(tenantId, keyId);
+    if (!key) throw Errors.notFound('API key', keyId);
+    const now = this.clock.now();
+    if (key.status !== 'active' || (key.expiresAt !== null && key.expiresAt <= now)) {
+      throw Errors.conflict('key_not_usable', `API key ${keyId} is revoked or expired`);
+    }
+    if (!key.scopes.includes(scope)) {
+      throw Errors.forbidden('missing_scope', `API key ${keyId} lacks the scope: ${scope}`);
+    }
+    return {
+      kind: 'tenant',
+      tenantId,
+      apiKeyId: key.id,
+      scopes: key.scopes.filter((s): s is ApiKeyScope => apiKeyScopeSchema.safeParse(s).success),
+    };
+  }
+
   async list(tenantId: string) {
     return (await this.repo.list(tenantId)).map(publicKey);
   }

@@ -3,6 +3,7 @@ import { ApiKeysModule } from '../api-keys/api-keys.module.js';
 import { QuotasModule } from '../quotas/quotas.module.js';
 import { TenantsModule } from '../tenants/tenants.module.js';
 import { AccountingService } from './accounting.service.js';
+import { AdminPlaygroundController } from './admin-playground.controller.js';
 import { EventReader } from './event-reader.js';
 import { FairScheduler } from './fair-scheduler.js';
 import { GenerationRelay } from './generation-relay.js';
@@ -15,7 +16,7 @@ import { StreamGateway } from './stream.gateway.js';
 
 @Module({
   imports: [TenantsModule, QuotasModule, ApiKeysModule],
-  controllers: [OpenAiController, JobsController],
+  controllers: [OpenAiController, JobsController, AdminPlaygroundController],
   providers: [
     AccountingService,
     EventReader,

@@ -157,6 +157,13 @@ const ops: Op[] = [
   },
   { method: 'get', path: '/admin/audit', summary: 'Audit log', auth: 'admin' },
   {
+    method: 'post',
+    path: '/admin/tenants/{tenantId}/keys/{keyId}/completions',
+    summary: "Playground: a completion run as a tenant's key (billed to it, audited)",
+    auth: 'admin',
+    body: completionRequestSchema,
+  },
+  {
     method: 'get',
     path: '/admin/metrics',
     summary: 'Latency percentiles, volume and cost per hour or day (all tenants or one)',

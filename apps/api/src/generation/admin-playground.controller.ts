@@ -1,0 +1,67 @@
+import { Body, Controller, HttpCode, Param, ParseUUIDPipe, Post, Res } from '@nestjs/common';
+import { completionRequestSchema } from '@pipedec/contracts';
+import type { Response } from 'express';
+import { ApiKeysService } from '../api-keys/api-keys.service.js';
+import { AuditService } from '../audit/audit.service.js';
+import { Auth } from '../auth/auth-policy.js';
+import { actorOf, CurrentAdmin, type AdminPrincipal } from '../auth/principal.js';
+import { parseBody } from '../common/parse-body.js';
+import { GenerationRelay } from './generation-relay.js';
+import { GenerationService } from './generation.service.js';
+
+/**
+ * The dashboard's playground: an admin runs a completion as one of a tenant's keys, without
+ * its secret. It counts against that tenant's quotas and bills like any request, and each use
+ * is written to the audit log with the admin as actor.
+ */
+@Controller('admin/tenants/:tenantId/keys/:keyId/completions')
+export class AdminPlaygroundController {
+  constructor(
+    private readonly keys: ApiKeysService,
+    private readonly audit: AuditService,
+    private readonly generation: GenerationService,
+    private readonly relay: GenerationRelay,
+  ) {}
+
+  @Post()
+  @HttpCode(200)
+  @Auth.admin('admin')
+  async complete(
+    @Param('tenantId', ParseUUIDPipe) tenantId: string,
+    @Param('keyId', ParseUUIDPipe) keyId: string,
+    @Body() body: unknown,
+    @CurrentAdmin() admin: AdminPrincipal,
+    @Res() res: Response,
+  ): Promise<void> {
+    const req = parseBody(completionRequestSchema, body);
+    const principal = await this.keys.actAs(tenantId, keyId, 'generate');
+    const admitted = await this.generation.submit(principal, {
+      model: req.model,
+      prompt: { text: typeof req.prompt === 'string' ? req.prompt : req.prompt[0] },
+      promptParam: 'prompt',
+      maxTokens: req.max_tokens,
+      temperature: req.temperature,
+      topP: req.top_p,
+      seed: req.seed,
+      stop: req.stop,
+      method: req.decoding_method,
+      width: req.tree_width,
+    });
+    await this.audit.record({
+      actor: actorOf(admin),
+      action: 'api_key.use_by_admin',
+      targetType: 'generation_request',
+      targetId: admitted.requestId,
+      tenantId,
+      details: { keyId },
+    });
+    const opts = {
+      kind: 'completion' as const,
+      model: req.model,
+      includeUsage: req.stream_options?.include_usage ?? false,
+      keepRunning: req.keep_running ?? false,
+    };
+    if (req.stream) await this.relay.stream(principal, admitted, opts, res);
+    else await this.relay.whole(principal, admitted, opts, res);
+  }
+}
