@@ -18,13 +18,16 @@ npm run --silent db:migrate
 npm run --silent db:seed
 
 pipeline_pid=""
-stop_pipeline() {
-  if [ -n "$pipeline_pid" ] && kill -0 "$pipeline_pid" 2>/dev/null; then
-    kill -TERM "$pipeline_pid" 2>/dev/null || true
-    wait "$pipeline_pid" 2>/dev/null || true
-  fi
+api_pid=""
+stop_all() {
+  for pid in $api_pid $pipeline_pid; do
+    if kill -0 "$pid" 2>/dev/null; then kill -TERM "$pid" 2>/dev/null || true; fi
+  done
+  for pid in $api_pid $pipeline_pid; do wait "$pid" 2>/dev/null || true; done
 }
-trap stop_pipeline EXIT
+# Both run in the background and the script waits, so a signal to this script (not only
+# Ctrl-C to the whole terminal group) stops them too.
+trap stop_all EXIT
 trap 'exit 130' INT TERM
 
 if [ -f "${STAGE_CHECKPOINT_DIR:-models/demo-target}/config.json" ]; then
@@ -34,4 +37,6 @@ else
   echo "start: no demo model in models/demo-target; the API runs without stage nodes (/health says degraded)"
 fi
 
-node apps/api/dist/main.js
+node apps/api/dist/main.js &
+api_pid=$!
+wait "$api_pid"
