@@ -30,7 +30,9 @@ export type Sampling = z.infer<typeof samplingSchema>;
 
 export const jobPromptSchema = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('text'), text: z.string() }).strict(),
-  z.object({ kind: z.literal('tokens'), tokenIds: z.array(z.number().int().min(0)).min(1) }).strict(),
+  z
+    .object({ kind: z.literal('tokens'), tokenIds: z.array(z.number().int().min(0)).min(1) })
+    .strict(),
 ]);
 export type JobPrompt = z.infer<typeof jobPromptSchema>;
 

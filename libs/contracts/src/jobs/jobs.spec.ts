@@ -48,12 +48,20 @@ describe('event records', () => {
       type: 'done' as const,
       finishReason: 'length' as const,
       usage: { promptTokens: 2, completionTokens: 8 },
-      stats: { timesteps: 5, draftedTokens: 10, acceptedTokens: 6, hitRate: 0.6, stageSeconds: 0.2 },
+      stats: {
+        timesteps: 5,
+        draftedTokens: 10,
+        acceptedTokens: 6,
+        hitRate: 0.6,
+        stageSeconds: 0.2,
+      },
       at: 3,
     };
     expect(decodeEvent(encodeEvent(done))).toEqual(done);
     expect(isTerminal(done)).toBe(true);
-    expect(isTerminal({ type: 'error', code: 'X', message: 'm', retryable: true, at: 1 })).toBe(false);
+    expect(isTerminal({ type: 'error', code: 'X', message: 'm', retryable: true, at: 1 })).toBe(
+      false,
+    );
     expect(() => decodeEvent('{"type":"token","index":-1}')).toThrow();
   });
 });
