@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Starts the service on this machine (after `npm run setup`): applies the migrations, seeds
 # the demo tenant, key and admin, starts a pipeline of stage nodes on the bundled demo model
-# (when models/demo-target is present) and runs the API in the foreground; Ctrl-C stops all.
+# (when models/demo-target is present), serves the dashboard and runs the API in the
+# foreground; Ctrl-C stops all.
 # Optional overrides come from .env (see .env.example).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,6 +37,12 @@ if [ -f "${STAGE_CHECKPOINT_DIR:-models/demo-target}/config.json" ]; then
 else
   echo "start: no demo model in models/demo-target; the API runs without stage nodes (/health says degraded)"
 fi
+
+# The admin dashboard (built by `npm run setup`) talks to the API on its loopback address.
+API_URL="http://127.0.0.1:${API_PORT:-3000}" node node_modules/next/dist/bin/next start apps/dashboard \
+  -p "${DASHBOARD_PORT:-3001}" -H "${DASHBOARD_HOST:-127.0.0.1}" &
+dashboard_pid=$!
+echo "start: dashboard on http://${DASHBOARD_HOST:-127.0.0.1}:${DASHBOARD_PORT:-3001}"
 
 node apps/api/dist/main.js &
 api_pid=$!
