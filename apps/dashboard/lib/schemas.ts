@@ -96,7 +96,7 @@ export const usageReportSchema = z.object({
 export type UsageReport = z.infer<typeof usageReportSchema>;
 
 /**
- * Expected: GET /admin/metrics?tenantId=&from=&to=&granularity=hour|day, one point per
+ * GET /admin/metrics?tenantId=&from=&to=&granularity=hour|day, one point per
  * bucket over all tenants (or one), with latency percentiles over the bucket's requests.
  */
 export const metricsPointSchema = z.object({
@@ -118,7 +118,7 @@ export const metricsReportSchema = z.object({
   series: z.array(metricsPointSchema),
 });
 
-/** One stage of a pipeline in the live view (expected: GET /admin/pipelines, socket.io). */
+/** One stage of a pipeline in the live view (GET /admin/pipelines). */
 export const stageViewSchema = z.object({
   stageIndex: z.number(),
   stageCount: z.number(),
@@ -151,25 +151,8 @@ export const pipelinesSnapshotSchema = z.object({
   /** Jobs waiting in the shared generation queue (null: unknown). */
   queueDepth: z.number().int().min(0).nullable(),
   pipelines: z.array(pipelineViewSchema),
-  /** Set by the dashboard when it fell back to GET /health, which lacks stage detail. */
-  partial: z.boolean().optional(),
 });
 export type PipelinesSnapshot = z.infer<typeof pipelinesSnapshotSchema>;
-
-/** GET /health (public): the part the pipelines fallback reads. */
-export const healthSchema = z.object({
-  status: z.enum(['ok', 'degraded', 'down']),
-  pipelines: z.object({
-    items: z.array(
-      z.object({
-        id: z.string(),
-        ready: z.boolean(),
-        stages: z.number(),
-        problems: z.array(z.string()),
-      }),
-    ),
-  }),
-});
 
 export const adminMeSchema = z.object({
   id: z.string(),

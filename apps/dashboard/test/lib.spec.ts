@@ -1,12 +1,12 @@
 // Unit tests of the dashboard's pure modules: time ranges, bill and CSV, chart scales, the
-// usage merge, form parsing and the completion-stream reader.
+// metrics alignment, form parsing and the completion-stream reader.
 import { billCsv, billLine } from '../app/(app)/billing/bill.js';
 import { labelIndices, niceTicks } from '../app/(app)/_components/scale.js';
 import { readCompletionStream, type CompletionChunk } from '../app/(app)/playground/sse.js';
 import { dollarsToMicros, FormError, optionalInt } from '../lib/form-data.js';
 import { formatMicros } from '../lib/format.js';
-import { align, mergeUsage } from '../lib/metrics-merge.js';
-import type { UsageReport } from '../lib/schemas.js';
+import { align } from '../lib/metrics-merge.js';
+import type { MetricsPoint } from '../lib/schemas.js';
 import { bucketStarts, monthBounds, recentMonths, timeRange } from '../lib/time-range.js';
 
 const NOW = new Date('2026-11-27T10:30:00Z');
@@ -111,51 +111,28 @@ describe('chart scales', () => {
   });
 });
 
-describe('usage merge', () => {
-  const report = (tenantId: string, series: [string, number, number | null][]): UsageReport => ({
-    tenantId,
-    from: '',
-    to: '',
-    totals: {
-      requests: 0,
-      promptTokens: 0,
-      completionTokens: 0,
-      costMicros: 0,
-      avgTotalLatencyMs: null,
-      avgTimeToFirstTokenMs: null,
-      avgTimePerOutputTokenMs: null,
-    },
-    series: series.map(([bucketStart, requests, ttft]) => ({
-      bucketStart,
-      requests,
-      failedRequests: 1,
-      promptTokens: 10 * requests,
-      completionTokens: 5,
-      costMicros: 100,
-      avgLatencyMs: null,
-      avgTimeToFirstTokenMs: ttft,
-    })),
-  });
-
-  it('sums tenants per bucket and weights latency by requests', () => {
-    const h = '2026-11-27T09:00:00.000Z';
-    const merged = mergeUsage([report('a', [[h, 1, 100]]), report('b', [[h, 3, 200]])]);
-    expect(merged).toHaveLength(1);
-    expect(merged[0]).toMatchObject({
-      requests: 4,
-      failedRequests: 2,
-      promptTokens: 40,
-      costMicros: 200,
-      ttftP50Ms: 175,
-    });
+describe('metrics alignment', () => {
+  const point = (bucketStart: string, requests: number): MetricsPoint => ({
+    bucketStart,
+    requests,
+    failedRequests: 0,
+    promptTokens: 10 * requests,
+    completionTokens: 5,
+    costMicros: 100,
+    ttftP50Ms: 12,
+    ttftP95Ms: 30,
+    tpotP50Ms: 4,
+    tpotP95Ms: 9,
   });
 
   it('fills every bucket of the range, zero where there was no traffic', () => {
     const range = timeRange('24h', NOW);
-    const m = align(range, mergeUsage([report('a', [['2026-11-27T09:00:00.000Z', 2, 50]])]), false);
+    const m = align(range, [point('2026-11-27T09:00:00.000Z', 2)]);
     expect(m.points).toHaveLength(m.x.length);
     expect(m.points.filter((p) => p.requests > 0)).toHaveLength(1);
-    expect(m.points[m.x.indexOf(Date.parse('2026-11-27T09:00:00Z'))].requests).toBe(2);
+    const at9 = m.points[m.x.indexOf(Date.parse('2026-11-27T09:00:00Z'))];
+    expect(at9).toMatchObject({ requests: 2, ttftP95Ms: 30 });
+    expect(m.points.find((p) => p.requests === 0)?.ttftP50Ms).toBeNull();
   });
 });
 

@@ -4,7 +4,7 @@ import type { Metrics } from '@/lib/metrics-merge';
 import { LineChart } from './line-chart';
 
 export function MetricsCharts({ metrics }: { metrics: Metrics }) {
-  const { x, points, percentiles } = metrics;
+  const { x, points } = metrics;
   const totals = points.reduce(
     (a, p) => ({
       requests: a.requests + p.requests,
@@ -27,7 +27,6 @@ export function MetricsCharts({ metrics }: { metrics: Metrics }) {
     }
     return n ? sum / n : null;
   };
-  const lat = percentiles ? 'p50' : 'mean';
   if (totals.requests === 0) {
     return (
       <div className="empty" data-testid="no-traffic">
@@ -58,16 +57,10 @@ export function MetricsCharts({ metrics }: { metrics: Metrics }) {
           <dd>{totals.requests ? formatPercent(totals.failed / totals.requests) : '–'}</dd>
         </div>
         <div>
-          <dt>Time to first token ({lat})</dt>
+          <dt>Time to first token (p50, mean over buckets)</dt>
           <dd>{formatMs(weighted((p) => p.ttftP50Ms))}</dd>
         </div>
       </dl>
-      {!percentiles && (
-        <p className="notice small">
-          Latency percentiles need the API&apos;s metrics endpoint; these charts show per-bucket
-          means from the usage rollups.
-        </p>
-      )}
       <div className="charts">
         <LineChart
           title="Requests"
@@ -105,17 +98,13 @@ export function MetricsCharts({ metrics }: { metrics: Metrics }) {
           ]}
         />
         <LineChart
-          title={`Time to first token (${percentiles ? 'p50, p95' : 'mean'})`}
+          title="Time to first token (p50, p95)"
           x={x}
           unit="ms"
-          series={
-            percentiles
-              ? [
-                  { name: 'p50', values: points.map((p) => p.ttftP50Ms) },
-                  { name: 'p95', values: points.map((p) => p.ttftP95Ms) },
-                ]
-              : [{ name: 'mean', values: points.map((p) => p.ttftP50Ms) }]
-          }
+          series={[
+            { name: 'p50', values: points.map((p) => p.ttftP50Ms) },
+            { name: 'p95', values: points.map((p) => p.ttftP95Ms) },
+          ]}
         />
         <LineChart
           title="Time per output token (p50, p95)"

@@ -54,11 +54,9 @@ export function PipelinesClient({
       <p className={`live ${status?.connected ? 'on' : ''}`} role="status" aria-live="polite">
         {status === null
           ? 'Connecting to the live stream…'
-          : status.mode === 'socket'
-            ? 'Live over socket.io'
-            : status.mode === 'polling'
-              ? `Live by polling every 2 s (${status.reason})`
-              : `Not live: ${status.reason}`}
+          : status.mode === 'polling'
+            ? 'Live (the API is polled every 2 s)'
+            : `Not live: ${status.reason}`}
         {latest && (
           <span className="muted">
             {' '}
@@ -74,13 +72,6 @@ export function PipelinesClient({
         )
       ) : (
         <>
-          {latest.partial && (
-            <p className="notice small">
-              Stage detail (layer ranges, utilisation, hit rate, tokens per timestep, queue depth)
-              needs the API&apos;s pipelines endpoint; this shows the health check&apos;s view:
-              whether each pipeline is whole.
-            </p>
-          )}
           <dl className="tiles">
             <div>
               <dt>Pipelines</dt>
@@ -94,20 +85,16 @@ export function PipelinesClient({
             </div>
             <div>
               <dt>Requests running</dt>
-              <dd>
-                {latest.partial ? '–' : latest.pipelines.reduce((a, p) => a + p.activeRequests, 0)}
-              </dd>
+              <dd>{latest.pipelines.reduce((a, p) => a + p.activeRequests, 0)}</dd>
             </div>
           </dl>
-          {!latest.partial && (
-            <LineChart
-              title="Queue depth (jobs waiting)"
-              x={x}
-              xLabel="clock"
-              unit="count"
-              series={[{ name: 'waiting', values: history.snapshots.map((s) => s.queueDepth) }]}
-            />
-          )}
+          <LineChart
+            title="Queue depth (jobs waiting)"
+            x={x}
+            xLabel="clock"
+            unit="count"
+            series={[{ name: 'waiting', values: history.snapshots.map((s) => s.queueDepth) }]}
+          />
           {latest.pipelines.length === 0 && (
             <p className="empty">No stage node has registered. Start a pipeline to see it here.</p>
           )}

@@ -1,5 +1,3 @@
 /** How /pipelines/stream is getting its snapshots (its `status` events). */
 export type StreamStatus =
-  | { mode: 'socket'; connected: true }
-  | { mode: 'polling'; connected: true; reason: string }
-  | { mode: 'none'; connected: false; reason: string };
+  { mode: 'polling'; connected: true } | { mode: 'none'; connected: false; reason: string };

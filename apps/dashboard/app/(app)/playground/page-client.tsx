@@ -44,7 +44,6 @@ export function PlaygroundClient({ choices }: { choices: KeyChoice[] }) {
   const [methods, setMethods] = useState<PlaygroundMethod[]>(['pipedec']);
   const [runs, setRuns] = useState<Run[]>([]);
   const [busy, setBusy] = useState(false);
-  const [secret, setSecret] = useState('');
   const choice = choices.find((c) => c.keyId === keyId) ?? choices[0];
 
   const update = (method: PlaygroundMethod, f: (r: Run) => Run) =>
@@ -61,7 +60,6 @@ export function PlaygroundClient({ choices }: { choices: KeyChoice[] }) {
       method,
       maxTokens,
       seed,
-      ...(secret ? { secret } : {}),
     };
     try {
       const res = await fetch('/playground/stream', {
@@ -72,7 +70,8 @@ export function PlaygroundClient({ choices }: { choices: KeyChoice[] }) {
       if (!res.ok || !res.body) {
         const j = (await res.json().catch(() => null)) as { error?: { message?: string } } | null;
         const message = j?.error?.message ?? `status ${res.status}`;
-        const refused = res.status === 401 || res.status === 403 || res.status === 429;
+        // 409: the API will not act as a revoked or expired key (key_not_usable).
+        const refused = [401, 403, 409, 429].includes(res.status);
         update(method, (r) => ({
           ...r,
           state: refused ? 'refused' : 'failed',
@@ -184,26 +183,6 @@ export function PlaygroundClient({ choices }: { choices: KeyChoice[] }) {
           </fieldset>
         </div>
         <label>
-          Key secret <span className="hint">optional</span>
-          <input
-            type="password"
-            name="secret"
-            autoComplete="off"
-            value={secret}
-            onChange={(e) => setSecret(e.target.value.trim())}
-            aria-describedby="secret-hint"
-          />
-          <span id="secret-hint" className="hint">
-            Only needed while the API cannot run a request as a key on an admin&apos;s behalf. Used
-            for this request only; the dashboard does not keep it.
-          </span>
-        </label>
-        {secret && !secret.startsWith(choice.prefix) && (
-          <p className="error small" role="alert">
-            This secret does not belong to {choice.prefix}…
-          </p>
-        )}
-        <label>
           Prompt
           <textarea
             name="prompt"
@@ -214,13 +193,7 @@ export function PlaygroundClient({ choices }: { choices: KeyChoice[] }) {
           />
         </label>
         <div className="row">
-          <button
-            type="submit"
-            className="primary"
-            disabled={
-              busy || methods.length === 0 || (secret !== '' && !secret.startsWith(choice.prefix))
-            }
-          >
+          <button type="submit" className="primary" disabled={busy || methods.length === 0}>
             {busy
               ? 'Generating…'
               : methods.length > 1

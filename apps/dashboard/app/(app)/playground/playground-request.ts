@@ -1,7 +1,6 @@
 // What the playground page posts to /playground/stream. The browser names a key by id, and
-// the API runs the request as that key, so the dashboard never needs the secret. Until the
-// API offers that admin endpoint, the admin may paste the secret they copied at creation; it
-// passes through the dashboard server for that one request and is never stored.
+// the API runs the request as that key (admin role), so no secret ever reaches the browser
+// after its one-time display at creation.
 import { z } from 'zod';
 
 export const PLAYGROUND_METHODS = ['pipedec', 'stpp', 'pp'] as const;
@@ -20,7 +19,6 @@ export const playgroundRequestSchema = z
       .int()
       .min(0)
       .max(2 ** 31 - 1),
-    secret: z.string().min(8).max(200).optional(),
   })
   .strict();
 export type PlaygroundRequest = z.infer<typeof playgroundRequestSchema>;

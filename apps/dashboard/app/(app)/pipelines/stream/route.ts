@@ -1,19 +1,14 @@
-// GET /pipelines/stream: the live pipeline state as server-sent events. The dashboard server
-// subscribes to the API's socket.io namespace with the admin's session (the token never
-// reaches the browser) and relays each snapshot. If the socket cannot connect, it polls
-// (lib/pipelines.ts) instead and says so.
-import { io, type Socket } from 'socket.io-client';
+// GET /pipelines/stream: the live pipeline state as server-sent events. The API has no
+// socket.io namespace for pipeline updates (only /v1/stream for completions), so the dashboard
+// server polls GET /admin/pipelines every POLL_MS with the admin's session (the token never
+// reaches the browser) and relays each snapshot.
 import { sessionToken } from '@/lib/api-client';
-import { config } from '@/lib/config';
 import { ApiError } from '@/lib/errors';
 import { loadPipelines } from '@/lib/pipelines';
-import { pipelinesSnapshotSchema } from '@/lib/schemas';
 import type { StreamStatus } from '../stream-status';
 
 export const dynamic = 'force-dynamic';
 
-const PIPELINES_NAMESPACE = '/admin/pipelines';
-const SNAPSHOT_EVENT = 'snapshot';
 const POLL_MS = 2_000;
 const HEARTBEAT_MS = 15_000;
 
@@ -21,14 +16,12 @@ export async function GET(request: Request): Promise<Response> {
   const token = await sessionToken();
   if (!token) return new Response('sign in first\n', { status: 401 });
   const encoder = new TextEncoder();
-  let socket: Socket | null = null;
   let poll: ReturnType<typeof setInterval> | null = null;
   let heartbeat: ReturnType<typeof setInterval> | null = null;
   let closed = false;
 
   const stop = () => {
     closed = true;
-    socket?.close();
     if (poll) clearInterval(poll);
     if (heartbeat) clearInterval(heartbeat);
   };
@@ -45,10 +38,16 @@ export async function GET(request: Request): Promise<Response> {
       };
       const status = (s: StreamStatus) => send('status', s);
 
+      // After a failed poll the next good one says the view is live again.
+      let failing = false;
       const pollOnce = async () => {
         try {
-          send('snapshot', await loadPipelines(token));
+          const snapshot = await loadPipelines(token);
+          if (failing) status({ mode: 'polling', connected: true });
+          failing = false;
+          send('snapshot', snapshot);
         } catch (error) {
+          failing = true;
           const reason = error instanceof ApiError ? error.message : String(error);
           status({ mode: 'none', connected: false, reason });
           if (error instanceof ApiError && error.code === 'unauthenticated') {
@@ -58,34 +57,9 @@ export async function GET(request: Request): Promise<Response> {
           }
         }
       };
-      const startPolling = (reason: string) => {
-        if (poll || closed) return;
-        status({ mode: 'polling', connected: true, reason });
-        void pollOnce();
-        poll = setInterval(() => void pollOnce(), POLL_MS);
-      };
-
-      socket = io(new URL(PIPELINES_NAMESPACE, config().API_URL).toString(), {
-        auth: { token },
-        transports: ['websocket'],
-        reconnectionAttempts: 3,
-        timeout: 5_000,
-      });
-      socket.on('connect', () => {
-        if (poll) clearInterval(poll);
-        poll = null;
-        status({ mode: 'socket', connected: true });
-      });
-      socket.on(SNAPSHOT_EVENT, (raw: unknown) => {
-        const snap = pipelinesSnapshotSchema.safeParse(raw);
-        if (snap.success) send('snapshot', snap.data);
-        else
-          status({ mode: 'none', connected: false, reason: 'the API sent a malformed snapshot' });
-      });
-      socket.on('connect_error', (e: Error) => startPolling(`socket.io: ${e.message}`));
-      socket.on('disconnect', (reason: string) =>
-        startPolling(`socket.io disconnected: ${reason}`),
-      );
+      status({ mode: 'polling', connected: true });
+      void pollOnce();
+      poll = setInterval(() => void pollOnce(), POLL_MS);
       // Comments keep proxies from closing an idle stream.
       heartbeat = setInterval(() => {
         if (!closed) controller.enqueue(encoder.encode(': keep-alive\n\n'));

@@ -10,7 +10,8 @@ import { playgroundRequestSchema } from '../playground-request';
 export const dynamic = 'force-dynamic';
 
 export async function POST(request: Request): Promise<Response> {
-  // Only a signed-in admin may use the playground, whichever credential runs the request.
+  // Only a signed-in admin may use the playground; checked here too so an ended session gets
+  // a clear message before any request body is read.
   try {
     if (!(await sessionToken())) throw new ApiError('unauthenticated', 'sign in first', 401);
     await apiCall('GET', '/admin/me', adminMeSchema);
@@ -35,15 +36,11 @@ export async function POST(request: Request): Promise<Response> {
     );
   }
   const r = input.data;
-  // With a pasted secret the request goes where a tenant's would; otherwise the API acts as
-  // the key on the admin's behalf.
-  const path = r.secret
-    ? '/v1/completions'
-    : `/admin/tenants/${r.tenantId}/keys/${r.keyId}/completions`;
+  // The API acts as the key on the admin's behalf (its status, scopes, quotas and billing).
+  const path = `/admin/tenants/${r.tenantId}/keys/${r.keyId}/completions`;
   let upstream: Response;
   try {
     upstream = await rawApiCall('POST', path, {
-      ...(r.secret ? { token: r.secret } : {}),
       body: {
         model: r.model,
         prompt: r.prompt,
@@ -69,9 +66,6 @@ export async function POST(request: Request): Promise<Response> {
       // not JSON: reported by status below
     }
     const error = errorFromBody('POST', path, upstream.status, json);
-    if (error.code === 'not_available') {
-      error.message += ': paste the key secret to run the playground until the API offers this';
-    }
     return Response.json(
       { error: { message: error.message, code: error.code, apiCode: error.apiCode } },
       { status: upstream.status },
