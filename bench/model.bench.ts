@@ -70,7 +70,10 @@ async function benchCheckpoint(tmp: string): Promise<{ dir: string; source: stri
     ropeTheta: 10000,
     ropeScaling: { factor: 4, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositions: 256 },
   });
-  return { dir, source: 'random model with the demo target dimensions (models/demo-target absent)' };
+  return {
+    dir,
+    source: 'random model with the demo target dimensions (models/demo-target absent)',
+  };
 }
 
 function quantile(sorted: number[], q: number): number {
