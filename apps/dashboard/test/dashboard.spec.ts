@@ -101,6 +101,47 @@ describe('dashboard end to end', () => {
     await page.waitForURL(url('/tenants'));
   });
 
+  it('creates a plan and edits its price (POST and PATCH /admin/plans)', async () => {
+    const name = `e2e-plan-${Date.now().toString(36)}`;
+    await gotoOk('/tenants');
+    const create = page.locator('details').filter({
+      has: page.locator('summary', { hasText: /^New plan$/ }),
+    });
+    await create.locator('summary').click();
+    await create.getByLabel('Name').fill(name);
+    await create.getByLabel('Queue priority').fill('3');
+    await create.getByLabel('Input price').fill('0.25');
+    await create.getByLabel('Output price').fill('0.5');
+    const limits: [string, string][] = [
+      ['Requests / minute', '60'],
+      ['Tokens / minute', '10000'],
+      ['Tokens / month (quota)', '1000000'],
+      ['Concurrent requests', '2'],
+      ['Max prompt tokens', '512'],
+      ['Max output tokens', '256'],
+    ];
+    for (const [label, v] of limits) await create.getByLabel(label, { exact: true }).fill(v);
+    await create.getByRole('button', { name: 'Create plan' }).click();
+    await create.getByText('Plan created.').waitFor();
+    let row = await stack.prisma.plan.findUniqueOrThrow({ where: { name } });
+    expect(row).toMatchObject({ priority: 3, requestsPerMinute: 60, maxOutputTokens: 256 });
+    expect(row.priceInputPer1kMicros).toBe(250_000n);
+    expect(row.priceOutputPer1kMicros).toBe(500_000n);
+
+    await gotoOk('/tenants');
+    const edit = page.locator('details').filter({
+      has: page.locator('summary', { hasText: `Edit plan ${name}` }),
+    });
+    await edit.locator('summary').click();
+    await edit.getByLabel('Input price').fill('0.4');
+    await edit.getByRole('button', { name: `Save ${name}` }).click();
+    await edit.getByText('Plan saved.').waitFor();
+    row = await stack.prisma.plan.findUniqueOrThrow({ where: { name } });
+    expect(row.priceInputPer1kMicros).toBe(400_000n);
+    expect(row.priceOutputPer1kMicros).toBe(500_000n);
+    await page.getByRole('rowheader', { name }).waitFor();
+  });
+
   it('creates a tenant', async () => {
     await gotoOk('/tenants');
     await page.locator('#create').getByLabel('Name').fill(TENANT);
