@@ -118,41 +118,15 @@ export const metricsReportSchema = z.object({
   series: z.array(metricsPointSchema),
 });
 
-/** One stage of a pipeline in the live view (GET /admin/pipelines). */
-export const stageViewSchema = z.object({
-  stageIndex: z.number(),
-  stageCount: z.number(),
-  layerStart: z.number(),
-  layerEnd: z.number(), // exclusive
-  numLayers: z.number(),
-  address: z.string(),
-  health: z.enum(['healthy', 'not_ready', 'stale', 'missing']),
-  /** Share of the last sampling window the stage spent computing, 0..1. */
-  utilisation: z.number().min(0).max(1).nullable(),
-  heartbeatAt: z.number().nullable(),
-});
-export type StageView = z.infer<typeof stageViewSchema>;
-
-export const pipelineViewSchema = z.object({
-  pipelineId: z.string(),
-  whole: z.boolean(),
-  problems: z.array(z.string()),
-  stages: z.array(stageViewSchema),
-  /** Draft acceptance over the recent requests of this pipeline (0..1). */
-  hitRate: z.number().min(0).max(1).nullable(),
-  /** Committed tokens per pipeline timestep over the recent requests. */
-  tokensPerTimestep: z.number().min(0).nullable(),
-  activeRequests: z.number().int().min(0),
-});
-export type PipelineView = z.infer<typeof pipelineViewSchema>;
-
-export const pipelinesSnapshotSchema = z.object({
-  at: z.number(), // epoch ms
-  /** Jobs waiting in the shared generation queue (null: unknown). */
-  queueDepth: z.number().int().min(0).nullable(),
-  pipelines: z.array(pipelineViewSchema),
-});
-export type PipelinesSnapshot = z.infer<typeof pipelinesSnapshotSchema>;
+// The live pipeline view is the API's own contract (GET /admin/pipelines).
+export {
+  pipelinesSnapshotSchema,
+  pipelineViewSchema,
+  stageViewSchema,
+  type PipelinesSnapshot,
+  type PipelineView,
+  type StageView,
+} from '@pipedec/contracts/http';
 
 export const adminMeSchema = z.object({
   id: z.string(),
