@@ -210,10 +210,12 @@ describe('a pipeline of 4 stage processes', () => {
     expect(h?.status).toBe(503);
     expect(JSON.stringify(h?.body.problems)).toContain('stage 2');
 
-    // A job that may be retried: queued now, served once the stage is back.
-    const retried = await enqueue(queue, PREFIX, { ...long, maxTokens: MAX_TOKENS, attempts: 2 });
+    // A job queued now is served once the stage is back, on its first attempt: the head takes
+    // it only after every stage links to the new process, so no packet goes to the dead one.
+    const queued = await enqueue(queue, PREFIX, { ...long, maxTokens: MAX_TOKENS, attempts: 1 });
     await p4!.restart(2);
-    const after = await waitEvents(redis, retried.eventsKey, ended, 60_000);
+    const after = await waitEvents(redis, queued.eventsKey, ended, 60_000);
+    expect(after.filter((e) => e.type === 'error')).toEqual([]);
     expect(outputTokens(after)).toEqual(await arTokens(prompt, GREEDY));
     for (const s of [0, 1, 3]) expect(p4!.pid(s)).toBeDefined();
   });

@@ -123,7 +123,13 @@ export class StageNode extends StageInbox {
       startedAt: this.startedAt,
       heartbeatAt: Date.now(),
       residentBytes: process.memoryUsage().rss,
+      downstream: this.directory.entry(this.downstreamStage)?.instanceId ?? null,
     };
+  }
+
+  /** The stage this one sends to: the next, or the head for the last stage. */
+  private get downstreamStage(): number {
+    return (this.config.stageIndex + 1) % this.config.stageCount;
   }
 
   /** Registers, then keeps peers and (on the head) the pipeline status current. */
@@ -310,7 +316,11 @@ export class StageNode extends StageInbox {
     if (!this.registry) return;
     const c = this.config;
     const entries = await this.registry.read(c.pipelineId, c.stageCount);
+    const linkedBefore = this.directory.entry(this.downstreamStage)?.instanceId;
     this.directory.update(entries);
+    // A restarted peer: announce the new link at once, the head waits for it to take jobs.
+    const linked = this.directory.entry(this.downstreamStage)?.instanceId;
+    if (linked !== linkedBefore) await this.registry.beat();
     if (!this.isHead) return;
     // The head counts itself as it is, not as the last heartbeat said.
     entries[0] = this.registration();

@@ -17,6 +17,7 @@ function stage(s: number, start: number, end: number, over: Partial<StageRegistr
     startedAt: 0,
     heartbeatAt: 0,
     residentBytes: 0,
+    downstream: `i${(s + 1) % 3}`,
     ...over,
   });
 }
@@ -55,6 +56,23 @@ describe('checkPipeline', () => {
       "stage 1 fingerprint zzz differs from stage 0's abc",
       'stage 2 expects 4 stages, not 3',
     ]);
+  });
+
+  it('waits until every stage links to the current process after it', () => {
+    // Stage 2 restarted (a new instance), and stage 1 still sends to the old one.
+    const restarted = stage(2, 7, 10, { instanceId: 'i2-new' });
+    const state = checkPipeline('p1', 3, [whole[0], whole[1], restarted]);
+    expect(state).toEqual({
+      whole: false,
+      problems: ['stage 1 is not linked to the current process of stage 2 yet'],
+    });
+    const caughtUp = stage(1, 4, 7, { downstream: 'i2-new' });
+    expect(checkPipeline('p1', 3, [whole[0], caughtUp, restarted]).whole).toBe(true);
+    // The last stage answers the head: a restarted head needs it to catch up too.
+    const head = stage(0, 0, 4, { instanceId: 'i0-new' });
+    const lost = checkPipeline('p1', 3, [head, whole[1], whole[2]]);
+    if (lost.whole) throw new Error('expected a problem');
+    expect(lost.problems).toEqual(['stage 2 is not linked to the current process of stage 0 yet']);
   });
 
   it('rejects an entry whose range is empty or past the model', () => {

@@ -34,6 +34,18 @@ export const stageRegistrationSchema = z
     startedAt: z.number(), // epoch ms
     heartbeatAt: z.number(), // epoch ms
     residentBytes: z.number().int().min(0),
+    /**
+     * Share of the window since the previous heartbeat that the stage spent in its model's
+     * forward calls, 0..1 (absent: a node that does not measure it).
+     */
+    utilisation: z.number().min(0).max(1).optional(),
+    /**
+     * The instanceId of the process this stage sends its output to (stage + 1; the last stage
+     * answers the head), as this stage's peer links know it; null while it knows none. A stage
+     * that still links to a replaced process would lose what it sends, so the pipeline is not
+     * whole until every stage has caught up with a restart.
+     */
+    downstream: z.string().min(1).nullable().default(null),
   })
   .refine((r) => r.stageIndex < r.stageCount, { message: 'stageIndex must be < stageCount' })
   .refine((r) => r.layerStart < r.layerEnd && r.layerEnd <= r.numLayers, {
@@ -47,7 +59,8 @@ export type PipelineState =
 /**
  * A pipeline is whole when every stage 0..stageCount-1 is registered and ready, all agree on
  * the stage count, the layer count and the checkpoint fingerprint, and their layer ranges are
- * contiguous from 0 to numLayers. `found` may hold undefined for missing stages.
+ * contiguous from 0 to numLayers, and each stage links to the current process of the stage
+ * after it (the last to the head's). `found` may hold undefined for missing stages.
  */
 export function checkPipeline(
   pipelineId: string,
@@ -98,6 +111,16 @@ export function checkPipeline(
     }
     if (next !== head.numLayers) {
       problems.push(`the last stage ends at layer ${next}, the model has ${head.numLayers}`);
+    }
+  }
+  if (problems.length === 0 && stageCount > 1) {
+    for (const r of stages) {
+      const to = stages[(r.stageIndex + 1) % stageCount];
+      if (r.downstream !== to.instanceId) {
+        problems.push(
+          `stage ${r.stageIndex} is not linked to the current process of stage ${to.stageIndex} yet`,
+        );
+      }
     }
   }
   return problems.length === 0 ? { whole: true, stages } : { whole: false, problems };
