@@ -20,6 +20,7 @@ import { AppModule } from './app.module.js';
 import type { StageConfig } from './config/stage-config.js';
 import { stageServerOptions } from './grpc/grpc-options.js';
 import { GenerationConsumer } from './head/generation-consumer.js';
+import { ComputeMeter, meteredShard } from './registry/compute-meter.js';
 import { StageRegistry } from './registry/stage-registry.js';
 import { StageNode } from './stage/stage-node.js';
 
@@ -41,21 +42,29 @@ async function layerRange(config: StageConfig): Promise<{ layerStart: number; la
 export async function bootStage(config: StageConfig): Promise<RunningStage> {
   const log = new Logger(`Boot ${config.pipelineId}/${config.stageIndex}`);
   const range = await layerRange(config);
-  const shard: LayerShard = await openShard({
-    checkpointDir: config.checkpointDir,
-    ...range,
-    executionProvider: config.executionProvider,
-    maxKvBytes: config.maxKvBytes,
-    intraOpThreads: config.ortThreads,
-  });
+  // Every forward call of this process's models counts towards the utilisation it reports.
+  const meter = new ComputeMeter();
+  const shard: LayerShard = meteredShard(
+    await openShard({
+      checkpointDir: config.checkpointDir,
+      ...range,
+      executionProvider: config.executionProvider,
+      maxKvBytes: config.maxKvBytes,
+      intraOpThreads: config.ortThreads,
+    }),
+    meter,
+  );
   let draft: LayerShard | null = null;
   let tokenizer: LoadedTokenizer | null = null;
   if (config.stageIndex === 0) {
-    draft = await openShard({
-      checkpointDir: config.draftCheckpointDir!,
-      executionProvider: config.executionProvider,
-      intraOpThreads: config.ortThreads,
-    });
+    draft = meteredShard(
+      await openShard({
+        checkpointDir: config.draftCheckpointDir!,
+        executionProvider: config.executionProvider,
+        intraOpThreads: config.ortThreads,
+      }),
+      meter,
+    );
     tokenizer = await loadTokenizer(config.checkpointDir).catch((e: unknown) => {
       log.warn(`no tokenizer (${e instanceof Error ? e.message : String(e)}): token prompts only`);
       return null;
@@ -67,7 +76,7 @@ export async function bootStage(config: StageConfig): Promise<RunningStage> {
   const registry = new StageRegistry(
     redis,
     config.redisPrefix,
-    () => node.registration(),
+    () => ({ ...node.registration(), utilisation: meter.sample() }),
     config.registryTtlMs,
     config.heartbeatMs,
   );

@@ -123,7 +123,8 @@ function stageView(
     numLayers: reg.numLayers,
     address: reg.address,
     health,
-    utilisation: null,
+    // A stale entry's figure describes a window that ended long ago.
+    utilisation: health === 'stale' ? null : (reg.utilisation ?? null),
     heartbeatAt: reg.heartbeatAt,
   };
 }

@@ -1,0 +1,76 @@
+import type { LayerShard, ShardOutput, TreeBatch } from '@pipedec/model';
+import { ComputeMeter, meteredShard } from './compute-meter.js';
+
+/** A meter on a clock the test moves, and work that ends when the test says. */
+function setup() {
+  let t = 0;
+  const meter = new ComputeMeter(() => t);
+  const advance = (ms: number) => (t += ms);
+  const work = () => {
+    let done!: () => void;
+    const p = meter.time(() => new Promise<void>((r) => (done = r)));
+    return { end: async () => (done(), await p) };
+  };
+  return { meter, advance, work };
+}
+
+describe('ComputeMeter', () => {
+  it('reports the busy share of each window', async () => {
+    const { meter, advance, work } = setup();
+    advance(100);
+    const w = work();
+    advance(300);
+    await w.end();
+    advance(600);
+    expect(meter.sample()).toBeCloseTo(0.3);
+    advance(500);
+    expect(meter.sample()).toBe(0); // idle window
+  });
+
+  it('counts overlapping calls once', async () => {
+    const { meter, advance, work } = setup();
+    const a = work();
+    advance(200);
+    const b = work();
+    advance(200);
+    await a.end();
+    advance(200);
+    await b.end();
+    advance(400);
+    expect(meter.sample()).toBeCloseTo(0.6);
+  });
+
+  it('splits a call that spans a sample between the two windows', async () => {
+    const { meter, advance, work } = setup();
+    advance(500);
+    const w = work();
+    advance(500);
+    expect(meter.sample()).toBeCloseTo(0.5);
+    advance(250);
+    await w.end();
+    advance(750);
+    expect(meter.sample()).toBeCloseTo(0.25);
+  });
+
+  it('times the forward calls of a metered shard, including failed ones', async () => {
+    const { meter, advance } = setup();
+    let fail = false;
+    const calls: string[] = [];
+    const inner = {
+      forward: (seq: string) => {
+        calls.push(seq);
+        advance(100);
+        return fail ? Promise.reject(new Error('boom')) : Promise.resolve({} as ShardOutput);
+      },
+      release: (seq: string) => calls.push(`release ${seq}`),
+    } as unknown as LayerShard;
+    const shard = meteredShard(inner, meter);
+    await shard.forward('a', {} as TreeBatch);
+    fail = true;
+    await expect(shard.forward('b', {} as TreeBatch)).rejects.toThrow('boom');
+    shard.release('a');
+    advance(200);
+    expect(meter.sample()).toBeCloseTo(0.5);
+    expect(calls).toEqual(['a', 'b', 'release a']);
+  });
+});
