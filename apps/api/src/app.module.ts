@@ -12,6 +12,7 @@ import { MetricsModule } from './metrics/metrics.module.js';
 import { OpenApiModule } from './openapi/openapi.module.js';
 import { PipelinesModule } from './pipelines/pipelines.module.js';
 import { InfraModule } from './infra/infra.module.js';
+import { LiveModule } from './live/live.module.js';
 import { TenantsModule } from './tenants/tenants.module.js';
 import { UsageModule } from './usage/usage.module.js';
 
@@ -34,6 +35,7 @@ export class AppModule {
         GenerationModule,
         OpenApiModule,
         PipelinesModule,
+        LiveModule,
       ],
       providers: [
         { provide: API_CONFIG, useValue: config },

@@ -6,12 +6,14 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { writeRandomCheckpoint } from '@pipedec/model';
 import {
+  ADMIN_LIVE,
+  liveTicketSchema,
   pipelinesSnapshotSchema,
   type PipelinesSnapshot,
   type RequestEvent,
 } from '@pipedec/contracts';
 import OpenAI from 'openai';
-import { io } from 'socket.io-client';
+import { io, type Socket } from 'socket.io-client';
 import { LocalCluster } from '../../stage-node/src/launcher/local-cluster.js';
 import { adminLogin, call, startTestApi, type TestApi } from './test-api.js';
 
@@ -184,5 +186,99 @@ describe('API with real stage processes', () => {
     expect(p.hitRate).not.toBeNull();
     const rows = await api.prisma.generationRequest.findMany({ where: { status: 'succeeded' } });
     expect(rows.every((r) => r.pipelineId === 'p-test')).toBe(true);
+  });
+
+  describe("the admins' live namespace", () => {
+    const connect = (auth: Record<string, unknown>): Socket =>
+      io(`${api.url}${ADMIN_LIVE.namespace}`, {
+        auth,
+        transports: ['websocket'],
+        reconnection: false,
+      });
+    const refusal = (socket: Socket) =>
+      new Promise<string | undefined>((resolve, reject) => {
+        socket.on('connect', () => reject(new Error('connected without a valid ticket')));
+        socket.on('connect_error', (e: Error & { data?: { code?: string } }) =>
+          resolve(e.data?.code),
+        );
+      });
+    const ticket = async (admin: string) => {
+      const res = await call(api, 'POST', '/admin/live/tickets', { token: admin });
+      expect(res.status).toBe(201);
+      return liveTicketSchema.parse(res.body).ticket;
+    };
+
+    it('admits a connection only with a fresh ticket bought with an admin session', async () => {
+      expect((await call(api, 'POST', '/admin/live/tickets')).status).toBe(401);
+      const withKey = await call(api, 'POST', '/admin/live/tickets', { token: api.demoKey });
+      expect(withKey.status).toBe(401);
+      expect(await refusal(connect({}))).toBe('missing_ticket');
+      expect(await refusal(connect({ ticket: 'pdl_made-up' }))).toBe('invalid_ticket');
+
+      const admin = await adminLogin(api);
+      const t = await ticket(admin);
+      const first = connect({ ticket: t });
+      await new Promise<void>((resolve) => first.on('connect', () => resolve()));
+      // Single use: the same ticket does not open a second connection.
+      expect(await refusal(connect({ ticket: t }))).toBe('invalid_ticket');
+      first.disconnect();
+      // A ticket of a session that has since ended is refused too.
+      const late = await ticket(admin);
+      await call(api, 'POST', '/admin/logout', { token: admin });
+      expect(await refusal(connect({ ticket: late }))).toBe('session_ended');
+    });
+
+    it("pushes a snapshot every second, with each stage's measured utilisation", async () => {
+      const admin = await adminLogin(api);
+      const socket = connect({ ticket: await ticket(admin) });
+      const snaps: PipelinesSnapshot[] = [];
+      socket.on(ADMIN_LIVE.pipelines, (raw: unknown) =>
+        snaps.push(pipelinesSnapshotSchema.parse(raw)),
+      );
+      await new Promise<void>((resolve) => socket.on('connect', () => resolve()));
+      type Ack = { ok: boolean; error?: { code: string; message: string } };
+      const subscribe = (topic: string): Promise<Ack> =>
+        socket.emitWithAck(ADMIN_LIVE.subscribe, { topic }) as Promise<Ack>;
+      expect(await subscribe('pipelines')).toEqual({ ok: true });
+      const wrong = await subscribe('tenants');
+      expect(wrong.ok).toBe(false);
+      expect(wrong.error?.code).toBe('invalid_body');
+      expect(wrong.error?.message).toContain('topic');
+
+      await client.completions.create({
+        model: MODEL,
+        prompt: 'The pipeline',
+        max_tokens: 48,
+        temperature: 0,
+      });
+      const until = Date.now() + 3_000; // the stages' next heartbeats, then one more push
+      while (Date.now() < until) await new Promise((r) => setTimeout(r, 100));
+
+      expect(snaps.length).toBeGreaterThanOrEqual(3);
+      const at = snaps.map((s) => s.at);
+      expect([...at].sort((a, b) => a - b)).toEqual(at);
+      expect(new Set(at).size).toBe(at.length);
+      const peak = [0, 1].map((stage) =>
+        Math.max(
+          ...snaps.map(
+            (s) => s.pipelines[0]?.stages.find((x) => x.stageIndex === stage)?.utilisation ?? -1,
+          ),
+        ),
+      );
+      // Both stages computed for the request, so each reported a busy share above zero.
+      for (const u of peak) {
+        expect(u).toBeGreaterThan(0);
+        expect(u).toBeLessThanOrEqual(1);
+      }
+
+      // Signing out ends the connection at the next session check.
+      const expired = new Promise<void>((resolve) =>
+        socket.on(ADMIN_LIVE.expired, () => resolve()),
+      );
+      const closed = new Promise<string>((resolve) => socket.on('disconnect', resolve));
+      await call(api, 'POST', '/admin/logout', { token: admin });
+      await expired;
+      expect(await closed).toBe('io server disconnect');
+    }, 60_000);
   });
 });

@@ -5,8 +5,13 @@ import { z } from 'zod';
 
 export const dashboardEnvShape = {
   NODE_ENV: envVar.enumOf(['development', 'production', 'test'] as const, 'development'),
-  /** Where the dashboard server reaches apps/api (never exposed to the browser). */
+  /** Where the dashboard server reaches apps/api. */
   API_URL: envVar.url('http://127.0.0.1:3000'),
+  /**
+   * The API's origin as admins' browsers reach it, for the live pipelines view's socket.io
+   * connection (authenticated by a single-use ticket, never the session). Default: API_URL.
+   */
+  API_PUBLIC_URL: z.url().optional(),
   /** Milliseconds before a call to the API is abandoned with an error state. */
   API_TIMEOUT_MS: envVar.int(10_000, 100),
   /** Set the session cookie's Secure flag (on behind HTTPS). */
@@ -14,6 +19,12 @@ export const dashboardEnvShape = {
 };
 
 export type DashboardConfig = z.infer<z.ZodObject<typeof dashboardEnvShape>>;
+
+/** The URL of the API's live socket.io namespace, as the browser reaches it. */
+export function liveNamespaceUrl(namespace: string): string {
+  const c = config();
+  return new URL(namespace, c.API_PUBLIC_URL ?? c.API_URL).toString();
+}
 
 let cached: DashboardConfig | undefined;
 

@@ -39,9 +39,38 @@ afterAll(async () => {
 
 const url = (p: string) => stack.dashboardUrl + p;
 
-async function gotoOk(path: string): Promise<void> {
-  const res = await page.goto(url(path), { waitUntil: 'networkidle' });
+async function gotoOk(path: string, on: pw.Page = page): Promise<void> {
+  const res = await on.goto(url(path), { waitUntil: 'networkidle' });
   expect(res?.status()).toBeLessThan(400);
+}
+
+/** How far the page scrolls sideways (0: it fits the window). */
+function horizontalOverflow(on: pw.Page = page): Promise<number> {
+  return on.evaluate(() => document.scrollingElement!.scrollWidth - window.innerWidth);
+}
+
+/**
+ * The names of the controls Tab reaches from the top of the page, in order (at most `max`):
+ * a control's aria-label, else its label's text (form fields), else its text.
+ */
+async function tabStops(max = 80): Promise<string[]> {
+  await page.evaluate(() => {
+    (document.activeElement as HTMLElement | null)?.blur();
+    window.scrollTo(0, 0);
+  });
+  const names: string[] = [];
+  for (let i = 0; i < max; i++) {
+    await page.keyboard.press('Tab');
+    const name = await page.evaluate(() => {
+      const el = document.activeElement as HTMLInputElement | null;
+      if (!el || el === document.body) return null;
+      const label = el.getAttribute('aria-label') ?? el.labels?.[0]?.textContent ?? el.textContent;
+      return (label ?? '').replace(/\s+/g, ' ').trim();
+    });
+    if (name === null || (names.length > 0 && name === names[0] && i > 1)) break; // wrapped
+    names.push(name);
+  }
+  return names;
 }
 
 describe('dashboard end to end', () => {
@@ -296,6 +325,138 @@ describe('dashboard end to end', () => {
     expect(requests.slice(1).map((r) => r.method)).toEqual(['pipedec', 'stpp', 'pp']);
   });
 
+  it('shows the pipeline live over socket.io, with utilisation measured by the stages', async () => {
+    // Every socket.io message the page receives from the API's live namespace.
+    const frames: string[] = [];
+    const sockets: string[] = [];
+    page.on('websocket', (ws) => {
+      sockets.push(ws.url());
+      ws.on('framereceived', (f) => {
+        if (typeof f.payload === 'string') frames.push(f.payload);
+      });
+    });
+    await gotoOk('/pipelines');
+    const card = page.getByRole('region', { name: /Pipeline e2e/ });
+    await card.getByText('whole', { exact: true }).waitFor();
+    await page.locator('[data-testid="live-status"][data-state="live"]').waitFor();
+    await page.getByText('Live: the API pushes a snapshot every second').waitFor();
+    // Straight to the API (not polled through the dashboard), with a ticket, not the session.
+    const apiWs = `${stack.apiUrl.replace(/^http/, 'ws')}/socket.io/`;
+    expect(sockets.some((u) => u.startsWith(apiWs))).toBe(true);
+    expect(sockets.join(' ')).not.toContain('pds_');
+    // Stage detail: layer ranges and health.
+    await card
+      .getByText(/layers \d+–\d+ of \d+/)
+      .first()
+      .waitFor();
+
+    // New snapshots keep arriving: the timestamp moves on by itself.
+    const at = () => page.getByTestId('snapshot-at').getAttribute('data-at').then(Number);
+    const first = await at();
+    await page.waitForFunction(
+      (before) =>
+        Number(document.querySelector('[data-testid="snapshot-at"]')?.getAttribute('data-at')) >
+        before,
+      first,
+      { timeout: 10_000 },
+    );
+    const pushed = frames.filter((f) => f.startsWith('42/admin/live,["pipelines"'));
+    expect(pushed.length).toBeGreaterThanOrEqual(2);
+
+    // Record the highest utilisation each stage shows while a generation runs elsewhere.
+    await page.evaluate(() => {
+      const peak: Record<string, number> = {};
+      (window as unknown as { peak: Record<string, number> }).peak = peak;
+      const read = () => {
+        for (const el of document.querySelectorAll('[data-testid^="utilisation-e2e-"]')) {
+          const v = el.getAttribute('data-value');
+          const id = el.getAttribute('data-testid')!;
+          if (v) peak[id] = Math.max(peak[id] ?? -1, Number(v));
+        }
+      };
+      read();
+      new MutationObserver(read).observe(document.body, {
+        subtree: true,
+        childList: true,
+        characterData: true,
+        attributes: true,
+      });
+    });
+    const playground = await context.newPage();
+    await gotoOk('/playground', playground);
+    await playground.getByRole('combobox', { name: /^Key\b/ }).selectOption(keyId);
+    await playground.getByLabel('Model').fill(MODEL_NAME);
+    await playground.getByLabel('Max tokens').fill('48');
+    await playground.getByLabel('Prompt').fill('Keep the stages busy');
+    await playground.getByRole('button', { name: 'Send' }).click();
+    await playground
+      .locator('tr[data-method="pipedec"]')
+      .getByText('done', { exact: true })
+      .waitFor({ timeout: 120_000 });
+    await playground.close();
+    // Each stage's next heartbeat carries the window it computed in; the next push shows it.
+    await page.waitForFunction(
+      () => {
+        const peak = (window as unknown as { peak: Record<string, number> }).peak;
+        return ['0', '1'].every((s) => (peak[`utilisation-e2e-${s}`] ?? 0) > 0);
+      },
+      undefined,
+      { timeout: 15_000 },
+    );
+    const peak = await page.evaluate(
+      () => (window as unknown as { peak: Record<string, number> }).peak,
+    );
+    for (const v of Object.values(peak)) expect(v).toBeLessThanOrEqual(1);
+    expect(await card.getByText(/utilisation \d+\.\d%/).count()).toBe(2);
+    await screenshot(page, '11-pipelines');
+    page.removeAllListeners('websocket');
+  });
+
+  it('reads well at laptop widths, and Tab reaches the main actions of every page', async () => {
+    const pages: { path: string; name: string; actions: RegExp[] }[] = [
+      { path: `/?tenant=${tenantId}&range=24h`, name: 'overview', actions: [/^Apply$/] },
+      { path: '/tenants', name: 'tenants', actions: [/^New plan$/, /^Create tenant$/] },
+      {
+        path: `/tenants/${tenantId}`,
+        name: 'tenant',
+        actions: [/^API keys/, /^Save changes$/],
+      },
+      {
+        path: `/keys?tenant=${tenantId}`,
+        name: 'keys',
+        actions: [/^Create key$/, /^Rotate key /, /^Revoke key /],
+      },
+      { path: '/billing', name: 'billing', actions: [/^Show$/, /^Export CSV$/] },
+      { path: '/pipelines', name: 'pipelines', actions: [/^Show data$/] },
+      { path: '/playground', name: 'playground', actions: [/^Prompt/, /^Send$/] },
+    ];
+    for (const [width, height] of [
+      [1280, 800],
+      [1024, 768],
+    ]) {
+      await page.setViewportSize({ width, height });
+      for (const p of pages) {
+        await gotoOk(p.path);
+        expect({ page: p.name, width, overflow: await horizontalOverflow() }).toEqual({
+          page: p.name,
+          width,
+          overflow: 0,
+        });
+        await screenshot(page, `12-${p.name}-${width}`);
+        if (width !== 1024) continue;
+        const stops = await tabStops();
+        for (const action of p.actions) {
+          expect({ page: p.name, reached: stops.some((n) => action.test(n)), action }).toEqual({
+            page: p.name,
+            reached: true,
+            action,
+          });
+        }
+      }
+    }
+    await page.setViewportSize({ width: 1366, height: 900 });
+  });
+
   it('revokes the key, and the next request with it is refused', async () => {
     // A playground opened before the revocation still offers the key.
     const playground = await context.newPage();
@@ -327,21 +488,7 @@ describe('dashboard end to end', () => {
       .waitFor();
     await screenshot(playground, '10-playground-refused');
     await playground.close();
-    expect(await stack.prisma.generationRequest.count({ where: { tenantId } })).toBe(4);
-  });
-
-  it('shows the live pipeline, whole, on the pipelines page', async () => {
-    await gotoOk('/pipelines');
-    const card = page.getByRole('region', { name: /Pipeline e2e/ });
-    await card.getByText('whole', { exact: true }).waitFor();
-    // The API has no socket.io namespace for pipelines: the dashboard polls GET /admin/pipelines.
-    await page.getByText('Live (the API is polled every 2 s)').waitFor();
-    // Stage detail from GET /admin/pipelines: layer ranges and health.
-    await card
-      .getByText(/layers \d+–\d+ of \d+/)
-      .first()
-      .waitFor();
-    await screenshot(page, '11-pipelines');
+    expect(await stack.prisma.generationRequest.count({ where: { tenantId } })).toBe(5);
   });
 
   it('sends an ended session to the login, and signs out', async () => {
@@ -362,5 +509,13 @@ describe('dashboard end to end', () => {
     expect(sessions.filter((s) => s.expiresAt > new Date())).toHaveLength(1); // the first login
     await page.goto(url('/'));
     await page.waitForURL(/\/login$/);
+    for (const [width, height] of [
+      [1280, 800],
+      [1024, 768],
+    ]) {
+      await page.setViewportSize({ width, height });
+      expect(await horizontalOverflow()).toBe(0);
+      await screenshot(page, `12-login-${width}`);
+    }
   });
 });

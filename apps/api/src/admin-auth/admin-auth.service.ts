@@ -54,10 +54,33 @@ export class AdminAuthService {
   }
 
   async authenticate(token: string): Promise<AdminPrincipal> {
-    const session = await this.db.client.adminSession.findUnique({
-      where: { tokenHash: hashToken(token) },
-      include: { adminUser: true },
-    });
+    return this.principalOf(
+      await this.db.client.adminSession.findUnique({
+        where: { tokenHash: hashToken(token) },
+        include: { adminUser: true },
+      }),
+    );
+  }
+
+  /** The session's admin while it is valid (a live connection re-checks its session). */
+  async authenticateSession(sessionId: string): Promise<AdminPrincipal> {
+    return this.principalOf(
+      await this.db.client.adminSession.findUnique({
+        where: { id: sessionId },
+        include: { adminUser: true },
+      }),
+    );
+  }
+
+  private principalOf(
+    session: {
+      id: string;
+      adminUserId: string;
+      revokedAt: Date | null;
+      expiresAt: Date;
+      adminUser: { email: string; role: AdminPrincipal['role']; disabled: boolean };
+    } | null,
+  ): AdminPrincipal {
     if (
       !session ||
       session.revokedAt !== null ||

@@ -7,5 +7,6 @@ import { PipelinesService } from './pipelines.service.js';
   imports: [GenerationModule],
   controllers: [PipelinesController],
   providers: [PipelinesService],
+  exports: [PipelinesService],
 })
 export class PipelinesModule {}

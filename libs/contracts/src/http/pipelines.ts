@@ -1,4 +1,5 @@
-// GET /admin/pipelines: the live state of every pipeline, for the dashboard.
+// GET /admin/pipelines: the live state of every pipeline, for the dashboard; the same
+// snapshot is pushed every second on the socket.io namespace ADMIN_LIVE.namespace.
 import { z } from 'zod';
 
 export const stageViewSchema = z.object({
@@ -10,7 +11,10 @@ export const stageViewSchema = z.object({
   address: z.string(),
   /** missing: not registered (or expired); stale: heartbeat older than STALE_AFTER_MS. */
   health: z.enum(['healthy', 'not_ready', 'stale', 'missing']),
-  /** Share of recent time spent computing, 0..1 (null: the registry does not report it). */
+  /**
+   * Share of the stage's last heartbeat window spent in its model's forward calls, 0..1 (null:
+   * the stage does not report it, or its entry is stale).
+   */
   utilisation: z.number().min(0).max(1).nullable(),
   heartbeatAt: z.number().nullable(), // epoch ms
 });
@@ -38,3 +42,31 @@ export const pipelinesSnapshotSchema = z.object({
 export type PipelinesSnapshot = z.infer<typeof pipelinesSnapshotSchema>;
 
 export const STALE_AFTER_MS = 5_000;
+
+/** POST /admin/live/tickets: a single-use credential for one socket.io connection. */
+export const liveTicketSchema = z.object({
+  ticket: z.string().min(1),
+  expiresAt: z.number(), // epoch ms
+});
+export type LiveTicket = z.infer<typeof liveTicketSchema>;
+
+/**
+ * The admins' live namespace. Connect with `auth: { ticket }` (from POST /admin/live/tickets;
+ * a refused connection's connect_error carries `data.code`), emit `subscribe` {topic:
+ * 'pipelines'}, then receive a PipelinesSnapshot as `pipelines` about every second, `failure`
+ * {message} when a snapshot could not be read, and `expired` just before the server closes
+ * the connection because the admin session ended.
+ */
+export const ADMIN_LIVE = {
+  namespace: '/admin/live',
+  subscribe: 'subscribe',
+  pipelines: 'pipelines',
+  failure: 'failure',
+  expired: 'expired',
+} as const;
+
+export const liveSubscribeSchema = z.object({ topic: z.enum(['pipelines']) }).strict();
+
+/** Codes in a refused connection's connect_error `data`. */
+export const LIVE_REFUSALS = ['missing_ticket', 'invalid_ticket', 'session_ended'] as const;
+export type LiveRefusal = (typeof LIVE_REFUSALS)[number];

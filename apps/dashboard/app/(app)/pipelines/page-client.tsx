@@ -1,69 +1,160 @@
 'use client';
-// The live view: a snapshot per second from /pipelines/stream, with the last minutes of
-// history kept here (stage utilisation, hit rate, tokens per timestep, queue depth).
+// The live view: the API pushes a snapshot about every second over socket.io (namespace
+// ADMIN_LIVE.namespace); the last minutes of history are kept here (stage utilisation, hit
+// rate, tokens per timestep, queue depth). Each connection attempt presents a fresh single-use
+// ticket from /pipelines/live-ticket, so the admin session never reaches this script.
+import { ADMIN_LIVE, type LiveTicket } from '@pipedec/contracts/http';
 import { useEffect, useState } from 'react';
-import { formatDateTime, formatPercent } from '@/lib/format';
-import type { PipelinesSnapshot, PipelineView } from '@/lib/schemas';
+import { io } from 'socket.io-client';
+import { formatPercent } from '@/lib/format';
+import { pipelinesSnapshotSchema, type PipelinesSnapshot, type PipelineView } from '@/lib/schemas';
 import { LineChart } from '../_components/line-chart';
-import type { StreamStatus } from './stream-status';
 
 const WINDOW_MS = 5 * 60_000;
+/** Wait before trying again after the API refused a connection (socket.io does not retry those). */
+const REFUSED_RETRY_MS = 3_000;
 
 interface History {
   snapshots: PipelinesSnapshot[];
 }
+
+type Connection =
+  { state: 'connecting' } | { state: 'live' } | { state: 'reconnecting'; reason: string };
 
 function keep(h: History, snap: PipelinesSnapshot): History {
   const cutoff = snap.at - WINDOW_MS;
   return { snapshots: [...h.snapshots.filter((s) => s.at >= cutoff && s.at < snap.at), snap] };
 }
 
+function clockTime(at: number): string {
+  return `${new Date(at).toISOString().slice(11, 19)} UTC`;
+}
+
+function sessionEnded(): void {
+  window.location.assign('/login?expired=1');
+}
+
+/** A ticket for one connection attempt; throws with the reason shown to the admin. */
+async function fetchTicket(): Promise<string> {
+  const res = await fetch('/pipelines/live-ticket', { method: 'POST', cache: 'no-store' });
+  if (res.status === 401) {
+    sessionEnded();
+    throw new Error('your admin session has ended');
+  }
+  const body = (await res.json().catch(() => null)) as
+    (LiveTicket & { error?: undefined }) | { error?: { message?: string } } | null;
+  if (!res.ok || !body || !('ticket' in body)) {
+    throw new Error(body?.error?.message ?? `no ticket (status ${res.status})`);
+  }
+  return body.ticket;
+}
+
 export function PipelinesClient({
   initial,
   unavailable,
+  liveUrl,
 }: {
   initial: PipelinesSnapshot | null;
   /** The first load failed (its error is shown above): no empty-state text then. */
   unavailable: boolean;
+  /** The API's live namespace as this browser reaches it. */
+  liveUrl: string;
 }) {
   const [history, setHistory] = useState<History>({ snapshots: initial ? [initial] : [] });
-  const [status, setStatus] = useState<StreamStatus | null>(null);
+  const [connection, setConnection] = useState<Connection>({ state: 'connecting' });
+  /** Connected, but the API could not read (or send readable) pipeline state. */
+  const [problem, setProblem] = useState<string | null>(null);
 
   useEffect(() => {
-    const source = new EventSource('/pipelines/stream');
-    source.addEventListener('snapshot', (e) => {
-      const snap = JSON.parse((e as MessageEvent<string>).data) as PipelinesSnapshot;
-      setHistory((h) => keep(h, snap));
+    let ticketError: string | null = null;
+    let retry: ReturnType<typeof setTimeout> | null = null;
+    const socket = io(liveUrl, {
+      transports: ['websocket'],
+      reconnectionDelay: 1_000,
+      reconnectionDelayMax: 10_000,
+      auth: (cb) => {
+        ticketError = null;
+        fetchTicket().then(
+          (ticket) => cb({ ticket }),
+          (error: unknown) => {
+            ticketError = error instanceof Error ? error.message : String(error);
+            cb({}); // refused as missing_ticket: retried below with a fresh attempt
+          },
+        );
+      },
     });
-    source.addEventListener('status', (e) => {
-      setStatus(JSON.parse((e as MessageEvent<string>).data) as StreamStatus);
+    socket.on('connect', () => {
+      setConnection({ state: 'live' });
+      socket.emit(
+        ADMIN_LIVE.subscribe,
+        { topic: 'pipelines' },
+        (ack: { ok: boolean; error?: { message: string } }) => {
+          if (!ack.ok) setProblem(`Subscribing failed: ${ack.error?.message ?? 'unknown error'}`);
+        },
+      );
     });
-    source.addEventListener('expired', () => {
-      source.close();
-      window.location.assign('/login?expired=1');
+    socket.on('connect_error', (error: Error & { data?: { code?: string } }) => {
+      if (error.data?.code === 'session_ended') return sessionEnded();
+      setConnection({ state: 'reconnecting', reason: ticketError ?? error.message });
+      // A refusal by the API (not a network failure) is not retried by socket.io itself.
+      if (!socket.active) retry = setTimeout(() => socket.connect(), REFUSED_RETRY_MS);
     });
-    source.onerror = () =>
-      setStatus({ mode: 'none', connected: false, reason: 'the live stream dropped; retrying' });
-    return () => source.close();
-  }, []);
+    socket.on('disconnect', (reason) => {
+      setConnection({ state: 'reconnecting', reason: `disconnected (${reason})` });
+      if (reason === 'io server disconnect') {
+        retry = setTimeout(() => socket.connect(), REFUSED_RETRY_MS);
+      }
+    });
+    socket.on(ADMIN_LIVE.expired, () => {
+      socket.disconnect();
+      sessionEnded();
+    });
+    socket.on(ADMIN_LIVE.pipelines, (raw: unknown) => {
+      const parsed = pipelinesSnapshotSchema.safeParse(raw);
+      if (!parsed.success) {
+        setProblem(`The API sent a snapshot this page cannot read: ${parsed.error.message}`);
+        return;
+      }
+      setProblem(null);
+      setHistory((h) => keep(h, parsed.data));
+    });
+    socket.on(ADMIN_LIVE.failure, (m: { message?: string }) => {
+      setProblem(`The API could not read the pipeline state: ${m.message ?? 'unknown error'}`);
+    });
+    return () => {
+      if (retry) clearTimeout(retry);
+      socket.disconnect();
+    };
+  }, [liveUrl]);
 
   const latest = history.snapshots[history.snapshots.length - 1];
   const x = history.snapshots.map((s) => s.at);
   return (
     <>
-      <p className={`live ${status?.connected ? 'on' : ''}`} role="status" aria-live="polite">
-        {status === null
-          ? 'Connecting to the live stream…'
-          : status.mode === 'polling'
-            ? 'Live (the API is polled every 2 s)'
-            : `Not live: ${status.reason}`}
+      <p
+        className={`live ${connection.state === 'live' ? 'on' : ''}`}
+        role="status"
+        aria-live="polite"
+        data-testid="live-status"
+        data-state={connection.state}
+      >
+        {connection.state === 'connecting'
+          ? 'Connecting to the live feed…'
+          : connection.state === 'live'
+            ? 'Live: the API pushes a snapshot every second'
+            : `Reconnecting… (${connection.reason})`}
         {latest && (
-          <span className="muted">
+          <span className="muted" data-testid="snapshot-at" data-at={latest.at}>
             {' '}
-            · last update {formatDateTime(new Date(latest.at).toISOString())}
+            · last update {clockTime(latest.at)}
           </span>
         )}
       </p>
+      {problem && (
+        <p className="error" role="alert">
+          {problem}
+        </p>
+      )}
       {!latest ? (
         unavailable ? null : (
           <p className="empty">
@@ -151,7 +242,13 @@ function PipelineCard({
                   layers {s.layerStart}–{s.layerEnd - 1} of {s.numLayers}
                 </div>
                 <div className="small muted mono">{s.address}</div>
-                <div className="small">utilisation {formatPercent(s.utilisation, 0)}</div>
+                <div
+                  className="small"
+                  data-testid={`utilisation-${p.pipelineId}-${s.stageIndex}`}
+                  data-value={s.utilisation ?? ''}
+                >
+                  utilisation {formatPercent(s.utilisation)}
+                </div>
               </li>
             ))}
           </ol>

@@ -1,4 +1,6 @@
+import { ADMIN_LIVE } from '@pipedec/contracts/http';
 import type { Metadata } from 'next';
+import { liveNamespaceUrl } from '@/lib/config';
 import { ApiError } from '@/lib/errors';
 import { loadPipelines } from '@/lib/pipelines';
 import { ErrorState } from '../_components/error-state';
@@ -18,7 +20,11 @@ export default async function PipelinesPage() {
     <>
       <h1>Pipelines</h1>
       {!initial.ok && <ErrorState error={initial.error} what="the pipelines" />}
-      <PipelinesClient initial={initial.ok ? initial.data : null} unavailable={!initial.ok} />
+      <PipelinesClient
+        initial={initial.ok ? initial.data : null}
+        unavailable={!initial.ok}
+        liveUrl={liveNamespaceUrl(ADMIN_LIVE.namespace)}
+      />
     </>
   );
 }
