@@ -442,10 +442,10 @@ def agreement_counts(tl: torch.Tensor, dl: torch.Tensor) -> dict[str, int]:
 
 def stage_evaluate(args, dev):
     out = args.out
-    tokdir = os.path.join(out, "target")
+    tokdir = os.path.join(out, "demo-target")
     tok = bpe.Tokenizer.from_file(os.path.join(tokdir, "tokenizer.json"))
-    target = load_pretrained(os.path.join(out, "target")).to(dev)
-    draft = load_pretrained(os.path.join(out, "draft")).to(dev)
+    target = load_pretrained(os.path.join(out, "demo-target")).to(dev)
+    draft = load_pretrained(os.path.join(out, "demo-draft")).to(dev)
     metrics: dict = {"computed_on": f"{dev.type}, fp32, torch {torch.__version__}", "heldout": {}, "prompts": {}}
     t0 = time.time()
     # held-out test text, teacher forced
@@ -519,9 +519,9 @@ def write_token_cases(out, tok):
 def stage_reference(args, dev):
     """Reference outputs of the stored weights in fp32 for the TypeScript runtime's test."""
     out = args.out
-    tok = bpe.Tokenizer.from_file(os.path.join(out, "target", "tokenizer.json"))
+    tok = bpe.Tokenizer.from_file(os.path.join(out, "demo-target", "tokenizer.json"))
     write_token_cases(out, tok)
-    models = {n: load_pretrained(os.path.join(out, n)).to(dev) for n in ("target", "draft")}
+    models = {n: load_pretrained(os.path.join(out, f"demo-{n}")).to(dev) for n in ("target", "draft")}
     cands = [{"id": "plain", "text": "In the beginning God created"}]
     for name in DOMAINS:
         cands += [json.loads(x) for x in open(os.path.join(out, "prompts", f"{name}.jsonl"), encoding="utf-8")]
@@ -634,7 +634,7 @@ def main(argv=None):
     ap.add_argument("--d-heads", type=int, default=4)
     ap.add_argument("--d-kv", type=int, default=2)
     ap.add_argument("--d-inter", type=int, default=384)
-    ap.add_argument("--draft-steps", type=int, default=600)
+    ap.add_argument("--draft-steps", type=int, default=3000)
     ap.add_argument("--draft-batch", type=int, default=32)
     ap.add_argument("--draft-lr", type=float, default=3e-3)
     ap.add_argument("--draft-wall", type=float, default=1e9)
