@@ -90,7 +90,9 @@ export async function bootStage(config: StageConfig): Promise<RunningStage> {
 
   let consumer: GenerationConsumer | null = null;
   if (node.pipeline && draft) {
-    const c = new GenerationConsumer(config, node.pipeline, draft, tokenizer, redis);
+    const c = new GenerationConsumer(config, node.pipeline, draft, tokenizer, redis, () =>
+      node.wholeNow(),
+    );
     consumer = c;
     node.onWholeChange = (whole) => c.setAccepting(whole);
   }

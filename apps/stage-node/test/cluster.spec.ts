@@ -249,7 +249,8 @@ describe('a pipeline of 4 stage processes', () => {
       prompt: PROMPTS[1],
       method: 'pipedec',
       sampling: SAMPLED,
-      maxTokens: 60,
+      // Long enough to be still running when the stage gets SIGTERM.
+      maxTokens: 400,
     });
     await waitEvents(redis, job.eventsKey, (ev) => ev.some((e) => e.type === 'token'), 60_000);
     const exited = p4!.kill(2, 'SIGTERM');
@@ -261,7 +262,7 @@ describe('a pipeline of 4 stage processes', () => {
     });
     const events = await waitEvents(redis, job.eventsKey, ended, 60_000);
     expect(events[events.length - 1].type).toBe('done');
-    expect(outputTokens(events)).toEqual(await arTokens(PROMPTS[1], SAMPLED, 60));
+    expect(outputTokens(events)).toEqual(await arTokens(PROMPTS[1], SAMPLED, 400));
     expect(await exited).toBe(0);
     expect(await redis.exists(`${PREFIX}stage:p4:2`)).toBe(0);
     // The head waits for the pipeline to be whole before it takes the next job.

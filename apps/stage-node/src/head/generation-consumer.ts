@@ -15,7 +15,7 @@ import {
 } from '@pipedec/contracts';
 import type { FinishReason, GenerateResult, RequestStats, StageShard } from '@pipedec/engine';
 import type { LoadedTokenizer } from '@pipedec/model';
-import { UnrecoverableError, Worker, type Job } from 'bullmq';
+import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
 import type { StageConfig } from '../config/stage-config.js';
 import type { GrpcPipeline, TransportStats } from './grpc-pipeline.js';
@@ -24,6 +24,8 @@ import { runMethod } from './run-method.js';
 import { StageNodeError } from './stage-node-error.js';
 
 const CANCEL_POLL_MS = 200;
+/** A job fetched while the pipeline stopped being whole waits this long before it is offered again. */
+const REQUEUE_DELAY_MS = 100;
 
 /** The job's return value in the queue: what the benchmark and operators read back. */
 export interface GenerationSummary {
@@ -46,6 +48,13 @@ export class GenerationConsumer {
     private readonly draft: StageShard,
     private readonly tokenizer: LoadedTokenizer | null,
     private readonly redis: Redis,
+    /**
+     * Re-reads the registry and says whether the pipeline is whole now. The worker is paused
+     * as soon as a poll sees the pipeline broken or a stage draining, but a job fetched in the
+     * window before that poll would start on a pipeline that is going away: it is checked again
+     * here and put back on the queue, untouched, when the answer is no.
+     */
+    private readonly wholeNow: () => Promise<boolean> = () => Promise.resolve(true),
   ) {
     this.connection = new Redis(config.redisUrl, { maxRetriesPerRequest: null });
   }
@@ -54,12 +63,16 @@ export class GenerationConsumer {
   setAccepting(accept: boolean): void {
     if (accept) {
       if (!this.worker) {
-        this.worker = new Worker(this.config.queueName, (job: Job) => this.process(job), {
-          connection: this.connection,
-          prefix: queuePrefix(this.config.redisPrefix),
-          concurrency: this.config.queueConcurrency,
-          autorun: false,
-        });
+        this.worker = new Worker(
+          this.config.queueName,
+          (job: Job, token) => this.admit(job, token),
+          {
+            connection: this.connection,
+            prefix: queuePrefix(this.config.redisPrefix),
+            concurrency: this.config.queueConcurrency,
+            autorun: false,
+          },
+        );
         this.worker.on('error', (e) => this.log.warn(`queue: ${e.message}`));
         this.running = this.worker.run().catch((e: unknown) => {
           this.log.error(`worker stopped: ${e instanceof Error ? e.message : String(e)}`);
@@ -84,6 +97,15 @@ export class GenerationConsumer {
   /** Stops fetching new jobs; running ones go on. */
   async pause(): Promise<void> {
     await this.worker?.pause(true);
+  }
+
+  /** Starts the job if the pipeline is whole at this moment; otherwise back to the queue. */
+  private async admit(job: Job, token: string | undefined): Promise<GenerationSummary> {
+    if (!(await this.wholeNow().catch(() => false))) {
+      await job.moveToDelayed(Date.now() + REQUEUE_DELAY_MS, token);
+      throw new DelayedError();
+    }
+    return this.process(job);
   }
 
   private async process(job: Job): Promise<GenerationSummary> {

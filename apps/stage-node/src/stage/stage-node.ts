@@ -145,6 +145,12 @@ export class StageNode extends StageInbox {
     }, this.config.pipelineCheckMs);
   }
 
+  /** Reads the registry now (not at the next poll) and says whether the pipeline is whole. */
+  async wholeNow(): Promise<boolean> {
+    await this.refresh();
+    return this.lastStatus.whole;
+  }
+
   /** SIGTERM, step 1: report not ready at once, so the head stops sending new work. */
   async beginDrain(): Promise<void> {
     this.draining = true;
