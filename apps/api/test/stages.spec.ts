@@ -1,10 +1,11 @@
-// The API against real stage processes (apps/stage-node, compiled) on a tiny random
-// checkpoint pair: the job and event contracts as both sides implement them. The bundled demo
-// model takes their place when it lands in models/.
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+// The API against real stage processes (apps/stage-node, compiled) on the bundled demo pair
+// (models/demo-target, models/demo-draft): the job and event contracts as both sides implement
+// them, and every greedy output checked against the target model alone (AR, run here on the
+// whole model in this process). One pipeline of 2 stages serves the whole file.
 import path from 'node:path';
-import { writeRandomCheckpoint } from '@pipedec/model';
+import { fileURLToPath } from 'node:url';
+import { generateAR } from '@pipedec/engine';
+import { loadTokenizer, openShard, type LayerShard, type LoadedTokenizer } from '@pipedec/model';
 import {
   ADMIN_LIVE,
   liveTicketSchema,
@@ -15,49 +16,54 @@ import {
 import OpenAI from 'openai';
 import { io, type Socket } from 'socket.io-client';
 import { LocalCluster } from '../../stage-node/src/launcher/local-cluster.js';
-import { adminLogin, call, startTestApi, type TestApi } from './test-api.js';
+import { adminLogin, call, errorOf, startTestApi, type TestApi } from './test-api.js';
 
-const MODEL = 'tiny-random';
-const TINY = {
-  hidden: 32,
-  heads: 4,
-  kvHeads: 2,
-  intermediate: 64,
-  vocab: 300,
-  dtype: 'f32' as const,
-  tied: false,
-};
+const MODEL = 'pipedec-demo';
+/** Scripture: the demo model continues it greedily for 200 tokens and more (checked with AR). */
+const LONG_PROMPT = 'And the LORD spake unto Moses, saying,';
+const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+const TARGET = path.join(ROOT, 'models/demo-target');
+const DRAFT = path.join(ROOT, 'models/demo-draft');
 
-let dir: string;
 let api: TestApi;
 let cluster: LocalCluster;
 let client: OpenAI;
+let whole: LayerShard;
+let tok: LoadedTokenizer;
 
 beforeAll(async () => {
-  dir = await mkdtemp(path.join(tmpdir(), 'pipedec-api-stages-'));
-  const target = path.join(dir, 'target');
-  const draft = path.join(dir, 'draft');
-  await writeRandomCheckpoint(target, { ...TINY, layers: 4, seed: 17, maxPositions: 512 });
-  await writeRandomCheckpoint(draft, { ...TINY, layers: 1, seed: 18, maxPositions: 512 });
-  api = await startTestApi({ MODEL_NAME: MODEL, MODEL_DIR: target });
+  api = await startTestApi({ MODEL_NAME: MODEL, MODEL_DIR: TARGET });
   cluster = await LocalCluster.start({
     pipelineId: 'p-test',
     stages: 2,
-    checkpointDir: target,
-    draftCheckpointDir: draft,
+    checkpointDir: TARGET,
+    draftCheckpointDir: DRAFT,
     redisUrl: api.config.REDIS_URL,
     redisPrefix: api.prefix,
     env: { MODEL_NAME: MODEL },
     readyTimeoutMs: 90_000,
   });
+  whole = await openShard({ checkpointDir: TARGET, intraOpThreads: 1 });
+  tok = await loadTokenizer(TARGET);
   client = new OpenAI({ apiKey: api.demoKey, baseURL: `${api.url}/v1`, maxRetries: 0 });
 }, 180_000);
 
 afterAll(async () => {
   await cluster?.stop();
+  await whole?.close();
   await api?.close();
-  await rm(dir, { recursive: true, force: true });
 }, 60_000);
+
+/** What the target model alone writes after `prompt`, greedy (the API tokenizes the same way). */
+async function arText(prompt: string, maxTokens: number): Promise<string> {
+  const res = await generateAR(whole, {
+    requestId: `ar-${Math.random()}`,
+    prompt: tok.encode(prompt),
+    maxTokens,
+    sampling: { temperature: 0, topP: 1, seed: 0 },
+  });
+  return tok.decode(res.tokens, { skipSpecialTokens: true });
+}
 
 describe('API with real stage processes', () => {
   it('reports the pipeline in /health', async () => {
@@ -65,17 +71,19 @@ describe('API with real stage processes', () => {
     expect(h.body).toMatchObject({ status: 'ok', pipelines: { ready: 1, total: 1 } });
   });
 
-  it('generates the same greedy text whole and streamed, for every decoding method', async () => {
+  it("generates the target's greedy text whole and streamed, for every decoding method", async () => {
+    const expected = await arText('The pipeline', 8);
+    expect(expected.length).toBeGreaterThan(0);
     for (const method of ['pipedec', 'stpp', 'pp'] as const) {
       const extra = { decoding_method: method, tree_width: method === 'pp' ? 1 : 2 };
-      const whole = await client.completions.create({
+      const full = await client.completions.create({
         model: MODEL,
         prompt: 'The pipeline',
         max_tokens: 8,
         temperature: 0,
         ...extra,
       } as OpenAI.CompletionCreateParamsNonStreaming);
-      expect(whole.usage!.completion_tokens).toBeGreaterThan(0);
+      expect(full.choices[0].text).toBe(expected);
       const stream = await client.completions.create({
         model: MODEL,
         prompt: 'The pipeline',
@@ -86,9 +94,9 @@ describe('API with real stage processes', () => {
       } as OpenAI.CompletionCreateParamsStreaming);
       let text = '';
       for await (const chunk of stream) text += chunk.choices[0]?.text ?? '';
-      expect(text).toBe(whole.choices[0].text);
+      expect(text).toBe(expected);
       const row = await api.prisma.generationRequest.findUniqueOrThrow({
-        where: { id: whole.id.replace(/^cmpl-/, '') },
+        where: { id: full.id.replace(/^cmpl-/, '') },
       });
       expect(row).toMatchObject({ status: 'succeeded', method });
       expect(row.timesteps).toBeGreaterThan(0);
@@ -98,7 +106,7 @@ describe('API with real stage processes', () => {
   it('cancellation frees the pipeline for the next job', async () => {
     const long = await call(api, 'POST', '/v1/jobs', {
       token: api.demoKey,
-      body: { model: MODEL, prompt: 'long', max_tokens: 200, temperature: 0 },
+      body: { model: MODEL, prompt: LONG_PROMPT, max_tokens: 200, temperature: 0 },
     });
     const id = long.body.id as string;
     for (let i = 0; i < 200; i++) {
@@ -113,7 +121,7 @@ describe('API with real stage processes', () => {
       max_tokens: 3,
       temperature: 0,
     });
-    expect(next.usage!.completion_tokens).toBeGreaterThan(0);
+    expect(next.choices[0].text).toBe(await arText('next', 3));
     let row = await api.prisma.generationRequest.findUniqueOrThrow({ where: { id } });
     for (let i = 0; i < 100 && !row.accountedAt; i++) {
       await new Promise((r) => setTimeout(r, 50));
@@ -147,11 +155,13 @@ describe('API with real stage processes', () => {
       reconnectionDelayMax: 100,
     });
     const ids: string[] = [];
+    const texts = new Map<number, string>();
     let dropped = false;
     let readies = 0;
     const ended = new Promise<void>((resolve) => socket.on('end', () => resolve()));
     socket.on('event', (m: { id: string; event: RequestEvent }) => {
       ids.push(m.id);
+      if (m.event.type === 'token') texts.set(m.event.index, m.event.text);
       if (!dropped && m.event.type === 'token') {
         dropped = true;
         socket.io.engine.close(); // mid-stream: the client reconnects by itself
@@ -166,7 +176,58 @@ describe('API with real stage processes', () => {
     expect(readies).toBe(2);
     const stream = await api.redis.xrange(`${api.prefix}req:${requestId}:events`, '-', '+');
     expect(ids).toEqual(stream.map(([id]) => id));
+    expect([...texts.values()].join('')).toBe(await arText('resume', 64));
   }, 60_000);
+
+  it("50 concurrent requests never exceed a small token quota, and each gets the target's text", async () => {
+    const admin = await adminLogin(api);
+    const quota = 300;
+    const t = await call(api, 'POST', '/admin/tenants', {
+      token: admin,
+      body: {
+        name: 'burst-real',
+        plan: 'demo',
+        tokensPerMonth: quota,
+        tokensPerMinute: 100_000,
+        requestsPerMinute: 1000,
+        concurrentRequests: 100,
+      },
+    });
+    expect(t.status).toBe(201);
+    const tenantId = t.body.id as string;
+    const k = await call(api, 'POST', `/admin/tenants/${tenantId}/keys`, {
+      token: admin,
+      body: { name: 'k', scopes: ['generate'] },
+    });
+    const body = { model: MODEL, prompt: 'quota', max_tokens: 20, temperature: 0 };
+    const replies = await Promise.all(
+      Array.from({ length: 50 }, () =>
+        call(api, 'POST', '/v1/completions', { token: k.body.secret as string, body }),
+      ),
+    );
+    const ok = replies.filter((r) => r.status === 200);
+    const limited = replies.filter((r) => r.status === 429);
+    expect(ok.length + limited.length).toBe(50);
+    expect(ok.length).toBeGreaterThan(0);
+    for (const r of limited) expect(errorOf(r).code).toBe('monthly_quota_exceeded');
+    const expected = await arText('quota', 20);
+    for (const r of ok) expect((r.body.choices as { text: string }[])[0].text).toBe(expected);
+    const used = ok.reduce(
+      (s, r) => s + (r.body.usage as { total_tokens: number }).total_tokens,
+      0,
+    );
+    expect(used).toBeLessThanOrEqual(quota);
+    // PostgreSQL and the Redis counter agree with what the replies billed.
+    const agg = await api.prisma.generationRequest.aggregate({
+      where: { tenantId, accountedAt: { not: null } },
+      _sum: { promptTokens: true, completionTokens: true },
+      _count: { _all: true },
+    });
+    expect(agg._count._all).toBe(ok.length);
+    expect((agg._sum.promptTokens ?? 0) + (agg._sum.completionTokens ?? 0)).toBe(used);
+    const month = await api.redis.keys(`${api.prefix}quota:${tenantId}:month:*`);
+    expect(Number(await api.redis.get(month[0]))).toBe(used);
+  }, 120_000);
 
   it('shows admins the live pipeline with its stages and recent statistics', async () => {
     const admin = await adminLogin(api);
@@ -180,7 +241,7 @@ describe('API with real stage processes', () => {
       [0, 'healthy'],
       [1, 'healthy'],
     ]);
-    expect(p.stages[1].layerEnd).toBe(4);
+    expect(p.stages[1].layerEnd).toBe(16);
     // Earlier tests ran requests on it.
     expect(p.tokensPerTimestep).toBeGreaterThan(0);
     expect(p.hitRate).not.toBeNull();
