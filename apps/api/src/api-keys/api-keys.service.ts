@@ -37,7 +37,7 @@ export class ApiKeysService {
       (current || previous) &&
       key.status === 'active' &&
       (key.expiresAt === null || key.expiresAt > now) &&
-      key.tenant.status === 'active';
+      key.tenantStatus === 'active';
     if (!usable) throw Errors.unauthenticated('Invalid API key');
     this.repo.touch(key.tenantId, key.id, now).catch((e: unknown) => {
       this.logger.warn(`could not record use of key ${key.id}: ${String(e)}`);

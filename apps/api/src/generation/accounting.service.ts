@@ -118,7 +118,12 @@ export class AccountingService implements OnModuleInit, OnModuleDestroy {
    */
   private async sweep(): Promise<void> {
     const open = await this.repo.unaccounted(new Date(this.clock.nowMs() - 500), 200);
+    if (open.length === 0) return;
+    // A job still waiting in the fair scheduler has not ended: one round trip skips them all,
+    // instead of four per request each second while a backlog waits.
+    const waiting = await this.scheduler.pendingAmong(open.map((r) => r.id));
     for (const r of open) {
+      if (waiting.has(r.id)) continue;
       if (await this.finalize(r.tenantId, r.id)) continue;
       const job = await this.scheduler.queue.getJob(r.id);
       if (job && (await job.getState()) === 'failed') {

@@ -125,6 +125,17 @@ export class FairScheduler implements OnModuleInit, OnModuleDestroy {
   /** Queues a job behind its tenant's earlier jobs; `weight` > 0, higher plans more. */
   async enqueue(job: GenerationJob, weight: number, priority: number): Promise<void> {
     const payload: Pending = { job: generationJobSchema.parse(job), priority };
+    // Nothing waits and BullMQ has room: the dispatcher would hand the job over at once, so
+    // do it here and save its round trips and timer tick (they showed in time to first
+    // token). Two admissions racing here can both pass, which leaves BullMQ one job above
+    // QUEUE_DEPTH, no more; under contention jobs queue below and fairness decides.
+    if ((await this.redis.command.zcard(this.key('ready'))) === 0) {
+      const counts = await this.queue.getJobCounts('waiting', 'prioritized');
+      if ((counts.waiting ?? 0) + (counts.prioritized ?? 0) < this.config.QUEUE_DEPTH) {
+        await this.addToBullmq(payload);
+        return;
+      }
+    }
     await this.redis.command.eval(
       ENQUEUE_LUA,
       5,
@@ -170,6 +181,14 @@ export class FairScheduler implements OnModuleInit, OnModuleDestroy {
     return false;
   }
 
+  /** Which of these requests still wait in the fair scheduler's lists (not yet in BullMQ). */
+  async pendingAmong(requestIds: readonly string[]): Promise<Set<string>> {
+    const pipe = this.redis.command.pipeline();
+    for (const id of requestIds) pipe.hexists(this.key('jobs'), id);
+    const replies = (await pipe.exec()) ?? [];
+    return new Set(requestIds.filter((_, i) => replies[i]?.[1] === 1));
+  }
+
   async pendingCount(): Promise<number> {
     return this.redis.command.hlen(this.key('jobs'));
   }
@@ -208,7 +227,12 @@ export class FairScheduler implements OnModuleInit, OnModuleDestroy {
 
   /** Adds a popped job to BullMQ (idempotent: the job id is the request id), then forgets it. */
   private async handOver(raw: string): Promise<void> {
-    const { job, priority } = JSON.parse(raw) as Pending;
+    const pending = JSON.parse(raw) as Pending;
+    await this.addToBullmq(pending);
+    await this.redis.command.hdel(this.key('handoff'), pending.job.requestId);
+  }
+
+  private async addToBullmq({ job, priority }: Pending): Promise<void> {
     await this.queue.add(GENERATION_JOB_NAME, job, {
       jobId: job.requestId,
       priority,
@@ -217,7 +241,6 @@ export class FairScheduler implements OnModuleInit, OnModuleDestroy {
       removeOnComplete: { age: 3600 },
       removeOnFail: { age: 3600 },
     });
-    await this.redis.command.hdel(this.key('handoff'), job.requestId);
   }
 
   /** Jobs a previous process popped but may not have handed to BullMQ. */

@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import type { DecodingMethod, Prisma, RequestStatus } from '@pipedec/db';
+import { Prisma, type DecodingMethod, type RequestStatus } from '@pipedec/db';
 import { Database } from '../infra/prisma.provider.js';
 
 export interface NewRequest {
@@ -37,10 +37,16 @@ export interface Outcome {
 export class RequestsRepository {
   constructor(private readonly db: Database) {}
 
-  create(tenantId: string, r: NewRequest) {
-    return this.db.client.generationRequest.create({
-      data: { ...r, tenantId, status: 'queued' },
-    });
+  /** Records an admitted request. Plain SQL: it runs on every admission (see ApiKeysRepository.findByHash). */
+  async create(tenantId: string, r: NewRequest): Promise<void> {
+    await this.db.client.$executeRaw(Prisma.sql`
+      INSERT INTO "GenerationRequest"
+        ("id", "tenantId", "apiKeyId", "status", "model", "method", "parameters",
+         "promptTokens", "reservedTokens", "queuedAt")
+      VALUES (${r.id}::uuid, ${tenantId}::uuid, ${r.apiKeyId}::uuid, 'queued', ${r.model},
+              ${r.method}::"DecodingMethod", ${JSON.stringify(r.parameters)}::jsonb,
+              ${r.promptTokens}, ${r.reservedTokens},
+              (${r.queuedAt.toISOString()}::timestamptz AT TIME ZONE 'UTC'))`);
   }
 
   find(tenantId: string, requestId: string) {
