@@ -83,6 +83,8 @@ export class FairScheduler implements OnModuleInit, OnModuleDestroy {
   private timer?: NodeJS.Timeout;
   private dispatching?: Promise<void>;
   private stopped = false;
+  /** A job is being handed straight to BullMQ (see enqueue). */
+  private directInFlight = false;
 
   constructor(
     private readonly redis: RedisConnections,
@@ -127,13 +129,20 @@ export class FairScheduler implements OnModuleInit, OnModuleDestroy {
     const payload: Pending = { job: generationJobSchema.parse(job), priority };
     // Nothing waits and BullMQ has room: the dispatcher would hand the job over at once, so
     // do it here and save its round trips and timer tick (they showed in time to first
-    // token). Two admissions racing here can both pass, which leaves BullMQ one job above
-    // QUEUE_DEPTH, no more; under contention jobs queue below and fairness decides.
-    if ((await this.redis.command.zcard(this.key('ready'))) === 0) {
-      const counts = await this.queue.getJobCounts('waiting', 'prioritized');
-      if ((counts.waiting ?? 0) + (counts.prioritized ?? 0) < this.config.QUEUE_DEPTH) {
-        await this.addToBullmq(payload);
-        return;
+    // token). One such handover at a time per replica: admissions arriving together would
+    // all see room and skip the fair order, so the others queue below as usual.
+    if (!this.directInFlight) {
+      this.directInFlight = true;
+      try {
+        if ((await this.redis.command.zcard(this.key('ready'))) === 0) {
+          const counts = await this.queue.getJobCounts('waiting', 'prioritized');
+          if ((counts.waiting ?? 0) + (counts.prioritized ?? 0) < this.config.QUEUE_DEPTH) {
+            await this.addToBullmq(payload);
+            return;
+          }
+        }
+      } finally {
+        this.directInFlight = false;
       }
     }
     await this.redis.command.eval(
