@@ -4,6 +4,7 @@ export { EngineError, type EngineErrorCode } from './errors.js';
 export type { Decision, LayerPacket, Verdict } from './messages.js';
 export { generatePipeDec, type PipeDecOptions } from './pipedec.js';
 export {
+  inFlightWindow,
   InProcessPipeline,
   type Pipeline,
   type PipelineEvent,

@@ -1,6 +1,10 @@
 // The transport the controllers talk to. A controller opens a session per request, sends
 // layer packets into stage 0 (at most one per tick), broadcasts decisions, and consumes
 // events: verdicts from the last stage, and ticks (stage 0 can take the next packet).
+// Asynchronous transports offer a tick only while fewer than S + 1 packets are in flight
+// (IN_FLIGHT_WINDOW): the lockstep pipeline holds at most S, one per stage, and a stage 0
+// faster than the stages after it must not run ahead of them, or the tree grows far deeper
+// than the pipeline and every miss discards that work.
 // Implementations: InProcessPipeline (below: real async stages in this process),
 // SimulatedPipeline (simulator.ts: lockstep timesteps, time from a cost model), and the
 // gRPC pipeline of the stage nodes.
@@ -28,6 +32,8 @@ export interface PipelineSession {
   broadcast(decision: Decision): void;
   /** The next verdict or tick. */
   next(): Promise<PipelineEvent>;
+  /** Packets sent whose answer (a verdict, or their drop on the way) has not come back. */
+  readonly inFlight: number;
   /** Timesteps elapsed so far (ticks issued). */
   readonly timestep: number;
   /** Simulated wall-clock so far, ms (0 outside the simulator). */
@@ -41,6 +47,11 @@ export interface Pipeline {
   readonly info: ModelInfo;
   readonly stageCount: number;
   open(requestId: string): PipelineSession;
+}
+
+/** Most packets an asynchronous session keeps in flight for an S-stage pipeline. */
+export function inFlightWindow(stageCount: number): number {
+  return stageCount + 1;
 }
 
 export function emptyUsage(): StageUsage {
@@ -101,6 +112,14 @@ class InProcessSession implements PipelineSession {
     return 0;
   }
 
+  get inFlight(): number {
+    let n = 0;
+    for (let s = 0; s < this.workers.length; s++) {
+      n += this.inbox[s].length + (this.running[s] ? 1 : 0);
+    }
+    return n;
+  }
+
   usage(): StageUsage[] {
     return this.usages.map((u) => ({ ...u }));
   }
@@ -119,7 +138,7 @@ class InProcessSession implements PipelineSession {
       if (this.failure) throw this.failure;
       const e = this.events.shift();
       if (e) return e;
-      if (this.credit && this.stage0Idle()) {
+      if (this.credit && this.stage0Idle() && this.inFlight < inFlightWindow(this.workers.length)) {
         this.credit = false;
         return { kind: 'tick', timestep: this.ticks++ };
       }

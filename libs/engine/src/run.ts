@@ -257,6 +257,10 @@ export class RequestRun {
           idleTicks = 0;
           this.session.send(packet);
           await h.afterSend?.(packet);
+        } else if (this.session.inFlight > 0) {
+          // Nothing to send until an answer comes back (the tree reached the last useful
+          // position, or a refill waits for its verdict): waiting, not stalled.
+          idleTicks = 0;
         } else if (++idleTicks > 4 * this.pipeline.stageCount + 8) {
           throw new EngineError('PIPELINE_STALLED', 'no packet in flight and none to send');
         }

@@ -175,6 +175,10 @@ class SimulatedSession implements PipelineSession {
     return this.clockMs;
   }
 
+  get inFlight(): number {
+    return this.slots.filter((p) => p !== null).length;
+  }
+
   usage(): StageUsage[] {
     return this.usages.map((u) => ({ ...u }));
   }

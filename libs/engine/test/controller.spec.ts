@@ -4,9 +4,11 @@
 
 import { jest } from '@jest/globals';
 import fc from 'fast-check';
+import type { ShardOutput, TreeBatch } from '@pipedec/model';
 import {
   EngineError,
   generatePipeDec,
+  inFlightWindow,
   type GenerateRequest,
   type PredictionTree,
   type SamplingParams,
@@ -189,6 +191,49 @@ describe('PipeDec controller on the toy model', () => {
         expect(['cancelled', 'max_tokens']).toContain(res.finishReason);
         assertReleased(r);
       }
+    }
+  });
+
+  it('async stages of uneven speed: stage 0 keeps at most S + 1 packets in flight, and waiting on a slow stage is not a stall', async () => {
+    // The last stage is much slower than stage 0. Before the in-flight window, stage 0 ran
+    // ahead and the tree grew to the last useful position; the stale packets dropped after a
+    // miss then looked like idle ticks and the run failed with PIPELINE_STALLED.
+    class SlowShard extends ToyShard {
+      override async forward(seq: string, batch: TreeBatch): Promise<ShardOutput> {
+        await new Promise((resolve) => setTimeout(resolve, 2));
+        return super.forward(seq, batch);
+      }
+    }
+    for (const stages of [2, 3]) {
+      const r = rig(stages, 0.3);
+      const last = r.stages[stages - 1] as ToyShard;
+      r.stages[stages - 1] = new SlowShard(last.config, last.layerStart, last.layerEnd);
+      const pipeline = makePipeline(r.stages, 'async');
+      let most = 0;
+      const open = pipeline.open.bind(pipeline);
+      pipeline.open = (id: string) => {
+        const session = open(id);
+        const send = session.send.bind(session);
+        session.send = (packet) => {
+          send(packet);
+          most = Math.max(most, session.inFlight);
+        };
+        return session;
+      };
+      for (const width of [1, 2]) {
+        const request = {
+          requestId: `uneven-${stages}-${width}`,
+          prompt: [4, 2, 9],
+          maxTokens: 40,
+        };
+        const ar = await runMethod(r, { method: 'ar' }, request);
+        const res = await generatePipeDec(pipeline, r.draft, request, { width });
+        expect(res.tokens).toEqual(ar.tokens);
+        expect(res.stats.misses).toBeGreaterThan(0);
+      }
+      expect(most).toBeLessThanOrEqual(inFlightWindow(stages));
+      expect(most).toBe(stages + 1);
+      assertReleased(r);
     }
   });
 

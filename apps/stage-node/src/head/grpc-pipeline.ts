@@ -8,13 +8,14 @@
 // packet with no rows), so the head counts the packets in flight exactly and knows when the
 // pipeline is empty.
 import { emptyTrace, type DecisionRecord, type VerdictEnvelope } from '@pipedec/contracts';
-import type {
-  Decision,
-  LayerPacket,
-  Pipeline,
-  PipelineEvent,
-  PipelineSession,
-  StageUsage,
+import {
+  inFlightWindow,
+  type Decision,
+  type LayerPacket,
+  type Pipeline,
+  type PipelineEvent,
+  type PipelineSession,
+  type StageUsage,
 } from '@pipedec/engine';
 import type { ModelInfo } from '@pipedec/model';
 import type { StageRuntime } from '../stage/stage-runtime.js';
@@ -119,7 +120,7 @@ class GrpcSession implements PipelineSession {
   private failure: Error | null = null;
   private credit = true;
   private ticks = 0;
-  private inFlight = 0; // packets sent whose verdict has not come back
+  private pending = 0; // packets sent whose verdict has not come back
   private atStage0 = 0; // packets queued or computing on stage 0
   private decisionCount = 0;
   private closed = false;
@@ -146,13 +147,17 @@ class GrpcSession implements PipelineSession {
     return 0;
   }
 
+  get inFlight(): number {
+    return this.pending;
+  }
+
   usage(): StageUsage[] {
     return this.usages.map((u) => ({ ...u }));
   }
 
   send(packet: LayerPacket): void {
     if (this.failure) throw this.failure;
-    this.inFlight++;
+    this.pending++;
     this.atStage0++;
     this.sentAt.set(packet.seq, performance.now());
     this.stage0.packet({ packet, decisionCount: this.decisionCount, trace: emptyTrace() });
@@ -173,11 +178,12 @@ class GrpcSession implements PipelineSession {
       if (this.failure) throw this.failure;
       const e = this.events.shift();
       if (e) return e;
-      if (this.credit && this.atStage0 === 0) {
+      const window = inFlightWindow(this.pipeline.stageCount);
+      if (this.credit && this.atStage0 === 0 && this.pending < window) {
         this.credit = false;
         return { kind: 'tick', timestep: this.ticks++ };
       }
-      if (this.inFlight === 0 && this.atStage0 === 0) {
+      if (this.pending === 0 && this.atStage0 === 0) {
         // Nothing in flight: offer stage 0 again (the engine stops a controller that keeps
         // declining with nothing in flight).
         this.credit = true;
@@ -195,7 +201,7 @@ class GrpcSession implements PipelineSession {
           new StageNodeError(
             'PIPELINE_BROKEN',
             `request ${this.requestId}: no answer from the pipeline for ${this.pipeline.stallMs} ms ` +
-              `with ${this.inFlight} packets in flight`,
+              `with ${this.pending} packets in flight`,
           ),
         );
       }
@@ -219,7 +225,7 @@ class GrpcSession implements PipelineSession {
       );
       return;
     }
-    this.inFlight--;
+    this.pending--;
     const sent = this.sentAt.get(env.verdict.seq);
     this.sentAt.delete(env.verdict.seq);
     const { computeMs, rows } = env.trace;
