@@ -175,6 +175,13 @@ const ops: Op[] = [
     summary: 'Live pipelines: stages, health, queue depth, recent hit rate',
     auth: 'admin',
   },
+  {
+    method: 'post',
+    path: '/admin/live/tickets',
+    summary:
+      'A one-use ticket (30 s) for the socket.io namespace /admin/live, which pushes the pipelines snapshot every second',
+    auth: 'admin',
+  },
 ];
 
 export function openApiDocument(version: string): Record<string, unknown> {
