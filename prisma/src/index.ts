@@ -1,5 +1,5 @@
 export { createPrismaClient, type DbClientOptions } from './client.js';
-export { dbEnvShape, parseDbConfig, type DbConfig } from './config.js';
+export { dbEnvShape, parseDbConfig, seedEnvShape, type DbConfig } from './config.js';
 export { migrateDeploy, MigrationError } from './migrate.js';
 export { createPgPool, connectionParams } from './pg-pool.js';
 export {

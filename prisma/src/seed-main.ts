@@ -1,20 +1,10 @@
 // `npm run db:seed`: demo tenant, key and admin. Prints the key's secret once, in development.
-import { envVar, loadEnvOrExit } from '@pipedec/contracts';
-import { z } from 'zod';
+import { loadEnvOrExit } from '@pipedec/contracts';
 import { createPrismaClient } from './client.js';
-import { dbEnvShape } from './config.js';
+import { seedEnvShape } from './config.js';
 import { seedDemo } from './seed.js';
 
-const config = loadEnvOrExit(
-  'seed',
-  {
-    ...dbEnvShape,
-    NODE_ENV: envVar.enumOf(['development', 'production', 'test'] as const, 'development'),
-    SEED_ADMIN_EMAIL: z.email().default('admin@pipedec.local'),
-    SEED_ADMIN_PASSWORD: z.string().min(8).default('pipedec-admin'),
-  },
-  process.env,
-);
+const config = loadEnvOrExit('seed', seedEnvShape, process.env);
 
 const prisma = createPrismaClient(config.DATABASE_URL, { poolSize: 2, allowExitOnIdle: true });
 try {

@@ -6,7 +6,8 @@ import { z } from 'zod';
 
 const optionalInt = z.coerce.number().int().min(0).optional();
 
-const shape = {
+/** Every variable a stage node reads. */
+export const stageEnvShape = {
   PIPELINE_ID: z
     .string()
     .regex(/^[A-Za-z0-9_.-]{1,64}$/, 'letters, digits, _ . - (at most 64)')
@@ -88,9 +89,9 @@ export const isHead = (c: StageConfig): boolean => c.stageIndex === 0;
 
 /** Parses the environment; throws ConfigError listing every bad variable. */
 export function parseStageConfig(env: Record<string, string | undefined>): StageConfig {
-  let raw: z.infer<z.ZodObject<typeof shape>>;
+  let raw: z.infer<z.ZodObject<typeof stageEnvShape>>;
   try {
-    raw = parseEnv('stage-node', shape, env);
+    raw = parseEnv('stage-node', stageEnvShape, env);
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
     throw new ConfigError('stage-node', [...error.issues, ...crossIssues(env)]);
