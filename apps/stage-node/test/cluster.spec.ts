@@ -5,7 +5,7 @@
 // a clean error event within 5 s (or retries it when the job allows), and restarting that one
 // stage restores service; SIGTERM drains the head gracefully.
 import { jest } from '@jest/globals';
-import type { RequestEvent } from '@pipedec/contracts';
+import { cancelChannel, type RequestEvent } from '@pipedec/contracts';
 import { generateAR } from '@pipedec/engine';
 import { loadTokenizer, openShard, type LayerShard } from '@pipedec/model';
 import type { Queue } from 'bullmq';
@@ -176,15 +176,30 @@ describe('a pipeline of 4 stage processes', () => {
     p2 = null;
   });
 
-  it('stops a request whose cancel key is set, with finish reason "cancelled"', async () => {
+  it('stops a request cancelled as the API cancels it, with finish reason "cancelled"', async () => {
+    // A prompt the model continues for all 400 tokens (no end of sequence on the way), so the
+    // request is still running when the cancellation arrives.
+    let prompt: number[] | undefined;
+    for (const p of prompts(8, 11)) {
+      if ((await arTokens(p, GREEDY, 400)).length === 400) {
+        prompt = p;
+        break;
+      }
+    }
+    expect(prompt).toBeDefined();
     const job = await enqueue(queue, PREFIX, {
-      prompt: PROMPTS[1],
+      prompt: prompt!,
       method: 'pipedec',
       sampling: GREEDY,
       maxTokens: 400,
     });
     await waitEvents(redis, job.eventsKey, (ev) => ev.some((e) => e.type === 'token'), 60_000);
-    await redis.set(job.cancelKey, '1', 'EX', 60);
+    // The flag, and its id on the cancel channel (the head aborts on the message at once).
+    await redis
+      .multi()
+      .set(job.cancelKey, '1', 'EX', 60)
+      .publish(cancelChannel(PREFIX), job.requestId)
+      .exec();
     const events = await waitEvents(redis, job.eventsKey, ended, 5_000);
     const done = events[events.length - 1];
     expect(done).toMatchObject({ type: 'done', finishReason: 'cancelled' });

@@ -5,6 +5,7 @@
 // final.
 import { Logger } from '@nestjs/common';
 import {
+  cancelChannel,
   GENERATION_JOB_NAME,
   generationJobSchema,
   queuePrefix,
@@ -41,6 +42,10 @@ export class GenerationConsumer {
   private worker: Worker | null = null;
   private running: Promise<void> | null = null;
   private readonly connection: Redis;
+  /** Pub/sub connection for cancellations (the flag's poll is the fallback). */
+  private readonly subscriber: Redis;
+  /** The running requests' aborts, by request id. */
+  private readonly aborts = new Map<string, AbortController>();
 
   constructor(
     private readonly config: StageConfig,
@@ -57,6 +62,14 @@ export class GenerationConsumer {
     private readonly wholeNow: () => Promise<boolean> = () => Promise.resolve(true),
   ) {
     this.connection = new Redis(config.redisUrl, { maxRetriesPerRequest: null });
+    // The API publishes a cancelled request's id as it sets the flag: abort at once.
+    this.subscriber = new Redis(config.redisUrl, { maxRetriesPerRequest: null });
+    this.subscriber.on('message', (_channel: string, requestId: string) =>
+      this.aborts.get(requestId)?.abort(),
+    );
+    this.subscriber.subscribe(cancelChannel(config.redisPrefix)).catch((e: unknown) => {
+      this.log.warn(`cancel channel: ${e instanceof Error ? e.message : String(e)}; polling only`);
+    });
   }
 
   /** Starts or resumes taking jobs (pipeline whole) or pauses (not whole). */
@@ -92,6 +105,7 @@ export class GenerationConsumer {
       await this.running;
     }
     await this.connection.quit().catch(() => undefined);
+    await this.subscriber.quit().catch(() => undefined);
   }
 
   /** Stops fetching new jobs; running ones go on. */
@@ -126,12 +140,14 @@ export class GenerationConsumer {
       at: Date.now(),
     });
     const abort = new AbortController();
-    const cancelTimer = setInterval(() => {
-      this.redis.exists(data.cancelKey).then(
+    this.aborts.set(data.requestId, abort);
+    const pollCancel = () =>
+      void this.redis.exists(data.cancelKey).then(
         (n) => n > 0 && abort.abort(),
         () => undefined,
       );
-    }, CANCEL_POLL_MS);
+    pollCancel(); // cancelled while it waited in the queue
+    const cancelTimer = setInterval(pollCancel, CANCEL_POLL_MS);
     try {
       const result = await this.generate(data, attempt, abort.signal, events);
       const stats = speculativeStats(result);
@@ -164,6 +180,7 @@ export class GenerationConsumer {
       throw error;
     } finally {
       clearInterval(cancelTimer);
+      this.aborts.delete(data.requestId);
     }
   }
 
