@@ -4,7 +4,7 @@ import { ComputeMeter, meteredShard } from './compute-meter.js';
 /** A meter on a clock the test moves, and work that ends when the test says. */
 function setup() {
   let t = 0;
-  const meter = new ComputeMeter(() => t);
+  const meter = new ComputeMeter(() => t, 1000);
   const advance = (ms: number) => (t += ms);
   const work = () => {
     let done!: () => void;
@@ -15,7 +15,7 @@ function setup() {
 }
 
 describe('ComputeMeter', () => {
-  it('reports the busy share of each window', async () => {
+  it('reports the busy share of the last span, however often it is read', async () => {
     const { meter, advance, work } = setup();
     advance(100);
     const w = work();
@@ -23,8 +23,21 @@ describe('ComputeMeter', () => {
     await w.end();
     advance(600);
     expect(meter.sample()).toBeCloseTo(0.3);
-    advance(500);
-    expect(meter.sample()).toBe(0); // idle window
+    // Reading again changes nothing: a reader that samples late still sees the burst.
+    expect(meter.sample()).toBeCloseTo(0.3);
+    advance(200); // the span is now (200, 1200]: 200 of the 300 ms remain inside it
+    expect(meter.sample()).toBeCloseTo(0.2);
+    advance(1000);
+    expect(meter.sample()).toBe(0); // idle span
+  });
+
+  it('uses the time since start while younger than the span', async () => {
+    const { meter, advance, work } = setup();
+    const w = work();
+    advance(250);
+    await w.end();
+    advance(250);
+    expect(meter.sample()).toBeCloseTo(0.5);
   });
 
   it('counts overlapping calls once', async () => {
@@ -40,7 +53,7 @@ describe('ComputeMeter', () => {
     expect(meter.sample()).toBeCloseTo(0.6);
   });
 
-  it('splits a call that spans a sample between the two windows', async () => {
+  it('counts a call still running up to now', async () => {
     const { meter, advance, work } = setup();
     advance(500);
     const w = work();
@@ -48,8 +61,8 @@ describe('ComputeMeter', () => {
     expect(meter.sample()).toBeCloseTo(0.5);
     advance(250);
     await w.end();
-    advance(750);
-    expect(meter.sample()).toBeCloseTo(0.25);
+    advance(250);
+    expect(meter.sample()).toBeCloseTo(0.75); // span (500, 1500]: busy 500..1250
   });
 
   it('times the forward calls of a metered shard, including failed ones', async () => {

@@ -1,16 +1,26 @@
-// How busy this stage is: the wall time its model's forward calls occupy, reported in each
-// heartbeat as a share of the window since the previous one. Overlapping calls (the head's
-// draft and its target layers) count once, so the share stays within 0..1.
+// How busy this stage is: the share of the last few seconds (UTILISATION_SPAN_MS) its model's
+// forward calls occupied, reported in each heartbeat. A sliding span, not "since the previous
+// heartbeat": readers sample the registry at their own pace (the API once a second), and a
+// burst of work shorter than a heartbeat must still show in the next snapshot whenever it is
+// read. Overlapping calls (the head's draft and its target layers) count once, so the share
+// stays within 0..1.
 import type { LayerShard } from '@pipedec/model';
+
+/** The span utilisation is measured over. */
+export const UTILISATION_SPAN_MS = 5_000;
 
 export class ComputeMeter {
   private inFlight = 0;
   private busySince = 0; // when inFlight last rose from 0
-  private busyMs = 0; // busy time closed within the current window
-  private windowStart: number;
+  /** Closed busy intervals [start, end] that may still overlap the span, oldest first. */
+  private readonly busy: [number, number][] = [];
+  private readonly startedAt: number;
 
-  constructor(private readonly now: () => number = () => performance.now()) {
-    this.windowStart = now();
+  constructor(
+    private readonly now: () => number = () => performance.now(),
+    private readonly spanMs = UTILISATION_SPAN_MS,
+  ) {
+    this.startedAt = now();
   }
 
   /**
@@ -20,7 +30,7 @@ export class ComputeMeter {
   time<T>(work: () => Promise<T>): Promise<T> {
     if (this.inFlight++ === 0) this.busySince = this.now();
     const end = () => {
-      if (--this.inFlight === 0) this.busyMs += this.now() - this.busySince;
+      if (--this.inFlight === 0) this.busy.push([this.busySince, this.now()]);
     };
     let p: Promise<T>;
     try {
@@ -33,17 +43,15 @@ export class ComputeMeter {
     return p;
   }
 
-  /** The busy share of the window since the previous sample (0..1), and a new window begins. */
+  /** The busy share of the last span (of the time since start while younger than a span). */
   sample(): number {
     const now = this.now();
-    let busy = this.busyMs;
-    if (this.inFlight > 0) {
-      busy += now - this.busySince;
-      this.busySince = now; // the rest of this call counts in the next window
-    }
-    const window = now - this.windowStart;
-    this.windowStart = now;
-    this.busyMs = 0;
+    const from = Math.max(this.startedAt, now - this.spanMs);
+    while (this.busy.length > 0 && this.busy[0][1] <= from) this.busy.shift();
+    let busy = 0;
+    for (const [a, b] of this.busy) busy += b - Math.max(a, from);
+    if (this.inFlight > 0) busy += now - Math.max(this.busySince, from);
+    const window = now - from;
     return window > 0 ? Math.min(1, Math.max(0, busy / window)) : 0;
   }
 }

@@ -12,8 +12,8 @@ export const stageViewSchema = z.object({
   /** missing: not registered (or expired); stale: heartbeat older than STALE_AFTER_MS. */
   health: z.enum(['healthy', 'not_ready', 'stale', 'missing']),
   /**
-   * Share of the stage's last heartbeat window spent in its model's forward calls, 0..1 (null:
-   * the stage does not report it, or its entry is stale).
+   * Share of the last 5 s the stage spent in its model's forward calls, as of its last
+   * heartbeat, 0..1 (null: the stage does not report it, or its entry is stale).
    */
   utilisation: z.number().min(0).max(1).nullable(),
   heartbeatAt: z.number().nullable(), // epoch ms

@@ -35,8 +35,8 @@ export const stageRegistrationSchema = z
     heartbeatAt: z.number(), // epoch ms
     residentBytes: z.number().int().min(0),
     /**
-     * Share of the window since the previous heartbeat that the stage spent in its model's
-     * forward calls, 0..1 (absent: a node that does not measure it).
+     * Share of the last 5 s that the stage spent in its model's forward calls, 0..1 (absent:
+     * a node that does not measure it).
      */
     utilisation: z.number().min(0).max(1).optional(),
     /**
