@@ -56,6 +56,17 @@ async function arTokens(prompt: number[], sampling: JobSpec['sampling'], maxToke
   return res.tokens;
 }
 
+/**
+ * A prompt the model continues for `n` tokens with these sampling settings (no end of sequence
+ * on the way), for tests that must act while a request is still running.
+ */
+async function longPrompt(sampling: JobSpec['sampling'], n = 400): Promise<number[]> {
+  for (const p of prompts(16, 11)) {
+    if ((await arTokens(p, sampling, n)).length === n) return p;
+  }
+  throw new Error(`no test prompt runs for ${n} tokens`);
+}
+
 function startCluster(pipelineId: string, stages: number, draft: string): Promise<LocalCluster> {
   return LocalCluster.start({
     pipelineId,
@@ -177,18 +188,9 @@ describe('a pipeline of 4 stage processes', () => {
   });
 
   it('stops a request cancelled as the API cancels it, with finish reason "cancelled"', async () => {
-    // A prompt the model continues for all 400 tokens (no end of sequence on the way), so the
-    // request is still running when the cancellation arrives.
-    let prompt: number[] | undefined;
-    for (const p of prompts(8, 11)) {
-      if ((await arTokens(p, GREEDY, 400)).length === 400) {
-        prompt = p;
-        break;
-      }
-    }
-    expect(prompt).toBeDefined();
+    const prompt = await longPrompt(GREEDY);
     const job = await enqueue(queue, PREFIX, {
-      prompt: prompt!,
+      prompt,
       method: 'pipedec',
       sampling: GREEDY,
       maxTokens: 400,
@@ -207,7 +209,7 @@ describe('a pipeline of 4 stage processes', () => {
   });
 
   it('fails a request cleanly within 5 s when a middle stage dies, and recovers when it restarts', async () => {
-    const prompt = PROMPTS[0];
+    const prompt = await longPrompt(GREEDY);
     const long = { prompt, method: 'pipedec' as const, sampling: GREEDY, maxTokens: 400 };
     const job = await enqueue(queue, PREFIX, long);
     await waitEvents(redis, job.eventsKey, (ev) => ev.some((e) => e.type === 'token'), 60_000);
@@ -236,7 +238,7 @@ describe('a pipeline of 4 stage processes', () => {
   });
 
   it('retries an in-flight request whose attempts allow it', async () => {
-    const prompt = PROMPTS[1];
+    const prompt = await longPrompt(SAMPLED);
     const job = await enqueue(queue, PREFIX, {
       prompt,
       method: 'stpp',
@@ -260,8 +262,9 @@ describe('a pipeline of 4 stage processes', () => {
   });
 
   it('drains a middle stage on SIGTERM: the request in flight finishes, no new job starts', async () => {
+    const prompt = await longPrompt(SAMPLED);
     const job = await enqueue(queue, PREFIX, {
-      prompt: PROMPTS[1],
+      prompt,
       method: 'pipedec',
       sampling: SAMPLED,
       // Long enough to be still running when the stage gets SIGTERM.
@@ -277,7 +280,7 @@ describe('a pipeline of 4 stage processes', () => {
     });
     const events = await waitEvents(redis, job.eventsKey, ended, 60_000);
     expect(events[events.length - 1].type).toBe('done');
-    expect(outputTokens(events)).toEqual(await arTokens(PROMPTS[1], SAMPLED, 400));
+    expect(outputTokens(events)).toEqual(await arTokens(prompt, SAMPLED, 400));
     expect(await exited).toBe(0);
     expect(await redis.exists(`${PREFIX}stage:p4:2`)).toBe(0);
     // The head waits for the pipeline to be whole before it takes the next job.
@@ -289,11 +292,12 @@ describe('a pipeline of 4 stage processes', () => {
   });
 
   it('drains on SIGTERM: not ready at once, finishes the request in flight, deregisters', async () => {
+    const prompt = await longPrompt(GREEDY);
     const job = await enqueue(queue, PREFIX, {
-      prompt: PROMPTS[0],
+      prompt,
       method: 'pipedec',
       sampling: GREEDY,
-      maxTokens: 60,
+      maxTokens: 400,
     });
     await waitEvents(redis, job.eventsKey, (ev) => ev.some((e) => e.type === 'token'), 60_000);
     const exited = p4!.kill(0, 'SIGTERM');
@@ -302,7 +306,7 @@ describe('a pipeline of 4 stage processes', () => {
     expect(h?.status).toBe(503);
     const events = await waitEvents(redis, job.eventsKey, ended, 60_000);
     expect(events[events.length - 1].type).toBe('done');
-    expect(outputTokens(events)).toEqual(await arTokens(PROMPTS[0], GREEDY, 60));
+    expect(outputTokens(events)).toEqual(await arTokens(prompt, GREEDY, 400));
     expect(await exited).toBe(0);
     expect(await redis.exists(`${PREFIX}stage:p4:0`)).toBe(0);
   });
