@@ -7,9 +7,14 @@ import { Errors } from '../common/errors.js';
 import { Clock } from '../infra/clock.js';
 import { ApiKeysRepository, publicKey } from './api-keys.repository.js';
 
+/** Last-used times are kept to the minute: a key's row is written at most once a minute. */
+const TOUCH_EVERY_MS = 60_000;
+
 @Injectable()
 export class ApiKeysService {
   private readonly logger = new Logger('ApiKeys');
+  /** When this replica last wrote each key's last-used time (saves a write per request). */
+  private readonly touched = new Map<string, number>();
 
   constructor(
     private readonly repo: ApiKeysRepository,
@@ -39,15 +44,24 @@ export class ApiKeysService {
       (key.expiresAt === null || key.expiresAt > now) &&
       key.tenantStatus === 'active';
     if (!usable) throw Errors.unauthenticated('Invalid API key');
-    this.repo.touch(key.tenantId, key.id, now).catch((e: unknown) => {
-      this.logger.warn(`could not record use of key ${key.id}: ${String(e)}`);
-    });
+    this.touch(key.tenantId, key.id, now);
     return {
       kind: 'tenant',
       tenantId: key.tenantId,
       apiKeyId: key.id,
       scopes: key.scopes.filter((s): s is ApiKeyScope => apiKeyScopeSchema.safeParse(s).success),
     };
+  }
+
+  private touch(tenantId: string, keyId: string, now: Date): void {
+    const last = this.touched.get(keyId);
+    if (last !== undefined && now.getTime() - last < TOUCH_EVERY_MS) return;
+    this.touched.set(keyId, now.getTime());
+    if (this.touched.size > 10_000) this.touched.delete(this.touched.keys().next().value!);
+    this.repo.touch(tenantId, keyId, now).catch((e: unknown) => {
+      this.touched.delete(keyId);
+      this.logger.warn(`could not record use of key ${keyId}: ${String(e)}`);
+    });
   }
 
   /**

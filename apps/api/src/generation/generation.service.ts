@@ -141,8 +141,11 @@ export class GenerationService {
       cancelKey: cancelKey(this.redis.prefix, requestId),
       enqueuedAt: queuedAt.getTime(),
     };
-    try {
-      await this.repo.create(tenantId, {
+    // The record and the job are written at the same time (each is a round trip that time to
+    // first token waits for). A job that finishes before its row commits is still accounted:
+    // the relay finds no row and the sweeper accounts it once the row is there.
+    const [recorded, queued] = await Promise.allSettled([
+      this.repo.create(tenantId, {
         id: requestId,
         apiKeyId: principal.apiKeyId,
         model: p.model,
@@ -151,15 +154,22 @@ export class GenerationService {
         promptTokens: tokenIds.length,
         reservedTokens: reserve,
         queuedAt,
-      });
-      await this.scheduler.enqueue(
+      }),
+      this.scheduler.enqueue(
         job,
         ctx.pricing.priority + 1,
         Math.max(1, 100 - ctx.pricing.priority),
-      );
-    } catch (e) {
+      ),
+    ]);
+    if (recorded.status === 'rejected' || queued.status === 'rejected') {
+      if (recorded.status === 'rejected' && queued.status === 'fulfilled') {
+        // No record: the job must not run (nothing would bill it).
+        await this.withdraw(tenantId, requestId);
+      }
       await this.quota.settle(requestId, 0);
-      throw e;
+      throw recorded.status === 'rejected'
+        ? recorded.reason
+        : (queued as PromiseRejectedResult).reason;
     }
     return {
       requestId,
@@ -168,6 +178,17 @@ export class GenerationService {
       createdAt: Math.floor(queuedAt.getTime() / 1000),
       headers,
     };
+  }
+
+  /** Takes back a job whose record could not be written: out of the queue, or cancelled. */
+  private async withdraw(tenantId: string, requestId: string): Promise<void> {
+    await this.redis.command
+      .multi()
+      .set(cancelKey(this.redis.prefix, requestId), '1', 'EX', REQUEST_KEYS_TTL_S)
+      .publish(cancelChannel(this.redis.prefix), requestId)
+      .exec()
+      .catch(() => undefined);
+    await this.scheduler.remove(tenantId, requestId).catch(() => false);
   }
 
   /**
