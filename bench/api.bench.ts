@@ -399,7 +399,7 @@ async function measureLatency(
   const reader = new Redis(redisUrl, { maxRetriesPerRequest: null });
   const queue = new Queue(GENERATION_QUEUE, { connection: redis, prefix: queuePrefix(prefix) });
   const socket = io(`${api.url}/v1/stream`, { auth: { apiKey: t.key }, transports: ['websocket'] });
-  await once(socket, 'ready');
+  await new Promise<void>((resolve) => socket.once('ready', () => resolve()));
   const one = async (p: Path, i: number): Promise<Sample> => {
     const c =
       p === 'api-sse'
@@ -556,7 +556,7 @@ async function checkIntegrity(
   for (const id of await redis.hkeys(`${prefix}fair:handoff`)) if (ids.has(id)) bump(id);
   const connection = redis.duplicate();
   const queue = new Queue(GENERATION_QUEUE, { connection, prefix: queuePrefix(prefix) });
-  const jobs = await queue.getJobs(['waiting', 'prioritized', 'active', 'delayed', 'paused']);
+  const jobs = await queue.getJobs(['waiting', 'prioritized', 'active', 'delayed']);
   for (const j of jobs) if ((j.data as GenerationJob).tenantId === t.id) bump(j.id!);
   await queue.close();
   await connection.quit();

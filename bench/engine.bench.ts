@@ -50,6 +50,10 @@ const { values: args } = parseArgs({
     // Beyond the paper: "k,r;k,r" = variants with k tree layers per packet and refill packets
     // of up to r layers (r = S: one packet refills the whole pipeline); '' = off.
     beyond: { type: 'string', default: '1,14' },
+    // PipeDec's top-k per node; '' = min(W, 4).
+    branching: { type: 'string', default: '' },
+    // STPP shapes to sweep, "D/k/M;D/k/M" (depth, top-k per node, node budget); '' = the default grid.
+    'stpp-grid': { type: 'string', default: '' },
     'beyond-stages': { type: 'string', default: '14' },
   },
 });
@@ -66,13 +70,20 @@ const BEYOND: [number, number][] = args.beyond
 const BEYOND_STAGES = new Set(args['beyond-stages'].split(',').map(Number));
 const PAPER = { pp: [4.46, 7.79], stpp: [2.2, 2.69] };
 /** STPP shapes swept: depth D, top-k per node, node budget M. */
-const STPP_GRID: StppOptions[] = [
-  { depth: 4, branching: 1, budget: 4 },
-  { depth: 8, branching: 1, budget: 8 },
-  { depth: 6, branching: 2, budget: 32 },
-  { depth: 4, branching: 4, budget: 32 },
-  { depth: 8, branching: 4, budget: 64 },
-];
+const STPP_GRID: StppOptions[] = args['stpp-grid']
+  ? args['stpp-grid'].split(';').map((v) => {
+      const [depth, branching, budget] = v.split('/').map(Number);
+      return { depth, branching, budget };
+    })
+  : [
+      { depth: 4, branching: 1, budget: 4 },
+      { depth: 8, branching: 1, budget: 8 },
+      { depth: 6, branching: 2, budget: 32 },
+      { depth: 4, branching: 4, budget: 32 },
+      { depth: 8, branching: 4, budget: 64 },
+    ];
+/** PipeDec's top-k per node at width W. */
+const branchingFor = (W: number) => (args.branching ? Number(args.branching) : Math.min(W, 4));
 
 async function exists(p: string): Promise<boolean> {
   return access(p).then(
@@ -334,7 +345,7 @@ for (const S of STAGES) {
     }
     for (const W of WIDTHS) {
       const pd = await runSet(shards, draft, prompts, (sim, d, p, id) =>
-        generatePipeDec(sim, d, request(p, id), { width: W }),
+        generatePipeDec(sim, d, request(p, id), { width: W, branching: branchingFor(W) }),
       );
       for (const [i, t] of pd.tokens.entries()) {
         if (t.join() !== pp.tokens[i].join() || t.join() !== stpp.tokens[i].join()) {
@@ -377,7 +388,12 @@ for (const S of STAGES) {
       };
       for (const [k, r] of BEYOND_STAGES.has(S) ? BEYOND : []) {
         const plus = await runSet(shards, draft, prompts, (sim, d, p, id) =>
-          generatePipeDec(sim, d, request(p, id), { width: W, layersPerStep: k, refillLayers: r }),
+          generatePipeDec(sim, d, request(p, id), {
+            width: W,
+            branching: branchingFor(W),
+            layersPerStep: k,
+            refillLayers: r,
+          }),
         );
         for (const [i, t] of plus.tokens.entries()) {
           if (t.join() !== pp.tokens[i].join())
@@ -417,7 +433,7 @@ lines.push(
   `## libs/engine benchmark: PP vs STPP vs PipeDec (greedy, ${MAX_TOKENS} tokens, ${PROMPTS_PER_SET} prompts per set, first ${PROMPT_TOKENS} prompt tokens)`,
   '',
   `Paper (arXiv 2504.04104, 14 stages): PipeDec ${PAPER.pp[0]}-${PAPER.pp[1]}x over PP, ${PAPER.stpp[0]}-${PAPER.stpp[1]}x over STPP.`,
-  `STPP: best of ${STPP_GRID.length} shapes (depth/top-k/budget) per row by timesteps per token. PipeDec: top-k per node = min(W, 4).`,
+  `STPP: best of ${STPP_GRID.length} shapes (depth/top-k/budget) per row by timesteps per token. PipeDec: top-k per node = ${args.branching || 'min(W, 4)'}.`,
   'Timesteps follow docs/pipedec.md (a round in which each stage computes at most one packet), so STPP drafting between passes is free in them; [drafting counted] adds one timestep per draft forward the stages wait for (STPP drafts D layers serially; PipeDec drafts while the stages compute). The simulated ms columns price everything.',
   '',
   '| S | W | prompts | ts/tok PP | ts/tok STPP (D/k/M) [drafting counted] | ts/tok PipeDec | PipeDec/PP (paper 4.46-7.79) | PipeDec/STPP (paper 2.2-2.69) [drafting counted] | hit rate | refills/100 tok | sim ms/tok PP / STPP / PipeDec (paper cost) | same (cost measured here) | engine ms/timestep median (p90, mean) |',
@@ -473,6 +489,7 @@ await writeFile(
         promptTokens: PROMPT_TOKENS,
         decoding: 'greedy',
         stppGrid: STPP_GRID,
+        pipedecBranching: args.branching ? Number(args.branching) : 'min(W, 4)',
         costModels: costs,
         paper: PAPER,
         cpu: os.cpus()[0]?.model,
