@@ -19,21 +19,7 @@ for v in "d128 128 4 2 384" "d96 96 3 1 256"; do
   cp "$M/$1/demo-draft/model.safetensors" "$OUT/draft_$1.safetensors"; cp "$M/$1/metrics.json" "$OUT/metrics_$1.json"
   echo "$1 done after $(( $(date +%s) - T0 ))s"
 done
-BEST=$($PY - "$M" <<'PYEOF'
-import json, math, sys
-best = None
-for v in ("d128", "d96"):
-    h = json.load(open(f"{sys.argv[1]}/{v}/metrics.json"))["heldout"]
-    tot = {k: sum(h[d]["tokens"] * math.log(h[d][k]) for d in h) / sum(h[d]["tokens"] for d in h) for k in ("ppl_target", "ppl_draft")}
-    r_all = math.exp(tot["ppl_draft"] - tot["ppl_target"]); r_s = h["scripture"]["ppl_draft"] / h["scripture"]["ppl_target"]
-    ok = r_all >= 1.18 and r_s >= 1.18
-    key = (ok, h["scripture"]["top1"] if ok else min(r_all, r_s))
-    print(v, round(r_all, 4), round(r_s, 4), h["scripture"]["top1"], ok, file=sys.stderr)
-    if best is None or key > best[0]:
-        best = (key, v)
-print(best[1])
-PYEOF
-)
+BEST=$($PY select_draft.py "$M" d128 d96)
 echo "chosen draft: $BEST"
 cp work/log_draft.json work/log_draft.last.json; cp "$M/$BEST/log_draft.json" work/log_draft.json
 $PY train.py --stages evaluate --out "$M/$BEST" --work work --device ${DEV:-cuda} $EXTRA
