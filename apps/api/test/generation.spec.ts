@@ -1,7 +1,15 @@
 import { loadTokenizer } from '@pipedec/model';
 import OpenAI from 'openai';
 import { FakeHead, fakeOutput } from './fake-head.js';
-import { adminLogin, call, errorOf, MODEL, startTestApi, type TestApi } from './test-api.js';
+import {
+  adminLogin,
+  call,
+  errorOf,
+  MODEL,
+  startTestApi,
+  type TestApi,
+  waitFor,
+} from './test-api.js';
 
 let api: TestApi;
 let head: FakeHead;
@@ -16,16 +24,6 @@ afterAll(async () => {
   await head?.close();
   await api?.close();
 });
-
-async function waitFor<T>(fn: () => Promise<T | undefined>, ms = 30_000): Promise<T> {
-  const until = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > until) throw new Error('timed out waiting');
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 describe('OpenAI-compatible endpoints with the official client', () => {
   it('lists the model', async () => {

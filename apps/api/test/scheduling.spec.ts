@@ -1,5 +1,5 @@
 import { FakeHead, fakeOutput } from './fake-head.js';
-import { adminLogin, call, MODEL, startTestApi, type TestApi } from './test-api.js';
+import { adminLogin, call, MODEL, startTestApi, type TestApi, waitFor } from './test-api.js';
 
 let api: TestApi;
 let admin: string;
@@ -22,16 +22,6 @@ async function tenantKey(name: string, plan = 'demo'): Promise<{ tenantId: strin
     body: { name: 'k', scopes: ['generate'] },
   });
   return { tenantId: t.body.id as string, key: k.body.secret as string };
-}
-
-async function waitFor<T>(fn: () => Promise<T | undefined>, ms = 30_000): Promise<T> {
-  const until = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > until) throw new Error('timed out waiting');
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 describe('fairness between tenants', () => {

@@ -1,7 +1,7 @@
 import { io, type Socket } from 'socket.io-client';
 import type { RequestEvent } from '@pipedec/contracts';
 import { FakeHead, fakeOutput } from './fake-head.js';
-import { adminLogin, call, MODEL, startTestApi, type TestApi } from './test-api.js';
+import { adminLogin, call, MODEL, startTestApi, type TestApi, waitFor } from './test-api.js';
 
 let api: TestApi;
 let head: FakeHead;
@@ -29,31 +29,11 @@ interface Received {
   event: RequestEvent;
 }
 
-async function waitFor<T>(fn: () => T | undefined, ms = 30_000): Promise<T> {
-  const until = Date.now() + ms;
-  for (;;) {
-    const v = fn();
-    if (v !== undefined) return v;
-    if (Date.now() > until) throw new Error('timed out waiting');
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
 async function accounted(id: string) {
-  return waitFor2(async () => {
+  return waitFor(async () => {
     const r = await api.prisma.generationRequest.findUniqueOrThrow({ where: { id } });
     return r.accountedAt ? r : undefined;
   });
-}
-
-async function waitFor2<T>(fn: () => Promise<T | undefined>, ms = 30_000): Promise<T> {
-  const until = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > until) throw new Error('timed out waiting');
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 describe('socket.io streaming', () => {

@@ -139,3 +139,17 @@ export interface ErrorFields {
 export function errorOf(res: Reply<Record<string, unknown>>): ErrorFields {
   return (res.body as { error: ErrorFields }).error;
 }
+
+/** Polls `fn` until it returns something other than undefined (or fails after `ms`). */
+export async function waitFor<T>(
+  fn: () => T | undefined | Promise<T | undefined>,
+  ms = 30_000,
+): Promise<T> {
+  const until = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined) return v;
+    if (Date.now() > until) throw new Error('timed out waiting');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}

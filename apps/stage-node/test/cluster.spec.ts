@@ -67,6 +67,14 @@ async function longPrompt(sampling: JobSpec['sampling'], n = 400): Promise<numbe
   throw new Error(`no test prompt runs for ${n} tokens`);
 }
 
+/** Enqueues a 400-token request on a prompt that runs that long; resolves at its first token. */
+async function startLong(spec: Pick<JobSpec, 'method' | 'sampling' | 'attempts'>) {
+  const prompt = await longPrompt(spec.sampling);
+  const job = await enqueue(queue, PREFIX, { ...spec, prompt, maxTokens: 400 });
+  await waitEvents(redis, job.eventsKey, (ev) => ev.some((e) => e.type === 'token'), 60_000);
+  return { prompt, job };
+}
+
 function startCluster(pipelineId: string, stages: number, draft: string): Promise<LocalCluster> {
   return LocalCluster.start({
     pipelineId,
@@ -188,14 +196,7 @@ describe('a pipeline of 4 stage processes', () => {
   });
 
   it('stops a request cancelled as the API cancels it, with finish reason "cancelled"', async () => {
-    const prompt = await longPrompt(GREEDY);
-    const job = await enqueue(queue, PREFIX, {
-      prompt,
-      method: 'pipedec',
-      sampling: GREEDY,
-      maxTokens: 400,
-    });
-    await waitEvents(redis, job.eventsKey, (ev) => ev.some((e) => e.type === 'token'), 60_000);
+    const { job } = await startLong({ method: 'pipedec', sampling: GREEDY });
     // The flag, and its id on the cancel channel (the head aborts on the message at once).
     await redis
       .multi()
@@ -209,10 +210,7 @@ describe('a pipeline of 4 stage processes', () => {
   });
 
   it('fails a request cleanly within 5 s when a middle stage dies, and recovers when it restarts', async () => {
-    const prompt = await longPrompt(GREEDY);
-    const long = { prompt, method: 'pipedec' as const, sampling: GREEDY, maxTokens: 400 };
-    const job = await enqueue(queue, PREFIX, long);
-    await waitEvents(redis, job.eventsKey, (ev) => ev.some((e) => e.type === 'token'), 60_000);
+    const { prompt, job } = await startLong({ method: 'pipedec', sampling: GREEDY });
     const killedAt = Date.now();
     await p4!.kill(2, 'SIGKILL');
     const events = await waitEvents(redis, job.eventsKey, ended, 5_000);
@@ -229,7 +227,13 @@ describe('a pipeline of 4 stage processes', () => {
 
     // A job queued now is served once the stage is back, on its first attempt: the head takes
     // it only after every stage links to the new process, so no packet goes to the dead one.
-    const queued = await enqueue(queue, PREFIX, { ...long, maxTokens: MAX_TOKENS, attempts: 1 });
+    const queued = await enqueue(queue, PREFIX, {
+      prompt,
+      method: 'pipedec',
+      sampling: GREEDY,
+      maxTokens: MAX_TOKENS,
+      attempts: 1,
+    });
     await p4!.restart(2);
     const after = await waitEvents(redis, queued.eventsKey, ended, 60_000);
     expect(after.filter((e) => e.type === 'error')).toEqual([]);
@@ -238,15 +242,7 @@ describe('a pipeline of 4 stage processes', () => {
   });
 
   it('retries an in-flight request whose attempts allow it', async () => {
-    const prompt = await longPrompt(SAMPLED);
-    const job = await enqueue(queue, PREFIX, {
-      prompt,
-      method: 'stpp',
-      sampling: SAMPLED,
-      maxTokens: 400,
-      attempts: 2,
-    });
-    await waitEvents(redis, job.eventsKey, (ev) => ev.some((e) => e.type === 'token'), 60_000);
+    const { prompt, job } = await startLong({ method: 'stpp', sampling: SAMPLED, attempts: 2 });
     await p4!.kill(1, 'SIGKILL');
     const failed = await waitEvents(
       redis,
@@ -262,15 +258,8 @@ describe('a pipeline of 4 stage processes', () => {
   });
 
   it('drains a middle stage on SIGTERM: the request in flight finishes, no new job starts', async () => {
-    const prompt = await longPrompt(SAMPLED);
-    const job = await enqueue(queue, PREFIX, {
-      prompt,
-      method: 'pipedec',
-      sampling: SAMPLED,
-      // Long enough to be still running when the stage gets SIGTERM.
-      maxTokens: 400,
-    });
-    await waitEvents(redis, job.eventsKey, (ev) => ev.some((e) => e.type === 'token'), 60_000);
+    // Still running when the stage gets SIGTERM.
+    const { prompt, job } = await startLong({ method: 'pipedec', sampling: SAMPLED });
     const exited = p4!.kill(2, 'SIGTERM');
     const next = await enqueue(queue, PREFIX, {
       prompt: PROMPTS[0],
@@ -292,14 +281,7 @@ describe('a pipeline of 4 stage processes', () => {
   });
 
   it('drains on SIGTERM: not ready at once, finishes the request in flight, deregisters', async () => {
-    const prompt = await longPrompt(GREEDY);
-    const job = await enqueue(queue, PREFIX, {
-      prompt,
-      method: 'pipedec',
-      sampling: GREEDY,
-      maxTokens: 400,
-    });
-    await waitEvents(redis, job.eventsKey, (ev) => ev.some((e) => e.type === 'token'), 60_000);
+    const { prompt, job } = await startLong({ method: 'pipedec', sampling: GREEDY });
     const exited = p4!.kill(0, 'SIGTERM');
     let h = await p4!.health(0);
     for (let i = 0; i < 20 && h?.status === 200; i++) h = await p4!.health(0);
