@@ -48,8 +48,10 @@ const { values: args } = parseArgs({
     threads: { type: 'string', default: '1' },
     out: { type: 'string', default: path.join(ROOT, 'bench', 'results', 'engine.json') },
     // Beyond the paper: "k,r;k,r" = variants with k tree layers per packet and refill packets
-    // of up to r layers (r = S: one packet refills the whole pipeline); '' = off.
-    beyond: { type: 'string', default: '1,14' },
+    // of up to r layers (r = S: one packet refills the whole pipeline), drafted serially;
+    // "k,r,m" = drafting ahead on a tree m times wider than the stages', k layers per tick
+    // drafted while the stages compute, refills of up to r x W nodes from that tree; '' = off.
+    beyond: { type: 'string', default: '1,14;2,2,2' },
     // PipeDec's top-k per node; '' = min(W, 4).
     branching: { type: 'string', default: '' },
     // STPP shapes to sweep, "D/k/M;D/k/M" (depth, top-k per node, node budget); '' = the default grid.
@@ -64,9 +66,31 @@ const PROMPTS_PER_SET = Number(args.prompts);
 const PROMPT_TOKENS = Number(args['prompt-tokens']);
 const MAX_TOKENS = Number(args.tokens);
 const THREADS = Number(args.threads);
-const BEYOND: [number, number][] = args.beyond
-  ? args.beyond.split(';').map((v) => v.split(',').map(Number) as [number, number])
+interface Variant {
+  layersPerStep: number;
+  /** Serial refills: most layers per refill packet. Drafting ahead: refill budget in units of W. */
+  refillLayers: number;
+  /** Drafting ahead: the draft's tree is this many times wider than the stages' (0: off). */
+  draftWidthFactor: number;
+}
+const BEYOND: Variant[] = args.beyond
+  ? args.beyond.split(';').map((v) => {
+      const [layersPerStep, refillLayers, draftWidthFactor = 0] = v.split(',').map(Number);
+      return { layersPerStep, refillLayers, draftWidthFactor };
+    })
   : [];
+const variantOptions = (v: Variant, W: number) =>
+  v.draftWidthFactor > 0
+    ? {
+        layersPerStep: v.layersPerStep,
+        draftWidth: v.draftWidthFactor * W,
+        refillBudget: v.refillLayers * W,
+      }
+    : { layersPerStep: v.layersPerStep, refillLayers: v.refillLayers };
+const variantName = (v: Variant) =>
+  v.draftWidthFactor > 0
+    ? `drafting ahead on a ${v.draftWidthFactor}x wider tree, ${v.layersPerStep} layer(s) per packet, refills of up to ${v.refillLayers}W nodes from it`
+    : `${v.layersPerStep} tree layer(s) per packet, refill packets of up to ${v.refillLayers} layers (drafted serially)`;
 const BEYOND_STAGES = new Set(args['beyond-stages'].split(',').map(Number));
 const PAPER = { pp: [4.46, 7.79], stpp: [2.2, 2.69] };
 /** STPP shapes swept: depth D, top-k per node, node budget M. */
@@ -201,6 +225,8 @@ async function calibrate(): Promise<CostModel> {
 // ---- runs ---------------------------------------------------------------------------------
 interface Agg {
   decodeTimesteps: number;
+  /** Tokens that came more than one timestep after the previous one (the pipeline refilled). */
+  stalls: number;
   /** Draft forwards the stages waited for (STPP's drafting; PipeDec+'s extra layers). */
   decodeSerialDraftCalls: number;
   decodeTokens: number;
@@ -219,6 +245,7 @@ interface Agg {
 function emptyAgg(): Agg {
   return {
     decodeTimesteps: 0,
+    stalls: 0,
     decodeSerialDraftCalls: 0,
     decodeTokens: 0,
     committed: 0,
@@ -270,19 +297,62 @@ async function runSet(stages: LayerShard[], draft: LayerShard, prompts: number[]
       stages.map((s, k) => new StageWorker(s, k)),
       costs[0],
     );
+    commitTimesteps = [];
     const res = await run(sim, sim.meterDraft(draft), prompt, `p${i}`);
     add(agg, res, sim.loads);
+    agg.stalls += commitTimesteps.filter((t, j) => j > 0 && t - commitTimesteps[j - 1] > 1).length;
   }
   return agg;
 }
 
+/** Timesteps at which the run in progress committed its tokens. */
+let commitTimesteps: number[] = [];
 const request = (prompt: number[], requestId: string) => ({
   requestId,
   prompt,
   maxTokens: MAX_TOKENS,
   eosTokenIds: [], // fixed-length outputs: every method generates the same count
   prefillChunk: 32,
+  onEvent: (e: { timestep: number }) => commitTimesteps.push(e.timestep),
 });
+
+/**
+ * How often the target's token along its own greedy output is the draft's top 1, top 2, ...:
+ * what bounds any tree built from the draft's top-k children (a token outside them is a miss).
+ */
+async function draftAgreement(shard: LayerShard, prompts: number[][], outputs: number[][]) {
+  const ranks: number[] = [];
+  const vocab = shard.info.vocabSize;
+  for (const [i, prompt] of prompts.entries()) {
+    const seq = [...prompt, ...outputs[i]];
+    const n = seq.length;
+    const out = await shard.forward(`agree-${i}`, {
+      nodeIds: Int32Array.from({ length: n }, (_, j) => j),
+      parentIds: Int32Array.from({ length: n }, (_, j) => j - 1),
+      positions: Int32Array.from({ length: n }, (_, j) => j),
+      tokens: Int32Array.from(seq),
+    });
+    shard.release(`agree-${i}`);
+    const logits = out.logits!;
+    for (let j = prompt.length - 1; j < n - 1; j++) {
+      const row = j * vocab;
+      const mine = logits[row + seq[j + 1]];
+      let rank = 0;
+      for (let t = 0; t < vocab; t++) if (logits[row + t] > mine) rank++;
+      ranks.push(rank);
+    }
+  }
+  const share = (k: number) => ranks.filter((r) => r < k).length / ranks.length;
+  return {
+    positions: ranks.length,
+    top1: share(1),
+    top2: share(2),
+    top4: share(4),
+    top8: share(8),
+    top16: share(16),
+  };
+}
+const agreement: Record<string, Awaited<ReturnType<typeof draftAgreement>>> = {};
 
 const perToken = (a: Agg) => a.decodeTimesteps / a.decodeTokens;
 /** Timesteps per token when every draft forward the stages wait for counts as a timestep. */
@@ -301,6 +371,8 @@ interface Row {
   stppBest: StppOptions;
   hitRate: number;
   refillsPer100Tokens: number;
+  /** Tokens per 100 that waited for a refill (a miss, or a hit on a child sent late). */
+  stallsPer100Tokens: number;
   simulatedMsPerToken: Record<string, { pp: number; stpp: number; pipedec: number }>;
   /** Controller ms per timestep: mean (GC pauses included), median and 90th percentile. */
   engineMsPerTimestep: { mean: number; median: number; p90: number };
@@ -310,10 +382,12 @@ interface Row {
   beyond: {
     layersPerStep: number;
     refillLayers: number;
+    draftWidthFactor: number;
     timestepsPerToken: number;
     timestepsPerTokenDrafting: number;
     speedup: { overPP: number; overSTPP: number; overSTPPDrafting: number };
     hitRate: number;
+    stallsPer100Tokens: number;
     simulatedMsPerToken: Record<string, number>;
   }[];
 }
@@ -332,6 +406,7 @@ for (const S of STAGES) {
     const pp = await runSet(shards, draft, prompts, (sim, _d, p, id) =>
       generatePP(sim, request(p, id)),
     );
+    agreement[setName] ??= await draftAgreement(draft, prompts, pp.tokens);
     let stpp = emptyAgg();
     let stppBest = STPP_GRID[0];
     for (const shape of STPP_GRID) {
@@ -381,27 +456,26 @@ for (const S of STAGES) {
         stppBest,
         hitRate: pd.hits / Math.max(1, pd.verifications),
         refillsPer100Tokens: (100 * pd.refills) / pd.committed,
+        stallsPer100Tokens: (100 * pd.stalls) / pd.decodeTokens,
         simulatedMsPerToken: sim,
         engineMsPerTimestep: engine,
         engineShareOfStage: share,
         beyond: [],
       };
-      for (const [k, r] of BEYOND_STAGES.has(S) ? BEYOND : []) {
+      for (const v of BEYOND_STAGES.has(S) ? BEYOND : []) {
         const plus = await runSet(shards, draft, prompts, (sim, d, p, id) =>
           generatePipeDec(sim, d, request(p, id), {
             width: W,
             branching: branchingFor(W),
-            layersPerStep: k,
-            refillLayers: r,
+            ...variantOptions(v, W),
           }),
         );
         for (const [i, t] of plus.tokens.entries()) {
           if (t.join() !== pp.tokens[i].join())
-            mismatches.push(`beyond ${k},${r} S=${S} W=${W} ${setName} ${i}`);
+            mismatches.push(`beyond ${variantName(v)} S=${S} W=${W} ${setName} ${i}`);
         }
         row.beyond.push({
-          layersPerStep: k,
-          refillLayers: r,
+          ...v,
           timestepsPerToken: perToken(plus),
           timestepsPerTokenDrafting: perTokenDrafting(plus),
           speedup: {
@@ -410,6 +484,7 @@ for (const S of STAGES) {
             overSTPPDrafting: perTokenDrafting(stpp) / perTokenDrafting(plus),
           },
           hitRate: plus.hits / Math.max(1, plus.verifications),
+          stallsPer100Tokens: (100 * plus.stalls) / plus.decodeTokens,
           simulatedMsPerToken: Object.fromEntries(
             costs.map((c) => [c.name, plus.simMs[c.name] / plus.decodeTokens]),
           ),
@@ -436,28 +511,28 @@ lines.push(
   `STPP: best of ${STPP_GRID.length} shapes (depth/top-k/budget) per row by timesteps per token. PipeDec: top-k per node = ${args.branching || 'min(W, 4)'}.`,
   'Timesteps follow docs/pipedec.md (a round in which each stage computes at most one packet), so STPP drafting between passes is free in them; [drafting counted] adds one timestep per draft forward the stages wait for (STPP drafts D layers serially; PipeDec drafts while the stages compute). The simulated ms columns price everything.',
   '',
-  '| S | W | prompts | ts/tok PP | ts/tok STPP (D/k/M) [drafting counted] | ts/tok PipeDec | PipeDec/PP (paper 4.46-7.79) | PipeDec/STPP (paper 2.2-2.69) [drafting counted] | hit rate | refills/100 tok | sim ms/tok PP / STPP / PipeDec (paper cost) | same (cost measured here) | engine ms/timestep median (p90, mean) |',
-  '|---|---|---|---|---|---|---|---|---|---|---|---|---|',
+  '| S | W | prompts | ts/tok PP | ts/tok STPP (D/k/M) [drafting counted] | ts/tok PipeDec | PipeDec/PP (paper 4.46-7.79) | PipeDec/STPP (paper 2.2-2.69) [drafting counted] | hit rate | refills/100 tok | stalls/100 tok | sim ms/tok PP / STPP / PipeDec (paper cost) | same (cost measured here) | engine ms/timestep median (p90, mean) |',
+  '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
 );
 for (const r of rows) {
   const a = r.simulatedMsPerToken[paper.name];
   const b = r.simulatedMsPerToken[here.name];
   lines.push(
-    `| ${r.stages} | ${r.width} | ${r.promptSet} | ${f(r.timestepsPerToken.pp)} | ${f(r.timestepsPerToken.stpp)} (${r.stppBest.depth}/${r.stppBest.branching}/${r.stppBest.budget}) [${f(r.stppTimestepsPerTokenDrafting)}] | ${f(r.timestepsPerToken.pipedec)} | ${f(r.speedup.overPP)}x | ${f(r.speedup.overSTPP)}x [${f(r.speedup.overSTPPDrafting)}x] | ${f(100 * r.hitRate, 1)}% | ${f(r.refillsPer100Tokens, 1)} | ${f(a.pp)} / ${f(a.stpp)} / ${f(a.pipedec)} | ${f(b.pp)} / ${f(b.stpp)} / ${f(b.pipedec)} | ${f(r.engineMsPerTimestep.median, 3)} (${f(r.engineMsPerTimestep.p90, 3)}, ${f(r.engineMsPerTimestep.mean, 3)}) |`,
+    `| ${r.stages} | ${r.width} | ${r.promptSet} | ${f(r.timestepsPerToken.pp)} | ${f(r.timestepsPerToken.stpp)} (${r.stppBest.depth}/${r.stppBest.branching}/${r.stppBest.budget}) [${f(r.stppTimestepsPerTokenDrafting)}] | ${f(r.timestepsPerToken.pipedec)} | ${f(r.speedup.overPP)}x | ${f(r.speedup.overSTPP)}x [${f(r.speedup.overSTPPDrafting)}x] | ${f(100 * r.hitRate, 1)}% | ${f(r.refillsPer100Tokens, 1)} | ${f(r.stallsPer100Tokens, 1)} | ${f(a.pp)} / ${f(a.stpp)} / ${f(a.pipedec)} | ${f(b.pp)} / ${f(b.stpp)} / ${f(b.pipedec)} | ${f(r.engineMsPerTimestep.median, 3)} (${f(r.engineMsPerTimestep.p90, 3)}, ${f(r.engineMsPerTimestep.mean, 3)}) |`,
   );
 }
-for (const [v, [k, r]] of BEYOND.entries()) {
+for (const [v, variant] of BEYOND.entries()) {
   lines.push(
     '',
-    `### Beyond the paper (not the published method): ${k} tree layer(s) per packet, refill packets of up to ${r} layers`,
+    `### Beyond the paper (not the published method): ${variantName(variant)}`,
     '',
-    '| S | W | prompts | ts/tok PipeDec+ [drafting counted] | PipeDec+/PP | PipeDec+/STPP [drafting counted] | hit rate | sim ms/tok (paper cost) | sim ms/tok (cost here) |',
-    '|---|---|---|---|---|---|---|---|---|',
+    '| S | W | prompts | ts/tok PipeDec+ [drafting counted] | PipeDec+/PP | PipeDec+/STPP [drafting counted] | hit rate | stalls/100 tok | sim ms/tok (paper cost) | sim ms/tok (cost here) |',
+    '|---|---|---|---|---|---|---|---|---|---|',
   );
   for (const row of rows.filter((x) => x.beyond[v])) {
     const b = row.beyond[v];
     lines.push(
-      `| ${row.stages} | ${row.width} | ${row.promptSet} | ${f(b.timestepsPerToken)} [${f(b.timestepsPerTokenDrafting)}] | ${f(b.speedup.overPP)}x | ${f(b.speedup.overSTPP)}x [${f(b.speedup.overSTPPDrafting)}x] | ${f(100 * b.hitRate, 1)}% | ${f(b.simulatedMsPerToken[paper.name])} | ${f(b.simulatedMsPerToken[here.name])} |`,
+      `| ${row.stages} | ${row.width} | ${row.promptSet} | ${f(b.timestepsPerToken)} [${f(b.timestepsPerTokenDrafting)}] | ${f(b.speedup.overPP)}x | ${f(b.speedup.overSTPP)}x [${f(b.speedup.overSTPPDrafting)}x] | ${f(100 * b.hitRate, 1)}% | ${f(b.stallsPer100Tokens, 1)} | ${f(b.simulatedMsPerToken[paper.name])} | ${f(b.simulatedMsPerToken[here.name])} |`,
     );
   }
 }
@@ -471,6 +546,16 @@ lines.push(
   cost(here),
   '',
   `Engine overhead (controller: tree, expansion, verification, decisions, stop rules; draft compute and the stages' applying of decisions excluded), median per timestep: at most ${f(100 * maxShare(paper.name), 2)}% of a stage's compute under the paper cost model, ${f(100 * maxShare(here.name), 2)}% of the stage measured here (means include garbage-collection pauses: see the table).`,
+  '',
+  "Draft agreement along the target's own greedy output (share of tokens within the draft's top k: a tree of top-k children misses the rest, and every miss or late child stalls the pipeline for a refill, S timesteps):",
+  '',
+  '| prompts | positions | top 1 | top 2 | top 4 | top 8 | top 16 |',
+  '|---|---|---|---|---|---|---|',
+  ...Object.entries(agreement).map(
+    ([set, a]) =>
+      `| ${set} | ${a.positions} | ${f(100 * a.top1, 1)}% | ${f(100 * a.top2, 1)}% | ${f(100 * a.top4, 1)}% | ${f(100 * a.top8, 1)}% | ${f(100 * a.top16, 1)}% |`,
+  ),
+  '',
   `Lossless check: ${mismatches.length === 0 ? 'PP, STPP and PipeDec emitted identical tokens in every row' : `MISMATCH in ${mismatches.join('; ')}`}.`,
 );
 console.log(lines.join('\n'));
@@ -497,6 +582,7 @@ await writeFile(
         seconds: (Date.now() - started) / 1000,
         lossless: mismatches.length === 0,
       },
+      agreement,
       rows,
     },
     null,

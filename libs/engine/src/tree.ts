@@ -140,6 +140,41 @@ export class PredictionTree {
       );
   }
 
+  /** Depth of the deepest injected layer below the root (0: only the root, or nothing). */
+  get injectedHeight(): number {
+    let max = 0;
+    const base = this.root.depth;
+    for (const n of this.nodes.values()) if (n.injected) max = Math.max(max, n.depth - base);
+    return max;
+  }
+
+  /**
+   * Best-first choice of up to `limit` nodes not yet injected whose parent is injected (or
+   * chosen here), at most `maxHeight` below the root, in an order that sends parents first.
+   * A child's cumulative log-probability never exceeds its parent's, so one pass over the
+   * nodes by descending score (shallower first on ties) sees every parent before its children.
+   */
+  pickForInjection(limit: number, maxHeight: number): TreeNode[] {
+    if (limit <= 0) return [];
+    const base = this.root.depth;
+    const waiting: TreeNode[] = [];
+    for (const n of this.nodes.values()) {
+      if (!n.injected && n.id !== this.rootId && n.depth - base <= maxHeight) waiting.push(n);
+    }
+    waiting.sort((a, b) => b.logProb - a.logProb || a.depth - b.depth || a.id - b.id);
+    const picked = new Set<number>();
+    const out: TreeNode[] = [];
+    for (const n of waiting) {
+      if (out.length === limit) break;
+      const parent = this.nodes.get(n.parent);
+      if (parent && (parent.injected || picked.has(parent.id))) {
+        picked.add(n.id);
+        out.push(n);
+      }
+    }
+    return out.sort((a, b) => a.depth - b.depth || a.id - b.id);
+  }
+
   /** The root's child carrying `token`, if any. */
   childWithToken(token: number): TreeNode | undefined {
     for (const id of this.root.children) {

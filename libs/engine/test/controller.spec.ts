@@ -62,7 +62,19 @@ describe('PipeDec controller on the toy model', () => {
         fc.boolean(),
         fc.integer({ min: 1, max: 3 }),
         fc.integer({ min: 1, max: 4 }),
-        async (stages, width, branching, disagreement, prompt, chunk, sampled, k, refill) => {
+        fc.integer({ min: 0, max: 3 }),
+        async (
+          stages,
+          width,
+          branching,
+          disagreement,
+          prompt,
+          chunk,
+          sampled,
+          k,
+          refill,
+          ahead,
+        ) => {
           const r = rig(stages, disagreement);
           const sampling = sampled ? { temperature: 0.9, topP: 0.95, seed: 77 } : GREEDY;
           const request = { prompt, maxTokens: 10, sampling, prefillChunk: chunk };
@@ -85,7 +97,10 @@ describe('PipeDec controller on the toy model', () => {
             pipeline,
             pipeline.meterDraft(r.draft),
             { ...request, requestId: 'pd' },
-            { width, branching, onVerify, layersPerStep: k, refillLayers: refill },
+            // ahead > 0: the draft works ahead on a tree `ahead` times wider than the stages'.
+            ahead > 0
+              ? { width, branching, onVerify, layersPerStep: k, draftWidth: ahead * width }
+              : { width, branching, onVerify, layersPerStep: k, refillLayers: refill },
           );
           expect(res.tokens).toEqual(ar.tokens);
           expect(checks).toBe(res.stats.committedTokens);
@@ -108,6 +123,18 @@ describe('PipeDec controller on the toy model', () => {
     const two = await runMethod(r, { method: 'pipedec', width: 2, layersPerStep: 2 }, req);
     expect(two.stats.timestepsPerToken).toBeLessThanOrEqual(0.6);
     expect(two.tokens).toEqual(pp.tokens);
+    // Drafting ahead, the same two tokens a timestep, and the stages never wait for the draft.
+    const sim = makePipeline(r.stages, 'sim') as SimulatedPipeline;
+    const ahead = await generatePipeDec(sim, sim.meterDraft(r.draft), req, {
+      width: 2,
+      layersPerStep: 2,
+      draftWidth: 4,
+    });
+    expect(ahead.tokens).toEqual(pp.tokens);
+    expect(ahead.stats.timestepsPerToken).toBeLessThanOrEqual(0.6);
+    const decodeLoads = sim.loads.slice(ahead.stats.prefillTimesteps);
+    expect(decodeLoads.reduce((n, l) => n + l.serialDraftCalls, 0)).toBe(0);
+    expect(decodeLoads.reduce((n, l) => n + l.overlapDraftCalls, 0)).toBeGreaterThan(0);
     expect(pp.stats.timestepsPerToken).toBe(stages);
     expect(pd.stats.timestepsPerToken).toBe(1);
     expect(pd.stats.hitRate).toBe(1);

@@ -35,6 +35,8 @@ export type MethodSpec =
       branching?: number;
       layersPerStep?: number;
       refillLayers?: number;
+      draftWidth?: number;
+      refillBudget?: number;
       onVerify?: (tree: PredictionTree) => void;
     };
 

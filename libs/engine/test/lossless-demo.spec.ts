@@ -88,6 +88,8 @@ describe.each(SAMPLINGS)('demo pair, %s', (name, sampling) => {
       { method: 'pipedec', width: 1 },
       { method: 'pipedec', width: 4 },
       { method: 'pipedec', width: 16 },
+      // Beyond the paper: drafting ahead on a wider tree, two layers per packet.
+      { method: 'pipedec', width: 8, draftWidth: 16, layersPerStep: 2 },
     ];
     let hits = 0;
     for (const spec of specs) {

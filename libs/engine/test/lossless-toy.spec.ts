@@ -59,6 +59,9 @@ describe.each(SAMPLINGS)('toy model, %s', (_name, sampling) => {
       { method: 'pipedec', width: 16, branching: 4 },
       // Beyond the paper: several layers per packet, and a refill packet with a subtree.
       { method: 'pipedec', width: 4, layersPerStep: 2, refillLayers: 4 },
+      // Beyond the paper: the draft works ahead on a wider tree, refills come from it.
+      { method: 'pipedec', width: 2, draftWidth: 8, refillBudget: 6 },
+      { method: 'pipedec', width: 4, draftWidth: 8, layersPerStep: 2 },
     ];
     for (const spec of specs) {
       for (const [i, prompt] of PROMPTS.entries()) {

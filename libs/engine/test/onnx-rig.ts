@@ -112,6 +112,8 @@ export function losslessSuite(name: string, sampling: SamplingParams): void {
         [{ method: 'pipedec', width: 1 }, otherDraft],
         [{ method: 'pipedec', width: 4 }, otherDraft],
         [{ method: 'pipedec', width: 16, branching: 4 }, selfDraft],
+        // Beyond the paper: drafting ahead on a wider tree, two layers per packet.
+        [{ method: 'pipedec', width: 4, draftWidth: 8, layersPerStep: 2 }, otherDraft],
       ];
       for (const [spec, draft] of specs) {
         for (const [i, prompt] of PROMPTS.entries()) {

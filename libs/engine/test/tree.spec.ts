@@ -56,6 +56,32 @@ describe('PredictionTree', () => {
     expect(tree.layer(1).map((n) => n.id)).toEqual([d.id]);
   });
 
+  it('picks nodes the stages lack best first, parents before children, up to a limit', () => {
+    const tree = new PredictionTree(8, 2, 1);
+    const root = tree.reset(0, 0, 0, -1, 0);
+    root.injected = true;
+    root.candidates = [
+      { token: 1, logProb: Math.log(0.7) },
+      { token: 2, logProb: Math.log(0.3) },
+    ];
+    const [a, b] = tree.expand();
+    a.injected = true; // the stages hold a (0.7) but not b (0.3)
+    a.candidates = [{ token: 3, logProb: Math.log(0.2) }]; // 0.14
+    b.candidates = [{ token: 4, logProb: Math.log(0.9) }]; // 0.27, but b is not sent yet
+    const [d, c] = tree.expand();
+    expect([d.token, c.token]).toEqual([4, 3]);
+    expect(tree.injectedHeight).toBe(1);
+    // Best first: b (0.3), then its child d (0.27) now that b goes too, then c (0.14).
+    expect(tree.pickForInjection(2, 2).map((n) => n.id)).toEqual([b.id, d.id]);
+    expect(tree.pickForInjection(8, 2).map((n) => n.id)).toEqual([b.id, d.id, c.id]); // by depth, then id
+    // Not below the height asked for; nothing whose parent the stages lack.
+    expect(tree.pickForInjection(8, 1).map((n) => n.id)).toEqual([b.id]);
+    b.injected = true;
+    d.injected = true;
+    expect(tree.pickForInjection(8, 2).map((n) => n.id)).toEqual([c.id]);
+    expect(tree.injectedHeight).toBe(2);
+  });
+
   it('builds the ancestor mask of a layer', () => {
     const tree = new PredictionTree(2, 2, 1);
     tree.reset(0, 0, 0, -1, 0).candidates = [
