@@ -1,12 +1,20 @@
 import { PrismaPg } from '@prisma/adapter-pg';
 import { PrismaClient } from '@prisma/client';
+import type pg from 'pg';
 import { createPgPool } from './pg-pool.js';
+
+export type PgPool = pg.Pool;
 
 export interface DbClientOptions {
   /** Pool size; the API's concurrency is bounded by quotas, so a small pool suffices. */
   poolSize?: number;
   /** Let the process exit while idle connections remain (scripts, tests). */
   allowExitOnIdle?: boolean;
+  /**
+   * Run over this pool (from createPgPool) instead of one of its own, so plain pg queries and
+   * Prisma share connections. `poolSize` and `allowExitOnIdle` are then the pool's business.
+   */
+  pool?: PgPool;
 }
 
 /**
@@ -14,9 +22,11 @@ export interface DbClientOptions {
  * `$disconnect()` also ends the pool.
  */
 export function createPrismaClient(url: string, options: DbClientOptions = {}): PrismaClient {
-  const pool = createPgPool(url, {
-    max: options.poolSize ?? 10,
-    allowExitOnIdle: options.allowExitOnIdle ?? false,
-  });
+  const pool =
+    options.pool ??
+    createPgPool(url, {
+      max: options.poolSize ?? 10,
+      allowExitOnIdle: options.allowExitOnIdle ?? false,
+    });
   return new PrismaClient({ adapter: new PrismaPg(pool, { disposeExternalPool: true }) });
 }

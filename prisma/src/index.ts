@@ -1,4 +1,4 @@
-export { createPrismaClient, type DbClientOptions } from './client.js';
+export { createPrismaClient, type DbClientOptions, type PgPool } from './client.js';
 export { dbEnvShape, parseDbConfig, seedEnvShape, type DbConfig } from './config.js';
 export { migrateDeploy, MigrationError } from './migrate.js';
 export { createPgPool, connectionParams } from './pg-pool.js';

@@ -1,4 +1,15 @@
-import { adminLogin, call, startTestApi, type TestApi } from './test-api.js';
+import type { INestApplication } from '@nestjs/common';
+import { CacheInvalidation } from '../src/infra/cache-invalidation.js';
+import {
+  adminLogin,
+  call,
+  errorOf,
+  MODEL,
+  startReplica,
+  startTestApi,
+  type TestApi,
+  waitFor,
+} from './test-api.js';
 
 const json = (v: unknown) =>
   JSON.stringify(v, (_k, x: unknown) => (typeof x === 'bigint' ? x.toString() : x));
@@ -9,6 +20,8 @@ let admin: string;
 beforeAll(async () => {
   api = await startTestApi();
   admin = await adminLogin(api);
+  // Keys are cached from here on (a replica that cannot hear changes caches nothing).
+  await waitFor(() => (api.app.get(CacheInvalidation).generation !== null ? true : undefined));
 }, 120_000);
 afterAll(async () => {
   await api?.close();
@@ -58,12 +71,13 @@ describe('API key lifecycle', () => {
     expect(bad.body.error).toMatchObject({ type: 'authentication_error' });
   });
 
-  it('revokes immediately', async () => {
+  it('revokes immediately, though the key was cached', async () => {
     const created = await call(api, 'POST', `/admin/tenants/${api.demoTenantId}/keys`, {
       token: admin,
       body: { name: 'to-revoke', scopes: ['read-usage'] },
     });
     const { id, secret } = created.body as { id: string; secret: string };
+    expect((await whoami(secret)).status).toBe(200);
     expect((await whoami(secret)).status).toBe(200);
     const revoked = await call(
       api,
@@ -141,5 +155,93 @@ describe('API key lifecycle', () => {
     });
     expect(res.status).toBe(401);
     expect(JSON.stringify(res.body)).not.toContain(api.demoKey);
+  });
+});
+
+describe('changes through the admin API apply on the very next request, on every replica', () => {
+  let replica: { url: string; app: INestApplication };
+  let tenantId: string;
+
+  beforeAll(async () => {
+    replica = await startReplica(api);
+    await waitFor(() =>
+      replica.app.get(CacheInvalidation).generation !== null ? true : undefined,
+    );
+    const t = await call(api, 'POST', '/admin/tenants', {
+      token: admin,
+      body: { name: 'replicated', plan: 'demo' },
+    });
+    tenantId = t.body.id as string;
+  });
+  afterAll(async () => {
+    await replica?.app.close();
+  });
+
+  const newKey = async (scopes = ['read-usage']) => {
+    const created = await call(api, 'POST', `/admin/tenants/${tenantId}/keys`, {
+      token: admin,
+      body: { name: 'replicated', scopes },
+    });
+    return created.body as { id: string; secret: string };
+  };
+  /** Authenticated on both replicas, twice: each has the key cached. */
+  const useEverywhere = async (secret: string) => {
+    for (const url of [api.url, replica.url, api.url, replica.url]) {
+      expect((await call({ url }, 'GET', '/v1/usage', { token: secret })).status).toBe(200);
+    }
+  };
+
+  it('a revoked key is refused by both replicas', async () => {
+    const { id, secret } = await newKey();
+    await useEverywhere(secret);
+    const revoked = await call(api, 'POST', `/admin/tenants/${tenantId}/keys/${id}/revoke`, {
+      token: admin,
+    });
+    expect(revoked.status).toBe(201);
+    expect((await call(replica, 'GET', '/v1/usage', { token: secret })).status).toBe(401);
+    expect((await whoami(secret)).status).toBe(401);
+  });
+
+  it("a rotated key's old secret is refused by both replicas", async () => {
+    const { id, secret } = await newKey();
+    await useEverywhere(secret);
+    const rotated = await call(api, 'POST', `/admin/tenants/${tenantId}/keys/${id}/rotate`, {
+      token: admin,
+      body: { gracePeriodSeconds: 0 },
+    });
+    expect((await call(replica, 'GET', '/v1/usage', { token: secret })).status).toBe(401);
+    expect((await whoami(secret)).status).toBe(401);
+    const fresh = rotated.body.secret as string;
+    expect((await call(replica, 'GET', '/v1/usage', { token: fresh })).status).toBe(200);
+  });
+
+  it("a lower limit applies to the tenant's next request on the other replica", async () => {
+    const { secret } = await newKey(['generate']);
+    const submit = (maxTokens: number) =>
+      call(replica, 'POST', '/v1/jobs', {
+        token: secret,
+        body: { model: MODEL, prompt: 'limits', max_tokens: maxTokens },
+      });
+    expect((await submit(8)).status).toBe(202); // the replica has the tenant's limits cached
+    const changed = await call(api, 'PATCH', `/admin/tenants/${tenantId}`, {
+      token: admin,
+      body: { maxOutputTokens: 4 },
+    });
+    expect(changed.status).toBe(200);
+    const refused = await submit(8);
+    expect(refused.status).toBe(400);
+    expect(errorOf(refused).code).toBe('max_tokens_too_large');
+  });
+
+  it("a suspended tenant's keys are refused by both replicas", async () => {
+    const { secret } = await newKey();
+    await useEverywhere(secret);
+    const suspended = await call(api, 'PATCH', `/admin/tenants/${tenantId}`, {
+      token: admin,
+      body: { status: 'suspended' },
+    });
+    expect(suspended.status).toBe(200);
+    expect((await call(replica, 'GET', '/v1/usage', { token: secret })).status).toBe(401);
+    expect((await whoami(secret)).status).toBe(401);
   });
 });

@@ -1,3 +1,5 @@
+import type { GenerationJob } from '@pipedec/contracts';
+import { FairScheduler } from '../src/generation/fair-scheduler.js';
 import { FakeHead, fakeOutput } from './fake-head.js';
 import { adminLogin, call, MODEL, startTestApi, type TestApi, waitFor } from './test-api.js';
 
@@ -97,6 +99,34 @@ describe('priority by plan', () => {
 });
 
 describe('accounting exactly once', () => {
+  it('refuses a request whose record cannot be written, and takes its job back', async () => {
+    // No head runs: a job that got queued stays where the admission left it.
+    const { tenantId, key } = await tenantKey('unrecorded');
+    // PostgreSQL refuses this tenant's request rows, as it would when full or failing.
+    await api.prisma.$executeRawUnsafe(
+      `ALTER TABLE "GenerationRequest" ADD CONSTRAINT "refuse_unrecorded" CHECK ("tenantId" <> '${tenantId}'::uuid)`,
+    );
+    try {
+      const res = await call(api, 'POST', '/v1/jobs', {
+        token: key,
+        body: { model: MODEL, prompt: 'never recorded', max_tokens: 5 },
+      });
+      expect(res.status).toBe(500);
+    } finally {
+      await api.prisma.$executeRawUnsafe(
+        `ALTER TABLE "GenerationRequest" DROP CONSTRAINT "refuse_unrecorded"`,
+      );
+    }
+    const queue = api.app.get(FairScheduler).queue;
+    const jobs = await queue.getJobs(['waiting', 'prioritized', 'delayed', 'active']);
+    expect(jobs.filter((j) => (j.data as GenerationJob).tenantId === tenantId)).toEqual([]);
+    expect(await api.redis.llen(`${api.prefix}fair:t:${tenantId}`)).toBe(0);
+    // The reservation is given back: no slot held, nothing counted against the month.
+    expect(Number(await api.redis.get(`${api.prefix}quota:${tenantId}:concurrency`))).toBe(0);
+    const month = await api.redis.keys(`${api.prefix}quota:${tenantId}:month:*`);
+    expect(await api.redis.mget(...month)).toEqual(month.map(() => '0'));
+  });
+
   it('records a retried request once, with the tokens the client saw', async () => {
     const head = new FakeHead(api.prefix, { failFirstAttemptAfter: 3, tokenDelayMs: 2 });
     try {

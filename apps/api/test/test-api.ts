@@ -96,6 +96,19 @@ export async function startTestApi(env: Record<string, string> = {}): Promise<Te
   };
 }
 
+/**
+ * Another replica of the same deployment: the same database, Redis prefix and model, its own
+ * process state (caches, queue handle, sweeper), listening on a port of its own.
+ */
+export async function startReplica(api: TestApi): Promise<{ url: string; app: INestApplication }> {
+  const app = await createApp(api.config);
+  await app.listen(0, '127.0.0.1');
+  const address = (app.getHttpServer() as import('node:http').Server).address() as {
+    port: number;
+  };
+  return { url: `http://127.0.0.1:${address.port}`, app };
+}
+
 export interface Reply<T = Record<string, unknown>> {
   status: number;
   headers: Headers;

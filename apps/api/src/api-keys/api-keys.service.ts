@@ -4,23 +4,35 @@ import { digestsEqual, hashApiKeySecret, newApiKeySecret } from '@pipedec/db';
 import { AuditService } from '../audit/audit.service.js';
 import type { TenantPrincipal } from '../auth/principal.js';
 import { Errors } from '../common/errors.js';
+import { CacheInvalidation, ReadThroughCache } from '../infra/cache-invalidation.js';
 import { Clock } from '../infra/clock.js';
-import { ApiKeysRepository, publicKey } from './api-keys.repository.js';
+import { ApiKeysRepository, publicKey, type KeyForAuth } from './api-keys.repository.js';
 
 /** Last-used times are kept to the minute: a key's row is written at most once a minute. */
 const TOUCH_EVERY_MS = 60_000;
+/**
+ * How long a replica trusts a key it read without reading it again. Changes made through the
+ * API (revoke, rotate, a tenant's status) apply at once regardless (CacheInvalidation); this
+ * bounds only what a change behind the API's back (a manual UPDATE) takes to apply.
+ */
+const KEY_CACHE_TTL_MS = 10_000;
 
 @Injectable()
 export class ApiKeysService {
   private readonly logger = new Logger('ApiKeys');
   /** When this replica last wrote each key's last-used time (saves a write per request). */
   private readonly touched = new Map<string, number>();
+  /** Keys by secret hash: authentication reads PostgreSQL once per key and TTL, not per request. */
+  private readonly byHash: ReadThroughCache<KeyForAuth>;
 
   constructor(
     private readonly repo: ApiKeysRepository,
     private readonly audit: AuditService,
     private readonly clock: Clock,
-  ) {}
+    private readonly invalidation: CacheInvalidation,
+  ) {
+    this.byHash = new ReadThroughCache(invalidation, KEY_CACHE_TTL_MS);
+  }
 
   /**
    * The tenant a secret belongs to, or an authentication error that says nothing about why
@@ -28,7 +40,7 @@ export class ApiKeysService {
    */
   async authenticate(secret: string): Promise<TenantPrincipal> {
     const hash = hashApiKeySecret(secret);
-    const key = await this.repo.findByHash(hash);
+    const key = await this.byHash.get(hash, () => this.repo.findByHash(hash));
     const now = this.clock.now();
     if (!key) throw Errors.unauthenticated('Invalid API key');
     const current = digestsEqual(key.secretHash, hash);
@@ -124,9 +136,9 @@ export class ApiKeysService {
     return { ...publicKey(key), secret };
   }
 
-  /** Revokes at once: the next request with this key (or its previous secret) fails. */
+  /** Revokes at once: the next request with this key (or its previous secret) fails, on any replica. */
   async revoke(tenantId: string, keyId: string, actor: string) {
-    return this.repo.transaction(async (tx) => {
+    const revoked = await this.repo.transaction(async (tx) => {
       const [key] = await this.repo.update(
         tenantId,
         keyId,
@@ -147,6 +159,8 @@ export class ApiKeysService {
       );
       return publicKey(key);
     });
+    await this.invalidation.changed();
+    return revoked;
   }
 
   /**
@@ -155,7 +169,7 @@ export class ApiKeysService {
    */
   async rotate(tenantId: string, keyId: string, gracePeriodSeconds: number, actor: string) {
     const { secret, prefix, hash } = newApiKeySecret();
-    return this.repo.transaction(async (tx) => {
+    const rotated = await this.repo.transaction(async (tx) => {
       const old = await this.repo.find(tenantId, keyId, tx);
       if (!old) throw Errors.notFound('API key', keyId);
       if (old.status !== 'active') {
@@ -187,5 +201,7 @@ export class ApiKeysService {
       );
       return { ...publicKey(key), secret };
     });
+    await this.invalidation.changed();
+    return rotated;
   }
 }

@@ -7,6 +7,7 @@ import {
   type RequestEvent,
 } from '@pipedec/contracts';
 import { RedisConnections } from '../infra/redis.provider.js';
+import { StreamMux } from './stream-mux.js';
 
 export interface StreamEntry {
   /** Redis stream id: the resume point. */
@@ -17,7 +18,10 @@ export interface StreamEntry {
 /** Reads a request's event stream (libs/contracts jobs/events.ts). */
 @Injectable()
 export class EventReader {
-  constructor(private readonly redis: RedisConnections) {}
+  constructor(
+    private readonly redis: RedisConnections,
+    private readonly mux: StreamMux,
+  ) {}
 
   key(requestId: string): string {
     return eventsKey(this.redis.prefix, requestId);
@@ -40,38 +44,18 @@ export class EventReader {
   }
 
   /**
-   * Follows the stream after `afterId` ("0": from the start) until the terminal record,
-   * blocking on a connection of its own; stops early when `signal` aborts.
+   * Follows the stream after `afterId` ("0": from the start) until the terminal record; stops
+   * early when `signal` aborts. Every follow of this replica shares one blocking read.
    */
   async *follow(
     requestId: string,
     afterId: string,
     signal: AbortSignal,
   ): AsyncGenerator<StreamEntry> {
-    const conn = this.redis.duplicate();
-    const onAbort = () => conn.disconnect();
-    signal.addEventListener('abort', onAbort, { once: true });
-    let last = afterId;
-    try {
-      while (!signal.aborted) {
-        let res: [string, [string, string[]][]][] | null;
-        try {
-          res = await conn.xread('BLOCK', 1000, 'STREAMS', this.key(requestId), last);
-        } catch (e) {
-          if (signal.aborted) return;
-          throw e;
-        }
-        if (!res) continue;
-        for (const [id, fields] of res[0][1]) {
-          last = id;
-          const event = decodeEvent(fieldValue(fields));
-          yield { id, event };
-          if (isTerminal(event)) return;
-        }
-      }
-    } finally {
-      signal.removeEventListener('abort', onAbort);
-      this.redis.release(conn);
+    for await (const [id, fields] of this.mux.read(this.key(requestId), afterId, signal)) {
+      const event = decodeEvent(fieldValue(fields));
+      yield { id, event };
+      if (isTerminal(event)) return;
     }
   }
 }

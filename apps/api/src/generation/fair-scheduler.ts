@@ -70,6 +70,12 @@ if redis.call('LLEN', KEYS[1]) == 0 then redis.call('ZREM', KEYS[3], ARGV[2]) en
 return n
 `;
 
+/** See FairScheduler.checkRoom. */
+export interface RoomCheck {
+  room: Promise<boolean>;
+  release(): void;
+}
+
 interface Pending {
   job: GenerationJob;
   /** BullMQ priority: 1 is served first. */
@@ -83,7 +89,7 @@ export class FairScheduler implements OnModuleInit, OnModuleDestroy {
   private timer?: NodeJS.Timeout;
   private dispatching?: Promise<void>;
   private stopped = false;
-  /** A job is being handed straight to BullMQ (see enqueue). */
+  /** A job is being handed straight to BullMQ (see checkRoom). */
   private directInFlight = false;
 
   constructor(
@@ -99,8 +105,10 @@ export class FairScheduler implements OnModuleInit, OnModuleDestroy {
         bullmq_active: c.active ?? 0,
       };
     });
+    // On the connection of the quota script and the fair lists: an admission's quota and room
+    // checks (checkRoom) then answer in one read.
     this.queue = new Queue(GENERATION_QUEUE, {
-      connection: redis.duplicate({ forBullmq: true }),
+      connection: redis.command,
       prefix: queuePrefix(redis.prefix),
     });
   }
@@ -124,26 +132,53 @@ export class FairScheduler implements OnModuleInit, OnModuleDestroy {
     await this.queue.close();
   }
 
-  /** Queues a job behind its tenant's earlier jobs; `weight` > 0, higher plans more. */
-  async enqueue(job: GenerationJob, weight: number, priority: number): Promise<void> {
-    const payload: Pending = { job: generationJobSchema.parse(job), priority };
-    // Nothing waits and BullMQ has room: the dispatcher would hand the job over at once, so
-    // do it here and save its round trips and timer tick (they showed in time to first
-    // token). One such handover at a time per replica: admissions arriving together would
-    // all see room and skip the fair order, so the others queue below as usual.
-    if (!this.directInFlight) {
-      this.directInFlight = true;
-      try {
-        if ((await this.redis.command.zcard(this.key('ready'))) === 0) {
-          const counts = await this.queue.getJobCounts('waiting', 'prioritized');
-          if ((counts.waiting ?? 0) + (counts.prioritized ?? 0) < this.config.QUEUE_DEPTH) {
-            await this.addToBullmq(payload);
-            return;
-          }
-        }
-      } finally {
-        this.directInFlight = false;
+  /**
+   * Starts looking whether the next job may go straight to BullMQ: nothing waits in the fair
+   * lists and BullMQ has room, so the dispatcher would hand it over at once anyway (its round
+   * trips and timer tick showed in time to first token). Taken before the job exists, so the
+   * look shares a round trip with the caller's own (the quota admission); pass it to enqueue,
+   * or `release` it. Null while another job of this replica goes that way: admissions arriving
+   * together would all see room and skip the fair order, so the others queue as usual.
+   */
+  checkRoom(): RoomCheck | null {
+    if (this.directInFlight) return null;
+    this.directInFlight = true;
+    const room = Promise.all([
+      this.redis.command.zcard(this.key('ready')),
+      this.queue.getJobCounts('waiting', 'prioritized'),
+    ]).then(
+      ([fair, c]) =>
+        fair === 0 && (c.waiting ?? 0) + (c.prioritized ?? 0) < this.config.QUEUE_DEPTH,
+      () => false,
+    );
+    let held = true;
+    return {
+      room,
+      release: () => {
+        if (held) this.directInFlight = held = false;
+      },
+    };
+  }
+
+  /**
+   * Queues a job behind its tenant's earlier jobs (`weight` > 0, higher plans more), or hands
+   * it straight to BullMQ when `check` found room.
+   */
+  async enqueue(
+    job: GenerationJob,
+    weight: number,
+    priority: number,
+    check: RoomCheck | null = null,
+  ): Promise<void> {
+    let payload: Pending;
+    try {
+      payload = { job: generationJobSchema.parse(job), priority };
+      if (check && (await check.room)) {
+        await this.addToBullmq(payload);
+        return;
       }
+    } finally {
+      check?.release();
     }
     await this.redis.command.eval(
       ENQUEUE_LUA,

@@ -13,6 +13,7 @@ import { OpenAiController } from './openai.controller.js';
 import { PromptTokenizer } from './prompt-tokenizer.js';
 import { RequestsRepository } from './requests.repository.js';
 import { StreamGateway } from './stream.gateway.js';
+import { StreamMux } from './stream-mux.js';
 
 @Module({
   imports: [TenantsModule, QuotasModule, ApiKeysModule],
@@ -26,6 +27,7 @@ import { StreamGateway } from './stream.gateway.js';
     PromptTokenizer,
     RequestsRepository,
     StreamGateway,
+    StreamMux,
   ],
   exports: [FairScheduler, GenerationService, EventReader, RequestsRepository],
 })

@@ -110,10 +110,13 @@ export class GenerationService {
 
     const requestId = randomUUID();
     const reserve = tokenIds.length + maxTokens;
+    // Whether the job may skip the fair lists is looked up in the quota's round trip.
+    const room = this.scheduler.checkRoom();
     let headers: RateHeaders;
     try {
       headers = await this.quota.admit(tenantId, requestId, ctx.limits, reserve);
     } catch (e) {
+      room?.release();
       if (e instanceof ApiError && e.status === 429)
         this.metrics.rateLimited.inc({ tenant: tenantId, code: e.code });
       throw e;
@@ -141,11 +144,20 @@ export class GenerationService {
       cancelKey: cancelKey(this.redis.prefix, requestId),
       enqueuedAt: queuedAt.getTime(),
     };
-    // The record and the job are written at the same time (each is a round trip that time to
-    // first token waits for). A job that finishes before its row commits is still accounted:
-    // the relay finds no row and the sweeper accounts it once the row is there.
-    const [recorded, queued] = await Promise.allSettled([
-      this.repo.create(tenantId, {
+    // The job is queued first and recorded after: time to first token waits for the queue's
+    // round trips, and writing the record at the same time slowed them down (its work shares
+    // this event loop). The reply waits for both. Either failing takes the job back, so no
+    // job runs without a record (nothing would bill it). A job that finishes before its row
+    // commits is still accounted: the relay finds no row and the sweeper accounts it once the
+    // row is there.
+    try {
+      await this.scheduler.enqueue(
+        job,
+        ctx.pricing.priority + 1,
+        Math.max(1, 100 - ctx.pricing.priority),
+        room,
+      );
+      await this.repo.create(tenantId, {
         id: requestId,
         apiKeyId: principal.apiKeyId,
         model: p.model,
@@ -154,22 +166,11 @@ export class GenerationService {
         promptTokens: tokenIds.length,
         reservedTokens: reserve,
         queuedAt,
-      }),
-      this.scheduler.enqueue(
-        job,
-        ctx.pricing.priority + 1,
-        Math.max(1, 100 - ctx.pricing.priority),
-      ),
-    ]);
-    if (recorded.status === 'rejected' || queued.status === 'rejected') {
-      if (recorded.status === 'rejected' && queued.status === 'fulfilled') {
-        // No record: the job must not run (nothing would bill it).
-        await this.withdraw(tenantId, requestId);
-      }
+      });
+    } catch (e) {
+      await this.withdraw(tenantId, requestId);
       await this.quota.settle(requestId, 0);
-      throw recorded.status === 'rejected'
-        ? recorded.reason
-        : (queued as PromiseRejectedResult).reason;
+      throw e;
     }
     return {
       requestId,
@@ -180,7 +181,7 @@ export class GenerationService {
     };
   }
 
-  /** Takes back a job whose record could not be written: out of the queue, or cancelled. */
+  /** Takes back a job that may be queued without a record: out of the queue, or cancelled. */
   private async withdraw(tenantId: string, requestId: string): Promise<void> {
     await this.redis.command
       .multi()
@@ -273,6 +274,6 @@ export class GenerationService {
 
   /** Whether the request belongs to the tenant (socket.io subscriptions). */
   async owns(tenantId: string, requestId: string): Promise<boolean> {
-    return (await this.repo.find(tenantId, requestId)) !== null;
+    return this.repo.exists(tenantId, requestId);
   }
 }

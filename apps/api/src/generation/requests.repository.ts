@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { Prisma, type DecodingMethod, type RequestStatus } from '@pipedec/db';
+import type { DecodingMethod, Prisma, RequestStatus } from '@pipedec/db';
 import { Database } from '../infra/prisma.provider.js';
 
 export interface NewRequest {
@@ -37,20 +37,42 @@ export interface Outcome {
 export class RequestsRepository {
   constructor(private readonly db: Database) {}
 
-  /** Records an admitted request. Plain SQL: it runs on every admission (see ApiKeysRepository.findByHash). */
+  /**
+   * Records an admitted request. Plain pg, no Prisma: it runs on every admission, while the
+   * head picks the job up on the same cores.
+   */
   async create(tenantId: string, r: NewRequest): Promise<void> {
-    await this.db.client.$executeRaw(Prisma.sql`
-      INSERT INTO "GenerationRequest"
-        ("id", "tenantId", "apiKeyId", "status", "model", "method", "parameters",
-         "promptTokens", "reservedTokens", "queuedAt")
-      VALUES (${r.id}::uuid, ${tenantId}::uuid, ${r.apiKeyId}::uuid, 'queued', ${r.model},
-              ${r.method}::"DecodingMethod", ${JSON.stringify(r.parameters)}::jsonb,
-              ${r.promptTokens}, ${r.reservedTokens},
-              (${r.queuedAt.toISOString()}::timestamptz AT TIME ZONE 'UTC'))`);
+    await this.db.pool.query(
+      `INSERT INTO "GenerationRequest"
+         ("id", "tenantId", "apiKeyId", "status", "model", "method", "parameters",
+          "promptTokens", "reservedTokens", "queuedAt")
+       VALUES ($1::uuid, $2::uuid, $3::uuid, 'queued', $4, $5::"DecodingMethod", $6::jsonb,
+               $7, $8, ($9::timestamptz AT TIME ZONE 'UTC'))`,
+      [
+        r.id,
+        tenantId,
+        r.apiKeyId,
+        r.model,
+        r.method,
+        JSON.stringify(r.parameters),
+        r.promptTokens,
+        r.reservedTokens,
+        r.queuedAt.toISOString(),
+      ],
+    );
   }
 
   find(tenantId: string, requestId: string) {
     return this.db.client.generationRequest.findFirst({ where: { id: requestId, tenantId } });
+  }
+
+  /** Whether the tenant has this request (a stream subscription, just after admission). */
+  async exists(tenantId: string, requestId: string): Promise<boolean> {
+    const { rowCount } = await this.db.pool.query(
+      `SELECT 1 FROM "GenerationRequest" WHERE "id" = $1::uuid AND "tenantId" = $2::uuid`,
+      [requestId, tenantId],
+    );
+    return rowCount === 1;
   }
 
   /** Requests admitted but not accounted yet (the sweeper's work list). */

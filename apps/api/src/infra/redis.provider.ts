@@ -17,10 +17,14 @@ export class RedisConnections implements OnModuleDestroy {
     this.prefix = config.REDIS_PREFIX;
   }
 
-  /** A dedicated connection (blocking commands, BullMQ). Closed with the module. */
-  duplicate(options: { forBullmq?: boolean } = {}): Redis {
+  /**
+   * A dedicated connection: blocking reads, or a subscriber (`subscriber`: retries forever and
+   * leaves subscribing to its owner, on each connection). Closed with the module.
+   */
+  duplicate(options: { subscriber?: boolean } = {}): Redis {
     const conn = new Redis(this.config.REDIS_URL, {
-      maxRetriesPerRequest: options.forBullmq ? null : 2,
+      maxRetriesPerRequest: options.subscriber ? null : 2,
+      autoResubscribe: !options.subscriber,
     });
     this.extra.add(conn);
     conn.once('end', () => this.extra.delete(conn));

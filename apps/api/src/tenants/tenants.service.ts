@@ -3,6 +3,7 @@ import type { CreatePlan, CreateTenant, UpdatePlan, UpdateTenant } from '@pipede
 import { Prisma, type Plan, type Tenant } from '@pipedec/db';
 import { AuditService } from '../audit/audit.service.js';
 import { Errors } from '../common/errors.js';
+import { CacheInvalidation, ReadThroughCache } from '../infra/cache-invalidation.js';
 import { effectiveLimits, pricingOf, type TenantLimits, type TenantPricing } from './limits.js';
 import { TenantsRepository } from './tenants.repository.js';
 
@@ -13,30 +14,36 @@ export interface TenantContext {
   pricing: TenantPricing;
 }
 
-/** A cached context older than this is reloaded, so admin changes apply within seconds. */
-const CONTEXT_TTL_MS = 5_000;
+/**
+ * How long a replica trusts a tenant's context without reading it again. Changes through the
+ * API apply at once on every replica (CacheInvalidation); this bounds changes behind its back.
+ */
+const CONTEXT_TTL_MS = 10_000;
 
 @Injectable()
 export class TenantsService {
-  private readonly cache = new Map<string, { at: number; ctx: TenantContext }>();
+  private readonly cache: ReadThroughCache<TenantContext>;
 
   constructor(
     private readonly repo: TenantsRepository,
     private readonly audit: AuditService,
-  ) {}
+    private readonly invalidation: CacheInvalidation,
+  ) {
+    this.cache = new ReadThroughCache(invalidation, CONTEXT_TTL_MS);
+  }
 
   async context(tenantId: string): Promise<TenantContext> {
-    const hit = this.cache.get(tenantId);
-    if (hit && Date.now() - hit.at < CONTEXT_TTL_MS) return hit.ctx;
-    const row = await this.repo.withPlan(tenantId);
-    if (!row) throw Errors.notFound('Tenant', tenantId);
-    const ctx = {
-      tenant: row,
-      plan: row.plan,
-      limits: effectiveLimits(row, row.plan),
-      pricing: pricingOf(row.plan),
-    };
-    this.cache.set(tenantId, { at: Date.now(), ctx });
+    const ctx = await this.cache.get(tenantId, async () => {
+      const row = await this.repo.withPlan(tenantId);
+      if (!row) return null;
+      return {
+        tenant: row,
+        plan: row.plan,
+        limits: effectiveLimits(row, row.plan),
+        pricing: pricingOf(row.plan),
+      };
+    });
+    if (!ctx) throw Errors.notFound('Tenant', tenantId);
     return ctx;
   }
 
@@ -95,7 +102,7 @@ export class TenantsService {
       );
       return planView(plan);
     });
-    this.cache.clear();
+    await this.invalidation.changed();
     return result;
   }
 
@@ -155,7 +162,7 @@ export class TenantsService {
       );
       return view(tenant, tenant.plan);
     });
-    this.cache.delete(tenantId);
+    await this.invalidation.changed();
     return result;
   }
 }

@@ -1,0 +1,96 @@
+import { Injectable, Logger, type OnModuleDestroy } from '@nestjs/common';
+import type { Redis } from 'ioredis';
+import { RedisConnections } from './redis.provider.js';
+
+// Rows that every request reads (an API key and its tenant's status, a tenant's limits) are
+// cached by each replica, and any admin change to them must still apply on the very next
+// request, on every replica. So a change bumps a generation: the replica that made it bumps
+// its own at once, and publishes on a Redis channel that every replica listens to; an entry
+// cached under an older generation is never served. A replica that cannot hear the channel
+// (still connecting, or Redis gone) serves nothing from its caches, and drops them all when it
+// hears again, so a change made while it was deaf cannot outlive the outage.
+
+/**
+ * Tells every replica's caches that a cached row changed. `generation` is null while this
+ * replica could miss a change (caches then read through).
+ */
+@Injectable()
+export class CacheInvalidation implements OnModuleDestroy {
+  private readonly logger = new Logger('CacheInvalidation');
+  private readonly subscriber: Redis;
+  private readonly channel: string;
+  private gen = 0;
+  private listening = false;
+
+  constructor(private readonly redis: RedisConnections) {
+    this.channel = `${redis.prefix}cache:invalidate`;
+    this.subscriber = redis.duplicate({ subscriber: true });
+    this.subscriber.on('message', () => this.gen++);
+    this.subscriber.on('close', () => {
+      this.listening = false;
+      this.gen++;
+    });
+    // Subscribes on every (re)connection: what changed while it was down is unknown, so the
+    // generation moves on once it hears again.
+    this.subscriber.on('ready', () => {
+      this.subscriber.subscribe(this.channel).then(
+        () => {
+          this.gen++;
+          this.listening = true;
+        },
+        (e: unknown) => this.logger.warn(`cannot subscribe to ${this.channel}: ${String(e)}`),
+      );
+    });
+  }
+
+  get generation(): number | null {
+    return this.listening ? this.gen : null;
+  }
+
+  /**
+   * Call after the change is committed (a replica that reads the row before the commit would
+   * cache the old one again). Resolves once Redis has passed it to every replica.
+   */
+  async changed(): Promise<void> {
+    this.gen++;
+    await this.redis.command.publish(this.channel, '1');
+  }
+
+  onModuleDestroy(): void {
+    this.listening = false;
+    this.redis.release(this.subscriber);
+  }
+}
+
+/**
+ * A read-through cache of rows by key, per replica: an entry is served for `ttlMs` at most,
+ * and never after a change anywhere (CacheInvalidation). Absent rows are not cached, so a
+ * new row is seen at once.
+ */
+export class ReadThroughCache<V> {
+  private readonly entries = new Map<string, { gen: number; at: number; value: V }>();
+
+  constructor(
+    private readonly invalidation: CacheInvalidation,
+    private readonly ttlMs: number,
+    private readonly maxEntries = 10_000,
+  ) {}
+
+  async get(key: string, load: () => Promise<V | null>): Promise<V | null> {
+    const gen = this.invalidation.generation;
+    const at = Date.now();
+    const hit = this.entries.get(key);
+    if (hit && gen !== null && hit.gen === gen && at - hit.at < this.ttlMs) return hit.value;
+    const value = await load();
+    // A change heard while the row was read may have come after the read: do not keep it.
+    if (value !== null && gen !== null && this.invalidation.generation === gen) {
+      this.entries.delete(key);
+      this.entries.set(key, { gen, at, value });
+      if (this.entries.size > this.maxEntries)
+        this.entries.delete(this.entries.keys().next().value!);
+    } else if (hit) {
+      this.entries.delete(key);
+    }
+    return value;
+  }
+}
