@@ -1,8 +1,10 @@
 // This stage's entry in the Redis registry, renewed by a heartbeat and expiring when the
 // heartbeats stop (a killed process disappears after one TTL), plus reads of a pipeline's
-// entries for the pipeline-whole check and for finding peers.
+// entries for the pipeline-whole check and for finding peers. A deliberate change of an entry
+// (registered, draining, relinked, gone) is also announced on the pipeline's channel.
 import { Logger } from '@nestjs/common';
 import {
+  registryChangedChannel,
   registryKey,
   registryPipelinesKey,
   stageRegistrationSchema,
@@ -14,6 +16,7 @@ export class StageRegistry {
   private readonly log = new Logger('StageRegistry');
   private timer: NodeJS.Timeout | null = null;
   private beating: Promise<void> = Promise.resolve();
+  private subscriber: Redis | null = null;
 
   constructor(
     private readonly redis: Redis,
@@ -27,7 +30,7 @@ export class StageRegistry {
   async start(): Promise<void> {
     await this.beat();
     this.timer = setInterval(() => {
-      this.beating = this.beat().catch((error: unknown) => {
+      this.beating = this.beat(false).catch((error: unknown) => {
         this.log.warn(
           `heartbeat failed: ${error instanceof Error ? error.message : String(error)}`,
         );
@@ -35,10 +38,13 @@ export class StageRegistry {
     }, this.heartbeatMs);
   }
 
-  /** Writes the entry at once (after a readiness change), without waiting for the timer. */
-  async beat(): Promise<void> {
+  /**
+   * Writes the entry at once (after a readiness change), without waiting for the timer, and
+   * announces it (`announce` false: a heartbeat, which changes nothing the head decides on).
+   */
+  async beat(announce = true): Promise<void> {
     const e = this.entry();
-    await this.redis
+    const tx = this.redis
       .multi()
       .set(
         registryKey(this.prefix, e.pipelineId, e.stageIndex),
@@ -46,8 +52,10 @@ export class StageRegistry {
         'PX',
         this.ttlMs,
       )
-      .sadd(registryPipelinesKey(this.prefix), e.pipelineId)
-      .exec();
+      .sadd(registryPipelinesKey(this.prefix), e.pipelineId);
+    if (announce)
+      tx.publish(registryChangedChannel(this.prefix, e.pipelineId), String(e.stageIndex));
+    await tx.exec();
   }
 
   /** Stops the heartbeat and removes the entry, so the head notices at once. */
@@ -56,7 +64,44 @@ export class StageRegistry {
     this.timer = null;
     await this.beating;
     const e = this.entry();
-    await this.redis.del(registryKey(this.prefix, e.pipelineId, e.stageIndex));
+    await this.redis
+      .multi()
+      .del(registryKey(this.prefix, e.pipelineId, e.stageIndex))
+      .publish(registryChangedChannel(this.prefix, e.pipelineId), String(e.stageIndex))
+      .exec();
+    this.subscriber?.removeAllListeners();
+    this.subscriber?.disconnect();
+    this.subscriber = null;
+  }
+
+  /**
+   * Calls `onChange` for each change a stage of `pipelineId` announces, and whenever the
+   * subscription connects or drops (what changed meanwhile is unknown). The result says
+   * whether announcements are heard now. Ends with deregister().
+   */
+  watch(pipelineId: string, onChange: () => void): { listening: () => boolean } {
+    const channel = registryChangedChannel(this.prefix, pipelineId);
+    const sub = this.redis.duplicate({ autoResubscribe: false, maxRetriesPerRequest: null });
+    this.subscriber = sub;
+    let listening = false;
+    sub.on('message', () => onChange());
+    sub.on('close', () => {
+      listening = false;
+      onChange();
+    });
+    sub.on('ready', () => {
+      sub.subscribe(channel).then(
+        () => {
+          listening = true;
+          onChange();
+        },
+        (e: unknown) =>
+          this.log.warn(
+            `cannot subscribe to ${channel}: ${e instanceof Error ? e.message : String(e)}`,
+          ),
+      );
+    });
+    return { listening: () => listening };
   }
 
   /** The entries of stages 0..count-1 of a pipeline; undefined where none (or unparsable). */

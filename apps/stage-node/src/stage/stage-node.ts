@@ -65,6 +65,15 @@ export class StageNode extends StageInbox {
   private ready = false;
   private draining = false;
   private lastStatus: PipelineStatus = { whole: false, intact: false, problems: ['starting'] };
+  /** The head hears the stages' announcements (StageRegistry.watch). */
+  private watcher: { listening: () => boolean } | null = null;
+  /** Announcements heard so far (and subscription changes). */
+  private announced = 0;
+  /** `announced` when the registry read in effect began: that read saw them all. */
+  private readAfter = -1;
+  /** Registry reads begun, and the latest one applied (an older one finishing late is not). */
+  private reads = 0;
+  private applied = 0;
   /** Called when the head's pipeline becomes whole (true) or stops being whole (false). */
   onWholeChange: ((whole: boolean) => void) | null = null;
 
@@ -136,6 +145,14 @@ export class StageNode extends StageInbox {
   async start(registry: StageRegistry): Promise<void> {
     this.registry = registry;
     this.ready = true;
+    if (this.isHead) {
+      this.watcher = registry.watch(this.config.pipelineId, () => {
+        this.announced++;
+        this.refreshing = this.refresh().catch((error: unknown) => {
+          this.log.warn(`registry read failed: ${messageOf(error)}`);
+        });
+      });
+    }
     await registry.start();
     await this.refresh();
     this.timer = setInterval(() => {
@@ -145,8 +162,17 @@ export class StageNode extends StageInbox {
     }, this.config.pipelineCheckMs);
   }
 
-  /** Reads the registry now (not at the next poll) and says whether the pipeline is whole. */
+  /**
+   * Whether the pipeline is whole now, not as of the last poll. The stages announce every
+   * change they make on purpose (ready, draining, relinked, gone), and the head reads the
+   * registry as soon as it hears one: while it hears them and has read since the last one,
+   * that read is current, and a job starts without another round trip. Otherwise (not
+   * listening, a read pending, or not whole: a suspect's recovery shows only in a read) it
+   * reads now. A stage that dies without a word is caught by its broken link or the poll.
+   */
   async wholeNow(): Promise<boolean> {
+    if (this.lastStatus.whole && this.watcher?.listening() && this.readAfter === this.announced)
+      return true;
     await this.refresh();
     return this.lastStatus.whole;
   }
@@ -321,16 +347,21 @@ export class StageNode extends StageInbox {
   private async refresh(): Promise<void> {
     if (!this.registry) return;
     const c = this.config;
+    const announced = this.announced;
+    const read = ++this.reads;
     const entries = await this.registry.read(c.pipelineId, c.stageCount);
+    if (read < this.applied) return;
+    this.applied = read;
     const linkedBefore = this.directory.entry(this.downstreamStage)?.instanceId;
     this.directory.update(entries);
     // A restarted peer: announce the new link at once, the head waits for it to take jobs.
     const linked = this.directory.entry(this.downstreamStage)?.instanceId;
     if (linked !== linkedBefore) await this.registry.beat();
-    if (!this.isHead) return;
+    if (!this.isHead || read < this.applied) return;
     // The head counts itself as it is, not as the last heartbeat said.
     entries[0] = this.registration();
     this.setStatus(this.evaluate(entries));
+    this.readAfter = announced;
   }
 
   private evaluate(entries: (StageRegistration | undefined)[]): PipelineStatus {

@@ -28,6 +28,7 @@ export {
 } from './proto-path.js';
 export {
   checkPipeline,
+  registryChangedChannel,
   registryKey,
   registryPipelinesKey,
   stageRegistrationSchema,

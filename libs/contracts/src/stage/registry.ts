@@ -16,6 +16,14 @@ export function registryPipelinesKey(prefix: string): string {
   return `${prefix}pipelines`;
 }
 
+/**
+ * Pub/sub channel on which a stage announces each deliberate change of its entry (registered,
+ * draining, relinked, gone), so that the head need not read the registry before each job.
+ */
+export function registryChangedChannel(prefix: string, pipelineId: string): string {
+  return `${prefix}stage:${pipelineId}:changed`;
+}
+
 export const stageRegistrationSchema = z
   .object({
     pipelineId: z.string().min(1).max(100),
