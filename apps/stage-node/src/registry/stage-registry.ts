@@ -17,6 +17,7 @@ export class StageRegistry {
   private timer: NodeJS.Timeout | null = null;
   private beating: Promise<void> = Promise.resolve();
   private subscriber: Redis | null = null;
+  private leaving = false;
 
   constructor(
     private readonly redis: Redis,
@@ -43,6 +44,10 @@ export class StageRegistry {
    * announces it (`announce` false: a heartbeat, which changes nothing the head decides on).
    */
   async beat(announce = true): Promise<void> {
+    // After deregister() began, a late beat (a registry read that saw a relink, a heartbeat
+    // already due) must not bring the entry back: commands on one connection run in order,
+    // so refusing here, synchronously, keeps every write before the removal.
+    if (this.leaving) return;
     const e = this.entry();
     const tx = this.redis
       .multi()
@@ -60,6 +65,7 @@ export class StageRegistry {
 
   /** Stops the heartbeat and removes the entry, so the head notices at once. */
   async deregister(): Promise<void> {
+    this.leaving = true;
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
     await this.beating;
