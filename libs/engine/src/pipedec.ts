@@ -169,6 +169,11 @@ export async function generatePipeDec(
         }
       }
     }
+    return packetOf(nodes);
+  }
+
+  /** The packet that sends `nodes` (marked injected) into stage 0; null when there are none. */
+  function packetOf(nodes: TreeNode[]): LayerPacket | null {
     if (nodes.length === 0) return null;
     run.stats.draftedNodes += nodes.length;
     return run.packet(
@@ -248,15 +253,7 @@ export async function generatePipeDec(
           for (const n of layer) n.injected = true;
           nodes.push(...layer);
         }
-        if (nodes.length === 0) return null;
-        run.stats.draftedNodes += nodes.length;
-        return run.packet(
-          epoch,
-          nodes.map((n) => (tree.has(n.parent) ? n.parent : -1)),
-          nodes.map((n) => n.id),
-          nodes.map((n) => n.position),
-          nodes.map((n) => n.token),
-        );
+        return packetOf(nodes);
       },
       async afterSend(packet: LayerPacket) {
         // The draft works while the stages compute: on the first tick it prefills the prompt;
