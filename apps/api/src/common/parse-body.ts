@@ -11,13 +11,17 @@ export function parseBody<S extends z.ZodType>(schema: S, input: unknown): z.inf
   const issues = result.error.issues;
   const first = issues[0];
   const param = fieldPath(first.path, first.code === 'unrecognized_keys' ? first.keys : undefined);
-  const message = issues
+  throw Errors.invalid('invalid_body', issuesMessage(issues), param);
+}
+
+/** Every issue of a failed validation, each after the field it names: "max_tokens: ...; ...". */
+export function issuesMessage(issues: readonly z.core.$ZodIssue[]): string {
+  return issues
     .map((i) => {
       const p = fieldPath(i.path, i.code === 'unrecognized_keys' ? i.keys : undefined);
       return p ? `${p}: ${i.message}` : i.message;
     })
     .join('; ');
-  throw Errors.invalid('invalid_body', message, param);
 }
 
 function fieldPath(path: readonly PropertyKey[], keys?: readonly string[]): string | null {

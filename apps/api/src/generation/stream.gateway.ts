@@ -14,6 +14,7 @@ import type { TenantPrincipal } from '../auth/principal.js';
 import { ApiError } from '../common/errors.js';
 import { EventReader } from './event-reader.js';
 import { GenerationService } from './generation.service.js';
+import { issuesMessage } from '../common/parse-body.js';
 
 const subscribeSchema = z
   .object({
@@ -97,7 +98,7 @@ export class StreamGateway implements OnGatewayConnection, OnGatewayDisconnect {
         ok: false,
         error: {
           code: 'invalid_body',
-          message: parsed.error.issues.map((i) => i.message).join('; '),
+          message: issuesMessage(parsed.error.issues),
         },
       };
     }

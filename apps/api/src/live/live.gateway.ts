@@ -12,6 +12,7 @@ import { AdminAuthService } from '../admin-auth/admin-auth.service.js';
 import { Clock } from '../infra/clock.js';
 import { PipelinesService } from '../pipelines/pipelines.service.js';
 import { LiveTickets } from './live-tickets.service.js';
+import { issuesMessage } from '../common/parse-body.js';
 
 /** How often subscribers get a pipelines snapshot. */
 export const LIVE_INTERVAL_MS = 1_000;
@@ -91,9 +92,7 @@ export class LiveGateway implements OnGatewayInit, OnModuleDestroy {
         ok: false,
         error: {
           code: 'invalid_body',
-          message: parsed.error.issues
-            .map((i) => `${i.path.join('.') || 'body'}: ${i.message}`)
-            .join('; '),
+          message: issuesMessage(parsed.error.issues),
         },
       };
     }
