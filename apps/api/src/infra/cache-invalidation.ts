@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { Injectable, Logger, type OnModuleDestroy } from '@nestjs/common';
 import type { Redis } from 'ioredis';
 import { RedisConnections } from './redis.provider.js';
@@ -6,7 +7,11 @@ import { RedisConnections } from './redis.provider.js';
 // cached by each replica, and any admin change to them must still apply on the very next
 // request, on every replica. So a change bumps a generation: the replica that made it bumps
 // its own at once, and publishes on a Redis channel that every replica listens to; an entry
-// cached under an older generation is never served. A replica that cannot hear the channel
+// cached under an older generation is never served. Each replica acknowledges a change once it
+// has moved its generation on, and the call that made the change resolves only when every
+// replica that received it has (or after ACK_TIMEOUT_MS): Redis writing the message to a
+// replica's socket does not mean the replica has read it, and a request sent to that replica
+// once the admin call answered could otherwise overtake it. A replica that cannot hear the channel
 // (still connecting, or Redis gone) serves nothing from its caches, and drops them all when it
 // hears again, so a change made while it was deaf cannot outlive the outage.
 
@@ -19,13 +24,26 @@ export class CacheInvalidation implements OnModuleDestroy {
   private readonly logger = new Logger('CacheInvalidation');
   private readonly subscriber: Redis;
   private readonly channel: string;
+  private readonly ackChannel: string;
   private gen = 0;
   private listening = false;
+  /** Changes made here that not every receiver has acknowledged yet, by change id. */
+  private readonly awaiting = new Map<string, Acknowledgements>();
 
   constructor(private readonly redis: RedisConnections) {
     this.channel = `${redis.prefix}cache:invalidate`;
+    this.ackChannel = `${redis.prefix}cache:invalidated`;
     this.subscriber = redis.duplicate({ subscriber: true });
-    this.subscriber.on('message', () => this.gen++);
+    this.subscriber.on('message', (channel: string, id: string) => {
+      if (channel === this.ackChannel) {
+        this.awaiting.get(id)?.acknowledged();
+        return;
+      }
+      this.gen++;
+      this.redis.command
+        .publish(this.ackChannel, id)
+        .catch((e: unknown) => this.logger.warn(`cannot acknowledge a change: ${String(e)}`));
+    });
     this.subscriber.on('close', () => {
       this.listening = false;
       this.gen++;
@@ -33,7 +51,7 @@ export class CacheInvalidation implements OnModuleDestroy {
     // Subscribes on every (re)connection: what changed while it was down is unknown, so the
     // generation moves on once it hears again.
     this.subscriber.on('ready', () => {
-      this.subscriber.subscribe(this.channel).then(
+      this.subscriber.subscribe(this.channel, this.ackChannel).then(
         () => {
           this.gen++;
           this.listening = true;
@@ -49,16 +67,59 @@ export class CacheInvalidation implements OnModuleDestroy {
 
   /**
    * Call after the change is committed (a replica that reads the row before the commit would
-   * cache the old one again). Resolves once Redis has passed it to every replica.
+   * cache the old one again). Resolves once every replica that received it (this one too, when
+   * listening) serves nothing it cached before, or after ACK_TIMEOUT_MS.
    */
   async changed(): Promise<void> {
     this.gen++;
-    await this.redis.command.publish(this.channel, '1');
+    const id = randomUUID();
+    const acks = new Acknowledgements();
+    // Waiting before publishing: an acknowledgement can come before PUBLISH's own reply.
+    this.awaiting.set(id, acks);
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      acks.expect(await this.redis.command.publish(this.channel, id));
+      const late = new Promise<'late'>((resolve) => {
+        timer = setTimeout(() => resolve('late'), ACK_TIMEOUT_MS);
+      });
+      if ((await Promise.race([acks.all, late])) === 'late')
+        this.logger.warn(
+          `${acks.missing} replica(s) did not acknowledge a change within ${ACK_TIMEOUT_MS} ms`,
+        );
+    } finally {
+      clearTimeout(timer);
+      this.awaiting.delete(id);
+    }
   }
 
   onModuleDestroy(): void {
     this.listening = false;
     this.redis.release(this.subscriber);
+  }
+}
+
+/** How long a change waits for a replica that received it to acknowledge it. */
+export const ACK_TIMEOUT_MS = 2_000;
+
+/** Counts the acknowledgements of one change against the receivers PUBLISH reported. */
+class Acknowledgements {
+  private received = 0;
+  private receivers = Number.POSITIVE_INFINITY;
+  private resolve!: () => void;
+  readonly all = new Promise<'all'>((resolve) => (this.resolve = () => resolve('all')));
+
+  get missing(): number {
+    return this.receivers - this.received;
+  }
+
+  acknowledged(): void {
+    this.received++;
+    if (this.missing <= 0) this.resolve();
+  }
+
+  expect(receivers: number): void {
+    this.receivers = receivers;
+    if (this.missing <= 0) this.resolve();
   }
 }
 
