@@ -69,8 +69,8 @@ export class AccountingService implements OnModuleInit, OnModuleDestroy {
 
   /** Accounts the request if it has ended; true if this call did it. */
   async finalize(tenantId: string, requestId: string): Promise<boolean> {
-    const request = await this.repo.find(tenantId, requestId);
-    if (!request || request.accountedAt) return false;
+    const request = await this.repo.accountingView(tenantId, requestId);
+    if (!request || request.accounted) return false;
     const entries = await this.events.all(requestId);
     const { pricing } = await this.tenants.context(tenantId);
     const outcome = outcomeOf(

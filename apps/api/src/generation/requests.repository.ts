@@ -86,9 +86,31 @@ export class RequestsRepository {
   }
 
   /**
-   * Writes the outcome and the hourly and daily rollups in one transaction, only if the
-   * request was not accounted yet. Returns false when another caller (a replica, a retry)
-   * got there first: accounting happens exactly once.
+   * What accounting reads of a request: whether it was accounted, and what its outcome is
+   * computed from. Plain pg, like create: it runs once per request.
+   */
+  async accountingView(
+    tenantId: string,
+    requestId: string,
+  ): Promise<{ queuedAt: Date; promptTokens: number; accounted: boolean } | null> {
+    const { rows } = await this.db.pool.query<{
+      queuedAt: Date;
+      promptTokens: number;
+      accounted: boolean;
+    }>(
+      `SELECT ("queuedAt" AT TIME ZONE 'UTC') AS "queuedAt", "promptTokens",
+              "accountedAt" IS NOT NULL AS "accounted"
+         FROM "GenerationRequest" WHERE "id" = $1::uuid AND "tenantId" = $2::uuid`,
+      [requestId, tenantId],
+    );
+    return rows[0] ?? null;
+  }
+
+  /**
+   * Writes the outcome and adds it to the hourly and daily rollups, only if the request was
+   * not accounted yet, in one statement (atomic on its own). Returns false when another caller
+   * (a replica, a retry) got there first: accounting happens exactly once. Plain pg: through
+   * Prisma, this transaction of four queries cost about 8 ms of the event loop per request.
    */
   async finalize(
     tenantId: string,
@@ -97,46 +119,66 @@ export class RequestsRepository {
     hour: Date,
     day: Date,
   ): Promise<boolean> {
-    return this.db.client.$transaction(async (tx) => {
-      const { count } = await tx.generationRequest.updateMany({
-        where: { id: requestId, tenantId, accountedAt: null },
-        data: { ...o, accountedAt: o.finishedAt },
-      });
-      if (count === 0) return false;
-      for (const [granularity, bucketStart] of [
-        ['hour', hour],
-        ['day', day],
-      ] as const) {
-        const inc = {
-          requests: { increment: 1 },
-          failedRequests: { increment: o.status === 'failed' ? 1 : 0 },
-          promptTokens: { increment: BigInt(o.promptTokens) },
-          completionTokens: { increment: BigInt(o.completionTokens) },
-          costMicros: { increment: o.costMicros },
-          totalLatencyMs: { increment: BigInt(o.totalLatencyMs) },
-          timeToFirstTokenMsSum: { increment: BigInt(o.timeToFirstTokenMs ?? 0) },
-          stageSeconds: { increment: o.stageSeconds ?? 0 },
-        };
-        await tx.usageRollup.upsert({
-          where: { tenantId_granularity_bucketStart: { tenantId, granularity, bucketStart } },
-          create: {
-            tenantId,
-            granularity,
-            bucketStart,
-            requests: 1,
-            failedRequests: o.status === 'failed' ? 1 : 0,
-            promptTokens: BigInt(o.promptTokens),
-            completionTokens: BigInt(o.completionTokens),
-            costMicros: o.costMicros,
-            totalLatencyMs: BigInt(o.totalLatencyMs),
-            timeToFirstTokenMsSum: BigInt(o.timeToFirstTokenMs ?? 0),
-            stageSeconds: o.stageSeconds ?? 0,
-          },
-          update: inc,
-        });
-      }
-      return true;
-    });
+    const utc = (d: Date | null) => (d === null ? null : d.toISOString());
+    const { rows } = await this.db.pool.query<{ accounted: number }>(
+      `WITH done AS (
+         UPDATE "GenerationRequest" SET
+           "status" = $3::"RequestStatus", "finishReason" = $4, "errorCode" = $5,
+           "promptTokens" = $6, "completionTokens" = $7,
+           "startedAt" = ($8::timestamptz AT TIME ZONE 'UTC'),
+           "firstTokenAt" = ($9::timestamptz AT TIME ZONE 'UTC'),
+           "finishedAt" = ($10::timestamptz AT TIME ZONE 'UTC'),
+           "timeToFirstTokenMs" = $11, "timePerOutputTokenMs" = $12, "totalLatencyMs" = $13,
+           "timesteps" = $14, "hitRate" = $15, "stageSeconds" = $16, "costMicros" = $17::bigint,
+           "pipelineId" = $18, "accountedAt" = ($10::timestamptz AT TIME ZONE 'UTC')
+         WHERE "id" = $1::uuid AND "tenantId" = $2::uuid AND "accountedAt" IS NULL
+         RETURNING "tenantId"
+       ), rolled AS (
+         INSERT INTO "UsageRollup" AS r
+           ("tenantId", "granularity", "bucketStart", "requests", "failedRequests",
+            "promptTokens", "completionTokens", "costMicros", "totalLatencyMs",
+            "timeToFirstTokenMsSum", "stageSeconds", "updatedAt")
+         SELECT done."tenantId", b.granularity::"RollupGranularity",
+                (b.start::timestamptz AT TIME ZONE 'UTC'), 1,
+                CASE WHEN $3 = 'failed' THEN 1 ELSE 0 END, $6, $7, $17::bigint, $13,
+                COALESCE($11, 0), COALESCE($16, 0), (now() AT TIME ZONE 'UTC')
+           FROM done, (VALUES ('hour', $19), ('day', $20)) AS b(granularity, start)
+         ON CONFLICT ("tenantId", "granularity", "bucketStart") DO UPDATE SET
+           "requests" = r."requests" + 1,
+           "failedRequests" = r."failedRequests" + EXCLUDED."failedRequests",
+           "promptTokens" = r."promptTokens" + EXCLUDED."promptTokens",
+           "completionTokens" = r."completionTokens" + EXCLUDED."completionTokens",
+           "costMicros" = r."costMicros" + EXCLUDED."costMicros",
+           "totalLatencyMs" = r."totalLatencyMs" + EXCLUDED."totalLatencyMs",
+           "timeToFirstTokenMsSum" = r."timeToFirstTokenMsSum" + EXCLUDED."timeToFirstTokenMsSum",
+           "stageSeconds" = r."stageSeconds" + EXCLUDED."stageSeconds",
+           "updatedAt" = EXCLUDED."updatedAt"
+       )
+       SELECT count(*)::int AS accounted FROM done`,
+      [
+        requestId,
+        tenantId,
+        o.status,
+        o.finishReason,
+        o.errorCode,
+        o.promptTokens,
+        o.completionTokens,
+        utc(o.startedAt),
+        utc(o.firstTokenAt),
+        o.finishedAt.toISOString(),
+        o.timeToFirstTokenMs,
+        o.timePerOutputTokenMs,
+        o.totalLatencyMs,
+        o.timesteps,
+        o.hitRate,
+        o.stageSeconds,
+        o.costMicros.toString(),
+        o.pipelineId,
+        hour.toISOString(),
+        day.toISOString(),
+      ],
+    );
+    return rows[0].accounted === 1;
   }
 
   /** For quota reconciliation: tokens of this month's finished requests and open reservations. */
