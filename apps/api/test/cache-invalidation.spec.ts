@@ -74,6 +74,14 @@ describe('CacheInvalidation', () => {
     after.forEach((g, i) => expect(g).toBeGreaterThan(before[i]!));
   });
 
+  it('a change Redis cannot take still answers (it is committed), and this replica moves on', async () => {
+    const admin = await replica();
+    const before = admin.generation!;
+    replicas[0].connections.command.disconnect();
+    await expect(admin.changed()).resolves.toBeUndefined();
+    expect(admin.generation).toBeGreaterThan(before);
+  });
+
   it('a receiver that never acknowledges holds a change back for ACK_TIMEOUT_MS, no longer', async () => {
     const admin = await replica();
     const deaf = testRedis();

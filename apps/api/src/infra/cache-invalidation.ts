@@ -68,7 +68,10 @@ export class CacheInvalidation implements OnModuleDestroy {
   /**
    * Call after the change is committed (a replica that reads the row before the commit would
    * cache the old one again). Resolves once every replica that received it (this one too, when
-   * listening) serves nothing it cached before, or after ACK_TIMEOUT_MS.
+   * listening) serves nothing it cached before, or after ACK_TIMEOUT_MS. Never throws: the
+   * change is committed, so its caller must not report it as failed; when Redis cannot take
+   * the message, the other replicas serve what they cached for their TTL at most (and they
+   * cannot hear the channel either, so most likely they serve nothing from it).
    */
   async changed(): Promise<void> {
     this.gen++;
@@ -78,7 +81,14 @@ export class CacheInvalidation implements OnModuleDestroy {
     this.awaiting.set(id, acks);
     let timer: NodeJS.Timeout | undefined;
     try {
-      acks.expect(await this.redis.command.publish(this.channel, id));
+      let receivers: number;
+      try {
+        receivers = await this.redis.command.publish(this.channel, id);
+      } catch (e) {
+        this.logger.warn(`cannot tell the other replicas of a change: ${String(e)}`);
+        return;
+      }
+      acks.expect(receivers);
       const late = new Promise<'late'>((resolve) => {
         timer = setTimeout(() => resolve('late'), ACK_TIMEOUT_MS);
       });
