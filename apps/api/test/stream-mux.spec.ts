@@ -3,7 +3,7 @@
 import { deleteRedisPrefix, redisPrefix, testEnv, testRedis } from '@pipedec/testkit';
 import type { Redis } from 'ioredis';
 import { parseApiConfig } from '../src/config/api-config.js';
-import { StreamMux } from '../src/generation/stream-mux.js';
+import { idBefore, StreamMux } from '../src/generation/stream-mux.js';
 import { RedisConnections } from '../src/infra/redis.provider.js';
 
 let prefix: string;
@@ -75,5 +75,59 @@ describe('StreamMux', () => {
     expect((await stopped).length).toBeLessThanOrEqual(1);
     await append('d', 'd2');
     expect(await going).toEqual(['d1', 'd2']);
+  });
+
+  it('serves follows of one stream from different resume points as they come and go', async () => {
+    await append('e', 'e1');
+    const e2 = await append('e', 'e2');
+    const older = collect('e', '0', 'e3');
+    const newer = collect('e', e2!, 'e6');
+    await append('e', 'e3');
+    // The older follow leaves; the newer one stays.
+    expect(await older).toEqual(['e1', 'e2', 'e3']);
+    const e4 = await append('e', 'e4');
+    // Another older follow joins while the newer one's read blocks, and a newer one that leaves.
+    const again = collect('e', '0', 'e6');
+    const brief = collect('e', e4!, 'e5');
+    await append('e', 'e5');
+    expect(await brief).toEqual(['e5']);
+    await append('e', 'e6');
+    expect(await newer).toEqual(['e3', 'e4', 'e5', 'e6']);
+    expect(await again).toEqual(['e1', 'e2', 'e3', 'e4', 'e5', 'e6']);
+    // Nothing is left behind to be read for (the map by stream is private; no other sign).
+    expect((mux as unknown as { followers: Map<string, unknown> }).followers.size).toBe(0);
+  });
+
+  it('wakes the blocking read for a follow of another stream', async () => {
+    const abort = new AbortController();
+    const waiting = collect('g', '0', 'never', abort.signal);
+    await new Promise((r) => setTimeout(r, 50)); // the read of g alone blocks now
+    const started = Date.now();
+    const late = collect('h', '0', 'h1');
+    await append('h', 'h1');
+    expect(await late).toEqual(['h1']);
+    // Not served only once that read gives up (after 1000 ms).
+    expect(Date.now() - started).toBeLessThan(500);
+    abort.abort();
+    expect(await waiting).toEqual([]);
+  });
+});
+
+describe('idBefore', () => {
+  it('orders stream ids by ms, then seq', () => {
+    expect(idBefore('0', '0-1')).toBe(true);
+    expect(idBefore('0-1', '0')).toBe(false);
+    expect(idBefore('5', '5-0')).toBe(false);
+    expect(idBefore('1700000000000-9', '1700000000000-10')).toBe(true);
+    expect(idBefore('1700000000000-10', '1700000000001-0')).toBe(true);
+    expect(idBefore('1700000000001-0', '1700000000000-99')).toBe(false);
+    expect(idBefore('1700000000000-3', '1700000000000-3')).toBe(false);
+  });
+
+  it('stays exact past 2^53, where a client-sent resume point may be', () => {
+    expect(idBefore('9007199254740992-0', '9007199254740993-0')).toBe(true);
+    expect(idBefore('0-9007199254740993', '0-9007199254740992')).toBe(false);
+    expect(idBefore('1-0', '0-18446744073709551615')).toBe(false);
+    expect(idBefore('0-18446744073709551614', '0-18446744073709551615')).toBe(true);
   });
 });

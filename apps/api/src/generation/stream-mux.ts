@@ -27,12 +27,20 @@ interface Follower {
   error?: Error;
   /** Resolves the reader's wait for entries. */
   wake?: () => void;
+  /** `StreamMux.round` when added: an XREAD of that round was sent without this follower. */
+  round: number;
 }
 
 @Injectable()
 export class StreamMux implements OnModuleDestroy {
   private conn?: Redis;
-  private readonly followers = new Set<Follower>();
+  /**
+   * Followers by stream key, so that a stream XREAD returns reaches its own followers without
+   * a pass over all of them. No empty sets: every key here is read.
+   */
+  private readonly followers = new Map<string, Set<Follower>>();
+  /** Counts the XREADs sent. */
+  private round = 0;
   private readonly wakeKey: string;
   /** Id of the last wake entry read. */
   private wakeSeen = '0';
@@ -48,7 +56,7 @@ export class StreamMux implements OnModuleDestroy {
    * as they are appended; ends when `signal` aborts (or throws when Redis fails).
    */
   async *read(key: string, afterId: string, signal: AbortSignal): AsyncGenerator<RawEntry> {
-    const f: Follower = { key, last: afterId, queue: [] };
+    const f: Follower = { key, last: afterId, queue: [], round: 0 };
     const onAbort = () => f.wake?.();
     signal.addEventListener('abort', onAbort, { once: true });
     this.add(f);
@@ -65,7 +73,7 @@ export class StreamMux implements OnModuleDestroy {
       }
     } finally {
       signal.removeEventListener('abort', onAbort);
-      this.followers.delete(f);
+      this.remove(f);
     }
   }
 
@@ -74,7 +82,10 @@ export class StreamMux implements OnModuleDestroy {
       f.error = new Error('the stream reader is closed');
       return;
     }
-    this.followers.add(f);
+    let same = this.followers.get(f.key);
+    if (same === undefined) this.followers.set(f.key, (same = new Set()));
+    same.add(f);
+    f.round = this.round;
     if (!this.reading) {
       void this.loop();
       return;
@@ -88,17 +99,29 @@ export class StreamMux implements OnModuleDestroy {
       .catch(() => undefined); // the XREAD returns within BLOCK_MS anyway
   }
 
+  private remove(f: Follower): void {
+    const same = this.followers.get(f.key);
+    if (same?.delete(f) && same.size === 0) this.followers.delete(f.key);
+  }
+
   private async loop(): Promise<void> {
     this.reading = true;
     this.conn ??= this.redis.duplicate();
     try {
       while (this.followers.size > 0 && !this.closed) {
-        // Followers added from here on wake the XREAD below; these are the ones it serves.
-        const served = [...this.followers];
-        const from = new Map<string, string>();
-        for (const f of served) {
-          const cur = from.get(f.key);
-          if (cur === undefined || idBefore(f.last, cur)) from.set(f.key, f.last);
+        // Followers added from here on get this round: the XREAD below is sent without them, so
+        // they wake it and are left out of its answer (it may start after their resume point)
+        // and out of its failure; the next XREAD has them.
+        const round = ++this.round;
+        const keys: string[] = [];
+        const from: string[] = [];
+        for (const [key, same] of this.followers) {
+          let oldest: string | undefined;
+          for (const f of same) {
+            if (oldest === undefined || idBefore(f.last, oldest)) oldest = f.last;
+          }
+          keys.push(key);
+          from.push(oldest!);
         }
         let res: [string, RawEntry[]][] | null;
         try {
@@ -107,15 +130,19 @@ export class StreamMux implements OnModuleDestroy {
             BLOCK_MS,
             'STREAMS',
             this.wakeKey,
-            ...from.keys(),
+            ...keys,
             this.wakeSeen,
-            ...from.values(),
+            ...from,
           );
         } catch (e) {
-          for (const f of served) {
-            f.error = e instanceof Error ? e : new Error(String(e));
-            this.followers.delete(f);
-            f.wake?.();
+          const error = e instanceof Error ? e : new Error(String(e));
+          for (const same of this.followers.values()) {
+            for (const f of same) {
+              if (f.round === round) continue;
+              f.error = error;
+              this.remove(f);
+              f.wake?.();
+            }
           }
           continue;
         }
@@ -125,14 +152,16 @@ export class StreamMux implements OnModuleDestroy {
             this.wakeSeen = entries[entries.length - 1][0];
             continue;
           }
-          for (const f of served) {
-            if (f.key !== key || !this.followers.has(f)) continue;
-            for (const entry of entries) {
-              if (!idBefore(f.last, entry[0])) continue; // another follower's older resume point
-              f.queue.push(entry);
-              f.last = entry[0];
-              handedOut = true;
-            }
+          for (const f of this.followers.get(key) ?? []) {
+            if (f.round === round) continue;
+            // The entries are in order: those up to the resume point (another follower's older
+            // one asked for them) come first.
+            let i = 0;
+            while (i < entries.length && !idBefore(f.last, entries[i][0])) i++;
+            if (i === entries.length) continue;
+            while (i < entries.length) f.queue.push(entries[i++]);
+            f.last = entries[entries.length - 1][0];
+            handedOut = true;
             f.wake?.();
           }
         }
@@ -147,9 +176,11 @@ export class StreamMux implements OnModuleDestroy {
 
   async onModuleDestroy(): Promise<void> {
     this.closed = true;
-    for (const f of this.followers) {
-      f.error = new Error('the stream reader is closed');
-      f.wake?.();
+    for (const same of this.followers.values()) {
+      for (const f of same) {
+        f.error = new Error('the stream reader is closed');
+        f.wake?.();
+      }
     }
     this.followers.clear();
     if (this.conn) this.redis.release(this.conn);
@@ -157,8 +188,25 @@ export class StreamMux implements OnModuleDestroy {
   }
 }
 
-/** Whether stream id `a` ("ms-seq") comes before `b`. */
+/**
+ * Whether stream id `a` ("ms-seq", or "ms" for "ms-0") comes before `b`. It runs for every
+ * entry handed to every follower, so on two Numbers: exact below 2^53, which holds for every id Redis
+ * generates (ms is the clock, seq counts within one ms). A resume point a client sent may be
+ * larger; those compare as BigInts.
+ */
 export function idBefore(a: string, b: string): boolean {
+  const ad = a.indexOf('-');
+  const bd = b.indexOf('-');
+  const am = Number(ad < 0 ? a : a.slice(0, ad));
+  const bm = Number(bd < 0 ? b : b.slice(0, bd));
+  const as = ad < 0 ? 0 : Number(a.slice(ad + 1));
+  const bs = bd < 0 ? 0 : Number(b.slice(bd + 1));
+  const max = Number.MAX_SAFE_INTEGER;
+  if (am > max || bm > max || as > max || bs > max) return bigIdBefore(a, b);
+  return am < bm || (am === bm && as < bs);
+}
+
+function bigIdBefore(a: string, b: string): boolean {
   const [am, as = '0'] = a.split('-');
   const [bm, bs = '0'] = b.split('-');
   const ms = BigInt(am) - BigInt(bm);
