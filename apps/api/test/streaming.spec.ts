@@ -77,6 +77,32 @@ describe('socket.io streaming', () => {
     expect(text).toBe(fakeOutput(7, 60));
   }, 90_000);
 
+  it('refuses a resume id Redis could not take, naming it, and other followers go on', async () => {
+    const sub = await call(api, 'POST', '/v1/jobs', {
+      token: api.demoKey,
+      body: { model: MODEL, prompt: 'neighbour', max_tokens: 20, seed: 4 },
+    });
+    const requestId = sub.body.id as string;
+    const socket = connect(api.demoKey);
+    await new Promise((r) => socket.once('ready', r));
+    const tokens: string[] = [];
+    let ended = false;
+    socket.on('event', (m: { requestId: string; event: RequestEvent }) => {
+      if (m.event.type === 'token') tokens.push(m.event.text);
+    });
+    socket.on('end', () => (ended = true));
+    socket.emit('subscribe', { requestId }, () => undefined);
+    const ack = await new Promise<{ ok: boolean; error?: { code: string; message: string } }>(
+      (resolve) =>
+        socket.emit('subscribe', { requestId, lastEventId: '18446744073709551616-0' }, resolve),
+    );
+    expect(ack.ok).toBe(false);
+    expect(ack.error?.message).toContain('lastEventId');
+    await waitFor(() => (ended ? true : undefined));
+    socket.disconnect();
+    expect(tokens.join('')).toBe(fakeOutput(4, 20));
+  });
+
   it("refuses another tenant's request and a connection without a key", async () => {
     const admin = await adminLogin(api);
     const t = await call(api, 'POST', '/admin/tenants', {

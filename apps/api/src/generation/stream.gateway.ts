@@ -16,6 +16,8 @@ import { EventReader } from './event-reader.js';
 import { GenerationService } from './generation.service.js';
 import { issuesMessage } from '../common/parse-body.js';
 
+const MAX_ID_PART = 2n ** 64n - 1n;
+
 const subscribeSchema = z
   .object({
     requestId: z.uuid(),
@@ -23,6 +25,14 @@ const subscribeSchema = z
     lastEventId: z
       .string()
       .regex(/^\d+-\d+$/)
+      // Redis refuses a part above 2^64 - 1, and one refused id would fail the XREAD that
+      // this replica shares between every stream it follows.
+      .refine(
+        (id) => id.split('-').every((part) => /^\d+$/.test(part) && BigInt(part) <= MAX_ID_PART),
+        {
+          message: 'each part of a stream id is at most 18446744073709551615',
+        },
+      )
       .optional(),
   })
   .strict();
