@@ -68,6 +68,12 @@ export class StageRegistry {
     this.leaving = true;
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
+    // The subscription goes first: a leaving stage has nothing to hear (the head would only
+    // hear its own removal), and released after the removal it would outlive a removal that
+    // failed (Redis down at shutdown), reconnecting for ever and keeping the process alive.
+    this.subscriber?.removeAllListeners();
+    this.subscriber?.disconnect();
+    this.subscriber = null;
     await this.beating;
     const e = this.entry();
     await this.redis
@@ -75,9 +81,6 @@ export class StageRegistry {
       .del(registryKey(this.prefix, e.pipelineId, e.stageIndex))
       .publish(registryChangedChannel(this.prefix, e.pipelineId), String(e.stageIndex))
       .exec();
-    this.subscriber?.removeAllListeners();
-    this.subscriber?.disconnect();
-    this.subscriber = null;
   }
 
   /**

@@ -62,6 +62,13 @@ export class StageNode extends StageInbox {
   private registry: StageRegistry | null = null;
   private timer: NodeJS.Timeout | null = null;
   private refreshing: Promise<void> = Promise.resolve();
+  /**
+   * stop() began: no registry read starts or applies any more. stop() awaits only the latest
+   * read, and reads go on starting after it (the head hears announcements until deregister()
+   * ends its subscription; wholeNow and the outbox read too): one finishing after
+   * directory.close() would dial its peers again on a directory nobody closes.
+   */
+  private stopping = false;
   private ready = false;
   private draining = false;
   private lastStatus: PipelineStatus = { whole: false, intact: false, problems: ['starting'] };
@@ -191,6 +198,7 @@ export class StageNode extends StageInbox {
 
   /** SIGTERM, last step: leave the registry, fail what is left, close the links. */
   async stop(): Promise<void> {
+    this.stopping = true;
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
     await this.refreshing;
@@ -345,19 +353,19 @@ export class StageNode extends StageInbox {
   }
 
   private async refresh(): Promise<void> {
-    if (!this.registry) return;
+    if (!this.registry || this.stopping) return;
     const c = this.config;
     const announced = this.announced;
     const read = ++this.reads;
     const entries = await this.registry.read(c.pipelineId, c.stageCount);
-    if (read < this.applied) return;
+    if (read < this.applied || this.stopping) return;
     this.applied = read;
     const linkedBefore = this.directory.entry(this.downstreamStage)?.instanceId;
     this.directory.update(entries);
     // A restarted peer: announce the new link at once, the head waits for it to take jobs.
     const linked = this.directory.entry(this.downstreamStage)?.instanceId;
     if (linked !== linkedBefore) await this.registry.beat();
-    if (!this.isHead || read < this.applied) return;
+    if (!this.isHead || read < this.applied || this.stopping) return;
     // The head counts itself as it is, not as the last heartbeat said.
     entries[0] = this.registration();
     this.setStatus(this.evaluate(entries));
