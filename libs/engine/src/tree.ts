@@ -97,10 +97,7 @@ export class PredictionTree {
 
   /** Depth of the deepest live layer, relative to the root. */
   get height(): number {
-    let max = 0;
-    const base = this.root.depth;
-    for (const n of this.nodes.values()) max = Math.max(max, n.depth - base);
-    return max;
+    return this.deepest(() => true);
   }
 
   /** Live nodes d steps below the root, in id order. */
@@ -142,9 +139,14 @@ export class PredictionTree {
 
   /** Depth of the deepest injected layer below the root (0: only the root, or nothing). */
   get injectedHeight(): number {
+    return this.deepest((n) => n.injected);
+  }
+
+  /** Depth below the root of the deepest live node that `include` accepts (0: none). */
+  private deepest(include: (n: TreeNode) => boolean): number {
     let max = 0;
     const base = this.root.depth;
-    for (const n of this.nodes.values()) if (n.injected) max = Math.max(max, n.depth - base);
+    for (const n of this.nodes.values()) if (include(n)) max = Math.max(max, n.depth - base);
     return max;
   }
 
