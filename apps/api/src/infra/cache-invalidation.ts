@@ -140,6 +140,13 @@ class Acknowledgements {
  */
 export class ReadThroughCache<V> {
   private readonly entries = new Map<string, { gen: number; at: number; value: V }>();
+  /**
+   * Reads in progress, by key: requests that miss under the same generation share one read
+   * (after a change every replica's entries go at once, and each concurrent request for the
+   * same key would otherwise read the database). A request under a newer generation never
+   * shares an older read: it may have started before the change committed.
+   */
+  private readonly loading = new Map<string, { gen: number; value: Promise<V | null> }>();
 
   constructor(
     private readonly invalidation: CacheInvalidation,
@@ -147,19 +154,39 @@ export class ReadThroughCache<V> {
     private readonly maxEntries = 10_000,
   ) {}
 
-  async get(key: string, load: () => Promise<V | null>): Promise<V | null> {
+  get(key: string, load: () => Promise<V | null>): Promise<V | null> {
     const gen = this.invalidation.generation;
     const at = Date.now();
     const hit = this.entries.get(key);
-    if (hit && gen !== null && hit.gen === gen && at - hit.at < this.ttlMs) return hit.value;
+    if (hit && gen !== null && hit.gen === gen && at - hit.at < this.ttlMs) {
+      return Promise.resolve(hit.value);
+    }
+    if (gen === null) return load();
+    const pending = this.loading.get(key);
+    if (pending?.gen === gen) return pending.value;
+    const value = this.readThrough(key, gen, at, load);
+    this.loading.set(key, { gen, value });
+    const done = () => {
+      if (this.loading.get(key)?.value === value) this.loading.delete(key);
+    };
+    value.then(done, done);
+    return value;
+  }
+
+  private async readThrough(
+    key: string,
+    gen: number,
+    at: number,
+    load: () => Promise<V | null>,
+  ): Promise<V | null> {
     const value = await load();
     // A change heard while the row was read may have come after the read: do not keep it.
-    if (value !== null && gen !== null && this.invalidation.generation === gen) {
+    if (value !== null && this.invalidation.generation === gen) {
       this.entries.delete(key);
       this.entries.set(key, { gen, at, value });
       if (this.entries.size > this.maxEntries)
         this.entries.delete(this.entries.keys().next().value!);
-    } else if (hit) {
+    } else {
       this.entries.delete(key);
     }
     return value;
