@@ -24,6 +24,16 @@ function connect(apiKey: string): Socket {
   });
 }
 
+/** Submits a job as the demo tenant; its request id. */
+async function submitJob(prompt: string, maxTokens: number, seed?: number): Promise<string> {
+  const sub = await call(api, 'POST', '/v1/jobs', {
+    token: api.demoKey,
+    body: { model: MODEL, prompt, max_tokens: maxTokens, seed },
+  });
+  expect(sub.status).toBe(202);
+  return sub.body.id as string;
+}
+
 interface Received {
   id: string;
   event: RequestEvent;
@@ -38,11 +48,7 @@ async function accounted(id: string) {
 
 describe('socket.io streaming', () => {
   it('resumes after a forced disconnect with nothing lost or duplicated', async () => {
-    const sub = await call(api, 'POST', '/v1/jobs', {
-      token: api.demoKey,
-      body: { model: MODEL, prompt: 'socket', max_tokens: 60, seed: 7 },
-    });
-    const requestId = sub.body.id as string;
+    const requestId = await submitJob('socket', 60, 7);
     const socket = connect(api.demoKey);
     const received: Received[] = [];
     let ended = false;
@@ -78,11 +84,7 @@ describe('socket.io streaming', () => {
   }, 90_000);
 
   it('refuses a resume id Redis could not take, naming it, and other followers go on', async () => {
-    const sub = await call(api, 'POST', '/v1/jobs', {
-      token: api.demoKey,
-      body: { model: MODEL, prompt: 'neighbour', max_tokens: 20, seed: 4 },
-    });
-    const requestId = sub.body.id as string;
+    const requestId = await submitJob('neighbour', 20, 4);
     const socket = connect(api.demoKey);
     await new Promise((r) => socket.once('ready', r));
     const tokens: string[] = [];
@@ -113,14 +115,11 @@ describe('socket.io streaming', () => {
       token: admin,
       body: { name: 'k', scopes: ['generate'] },
     });
-    const sub = await call(api, 'POST', '/v1/jobs', {
-      token: api.demoKey,
-      body: { model: MODEL, prompt: 'mine', max_tokens: 2 },
-    });
+    const mine = await submitJob('mine', 2);
     const socket = connect(k.body.secret as string);
     await new Promise((r) => socket.once('ready', r));
     const ack = await new Promise<{ ok: boolean; error?: { code: string } }>((resolve) =>
-      socket.emit('subscribe', { requestId: sub.body.id as string }, resolve),
+      socket.emit('subscribe', { requestId: mine }, resolve),
     );
     expect(ack).toMatchObject({ ok: false, error: { code: 'not_found' } });
     socket.disconnect();
