@@ -54,7 +54,8 @@ const { values: args } = parseArgs({
     beyond: { type: 'string', default: '1,14;2,2,2' },
     // PipeDec's top-k per node; '' = min(W, 4).
     branching: { type: 'string', default: '' },
-    // STPP shapes to sweep, "D/k/M;D/k/M" (depth, top-k per node, node budget); '' = the default grid.
+    // STPP shapes to sweep, "D/k/M;D/k/M" (depth, top-k per node, node budget); '' = the
+    // default grid.
     'stpp-grid': { type: 'string', default: '' },
     'beyond-stages': { type: 'string', default: '14' },
   },

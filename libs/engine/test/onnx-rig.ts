@@ -1,7 +1,7 @@
 // Shared rig of the lossless parity tests on real ONNX shards of tiny random Llama
-// checkpoints (libs/model): AR, PP, STPP and PipeDec produce identical tokens for S in {1, 2, 3, 4, 8, 16}, W in {1, 4, 16},
-// greedy and seeded sampling, a dozen prompts, and the committed tokens' logits stay within
-// float rounding of AR's. Two drafts: the target itself (every guess right: deep trees, hits)
+// checkpoints (libs/model): AR, PP, STPP and PipeDec produce identical tokens for S in
+// {1, 2, 3, 4, 8, 16}, W in {1, 4, 16}, greedy and seeded sampling, a dozen prompts, and the
+// committed tokens' logits stay within float rounding of AR's. Two drafts: the target itself (every guess right: deep trees, hits)
 // and an unrelated random model (nearly every guess wrong: misses and refills).
 
 import { mkdtemp, rm } from 'node:fs/promises';

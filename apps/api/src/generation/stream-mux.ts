@@ -190,9 +190,9 @@ export class StreamMux implements OnModuleDestroy {
 
 /**
  * Whether stream id `a` ("ms-seq", or "ms" for "ms-0") comes before `b`. It runs for every
- * entry handed to every follower, so on two Numbers: exact below 2^53, which holds for every id Redis
- * generates (ms is the clock, seq counts within one ms). A resume point a client sent may be
- * larger; those compare as BigInts.
+ * entry handed to every follower, so on two Numbers: exact below 2^53, which holds for every
+ * id Redis generates (ms is the clock, seq counts within one ms). A resume point a client
+ * sent may be larger; those compare as BigInts.
  */
 export function idBefore(a: string, b: string): boolean {
   const ad = a.indexOf('-');
