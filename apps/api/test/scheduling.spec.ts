@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { GenerationJob } from '@pipedec/contracts';
 import { FairScheduler } from '../src/generation/fair-scheduler.js';
 import { FakeHead, fakeOutput } from './fake-head.js';
@@ -182,6 +183,98 @@ describe('accounting exactly once', () => {
       expect(rollup.requests).toBe(1);
     } finally {
       await head.close();
+    }
+  }, 90_000);
+
+  it('accounts a request whose job Redis lost as failed, once, and gives its slot back', async () => {
+    // No head runs: the job waits in BullMQ until Redis loses it.
+    const t = await call(api, 'POST', '/admin/tenants', {
+      token: admin,
+      body: { name: 'lost-job', plan: 'demo', concurrentRequests: 1 },
+    });
+    const tenantId = t.body.id as string;
+    const k = await call(api, 'POST', `/admin/tenants/${tenantId}/keys`, {
+      token: admin,
+      body: { name: 'k', scopes: ['generate'] },
+    });
+    const key = k.body.secret as string;
+    const body = { model: MODEL, prompt: 'gone', max_tokens: 5 };
+    const sub = await call(api, 'POST', '/v1/jobs', { token: key, body });
+    expect(sub.status).toBe(202);
+    const id = sub.body.id as string;
+    expect((await call(api, 'POST', '/v1/jobs', { token: key, body })).status).toBe(429);
+    // What a restart of a Redis without persistence does to it: the job is gone.
+    const queue = api.app.get(FairScheduler).queue;
+    const job = await waitFor(async () => (await queue.getJob(id)) ?? undefined);
+    await job.remove();
+
+    const row = await waitFor(async () => {
+      const r = await api.prisma.generationRequest.findUniqueOrThrow({ where: { id } });
+      return r.accountedAt ? r : undefined;
+    });
+    // It never started: nothing is billed.
+    expect(row).toMatchObject({
+      status: 'failed',
+      errorCode: 'job_lost',
+      promptTokens: 0,
+      completionTokens: 0,
+      costMicros: 0n,
+    });
+    const status = await call(api, 'GET', `/v1/jobs/${id}`, { token: key });
+    expect(status.body).toMatchObject({ status: 'failed', error: 'job_lost' });
+    // The slot it held is free again.
+    const next = await call(api, 'POST', '/v1/jobs', { token: key, body });
+    expect(next.status).toBe(202);
+    await call(api, 'DELETE', `/v1/jobs/${next.body.id as string}`, { token: key });
+    await new Promise((r) => setTimeout(r, 2500)); // more sweeper passes: still accounted once
+    const rollup = await api.prisma.usageRollup.findFirstOrThrow({
+      where: { tenantId, granularity: 'day' },
+    });
+    expect(rollup).toMatchObject({ requests: 2, failedRequests: 1 });
+  }, 90_000);
+
+  it('accounts newer requests while more than a page of older ones still wait', async () => {
+    // 201 requests of one tenant, an hour old, still waiting in the fair lists: more than
+    // the sweeper reads in one pass.
+    const { tenantId: backlog } = await tenantKey('backlog');
+    const waiting = Array.from({ length: 201 }, () => randomUUID());
+    await api.prisma.generationRequest.createMany({
+      data: waiting.map((id) => ({
+        id,
+        tenantId: backlog,
+        model: MODEL,
+        method: 'pipedec' as const,
+        parameters: {},
+        promptTokens: 1,
+        reservedTokens: 2,
+        queuedAt: new Date(Date.now() - 3_600_000),
+      })),
+    });
+    const jobsKey = `${api.prefix}fair:jobs`;
+    await api.redis.hset(jobsKey, Object.fromEntries(waiting.map((id) => [id, '{}'])));
+    const head = new FakeHead(api.prefix, { tokenDelayMs: 1 });
+    try {
+      // A job nobody streams: only the sweeper accounts it.
+      const { key } = await tenantKey('behind-backlog');
+      const sub = await call(api, 'POST', '/v1/jobs', {
+        token: key,
+        body: { model: MODEL, prompt: 'behind', max_tokens: 3 },
+      });
+      const id = sub.body.id as string;
+      const row = await waitFor(async () => {
+        const r = await api.prisma.generationRequest.findUniqueOrThrow({ where: { id } });
+        return r.accountedAt ? r : undefined;
+      });
+      expect(row).toMatchObject({ status: 'succeeded', completionTokens: 3 });
+      // The waiting ones are left alone.
+      const open = await api.prisma.generationRequest.count({
+        where: { tenantId: backlog, accountedAt: null },
+      });
+      expect(open).toBe(201);
+    } finally {
+      await head.close();
+      await api.redis.hdel(jobsKey, ...waiting);
+      await api.prisma.generationRequest.deleteMany({ where: { tenantId: backlog } });
     }
   }, 90_000);
 });

@@ -15,9 +15,19 @@ import { TenantsService } from '../tenants/tenants.service.js';
 import { EventReader } from './event-reader.js';
 import { FairScheduler } from './fair-scheduler.js';
 import { outcomeOf } from './outcome.js';
-import { RequestsRepository } from './requests.repository.js';
+import { RequestsRepository, type SweepCursor } from './requests.repository.js';
 
 const SWEEP_MS = 1000;
+/** Unaccounted requests the sweeper looks at per pass; the next pass goes on from there. */
+const SWEEP_PAGE = 200;
+/**
+ * A request is lost when its job is neither waiting in the fair lists nor known to BullMQ and
+ * its stream holds no terminal record (Redis restarted without persistence, or someone
+ * removed the job). It is failed only when a later pass, at least this long after, finds it
+ * lost again.
+ */
+const LOST_CONFIRM_MS = 2 * SWEEP_MS;
+const LOST_FORGET_MS = 10 * 60_000;
 
 /**
  * Records each request's usage, timings and cost exactly once, when its stream holds the
@@ -30,6 +40,10 @@ export class AccountingService implements OnModuleInit, OnModuleDestroy {
   private sweepTimer?: NodeJS.Timeout;
   private reconcileTimer?: NodeJS.Timeout;
   private sweeping?: Promise<void>;
+  /** Where the next sweep pass starts (undefined: from the oldest). */
+  private sweepCursor?: SweepCursor;
+  /** Requests the sweeper found lost, and when it first did. */
+  private lostSince = new Map<string, number>();
   /** Tenants whose concurrency count disagreed with PostgreSQL at the last reconciliation. */
   private concurrencyMismatch = new Set<string>();
 
@@ -113,25 +127,55 @@ export class AccountingService implements OnModuleInit, OnModuleDestroy {
   }
 
   /**
-   * Finds ended-but-unaccounted requests (their relay was gone) and jobs BullMQ gave up on
-   * without a terminal record (a head that crashed on the last attempt).
+   * Finds ended-but-unaccounted requests (their relay was gone), jobs BullMQ gave up on
+   * without a terminal record (a head that crashed on the last attempt), and jobs Redis lost
+   * (accounted as failed, so they hold no concurrency slot or reservation for ever).
    */
   private async sweep(): Promise<void> {
-    const open = await this.repo.unaccounted(new Date(this.clock.nowMs() - 500), 200);
+    const open = await this.repo.unaccounted(
+      new Date(this.clock.nowMs() - 500),
+      SWEEP_PAGE,
+      this.sweepCursor,
+    );
+    // A full page: the next pass goes on after it; otherwise it starts again from the oldest.
+    this.sweepCursor = open.length === SWEEP_PAGE ? open[open.length - 1] : undefined;
+    const now = this.clock.nowMs();
+    // A request found lost once and accounted elsewhere since is never looked at again.
+    for (const [id, since] of this.lostSince)
+      if (now - since > LOST_FORGET_MS) this.lostSince.delete(id);
     if (open.length === 0) return;
     // A job still waiting in the fair scheduler has not ended: one round trip skips them all,
     // instead of four per request each second while a backlog waits.
     const waiting = await this.scheduler.pendingAmong(open.map((r) => r.id));
     for (const r of open) {
-      if (waiting.has(r.id)) continue;
-      if (await this.finalize(r.tenantId, r.id)) continue;
+      if (waiting.has(r.id) || (await this.finalize(r.tenantId, r.id))) {
+        this.lostSince.delete(r.id);
+        continue;
+      }
       const job = await this.scheduler.queue.getJob(r.id);
-      if (job && (await job.getState()) === 'failed') {
+      if (job) {
+        this.lostSince.delete(r.id);
+        if ((await job.getState()) === 'failed') {
+          await this.failAndFinalize(
+            r.tenantId,
+            r.id,
+            'job_failed',
+            job.failedReason || 'the job failed',
+          );
+        }
+        continue;
+      }
+      const since = this.lostSince.get(r.id);
+      if (since === undefined) {
+        this.lostSince.set(r.id, now);
+      } else if (now - since >= LOST_CONFIRM_MS) {
+        this.lostSince.delete(r.id);
+        this.logger.warn(`request ${r.id}: its job is gone from Redis; accounting it as failed`);
         await this.failAndFinalize(
           r.tenantId,
           r.id,
-          'job_failed',
-          job.failedReason || 'the job failed',
+          'job_lost',
+          'the job was lost before it ended (Redis lost its state, or the job was removed)',
         );
       }
     }

@@ -225,12 +225,20 @@ export class FairScheduler implements OnModuleInit, OnModuleDestroy {
     return false;
   }
 
-  /** Which of these requests still wait in the fair scheduler's lists (not yet in BullMQ). */
+  /**
+   * Which of these requests still wait in the fair scheduler: in its lists, or popped and
+   * being handed to BullMQ.
+   */
   async pendingAmong(requestIds: readonly string[]): Promise<Set<string>> {
     const pipe = this.redis.command.pipeline();
-    for (const id of requestIds) pipe.hexists(this.key('jobs'), id);
+    for (const id of requestIds) {
+      pipe.hexists(this.key('jobs'), id);
+      pipe.hexists(this.key('handoff'), id);
+    }
     const replies = (await pipe.exec()) ?? [];
-    return new Set(requestIds.filter((_, i) => replies[i]?.[1] === 1));
+    return new Set(
+      requestIds.filter((_, i) => replies[2 * i]?.[1] === 1 || replies[2 * i + 1]?.[1] === 1),
+    );
   }
 
   async pendingCount(): Promise<number> {

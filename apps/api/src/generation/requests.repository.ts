@@ -32,6 +32,16 @@ export interface Outcome {
   pipelineId: string | null;
 }
 
+/** Where the sweeper's last page of unaccounted requests ended. */
+export interface SweepCursor {
+  queuedAt: Date;
+  id: string;
+}
+
+export interface SweepRow extends SweepCursor {
+  tenantId: string;
+}
+
 /** Generation requests. Every method takes the tenant id; no query crosses tenants. */
 @Injectable()
 export class RequestsRepository {
@@ -75,13 +85,28 @@ export class RequestsRepository {
     return rowCount === 1;
   }
 
-  /** Requests admitted but not accounted yet (the sweeper's work list). */
-  unaccounted(olderThan: Date, limit: number) {
+  /**
+   * Requests admitted but not accounted yet (the sweeper's work list), oldest first, from
+   * after `after` on: the sweeper pages through them all instead of reading the same oldest
+   * ones every pass.
+   */
+  unaccounted(olderThan: Date, limit: number, after?: SweepCursor): Promise<SweepRow[]> {
     return this.db.client.generationRequest.findMany({
-      where: { accountedAt: null, queuedAt: { lt: olderThan } },
-      select: { id: true, tenantId: true },
+      where: {
+        accountedAt: null,
+        queuedAt: { lt: olderThan },
+        ...(after
+          ? {
+              OR: [
+                { queuedAt: { gt: after.queuedAt } },
+                { queuedAt: after.queuedAt, id: { gt: after.id } },
+              ],
+            }
+          : {}),
+      },
+      select: { id: true, tenantId: true, queuedAt: true },
       take: limit,
-      orderBy: { queuedAt: 'asc' },
+      orderBy: [{ queuedAt: 'asc' }, { id: 'asc' }],
     });
   }
 
