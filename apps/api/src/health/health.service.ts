@@ -1,10 +1,9 @@
 import { Injectable } from '@nestjs/common';
 import {
   checkPipeline,
+  parseStageRegistration,
   registryKey,
   registryPipelinesKey,
-  stageRegistrationSchema,
-  type StageRegistration,
 } from '@pipedec/contracts';
 import { Database } from '../infra/prisma.provider.js';
 import { RedisConnections } from '../infra/redis.provider.js';
@@ -54,10 +53,10 @@ export class HealthService {
     const ids = (await r.smembers(registryPipelinesKey(p))).sort();
     const out: PipelineHealth[] = [];
     for (const id of ids) {
-      const head = parse(await r.get(registryKey(p, id, 0)));
+      const head = parseStageRegistration(await r.get(registryKey(p, id, 0)));
       const count = head?.stageCount ?? 1;
       const keys = Array.from({ length: count }, (_, s) => registryKey(p, id, s));
-      const found = (await r.mget(...keys)).map(parse);
+      const found = (await r.mget(...keys)).map((raw) => parseStageRegistration(raw));
       const state = checkPipeline(id, count, found);
       out.push({
         id,
@@ -67,16 +66,6 @@ export class HealthService {
       });
     }
     return out;
-  }
-}
-
-function parse(raw: string | null): StageRegistration | undefined {
-  if (!raw) return undefined;
-  try {
-    const r = stageRegistrationSchema.safeParse(JSON.parse(raw));
-    return r.success ? r.data : undefined;
-  } catch {
-    return undefined;
   }
 }
 

@@ -4,10 +4,10 @@ import {
   decodeEvent,
   eventsKey,
   EVENT_FIELD,
+  parseStageRegistration,
   registryKey,
   registryPipelinesKey,
   STALE_AFTER_MS,
-  stageRegistrationSchema,
   type PipelinesSnapshot,
   type StageRegistration,
   type StageView,
@@ -42,11 +42,11 @@ export class PipelinesService {
     ]);
     const pipelines = [];
     for (const id of ids.sort()) {
-      const head = parse(await r.get(registryKey(p, id, 0)));
+      const head = parseStageRegistration(await r.get(registryKey(p, id, 0)));
       const count = head?.stageCount ?? 1;
       const found = (
         await r.mget(...Array.from({ length: count }, (_, s) => registryKey(p, id, s)))
-      ).map(parse);
+      ).map((raw) => parseStageRegistration(raw));
       const state = checkPipeline(id, count, found);
       const stages: StageView[] = found.map((reg, s) => stageView(reg, s, count, now));
       const stats = await this.requests.recentPipelineStats(id, RECENT);
@@ -127,16 +127,6 @@ function stageView(
     utilisation: health === 'stale' ? null : (reg.utilisation ?? null),
     heartbeatAt: reg.heartbeatAt,
   };
-}
-
-function parse(raw: string | null): StageRegistration | undefined {
-  if (!raw) return undefined;
-  try {
-    const r = stageRegistrationSchema.safeParse(JSON.parse(raw));
-    return r.success ? r.data : undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 function safeDecode(raw: string | undefined) {

@@ -28,6 +28,7 @@ export {
 } from './proto-path.js';
 export {
   checkPipeline,
+  parseStageRegistration,
   registryChangedChannel,
   registryKey,
   registryPipelinesKey,

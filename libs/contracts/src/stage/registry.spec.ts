@@ -1,4 +1,9 @@
-import { checkPipeline, stageRegistrationSchema, type StageRegistration } from './registry.js';
+import {
+  checkPipeline,
+  parseStageRegistration,
+  stageRegistrationSchema,
+  type StageRegistration,
+} from './registry.js';
 
 function stage(s: number, start: number, end: number, over: Partial<StageRegistration> = {}) {
   return stageRegistrationSchema.parse({
@@ -78,5 +83,20 @@ describe('checkPipeline', () => {
   it('rejects an entry whose range is empty or past the model', () => {
     expect(() => stage(0, 4, 4)).toThrow('layer range');
     expect(() => stage(0, 8, 11)).toThrow('layer range');
+  });
+});
+
+describe('parseStageRegistration', () => {
+  it('reads an entry as Redis holds it', () => {
+    const entry = stage(1, 4, 7);
+    expect(parseStageRegistration(JSON.stringify(entry))).toEqual(entry);
+  });
+
+  it('gives nothing for a missing, unparsable or malformed entry', () => {
+    expect(parseStageRegistration(null)).toBeUndefined();
+    expect(parseStageRegistration('{not json')).toBeUndefined();
+    expect(parseStageRegistration(JSON.stringify({ ...stage(1, 4, 7), stageIndex: 5 }))).toBe(
+      undefined,
+    );
   });
 });

@@ -61,6 +61,19 @@ export const stageRegistrationSchema = z
   });
 export type StageRegistration = z.infer<typeof stageRegistrationSchema>;
 
+/** A registry entry as Redis holds it; undefined when there is none or it is not one. */
+export function parseStageRegistration(raw: string | null): StageRegistration | undefined {
+  if (raw === null) return undefined;
+  let json: unknown;
+  try {
+    json = JSON.parse(raw);
+  } catch {
+    return undefined;
+  }
+  const r = stageRegistrationSchema.safeParse(json);
+  return r.success ? r.data : undefined;
+}
+
 export type PipelineState =
   { whole: true; stages: StageRegistration[] } | { whole: false; problems: string[] };
 
