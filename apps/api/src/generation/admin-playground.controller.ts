@@ -7,7 +7,7 @@ import { Auth } from '../auth/auth-policy.js';
 import { actorOf, CurrentAdmin, type AdminPrincipal } from '../auth/principal.js';
 import { parseBody } from '../common/parse-body.js';
 import { GenerationRelay } from './generation-relay.js';
-import { GenerationService } from './generation.service.js';
+import { commonParams, GenerationService } from './generation.service.js';
 
 /**
  * The dashboard's playground: an admin runs a completion as one of a tenant's keys, without
@@ -36,16 +36,9 @@ export class AdminPlaygroundController {
     const req = parseBody(completionRequestSchema, body);
     const principal = await this.keys.actAs(tenantId, keyId, 'generate');
     const admitted = await this.generation.submit(principal, {
-      model: req.model,
+      ...commonParams(req),
       prompt: { text: typeof req.prompt === 'string' ? req.prompt : req.prompt[0] },
       promptParam: 'prompt',
-      maxTokens: req.max_tokens,
-      temperature: req.temperature,
-      topP: req.top_p,
-      seed: req.seed,
-      stop: req.stop,
-      method: req.decoding_method,
-      width: req.tree_width,
     });
     await this.audit.record({
       actor: actorOf(admin),

@@ -40,6 +40,32 @@ export interface GenerationParams {
   width?: number;
 }
 
+/** The body fields every generation endpoint shares (OpenAI's names, plus ours). */
+export interface CommonBody {
+  model: string;
+  max_tokens?: number;
+  temperature?: number;
+  top_p?: number;
+  seed?: number;
+  stop?: string | string[] | null;
+  decoding_method?: DecodingMethod;
+  tree_width?: number;
+}
+
+/** GenerationParams from those fields; the endpoint adds the prompt. */
+export function commonParams(b: CommonBody): Omit<GenerationParams, 'prompt' | 'promptParam'> {
+  return {
+    model: b.model,
+    maxTokens: b.max_tokens,
+    temperature: b.temperature,
+    topP: b.top_p,
+    seed: b.seed,
+    stop: b.stop,
+    method: b.decoding_method,
+    width: b.tree_width,
+  };
+}
+
 export interface Admitted {
   requestId: string;
   promptTokens: number;

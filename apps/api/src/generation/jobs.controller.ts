@@ -14,7 +14,7 @@ import type { Response } from 'express';
 import { Auth } from '../auth/auth-policy.js';
 import { CurrentTenant, type TenantPrincipal } from '../auth/principal.js';
 import { parseBody } from '../common/parse-body.js';
-import { GenerationService } from './generation.service.js';
+import { commonParams, GenerationService } from './generation.service.js';
 
 /** Native job API: submit, read status and result, cancel. Always scoped to the key's tenant. */
 @Controller('v1/jobs')
@@ -31,16 +31,9 @@ export class JobsController {
   ) {
     const req = parseBody(jobSubmitSchema, body);
     const a = await this.generation.submit(tenant, {
-      model: req.model,
+      ...commonParams(req),
       prompt: { text: req.prompt },
       promptParam: 'prompt',
-      maxTokens: req.max_tokens,
-      temperature: req.temperature,
-      topP: req.top_p,
-      seed: req.seed,
-      stop: req.stop,
-      method: req.decoding_method,
-      width: req.tree_width,
     });
     for (const [k, v] of Object.entries(a.headers)) res.setHeader(k, v);
     return {

@@ -10,8 +10,7 @@ import { Auth } from '../auth/auth-policy.js';
 import { CurrentTenant, type TenantPrincipal } from '../auth/principal.js';
 import { parseBody } from '../common/parse-body.js';
 import { GenerationRelay } from './generation-relay.js';
-import type { GenerationParams } from './generation.service.js';
-import { GenerationService } from './generation.service.js';
+import { commonParams, GenerationService, type GenerationParams } from './generation.service.js';
 
 /** OpenAI-compatible endpoints; the official `openai` client works against them. */
 @Controller('v1')
@@ -40,7 +39,7 @@ export class OpenAiController {
     await this.run(
       tenant,
       req,
-      { ...common(req), prompt: { text: prompt }, promptParam: 'prompt' },
+      { ...commonParams(req), prompt: { text: prompt }, promptParam: 'prompt' },
       'completion',
       res,
     );
@@ -56,7 +55,7 @@ export class OpenAiController {
   ): Promise<void> {
     const req = parseBody(chatCompletionRequestSchema, body);
     const params: GenerationParams = {
-      ...common(req),
+      ...commonParams(req),
       maxTokens: req.max_completion_tokens ?? req.max_tokens,
       prompt: { messages: req.messages.map((m) => ({ role: m.role, content: m.content })) },
       promptParam: 'messages',
@@ -81,17 +80,4 @@ export class OpenAiController {
     if (req.stream) await this.relay.stream(tenant, admitted, opts, res);
     else await this.relay.whole(tenant, admitted, opts, res);
   }
-}
-
-function common(req: CompletionRequest | ChatCompletionRequest) {
-  return {
-    model: req.model,
-    maxTokens: req.max_tokens,
-    temperature: req.temperature,
-    topP: req.top_p,
-    seed: req.seed,
-    stop: req.stop,
-    method: req.decoding_method,
-    width: req.tree_width,
-  };
 }
