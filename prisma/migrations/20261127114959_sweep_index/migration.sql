@@ -1,0 +1,2 @@
+-- CreateIndex
+CREATE INDEX "GenerationRequest_accountedAt_queuedAt_id_idx" ON "GenerationRequest"("accountedAt", "queuedAt", "id");
