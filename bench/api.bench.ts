@@ -65,6 +65,8 @@ const { values: args } = parseArgs({
     out: { type: 'string', default: path.join(ROOT, 'bench', 'results', 'api.json') },
     // Niceness of the stage processes in (a); 0 = scheduled like everything else.
     'stage-nice': { type: 'string', default: '0' },
+    // Idle time before each request in (a); 0 = back to back.
+    'gap-ms': { type: 'string', default: '0' },
   },
 });
 const STAGES = Number(args.stages);
@@ -78,6 +80,7 @@ const LOAD_SECONDS = Number(args['load-seconds']);
 const CONNECTIONS = Number(args.connections);
 const RATE = Number(args.rate);
 const STAGE_NICE = Number(args['stage-nice']);
+const GAP_MS = Number(args['gap-ms']);
 
 const now = (): number => performance.timeOrigin + performance.now();
 const median = (xs: number[]): number => {
@@ -450,6 +453,7 @@ async function measureLatency(
       const round: Sample[] = [];
       for (let i = 0; i < texts.length; i++) {
         for (let k = 0; k < PATHS.length; k++) {
+          if (GAP_MS > 0) await new Promise((r) => setTimeout(r, GAP_MS));
           round.push(await one(PATHS[(k + r + i) % PATHS.length], i));
         }
       }
@@ -750,7 +754,7 @@ async function main(): Promise<void> {
       out.push(
         `## (a) Added over the engine alone`,
         '',
-        `Demo pair on ${STAGES} stages, ${METHOD} W=${WIDTH}, greedy, ${MAX_TOKENS} tokens, ${PROMPTS} prompts x ${ROUNDS} rounds per path (interleaved). Engine = the head's own records of the same request (started -> first token, first -> last token). Medians of per-request differences. Client: node:http, keep-alive. Stage processes at niceness ${STAGE_NICE}${STAGE_NICE > 0 ? ' (they yield the cores to the API, Redis and PostgreSQL, as on machines of their own)' : ''}.`,
+        `Demo pair on ${STAGES} stages, ${METHOD} W=${WIDTH}, greedy, ${MAX_TOKENS} tokens, ${PROMPTS} prompts x ${ROUNDS} rounds per path (interleaved). Engine = the head's own records of the same request (started -> first token, first -> last token). Medians of per-request differences. Client: node:http, keep-alive. Stage processes at niceness ${STAGE_NICE}${STAGE_NICE > 0 ? ' (they yield the cores to the API, Redis and PostgreSQL, as on machines of their own)' : ''}. ${GAP_MS > 0 ? `${GAP_MS} ms idle before each request.` : 'Each request sent as soon as the previous one ended.'}`,
         '',
         '| path | requests | client TTFT ms | engine TTFT ms | **added TTFT ms** (target <= 5) | client ms/token | engine ms/token | **added ms/token** (target <= 0.2) | sent -> in BullMQ ms | BullMQ -> head took it ms | sent -> head started ms | head token -> client ms |',
         '|---|---|---|---|---|---|---|---|---|---|---|---|',
@@ -819,6 +823,7 @@ async function main(): Promise<void> {
             connections: CONNECTIONS,
             rate: RATE,
             stageNice: STAGE_NICE,
+            gapMs: GAP_MS,
           },
           latency: latency && { summary: latency.summary, perRound: latency.perRound },
           latencySamples: latency?.samples,
