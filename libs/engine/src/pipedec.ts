@@ -8,16 +8,10 @@
 // drafted serially (refillLayers), or drafting ahead on a wider tree of the draft's own
 // (draftWidth) from which layers and refills are sent without the stages waiting.
 
-import { DraftRunner, checkCompatible } from './draft.js';
+import { DraftRunner } from './draft.js';
 import type { LayerPacket, Verdict } from './messages.js';
 import type { Pipeline } from './pipeline.js';
-import {
-  contextFullResult,
-  type GenerateRequest,
-  type GenerateResult,
-  planLength,
-  RequestRun,
-} from './run.js';
+import { type GenerateRequest, type GenerateResult, openRun, RequestRun } from './run.js';
 import type { StageShard } from './stage.js';
 import { PredictionTree, type TreeNode } from './tree.js';
 
@@ -61,11 +55,9 @@ export async function generatePipeDec(
   request: GenerateRequest,
   options: PipeDecOptions,
 ): Promise<GenerateResult> {
-  checkCompatible(pipeline.info, draft.info);
-  const maxPositions = Math.min(pipeline.info.maxPositions, draft.info.maxPositions);
-  const plan = planLength(request.prompt.length, request.maxTokens, maxPositions);
-  if (plan.maxNew === 0) return contextFullResult(request, 'pipedec', pipeline.stageCount);
-  const run = new RequestRun(pipeline, request, 'pipedec', plan.maxNew, plan.finishAtLimit);
+  const opened = openRun(pipeline, request, 'pipedec', draft);
+  if (!(opened instanceof RequestRun)) return opened; // the prompt fills the context
+  const run = opened;
   const branching = options.branching ?? Math.min(options.width, 4);
   const drafter = new DraftRunner(draft, run, branching);
   const ahead = options.draftWidth !== undefined;

@@ -3,21 +3,15 @@
 
 import type { Verdict } from './messages.js';
 import type { Pipeline } from './pipeline.js';
-import {
-  contextFullResult,
-  type GenerateRequest,
-  type GenerateResult,
-  planLength,
-  RequestRun,
-} from './run.js';
+import { type GenerateRequest, type GenerateResult, openRun, RequestRun } from './run.js';
 
 export async function generatePP(
   pipeline: Pipeline,
   request: GenerateRequest,
 ): Promise<GenerateResult> {
-  const plan = planLength(request.prompt.length, request.maxTokens, pipeline.info.maxPositions);
-  if (plan.maxNew === 0) return contextFullResult(request, 'pp', pipeline.stageCount);
-  const run = new RequestRun(pipeline, request, 'pp', plan.maxNew, plan.finishAtLimit);
+  const opened = openRun(pipeline, request, 'pp');
+  if (!(opened instanceof RequestRun)) return opened; // the prompt fills the context
+  const run = opened;
   let root = { id: run.promptRoot, position: run.prompt.length - 1 };
   let next: { id: number; token: number; position: number } | null = null; // to inject
   try {

@@ -3,11 +3,13 @@
 // sequence numbers, events and statistics. A method supplies two handlers, onTick and
 // onVerdict, and reads like the algorithm.
 
+import { checkCompatible } from './draft.js';
 import { EngineError } from './errors.js';
 import type { Decision, LayerPacket, Verdict } from './messages.js';
 import type { Pipeline, PipelineSession } from './pipeline.js';
 import { GREEDY, type SamplingParams } from './sampling.js';
 import { type Method, type RequestStats, type TokenEvent, ratio } from './stats.js';
+import type { StageShard } from './stage.js';
 import { type FinishReason, StopRules } from './stop.js';
 
 export interface GenerateRequest {
@@ -64,6 +66,24 @@ export function planLength(
   return room < maxTokens
     ? { maxNew: room, finishAtLimit: 'context_full' }
     : { maxNew: maxTokens, finishAtLimit: 'max_tokens' };
+}
+
+/**
+ * Starts a pipelined method's request: checks the draft (if any) against the target, plans the
+ * length within both context windows and opens the run; for a prompt that already fills them,
+ * the finished result instead.
+ */
+export function openRun(
+  pipeline: Pipeline,
+  request: GenerateRequest,
+  method: Method,
+  draft?: StageShard,
+): RequestRun | GenerateResult {
+  if (draft) checkCompatible(pipeline.info, draft.info);
+  const maxPositions = Math.min(pipeline.info.maxPositions, draft?.info.maxPositions ?? Infinity);
+  const plan = planLength(request.prompt.length, request.maxTokens, maxPositions);
+  if (plan.maxNew === 0) return contextFullResult(request, method, pipeline.stageCount);
+  return new RequestRun(pipeline, request, method, plan.maxNew, plan.finishAtLimit);
 }
 
 export class RequestRun {

@@ -4,16 +4,10 @@
 // the target's tokens is committed together with the target's next token. Drafting happens
 // before the pass (serial), and the next tree waits for the verdict.
 
-import { DraftRunner, type DraftRow, checkCompatible } from './draft.js';
+import { DraftRunner, type DraftRow } from './draft.js';
 import type { LayerPacket, Verdict } from './messages.js';
 import type { Pipeline } from './pipeline.js';
-import {
-  contextFullResult,
-  type GenerateRequest,
-  type GenerateResult,
-  planLength,
-  RequestRun,
-} from './run.js';
+import { type GenerateRequest, type GenerateResult, openRun, RequestRun } from './run.js';
 import type { StageShard } from './stage.js';
 import { PredictionTree, type TreeNode } from './tree.js';
 
@@ -29,11 +23,9 @@ export async function generateSTPP(
   request: GenerateRequest,
   options: StppOptions,
 ): Promise<GenerateResult> {
-  checkCompatible(pipeline.info, draft.info);
-  const maxPositions = Math.min(pipeline.info.maxPositions, draft.info.maxPositions);
-  const plan = planLength(request.prompt.length, request.maxTokens, maxPositions);
-  if (plan.maxNew === 0) return contextFullResult(request, 'stpp', pipeline.stageCount);
-  const run = new RequestRun(pipeline, request, 'stpp', plan.maxNew, plan.finishAtLimit);
+  const opened = openRun(pipeline, request, 'stpp', draft);
+  if (!(opened instanceof RequestRun)) return opened; // the prompt fills the context
+  const run = opened;
   const drafter = new DraftRunner(draft, run, options.branching);
   let nextId = request.prompt.length;
   let epoch = 0;
