@@ -1,5 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { GenerationJob } from '@pipedec/contracts';
+import { deleteRedisPrefix } from '@pipedec/testkit';
+import { AccountingService } from '../src/generation/accounting.service.js';
 import { FairScheduler } from '../src/generation/fair-scheduler.js';
 import { FakeHead, fakeOutput } from './fake-head.js';
 import { adminLogin, call, MODEL, startTestApi, type TestApi, waitFor } from './test-api.js';
@@ -275,6 +277,61 @@ describe('accounting exactly once', () => {
       await head.close();
       await api.redis.hdel(jobsKey, ...waiting);
       await api.prisma.generationRequest.deleteMany({ where: { tenantId: backlog } });
+    }
+  }, 90_000);
+
+  it('after Redis loses every key (a restart without persistence), accounts what it lost and restores the quotas from PostgreSQL', async () => {
+    const t = await call(api, 'POST', '/admin/tenants', {
+      token: admin,
+      body: { name: 'redis-restart', plan: 'demo', concurrentRequests: 2 },
+    });
+    const tenantId = t.body.id as string;
+    const k = await call(api, 'POST', `/admin/tenants/${tenantId}/keys`, {
+      token: admin,
+      body: { name: 'k', scopes: ['generate'] },
+    });
+    const key = k.body.secret as string;
+    const body = { model: MODEL, prompt: 'restart', max_tokens: 4 };
+    // One request finishes and is billed; two then wait in the queue (no head runs).
+    const head = new FakeHead(api.prefix, { tokenDelayMs: 1 });
+    try {
+      expect((await call(api, 'POST', '/v1/completions', { token: key, body })).status).toBe(200);
+    } finally {
+      await head.close();
+    }
+    const waiting: string[] = [];
+    for (let i = 0; i < 2; i++) {
+      const sub = await call(api, 'POST', '/v1/jobs', { token: key, body });
+      expect(sub.status).toBe(202);
+      waiting.push(sub.body.id as string);
+    }
+    expect((await call(api, 'POST', '/v1/jobs', { token: key, body })).status).toBe(429);
+
+    await deleteRedisPrefix(api.redis, api.prefix);
+
+    const rows = await waitFor(async () => {
+      const r = await api.prisma.generationRequest.findMany({ where: { id: { in: waiting } } });
+      return r.every((x) => x.accountedAt) ? r : undefined;
+    });
+    expect(rows.map((r) => [r.status, r.errorCode, r.promptTokens, r.completionTokens])).toEqual([
+      ['failed', 'job_lost', 0, 0],
+      ['failed', 'job_lost', 0, 0],
+    ]);
+    // Reconciliation sets the month's usage from PostgreSQL again: only the billed request.
+    await api.app.get(AccountingService).reconcileAll();
+    const billed = await api.prisma.generationRequest.findFirstOrThrow({
+      where: { tenantId, status: 'succeeded' },
+    });
+    const month = await api.redis.keys(`${api.prefix}quota:${tenantId}:month:*`);
+    expect(month).toHaveLength(1);
+    expect(Number(await api.redis.get(month[0]))).toBe(
+      billed.promptTokens + billed.completionTokens,
+    );
+    // Both slots are free.
+    for (let i = 0; i < 2; i++) {
+      const sub = await call(api, 'POST', '/v1/jobs', { token: key, body });
+      expect(sub.status).toBe(202);
+      await call(api, 'DELETE', `/v1/jobs/${sub.body.id as string}`, { token: key });
     }
   }, 90_000);
 });
