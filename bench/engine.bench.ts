@@ -54,6 +54,8 @@ const { values: args } = parseArgs({
     beyond: { type: 'string', default: '1,14;2,2,2' },
     // PipeDec's top-k per node; '' = min(W, 4).
     branching: { type: 'string', default: '' },
+    // Temperature of the draft's scores when PipeDec and STPP choose a tree's best nodes.
+    'score-temperature': { type: 'string', default: '1' },
     // STPP shapes to sweep, "D/k/M;D/k/M" (depth, top-k per node, node budget); '' = the
     // default grid.
     'stpp-grid': { type: 'string', default: '' },
@@ -108,6 +110,7 @@ const STPP_GRID: StppOptions[] = args['stpp-grid']
       { depth: 8, branching: 4, budget: 64 },
     ];
 /** PipeDec's top-k per node at width W. */
+const SCORE_T = Number(args['score-temperature']);
 const branchingFor = (W: number) => (args.branching ? Number(args.branching) : Math.min(W, 4));
 
 async function exists(p: string): Promise<boolean> {
@@ -412,7 +415,7 @@ for (const S of STAGES) {
     let stppBest = STPP_GRID[0];
     for (const shape of STPP_GRID) {
       const a = await runSet(shards, draft, prompts, (sim, d, p, id) =>
-        generateSTPP(sim, d, request(p, id), shape),
+        generateSTPP(sim, d, request(p, id), { ...shape, scoreTemperature: SCORE_T }),
       );
       if (stpp.decodeTokens === 0 || perToken(a) < perToken(stpp)) {
         stpp = a;
@@ -421,7 +424,11 @@ for (const S of STAGES) {
     }
     for (const W of WIDTHS) {
       const pd = await runSet(shards, draft, prompts, (sim, d, p, id) =>
-        generatePipeDec(sim, d, request(p, id), { width: W, branching: branchingFor(W) }),
+        generatePipeDec(sim, d, request(p, id), {
+          width: W,
+          branching: branchingFor(W),
+          scoreTemperature: SCORE_T,
+        }),
       );
       for (const [i, t] of pd.tokens.entries()) {
         if (t.join() !== pp.tokens[i].join() || t.join() !== stpp.tokens[i].join()) {
@@ -468,6 +475,7 @@ for (const S of STAGES) {
           generatePipeDec(sim, d, request(p, id), {
             width: W,
             branching: branchingFor(W),
+            scoreTemperature: SCORE_T,
             ...variantOptions(v, W),
           }),
         );
@@ -509,7 +517,7 @@ lines.push(
   `## libs/engine benchmark: PP vs STPP vs PipeDec (greedy, ${MAX_TOKENS} tokens, ${PROMPTS_PER_SET} prompts per set, first ${PROMPT_TOKENS} prompt tokens)`,
   '',
   `Paper (arXiv 2504.04104, 14 stages): PipeDec ${PAPER.pp[0]}-${PAPER.pp[1]}x over PP, ${PAPER.stpp[0]}-${PAPER.stpp[1]}x over STPP.`,
-  `STPP: best of ${STPP_GRID.length} shapes (depth/top-k/budget) per row by timesteps per token. PipeDec: top-k per node = ${args.branching || 'min(W, 4)'}.`,
+  `STPP: best of ${STPP_GRID.length} shapes (depth/top-k/budget) per row by timesteps per token. PipeDec: top-k per node = ${args.branching || 'min(W, 4)'}. Draft scores at temperature ${SCORE_T} (both methods).`,
   'Timesteps follow docs/pipedec.md (a round in which each stage computes at most one packet), so STPP drafting between passes is free in them; [drafting counted] adds one timestep per draft forward the stages wait for (STPP drafts D layers serially; PipeDec drafts while the stages compute). The simulated ms columns price everything.',
   '',
   '| S | W | prompts | ts/tok PP | ts/tok STPP (D/k/M) [drafting counted] | ts/tok PipeDec | PipeDec/PP (paper 4.46-7.79) | PipeDec/STPP (paper 2.2-2.69) [drafting counted] | hit rate | refills/100 tok | stalls/100 tok | sim ms/tok PP / STPP / PipeDec (paper cost) | same (cost measured here) | engine ms/timestep median (p90, mean) |',
@@ -576,6 +584,7 @@ await writeFile(
         decoding: 'greedy',
         stppGrid: STPP_GRID,
         pipedecBranching: args.branching ? Number(args.branching) : 'min(W, 4)',
+        scoreTemperature: SCORE_T,
         costModels: costs,
         paper: PAPER,
         cpu: os.cpus()[0]?.model,

@@ -39,6 +39,13 @@ export class DraftRunner {
     private readonly shard: StageShard,
     private readonly run: RequestRun,
     private readonly branching: number,
+    /**
+     * Temperature of the draft log-probabilities that rank proposals across the tree (the
+     * tree keeps the best cumulative scores). Below 1 it follows the draft's likeliest paths
+     * deeper instead of spreading over unlikely siblings. It decides which nodes are
+     * speculated, never which token is committed.
+     */
+    private readonly scoreTemperature = 1,
   ) {
     if (!shard.isFirst || !shard.isLast) {
       throw new EngineError('BAD_REQUEST', 'the draft must be a whole model (first and last)');
@@ -107,8 +114,9 @@ export class DraftRunner {
    */
   private candidates(logits: Float32Array, offset: number, position: number): Candidate[] {
     const vocab = this.shard.info.vocabSize;
-    const lse = logSumExp(logits, offset, vocab);
-    const logProb = (token: number) => logits[offset + token] - lse;
+    const t = this.scoreTemperature;
+    const lse = logSumExp(logits, offset, vocab, t);
+    const logProb = (token: number) => logits[offset + token] / t - lse;
     const best = topK(logits, this.branching, offset, vocab);
     if (this.run.sampling.temperature <= 0) {
       return best.map((token) => ({ token, logProb: logProb(token) }));

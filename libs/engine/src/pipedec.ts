@@ -45,6 +45,11 @@ export interface PipeDecOptions {
   draftWidth?: number;
   /** Most nodes a refill from the draft's tree sends in one packet (default 2W). */
   refillBudget?: number;
+  /**
+   * Temperature of the draft's scores when the best W nodes of a layer are chosen (default 1:
+   * the draft's own log-probabilities). See DraftRunner.
+   */
+  scoreTemperature?: number;
   /** Called after every verification (tests check invariants against the stages here). */
   onVerify?(tree: PredictionTree): void;
 }
@@ -55,11 +60,14 @@ export async function generatePipeDec(
   request: GenerateRequest,
   options: PipeDecOptions,
 ): Promise<GenerateResult> {
-  const opened = openRun(pipeline, request, 'pipedec', draft);
+  const opened = openRun(pipeline, request, 'pipedec', {
+    shard: draft,
+    scoreTemperature: options.scoreTemperature,
+  });
   if (!(opened instanceof RequestRun)) return opened; // the prompt fills the context
   const run = opened;
   const branching = options.branching ?? Math.min(options.width, 4);
-  const drafter = new DraftRunner(draft, run, branching);
+  const drafter = new DraftRunner(draft, run, branching, options.scoreTemperature);
   const ahead = options.draftWidth !== undefined;
   const draftWidth = Math.max(options.width, options.draftWidth ?? options.width);
   const layersPerStep = options.layersPerStep ?? 1;

@@ -69,18 +69,27 @@ export function planLength(
 }
 
 /**
- * Starts a pipelined method's request: checks the draft (if any) against the target, plans the
- * length within both context windows and opens the run; for a prompt that already fills them,
- * the finished result instead.
+ * Starts a pipelined method's request: checks the draft (if any) against the target and its
+ * score temperature, plans the length within both context windows and opens the run; for a
+ * prompt that already fills them, the finished result instead.
  */
 export function openRun(
   pipeline: Pipeline,
   request: GenerateRequest,
   method: Method,
-  draft?: StageShard,
+  draft?: { shard: StageShard; scoreTemperature?: number },
 ): RequestRun | GenerateResult {
-  if (draft) checkCompatible(pipeline.info, draft.info);
-  const maxPositions = Math.min(pipeline.info.maxPositions, draft?.info.maxPositions ?? Infinity);
+  if (draft) {
+    checkCompatible(pipeline.info, draft.shard.info);
+    const t = draft.scoreTemperature ?? 1;
+    if (!(t > 0 && Number.isFinite(t))) {
+      throw new EngineError('BAD_REQUEST', `the draft's score temperature must be > 0, got ${t}`);
+    }
+  }
+  const maxPositions = Math.min(
+    pipeline.info.maxPositions,
+    draft?.shard.info.maxPositions ?? Infinity,
+  );
   const plan = planLength(request.prompt.length, request.maxTokens, maxPositions);
   if (plan.maxNew === 0) return contextFullResult(request, method, pipeline.stageCount);
   return new RequestRun(pipeline, request, method, plan.maxNew, plan.finishAtLimit);

@@ -132,14 +132,15 @@ export function logSumExp(
   logits: Float32Array, // [.., vocab] rows; one row is read
   offset: number,
   vocab: number,
+  temperature = 1, // of logits / temperature
 ): number {
   const max = logits[offset + argmax(logits, offset, vocab)];
   let total = 0;
   for (let i = 0; i < vocab; i++) {
-    const d = logits[offset + i] - max;
+    const d = (logits[offset + i] - max) / temperature;
     if (d > -30) total += Math.exp(d);
   }
-  return max + Math.log(total);
+  return max / temperature + Math.log(total);
 }
 
 /** Natural-log softmax of one row, in float64. */

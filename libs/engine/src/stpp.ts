@@ -15,6 +15,8 @@ export interface StppOptions {
   depth: number; // D
   branching: number; // k
   budget: number; // M: most drafted nodes per tree
+  /** Temperature of the draft's scores when the budget's best nodes are chosen (default 1). */
+  scoreTemperature?: number;
 }
 
 export async function generateSTPP(
@@ -23,10 +25,13 @@ export async function generateSTPP(
   request: GenerateRequest,
   options: StppOptions,
 ): Promise<GenerateResult> {
-  const opened = openRun(pipeline, request, 'stpp', draft);
+  const opened = openRun(pipeline, request, 'stpp', {
+    shard: draft,
+    scoreTemperature: options.scoreTemperature,
+  });
   if (!(opened instanceof RequestRun)) return opened; // the prompt fills the context
   const run = opened;
-  const drafter = new DraftRunner(draft, run, options.branching);
+  const drafter = new DraftRunner(draft, run, options.branching, options.scoreTemperature);
   let nextId = request.prompt.length;
   let epoch = 0;
   let draftPrefilled = false;

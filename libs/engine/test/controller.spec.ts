@@ -318,6 +318,32 @@ describe('PipeDec controller on the toy model', () => {
       runMethod(r, { method: 'pipedec', width: 2 }, { requestId: 'v', prompt: [1], maxTokens: 2 }),
     ).rejects.toThrow('vocabSize target 61 draft 50');
   });
+
+  it("the draft's score temperature changes which nodes are speculated, not the output", async () => {
+    const r = rig(8, 0.25);
+    let drafted = [0, 0];
+    for (const [i, prompt] of prompts(6, TARGET.vocab, 42).entries()) {
+      const runs = await Promise.all(
+        [1, 0.25].map((scoreTemperature) =>
+          runMethod(
+            r,
+            { method: 'pipedec', width: 4, scoreTemperature },
+            { requestId: `t${scoreTemperature}-${i}`, prompt, maxTokens: 12, sampling: GREEDY },
+          ),
+        ),
+      );
+      expect(runs[1].tokens).toEqual(runs[0].tokens);
+      drafted = drafted.map((d, k) => d + runs[k].stats.draftedNodes);
+    }
+    expect(drafted[1]).not.toBe(drafted[0]);
+    await expect(
+      runMethod(
+        r,
+        { method: 'pipedec', width: 2, scoreTemperature: 0 },
+        { requestId: 'bad-t', prompt: [1], maxTokens: 2 },
+      ),
+    ).rejects.toThrow('score temperature must be > 0');
+  });
 });
 
 // Keep the unit cost model honest: it is what the timestep tests above read as 1 ms a stage.

@@ -9,11 +9,12 @@ import {
   type GenerateRequest,
   type GenerateResult,
   InProcessPipeline,
+  type PipeDecOptions,
   type Pipeline,
-  type PredictionTree,
   SimulatedPipeline,
   type StageShard,
   StageWorker,
+  type StppOptions,
 } from '../src/index.js';
 
 export const UNIT_COST: CostModel = {
@@ -28,17 +29,8 @@ export const UNIT_COST: CostModel = {
 export type MethodSpec =
   | { method: 'ar' }
   | { method: 'pp' }
-  | { method: 'stpp'; depth: number; branching: number; budget: number }
-  | {
-      method: 'pipedec';
-      width: number;
-      branching?: number;
-      layersPerStep?: number;
-      refillLayers?: number;
-      draftWidth?: number;
-      refillBudget?: number;
-      onVerify?: (tree: PredictionTree) => void;
-    };
+  | ({ method: 'stpp' } & StppOptions)
+  | ({ method: 'pipedec' } & PipeDecOptions);
 
 export interface Rig {
   target: StageShard; // whole model, for AR

@@ -62,6 +62,9 @@ describe.each(SAMPLINGS)('toy model, %s', (_name, sampling) => {
       // Beyond the paper: the draft works ahead on a wider tree, refills come from it.
       { method: 'pipedec', width: 2, draftWidth: 8, refillBudget: 6 },
       { method: 'pipedec', width: 4, draftWidth: 8, layersPerStep: 2 },
+      // The draft's scores at another temperature: other nodes speculated, same output.
+      { method: 'pipedec', width: 4, scoreTemperature: 0.5 },
+      { method: 'stpp', depth: 4, branching: 2, budget: 12, scoreTemperature: 0.5 },
     ];
     for (const spec of specs) {
       for (const [i, prompt] of PROMPTS.entries()) {

@@ -1,4 +1,4 @@
-import { argmax, chooseToken, logSoftmax, topK, uniformAt } from '../src/index.js';
+import { argmax, chooseToken, logSoftmax, logSumExp, topK, uniformAt } from '../src/index.js';
 
 describe('seeded sampling', () => {
   it('draws a uniform number that depends only on (seed, position)', () => {
@@ -46,5 +46,16 @@ describe('seeded sampling', () => {
     const lp = logSoftmax(Float32Array.from([1, 5, 5, 2, 0]), 0, 5);
     expect(topK(lp, 3)).toEqual([1, 2, 3]);
     expect(topK(lp, 10)).toEqual([1, 2, 3, 0, 4]);
+  });
+
+  it('logSumExp of a row at a temperature is that of the row divided by it', () => {
+    const row = Float32Array.from([9, 0.5, -2, 3, 1]);
+    const direct = (t: number) =>
+      Math.log(Array.from(row).reduce((a, x) => a + Math.exp(x / t), 0));
+    for (const t of [1, 0.5, 2]) expect(logSumExp(row, 0, 5, t)).toBeCloseTo(direct(t), 5);
+    expect(logSumExp(Float32Array.from([7, 1, 2, 3]), 1, 3, 0.5)).toBeCloseTo(
+      Math.log(Math.exp(2) + Math.exp(4) + Math.exp(6)),
+      5,
+    );
   });
 });
