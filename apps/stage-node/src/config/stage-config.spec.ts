@@ -16,6 +16,7 @@ describe('parseStageConfig', () => {
       wireDtype: 'FP32',
       queueName: 'generation',
       queueConcurrency: 1,
+      draftScoreTemperature: 0.5,
     });
   });
 
@@ -34,6 +35,7 @@ describe('parseStageConfig', () => {
         LAYER_START: '3',
         GRPC_LISTEN: 'nope',
         QUEUE_CONCURRENCY: '0',
+        DRAFT_SCORE_TEMPERATURE: '0',
       });
     } catch (error) {
       caught = error;
@@ -43,6 +45,7 @@ describe('parseStageConfig', () => {
     expect(vars).toEqual([
       'CHECKPOINT_DIR',
       'DRAFT_CHECKPOINT_DIR',
+      'DRAFT_SCORE_TEMPERATURE',
       'GRPC_LISTEN',
       'LAYER_START',
       'QUEUE_CONCURRENCY',

@@ -230,7 +230,11 @@ export class GenerationConsumer {
             at: Date.now(),
           }),
       },
-      { width: job.width, stppDepth: this.config.stppDepth },
+      {
+        width: job.width,
+        stppDepth: this.config.stppDepth,
+        scoreTemperature: this.config.draftScoreTemperature,
+      },
     );
   }
 }

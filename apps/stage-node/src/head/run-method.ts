@@ -13,6 +13,8 @@ import {
 export interface MethodOptions {
   width: number; // PipeDec tree width; STPP's per-level budget
   stppDepth: number;
+  /** Temperature of the draft's scores that rank a tree's nodes (engine scoreTemperature). */
+  scoreTemperature: number;
 }
 
 export function runMethod(
@@ -30,8 +32,12 @@ export function runMethod(
         depth: opts.stppDepth,
         branching: Math.min(opts.width, 4),
         budget: opts.width * opts.stppDepth,
+        scoreTemperature: opts.scoreTemperature,
       });
     case 'pipedec':
-      return generatePipeDec(pipeline, draft, request, { width: opts.width });
+      return generatePipeDec(pipeline, draft, request, {
+        width: opts.width,
+        scoreTemperature: opts.scoreTemperature,
+      });
   }
 }
