@@ -17,10 +17,14 @@ afterAll(async () => {
   await api?.close();
 });
 
-async function tenantKey(name: string, plan = 'demo'): Promise<{ tenantId: string; key: string }> {
+async function tenantKey(
+  name: string,
+  plan = 'demo',
+  limits: { concurrentRequests?: number } = {},
+): Promise<{ tenantId: string; key: string }> {
   const t = await call(api, 'POST', '/admin/tenants', {
     token: admin,
-    body: { name, plan, concurrentRequests: 50, requestsPerMinute: 500 },
+    body: { name, plan, concurrentRequests: 50, requestsPerMinute: 500, ...limits },
   });
   const k = await call(api, 'POST', `/admin/tenants/${t.body.id}/keys`, {
     token: admin,
@@ -190,16 +194,7 @@ describe('accounting exactly once', () => {
 
   it('accounts a request whose job Redis lost as failed, once, and gives its slot back', async () => {
     // No head runs: the job waits in BullMQ until Redis loses it.
-    const t = await call(api, 'POST', '/admin/tenants', {
-      token: admin,
-      body: { name: 'lost-job', plan: 'demo', concurrentRequests: 1 },
-    });
-    const tenantId = t.body.id as string;
-    const k = await call(api, 'POST', `/admin/tenants/${tenantId}/keys`, {
-      token: admin,
-      body: { name: 'k', scopes: ['generate'] },
-    });
-    const key = k.body.secret as string;
+    const { tenantId, key } = await tenantKey('lost-job', 'demo', { concurrentRequests: 1 });
     const body = { model: MODEL, prompt: 'gone', max_tokens: 5 };
     const sub = await call(api, 'POST', '/v1/jobs', { token: key, body });
     expect(sub.status).toBe(202);
@@ -281,16 +276,7 @@ describe('accounting exactly once', () => {
   }, 90_000);
 
   it('after Redis loses every key (a restart without persistence), accounts what it lost and restores the quotas from PostgreSQL', async () => {
-    const t = await call(api, 'POST', '/admin/tenants', {
-      token: admin,
-      body: { name: 'redis-restart', plan: 'demo', concurrentRequests: 2 },
-    });
-    const tenantId = t.body.id as string;
-    const k = await call(api, 'POST', `/admin/tenants/${tenantId}/keys`, {
-      token: admin,
-      body: { name: 'k', scopes: ['generate'] },
-    });
-    const key = k.body.secret as string;
+    const { tenantId, key } = await tenantKey('redis-restart', 'demo', { concurrentRequests: 2 });
     const body = { model: MODEL, prompt: 'restart', max_tokens: 4 };
     // One request finishes and is billed; two then wait in the queue (no head runs).
     const head = new FakeHead(api.prefix, { tokenDelayMs: 1 });
