@@ -57,7 +57,7 @@ export const stageEnvShape = {
   STPP_DEPTH: envVar.int(4, 1),
   /**
    * Temperature of the draft's scores when PipeDec and STPP choose a tree's nodes (the engine's
-   * scoreTemperature). 0.5 speculated better than 1 on the demo pair: 4-7% fewer timesteps per
+   * scoreTemperature). 0.5 speculated better than 1 on the demo pair: 3-7% fewer timesteps per
    * token at 14 stages on two of three prompt sets, the same on the third (README, bench).
    */
   DRAFT_SCORE_TEMPERATURE: z.coerce.number().gt(0).max(10).default(0.5),
