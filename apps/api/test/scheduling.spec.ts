@@ -3,6 +3,7 @@ import type { GenerationJob } from '@pipedec/contracts';
 import { deleteRedisPrefix } from '@pipedec/testkit';
 import { AccountingService } from '../src/generation/accounting.service.js';
 import { FairScheduler } from '../src/generation/fair-scheduler.js';
+import { RequestsRepository } from '../src/generation/requests.repository.js';
 import { FakeHead, fakeOutput } from './fake-head.js';
 import { adminLogin, call, MODEL, startTestApi, type TestApi, waitFor } from './test-api.js';
 
@@ -10,7 +11,8 @@ let api: TestApi;
 let admin: string;
 
 beforeAll(async () => {
-  api = await startTestApi();
+  // Jobs that ended a second ago with no row are recorded from the job (30 s by default).
+  api = await startTestApi({ UNRECORDED_AFTER_S: '1' });
   admin = await adminLogin(api);
 }, 120_000);
 afterAll(async () => {
@@ -319,5 +321,58 @@ describe('accounting exactly once', () => {
       expect(sub.status).toBe(202);
       await call(api, 'DELETE', `/v1/jobs/${sub.body.id as string}`, { token: key });
     }
+  }, 90_000);
+
+  it('records and bills a job whose replica died between queueing it and recording it', async () => {
+    const { tenantId, key } = await tenantKey('unrecorded-crash', 'demo', {
+      concurrentRequests: 1,
+    });
+    // The replica dies after the job is queued, before its row is written: the insert never
+    // returns, and the client gives up on the request.
+    const repo = api.app.get(RequestsRepository);
+    const create = repo.create.bind(repo);
+    repo.create = () => new Promise<void>(() => undefined);
+    const client = new AbortController();
+    const head = new FakeHead(api.prefix, { tokenDelayMs: 1 });
+    let id: string;
+    try {
+      void fetch(`${api.url}/v1/jobs`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ model: MODEL, prompt: 'crash', max_tokens: 3, seed: 5 }),
+        signal: client.signal,
+      }).catch(() => undefined);
+      id = await waitFor(() => head.started.find(Boolean));
+      const queue = api.app.get(FairScheduler).queue;
+      await waitFor(async () => (await queue.getJob(id))?.finishedOn);
+    } finally {
+      client.abort();
+      repo.create = create;
+      await head.close();
+    }
+    const row = await waitFor(async () => {
+      const r = await api.prisma.generationRequest.findUnique({ where: { id } });
+      return r?.accountedAt ? r : undefined;
+    });
+    expect(row).toMatchObject({
+      tenantId,
+      apiKeyId: null,
+      status: 'succeeded',
+      completionTokens: 3,
+    });
+    expect(row.promptTokens).toBeGreaterThan(0);
+    expect(Number(row.costMicros)).toBeGreaterThan(0);
+    // Its slot is free again, and later looks do not bill it twice.
+    const next = await call(api, 'POST', '/v1/jobs', {
+      token: key,
+      body: { model: MODEL, prompt: 'after', max_tokens: 2 },
+    });
+    expect(next.status).toBe(202);
+    await call(api, 'DELETE', `/v1/jobs/${next.body.id as string}`, { token: key });
+    await new Promise((r) => setTimeout(r, 6000));
+    const rollup = await api.prisma.usageRollup.findFirstOrThrow({
+      where: { tenantId, granularity: 'day' },
+    });
+    expect(rollup.requests).toBe(2);
   }, 90_000);
 });

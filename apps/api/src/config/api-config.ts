@@ -31,6 +31,11 @@ export const apiEnvShape = {
   QUEUE_DEPTH: envVar.int(2, 1),
   /** How often monthly usage and concurrency are reconciled from PostgreSQL. */
   RECONCILE_INTERVAL_S: envVar.int(300, 1),
+  /**
+   * A job that ended this long ago with no request row is recorded from the job itself: the
+   * replica that queued it died before writing the row, which follows the queueing at once.
+   */
+  UNRECORDED_AFTER_S: envVar.int(30, 1),
 };
 
 export type ApiConfig = ReturnType<typeof parseApiConfig>;

@@ -5,7 +5,7 @@ import {
   type OnModuleDestroy,
   type OnModuleInit,
 } from '@nestjs/common';
-import { REQUEST_KEYS_TTL_S } from '@pipedec/contracts';
+import { generationJobSchema, REQUEST_KEYS_TTL_S } from '@pipedec/contracts';
 import { API_CONFIG, type ApiConfig } from '../config/api-config.js';
 import { Clock } from '../infra/clock.js';
 import { MetricsService } from '../metrics/metrics.service.js';
@@ -28,6 +28,13 @@ const SWEEP_PAGE = 200;
  */
 const LOST_CONFIRM_MS = 2 * SWEEP_MS;
 const LOST_FORGET_MS = 10 * 60_000;
+/**
+ * How often ended jobs are checked for a missing row, and how many at most per look (pages of
+ * 1000): 2000 jobs a second, more than the API admits.
+ */
+const UNRECORDED_EVERY_MS = 5 * SWEEP_MS;
+const UNRECORDED_PAGE = 1000;
+const UNRECORDED_PAGES = 10;
 
 /**
  * Records each request's usage, timings and cost exactly once, when its stream holds the
@@ -44,6 +51,9 @@ export class AccountingService implements OnModuleInit, OnModuleDestroy {
   private sweepCursor?: SweepCursor;
   /** Requests the sweeper found lost, and when it first did. */
   private lostSince = new Map<string, number>();
+  /** Ended jobs up to this time (epoch ms) were checked for a row; then when it last looked. */
+  private checkedUntil?: number;
+  private unrecordedAt = 0;
   /** Tenants whose concurrency count disagreed with PostgreSQL at the last reconciliation. */
   private concurrencyMismatch = new Set<string>();
 
@@ -61,6 +71,7 @@ export class AccountingService implements OnModuleInit, OnModuleDestroy {
   async onModuleInit(): Promise<void> {
     this.sweepTimer = setInterval(() => {
       this.sweeping ??= this.sweep()
+        .then(() => this.recordUnrecorded())
         .catch((e: unknown) => this.logger.warn(`sweep: ${String(e)}`))
         .finally(() => (this.sweeping = undefined));
     }, SWEEP_MS);
@@ -179,6 +190,51 @@ export class AccountingService implements OnModuleInit, OnModuleDestroy {
         );
       }
     }
+  }
+
+  /**
+   * Jobs that ended with no request row: the replica that queued them died before recording
+   * them (the row is written right after the job is queued). Each is recorded from the job
+   * itself and accounted, so it is billed and its reservation settles.
+   */
+  private async recordUnrecorded(): Promise<void> {
+    const now = this.clock.nowMs();
+    if (now - this.unrecordedAt < UNRECORDED_EVERY_MS) return;
+    this.unrecordedAt = now;
+    const until = now - this.config.UNRECORDED_AFTER_S * 1000;
+    // Ended jobs stay in BullMQ for as long as their streams live.
+    this.checkedUntil ??= now - REQUEST_KEYS_TTL_S * 1000;
+    for (let page = 0; page < UNRECORDED_PAGES && this.checkedUntil < until; page++) {
+      const { ids, last } = await this.scheduler.endedBetween(
+        this.checkedUntil,
+        until,
+        UNRECORDED_PAGE,
+      );
+      for (const id of await this.repo.missing(ids)) await this.recordFromJob(id);
+      // A full page: the next one goes on from its last job (and past a millisecond that
+      // alone fills a page); otherwise up to `until` is done.
+      this.checkedUntil = last === null ? until : Math.max(last, this.checkedUntil + 1);
+    }
+  }
+
+  /** Records a request from its ended job (its replica died before it could), then accounts it. */
+  private async recordFromJob(id: string): Promise<void> {
+    const job = await this.scheduler.queue.getJob(id);
+    const parsed = generationJobSchema.safeParse(job?.data);
+    if (!parsed.success) return;
+    const j = parsed.data;
+    this.logger.warn(`request ${id}: its job ended with no record; recording it from the job`);
+    await this.repo.create(j.tenantId, {
+      id,
+      apiKeyId: null,
+      model: j.model,
+      method: j.method,
+      parameters: { maxTokens: j.maxTokens, sampling: j.sampling, width: j.width, stop: j.stop },
+      promptTokens: j.promptTokens,
+      reservedTokens: j.promptTokens + j.maxTokens,
+      queuedAt: new Date(j.enqueuedAt),
+    });
+    await this.finalize(j.tenantId, id);
   }
 
   /** Monthly usage and concurrency from PostgreSQL into the quota counters. */

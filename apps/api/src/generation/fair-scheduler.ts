@@ -241,6 +241,36 @@ export class FairScheduler implements OnModuleInit, OnModuleDestroy {
     );
   }
 
+  /**
+   * Ids of jobs that ended (completed or failed) from `from` to `until` (epoch ms), oldest
+   * first, and when the last of them ended.
+   */
+  async endedBetween(
+    from: number,
+    until: number,
+    limit: number,
+  ): Promise<{ ids: string[]; last: number | null }> {
+    const out: [string, number][] = [];
+    for (const key of [this.queue.keys.completed, this.queue.keys.failed]) {
+      const flat = await this.redis.command.zrangebyscore(
+        key,
+        from,
+        until,
+        'WITHSCORES',
+        'LIMIT',
+        0,
+        limit,
+      );
+      for (let i = 0; i < flat.length; i += 2) out.push([flat[i], Number(flat[i + 1])]);
+    }
+    out.sort((a, b) => a[1] - b[1]);
+    const page = out.slice(0, limit);
+    return {
+      ids: page.map(([id]) => id),
+      last: page.length === limit ? page[page.length - 1][1] : null,
+    };
+  }
+
   async pendingCount(): Promise<number> {
     return this.redis.command.hlen(this.key('jobs'));
   }

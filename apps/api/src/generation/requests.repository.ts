@@ -4,7 +4,7 @@ import { Database } from '../infra/prisma.provider.js';
 
 export interface NewRequest {
   id: string;
-  apiKeyId: string;
+  apiKeyId: string | null; // null: recorded from its job after its replica died
   model: string;
   method: DecodingMethod;
   parameters: Prisma.InputJsonObject;
@@ -57,7 +57,8 @@ export class RequestsRepository {
          ("id", "tenantId", "apiKeyId", "status", "model", "method", "parameters",
           "promptTokens", "reservedTokens", "queuedAt")
        VALUES ($1::uuid, $2::uuid, $3::uuid, 'queued', $4, $5::"DecodingMethod", $6::jsonb,
-               $7, $8, ($9::timestamptz AT TIME ZONE 'UTC'))`,
+               $7, $8, ($9::timestamptz AT TIME ZONE 'UTC'))
+       ON CONFLICT ("id") DO NOTHING`,
       [
         r.id,
         tenantId,
@@ -83,6 +84,17 @@ export class RequestsRepository {
       [requestId, tenantId],
     );
     return rowCount === 1;
+  }
+
+  /** Which of these request ids have no row (across tenants: the sweeper's check). */
+  async missing(ids: readonly string[]): Promise<Set<string>> {
+    if (ids.length === 0) return new Set();
+    const { rows } = await this.db.pool.query<{ id: string }>(
+      `SELECT "id"::text AS "id" FROM "GenerationRequest" WHERE "id" = ANY($1::uuid[])`,
+      [ids],
+    );
+    const found = new Set(rows.map((r) => r.id));
+    return new Set(ids.filter((id) => !found.has(id)));
   }
 
   /**
