@@ -35,6 +35,14 @@ async function tenantKey(
   return { tenantId: t.body.id as string, key: k.body.secret as string };
 }
 
+/** The request's row, once it is accounted. */
+function accounted(id: string) {
+  return waitFor(async () => {
+    const r = await api.prisma.generationRequest.findUnique({ where: { id } });
+    return r?.accountedAt ? r : undefined;
+  });
+}
+
 describe('fairness between tenants', () => {
   it("one tenant's burst does not starve another", async () => {
     const a = await tenantKey('bursty');
@@ -176,10 +184,7 @@ describe('accounting exactly once', () => {
         body: { model: MODEL, prompt: 'lost', max_tokens: 5 },
       });
       const id = sub.body.id as string;
-      const row = await waitFor(async () => {
-        const r = await api.prisma.generationRequest.findUniqueOrThrow({ where: { id } });
-        return r.accountedAt ? r : undefined;
-      });
+      const row = await accounted(id);
       expect(row).toMatchObject({ status: 'failed', errorCode: 'job_failed', completionTokens: 2 });
       expect(row.promptTokens).toBeGreaterThan(0);
       const status = await call(api, 'GET', `/v1/jobs/${id}`, { token: key });
@@ -207,10 +212,7 @@ describe('accounting exactly once', () => {
     const job = await waitFor(async () => (await queue.getJob(id)) ?? undefined);
     await job.remove();
 
-    const row = await waitFor(async () => {
-      const r = await api.prisma.generationRequest.findUniqueOrThrow({ where: { id } });
-      return r.accountedAt ? r : undefined;
-    });
+    const row = await accounted(id);
     // It never started: nothing is billed.
     expect(row).toMatchObject({
       status: 'failed',
@@ -260,10 +262,7 @@ describe('accounting exactly once', () => {
         body: { model: MODEL, prompt: 'behind', max_tokens: 3 },
       });
       const id = sub.body.id as string;
-      const row = await waitFor(async () => {
-        const r = await api.prisma.generationRequest.findUniqueOrThrow({ where: { id } });
-        return r.accountedAt ? r : undefined;
-      });
+      const row = await accounted(id);
       expect(row).toMatchObject({ status: 'succeeded', completionTokens: 3 });
       // The waiting ones are left alone.
       const open = await api.prisma.generationRequest.count({
@@ -350,10 +349,7 @@ describe('accounting exactly once', () => {
       repo.create = create;
       await head.close();
     }
-    const row = await waitFor(async () => {
-      const r = await api.prisma.generationRequest.findUnique({ where: { id } });
-      return r?.accountedAt ? r : undefined;
-    });
+    const row = await accounted(id);
     expect(row).toMatchObject({
       tenantId,
       apiKeyId: null,
