@@ -15,7 +15,7 @@ import { TenantsService } from '../tenants/tenants.service.js';
 import { EventReader } from './event-reader.js';
 import { FairScheduler } from './fair-scheduler.js';
 import { outcomeOf } from './outcome.js';
-import { RequestsRepository, type SweepCursor } from './requests.repository.js';
+import { requestOfJob, RequestsRepository, type SweepCursor } from './requests.repository.js';
 
 const SWEEP_MS = 1000;
 /** Unaccounted requests the sweeper looks at per pass; the next pass goes on from there. */
@@ -224,16 +224,7 @@ export class AccountingService implements OnModuleInit, OnModuleDestroy {
     if (!parsed.success) return;
     const j = parsed.data;
     this.logger.warn(`request ${id}: its job ended with no record; recording it from the job`);
-    await this.repo.create(j.tenantId, {
-      id,
-      apiKeyId: null,
-      model: j.model,
-      method: j.method,
-      parameters: { maxTokens: j.maxTokens, sampling: j.sampling, width: j.width, stop: j.stop },
-      promptTokens: j.promptTokens,
-      reservedTokens: j.promptTokens + j.maxTokens,
-      queuedAt: new Date(j.enqueuedAt),
-    });
+    await this.repo.create(j.tenantId, requestOfJob(j, null));
     await this.finalize(j.tenantId, id);
   }
 

@@ -23,7 +23,7 @@ import { AccountingService } from './accounting.service.js';
 import { EventReader } from './event-reader.js';
 import { FairScheduler } from './fair-scheduler.js';
 import { PromptTokenizer } from './prompt-tokenizer.js';
-import { RequestsRepository } from './requests.repository.js';
+import { requestOfJob, RequestsRepository } from './requests.repository.js';
 
 /** A generation request after validation, whatever endpoint it came from. */
 export interface GenerationParams {
@@ -183,16 +183,7 @@ export class GenerationService {
         Math.max(1, 100 - ctx.pricing.priority),
         room,
       );
-      await this.repo.create(tenantId, {
-        id: requestId,
-        apiKeyId: principal.apiKeyId,
-        model: p.model,
-        method,
-        parameters: { maxTokens, sampling, width, stop },
-        promptTokens: tokenIds.length,
-        reservedTokens: reserve,
-        queuedAt,
-      });
+      await this.repo.create(tenantId, requestOfJob(job, principal.apiKeyId));
     } catch (e) {
       await this.withdraw(tenantId, requestId);
       await this.quota.settle(requestId, 0);

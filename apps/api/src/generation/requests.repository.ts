@@ -1,4 +1,5 @@
 import { Injectable } from '@nestjs/common';
+import type { GenerationJob } from '@pipedec/contracts';
 import type { DecodingMethod, Prisma, RequestStatus } from '@pipedec/db';
 import { Database } from '../infra/prisma.provider.js';
 
@@ -11,6 +12,29 @@ export interface NewRequest {
   promptTokens: number;
   reservedTokens: number;
   queuedAt: Date;
+}
+
+/**
+ * A request's record from its job: at admission, and when a job ended with no record (its
+ * replica died in between; the API key is then unknown). It reserved its prompt and the most
+ * it may write.
+ */
+export function requestOfJob(job: GenerationJob, apiKeyId: string | null): NewRequest {
+  return {
+    id: job.requestId,
+    apiKeyId,
+    model: job.model,
+    method: job.method,
+    parameters: {
+      maxTokens: job.maxTokens,
+      sampling: job.sampling,
+      width: job.width,
+      stop: job.stop,
+    },
+    promptTokens: job.promptTokens,
+    reservedTokens: job.promptTokens + job.maxTokens,
+    queuedAt: new Date(job.enqueuedAt),
+  };
 }
 
 export interface Outcome {
