@@ -21,6 +21,11 @@ export interface FakeHeadOptions {
   concurrency?: number;
   /** Fail the first attempt of every job after this many tokens (retryable). */
   failFirstAttemptAfter?: number;
+  /**
+   * With failFirstAttemptAfter: stop taking jobs when the first attempt fails, so the retry
+   * waits in the queue (a pipeline that stays broken).
+   */
+  pauseAfterFailure?: boolean;
   /** Die after this many tokens without writing a terminal record (a crashed head). */
   crashAfter?: number;
 }
@@ -83,6 +88,7 @@ export class FakeHead {
           retryable: true,
           at: Date.now(),
         });
+        if (this.options.pauseAfterFailure) await this.worker.pause(true);
         throw new Error('STAGE_LOST');
       }
       if (this.options.crashAfter === i) throw new UnrecoverableError('head crashed');

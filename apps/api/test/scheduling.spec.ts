@@ -175,6 +175,39 @@ describe('accounting exactly once', () => {
     }
   }, 90_000);
 
+  it('bills the tokens delivered when a client cancels a job waiting for its retry', async () => {
+    // The first attempt streams 4 tokens and fails on a broken pipeline; the retry waits in
+    // the queue; the client gives up and cancels (as a dropped SSE stream does). Before, the
+    // cancel ended it with a zero usage record: 0 tokens billed for 4 delivered.
+    const head = new FakeHead(api.prefix, {
+      failFirstAttemptAfter: 4,
+      pauseAfterFailure: true,
+      tokenDelayMs: 2,
+    });
+    try {
+      const { key } = await tenantKey('cancel-waiting-retry');
+      const sub = await call(api, 'POST', '/v1/jobs', {
+        token: key,
+        body: { model: MODEL, prompt: 'broken', max_tokens: 20, seed: 5 },
+      });
+      const id = sub.body.id as string;
+      await waitFor(async () => {
+        const events = await api.redis.xrange(`${api.prefix}req:${id}:events`, '-', '+');
+        return events.some(([, f]) => f[1].includes('"retryable":true')) ? true : undefined;
+      });
+      const cancel = await call(api, 'POST', `/v1/jobs/${id}/cancel`, { token: key });
+      expect(cancel.body).toMatchObject({ status: 'cancelled' });
+      const row = await accounted(id);
+      expect(row).toMatchObject({ status: 'cancelled', completionTokens: 4 });
+      expect(row.promptTokens).toBeGreaterThan(0);
+      const status = await call(api, 'GET', `/v1/jobs/${id}`, { token: key });
+      expect(status.body.output).toBe(fakeOutput(5, 4));
+      expect(status.body.usage).toMatchObject({ completion_tokens: 4 });
+    } finally {
+      await head.close();
+    }
+  }, 90_000);
+
   it('records a job that failed for good once, as failed, billing what was delivered', async () => {
     const head = new FakeHead(api.prefix, { crashAfter: 2 });
     try {

@@ -22,6 +22,7 @@ import { TenantsService } from '../tenants/tenants.service.js';
 import { AccountingService } from './accounting.service.js';
 import { EventReader } from './event-reader.js';
 import { FairScheduler } from './fair-scheduler.js';
+import { deliveredUsage } from './outcome.js';
 import { PromptTokenizer } from './prompt-tokenizer.js';
 import { requestOfJob, RequestsRepository } from './requests.repository.js';
 
@@ -223,12 +224,18 @@ export class GenerationService {
       .publish(cancelChannel(this.redis.prefix), requestId)
       .exec();
     if (await this.scheduler.remove(tenantId, requestId)) {
+      // A job waiting for a retry may have streamed tokens on its first attempt: those were
+      // delivered, and are billed.
+      const usage = deliveredUsage(
+        request,
+        (await this.events.all(requestId)).map((e) => e.event),
+      );
       await this.events.append(
         requestId,
         {
           type: 'done',
           finishReason: 'cancelled',
-          usage: { promptTokens: 0, completionTokens: 0 },
+          usage,
           stats: { timesteps: 0, draftedTokens: 0, acceptedTokens: 0, hitRate: 0, stageSeconds: 0 },
           at: this.clock.nowMs(),
         },

@@ -5,6 +5,25 @@ import type { RequestStatus } from '@pipedec/db';
 import { costMicros, type TenantPricing } from '../tenants/limits.js';
 import type { Outcome } from './requests.repository.js';
 
+/**
+ * What a request that ends without its head's own count is billed: the prompt once a head
+ * started it (it was processed), and each output index delivered once (a retried attempt
+ * re-emits indices from 0). Used for failures, and for a job cancelled while it waited for a
+ * retry after its first attempt had streamed tokens.
+ */
+export function deliveredUsage(
+  request: { promptTokens: number },
+  events: readonly RequestEvent[],
+): { promptTokens: number; completionTokens: number } {
+  const indices = new Set<number>();
+  let started = false;
+  for (const e of events) {
+    if (e.type === 'started') started = true;
+    else if (e.type === 'token') indices.add(e.index);
+  }
+  return { promptTokens: started ? request.promptTokens : 0, completionTokens: indices.size };
+}
+
 export function outcomeOf(
   request: { queuedAt: Date; promptTokens: number },
   events: readonly RequestEvent[],
@@ -39,9 +58,7 @@ export function outcomeOf(
   } else {
     status = 'failed';
     errorCode = terminal.code;
-    // The prompt was processed once a head started it; tokens delivered are billed.
-    promptTokens = started ? request.promptTokens : 0;
-    completionTokens = firstAt.size;
+    ({ promptTokens, completionTokens } = deliveredUsage(request, events));
   }
   const queued = request.queuedAt.getTime();
   const firstToken = times.length > 0 ? times[0] : null;
