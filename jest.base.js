@@ -14,6 +14,8 @@ export function workspaceJestConfig(dir) {
     testMatch: ['<rootDir>/src/**/*.spec.ts', '<rootDir>/test/**/*.spec.ts'],
     moduleNameMapper: {
       '^@pipedec/(contracts|model|engine|testkit)$': `${root}/libs/$1/src/index.ts`,
+      // Subpath exports (`@pipedec/model/tokenizer`, `@pipedec/testkit/local-cluster`).
+      '^@pipedec/(contracts|model|engine|testkit)/([a-z-]+)$': `${root}/libs/$1/src/$2.ts`,
       '^@pipedec/db$': `${root}/prisma/src/index.ts`,
       '^(\\.{1,2}/.*)\\.js$': '$1',
     },

@@ -42,7 +42,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { io, type Socket } from 'socket.io-client';
-import { freePort, LocalCluster } from '../apps/stage-node/dist/launcher/local-cluster.js';
+import { freePort, LocalCluster } from '@pipedec/testkit/local-cluster';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const MODEL = 'pipedec-demo';

@@ -56,7 +56,7 @@ import { parseArgs } from 'node:util';
 import { dialStage } from '../apps/stage-node/dist/grpc/grpc-options.js';
 import type { GenerationSummary } from '../apps/stage-node/dist/head/generation-consumer.js';
 import type { TransportStats } from '../apps/stage-node/dist/head/grpc-pipeline.js';
-import { freePort, LocalCluster } from '../apps/stage-node/dist/launcher/local-cluster.js';
+import { freePort, LocalCluster } from '@pipedec/testkit/local-cluster';
 import {
   BRIDGE_HOST,
   cleanupNamespaces,

@@ -15,7 +15,7 @@ import {
 } from '@pipedec/contracts';
 import OpenAI from 'openai';
 import { io, type Socket } from 'socket.io-client';
-import { LocalCluster } from '../../stage-node/src/launcher/local-cluster.js';
+import { LocalCluster } from '@pipedec/testkit/local-cluster';
 import { adminLogin, call, errorOf, startTestApi, type TestApi } from './test-api.js';
 
 const MODEL = 'pipedec-demo';

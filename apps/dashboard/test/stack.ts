@@ -18,12 +18,11 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { freePort, LocalCluster } from '../../stage-node/src/launcher/local-cluster.js';
+import { freePort, LocalCluster, STAGE_MAIN } from '@pipedec/testkit/local-cluster';
 
 export const ROOT = path.resolve(import.meta.dirname, '../../..');
 export const DASHBOARD_DIR = path.join(ROOT, 'apps/dashboard');
 const API_MAIN = path.join(ROOT, 'apps/api/dist/main.js');
-const STAGE_MAIN = path.join(ROOT, 'apps/stage-node/dist/main.js');
 const NEXT_BIN = path.join(ROOT, 'node_modules/next/dist/bin/next');
 
 export const ADMIN = { email: 'admin@e2e.local', password: 'e2e-admin-password' };

@@ -15,7 +15,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { LocalCluster, STAGE_MAIN } from '../src/launcher/local-cluster.js';
+import { LocalCluster, STAGE_MAIN } from '@pipedec/testkit/local-cluster';
 import {
   ended,
   enqueue,

@@ -1,5 +1,5 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import { loadTokenizer, type ChatMessage, type LoadedTokenizer } from '@pipedec/model';
+import { loadTokenizer, type ChatMessage, type LoadedTokenizer } from '@pipedec/model/tokenizer';
 import { Errors } from '../common/errors.js';
 import { API_CONFIG, type ApiConfig } from '../config/api-config.js';
 

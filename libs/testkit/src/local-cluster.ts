@@ -1,14 +1,21 @@
-// Starts a pipeline of stage processes on this host (or inside network namespaces), each a
-// real `node dist/main.js` on its own ports, and waits until the head reports its pipeline
-// whole. Used by the tests, the start script and the cluster benchmark; it can kill, stop and
-// restart single stages.
+// TEST HARNESS (`@pipedec/testkit/local-cluster`): starts a pipeline of stage processes on
+// this host (or inside network namespaces), each a real `node apps/stage-node/dist/main.js` on
+// its own ports, and waits until the head reports its pipeline whole. Used by the tests of
+// every app and by the benchmarks; it can kill, stop and restart single stages and keeps each
+// stage's output. It runs the stage node by path and imports nothing from apps/, so no app
+// imports another. Production starts its stages with apps/stage-node's start-pipeline.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 
-/** The compiled entry point (Nest needs decorator metadata, which only tsc emits). */
-export const STAGE_MAIN = fileURLToPath(new URL('../../dist/main.js', import.meta.url));
+/**
+ * The stage node's compiled entry point (Nest needs decorator metadata, which only tsc
+ * emits), from libs/testkit/src or libs/testkit/dist alike.
+ */
+export const STAGE_MAIN = fileURLToPath(
+  new URL('../../../apps/stage-node/dist/main.js', import.meta.url),
+);
 
 export interface StagePlacement {
   /** Address the stage binds and advertises (a namespace's address, or 127.0.0.1). */
