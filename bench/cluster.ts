@@ -22,6 +22,7 @@ import {
   type GenerationJob,
 } from '@pipedec/contracts';
 import {
+  defaultBranching,
   generatePipeDec,
   generatePP,
   generateSTPP,
@@ -472,7 +473,7 @@ async function simulate(
     case 'stpp':
       res = await generateSTPP(pipeline, d, request, {
         depth: STPP_DEPTH,
-        branching: Math.min(WIDTH, 4),
+        branching: defaultBranching(WIDTH),
         budget: WIDTH * STPP_DEPTH,
       });
       break;

@@ -13,6 +13,7 @@ import { parseArgs } from 'node:util';
 
 import {
   type CostModel,
+  defaultBranching,
   generatePipeDec,
   generatePP,
   generateSTPP,
@@ -111,7 +112,7 @@ const STPP_GRID: StppOptions[] = args['stpp-grid']
     ];
 /** PipeDec's top-k per node at width W. */
 const SCORE_T = Number(args['score-temperature']);
-const branchingFor = (W: number) => (args.branching ? Number(args.branching) : Math.min(W, 4));
+const branchingFor = (W: number) => (args.branching ? Number(args.branching) : defaultBranching(W));
 
 async function exists(p: string): Promise<boolean> {
   return access(p).then(

@@ -3,8 +3,7 @@
 // committed nodes become its committed prefix). It proposes children for tree nodes.
 
 import { EngineError } from './errors.js';
-import type { RequestRun } from './run.js';
-import { chooseToken, logSumExp, topK } from './sampling.js';
+import { chooseToken, logSumExp, type SamplingParams, topK } from './sampling.js';
 import type { StageShard } from './stage.js';
 import type { Candidate } from './tree.js';
 
@@ -32,12 +31,25 @@ export function checkCompatible(target: StageShard['info'], draft: StageShard['i
   if (problems.length > 0) throw new EngineError('INCOMPATIBLE_MODELS', problems.join('; '));
 }
 
+/**
+ * What the draft needs from the request it drafts for. RequestRun provides it; the draft does
+ * not depend on the run itself (run.ts checks drafts with checkCompatible from here).
+ */
+export interface DraftHost {
+  readonly prompt: readonly number[];
+  readonly sampling: SamplingParams;
+  readonly request: { readonly requestId: string };
+  /** Times a draft call (and counts its positions) so that engine overhead excludes it. */
+  timeDraft<T>(positions: number, work: () => Promise<T>): Promise<T>;
+  timeDraftSync(work: () => void): void;
+}
+
 export class DraftRunner {
   private readonly seq: string;
 
   constructor(
     private readonly shard: StageShard,
-    private readonly run: RequestRun,
+    private readonly run: DraftHost,
     private readonly branching: number,
     /**
      * Temperature of the draft log-probabilities that rank proposals across the tree (the

@@ -1,8 +1,10 @@
 export { generateAR } from './ar.js';
-export { checkCompatible, DraftRunner, type DraftRow } from './draft.js';
+export { checkCompatible, type DraftHost, DraftRunner, type DraftRow } from './draft.js';
 export { EngineError, type EngineErrorCode } from './errors.js';
 export type { Decision, LayerPacket, Verdict } from './messages.js';
-export { generatePipeDec, type PipeDecOptions } from './pipedec.js';
+export { AheadDrafter, type AheadOptions } from './ahead.js';
+export { Speculation } from './speculation.js';
+export { defaultBranching, generatePipeDec, type PipeDecOptions } from './pipedec.js';
 export {
   inFlightWindow,
   InProcessPipeline,

@@ -8,17 +8,24 @@
 // drafted serially (refillLayers), or drafting ahead on a wider tree of the draft's own
 // (draftWidth) from which layers and refills are sent without the stages waiting.
 
+import { AheadDrafter } from './ahead.js';
 import { DraftRunner } from './draft.js';
 import type { LayerPacket, Verdict } from './messages.js';
 import type { Pipeline } from './pipeline.js';
 import { type GenerateRequest, type GenerateResult, openRun, RequestRun } from './run.js';
+import { Speculation } from './speculation.js';
 import type { StageShard } from './stage.js';
 import { PredictionTree, type TreeNode } from './tree.js';
+
+/** k when a caller gives none: children proposed per node for a tree of width W. */
+export function defaultBranching(width: number): number {
+  return Math.min(width, 4);
+}
 
 export interface PipeDecOptions {
   /** W: most nodes per tree layer. */
   width: number;
-  /** k: most children proposed per node (default min(W, 4)). */
+  /** k: most children proposed per node (default: defaultBranching(W) = min(W, 4)). */
   branching?: number;
   /**
    * Beyond the paper (default 1 = the paper's method): tree layers per packet in steady state.
@@ -54,6 +61,58 @@ export interface PipeDecOptions {
   onVerify?(tree: PredictionTree): void;
 }
 
+/**
+ * The paper's drafting: each tick injects the next tree layer (the root itself after a miss),
+ * and the draft runs on that layer while the stages compute, so its children are ready for
+ * the next tick. Options beyond the paper: layersPerStep layers per packet, and refills of up
+ * to refillLayers layers after a miss.
+ */
+class LayerDrafter {
+  constructor(
+    private readonly spec: Speculation,
+    private readonly stageCount: number,
+    private readonly options: PipeDecOptions,
+  ) {}
+
+  async tick(): Promise<LayerPacket | null> {
+    const { tree } = this.spec;
+    // In steady state the tree is S - 1 layers deep below the root (one per stage in flight);
+    // a refill brings it back to that depth in one packet, up to refillLayers.
+    const missing = tree.root.injected ? this.stageCount - 1 - tree.height : this.stageCount;
+    const depth = Math.max(
+      this.options.layersPerStep ?? 1,
+      Math.min(this.options.refillLayers ?? 1, missing),
+    );
+    const nodes: TreeNode[] = [];
+    for (let d = 0; d < depth; d++) {
+      // A deeper layer in the same packet needs the draft's proposals for this one first.
+      if (d > 0) await this.spec.propose(tree.layer(tree.height));
+      const layer = this.nextLayer();
+      if (layer.length === 0) break;
+      for (const n of layer) n.injected = true;
+      nodes.push(...layer);
+    }
+    return this.spec.packetOf(nodes);
+  }
+
+  /** While the stages compute: the draft runs on the nodes just sent. */
+  async afterSend(packet: LayerPacket): Promise<void> {
+    const { tree } = this.spec;
+    await this.spec.propose(
+      [...packet.nodeIds].map((id) => tree.get(id)).filter((n) => n !== undefined),
+    );
+  }
+
+  /** The next layer to inject: the root itself after a miss, else one layer below the tree. */
+  private nextLayer(): TreeNode[] {
+    const { tree, run } = this.spec;
+    if (!tree.root.injected) return [tree.root];
+    const frontier = tree.layer(tree.height);
+    if (frontier[0].position + 1 > run.lastUsefulPosition) return [];
+    return tree.expand();
+  }
+}
+
 export async function generatePipeDec(
   pipeline: Pipeline,
   draft: StageShard,
@@ -66,223 +125,53 @@ export async function generatePipeDec(
   });
   if (!(opened instanceof RequestRun)) return opened; // the prompt fills the context
   const run = opened;
-  const branching = options.branching ?? Math.min(options.width, 4);
+  const width = options.width;
+  const branching = options.branching ?? defaultBranching(width);
   const drafter = new DraftRunner(draft, run, branching, options.scoreTemperature);
-  const ahead = options.draftWidth !== undefined;
-  const draftWidth = Math.max(options.width, options.draftWidth ?? options.width);
-  const layersPerStep = options.layersPerStep ?? 1;
-  const refillBudget = options.refillBudget ?? 2 * options.width;
-  const tree = new PredictionTree(draftWidth, branching, request.prompt.length);
-  /** Draft ahead: nodes the draft has not run on yet (the newest layer, a new root). */
-  let undrafted: TreeNode[] = [];
-  /** Draft ahead: the layers the draft added since the last tick, each best first. */
-  let drafted: TreeNode[][] = [];
-  const rootToken = request.prompt[request.prompt.length - 1];
+  const treeWidth = Math.max(width, options.draftWidth ?? width);
+  const tree = new PredictionTree(treeWidth, branching, request.prompt.length);
   // The first root is the last prompt row: it travels with the last prefill chunk.
+  const rootToken = request.prompt[request.prompt.length - 1];
   tree.reset(rootToken, request.prompt.length - 1, 0, -1, run.promptRoot).injected = true;
-  let epoch = 0;
+  const spec = new Speculation(run, drafter, tree, (t) => options.onVerify?.(t));
+  const layersPerStep = options.layersPerStep ?? 1;
+  const ahead =
+    options.draftWidth === undefined
+      ? null
+      : new AheadDrafter(spec, {
+          width,
+          layersPerStep,
+          refillBudget: options.refillBudget ?? 2 * width,
+          maxHeight: layersPerStep * pipeline.stageCount,
+        });
+  const layers = new LayerDrafter(spec, pipeline.stageCount, options);
   let draftPrefilled = false;
-
-  /** The next layer to inject: the root itself after a miss, else one layer below the tree. */
-  function nextLayer(): TreeNode[] {
-    if (!tree.root.injected) return [tree.root];
-    const frontier = tree.layer(tree.height);
-    if (frontier[0].position + 1 > run.lastUsefulPosition) return [];
-    return tree.expand();
-  }
-
-  /** Runs the draft on nodes it has not seen yet; stores their children's proposals. */
-  async function propose(nodes: TreeNode[]): Promise<void> {
-    const fresh = nodes.filter((n) => n.candidates === null);
-    if (fresh.length === 0) return;
-    const proposals = await drafter.propose(
-      fresh.map((n) => ({
-        id: n.id,
-        parent: tree.has(n.parent) ? n.parent : -1,
-        position: n.position,
-        token: n.token,
-      })),
-    );
-    fresh.forEach((n, i) => (n.candidates = proposals[i]));
-  }
-
-  /** Drafts the nodes of the draft's tree it has not run on yet. */
-  async function proposeUndrafted(): Promise<void> {
-    const nodes = undrafted.filter((n) => tree.has(n.id));
-    undrafted = [];
-    await propose(nodes);
-  }
-
-  /**
-   * Draft ahead (while the stages compute): grows the draft's tree by k layers, so the next
-   * tick can send them without waiting for the draft. k draft calls, each on one layer.
-   */
-  async function growDraftTree(): Promise<void> {
-    const maxHeight = layersPerStep * pipeline.stageCount;
-    for (let i = 0; i < layersPerStep; i++) {
-      if (tree.root.candidates === null && !undrafted.includes(tree.root)) {
-        undrafted.push(tree.root);
-      }
-      await proposeUndrafted();
-      const height = tree.height;
-      const frontier = tree.layer(height);
-      if (height >= maxHeight || frontier[0].position + 1 > run.lastUsefulPosition) return;
-      const layer = tree.expand();
-      if (layer.length === 0) return;
-      undrafted.push(...layer);
-      drafted.push(layer);
-    }
-  }
-
-  /**
-   * One tick when the draft works ahead: the root if the stages lack it; a refill when the
-   * stages' subtree of the root is shallower than the draft's (best first, up to
-   * refillBudget nodes); then the best W nodes of each layer the draft added last tick
-   * whose parents are in flight.
-   */
-  function aheadTick(): LayerPacket | null {
-    const nodes: TreeNode[] = [];
-    const root = tree.root;
-    if (!root.injected) {
-      root.injected = true;
-      nodes.push(root);
-    }
-    const fresh = drafted
-      .map((layer) => layer.filter((n) => tree.has(n.id)))
-      .filter((l) => l.length > 0);
-    drafted = [];
-    const oldHeight = fresh.length > 0 ? fresh[0][0].depth - root.depth - 1 : tree.height;
-    if (tree.injectedHeight < oldHeight) {
-      if (nodes.length === 0) run.stats.refills++;
-      const refill = tree.pickForInjection(refillBudget, oldHeight);
-      for (const n of refill) n.injected = true;
-      nodes.push(...refill);
-    }
-    for (const layer of fresh) {
-      let sent = 0;
-      for (const n of layer) {
-        if (sent === options.width) break;
-        if (tree.get(n.parent)?.injected) {
-          n.injected = true;
-          nodes.push(n);
-          sent++;
-        }
-      }
-    }
-    return packetOf(nodes);
-  }
-
-  /** The packet that sends `nodes` (marked injected) into stage 0; null when there are none. */
-  function packetOf(nodes: TreeNode[]): LayerPacket | null {
-    if (nodes.length === 0) return null;
-    run.stats.draftedNodes += nodes.length;
-    return run.packet(
-      epoch,
-      nodes.map((n) => (tree.has(n.parent) ? n.parent : -1)),
-      nodes.map((n) => n.id),
-      nodes.map((n) => n.position),
-      nodes.map((n) => n.token),
-    );
-  }
-
-  /** Commits the root's target token x; re-roots on a hit, refills on a miss. */
-  function verify(): void {
-    for (let root = tree.root; root.target !== null && run.finish === null; root = tree.root) {
-      const x = root.target;
-      const chain = [...run.pendingChain, root.id];
-      run.pendingChain = [];
-      // The last useful root has no children on purpose: not a verification of the tree.
-      const final = root.position + 1 > run.lastUsefulPosition;
-      if (!final) run.stats.verifications++;
-      const child = tree.childWithToken(x);
-      if (child) {
-        if (child.injected) run.stats.hits++;
-        else {
-          // Only the draft's tree has it: the stages refill from it (sent next tick).
-          run.stats.misses++;
-          run.stats.refills++;
-        }
-        tree.reroot(child.id);
-        const keep = tree.liveIds();
-        run.decide(epoch, chain, keep, tree.lastId);
-        drafter.commit([root.id]);
-        drafter.prune(new Set(keep));
-      } else {
-        if (!final) {
-          run.stats.misses++;
-          run.stats.refills++;
-        }
-        epoch++;
-        run.decide(epoch, chain, 'none', tree.lastId);
-        drafter.commit([root.id]);
-        drafter.prune(new Set());
-        tree.reset(x, root.position + 1, epoch, root.id);
-      }
-      options.onVerify?.(tree);
-      run.commitToken(x, root.targetLogit);
-    }
-  }
 
   try {
     await run.loop({
-      async onTick(): Promise<LayerPacket | null> {
-        if (!run.prefillDone) return run.nextPrefillPacket(epoch);
-        if (ahead) {
-          const packet = aheadTick();
-          if (packet || run.finish !== null) return packet;
-          // Nothing drafted the stages can take (the draft's tree stopped growing): the
-          // stages wait for one round of drafting.
-          await growDraftTree();
-          return aheadTick();
-        }
-        // In steady state the tree is S - 1 layers deep below the root (one per stage in
-        // flight); a refill brings it back to that depth in one packet, up to refillLayers.
-        const missing = tree.root.injected
-          ? pipeline.stageCount - 1 - tree.height
-          : pipeline.stageCount;
-        const depth = Math.max(
-          options.layersPerStep ?? 1,
-          Math.min(options.refillLayers ?? 1, missing),
-        );
-        const nodes: TreeNode[] = [];
-        for (let d = 0; d < depth; d++) {
-          // A deeper layer in the same packet needs the draft's proposals for this one first.
-          if (d > 0) await propose(tree.layer(tree.height));
-          const layer = nextLayer();
-          if (layer.length === 0) break;
-          for (const n of layer) n.injected = true;
-          nodes.push(...layer);
-        }
-        return packetOf(nodes);
+      // 1. Expand: the next packet of the prompt, then of the tree.
+      onTick(): Promise<LayerPacket | null> | LayerPacket | null {
+        if (!run.prefillDone) return run.nextPrefillPacket(spec.epoch);
+        return ahead ? ahead.tick() : layers.tick();
       },
+      // 2. Compute: the stages work on the packet; the draft works beside them.
       async afterSend(packet: LayerPacket) {
-        // The draft works while the stages compute: on the first tick it prefills the prompt;
-        // afterwards it runs on the layer just injected, so its children are ready next tick.
         if (!draftPrefilled) {
           draftPrefilled = true;
           tree.root.candidates = await drafter.prefill(request.prefillChunk ?? 32);
         }
-        // Drafting ahead starts while the last prefill chunk is in the stages.
         if (run.isPrefillPacket(packet.seq)) {
-          if (ahead && run.prefillDone) await growDraftTree();
-          return;
-        }
-        if (ahead) {
-          await growDraftTree();
-          return;
-        }
-        await propose([...packet.nodeIds].map((id) => tree.get(id)).filter((n) => n !== undefined));
+          // Drafting ahead starts while the last prefill chunk is in the stages.
+          if (ahead && run.prefillDone) await ahead.grow();
+        } else if (ahead) await ahead.grow();
+        else await layers.afterSend(packet);
       },
+      // 3-5. Verify, commit and prune.
       onVerdict(v: Verdict) {
-        if (run.handlePrefillVerdict(v, epoch)) return;
-        if (v.epoch < epoch) return;
-        for (let i = 0; i < v.nodeIds.length; i++) {
-          const n = tree.get(v.nodeIds[i]);
-          if (!n) continue;
-          n.target = v.tokens[i];
-          n.targetLogit = v.logits[i];
-        }
-        verify();
+        if (run.handlePrefillVerdict(v, spec.epoch)) return;
+        if (v.epoch < spec.epoch) return;
+        spec.record(v);
+        spec.verify();
       },
     });
   } catch (err) {

@@ -1,6 +1,7 @@
 // Runs one generation with the method the job asks for, over the head's pipeline.
 import type { DecodingMethod } from '@pipedec/contracts';
 import {
+  defaultBranching,
   generatePipeDec,
   generatePP,
   generateSTPP,
@@ -30,7 +31,7 @@ export function runMethod(
     case 'stpp':
       return generateSTPP(pipeline, draft, request, {
         depth: opts.stppDepth,
-        branching: Math.min(opts.width, 4),
+        branching: defaultBranching(opts.width),
         budget: opts.width * opts.stppDepth,
         scoreTemperature: opts.scoreTemperature,
       });
