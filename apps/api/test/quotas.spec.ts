@@ -1,4 +1,4 @@
-import { AccountingService } from '../src/generation/accounting.service.js';
+import { ReservationService } from '../src/generation/reservation.service.js';
 import { FakeHead } from './fake-head.js';
 import { adminLogin, call, errorOf, MODEL, startTestApi, type TestApi } from './test-api.js';
 
@@ -128,7 +128,7 @@ describe('token quota under concurrency', () => {
     const used = (res.body.usage as { total_tokens: number }).total_tokens;
     const month = (await api.redis.keys(`${api.prefix}quota:${tenantId}:month:*`))[0];
     await api.redis.set(month, 999_999); // drifted, e.g. a lost Redis or a crashed replica
-    const accounting = api.app.get(AccountingService);
+    const accounting = api.app.get(ReservationService);
     await accounting.reconcileAll();
     expect(Number(await api.redis.get(month))).toBe(used);
 

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { GenerationJob } from '@pipedec/contracts';
 import { deleteRedisPrefix } from '@pipedec/testkit';
-import { AccountingService } from '../src/generation/accounting.service.js';
+import { ReservationService } from '../src/generation/reservation.service.js';
 import { FairScheduler } from '../src/generation/fair-scheduler.js';
 import { RequestsRepository } from '../src/generation/requests.repository.js';
 import { FakeHead, fakeOutput } from './fake-head.js';
@@ -338,7 +338,7 @@ describe('accounting exactly once', () => {
       ['failed', 'job_lost', 0, 0],
     ]);
     // Reconciliation sets the month's usage from PostgreSQL again: only the billed request.
-    await api.app.get(AccountingService).reconcileAll();
+    await api.app.get(ReservationService).reconcileAll();
     const billed = await api.prisma.generationRequest.findFirstOrThrow({
       where: { tenantId, status: 'succeeded' },
     });

@@ -7,9 +7,9 @@ import { API_CONFIG, type ApiConfig } from '../config/api-config.js';
 import { AccountingService } from './accounting.service.js';
 import { EventReader } from './event-reader.js';
 import type { Admitted } from './generation.service.js';
-import { GenerationService } from './generation.service.js';
 import { chunk, finishReason, fullResponse, usageOf, type Kind } from './openai-format.js';
 import { relayTokens } from './relay.js';
+import { RequestsService } from './requests.service.js';
 
 export interface RelayOptions {
   kind: Kind;
@@ -26,7 +26,7 @@ export class GenerationRelay {
 
   constructor(
     private readonly events: EventReader,
-    private readonly generation: GenerationService,
+    private readonly requests: RequestsService,
     private readonly accounting: AccountingService,
     @Inject(API_CONFIG) private readonly config: ApiConfig,
   ) {}
@@ -137,7 +137,7 @@ export class GenerationRelay {
   }
 
   private cancelQuietly(tenantId: string, requestId: string): void {
-    this.generation.cancel(tenantId, requestId).catch((e: unknown) => {
+    this.requests.cancel(tenantId, requestId).catch((e: unknown) => {
       this.logger.warn(`cancel ${requestId} after disconnect: ${String(e)}`);
     });
   }

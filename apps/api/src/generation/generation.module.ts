@@ -2,6 +2,7 @@ import { Module } from '@nestjs/common';
 import { ApiKeysModule } from '../api-keys/api-keys.module.js';
 import { QuotasModule } from '../quotas/quotas.module.js';
 import { TenantsModule } from '../tenants/tenants.module.js';
+import { AccountingSweeper } from './accounting-sweeper.js';
 import { AccountingService } from './accounting.service.js';
 import { AdminPlaygroundController } from './admin-playground.controller.js';
 import { EventReader } from './event-reader.js';
@@ -12,6 +13,8 @@ import { JobsController } from './jobs.controller.js';
 import { OpenAiController } from './openai.controller.js';
 import { PromptTokenizer } from './prompt-tokenizer.js';
 import { RequestsRepository } from './requests.repository.js';
+import { RequestsService } from './requests.service.js';
+import { ReservationService } from './reservation.service.js';
 import { StreamGateway } from './stream.gateway.js';
 import { StreamMux } from './stream-mux.js';
 
@@ -20,12 +23,15 @@ import { StreamMux } from './stream-mux.js';
   controllers: [OpenAiController, JobsController, AdminPlaygroundController],
   providers: [
     AccountingService,
+    AccountingSweeper,
     EventReader,
     FairScheduler,
     GenerationRelay,
     GenerationService,
     PromptTokenizer,
     RequestsRepository,
+    RequestsService,
+    ReservationService,
     StreamGateway,
     StreamMux,
   ],

@@ -1,11 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
 import {
-  cancelChannel,
   cancelKey,
   eventsKey,
   GENERATION_JOB_VERSION,
-  REQUEST_KEYS_TTL_S,
   unsupportedCombination,
   type DecodingMethod,
   type GenerationJob,
@@ -15,16 +13,13 @@ import { ApiError, Errors } from '../common/errors.js';
 import { API_CONFIG, type ApiConfig } from '../config/api-config.js';
 import { Clock } from '../infra/clock.js';
 import { RedisConnections } from '../infra/redis.provider.js';
-import { MetricsService } from '../metrics/metrics.service.js';
 import type { RateHeaders } from '../quotas/quota.service.js';
-import { QuotaService } from '../quotas/quota.service.js';
 import { TenantsService } from '../tenants/tenants.service.js';
-import { AccountingService } from './accounting.service.js';
-import { EventReader } from './event-reader.js';
 import { FairScheduler } from './fair-scheduler.js';
-import { deliveredUsage } from './outcome.js';
 import { PromptTokenizer } from './prompt-tokenizer.js';
 import { requestOfJob, RequestsRepository } from './requests.repository.js';
+import { RequestsService } from './requests.service.js';
+import { ReservationService } from './reservation.service.js';
 
 /** A generation request after validation, whatever endpoint it came from. */
 export interface GenerationParams {
@@ -77,18 +72,21 @@ export interface Admitted {
 
 const DEFAULT_WIDTH: Record<DecodingMethod, number> = { pipedec: 2, stpp: 2, pp: 1 };
 
+/**
+ * Admission: validates a request against the model and the tenant's limits, tokenizes its
+ * prompt, reserves its quota, queues its job and records it. Relaying its events is
+ * GenerationRelay's; its status and cancelling are RequestsService's.
+ */
 @Injectable()
 export class GenerationService {
   constructor(
     private readonly tenants: TenantsService,
-    private readonly quota: QuotaService,
     private readonly tokenizer: PromptTokenizer,
+    private readonly reservation: ReservationService,
     private readonly scheduler: FairScheduler,
     private readonly repo: RequestsRepository,
-    private readonly events: EventReader,
-    private readonly accounting: AccountingService,
+    private readonly requests: RequestsService,
     private readonly redis: RedisConnections,
-    private readonly metrics: MetricsService,
     private readonly clock: Clock,
     @Inject(API_CONFIG) private readonly config: ApiConfig,
   ) {}
@@ -139,15 +137,7 @@ export class GenerationService {
     const reserve = tokenIds.length + maxTokens;
     // Whether the job may skip the fair lists is looked up in the quota's round trip.
     const room = this.scheduler.checkRoom();
-    let headers: RateHeaders;
-    try {
-      headers = await this.quota.admit(tenantId, requestId, ctx.limits, reserve);
-    } catch (e) {
-      room?.release();
-      if (e instanceof ApiError && e.status === 429)
-        this.metrics.rateLimited.inc({ tenant: tenantId, code: e.code });
-      throw e;
-    }
+    const headers = await this.reservation.reserve(tenantId, requestId, ctx.limits, reserve, room);
     const queuedAt = this.clock.now();
     const stop = p.stop == null ? [] : typeof p.stop === 'string' ? [p.stop] : p.stop;
     const sampling = {
@@ -187,7 +177,7 @@ export class GenerationService {
       await this.repo.create(tenantId, requestOfJob(job, principal.apiKeyId));
     } catch (e) {
       await this.withdraw(tenantId, requestId);
-      await this.quota.settle(requestId, 0);
+      await this.reservation.settle(requestId, 0);
       throw e;
     }
     return {
@@ -201,103 +191,7 @@ export class GenerationService {
 
   /** Takes back a job that may be queued without a record: out of the queue, or cancelled. */
   private async withdraw(tenantId: string, requestId: string): Promise<void> {
-    await this.redis.command
-      .multi()
-      .set(cancelKey(this.redis.prefix, requestId), '1', 'EX', REQUEST_KEYS_TTL_S)
-      .publish(cancelChannel(this.redis.prefix), requestId)
-      .exec()
-      .catch(() => undefined);
+    await this.requests.flagCancelled(requestId).catch(() => undefined);
     await this.scheduler.remove(tenantId, requestId).catch(() => false);
-  }
-
-  /**
-   * Cancels a request of this tenant. A job still waiting is removed and ended here; a
-   * running one sees the cancel flag at its next timestep and ends itself.
-   */
-  async cancel(tenantId: string, requestId: string): Promise<{ id: string; status: string }> {
-    const request = await this.repo.find(tenantId, requestId);
-    if (!request) throw Errors.notFound('Request', requestId);
-    if (request.accountedAt) return { id: requestId, status: request.status };
-    await this.redis.command
-      .multi()
-      .set(cancelKey(this.redis.prefix, requestId), '1', 'EX', REQUEST_KEYS_TTL_S)
-      .publish(cancelChannel(this.redis.prefix), requestId)
-      .exec();
-    if (await this.scheduler.remove(tenantId, requestId)) {
-      // A job waiting for a retry may have streamed tokens on its first attempt: those were
-      // delivered, and are billed.
-      const usage = deliveredUsage(
-        request,
-        (await this.events.all(requestId)).map((e) => e.event),
-      );
-      await this.events.append(
-        requestId,
-        {
-          type: 'done',
-          finishReason: 'cancelled',
-          usage,
-          stats: { timesteps: 0, draftedTokens: 0, acceptedTokens: 0, hitRate: 0, stageSeconds: 0 },
-          at: this.clock.nowMs(),
-        },
-        REQUEST_KEYS_TTL_S,
-      );
-      await this.accounting.finalize(tenantId, requestId);
-      return { id: requestId, status: 'cancelled' };
-    }
-    return { id: requestId, status: 'cancelling' };
-  }
-
-  /** Status and (when finished) result of a request of this tenant. */
-  async status(tenantId: string, requestId: string) {
-    const request = await this.repo.find(tenantId, requestId);
-    if (!request) throw Errors.notFound('Request', requestId);
-    const entries = await this.events.all(requestId);
-    const text = new Map<number, string>();
-    let started = false;
-    for (const { event } of entries) {
-      if (event.type === 'token' && !text.has(event.index)) text.set(event.index, event.text);
-      if (event.type === 'started') started = true;
-    }
-    const output = [...text.entries()]
-      .sort((a, b) => a[0] - b[0])
-      .map(([, t]) => t)
-      .join('');
-    const status = request.accountedAt ? request.status : started ? 'running' : 'queued';
-    return {
-      id: request.id,
-      status,
-      model: request.model,
-      method: request.method,
-      output,
-      finishReason: request.finishReason,
-      error: request.errorCode,
-      usage: request.accountedAt
-        ? {
-            prompt_tokens: request.promptTokens,
-            completion_tokens: request.completionTokens,
-            total_tokens: request.promptTokens + request.completionTokens,
-          }
-        : null,
-      timings: {
-        queuedAt: request.queuedAt,
-        startedAt: request.startedAt,
-        finishedAt: request.finishedAt,
-        timeToFirstTokenMs: request.timeToFirstTokenMs,
-        timePerOutputTokenMs: request.timePerOutputTokenMs,
-        totalLatencyMs: request.totalLatencyMs,
-      },
-      stats: {
-        timesteps: request.timesteps,
-        hitRate: request.hitRate,
-        stageSeconds: request.stageSeconds,
-      },
-      costMicros: Number(request.costMicros),
-      lastEventId: entries.length > 0 ? entries[entries.length - 1].id : null,
-    };
-  }
-
-  /** Whether the request belongs to the tenant (socket.io subscriptions). */
-  async owns(tenantId: string, requestId: string): Promise<boolean> {
-    return this.repo.exists(tenantId, requestId);
   }
 }

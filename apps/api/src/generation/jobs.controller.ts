@@ -15,11 +15,15 @@ import { Auth } from '../auth/auth-policy.js';
 import { CurrentTenant, type TenantPrincipal } from '../auth/principal.js';
 import { parseBody } from '../common/parse-body.js';
 import { commonParams, GenerationService } from './generation.service.js';
+import { RequestsService } from './requests.service.js';
 
 /** Native job API: submit, read status and result, cancel. Always scoped to the key's tenant. */
 @Controller('v1/jobs')
 export class JobsController {
-  constructor(private readonly generation: GenerationService) {}
+  constructor(
+    private readonly generation: GenerationService,
+    private readonly requests: RequestsService,
+  ) {}
 
   @Post()
   @HttpCode(202)
@@ -47,20 +51,20 @@ export class JobsController {
   @Get(':id')
   @Auth.apiKey('generate')
   status(@CurrentTenant() tenant: TenantPrincipal, @Param('id', ParseUUIDPipe) id: string) {
-    return this.generation.status(tenant.tenantId, id);
+    return this.requests.status(tenant.tenantId, id);
   }
 
   @Post(':id/cancel')
   @HttpCode(200)
   @Auth.apiKey('generate')
   cancel(@CurrentTenant() tenant: TenantPrincipal, @Param('id', ParseUUIDPipe) id: string) {
-    return this.generation.cancel(tenant.tenantId, id);
+    return this.requests.cancel(tenant.tenantId, id);
   }
 
   @Delete(':id')
   @HttpCode(200)
   @Auth.apiKey('generate')
   remove(@CurrentTenant() tenant: TenantPrincipal, @Param('id', ParseUUIDPipe) id: string) {
-    return this.generation.cancel(tenant.tenantId, id);
+    return this.requests.cancel(tenant.tenantId, id);
   }
 }

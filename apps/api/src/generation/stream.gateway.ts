@@ -13,7 +13,7 @@ import { ApiKeysService } from '../api-keys/api-keys.service.js';
 import type { TenantPrincipal } from '../auth/principal.js';
 import { ApiError } from '../common/errors.js';
 import { EventReader } from './event-reader.js';
-import { GenerationService } from './generation.service.js';
+import { RequestsService } from './requests.service.js';
 import { issuesMessage } from '../common/parse-body.js';
 
 const MAX_ID_PART = 2n ** 64n - 1n;
@@ -55,7 +55,7 @@ export class StreamGateway implements OnGatewayConnection, OnGatewayDisconnect {
 
   constructor(
     private readonly apiKeys: ApiKeysService,
-    private readonly generation: GenerationService,
+    private readonly requests: RequestsService,
     private readonly events: EventReader,
   ) {}
 
@@ -114,7 +114,7 @@ export class StreamGateway implements OnGatewayConnection, OnGatewayDisconnect {
     }
     const { requestId, lastEventId } = parsed.data;
     // Another tenant's request looks exactly like a missing one.
-    if (!(await this.generation.owns(state.tenant.tenantId, requestId))) {
+    if (!(await this.requests.owns(state.tenant.tenantId, requestId))) {
       return { ok: false, error: { code: 'not_found', message: `Request ${requestId} not found` } };
     }
     state.follows.get(requestId)?.abort();
