@@ -14,14 +14,18 @@ afterAll(async () => {
 describe('GET /health', () => {
   it('reports the database, Redis and the pipelines', async () => {
     const res = await call(api, 'GET', '/health');
-    expect(res.status).toBe(200);
+    // No pipeline is registered under this test's prefix: it cannot serve generation, so a
+    // load balancer must not route to it (200 "degraded" before).
+    expect(res.status).toBe(503);
     expect(res.body).toMatchObject({
       database: { ok: true },
       redis: { ok: true },
       pipelines: { ready: 0, total: 0 },
     });
-    // No pipeline is registered under this test's prefix: up, but not able to generate.
     expect(res.body.status).toBe('degraded');
+    // Liveness stays 200: the process is fine, restarting it would not help.
+    const live = await call(api, 'GET', '/health/live');
+    expect(live.status).toBe(200);
   });
 
   it('answers unknown routes in the OpenAI error shape', async () => {
@@ -53,6 +57,9 @@ describe('GET /health', () => {
       };
       const res = await call({ url: `http://127.0.0.1:${port}` }, 'GET', '/health');
       expect(res.status).toBe(503);
+      expect((await call({ url: `http://127.0.0.1:${port}` }, 'GET', '/health/live')).status).toBe(
+        200,
+      );
       expect(res.body).toMatchObject({
         status: 'down',
         database: { ok: false },

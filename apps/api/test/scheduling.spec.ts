@@ -208,6 +208,47 @@ describe('accounting exactly once', () => {
     }
   }, 90_000);
 
+  it('keeps a streaming client informed while its job waits for a retry on a broken pipeline', async () => {
+    // Before, the stream went silent until the client gave up (179 s in #18).
+    const head = new FakeHead(api.prefix, {
+      failFirstAttemptAfter: 2,
+      pauseAfterFailure: true,
+      tokenDelayMs: 2,
+    });
+    const abort = new AbortController();
+    try {
+      const { key } = await tenantKey('keepalive');
+      const res = await fetch(`${api.url}/v1/completions`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ model: MODEL, prompt: 'k', max_tokens: 20, stream: true }),
+        signal: abort.signal,
+      });
+      const reader = (res.body as ReadableStream<Uint8Array>).getReader();
+      const decoder = new TextDecoder();
+      let text = '';
+      let failedAt = 0;
+      const heard: number[] = [];
+      while (heard.length < 2) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        text += decoder.decode(value);
+        if (!failedAt && text.includes(': STAGE_LOST: retrying')) failedAt = Date.now();
+        if (failedAt && decoder.decode(value).includes(': keep-alive')) {
+          heard.push(Date.now());
+        }
+      }
+      expect(failedAt).toBeGreaterThan(0);
+      expect(heard).toHaveLength(2);
+      // Something reaches the client within 5 s of the failure, and every 5 s after.
+      expect(heard[0] - failedAt).toBeLessThan(5000);
+      expect(heard[1] - heard[0]).toBeLessThan(5000);
+    } finally {
+      abort.abort();
+      await head.close();
+    }
+  }, 90_000);
+
   it('records a job that failed for good once, as failed, billing what was delivered', async () => {
     const head = new FakeHead(api.prefix, { crashAfter: 2 });
     try {

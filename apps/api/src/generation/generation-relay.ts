@@ -11,6 +11,9 @@ import { chunk, finishReason, fullResponse, usageOf, type Kind } from './openai-
 import { relayTokens } from './relay.js';
 import { RequestsService } from './requests.service.js';
 
+/** A streaming client hears something (a token or an SSE comment) at least this often. */
+const KEEPALIVE_MS = 2000;
+
 export interface RelayOptions {
   kind: Kind;
   model: string;
@@ -91,11 +94,30 @@ export class GenerationRelay {
       if (!o.keepRunning) this.cancelQuietly(tenant.tenantId, a.requestId);
     });
     let first = true;
+    // While nothing arrives (a pipeline broke and the job waits for its retry, or a long
+    // queue), an SSE comment tells the client and any proxy that the request is alive; OpenAI's
+    // clients skip comments.
+    let wroteAt = Date.now();
+    const keepAlive = setInterval(() => {
+      if (Date.now() - wroteAt < KEEPALIVE_MS) return;
+      res.write(': keep-alive\n\n');
+      wroteAt = Date.now();
+    }, KEEPALIVE_MS / 2);
     try {
-      const { terminal } = await relayTokens(this.events, a.requestId, abort.signal, (text) => {
-        send(chunk(o.kind, a.requestId, o.model, a.createdAt, text, null, first));
-        first = false;
-      });
+      const { terminal } = await relayTokens(
+        this.events,
+        a.requestId,
+        abort.signal,
+        (text) => {
+          send(chunk(o.kind, a.requestId, o.model, a.createdAt, text, null, first));
+          first = false;
+          wroteAt = Date.now();
+        },
+        (e) => {
+          res.write(`: ${e.code}: retrying on the next whole pipeline\n\n`);
+          wroteAt = Date.now();
+        },
+      );
       if (!terminal) return;
       await this.accounting.finalize(tenant.tenantId, a.requestId);
       if (terminal.type === 'error') {
@@ -131,6 +153,7 @@ export class GenerationRelay {
       this.logger.error(`stream ${a.requestId}: ${String(e)}`);
       send(toResponse(e).body);
     } finally {
+      clearInterval(keepAlive);
       ended = true;
       res.end();
     }

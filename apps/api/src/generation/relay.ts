@@ -8,13 +8,16 @@ export interface RelayResult {
 
 /**
  * Follows a request's events, calling `onText` once per output index in order (a retried
- * attempt's repeated indices are skipped), until the terminal record or the abort.
+ * attempt's repeated indices are skipped), until the terminal record or the abort; `onRetry`
+ * hears each retryable failure.
  */
 export async function relayTokens(
   events: EventReader,
   requestId: string,
   signal: AbortSignal,
   onText: (text: string) => void,
+  /** An attempt failed and the job waits for its retry. */
+  onRetry: (error: ErrorEvent) => void = () => undefined,
 ): Promise<RelayResult> {
   let next = 0;
   let text = '';
@@ -26,6 +29,8 @@ export async function relayTokens(
       if (event.text) onText(event.text);
     } else if (event.type === 'done' || (event.type === 'error' && !event.retryable)) {
       return { terminal: event, text };
+    } else if (event.type === 'error') {
+      onRetry(event);
     }
   }
   return { terminal: undefined, text };

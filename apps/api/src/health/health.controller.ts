@@ -7,12 +7,22 @@ import { HealthService } from './health.service.js';
 export class HealthController {
   constructor(private readonly health: HealthService) {}
 
-  /** 200 while the database and Redis answer (pipelines may still be starting), else 503. */
+  /**
+   * Readiness: 200 while this replica can serve generation (database and Redis answer and a
+   * pipeline is whole), else 503 with the reason in the body. Load balancers route on it.
+   */
   @Get('health')
   @Auth.public()
   async get(@Res({ passthrough: true }) res: Response) {
     const h = await this.health.check();
-    res.status(h.status === 'down' ? 503 : 200);
+    res.status(h.status === 'ok' ? 200 : 503);
     return h;
+  }
+
+  /** Liveness: 200 while the process answers, whatever its dependencies do (do not restart it for them). */
+  @Get('health/live')
+  @Auth.public()
+  live() {
+    return { status: 'live' };
   }
 }

@@ -30,7 +30,13 @@ const ops: Op[] = [
   {
     method: 'get',
     path: '/health',
-    summary: 'Database, Redis and pipeline readiness',
+    summary: 'Readiness: 200 when the database, Redis and a whole pipeline answer, else 503',
+    auth: 'none',
+  },
+  {
+    method: 'get',
+    path: '/health/live',
+    summary: 'Liveness: 200 while the process answers',
     auth: 'none',
   },
   { method: 'get', path: '/metrics', summary: 'Prometheus metrics', auth: 'none' },

@@ -25,6 +25,8 @@ import { runMethod } from './run-method.js';
 import { StageNodeError } from './stage-node-error.js';
 
 const CANCEL_POLL_MS = 200;
+/** A running job's lock, renewed every half of it while its head lives. */
+const JOB_LOCK_MS = 4000;
 /** A job fetched while the pipeline stopped being whole waits this long before it is offered again. */
 const REQUEUE_DELAY_MS = 100;
 
@@ -84,6 +86,11 @@ export class GenerationConsumer {
             prefix: queuePrefix(this.config.redisPrefix),
             concurrency: this.config.queueConcurrency,
             autorun: false,
+            // A head that dies (kill -9) holds its job's lock until it expires; any head's
+            // stalled check then puts the job back for the next whole pipeline. BullMQ's 30 s
+            // defaults kept a client waiting up to a minute; these bound it to about 6 s.
+            lockDuration: JOB_LOCK_MS,
+            stalledInterval: JOB_LOCK_MS / 2,
           },
         );
         this.worker.on('error', (e) => this.log.warn(`queue: ${e.message}`));
