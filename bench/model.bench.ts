@@ -27,7 +27,7 @@ const { values: args } = parseArgs({
 });
 const THREADS = Number(args.threads);
 const REPEATS = Number(args.repeats);
-const NEW_POSITIONS = [1, 2, 4, 8, 16, 32];
+const NEW_POSITIONS = [1, 2, 4, 8, 16, 32, 64];
 const PAST_FOR_N_SWEEP = 256;
 const PASTS = [0, 128, 256, 512, 960];
 const N_FOR_PAST_SWEEP = [1, 16];
@@ -39,6 +39,7 @@ interface Row {
   past: number;
   medianMs: number;
   p90Ms: number;
+  pruneMedianMs: number; // KV prune of the call's rows afterwards (whole tree dropped)
 }
 
 async function exists(p: string): Promise<boolean> {
@@ -133,15 +134,21 @@ class StageBench {
   async time(cases: Case[]): Promise<Row[]> {
     for (const c of cases) await this.prefill(c.past);
     const samples = cases.map((): number[] => []);
+    const pruneSamples = cases.map((): number[] => []); // dropping the call's n rows again
     for (let r = 0; r < REPEATS + 3; r++) {
       for (const [k, c] of cases.entries()) {
         const seq = `past-${c.past}`;
         const b = this.batch(c.n, c.past, this.roots.get(c.past)!, false);
         const t0 = process.hrtime.bigint();
         await this.shard.forward(seq, b);
-        const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+        const t1 = process.hrtime.bigint();
         this.shard.prune(seq, new Set());
-        if (r >= 3) samples[k].push(ms); // the first rounds warm the runtime's allocations
+        const t2 = process.hrtime.bigint();
+        if (r >= 3) {
+          // the first rounds warm the runtime's allocations
+          samples[k].push(Number(t1 - t0) / 1e6);
+          pruneSamples[k].push(Number(t2 - t1) / 1e6);
+        }
       }
     }
     return cases.map((c, k) => {
@@ -153,6 +160,10 @@ class StageBench {
         past: c.past,
         medianMs: quantile(sorted, 0.5),
         p90Ms: quantile(sorted, 0.9),
+        pruneMedianMs: quantile(
+          pruneSamples[k].sort((x, y) => x - y),
+          0.5,
+        ),
       };
     });
   }
@@ -162,12 +173,12 @@ function table(rows: Row[], title: string): string {
   const lines = [
     `### ${title}`,
     '',
-    '| stage | layers | new positions | past | median ms | p90 ms |',
-    '|---|---:|---:|---:|---:|---:|',
+    '| stage | layers | new positions | past | median ms | p90 ms | ms per row | prune ms |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|',
   ];
   for (const r of rows) {
     lines.push(
-      `| ${r.stage} | ${r.layers} | ${r.n} | ${r.past} | ${r.medianMs.toFixed(3)} | ${r.p90Ms.toFixed(3)} |`,
+      `| ${r.stage} | ${r.layers} | ${r.n} | ${r.past} | ${r.medianMs.toFixed(3)} | ${r.p90Ms.toFixed(3)} | ${(r.medianMs / r.n).toFixed(3)} | ${r.pruneMedianMs.toFixed(4)} |`,
     );
   }
   return lines.join('\n');

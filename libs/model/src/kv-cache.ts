@@ -1,8 +1,9 @@
 // The KV cache of one sequence on one stage: committed prefix rows followed by tree rows.
 //
-// Layout: per layer, keys are [kvHeads, headDim, capacity] (already transposed for q.K^T) and
-// values [kvHeads, capacity, headDim] (ready for P.V). The runtime reads the whole buffers
-// in place, unused slots hidden by the mask, so a forward never copies, concatenates or
+// Layout: per layer, keys and values are both [kvHeads, capacity, headDim], so a slot's row in
+// each head is headDim contiguous floats: commit and prune move whole rows (copyWithin / set),
+// never single floats. The runtime reads the whole buffers in place (q.K^T through a MatMul
+// with transB), unused slots hidden by the mask, so a forward never copies, concatenates or
 // transposes the past. Slots are kept in the order: committed rows [0, committed), then live
 // tree rows [committed, rows), then free slots. Rotary embeddings are applied before a key is
 // stored, so a slot carries no position information and rows can be moved freely: commit moves
@@ -42,7 +43,7 @@ const MIN_CAPACITY = 16;
 const GROWTH_STEP = 64;
 
 export class SequenceKv {
-  keys: Float32Array[] = []; // per layer [kvHeads, headDim, capacity]
+  keys: Float32Array[] = []; // per layer [kvHeads, capacity, headDim]
   values: Float32Array[] = []; // per layer [kvHeads, capacity, headDim]
   capacity = 0;
   rows = 0;
@@ -146,7 +147,7 @@ export class SequenceKv {
       );
     }
     const { layers, kvHeads, headDim } = this.geometry;
-    // Copies each segment's used slots into a buffer of the new capacity.
+    // Copies each head's used slots into a buffer of the new capacity.
     const grow = (old: Float32Array | undefined, segments: number, width: number) => {
       const next = new Float32Array(capacity * this.rowFloats);
       for (let s = 0; old && s < segments; s++) {
@@ -155,7 +156,7 @@ export class SequenceKv {
       }
       return next;
     };
-    this.keys = Array.from({ length: layers }, (_, l) => grow(this.keys[l], kvHeads * headDim, 1));
+    this.keys = Array.from({ length: layers }, (_, l) => grow(this.keys[l], kvHeads, headDim));
     this.values = Array.from({ length: layers }, (_, l) => grow(this.values[l], kvHeads, headDim));
     const ids = new Int32Array(capacity);
     ids.set(this.nodeIds.subarray(0, this.rows));
@@ -177,16 +178,16 @@ export class SequenceKv {
     for (let i = 0; i < n; i++) {
       for (let h = 0; h < kvHeads; h++) {
         const src = (i * kvHeads + h) * headDim;
-        const kBase = h * headDim * cap + slot + i;
-        for (let d = 0; d < headDim; d++) keys[kBase + d * cap] = k[src + d];
-        values.set(v.subarray(src, src + headDim), (h * cap + slot + i) * headDim);
+        const dst = (h * cap + slot + i) * headDim;
+        keys.set(k.subarray(src, src + headDim), dst);
+        values.set(v.subarray(src, src + headDim), dst);
       }
     }
   }
 
   /** Element d of kv head h of the key at `slot` (for the reference forward). */
   keyAt(layer: number, slot: number, h: number, d: number): number {
-    return this.keys[layer][(h * this.geometry.headDim + d) * this.capacity + slot];
+    return this.keys[layer][(h * this.capacity + slot) * this.geometry.headDim + d];
   }
 
   valueAt(layer: number, slot: number, h: number, d: number): number {
@@ -282,21 +283,30 @@ export class SequenceKv {
     for (let s = base; s < this.rows; s++) this.slotOf.delete(this.nodeIds[s]);
     const identity = order.every((s, j) => s === base + j);
     if (!identity) {
+      // Runs of consecutive old slots landing on consecutive new slots move as one block.
+      const runs = rowRuns(order, base);
+      // A prune keeps slots in increasing order, so every row moves down or stays: the moves
+      // can run in place, front to back. A commit puts the chain first, which may move a row
+      // up over one not yet moved, so it copies from a snapshot of the tree region instead.
+      const inPlace = order.every((s, j) => j === 0 || s > order[j - 1]);
       const { kvHeads, headDim } = this.geometry;
       const cap = this.capacity;
-      // Each buffer is `segments` runs of `cap` slots of `width` floats.
-      const moveRows = (buf: Float32Array, segments: number, width: number) => {
-        for (let seg = 0; seg < segments; seg++) {
-          const start = seg * cap * width;
-          const old = buf.slice(start + base * width, start + this.rows * width);
-          order.forEach((s, j) => {
-            const from = (s - base) * width;
-            buf.set(old.subarray(from, from + width), start + (base + j) * width);
-          });
+      const treeFloats = (this.rows - base) * headDim;
+      const scratch = inPlace ? null : new Float32Array(treeFloats);
+      const move = (buf: Float32Array) => {
+        for (let h = 0; h < kvHeads; h++) {
+          const head = (h * cap + base) * headDim; // float offset of slot `base` in head h
+          if (scratch) scratch.set(buf.subarray(head, head + treeFloats));
+          for (const [from, to, len] of runs) {
+            const src = from * headDim;
+            const dst = head + to * headDim;
+            if (scratch) buf.set(scratch.subarray(src, src + len * headDim), dst);
+            else buf.copyWithin(dst, head + src, head + src + len * headDim);
+          }
         }
       };
-      for (const k of this.keys) moveRows(k, kvHeads * headDim, 1);
-      for (const v of this.values) moveRows(v, kvHeads, headDim);
+      for (const k of this.keys) move(k);
+      for (const v of this.values) move(v);
       const ids = this.nodeIds.slice(base, this.rows);
       const parents = this.parents.slice(base, this.rows);
       order.forEach((s, j) => {
@@ -311,4 +321,20 @@ export class SequenceKv {
   private bytesFor(capacity: number): number {
     return 2 * this.geometry.layers * capacity * this.rowFloats * 4;
   }
+}
+
+/**
+ * The moves that turn the tree region into `order` (old slots, new slot = base + index), as
+ * [from, to, length] runs relative to `base`, skipping rows that stay where they are.
+ */
+function rowRuns(order: readonly number[], base: number): [number, number, number][] {
+  const runs: [number, number, number][] = [];
+  for (let j = 0; j < order.length;) {
+    let len = 1;
+    while (j + len < order.length && order[j + len] === order[j] + len) len++;
+    const from = order[j] - base;
+    if (from !== j) runs.push([from, j, len]);
+    j += len;
+  }
+  return runs;
 }

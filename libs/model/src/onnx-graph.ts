@@ -1,4 +1,5 @@
-// Builds the ONNX graph of a layer range in TypeScript (opset 17, standard ops only) and
+// Builds the ONNX graph of a layer range in TypeScript (opset 17 plus ONNX Runtime's contrib
+// ops, see below) and
 // writes its weights as f32 external data, streamed tensor by tensor from the checkpoint so
 // neither the 2 GB protobuf limit nor a whole-stage buffer in memory ever bites.
 //
@@ -9,22 +10,31 @@
 //          position_ids int32 [n]
 //          mask_cache f32 [n, cap], mask_new f32 [n, n]: additive attention masks (0 visible,
 //            -1e9 hidden) over the cache's slots and over the batch's own rows
-//          past_key_<j> f32 [kvHeads, headDim, cap], past_value_<j> f32 [kvHeads, cap, headDim]
-//            per held layer j: the cache buffers as they are, free slots included (masked)
+//          past_key_<j>, past_value_<j> f32 [kvHeads, cap, headDim] per held layer j: the
+//            cache buffers as they are, free slots included (masked)
 // Outputs: logits f32 [n, vocab] (last stage) | hidden_out f32 [n, hidden]
 //          present_key_<j>, present_value_<j> f32 [n, kvHeads, headDim]: the new rows only
 //          (keys already rotated), which the caller writes into its cache.
 //
-// Attention scores the cache and the new rows separately (q.K_cache, q.K_new) and combines
-// them with one softmax written out (shared max, exp, summed denominators), so the cache is
-// read in place and nothing of cache size is ever concatenated, sliced or transposed.
+// The graph is a handful of ops per layer, because at these sizes a CPU forward costs per
+// node more than per FLOP: ONNX Runtime's fused contrib ops (domain com.microsoft) do the
+// work of many standard ones. SimplifiedLayerNormalization / SkipSimplifiedLayerNormalization
+// (RMSNorm, the second one also adding a block's output to the residual stream),
+// RotaryEmbedding over query and key heads at once (cos/sin tables for every position below
+// max_position_embeddings, written with the weights), QuickGelu(alpha 1) = SiLU.
+//
+// Attention scores the cache and the new rows separately (q.K_cache, q.K_new; FusedMatMul
+// with transB and the 1/sqrt(headDim) scale as its alpha, keys stored row-wise like the
+// values), concatenates the two score blocks (n rows, small), adds one mask [n, cap + n] shared
+// by all layers, takes one Softmax and splits the weights back for P.V_cache + P.V_new. So
+// the cache itself is read in place and never concatenated, sliced or transposed.
 import { open, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 
 import onnxProto from 'onnx-proto';
 
 import type { Checkpoint } from './checkpoint.js';
-import { ropeInvFreq } from './rope.js';
+import { ropeTables } from './rope.js';
 import { EMBED, FINAL_NORM, LM_HEAD, layerTensorNames } from './tensor-names.js';
 
 const { onnx } = onnxProto;
@@ -34,8 +44,10 @@ type IValueInfoProto = onnxProto.onnx.IValueInfoProto;
 type IAttributeProto = onnxProto.onnx.IAttributeProto;
 
 /** Bumped whenever the graph changes shape or semantics, so cached graphs are rebuilt. */
-export const GRAPH_VERSION = 5;
+export const GRAPH_VERSION = 6;
 export const OPSET = 17;
+/** ONNX Runtime's contrib operator domain (FusedMatMul, fused norms, rotary embedding). */
+export const MS_DOMAIN = 'com.microsoft';
 export const MODEL_FILE = 'model.onnx';
 export const WEIGHTS_FILE = 'weights.bin';
 
@@ -69,6 +81,7 @@ class GraphBuilder {
     inputs: string[],
     attrs: Record<string, AttrValue> = {},
     outputs: number | string[] = 1,
+    domain = '',
   ): string[] {
     const out =
       typeof outputs === 'number'
@@ -76,6 +89,7 @@ class GraphBuilder {
         : outputs;
     this.nodes.push({
       opType: type,
+      domain,
       input: inputs,
       output: out,
       name: `${type}_${this.counter++}`,
@@ -174,6 +188,25 @@ class ExternalWeights {
     };
   }
 
+  /** One initializer computed here rather than read from the checkpoint. */
+  async addArray(name: string, dims: number[], data: Float32Array): Promise<ITensorProto> {
+    const pad = (ALIGN - (this.offset % ALIGN)) % ALIGN;
+    if (pad) await this.write(new Uint8Array(pad));
+    const start = this.offset;
+    await this.write(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+    return {
+      name,
+      dims,
+      dataType: FLOAT,
+      dataLocation: onnx.TensorProto.DataLocation.EXTERNAL,
+      externalData: [
+        { key: 'location', value: this.location },
+        { key: 'offset', value: String(start) },
+        { key: 'length', value: String(data.byteLength) },
+      ],
+    };
+  }
+
   private async write(bytes: Uint8Array): Promise<void> {
     let done = 0;
     while (done < bytes.length) {
@@ -232,51 +265,73 @@ export async function buildStageGraph(
     const maskCache = g.input('mask_cache', FLOAT, ['n', 'cap']);
     const maskNew = g.input('mask_new', FLOAT, ['n', 'n']);
 
-    // Rotary tables shared by all layers: cos [n, 1, hd] and sin with the rotate_half signs
-    // folded in, so rope(x) = x * cos + swap_halves(x) * signedSin.
-    const posF = g.op1('Cast', [positions], { to: FLOAT });
-    const freqs = g.op1('Mul', [
-      g.op1('Unsqueeze', [posF, g.int64([1])]),
-      g.float(ropeInvFreq(c), [hd / 2]),
-    ]);
-    const cos = g.op1('Unsqueeze', [
-      g.op1('Cos', [g.op1('Concat', [freqs, freqs], { axis: 1 })]),
-      g.int64([1]),
-    ]);
-    const sinHalf = g.op1('Sin', [freqs]);
-    const signedSin = g.op1('Unsqueeze', [
-      g.op1('Concat', [g.op1('Neg', [sinHalf]), sinHalf], { axis: 1 }),
-      g.int64([1]),
-    ]);
-    const halves = g.int64([hd / 2, hd / 2]);
-    const rope = (t: string, out?: string) => {
-      const [a, b] = g.op('Split', [t, halves], { axis: 2 }, 2);
-      const swapped = g.op1('Concat', [b, a], { axis: 2 });
-      return g.op1('Add', [g.op1('Mul', [t, cos]), g.op1('Mul', [swapped, signedSin])], {}, out);
+    // Shared by all layers: positions as RotaryEmbedding wants them ([1, n] int64), the rotary
+    // tables, one mask over [cache | new] columns and the split of those columns.
+    const pos = g.op1('Unsqueeze', [g.op1('Cast', [positions], { to: INT64 }), g.int64([0])]);
+    const { cos: cosTable, sin: sinTable } = ropeTables(c);
+    const computed = async (name: string, dims: number[], data: Float32Array) => {
+      g.initializers.push(await weights.addArray(name, dims, data));
+      return name;
     };
-    const eps = g.float([c.rmsNormEps]);
-    const rmsNorm = (t: string, w: string) => {
-      const ms = g.op1('ReduceMean', [g.op1('Mul', [t, t])], { axes: [-1], keepdims: 1 });
-      return g.op1('Mul', [g.op1('Div', [t, g.op1('Sqrt', [g.op1('Add', [ms, eps])])]), w]);
-    };
+    const cosCache = await computed('rope_cos', [c.maxPositions, hd / 2], cosTable);
+    const sinCache = await computed('rope_sin', [c.maxPositions, hd / 2], sinTable);
+    const mask = g.op1('Concat', [maskCache, maskNew], { axis: 1 }); // [n, cap + n]
+    const capCols = g.op1('Shape', [maskCache], { start: 1 }); // [cap]
+    const newCols = g.op1('Shape', [maskNew], { start: 1 }); // [n]
+    const columns = g.op1('Concat', [capCols, newCols], { axis: 0 }); // [cap, n]
+    const kvRows = g.int64([c.numKvHeads, -1]);
+    // [kvHeads, group, n, cap + n]: the scores with each query head's rows apart, so the mask
+    // broadcasts over heads; and back to [kvHeads, group * n, cap] and [.., n] for P.V.
+    const shapeScores = g.op1('Concat', [g.int64([c.numKvHeads, group]), g.op1('Shape', [mask])], {
+      axis: 0,
+    });
+    const shapeCacheRows = g.op1('Concat', [kvRows, capCols], { axis: 0 });
+    const shapeNewRows = g.op1('Concat', [kvRows, newCols], { axis: 0 });
+
+    const ms = (
+      type: string,
+      inputs: string[],
+      attrs: Record<string, AttrValue>,
+      outputs: number | string[] = 1,
+    ) => g.op(type, inputs, attrs, outputs, MS_DOMAIN);
+    const epsilon = { float: c.rmsNormEps };
     const linear = (t: string, w: string) => g.op1('Gemm', [t, w], { transB: 1 });
-    const scale = g.float([1 / Math.sqrt(hd)]);
-    const qkvSplit = g.int64([qDim, kvDim, kvDim]);
+    // q.K^T scaled by 1/sqrt(hd), K read as stored ([.., rows, hd]).
+    const scores = (q: string, k: string) =>
+      ms('FusedMatMul', [q, k], { transB: 1, alpha: { float: 1 / Math.sqrt(hd) } })[0];
+    const qkvSplit = g.int64([qDim + kvDim, kvDim]);
+    const qkSplit = g.int64([c.numHeads, c.numKvHeads]);
     const guSplit = g.int64([I, I]);
-    const shapeQ = g.int64([-1, c.numHeads, hd]);
+    const shapeQkRope = g.int64([1, -1, qDim + kvDim]);
+    const shapeQkHeads = g.int64([-1, c.numHeads + c.numKvHeads, hd]);
     const shapeKv = g.int64([-1, c.numKvHeads, hd]);
     const shapeQGroups = g.int64([-1, c.numKvHeads, group, hd]);
     const shapeQRows = g.int64([c.numKvHeads, -1, hd]);
-    const shapeHeadsRows = g.int64([c.numHeads, -1, 0]); // 0: keep the last dimension
-    const shapeKvRows = g.int64([c.numKvHeads, -1, 0]);
     const shapeOutGroups = g.int64([c.numKvHeads, group, -1, hd]);
     const shapeFlat = g.int64([-1, qDim]);
-    const lastAxis = g.int64([-1]);
+
+    // The residual stream runs through SkipSimplifiedLayerNormalization: one op adds a block's
+    // output to the stream and normalises the sum for the next block (output 3 is the sum).
+    let pending: string | null = null; // the previous block's output, not yet added to x
+    const addAndNorm = (w: string): string => {
+      if (pending === null)
+        return g.op1('SimplifiedLayerNormalization', [x, w], { axis: -1, epsilon });
+      const sum = `resid_${g.nodes.length}`;
+      const [normed] = ms('SkipSimplifiedLayerNormalization', [x, pending, w], { epsilon }, [
+        `norm_${g.nodes.length}`,
+        '',
+        '',
+        sum,
+      ]);
+      x = sum;
+      pending = null;
+      return normed;
+    };
 
     for (let l = layerStart; l < layerEnd; l++) {
       const j = l - layerStart;
       const names = layerTensorNames(l);
-      const pastK = g.input(`past_key_${j}`, FLOAT, [c.numKvHeads, hd, 'cap']);
+      const pastK = g.input(`past_key_${j}`, FLOAT, [c.numKvHeads, 'cap', hd]);
       const pastV = g.input(`past_value_${j}`, FLOAT, [c.numKvHeads, 'cap', hd]);
       const wIn = await external(`l${l}.input_norm`, [H], [names.inputNorm]);
       const wQkv = await external(`l${l}.qkv`, [qDim + 2 * kvDim, H], [names.q, names.k, names.v]);
@@ -285,9 +340,19 @@ export async function buildStageGraph(
       const wGu = await external(`l${l}.gate_up`, [2 * I, H], [names.gate, names.up]);
       const wDown = await external(`l${l}.down`, [H, I], [names.down]);
 
-      const [q, k, v] = g.op('Split', [linear(rmsNorm(x, wIn), wQkv), qkvSplit], { axis: 1 }, 3);
-      const qRot = rope(g.op1('Reshape', [q, shapeQ])); // [n, heads, hd]
-      const kRot = rope(g.op1('Reshape', [k, shapeKv]), `present_key_${j}`); // [n, kvHeads, hd]
+      const [qk, v] = g.op('Split', [linear(addAndNorm(wIn), wQkv), qkvSplit], { axis: 1 }, 2);
+      // One RotaryEmbedding over the query and key heads together.
+      const qkRot = ms(
+        'RotaryEmbedding',
+        [g.op1('Reshape', [qk, shapeQkRope]), pos, cosCache, sinCache],
+        { num_heads: c.numHeads + c.numKvHeads },
+      )[0]; // [1, n, (heads + kvHeads) * hd]
+      const [qRot, kRot] = g.op(
+        'Split',
+        [g.op1('Reshape', [qkRot, shapeQkHeads]), qkSplit],
+        { axis: 1 },
+        [`q_rot_${j}`, `present_key_${j}`],
+      ); // [n, heads, hd], [n, kvHeads, hd]
       const vNew = g.op1('Reshape', [v, shapeKv], {}, `present_value_${j}`);
       g.output(`present_key_${j}`, FLOAT, ['n', c.numKvHeads, hd]);
       g.output(`present_value_${j}`, FLOAT, ['n', c.numKvHeads, hd]);
@@ -295,46 +360,33 @@ export async function buildStageGraph(
       // KV head are stacked as rows, [kvHeads, group * n, hd], so one batched MatMul per KV
       // head reads the cache as it is.
       const qGrouped = g.op1('Reshape', [
-        g.op1('Transpose', [g.op1('Reshape', [g.op1('Mul', [qRot, scale]), shapeQGroups])], {
-          perm: [1, 2, 0, 3],
-        }),
+        g.op1('Transpose', [g.op1('Reshape', [qRot, shapeQGroups])], { perm: [1, 2, 0, 3] }),
         shapeQRows,
       ]);
-      const kNewT = g.op1('Transpose', [kRot], { perm: [1, 2, 0] }); // [kvHeads, hd, n]
+      const kNewT = g.op1('Transpose', [kRot], { perm: [1, 0, 2] }); // [kvHeads, n, hd]
       const vNewT = g.op1('Transpose', [vNew], { perm: [1, 0, 2] }); // [kvHeads, n, hd]
-      // softmax over [cache | new] = exp(s - max) / (sum_cache + sum_new), per query row.
-      const sCache = g.op1('Add', [
-        g.op1('Reshape', [g.op1('MatMul', [qGrouped, pastK]), shapeHeadsRows]),
-        maskCache,
-      ]); // [heads, n, cap]
-      const sNew = g.op1('Add', [
-        g.op1('Reshape', [g.op1('MatMul', [qGrouped, kNewT]), shapeHeadsRows]),
-        maskNew,
-      ]); // [heads, n, n]
-      const rowMax = g.op1('Max', [
-        g.op1('ReduceMax', [sCache], { axes: [-1], keepdims: 1 }),
-        g.op1('ReduceMax', [sNew], { axes: [-1], keepdims: 1 }),
-      ]); // [heads, n, 1]
-      const eCache = g.op1('Exp', [g.op1('Sub', [sCache, rowMax])]);
-      const eNew = g.op1('Exp', [g.op1('Sub', [sNew, rowMax])]);
-      const denom = g.op1('Add', [
-        g.op1('ReduceSum', [eCache, lastAxis], { keepdims: 1 }),
-        g.op1('ReduceSum', [eNew, lastAxis], { keepdims: 1 }),
-      ]); // [heads, n, 1]
+      // One softmax over [cache | new] columns, then split back to weight each part's values.
+      const s = g.op1('Concat', [scores(qGrouped, pastK), scores(qGrouped, kNewT)], { axis: -1 });
+      const p = g.op1('Softmax', [g.op1('Add', [g.op1('Reshape', [s, shapeScores]), mask])], {
+        axis: -1,
+      }); // [kvHeads, group, n, cap + n]
+      const [pCache, pNew] = g.op('Split', [p, columns], { axis: -1 }, 2);
       const weighted = g.op1('Add', [
-        g.op1('MatMul', [g.op1('Reshape', [eCache, shapeKvRows]), pastV]),
-        g.op1('MatMul', [g.op1('Reshape', [eNew, shapeKvRows]), vNewT]),
+        g.op1('MatMul', [g.op1('Reshape', [pCache, shapeCacheRows]), pastV]),
+        g.op1('MatMul', [g.op1('Reshape', [pNew, shapeNewRows]), vNewT]),
       ]); // [kvHeads, group * n, hd]
-      const ctx = g.op1('Div', [weighted, g.op1('Reshape', [denom, shapeKvRows])]);
       const ctxRows = g.op1('Reshape', [
-        g.op1('Transpose', [g.op1('Reshape', [ctx, shapeOutGroups])], { perm: [2, 0, 1, 3] }),
+        g.op1('Transpose', [g.op1('Reshape', [weighted, shapeOutGroups])], {
+          perm: [2, 0, 1, 3],
+        }),
         shapeFlat,
       ]); // [n, heads * hd]
-      const h1 = g.op1('Add', [x, linear(ctxRows, wO)]);
+      pending = linear(ctxRows, wO);
 
-      const [gate, up] = g.op('Split', [linear(rmsNorm(h1, wPost), wGu), guSplit], { axis: 1 }, 2);
-      const act = g.op1('Mul', [g.op1('Mul', [gate, g.op1('Sigmoid', [gate])]), up]);
-      x = g.op1('Add', [h1, linear(act, wDown)]);
+      const [gate, up] = g.op('Split', [linear(addAndNorm(wPost), wGu), guSplit], { axis: 1 }, 2);
+      // SiLU(gate) * up; QuickGelu with alpha 1 is x * sigmoid(x).
+      const act = g.op1('Mul', [ms('QuickGelu', [gate], { alpha: { float: 1 } })[0], up]);
+      pending = linear(act, wDown);
     }
 
     if (isLast) {
@@ -342,10 +394,15 @@ export async function buildStageGraph(
       const head = c.tieWordEmbeddings
         ? (embedName ?? (await external('embed_tokens', [c.vocabSize, H], [EMBED])))
         : await external('lm_head', [c.vocabSize, H], [LM_HEAD]);
-      g.op1('Gemm', [rmsNorm(x, wNorm), head], { transB: 1 }, 'logits');
+      g.op1('Gemm', [addAndNorm(wNorm), head], { transB: 1 }, 'logits');
       g.output('logits', FLOAT, ['n', c.vocabSize]);
     } else {
-      g.op1('Identity', [x], {}, 'hidden_out');
+      g.op1(
+        pending === null ? 'Identity' : 'Add',
+        pending === null ? [x] : [x, pending],
+        {},
+        'hidden_out',
+      );
       g.output('hidden_out', FLOAT, ['n', H]);
     }
   } finally {
@@ -356,7 +413,10 @@ export async function buildStageGraph(
     irVersion: 8,
     producerName: '@pipedec/model',
     producerVersion: String(GRAPH_VERSION),
-    opsetImport: [{ domain: '', version: OPSET }],
+    opsetImport: [
+      { domain: '', version: OPSET },
+      { domain: MS_DOMAIN, version: 1 },
+    ],
     graph: {
       name: `llama_layers_${layerStart}_${layerEnd}`,
       node: g.nodes,

@@ -87,7 +87,7 @@ export class OnnxShard extends StageShard implements LayerShard {
       feeds[`past_key_${j}`] = {
         type: 'float32',
         data: kv.keys[j],
-        dims: [c.numKvHeads, c.headDim, capacity],
+        dims: [c.numKvHeads, capacity, c.headDim],
       };
       feeds[`past_value_${j}`] = {
         type: 'float32',

@@ -51,3 +51,23 @@ export function ropeCosSin(
   }
   return { cos, sin };
 }
+
+/**
+ * cos and sin of position * invFreq for every position below max_position_embeddings, [maxPositions,
+ * headDim / 2] each: the tables ONNX Runtime's RotaryEmbedding reads (non-interleaved halves),
+ * computed as ropeCosSin computes them for the reference forward.
+ */
+export function ropeTables(config: LlamaConfig): { cos: Float32Array; sin: Float32Array } {
+  const inv = ropeInvFreq(config);
+  const half = inv.length;
+  const cos = new Float32Array(config.maxPositions * half);
+  const sin = new Float32Array(config.maxPositions * half);
+  for (let p = 0; p < config.maxPositions; p++) {
+    for (let i = 0; i < half; i++) {
+      const angle = Math.fround(p * inv[i]);
+      cos[p * half + i] = Math.cos(angle);
+      sin[p * half + i] = Math.sin(angle);
+    }
+  }
+  return { cos, sin };
+}

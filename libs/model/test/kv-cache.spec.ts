@@ -4,7 +4,10 @@ import { KvBudget, MASK_HIDDEN, SequenceKv } from '../src/kv-cache.js';
 import { ModelError, ReferenceModel, type TreeBatch } from '../src/index.js';
 import { chainBatch, tempDir, tinyCheckpoint } from './helpers.js';
 
-const GEOMETRY = { layers: 2, kvHeads: 1, headDim: 2 };
+const GEOMETRY = { layers: 2, kvHeads: 2, headDim: 2 };
+const ROW = GEOMETRY.kvHeads * GEOMETRY.headDim;
+/** Key element of a row in kv head h: the node id plus h / 4 (exact in f32), so heads differ. */
+const keyOf = (id: number, h: number) => id + h / 4;
 
 function batch(ids: number[], parents: number[]): TreeBatch {
   return {
@@ -15,7 +18,7 @@ function batch(ids: number[], parents: number[]): TreeBatch {
 }
 
 /**
- * Prepares and appends a batch, writing key = node id and value = -node id into every row;
+ * Prepares and appends a batch, writing key = keyOf(node id, head) and value = -key into every row;
  * returns which columns each row sees: the live slots, then the batch's rows.
  */
 function add(kv: SequenceKv, ids: number[], parents: number[]): string[] {
@@ -23,7 +26,15 @@ function add(kv: SequenceKv, ids: number[], parents: number[]): string[] {
   const { past, capacity, maskCache, maskNew } = kv.prepare(b);
   ids.forEach((id, i) => {
     for (let l = 0; l < GEOMETRY.layers; l++) {
-      kv.writeRows(l, past + i, new Float32Array(2).fill(id), new Float32Array(2).fill(-id));
+      const k = Float32Array.from({ length: ROW }, (_, e) =>
+        keyOf(id, Math.floor(e / GEOMETRY.headDim)),
+      );
+      kv.writeRows(
+        l,
+        past + i,
+        k,
+        k.map((x) => -x),
+      );
     }
   });
   kv.append(b);
@@ -42,17 +53,16 @@ function add(kv: SequenceKv, ids: number[], parents: number[]): string[] {
   });
 }
 
-/** Node id held by each slot, read back from the keys (both layers, every element). */
+/** Node id held by each slot, read back from the keys and values (every layer, head, element). */
 const slots = (kv: SequenceKv) =>
   Array.from({ length: kv.rows }, (_, s) => {
     const id = kv.keyAt(1, s, 0, 0);
-    for (const [l, d] of [
-      [0, 0],
-      [0, 1],
-      [1, 1],
-    ])
-      expect(kv.keyAt(l, s, 0, d)).toBe(id);
-    expect(kv.valueAt(0, s, 0, 1)).toBe(-id);
+    for (let l = 0; l < GEOMETRY.layers; l++)
+      for (let h = 0; h < GEOMETRY.kvHeads; h++)
+        for (let d = 0; d < GEOMETRY.headDim; d++) {
+          expect(kv.keyAt(l, s, h, d)).toBe(keyOf(id, h));
+          expect(kv.valueAt(l, s, h, d)).toBe(-keyOf(id, h));
+        }
     return id;
   });
 
@@ -80,6 +90,19 @@ describe('SequenceKv', () => {
     expect(slots(kv)).toEqual([0, 1, 12, 22, 11]);
     // the surviving tree row still sees the whole prefix, and a new child sees it
     expect(add(kv, [30], [11])).toEqual(['111111']);
+  });
+
+  it('prune moves runs of kept rows together and keeps the rows after a gap in order', () => {
+    const kv = new SequenceKv('s', GEOMETRY, new KvBudget(Infinity));
+    add(kv, [0], [-1]);
+    kv.commit([0]);
+    add(kv, [1, 2, 3, 4, 5, 6], [0, 0, 0, 0, 0, 0]);
+    kv.prune(new Set([2, 3, 5, 6]));
+    expect(slots(kv)).toEqual([0, 2, 3, 5, 6]);
+    kv.commit([5]);
+    expect(slots(kv)).toEqual([0, 5, 2, 3, 6]);
+    kv.prune(new Set([6]));
+    expect(slots(kv)).toEqual([0, 5, 6]);
   });
 
   it('truncate keeps a prefix of the committed rows and drops the tree', () => {
@@ -131,7 +154,7 @@ describe('SequenceKv', () => {
   });
 
   it('accounts bytes in a shared budget and refuses growth past the limit', () => {
-    const rowBytes = 2 * GEOMETRY.layers * GEOMETRY.kvHeads * GEOMETRY.headDim * 4; // 32
+    const rowBytes = 2 * GEOMETRY.layers * GEOMETRY.kvHeads * GEOMETRY.headDim * 4; // 64
     const budget = new KvBudget(40 * rowBytes);
     const a = new SequenceKv('a', GEOMETRY, budget);
     add(
@@ -155,8 +178,8 @@ describe('SequenceKv', () => {
     }
     expect(err).toBeInstanceOf(ModelError);
     expect((err as ModelError).code).toBe('KV_LIMIT');
-    expect((err as ModelError).message).toMatch(
-      /"a" needs 18 KV rows .* limit is 1280 bytes and 768 are held by 1 other/,
+    expect((err as ModelError).message).toContain(
+      `"a" needs 18 KV rows (${18 * rowBytes} bytes), but the stage's KV limit is ${40 * rowBytes} bytes and ${24 * rowBytes} are held by 1 other`,
     );
     expect(a.rows).toBe(16);
     b.release();
