@@ -12,7 +12,8 @@ let admin: string;
 
 beforeAll(async () => {
   // Jobs that ended a second ago with no row are recorded from the job (30 s by default).
-  api = await startTestApi({ UNRECORDED_AFTER_S: '1' });
+  // A job waiting for its retry fails after 6 s without a whole pipeline (30 s by default).
+  api = await startTestApi({ UNRECORDED_AFTER_S: '1', PIPELINE_WAIT_S: '6' });
   admin = await adminLogin(api);
 }, 120_000);
 afterAll(async () => {
@@ -245,6 +246,34 @@ describe('accounting exactly once', () => {
       expect(heard[1] - heard[0]).toBeLessThan(5000);
     } finally {
       abort.abort();
+      await head.close();
+    }
+  }, 90_000);
+
+  it('fails a job no whole pipeline takes within PIPELINE_WAIT_S, billing what was delivered', async () => {
+    // Before, the retry waited in the queue for ever and the request stayed open.
+    const head = new FakeHead(api.prefix, {
+      failFirstAttemptAfter: 3,
+      pauseAfterFailure: true,
+      tokenDelayMs: 2,
+    });
+    try {
+      const { key } = await tenantKey('no-pipeline');
+      const res = await call(api, 'POST', '/v1/completions', {
+        token: key,
+        body: { model: MODEL, prompt: 'wait', max_tokens: 20, seed: 3 },
+      });
+      expect(res.status).toBe(502);
+      expect(res.body).toMatchObject({ error: { code: 'no_pipeline_available' } });
+      const id = res.headers.get('x-request-id')!;
+      const row = await accounted(id);
+      expect(row).toMatchObject({
+        status: 'failed',
+        errorCode: 'no_pipeline_available',
+        completionTokens: 3,
+      });
+      expect(row.finishedAt!.getTime() - row.queuedAt.getTime()).toBeLessThan(6000 + 5000);
+    } finally {
       await head.close();
     }
   }, 90_000);

@@ -27,6 +27,11 @@ export const apiEnvShape = {
   DEFAULT_MAX_TOKENS: envVar.int(16, 1),
   /** Attempts per job (BullMQ), so a crashed head's job is retried on another pipeline. */
   JOB_ATTEMPTS: envVar.int(2, 1),
+  /**
+   * A job whose attempt failed on a broken pipeline is retried on the next whole pipeline (any
+   * replica); if none takes it within this many seconds it fails with no_pipeline_available.
+   */
+  PIPELINE_WAIT_S: envVar.int(30, 1),
   /** Jobs kept waiting in BullMQ; the rest wait in the fair scheduler's per-tenant lists. */
   QUEUE_DEPTH: envVar.int(2, 1),
   /** How often monthly usage and concurrency are reconciled from PostgreSQL. */

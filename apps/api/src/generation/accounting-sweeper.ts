@@ -1,5 +1,6 @@
 // Accounts the requests nobody else did: ended but unaccounted ones (their relay was gone),
-// jobs BullMQ gave up on without a terminal record, jobs Redis lost, and ended jobs with no
+// jobs BullMQ gave up on without a terminal record, jobs Redis lost, jobs that wait for a retry
+// longer than PIPELINE_WAIT_S after a broken pipeline, and ended jobs with no
 // request row (their replica died before writing it). One pass a second on a timer;
 // `sweepNow()` runs a whole pass at once, so tests wait for it instead of sleeping.
 import {
@@ -13,6 +14,7 @@ import { generationJobSchema, REQUEST_KEYS_TTL_S } from '@pipedec/contracts';
 import { API_CONFIG, type ApiConfig } from '../config/api-config.js';
 import { Clock } from '../infra/clock.js';
 import { AccountingService } from './accounting.service.js';
+import { EventReader } from './event-reader.js';
 import { FairScheduler } from './fair-scheduler.js';
 import { requestOfJob, RequestsRepository, type SweepCursor } from './requests.repository.js';
 
@@ -51,6 +53,7 @@ export class AccountingSweeper implements OnModuleInit, OnModuleDestroy {
   constructor(
     private readonly repo: RequestsRepository,
     private readonly accounting: AccountingService,
+    private readonly events: EventReader,
     private readonly scheduler: FairScheduler,
     private readonly clock: Clock,
     @Inject(API_CONFIG) private readonly config: ApiConfig,
@@ -122,13 +125,16 @@ export class AccountingSweeper implements OnModuleInit, OnModuleDestroy {
       const job = await this.scheduler.queue.getJob(r.id);
       if (job) {
         this.lostSince.delete(r.id);
-        if ((await job.getState()) === 'failed') {
+        const state = await job.getState();
+        if (state === 'failed') {
           await this.accounting.failAndFinalize(
             r.tenantId,
             r.id,
             'job_failed',
             job.failedReason || 'the job failed',
           );
+        } else if (state === 'waiting' || state === 'prioritized' || state === 'delayed') {
+          await this.endUnretried(r.tenantId, r.id, now);
         }
         continue;
       }
@@ -146,6 +152,27 @@ export class AccountingSweeper implements OnModuleInit, OnModuleDestroy {
         );
       }
     }
+  }
+
+  /**
+   * A job whose attempt failed on a broken pipeline waits in the queue for the next whole one
+   * (any replica). When none takes it within PIPELINE_WAIT_S it is taken out and failed with
+   * no_pipeline_available, billed what was delivered, so no client waits without bound.
+   */
+  private async endUnretried(tenantId: string, requestId: string, now: number): Promise<void> {
+    const last = await this.events.last(requestId);
+    if (last?.type !== 'error' || !last.retryable) return;
+    if (now - last.at < this.config.PIPELINE_WAIT_S * 1000) return;
+    if (!(await this.scheduler.remove(tenantId, requestId))) return; // a head took it meanwhile
+    this.logger.warn(
+      `request ${requestId}: no whole pipeline took it within ${this.config.PIPELINE_WAIT_S} s after ${last.code}`,
+    );
+    await this.accounting.failAndFinalize(
+      tenantId,
+      requestId,
+      'no_pipeline_available',
+      `its pipeline failed (${last.code}) and no whole pipeline took it within ${this.config.PIPELINE_WAIT_S} s`,
+    );
   }
 
   /**

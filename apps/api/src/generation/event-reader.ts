@@ -33,6 +33,12 @@ export class EventReader {
     return rows.map(([id, fields]) => ({ id, event: decodeEvent(fieldValue(fields)) }));
   }
 
+  /** The latest record, or undefined while there is none. */
+  async last(requestId: string): Promise<RequestEvent | undefined> {
+    const rows = await this.redis.command.xrevrange(this.key(requestId), '+', '-', 'COUNT', 1);
+    return rows.length > 0 ? decodeEvent(fieldValue(rows[0][1])) : undefined;
+  }
+
   async append(requestId: string, event: RequestEvent, ttlSeconds: number): Promise<string> {
     const key = this.key(requestId);
     const [[, id]] = (await this.redis.command
