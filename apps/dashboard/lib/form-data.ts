@@ -26,6 +26,26 @@ export function optionalInt<E extends null | undefined>(
   return n;
 }
 
+/**
+ * A required whole number in [min, max]: "-1", "1.5" or "99999999" are refused here with the
+ * field's range, before any date arithmetic or API call could fail on them.
+ */
+export function boundedFormInt(
+  form: FormData,
+  name: string,
+  label: string,
+  min: number,
+  max: number,
+): number {
+  const n = Number(text(form, name).replace(/[_,\s]/g, ''));
+  if (text(form, name) === '' || !Number.isInteger(n) || n < min || n > max) {
+    throw new FormError(
+      `${label} must be a whole number from ${min.toLocaleString('en-US')} to ${max.toLocaleString('en-US')}`,
+    );
+  }
+  return n;
+}
+
 /** Dollars per 1000 tokens ("0.25") to integer micro-dollars (250000). */
 export function dollarsToMicros(form: FormData, name: string): number {
   const raw = text(form, name);

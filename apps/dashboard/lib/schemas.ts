@@ -34,6 +34,8 @@ export const tenantSchema = z.object({
   }),
   prices: z.object({ inputPer1kMicros: z.number(), outputPer1kMicros: z.number() }),
   createdAt: isoDate,
+  /** Sent back by the edit form as expectedUpdatedAt: a stale save is refused (409). */
+  updatedAt: isoDate,
 });
 export type Tenant = z.infer<typeof tenantSchema>;
 

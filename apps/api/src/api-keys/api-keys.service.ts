@@ -1,5 +1,10 @@
 import { Injectable, Logger } from '@nestjs/common';
-import { apiKeyScopeSchema, type ApiKeyScope, type CreateApiKey } from '@pipedec/contracts';
+import {
+  apiKeyScopeSchema,
+  KEY_EXPIRY_MAX_DAYS,
+  type ApiKeyScope,
+  type CreateApiKey,
+} from '@pipedec/contracts';
 import { digestsEqual, hashApiKeySecret, newApiKeySecret } from '@pipedec/db';
 import { AuditService } from '../audit/audit.service.js';
 import type { TenantPrincipal } from '../auth/principal.js';
@@ -106,8 +111,17 @@ export class ApiKeysService {
   async create(tenantId: string, input: CreateApiKey, actor: string) {
     const { secret, prefix, hash } = newApiKeySecret();
     const expiresAt = input.expiresAt ? new Date(input.expiresAt) : null;
-    if (expiresAt && expiresAt <= this.clock.now()) {
-      throw Errors.invalid('invalid_expiry', 'expiresAt must be in the future', 'expiresAt');
+    const now = this.clock.now().getTime();
+    if (
+      expiresAt &&
+      (expiresAt.getTime() <= now ||
+        expiresAt.getTime() > now + (KEY_EXPIRY_MAX_DAYS + 1) * 86_400_000)
+    ) {
+      throw Errors.invalid(
+        'invalid_expiry',
+        `expiry must be in the future and at most ${KEY_EXPIRY_MAX_DAYS.toLocaleString('en-US')} days away (or never)`,
+        'expiresAt',
+      );
     }
     const key = await this.repo.transaction(async (tx) => {
       const created = await this.repo.create(

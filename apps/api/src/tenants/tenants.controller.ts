@@ -1,6 +1,7 @@
 import { Body, Controller, Get, Param, ParseUUIDPipe, Patch, Post, Query } from '@nestjs/common';
 import {
   createPlanSchema,
+  displayName,
   createTenantSchema,
   updatePlanSchema,
   updateTenantSchema,
@@ -11,6 +12,9 @@ import { Auth } from '../auth/auth-policy.js';
 import { actorOf, CurrentAdmin, type AdminPrincipal } from '../auth/principal.js';
 import { parseBody } from '../common/parse-body.js';
 import { TenantsService } from './tenants.service.js';
+
+/** The plan named in the path: checked like a body's name, so a NUL cannot reach SQL. */
+const planPathSchema = z.object({ name: displayName('plan name') });
 
 const auditQuerySchema = z
   .object({
@@ -45,7 +49,8 @@ export class TenantsController {
     @Body() body: unknown,
     @CurrentAdmin() admin: AdminPrincipal,
   ) {
-    return this.tenants.updatePlan(name, parseBody(updatePlanSchema, body), actorOf(admin));
+    const plan = parseBody(planPathSchema, { name }).name;
+    return this.tenants.updatePlan(plan, parseBody(updatePlanSchema, body), actorOf(admin));
   }
 
   @Get('tenants')

@@ -1,5 +1,11 @@
 import { Injectable } from '@nestjs/common';
-import type { CreatePlan, CreateTenant, UpdatePlan, UpdateTenant } from '@pipedec/contracts';
+import {
+  fieldLabel,
+  type CreatePlan,
+  type CreateTenant,
+  type UpdatePlan,
+  type UpdateTenant,
+} from '@pipedec/contracts';
 import { Prisma, type Plan, type Tenant } from '@pipedec/db';
 import { AuditService } from '../audit/audit.service.js';
 import { Errors } from '../common/errors.js';
@@ -63,6 +69,7 @@ export class TenantsService {
   async createPlan(input: CreatePlan, actor: string) {
     try {
       return await this.repo.transaction(async (tx) => {
+        await uniqueName(tx, 'plan', input.name);
         const plan = await tx.plan.create({ data: planData(input) });
         await this.audit.record(
           {
@@ -112,6 +119,7 @@ export class TenantsService {
     const { plan: _plan, name, ...overrides } = input;
     try {
       return await this.repo.transaction(async (tx) => {
+        await uniqueName(tx, 'tenant', name);
         const tenant = await tx.tenant.create({
           data: { name, planId: plan.id, ...bigintOverrides(overrides) },
         });
@@ -137,13 +145,21 @@ export class TenantsService {
   }
 
   async update(tenantId: string, input: UpdateTenant, actor: string) {
-    const { plan: planName, ...rest } = input;
+    const { plan: planName, expectedUpdatedAt, ...rest } = input;
     const plan = planName ? await this.repo.planByName(planName) : undefined;
     if (planName && !plan)
       throw Errors.invalid('unknown_plan', `plan "${planName}" does not exist`, 'plan');
     const result = await this.repo.transaction(async (tx) => {
-      const existing = await tx.tenant.findUnique({ where: { id: tenantId } });
-      if (!existing) throw Errors.notFound('Tenant', tenantId);
+      // FOR UPDATE: a concurrent save waits here, then sees this one's updatedAt and is refused.
+      const locked = await tx.$queryRaw<{ updatedAt: Date }[]>`
+        SELECT "updatedAt" FROM "Tenant" WHERE id = ${tenantId}::uuid FOR UPDATE`;
+      if (locked.length === 0) throw Errors.notFound('Tenant', tenantId);
+      if (
+        expectedUpdatedAt !== undefined &&
+        locked[0].updatedAt.getTime() !== Date.parse(expectedUpdatedAt)
+      ) {
+        throw await staleEdit(tx, tenantId, new Date(expectedUpdatedAt));
+      }
       const tenant = await tx.tenant.update({
         where: { id: tenantId },
         data: { ...bigintOverrides(rest), ...(plan ? { planId: plan.id } : {}) },
@@ -156,7 +172,7 @@ export class TenantsService {
           targetType: 'tenant',
           targetId: tenantId,
           tenantId,
-          details: { ...input },
+          details: { ...rest, ...(planName ? { plan: planName } : {}) },
         },
         tx,
       );
@@ -165,6 +181,51 @@ export class TenantsService {
     await this.invalidation.changed();
     return result;
   }
+}
+
+type Tx = Parameters<Parameters<TenantsRepository['transaction']>[0]>[0];
+
+/**
+ * Names are unique ignoring case ("Pro" and "pro" would be two plans an operator cannot tell
+ * apart in a picker). The advisory lock serialises concurrent creates of either kind, so two
+ * requests cannot both pass the check.
+ */
+async function uniqueName(tx: Tx, kind: 'plan' | 'tenant', name: string): Promise<void> {
+  await tx.$queryRaw`SELECT 1 AS locked FROM pg_advisory_xact_lock(hashtext(${`pipedec:${kind}-names`}))`;
+  const where = { name: { equals: name, mode: 'insensitive' as const } };
+  const clash =
+    kind === 'plan' ? await tx.plan.findFirst({ where }) : await tx.tenant.findFirst({ where });
+  if (clash) {
+    throw Errors.conflict(
+      `${kind}_exists`,
+      `a ${kind} named "${clash.name}" already exists (${kind} names are unique ignoring case)`,
+    );
+  }
+}
+
+/**
+ * The 409 for a save from a form loaded before someone else's change: says who changed what,
+ * from the audit log, so the operator knows what reloading will show.
+ */
+async function staleEdit(tx: Tx, tenantId: string, since: Date) {
+  const changes = await tx.auditLog.findMany({
+    where: { tenantId, action: 'tenant.update', at: { gt: since } },
+    orderBy: { id: 'asc' },
+    take: 20,
+  });
+  const fields = new Set<string>();
+  for (const c of changes) {
+    for (const [k, v] of Object.entries(c.details as Record<string, unknown>)) {
+      if (v !== undefined) fields.add(fieldLabel(k));
+    }
+  }
+  const who = [...new Set(changes.map((c) => c.actor))].join(', ');
+  const what = fields.size > 0 ? ` (${[...fields].join(', ')})` : '';
+  return Errors.conflict(
+    'tenant_changed',
+    `this tenant was changed${what}${who ? ` by ${who}` : ''} after you opened the form; ` +
+      'reload the page to see the current values, then make your change again',
+  );
 }
 
 function planData<T extends Partial<CreatePlan>>(p: T) {
@@ -224,5 +285,7 @@ function view(tenant: Tenant, plan: Plan) {
       outputPer1kMicros: Number(plan.priceOutputPer1kMicros),
     },
     createdAt: tenant.createdAt,
+    /** Sent back as expectedUpdatedAt by an editor, so a stale save is refused. */
+    updatedAt: tenant.updatedAt,
   };
 }

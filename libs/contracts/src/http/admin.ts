@@ -1,20 +1,91 @@
-// Bodies of the admin endpoints (dashboard).
+// Bodies of the admin endpoints (dashboard). Every number has explicit bounds and every bound
+// its message in an operator's words ("requests per minute must be a whole number from 1 to
+// 1,000,000"): the columns behind them are 32-bit integers, so an unbounded field reached
+// PostgreSQL and came back as a 500.
 import { z } from 'zod';
 
+/** "requestsPerMinute" → "requests per minute", "max_tokens" → "max tokens". */
+export function fieldLabel(key: string): string {
+  return key
+    .replace(/([a-z0-9])([A-Z])/g, '$1 $2')
+    .replaceAll('_', ' ')
+    .toLowerCase()
+    .replace(/\b1k\b/, '1000 tokens');
+}
+
+const fmt = (n: number) => n.toLocaleString('en-US');
+
+/** A whole number in [min, max], refused with one message naming the field and the range. */
+export function boundedInt(label: string, min: number, max: number) {
+  const error = `${label} must be a whole number from ${fmt(min)} to ${fmt(max)}`;
+  return z.number({ error }).int({ error }).min(min, { error }).max(max, { error });
+}
+
+/**
+ * A name an operator types: trimmed of nothing (what is typed is what is stored), at least one
+ * visible character, no control characters (a NUL reached PostgreSQL's text type as a 500).
+ */
+export function displayName(label: string, max = 100) {
+  return (
+    z
+      .string({ error: `${label} is required` })
+      .min(1, { error: `${label} is required` })
+      .max(max, { error: `${label} must be at most ${max} characters` })
+      .refine((s) => s.trim().length > 0, { error: `${label} must not be blank` })
+      // eslint-disable-next-line no-control-regex -- finding control characters is the point
+      .refine((s) => !/[\u0000-\u001f\u007f]/.test(s), {
+        error: `${label} must not contain control characters`,
+      })
+  );
+}
+
+/** Bounds of every limit, shared by plans, tenant overrides and the dashboard's forms. */
+export const LIMIT_BOUNDS = {
+  requestsPerMinute: { min: 1, max: 1_000_000 },
+  tokensPerMinute: { min: 1, max: 1_000_000_000 },
+  tokensPerMonth: { min: 1, max: 1_000_000_000_000 },
+  concurrentRequests: { min: 1, max: 10_000 },
+  maxPromptTokens: { min: 1, max: 1_000_000 },
+  maxOutputTokens: { min: 1, max: 1_000_000 },
+} as const;
+/** Micro-dollars per 1000 tokens: up to $1,000,000 per 1000 tokens. */
+export const PRICE_MAX_MICROS = 1_000_000_000_000;
+export const PRIORITY_MAX = 98;
+/** Key expiry, in days from now, when not "never". */
+export const KEY_EXPIRY_MAX_DAYS = 3650;
+/** A rotated key's old secret keeps working at most this long. */
+export const GRACE_MAX_SECONDS = 30 * 24 * 3600;
+
+const limit = (key: keyof typeof LIMIT_BOUNDS) =>
+  boundedInt(fieldLabel(key), LIMIT_BOUNDS[key].min, LIMIT_BOUNDS[key].max);
+
 export const API_KEY_SCOPES = ['generate', 'read-usage'] as const;
-export const apiKeyScopeSchema = z.enum(API_KEY_SCOPES);
+export const apiKeyScopeSchema = z.enum(API_KEY_SCOPES, {
+  error: `scopes must be among ${API_KEY_SCOPES.join(', ')}`,
+});
 export type ApiKeyScope = z.infer<typeof apiKeyScopeSchema>;
 
 export const adminLoginSchema = z
   .object({ email: z.email().max(320), password: z.string().min(1).max(1024) })
   .strict();
 
+/** In the future and at most KEY_EXPIRY_MAX_DAYS away: checked by the API against its clock. */
+const expiresAtSchema = z.iso.datetime({
+  error: 'expiry must be a date and time like 2027-01-31T00:00:00Z',
+});
+
 export const createApiKeySchema = z
   .object({
-    name: z.string().min(1).max(100),
-    scopes: z.array(apiKeyScopeSchema).min(1),
-    /** ISO date-time; absent means no expiry. */
-    expiresAt: z.iso.datetime().optional(),
+    name: displayName('key name'),
+    scopes: z
+      .array(apiKeyScopeSchema, { error: 'scopes must be a list' })
+      .min(1, { error: 'choose at least one scope' })
+      .max(API_KEY_SCOPES.length),
+    /**
+     * ISO date-time, or null for a key that never expires. Absent also means never (older
+     * clients); the dashboard always sends one of the two explicitly.
+     */
+    expiresAt: expiresAtSchema.nullable().optional(),
   })
   .strict();
 export type CreateApiKey = z.infer<typeof createApiKeySchema>;
@@ -22,34 +93,41 @@ export type CreateApiKey = z.infer<typeof createApiKeySchema>;
 export const rotateApiKeySchema = z
   .object({
     /** Seconds the old secret keeps working (0: revoked at once). */
-    gracePeriodSeconds: z
-      .number()
-      .int()
-      .min(0)
-      .max(30 * 24 * 3600)
-      .default(0),
+    gracePeriodSeconds: boundedInt('grace period in seconds', 0, GRACE_MAX_SECONDS).default(0),
   })
   .strict();
 
 const limitOverrides = {
-  requestsPerMinute: z.number().int().min(1).nullable().optional(),
-  tokensPerMinute: z.number().int().min(1).nullable().optional(),
-  tokensPerMonth: z.number().int().min(1).nullable().optional(),
-  concurrentRequests: z.number().int().min(1).nullable().optional(),
-  maxPromptTokens: z.number().int().min(1).nullable().optional(),
-  maxOutputTokens: z.number().int().min(1).nullable().optional(),
+  requestsPerMinute: limit('requestsPerMinute').nullable().optional(),
+  tokensPerMinute: limit('tokensPerMinute').nullable().optional(),
+  tokensPerMonth: limit('tokensPerMonth').nullable().optional(),
+  concurrentRequests: limit('concurrentRequests').nullable().optional(),
+  maxPromptTokens: limit('maxPromptTokens').nullable().optional(),
+  maxOutputTokens: limit('maxOutputTokens').nullable().optional(),
 };
 
+const planName = displayName('plan name');
+
 export const createTenantSchema = z
-  .object({ name: z.string().min(1).max(100), plan: z.string().min(1), ...limitOverrides })
+  .object({ name: displayName('tenant name'), plan: planName, ...limitOverrides })
   .strict();
 export type CreateTenant = z.infer<typeof createTenantSchema>;
 
 export const updateTenantSchema = z
   .object({
-    plan: z.string().min(1).optional(),
-    status: z.enum(['active', 'suspended']).optional(),
+    plan: planName.optional(),
+    status: z
+      .enum(['active', 'suspended'], { error: 'status must be active or suspended' })
+      .optional(),
     ...limitOverrides,
+    /**
+     * The tenant's updatedAt as the editor loaded it. When set and the tenant changed since,
+     * the save is refused (409) instead of overwriting someone else's change with the
+     * form's stale values.
+     */
+    expectedUpdatedAt: z.iso
+      .datetime({ error: 'expected updated-at must be a date and time' })
+      .optional(),
   })
   .strict();
 export type UpdateTenant = z.infer<typeof updateTenantSchema>;
@@ -63,23 +141,23 @@ export const usageQuerySchema = z
   .strict();
 export type UsageQuery = z.infer<typeof usageQuerySchema>;
 
+const price = (label: string) => boundedInt(label, 0, PRICE_MAX_MICROS);
+
 const planFields = {
   /** Queue priority and fair-share weight: higher is served more. */
-  priority: z.number().int().min(0).max(98),
-  requestsPerMinute: z.number().int().min(1),
-  tokensPerMinute: z.number().int().min(1),
-  tokensPerMonth: z.number().int().min(1),
-  concurrentRequests: z.number().int().min(1),
-  maxPromptTokens: z.number().int().min(1),
-  maxOutputTokens: z.number().int().min(1),
+  priority: boundedInt('priority', 0, PRIORITY_MAX),
+  requestsPerMinute: limit('requestsPerMinute'),
+  tokensPerMinute: limit('tokensPerMinute'),
+  tokensPerMonth: limit('tokensPerMonth'),
+  concurrentRequests: limit('concurrentRequests'),
+  maxPromptTokens: limit('maxPromptTokens'),
+  maxOutputTokens: limit('maxOutputTokens'),
   /** Micro-dollars per 1000 tokens. */
-  priceInputPer1kMicros: z.number().int().min(0),
-  priceOutputPer1kMicros: z.number().int().min(0),
+  priceInputPer1kMicros: price('input price (micro-dollars per 1000 tokens)'),
+  priceOutputPer1kMicros: price('output price (micro-dollars per 1000 tokens)'),
 };
 
-export const createPlanSchema = z
-  .object({ name: z.string().min(1).max(100), ...planFields })
-  .strict();
+export const createPlanSchema = z.object({ name: planName, ...planFields }).strict();
 export type CreatePlan = z.infer<typeof createPlanSchema>;
 
 export const updatePlanSchema = z.object(planFields).partial().strict();

@@ -4,12 +4,26 @@
 import { z } from 'zod';
 import { decodingMethodSchema, MAX_STOP_STRINGS, MAX_TREE_WIDTH } from '../jobs/generation-job.js';
 
+/** Output tokens one request may ask for; a plan's maxOutputTokens lowers it further. */
+export const MAX_TOKENS_LIMIT = 1_000_000;
+const maxTokens = (label: string) =>
+  z
+    .number()
+    .int({ error: `${label} must be a whole number from 1 to 1,000,000` })
+    .min(1, { error: `${label} must be a whole number from 1 to 1,000,000` })
+    .max(MAX_TOKENS_LIMIT, { error: `${label} must be a whole number from 1 to 1,000,000` });
+/**
+ * An empty prompt is refused here: the tokenizer would add a start token and the request would
+ * be admitted and billed for a prompt nobody wrote.
+ */
+const promptText = z.string().min(1, { error: 'prompt must not be empty' });
+
 const stopSchema = z.union([z.string().min(1), z.array(z.string().min(1)).max(MAX_STOP_STRINGS)]);
 
 /** Parameters common to both OpenAI endpoints and the native one. */
 const commonParams = {
   model: z.string().min(1).max(200),
-  max_tokens: z.number().int().min(1).optional(),
+  max_tokens: maxTokens('max_tokens').optional(),
   temperature: z.number().min(0).max(2).optional(),
   top_p: z.number().gt(0).max(1).optional(),
   n: z.literal(1).optional(),
@@ -43,7 +57,12 @@ export const completionRequestSchema = z
   .object({
     ...commonParams,
     ...streamParams,
-    prompt: z.union([z.string(), z.array(z.string()).length(1)]),
+    prompt: z
+      .union([z.string(), z.array(z.string()).length(1)])
+      // Refinements also run after the union failed (zod 4), so `p` is checked for shape too.
+      .refine((p: unknown) => (Array.isArray(p) ? p[0] : p) !== '', {
+        error: 'prompt must not be empty',
+      }),
     echo: z.literal(false).optional(),
     logprobs: z.null().optional(),
   })
@@ -63,7 +82,7 @@ export const chatCompletionRequestSchema = z
     ...commonParams,
     ...streamParams,
     messages: z.array(chatMessageSchema).min(1).max(256),
-    max_completion_tokens: z.number().int().min(1).optional(),
+    max_completion_tokens: maxTokens('max_completion_tokens').optional(),
     logprobs: z.literal(false).nullable().optional(),
   })
   .strict();
@@ -73,7 +92,7 @@ export type ChatCompletionRequest = z.infer<typeof chatCompletionRequestSchema>;
 export const jobSubmitSchema = z
   .object({
     ...commonParams,
-    prompt: z.string(),
+    prompt: promptText,
   })
   .strict();
 export type JobSubmit = z.infer<typeof jobSubmitSchema>;

@@ -1,10 +1,16 @@
 'use server';
-import { API_KEY_SCOPES, createApiKeySchema, rotateApiKeySchema } from '@pipedec/contracts/http';
+import {
+  API_KEY_SCOPES,
+  createApiKeySchema,
+  GRACE_MAX_SECONDS,
+  KEY_EXPIRY_MAX_DAYS,
+  rotateApiKeySchema,
+} from '@pipedec/contracts/http';
 import { revalidatePath } from 'next/cache';
 import { z } from 'zod';
 import { failure } from '@/lib/action-state';
 import { apiCall } from '@/lib/api-client';
-import { optionalInt, text } from '@/lib/form-data';
+import { boundedFormInt, FormError, text } from '@/lib/form-data';
 import { apiKeySchema, createdApiKeySchema } from '@/lib/schemas';
 
 export interface KeyActionState {
@@ -17,6 +23,7 @@ export interface KeyActionState {
 const uuid = z.uuid();
 
 function refused(error: unknown): KeyActionState {
+  if (error instanceof FormError) return { error: error.message, ok: null, reveal: null };
   if (error instanceof z.ZodError) {
     return {
       error: error.issues.map((i) => `${i.path.join('.') || 'form'}: ${i.message}`).join('; '),
@@ -33,11 +40,15 @@ export async function createKey(
   form: FormData,
 ): Promise<KeyActionState> {
   try {
-    const days = optionalInt(form, 'expiresInDays', null);
+    // "Never" is a choice of its own; a number of days is 1..KEY_EXPIRY_MAX_DAYS.
+    const never = text(form, 'expiry') !== 'days';
+    const days = never
+      ? null
+      : boundedFormInt(form, 'expiresInDays', 'expiry in days', 1, KEY_EXPIRY_MAX_DAYS);
     const body = createApiKeySchema.parse({
       name: text(form, 'name'),
       scopes: form.getAll('scopes').filter((s) => API_KEY_SCOPES.includes(s as never)),
-      expiresAt: days ? new Date(Date.now() + days * 86400_000).toISOString() : undefined,
+      expiresAt: days === null ? null : new Date(Date.now() + days * 86400_000).toISOString(),
     });
     const key = await apiCall(
       'POST',
@@ -65,7 +76,10 @@ export async function rotateKey(
   form: FormData,
 ): Promise<KeyActionState> {
   try {
-    const hours = optionalInt(form, 'graceHours', null) ?? 0;
+    const hours =
+      text(form, 'graceHours') === ''
+        ? 0
+        : boundedFormInt(form, 'graceHours', 'grace period in hours', 0, GRACE_MAX_SECONDS / 3600);
     const body = rotateApiKeySchema.parse({ gracePeriodSeconds: hours * 3600 });
     const key = await apiCall(
       'POST',

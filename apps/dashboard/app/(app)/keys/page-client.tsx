@@ -45,7 +45,14 @@ export function KeysClient({
             ))}
           </fieldset>
           <label>
-            Expires in days <span className="hint">blank: never</span>
+            Expires
+            <select name="expiry" defaultValue="never">
+              <option value="never">never</option>
+              <option value="days">after the days below</option>
+            </select>
+          </label>
+          <label>
+            Days <span className="hint">1 to 3,650</span>
             <input name="expiresInDays" inputMode="numeric" size={6} />
           </label>
           <button type="submit" className="primary" disabled={creating}>

@@ -49,6 +49,7 @@ export async function updateTenant(
       plan: text(form, 'plan') || undefined,
       status: text(form, 'status') || undefined,
       ...overrides,
+      expectedUpdatedAt: text(form, 'expectedUpdatedAt') || undefined,
     });
     await apiCall('PATCH', `/admin/tenants/${tenantId}`, tenantSchema, { body });
   } catch (error) {

@@ -18,6 +18,7 @@ export function EditTenantForm({
       submitLabel="Save changes"
       className="stack"
     >
+      <input type="hidden" name="expectedUpdatedAt" value={tenant.updatedAt} />
       <div className="row">
         <label>
           Plan
