@@ -15,6 +15,10 @@ fi
 # The API and the stage nodes must agree on the model's name (jobs name it).
 export MODEL_NAME="${MODEL_NAME:-pipedec-demo}"
 
+# The dashboard forwards each browser's address to the API for admin login limiting; the API
+# believes it only with this shared secret. A fresh one per start unless .env sets one.
+export DASHBOARD_FORWARD_SECRET="${DASHBOARD_FORWARD_SECRET:-$(node -e "process.stdout.write(require('crypto').randomBytes(24).toString('base64url'))")}"
+
 npm run --silent db:migrate
 npm run --silent db:seed
 

@@ -14,11 +14,20 @@ export async function createApp(config: ApiConfig): Promise<INestApplication> {
     logger: config.NODE_ENV === 'test' ? ['error', 'warn'] : ['log', 'error', 'warn'],
   });
   app.useBodyParser('json', { limit: config.BODY_LIMIT_BYTES });
-  app.set('trust proxy', 'loopback');
+  app.set('trust proxy', trustProxySetting(config.TRUST_PROXY));
+  // Nothing gains from naming the framework to every caller.
+  app.getHttpAdapter().getInstance().disable('x-powered-by');
   app.enableShutdownHooks();
   await app.init();
   assertEveryRouteDeclaresAuth(app);
   return app;
+}
+
+/** TRUST_PROXY as Express reads it: a boolean, a hop count or a list of addresses. */
+export function trustProxySetting(value: string): boolean | number | string {
+  if (value === 'true' || value === 'false') return value === 'true';
+  if (/^\d+$/.test(value)) return Number(value);
+  return value;
 }
 
 /** Start-up fails when a route has no `Auth.*` decision (the guard would refuse it anyway). */

@@ -1,10 +1,38 @@
 import { hashPassword } from '@pipedec/db';
+import type { Server } from 'node:http';
+import { createApp } from '../src/app.js';
 import { ADMIN, adminLogin, call, errorOf, startTestApi, type TestApi } from './test-api.js';
 
 let api: TestApi;
+const FORWARD_SECRET = 'test-forward-secret-0123';
+const PASSWORD = 'right-password-1';
+
+async function makeAdmin(email: string) {
+  return api.prisma.adminUser.create({
+    data: { email, passwordHash: await hashPassword(PASSWORD), role: 'admin' },
+  });
+}
+
+/** A login as the dashboard makes it: the browser's address forwarded with the secret. */
+function login(email: string, password: string, browserAddress: string) {
+  return fetch(`${api.url}/admin/login`, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/json',
+      'x-pipedec-client-address': browserAddress,
+      'x-pipedec-forward-secret': FORWARD_SECRET,
+    },
+    body: JSON.stringify({ email, password }),
+  });
+}
 
 beforeAll(async () => {
-  api = await startTestApi({ ADMIN_LOGIN_MAX_ATTEMPTS: '3', ADMIN_SESSION_TTL_S: '60' });
+  api = await startTestApi({
+    ADMIN_LOGIN_MAX_ATTEMPTS: '3',
+    ADMIN_LOGIN_ACCOUNT_MAX_FAILURES: '8',
+    ADMIN_SESSION_TTL_S: '60',
+    DASHBOARD_FORWARD_SECRET: FORWARD_SECRET,
+  });
   await api.prisma.adminUser.create({
     data: {
       email: 'viewer@test.local',
@@ -59,22 +87,109 @@ describe('admin authentication', () => {
     expect(audit.body.data.every((a) => a.actor === `admin:${me.body.id}`)).toBe(true);
   });
 
-  it('rate-limits failed logins, even with the right password afterwards', async () => {
+  it('rate-limits failed logins per email and address, even with the right password', async () => {
+    await makeAdmin('pair@test.local');
     for (let i = 0; i < 3; i++) {
-      const r = await call(api, 'POST', '/admin/login', {
-        body: { email: ADMIN.email, password: 'wrong' },
-      });
-      expect(r.status).toBe(401);
+      expect((await login('pair@test.local', 'wrong', '203.0.113.1')).status).toBe(401);
     }
-    const blocked = await call(api, 'POST', '/admin/login', { body: ADMIN });
+    const blocked = await login('pair@test.local', PASSWORD, '203.0.113.1');
     expect(blocked.status).toBe(429);
     expect(Number(blocked.headers.get('retry-after'))).toBeGreaterThan(0);
-    await api.redis.del(
-      `${api.prefix}login:email:${ADMIN.email}`,
-      `${api.prefix}login:ip:127.0.0.1`,
+    // Another browser behind the dashboard is not locked out by the first one's guesses.
+    expect((await login('pair@test.local', PASSWORD, '203.0.113.2')).status).toBe(200);
+  });
+
+  it('counts concurrent guesses atomically: no more than the limit reach the password check', async () => {
+    await makeAdmin('burst@test.local');
+    const replies = await Promise.all(
+      Array.from({ length: 40 }, () => login('burst@test.local', 'wrong', '203.0.113.9')),
     );
-    await api.redis.del(`${api.prefix}login:ip:::ffff:127.0.0.1`);
-    expect((await call(api, 'POST', '/admin/login', { body: ADMIN })).status).toBe(200);
+    const statuses = replies.map((r) => r.status);
+    expect(statuses.filter((s) => s === 401)).toHaveLength(3);
+    expect(statuses.filter((s) => s === 429)).toHaveLength(37);
+  });
+
+  it('believes the forwarded address only with the shared secret, and X-Forwarded-For not at all by default', async () => {
+    await makeAdmin('spoof@test.local');
+    const replies: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      const res = await fetch(`${api.url}/admin/login`, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          'x-forwarded-for': `198.51.100.${i}`,
+          'x-pipedec-client-address': `198.51.100.${i}`,
+          'x-pipedec-forward-secret': 'not-the-secret-at-all',
+        },
+        body: JSON.stringify({ email: 'spoof@test.local', password: 'wrong' }),
+      });
+      replies.push(res.status);
+    }
+    // Every guess counted against the caller's own address (loopback): the fourth is refused.
+    expect(replies).toEqual([401, 401, 401, 429, 429]);
+  });
+
+  it("a stranger's guesses from many addresses slow the account down without locking its owner out", async () => {
+    await makeAdmin('owner@test.local');
+    expect((await login('owner@test.local', PASSWORD, '192.0.2.10')).status).toBe(200);
+    // ADMIN_LOGIN_ACCOUNT_MAX_FAILURES = 8, spread over addresses so no pair limit is reached.
+    for (let i = 0; i < 8; i++) {
+      expect((await login('owner@test.local', 'wrong', `198.18.0.${i}`)).status).toBe(401);
+    }
+    expect((await login('owner@test.local', PASSWORD, '198.18.1.1')).status).toBe(429);
+    expect((await login('owner@test.local', PASSWORD, '192.0.2.10')).status).toBe(200);
+  });
+
+  it('audits every failed login and every lockout', async () => {
+    const { id } = await makeAdmin('audited@test.local');
+    for (let i = 0; i < 4; i++) await login('audited@test.local', 'wrong', '203.0.113.77');
+    await login('nobody@test.local', 'wrong', '203.0.113.77');
+    const rows = await api.prisma.auditLog.findMany({
+      where: { actor: 'anonymous:203.0.113.77' },
+      orderBy: { id: 'asc' },
+    });
+    expect(rows.map((r) => [r.action, (r.details as { reason: string }).reason])).toEqual([
+      ['admin.login_failed', 'wrong_password'],
+      ['admin.login_failed', 'wrong_password'],
+      ['admin.login_failed', 'wrong_password'],
+      ['admin.login_lockout', 'email_and_address'],
+      ['admin.login_failed', 'locked:email_and_address'],
+      ['admin.login_failed', 'unknown_email'],
+    ]);
+    expect(rows[0].targetId).toBe(id);
+    expect(JSON.stringify(rows.map((r) => r.details))).not.toContain('"wrong"');
+  });
+
+  it('sends no X-Powered-By, and marks the session cookie Secure behind a trusted HTTPS proxy', async () => {
+    const plain = await fetch(`${api.url}/admin/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(ADMIN),
+    });
+    expect(plain.headers.get('x-powered-by')).toBeNull();
+    expect(plain.headers.get('set-cookie')).not.toMatch(/secure/i);
+    // X-Forwarded-Proto from an untrusted caller changes nothing...
+    const spoofed = await fetch(`${api.url}/admin/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-forwarded-proto': 'https' },
+      body: JSON.stringify(ADMIN),
+    });
+    expect(spoofed.headers.get('set-cookie')).not.toMatch(/secure/i);
+    // ...and from a proxy TRUST_PROXY names, it makes the cookie Secure.
+    const proxied = await createApp({ ...api.config, TRUST_PROXY: 'loopback' });
+    await proxied.listen(0, '127.0.0.1');
+    try {
+      const port = (proxied.getHttpServer() as Server).address() as { port: number };
+      const res = await fetch(`http://127.0.0.1:${port.port}/admin/login`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-forwarded-proto': 'https' },
+        body: JSON.stringify(ADMIN),
+      });
+      expect(res.status).toBe(200);
+      expect(res.headers.get('set-cookie')).toMatch(/;\s*Secure/i);
+    } finally {
+      await proxied.close();
+    }
   });
 
   it('ends sessions at logout and at expiry', async () => {

@@ -15,6 +15,8 @@ export interface RequestOptions {
   query?: Record<string, string | number | undefined | null>;
   /** Use this token instead of the cookie's (login). */
   token?: string | null;
+  /** Extra request headers (login forwards the browser's address). */
+  headers?: Record<string, string>;
 }
 
 export async function sessionToken(): Promise<string | undefined> {
@@ -70,7 +72,7 @@ export async function rawApiCall(
   options: RequestOptions = {},
 ): Promise<Response> {
   const token = options.token === undefined ? await sessionToken() : options.token;
-  const headers: Record<string, string> = { accept: 'application/json' };
+  const headers: Record<string, string> = { ...options.headers, accept: 'application/json' };
   if (token) headers.authorization = `Bearer ${token}`;
   if (options.body !== undefined) headers['content-type'] = 'application/json';
   try {

@@ -14,8 +14,13 @@ export const dashboardEnvShape = {
   API_PUBLIC_URL: z.url().optional(),
   /** Milliseconds before a call to the API is abandoned with an error state. */
   API_TIMEOUT_MS: envVar.int(10_000, 100),
-  /** Set the session cookie's Secure flag (on behind HTTPS). */
+  /**
+   * Always set the session cookie's Secure flag; without it the flag is set whenever the page
+   * is served over HTTPS (X-Forwarded-Proto from the proxy in front).
+   */
   SESSION_COOKIE_SECURE: envVar.bool(false),
+  /** Shared with the API: lets it believe the browser address the dashboard forwards. */
+  DASHBOARD_FORWARD_SECRET: z.string().min(16).optional(),
 };
 
 export type DashboardConfig = z.infer<z.ZodObject<typeof dashboardEnvShape>>;

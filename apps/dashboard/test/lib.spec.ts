@@ -6,7 +6,14 @@ import { readCompletionStream, type CompletionChunk } from '../app/(app)/playgro
 import { dollarsToMicros, FormError, optionalInt } from '../lib/form-data.js';
 import { formatMicros } from '../lib/format.js';
 import { align } from '../lib/metrics-merge.js';
+import {
+  browserAddress,
+  crossOrigin,
+  sameOriginPath,
+  servedOverHttps,
+} from '../lib/request-origin.js';
 import type { MetricsPoint } from '../lib/schemas.js';
+import { securityHeaders } from '../lib/security-headers.js';
 import { bucketStarts, monthBounds, recentMonths, timeRange } from '../lib/time-range.js';
 
 const NOW = new Date('2026-11-27T10:30:00Z');
@@ -212,5 +219,48 @@ describe('completion stream reader', () => {
         () => undefined,
       ),
     ).rejects.toThrow('pipeline lost');
+  });
+});
+
+describe('sign-in request rules', () => {
+  it('sends the browser after sign-in only to a path of the dashboard', () => {
+    expect(sameOriginPath('/tenants/abc?tab=keys#k')).toBe('/tenants/abc?tab=keys#k');
+    for (const evil of [
+      '/\\evil.example',
+      '/\\/evil.example',
+      '//evil.example',
+      '///evil.example',
+      'https://evil.example',
+      'javascript:alert(1)',
+      '/\tevil',
+      ' /x',
+      '',
+    ]) {
+      expect([evil, sameOriginPath(evil)]).toEqual([evil, '/']);
+    }
+  });
+
+  it("forwards the nearest hop's address and sees HTTPS from the proxy's header", () => {
+    expect(browserAddress('203.0.113.5, 10.0.0.2')).toBe('10.0.0.2');
+    expect(browserAddress('::1')).toBe('::1');
+    expect(browserAddress(null)).toBeNull();
+    expect(servedOverHttps('https')).toBe(true);
+    expect(servedOverHttps('HTTPS, http')).toBe(true);
+    expect(servedOverHttps('http')).toBe(false);
+    expect(servedOverHttps(null)).toBe(false);
+  });
+
+  it('tells cross-origin posts from same-origin ones', () => {
+    expect(crossOrigin('http://127.0.0.1:3001', '127.0.0.1:3001')).toBe(false);
+    expect(crossOrigin(null, '127.0.0.1:3001')).toBe(false);
+    expect(crossOrigin('https://evil.example', '127.0.0.1:3001')).toBe(true);
+    expect(crossOrigin('null', '127.0.0.1:3001')).toBe(true);
+    expect(crossOrigin('http://127.0.0.1:3001', null)).toBe(true);
+  });
+
+  it('sends CSP frame-ancestors and nosniff on every page', () => {
+    const byKey = Object.fromEntries(securityHeaders.map((h) => [h.key, h.value]));
+    expect(byKey['Content-Security-Policy']).toContain("frame-ancestors 'none'");
+    expect(byKey['X-Content-Type-Options']).toBe('nosniff');
   });
 });

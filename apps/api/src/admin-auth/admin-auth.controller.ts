@@ -1,15 +1,20 @@
-import { Body, Controller, Get, HttpCode, Post, Req, Res } from '@nestjs/common';
+import { Body, Controller, Get, HttpCode, Inject, Post, Req, Res } from '@nestjs/common';
 import { adminLoginSchema } from '@pipedec/contracts';
 import type { Request, Response } from 'express';
 import { Auth } from '../auth/auth-policy.js';
 import { ADMIN_COOKIE } from '../auth/auth.guard.js';
 import { CurrentAdmin, type AdminPrincipal } from '../auth/principal.js';
 import { parseBody } from '../common/parse-body.js';
+import { API_CONFIG, type ApiConfig } from '../config/api-config.js';
 import { AdminAuthService } from './admin-auth.service.js';
+import { clientAddress } from './client-address.js';
 
 @Controller('admin')
 export class AdminAuthController {
-  constructor(private readonly auth: AdminAuthService) {}
+  constructor(
+    private readonly auth: AdminAuthService,
+    @Inject(API_CONFIG) private readonly config: ApiConfig,
+  ) {}
 
   @Post('login')
   @HttpCode(200)
@@ -20,10 +25,16 @@ export class AdminAuthController {
     @Res({ passthrough: true }) res: Response,
   ) {
     const { email, password } = parseBody(adminLoginSchema, body);
-    const session = await this.auth.login(email, password, req.ip ?? 'unknown');
+    const session = await this.auth.login(
+      email,
+      password,
+      clientAddress(req, this.config.DASHBOARD_FORWARD_SECRET),
+    );
     res.cookie(ADMIN_COOKIE, session.token, {
       httpOnly: true,
       sameSite: 'strict',
+      // req.secure reads X-Forwarded-Proto only from proxies TRUST_PROXY names.
+      secure: req.secure,
       expires: session.expiresAt,
     });
     return session;

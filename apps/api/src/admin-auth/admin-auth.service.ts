@@ -25,19 +25,30 @@ export class AdminAuthService {
     @Inject(API_CONFIG) private readonly config: ApiConfig,
   ) {}
 
-  /** Checks the password and opens a session; the token is returned once. */
-  async login(email: string, password: string, ip: string) {
-    await this.limiter.assertAllowed(email, ip);
+  /**
+   * Checks the password and opens a session; the token is returned once. Every failed attempt
+   * and every lockout is written to the audit log (email and address, never the password).
+   */
+  async login(email: string, password: string, address: string) {
+    const attempt = await this.limiter.begin(email, address);
+    for (const counter of attempt.lockedNow) {
+      await this.auditFailure('admin.login_lockout', email, address, counter);
+    }
+    if (attempt.refused) {
+      await this.auditFailure('admin.login_failed', email, address, `locked:${attempt.refused}`);
+      throw LoginLimiter.refusalError(attempt);
+    }
     const user = await this.db.client.adminUser.findUnique({ where: { email } });
     // Verify against a dummy hash when the user is unknown, so timing does not reveal it.
     const ok = user
       ? await verifyPassword(password, user.passwordHash)
       : await verifyPassword(password, DUMMY_HASH).then(() => false);
     if (!user || !ok || user.disabled) {
-      await this.limiter.recordFailure(email, ip);
+      const reason = !user ? 'unknown_email' : !ok ? 'wrong_password' : 'disabled';
+      await this.auditFailure('admin.login_failed', email, address, reason, user?.id);
       throw Errors.unauthenticated('Invalid email or password');
     }
-    await this.limiter.reset(email);
+    await this.limiter.succeeded(email, address);
     const token = SESSION_PREFIX + randomBytes(32).toString('base64url');
     const expiresAt = new Date(this.clock.nowMs() + this.config.ADMIN_SESSION_TTL_S * 1000);
     const session = await this.db.client.adminSession.create({
@@ -48,9 +59,25 @@ export class AdminAuthService {
       action: 'admin.login',
       targetType: 'admin_session',
       targetId: session.id,
-      details: { ip },
+      details: { address },
     });
     return { token, expiresAt, role: user.role, email: user.email };
+  }
+
+  private async auditFailure(
+    action: 'admin.login_failed' | 'admin.login_lockout',
+    email: string,
+    address: string,
+    reason: string,
+    adminUserId?: string,
+  ): Promise<void> {
+    await this.audit.record({
+      actor: `anonymous:${address}`,
+      action,
+      targetType: 'admin_user',
+      targetId: adminUserId,
+      details: { email: email.slice(0, 320), address, reason },
+    });
   }
 
   async authenticate(token: string): Promise<AdminPrincipal> {

@@ -20,9 +20,33 @@ export const apiEnvShape = {
   MODEL_DIR: envVar.string('models/demo-target'),
   BODY_LIMIT_BYTES: envVar.int(256 * 1024, 1024),
   ADMIN_SESSION_TTL_S: envVar.int(8 * 3600, 60),
-  /** Failed admin logins allowed per email and per IP in the window below. */
+  /**
+   * Consecutive failed admin logins allowed per email and client address; the pair is then
+   * blocked for ADMIN_LOGIN_WINDOW_S (even with the right password).
+   */
   ADMIN_LOGIN_MAX_ATTEMPTS: envVar.int(5, 1),
   ADMIN_LOGIN_WINDOW_S: envVar.int(15 * 60, 1),
+  /** Failed logins per client address (any email) per day before the address is blocked. */
+  ADMIN_LOGIN_ADDRESS_MAX_FAILURES: envVar.int(100, 1),
+  /**
+   * Failed logins per account (any address) per hour before the account refuses addresses it
+   * has never signed in from; its owner, from an address that signed in before, still gets in.
+   */
+  ADMIN_LOGIN_ACCOUNT_MAX_FAILURES: envVar.int(50, 1),
+  /**
+   * Which proxies' X-Forwarded-For / X-Forwarded-Proto the API believes (Express "trust
+   * proxy"): "false" (default: none), "loopback", a hop count, or addresses/subnets
+   * separated by commas.
+   */
+  TRUST_PROXY: z
+    .string()
+    .regex(/^(true|false|loopback|linklocal|uniquelocal|\d+|[0-9A-Fa-f:.,/ ]+)$/)
+    .default('false'),
+  /**
+   * Shared with the dashboard: with it, the dashboard's X-PipeDec-Client-Address header (the
+   * browser's address) is believed for admin login limiting. Unset: the header is ignored.
+   */
+  DASHBOARD_FORWARD_SECRET: z.string().min(16).optional(),
   /** Default output length when a request does not set max_tokens. */
   DEFAULT_MAX_TOKENS: envVar.int(16, 1),
   /** Attempts per job (BullMQ), so a crashed head's job is retried on another pipeline. */

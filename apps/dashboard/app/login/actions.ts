@@ -1,11 +1,12 @@
 'use server';
 import { adminLoginSchema } from '@pipedec/contracts/http';
-import { cookies } from 'next/headers';
+import { cookies, headers } from 'next/headers';
 import { redirect } from 'next/navigation';
 import { apiCall, SESSION_COOKIE } from '@/lib/api-client';
 import { config } from '@/lib/config';
 import { ApiError } from '@/lib/errors';
 import { raw, text } from '@/lib/form-data';
+import { browserAddress, sameOriginPath, servedOverHttps } from '@/lib/request-origin';
 import { loginResponseSchema } from '@/lib/schemas';
 
 export interface LoginState {
@@ -21,11 +22,20 @@ export async function login(_prev: LoginState, form: FormData): Promise<LoginSta
   const email = text(form, 'email');
   const input = adminLoginSchema.safeParse({ email, password: raw(form, 'password') });
   if (!input.success) return { error: 'Enter an email address and a password.', email };
+  const request = await headers();
+  // The API counts failed logins per browser address; it believes this one only with the
+  // secret it shares with the dashboard.
+  const address = browserAddress(request.get('x-forwarded-for'));
+  const secret = config().DASHBOARD_FORWARD_SECRET;
   let session;
   try {
     session = await apiCall('POST', '/admin/login', loginResponseSchema, {
       body: input.data,
       token: null,
+      headers:
+        address && secret
+          ? { 'x-pipedec-client-address': address, 'x-pipedec-forward-secret': secret }
+          : undefined,
     });
   } catch (error) {
     if (error instanceof ApiError && error.code === 'unauthenticated')
@@ -39,10 +49,9 @@ export async function login(_prev: LoginState, form: FormData): Promise<LoginSta
   (await cookies()).set(SESSION_COOKIE, session.token, {
     httpOnly: true,
     sameSite: 'lax',
-    secure: config().SESSION_COOKIE_SECURE,
+    secure: config().SESSION_COOKIE_SECURE || servedOverHttps(request.get('x-forwarded-proto')),
     path: '/',
     expires: new Date(session.expiresAt),
   });
-  const next = text(form, 'next') || '/';
-  redirect(next.startsWith('/') && !next.startsWith('//') ? next : '/');
+  redirect(sameOriginPath(text(form, 'next') || '/'));
 }
