@@ -61,10 +61,15 @@ const { values: args } = parseArgs({
     // default grid.
     'stpp-grid': { type: 'string', default: '' },
     'beyond-stages': { type: 'string', default: '14' },
+    // Sampled rows: PP and PipeDec at these temperatures (seed = prompt index, top-p 1), at
+    // the sampled stage counts and width, beside a greedy row of the same shape; '' = off.
+    temperatures: { type: 'string', default: '0.7,1' },
+    'sampled-stages': { type: 'string', default: '8,14' },
+    'sampled-width': { type: 'string', default: '16' },
   },
 });
 
-const STAGES = args.stages.split(',').map(Number);
+const STAGES = args.stages ? args.stages.split(',').map(Number) : []; // '' = sampled rows only
 const WIDTHS = args.widths.split(',').map(Number);
 const PROMPTS_PER_SET = Number(args.prompts);
 const PROMPT_TOKENS = Number(args['prompt-tokens']);
@@ -508,6 +513,68 @@ for (const S of STAGES) {
   }
   for (const s of shards) await s.close();
 }
+// ---- sampled rows: the same runs at temperature > 0 (acceptance "exact": the seeded rule) ---
+interface SampledRow {
+  stages: number;
+  width: number;
+  promptSet: string;
+  temperature: number;
+  acceptance: 'exact';
+  /** PipeDec's timesteps per token (the field the greedy rows carry per method). */
+  timestepsPerToken: number;
+  ppTimestepsPerToken: number;
+  speedupOverPP: number;
+  hitRate: number;
+  /** Tokens committed per verification (1 + accepted drafted tokens). */
+  tokensPerVerification: number;
+}
+const sampledRows: SampledRow[] = [];
+const TEMPERATURES = args.temperatures ? args.temperatures.split(',').map(Number) : [];
+const SAMPLED_W = Number(args['sampled-width']);
+for (const S of TEMPERATURES.length > 0 ? args['sampled-stages'].split(',').map(Number) : []) {
+  const shards: LayerShard[] = [];
+  for (const r of splitLayers(TARGET_LAYERS, S)) shards.push(await open(targetDir, r));
+  for (const [setName, prompts] of promptSets) {
+    for (const temperature of [0, ...TEMPERATURES]) {
+      const sampled = (p: number[], id: string) => ({
+        ...request(p, id),
+        sampling: { temperature, topP: 1, seed: Number(id.slice(1)) },
+      });
+      const pp = await runSet(shards, draft, prompts, (sim, _d, p, id) =>
+        generatePP(sim, sampled(p, id)),
+      );
+      const pd = await runSet(shards, draft, prompts, (sim, d, p, id) =>
+        generatePipeDec(sim, d, sampled(p, id), {
+          width: SAMPLED_W,
+          branching: branchingFor(SAMPLED_W),
+          scoreTemperature: SCORE_T,
+        }),
+      );
+      for (const [i, t] of pd.tokens.entries()) {
+        if (t.join() !== pp.tokens[i].join()) {
+          mismatches.push(`S=${S} W=${SAMPLED_W} T=${temperature} ${setName} prompt ${i}`);
+        }
+      }
+      const row: SampledRow = {
+        stages: S,
+        width: SAMPLED_W,
+        promptSet: setName,
+        temperature,
+        acceptance: 'exact',
+        timestepsPerToken: perToken(pd),
+        ppTimestepsPerToken: perToken(pp),
+        speedupOverPP: perToken(pp) / perToken(pd),
+        hitRate: pd.hits / pd.verifications,
+        tokensPerVerification: pd.committed / pd.verifications,
+      };
+      sampledRows.push(row);
+      console.error(
+        `sampled S=${S} W=${SAMPLED_W} T=${temperature} ${setName}: pipedec ${row.timestepsPerToken.toFixed(2)} ts/tok, x${row.speedupOverPP.toFixed(2)} PP, hit ${row.hitRate.toFixed(2)}`,
+      );
+    }
+  }
+  for (const s of shards) await s.close();
+}
 await draft.close();
 
 // ---- report -------------------------------------------------------------------------------
@@ -546,9 +613,22 @@ for (const [v, variant] of BEYOND.entries()) {
     );
   }
 }
+if (sampledRows.length > 0) {
+  lines.push(
+    '',
+    `### Sampled requests (top-p 1, seed = prompt index; acceptance "exact": a drafted child is accepted only if it is the target's seeded draw, a Gumbel-max draw whose noise the draft shares)`,
+    '',
+    '| S | W | prompts | temperature | acceptance | ts/tok PP | ts/tok PipeDec | PipeDec/PP | hit rate | tokens/verification |',
+    '|---|---|---|---|---|---|---|---|---|---|',
+    ...sampledRows.map(
+      (r) =>
+        `| ${r.stages} | ${r.width} | ${r.promptSet} | ${r.temperature} | ${r.acceptance} | ${f(r.ppTimestepsPerToken)} | ${f(r.timestepsPerToken)} | ${f(r.speedupOverPP)}x | ${f(100 * r.hitRate, 1)}% | ${f(r.tokensPerVerification)} |`,
+    ),
+  );
+}
 const cost = (c: CostModel) =>
   `- ${c.name}: stage = ${f(c.stageFixedMs, 3)} ms + ${f(c.stagePerPositionMs, 4)} ms x rows; hop ${f(c.hopMs, 2)} ms; draft = ${f(c.draftFixedMs, 3)} ms + ${f(c.draftPerPositionMs, 4)} ms x rows per call`;
-const maxShare = (name: string) => Math.max(...rows.map((r) => r.engineShareOfStage[name]));
+const maxShare = (name: string) => Math.max(0, ...rows.map((r) => r.engineShareOfStage[name]));
 lines.push(
   '',
   'Cost model (simulator): timestep = serial draft + max(busiest stage, overlapped draft) + hop.',
@@ -595,6 +675,7 @@ await writeFile(
       },
       agreement,
       rows,
+      sampledRows,
     },
     null,
     2,

@@ -120,9 +120,9 @@ export class DraftRunner {
 
   /**
    * Top-k children by draft log-probability. When sampling, the draft's own draw with the
-   * target's random stream (seed, position) comes first: if the two distributions are close,
-   * the target's seeded draw lands on the same token (a coupling), so that child is the most
-   * likely hit. It is scored like the node's best child.
+   * target's Gumbel noise (seed, position) comes first: if the two distributions are close,
+   * the target's seeded draw lands on the same token (a coupling, see chooseToken), so that
+   * child is the most likely hit. It is scored like the node's best child.
    */
   private candidates(logits: Float32Array, offset: number, position: number): Candidate[] {
     const vocab = this.shard.info.vocabSize;

@@ -1,5 +1,5 @@
 // Seeded sampling: the target's token at position p is a pure function of (logits at p - 1,
-// seed, p). The random number comes from a counter-based generator keyed by (seed, p), so it
+// seed, p). The random numbers come from a counter-based generator keyed by (seed, p), so they
 // never depends on how many candidates were tried, which method ran, or in which order rows
 // were computed. That is what makes AR, PP, STPP and PipeDec emit identical tokens.
 
@@ -48,16 +48,40 @@ export function argmax(logits: Float32Array, offset: number, vocab: number): num
 }
 
 /**
+ * Gumbel noise for (seed, position, token): -log(-log u) with u uniform in (0, 1), 53 bits.
+ * `rowKey` is rowKeyOf(seed, position), hashed once per row.
+ */
+function gumbelAt(rowKey: number, token: number): number {
+  const a = mix32(rowKey ^ mix32(token + 0x27d4eb2f));
+  const b = mix32(a ^ 0x85ebca6b);
+  const u = ((a >>> 5) * 0x4000000 + (b >>> 6) + 0.5) / 0x20000000000000;
+  return -Math.log(-Math.log(u));
+}
+
+function rowKeyOf(seed: number, position: number): number {
+  const lo = seed >>> 0;
+  const hi = Math.floor(seed / 0x1_0000_0000) >>> 0;
+  return mix32(lo ^ mix32(hi ^ mix32(position ^ 0x632be5ab)));
+}
+
+/** The largest Gumbel value gumbelAt can return (u = 1 - 2^-54): bounds which tokens can win. */
+const GUMBEL_MAX = 37.5;
+
+/**
  * The token at `position`, drawn from the distribution whose logits are the row
  * logits[offset, offset + vocab) (the model's output at position - 1).
  *
- * The draw walks the candidates in a fixed order and stops where the cumulative mass passes
- * u * mass: with top-p < 1 the candidates are the nucleus sorted by probability (ties by
- * index); with top-p = 1 they are all tokens in index order (no sort needed). Any fixed order
- * samples the same distribution; what matters is that every method uses this function.
+ * Gumbel-max: the token with the largest logit / temperature + g, where g is Gumbel noise
+ * keyed by (seed, position, token), is a sample of softmax(logits / temperature); with
+ * top-p < 1 the argmax runs over the nucleus only. The noise is shared by every model that
+ * draws at this position: the draft proposes argmax(draft logits / T + g) with the same g
+ * (DraftRunner), and when the draft's distribution is close to the target's the two argmaxes
+ * coincide far more often than two independent draws would (a coupling: a Gumbel-max draw
+ * changes only where the perturbed maximum changes). The previous rule, an inverse-CDF walk
+ * with one uniform per position, coupled the two poorly once the distributions were wide.
  *
- * Worked example, temperature 1, topP 0.8, probabilities [0.5, 0.3, 0.2]: the nucleus is
- * tokens 0 and 1 (0.5 + 0.3 reaches 0.8); renormalized [0.625, 0.375]; u = 0.7 picks token 1.
+ * Worked example, temperature 1, logits [log 0.5, log 0.3, log 0.2], noise [0.1, 0.9, -0.4]:
+ * scores [-0.59, -0.30, -2.01] pick token 1.
  */
 export function chooseToken(
   logits: Float32Array, // [.., vocab] rows; one row is read
@@ -67,34 +91,32 @@ export function chooseToken(
   params: SamplingParams,
 ): number {
   if (params.temperature <= 0) return argmax(logits, offset, vocab);
+  const t = params.temperature;
   const max = logits[offset + argmax(logits, offset, vocab)];
+  const key = rowKeyOf(params.seed, position);
+  let best = -1;
+  let bestScore = -Infinity;
+  const consider = (i: number) => {
+    const base = (logits[offset + i] - max) / t;
+    if (base + GUMBEL_MAX <= bestScore) return; // cannot win whatever its noise
+    const score = base + gumbelAt(key, i);
+    if (score > bestScore) {
+      bestScore = score;
+      best = i;
+    }
+  };
+  if (params.topP >= 1) {
+    for (let i = 0; i < vocab; i++) consider(i);
+    return best;
+  }
   const probs = new Float64Array(vocab); // [vocab] unnormalized
   let total = 0;
   for (let i = 0; i < vocab; i++) {
-    const p = Math.exp((logits[offset + i] - max) / params.temperature);
-    probs[i] = p;
-    total += p;
+    probs[i] = Math.exp((logits[offset + i] - max) / t);
+    total += probs[i];
   }
-  const u = uniformAt(params.seed, position);
-  if (params.topP >= 1) {
-    const target = u * total;
-    let acc = 0;
-    for (let i = 0; i < vocab; i++) {
-      acc += probs[i];
-      if (target < acc) return i;
-    }
-    return vocab - 1;
-  }
-  const nucleus = nucleusOf(probs, params.topP * total);
-  let mass = 0;
-  for (const t of nucleus) mass += probs[t];
-  const target = u * mass;
-  let acc = 0;
-  for (const t of nucleus) {
-    acc += probs[t];
-    if (target < acc) return t;
-  }
-  return nucleus[nucleus.length - 1];
+  for (const i of nucleusOf(probs, params.topP * total)) consider(i);
+  return best;
 }
 
 /**

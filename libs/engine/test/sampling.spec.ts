@@ -42,6 +42,23 @@ describe('seeded sampling', () => {
     );
   });
 
+  it('the draw couples two close distributions: the same noise picks the same token far more often than independent draws', () => {
+    const vocab = 64;
+    const target = Float32Array.from({ length: vocab }, (_, i) => Math.sin(i * 1.7) * 2);
+    const draft = Float32Array.from(target, (x, i) => x + 0.3 * Math.cos(i * 2.3));
+    const p = { temperature: 1, topP: 1, seed: 5 };
+    let same = 0;
+    let independent = 0;
+    for (let pos = 0; pos < 4000; pos++) {
+      const x = chooseToken(target, 0, vocab, pos, p);
+      if (x === chooseToken(draft, 0, vocab, pos, p)) same++;
+      if (x === chooseToken(draft, 0, vocab, pos, { ...p, seed: 6 })) independent++;
+    }
+    // Total variation between the two is about 0.1: a coupling agrees at least ~0.8 of the time.
+    expect(same / 4000).toBeGreaterThan(0.8);
+    expect(independent / 4000).toBeLessThan(0.3);
+  });
+
   it('topK returns the best tokens, ties by lowest index', () => {
     const lp = logSoftmax(Float32Array.from([1, 5, 5, 2, 0]), 0, 5);
     expect(topK(lp, 3)).toEqual([1, 2, 3]);
