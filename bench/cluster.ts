@@ -14,10 +14,6 @@
 import {
   GENERATION_JOB_NAME,
   GENERATION_QUEUE,
-  packetFromWire,
-  packetToWire,
-  STAGE_PROTO_LOADER_OPTIONS,
-  STAGE_PROTO_PATH,
   queuePrefix,
   type GenerationJob,
 } from '@pipedec/contracts';
@@ -43,7 +39,6 @@ import {
   writeRandomCheckpoint,
   type LayerShard,
 } from '@pipedec/model';
-import * as protoLoader from '@grpc/proto-loader';
 import { Job, Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import type { ChildProcess } from 'node:child_process';
@@ -57,6 +52,7 @@ import { parseArgs } from 'node:util';
 import { dialStage } from '../apps/stage-node/dist/grpc/grpc-options.js';
 import type { GenerationSummary } from '../apps/stage-node/dist/head/generation-consumer.js';
 import type { TransportStats } from '../apps/stage-node/dist/head/grpc-pipeline.js';
+import { decodePackets, encodePackets } from '../apps/stage-node/dist/wire/frame.js';
 import { freePort, LocalCluster } from '@pipedec/testkit/local-cluster';
 import {
   BRIDGE_HOST,
@@ -151,12 +147,12 @@ async function prompts(target: string): Promise<number[][]> {
 
 interface WireResult {
   samples: number;
-  /** CPU time of one hop's codec in this process: encode + protobuf serialize, and back. */
+  /** CPU time of one hop's codec in this process: frame encode, and decode. */
   codecUs: Record<string, { encode: number; decode: number; bytes: number }>;
   pingMs: number; // median round trip of an empty message
   rawBytesMs: Record<string, number>; // same-size opaque payload
   packetMs: Record<string, number>; // Echo of a layer packet (encode + decode on both ends)
-  overheadMs: Record<string, number>; // packetMs - pingMs
+  overheadMs: Record<string, number>; // packetMs - rawBytesMs, per interleaved sample
 }
 
 /** One open stream and a way to time one round trip on it. */
@@ -164,7 +160,7 @@ function prober(call: ReturnType<ReturnType<typeof dialStage>['Ping']>) {
   let resolve: (() => void) | null = null;
   call.on('data', () => resolve?.());
   return {
-    async once(message: () => object): Promise<number> {
+    async once(message: () => Buffer): Promise<number> {
       const t = performance.now();
       await new Promise<void>((r) => {
         resolve = r;
@@ -188,8 +184,6 @@ async function measureWire(address: string, hidden: number): Promise<WireResult>
     packetMs: {},
     overheadMs: {},
   };
-  const defs = protoLoader.loadSync(STAGE_PROTO_PATH, STAGE_PROTO_LOADER_OPTIONS);
-  const method = (defs['pipedec.stage.Stage'] as protoLoader.ServiceDefinition).Packets;
   const pings: number[] = [];
   for (const [label, rows] of Object.entries(shapes)) {
     for (const dtype of ['FP32', 'FP16'] as const) {
@@ -205,24 +199,24 @@ async function measureWire(address: string, hidden: number): Promise<WireResult>
         sampling: { temperature: 0, topP: 1, seed: 0 },
       };
       const env = { packet, decisionCount: 0, trace: { computeMs: [], rows: [], codecMs: 0 } };
-      let buf = method.requestSerialize(packetToWire(env, dtype));
-      for (let i = 0; i < 1000; i++) packetFromWire(method.requestDeserialize(buf)); // JIT warm-up
+      let buf = encodePackets([env], dtype);
+      for (let i = 0; i < 1000; i++) decodePackets(buf); // JIT warm-up
       let t0 = performance.now();
-      for (let i = 0; i < 2000; i++) buf = method.requestSerialize(packetToWire(env, dtype));
+      for (let i = 0; i < 2000; i++) buf = encodePackets([env], dtype);
       const encode = ((performance.now() - t0) / 2000) * 1000;
       t0 = performance.now();
-      for (let i = 0; i < 2000; i++) packetFromWire(method.requestDeserialize(buf));
+      for (let i = 0; i < 2000; i++) decodePackets(buf);
       const decode = ((performance.now() - t0) / 2000) * 1000;
       res.codecUs[key] = { encode, decode, bytes: buf.length };
       // Samples interleaved (empty ping, same-size opaque ping, packet echo) so that load
       // changes on this shared host hit all three alike; the overhead is the median of the
       // per-sample differences.
-      const bytes = rows * hidden * (dtype === 'FP32' ? 4 : 2);
+      const bytes = buf.byteLength;
       const ping = prober(client.Ping());
       const raw = prober(client.Ping());
       const echo = prober(client.Echo());
-      const empty = { id: 1, payload: Buffer.alloc(0) };
-      const opaque = { id: 2, payload: Buffer.alloc(bytes) };
+      const empty = Buffer.alloc(16);
+      const opaque = Buffer.alloc(bytes);
       const p: number[] = [];
       const r: number[] = [];
       const e: number[] = [];
@@ -230,7 +224,7 @@ async function measureWire(address: string, hidden: number): Promise<WireResult>
         const tp = await ping.once(() => empty);
         const tr = await raw.once(() => opaque);
         // The client encodes on every send, as a stage does before each hop.
-        const te = await echo.once(() => packetToWire(env, dtype));
+        const te = await echo.once(() => encodePackets([env], dtype));
         if (i < 20) continue; // warm-up
         p.push(tp);
         r.push(tr);
@@ -240,7 +234,7 @@ async function measureWire(address: string, hidden: number): Promise<WireResult>
       pings.push(...p);
       res.rawBytesMs[key] = median(r);
       res.packetMs[key] = median(e);
-      res.overheadMs[key] = median(e.map((x, k) => x - p[k]));
+      res.overheadMs[key] = median(e.map((x, k) => x - r[k]));
     }
   }
   res.pingMs = median(pings);
@@ -677,7 +671,7 @@ async function main(): Promise<void> {
         '',
       );
       out.push(
-        '| packet | bytes | encode us | decode us | same bytes, opaque | layer packet (Echo) | packet minus raw round trip |',
+        '| packet | bytes | encode us | decode us | same bytes, opaque | layer packet (Echo) | packet minus same-bytes round trip |',
         '|---|---|---|---|---|---|---|',
       );
       for (const k of Object.keys(wire.packetMs)) {

@@ -22,3 +22,4 @@ export { parseLlamaConfig, type LlamaConfig, type Llama3RopeScaling } from './co
 export { SafetensorsFile, writeSafetensors, type TensorEntry } from './safetensors.js';
 export { EXECUTION_PROVIDERS, resolveExecutionProvider } from './onnx-runtime.js';
 export { MASK_HIDDEN } from './kv-cache.js';
+export { decodeFp16, encodeFp16, halfBitsToNumber, toHalfBits } from './fp16.js';

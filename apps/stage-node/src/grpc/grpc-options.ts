@@ -2,12 +2,8 @@
 // and the client that dials a peer stage.
 import type { Client, ClientDuplexStream } from '@grpc/grpc-js';
 import { ClientGrpcProxy, Transport, type GrpcOptions } from '@nestjs/microservices';
-import {
-  STAGE_PROTO_LOADER_OPTIONS,
-  STAGE_PROTO_PACKAGE,
-  STAGE_PROTO_PATH,
-  STAGE_SERVICE,
-} from '@pipedec/contracts';
+import { STAGE_PROTO_PACKAGE, STAGE_SERVICE } from '@pipedec/contracts';
+import { stagePackageDefinition } from './stage-definition.js';
 
 const MAX_MESSAGE_BYTES = 256 * 1024 * 1024;
 
@@ -22,6 +18,8 @@ const channelOptions = {
   'grpc.keepalive_time_ms': 10_000,
   'grpc.keepalive_timeout_ms': 20_000,
   'grpc.keepalive_permit_without_calls': 1,
+  // The streams live as long as the link: a retry would replay a whole stream's frames.
+  'grpc.enable_retries': 0,
 };
 
 export function stageServerOptions(url: string): GrpcOptions {
@@ -30,8 +28,7 @@ export function stageServerOptions(url: string): GrpcOptions {
     options: {
       url,
       package: STAGE_PROTO_PACKAGE,
-      protoPath: STAGE_PROTO_PATH,
-      loader: STAGE_PROTO_LOADER_OPTIONS,
+      packageDefinition: stagePackageDefinition(),
       channelOptions: {
         'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
         'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
@@ -45,15 +42,14 @@ export function stageServerOptions(url: string): GrpcOptions {
 export type StageMethod = 'Packets' | 'Verdicts' | 'Decisions' | 'Echo' | 'Ping';
 
 /** The generated grpc-js client of the Stage service: one bidi stream per method. */
-export type StageClient = Client & Record<StageMethod, () => ClientDuplexStream<object, unknown>>;
+export type StageClient = Client & Record<StageMethod, () => ClientDuplexStream<Buffer, unknown>>;
 
 /** A client for the stage at `address`, built by Nest's gRPC transport from stage.proto. */
 export function dialStage(address: string): StageClient {
   const proxy = new ClientGrpcProxy({
     url: address,
     package: STAGE_PROTO_PACKAGE,
-    protoPath: STAGE_PROTO_PATH,
-    loader: STAGE_PROTO_LOADER_OPTIONS,
+    packageDefinition: stagePackageDefinition(),
     channelOptions,
   });
   return proxy.getClientByServiceName<StageClient>(STAGE_SERVICE);

@@ -16,7 +16,7 @@ export interface PeerLinkEvents {
 }
 
 export class PeerLink {
-  private call: ClientDuplexStream<object, unknown> | null = null;
+  private call: ClientDuplexStream<Buffer, unknown> | null = null;
   private closed = false;
 
   constructor(
@@ -25,8 +25,8 @@ export class PeerLink {
     private readonly events: PeerLinkEvents,
   ) {}
 
-  /** Queues a message on the stream (grpc-js buffers past the flow-control window). */
-  write(message: object): void {
+  /** Queues a frame on the stream (grpc-js buffers past the flow-control window). */
+  write(message: Buffer): void {
     if (this.closed) return;
     (this.call ??= this.open()).write(message);
   }
@@ -38,7 +38,7 @@ export class PeerLink {
     call?.end();
   }
 
-  private open(): ClientDuplexStream<object, unknown> {
+  private open(): ClientDuplexStream<Buffer, unknown> {
     const call = this.client[this.method]();
     call.on('data', (ack: RefusedAck) => {
       if (ack.error) this.events.refused(ack);

@@ -1,11 +1,18 @@
 // What a stage does with the messages its gRPC server receives. The gRPC controller only
-// parses and delegates; the stage runtime (every stage) and the head's pipeline implement it.
-import type { DecisionRecord, PacketEnvelope, VerdictEnvelope } from '@pipedec/contracts';
+// decodes frames and delegates; the stage runtime (every stage) and the head's pipeline
+// implement it.
+import type { Decision } from '@pipedec/engine';
+import type { PacketEnvelope, VerdictEnvelope } from '../wire/frame.js';
 
 export abstract class StageInbox {
   abstract packet(env: PacketEnvelope): void;
-  abstract decision(d: DecisionRecord): void;
+  abstract decision(d: Decision): void;
   abstract verdict(env: VerdictEnvelope): void;
   /** The head's decision stream ended: the head is gone or restarting. */
   abstract decisionsClosed(): void;
+  /**
+   * A frame naming this request was refused here (malformed, truncated): the request can't go
+   * on, so it fails (at the head at once; elsewhere by a failure report to the head).
+   */
+  abstract refused(requestId: string, seq: number, error: string): void;
 }

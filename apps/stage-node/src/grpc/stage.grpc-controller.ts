@@ -1,17 +1,21 @@
 // The Stage service of stage.proto on Nest's gRPC transport. Each rpc is a long-lived bidi
-// stream from one peer; messages are parsed into records and handed to the StageInbox in
-// arrival order. A message that fails to parse or apply is answered with an Ack naming it; the
-// stream stays open.
+// stream from one peer carrying binary frames (wire/frame.ts, raw bytes through the identity
+// codec of stage-definition.ts); each frame is decoded into the engine's records (views over
+// the received bytes) and its segments handed to the StageInbox in arrival order. A frame that
+// fails to decode or apply is refused: logged with what was wrong and answered with an Ack
+// naming its request, so the head fails that request; the stream and the stage go on.
 import type { ServerDuplexStream } from '@grpc/grpc-js';
 import { Controller, Inject, Logger } from '@nestjs/common';
 import { GrpcStreamCall } from '@nestjs/microservices';
+import { STAGE_SERVICE } from '@pipedec/contracts';
 import {
-  STAGE_SERVICE,
-  decisionFromWire,
-  packetFromWire,
-  packetToWire,
-  verdictFromWire,
-} from '@pipedec/contracts';
+  FrameError,
+  decodeDecisions,
+  decodePackets,
+  decodeVerdicts,
+  encodePackets,
+  packetFrameDtype,
+} from '../wire/frame.js';
 import { StageInbox } from './stage-inbox.js';
 
 interface WireAck {
@@ -20,6 +24,8 @@ interface WireAck {
   error: string;
 }
 
+type FrameCall = ServerDuplexStream<Buffer, WireAck>;
+
 @Controller()
 export class StageGrpcController {
   private readonly log = new Logger('StageGrpc');
@@ -27,60 +33,63 @@ export class StageGrpcController {
   constructor(@Inject(StageInbox) private readonly inbox: StageInbox) {}
 
   @GrpcStreamCall(STAGE_SERVICE, 'Packets')
-  packets(call: ServerDuplexStream<unknown, WireAck>): Promise<void> {
-    return this.consume(call, 'Packets', (m) => {
+  packets(call: FrameCall): Promise<void> {
+    return this.consume(call, 'Packets', (frame) => {
       const t = performance.now();
-      const env = packetFromWire(m);
-      env.trace.codecMs += performance.now() - t;
-      this.inbox.packet(env);
+      const envs = decodePackets(frame);
+      const codec = (performance.now() - t) / envs.length;
+      for (const env of envs) {
+        env.trace.codecMs += codec;
+        this.inbox.packet(env);
+      }
     });
   }
 
   @GrpcStreamCall(STAGE_SERVICE, 'Verdicts')
-  verdicts(call: ServerDuplexStream<unknown, WireAck>): Promise<void> {
-    return this.consume(call, 'Verdicts', (m) => this.inbox.verdict(verdictFromWire(m)));
-  }
-
-  @GrpcStreamCall(STAGE_SERVICE, 'Decisions')
-  decisions(call: ServerDuplexStream<unknown, WireAck>): Promise<void> {
-    return this.consume(call, 'Decisions', (m) => this.inbox.decision(decisionFromWire(m))).then(
-      () => this.inbox.decisionsClosed(),
-    );
-  }
-
-  /** Decodes and re-encodes each packet, as a stage would, and sends it back. */
-  @GrpcStreamCall(STAGE_SERVICE, 'Echo')
-  echo(call: ServerDuplexStream<unknown, unknown>): Promise<void> {
-    return this.consume(call, 'Echo', (m) => {
-      const env = packetFromWire(m);
-      const dtype = (m as { hidden?: { dtype?: string } | null }).hidden?.dtype;
-      call.write(packetToWire(env, dtype === 'FP16' ? 'FP16' : 'FP32'));
+  verdicts(call: FrameCall): Promise<void> {
+    return this.consume(call, 'Verdicts', (frame) => {
+      for (const env of decodeVerdicts(frame)) this.inbox.verdict(env);
     });
   }
 
+  @GrpcStreamCall(STAGE_SERVICE, 'Decisions')
+  decisions(call: FrameCall): Promise<void> {
+    return this.consume(call, 'Decisions', (frame) => {
+      for (const d of decodeDecisions(frame)) this.inbox.decision(d);
+    }).then(() => this.inbox.decisionsClosed());
+  }
+
+  /** Decodes and re-encodes each packet frame, as a stage would, and sends it back. */
+  @GrpcStreamCall(STAGE_SERVICE, 'Echo')
+  echo(call: ServerDuplexStream<Buffer, Buffer>): Promise<void> {
+    return this.consume(call, 'Echo', (frame) => {
+      call.write(encodePackets(decodePackets(frame), packetFrameDtype(frame)));
+    });
+  }
+
+  /** The same bytes back, unread. */
   @GrpcStreamCall(STAGE_SERVICE, 'Ping')
-  ping(call: ServerDuplexStream<unknown, unknown>): Promise<void> {
-    return this.consume(call, 'Ping', (m) => call.write(m));
+  ping(call: ServerDuplexStream<Buffer, Buffer>): Promise<void> {
+    return this.consume(call, 'Ping', (frame) => call.write(frame));
   }
 
   private consume(
-    call: ServerDuplexStream<unknown, WireAck> | ServerDuplexStream<unknown, unknown>,
+    call: FrameCall | ServerDuplexStream<Buffer, Buffer>,
     method: string,
-    handle: (message: unknown) => void,
+    handle: (frame: Buffer) => void,
   ): Promise<void> {
     return new Promise<void>((resolve) => {
-      call.on('data', (message: unknown) => {
+      call.on('data', (frame: Buffer) => {
         try {
-          handle(message);
+          handle(frame);
         } catch (error) {
-          const m = message as { requestId?: unknown; seq?: unknown };
           const text = error instanceof Error ? error.message : String(error);
-          this.log.warn(`${method}: refused a message: ${text}`);
-          call.write({
-            requestId: typeof m.requestId === 'string' ? m.requestId : '',
-            seq: typeof m.seq === 'number' ? m.seq : 0,
-            error: text,
-          });
+          const requestId = error instanceof FrameError ? error.requestId : '';
+          const seq = error instanceof FrameError ? error.seq : 0;
+          const who = requestId ? ` of request ${requestId}#${seq}` : '';
+          this.log.error(`${method}: refused a ${frame.byteLength}-byte frame${who}: ${text}`);
+          if (requestId && method !== 'Echo') this.inbox.refused(requestId, seq, text);
+          (call as FrameCall).write({ requestId, seq, error: text });
         }
       });
       call.on('end', () => {

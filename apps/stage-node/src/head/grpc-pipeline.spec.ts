@@ -1,5 +1,5 @@
-import type { DecisionRecord, PacketEnvelope } from '@pipedec/contracts';
-import { StageWorker, type LayerPacket, type StageShard } from '@pipedec/engine';
+import type { PacketEnvelope } from '../wire/frame.js';
+import { StageWorker, type Decision, type LayerPacket, type StageShard } from '@pipedec/engine';
 import { StageRuntime } from '../stage/stage-runtime.js';
 import { GrpcPipeline } from './grpc-pipeline.js';
 import { StageNodeError } from './stage-node-error.js';
@@ -40,7 +40,7 @@ function packet(seq: number, ids: number[]): LayerPacket {
 
 function rig(stallMs = 5_000) {
   const toStage1: PacketEnvelope[] = [];
-  const broadcast: DecisionRecord[] = [];
+  const broadcast: Decision[] = [];
   let pipeline: GrpcPipeline | null = null;
   const runtime = new StageRuntime(new StageWorker(firstStage, 0), {
     forward: (env) => toStage1.push(env),

@@ -7,7 +7,6 @@
 // Every packet reaches the last stage, even when all its rows were pruned on the way (as a
 // packet with no rows), so the head counts the packets in flight exactly and knows when the
 // pipeline is empty.
-import { emptyTrace, type DecisionRecord, type VerdictEnvelope } from '@pipedec/contracts';
 import {
   inFlightWindow,
   type Decision,
@@ -19,11 +18,12 @@ import {
 } from '@pipedec/engine';
 import type { ModelInfo } from '@pipedec/model';
 import type { StageRuntime } from '../stage/stage-runtime.js';
+import { emptyTrace, type VerdictEnvelope } from '../wire/frame.js';
 import { StageNodeError } from './stage-node-error.js';
 
 /** How the head reaches stages 1..S-1 (stage 0's output travels on without the session). */
 export interface RemoteStages {
-  broadcast(decision: DecisionRecord): void;
+  broadcast(decision: Decision): void;
 }
 
 /** Where a request's time went, beyond what the engine's RequestStats records. */
@@ -256,7 +256,7 @@ class GrpcSession implements PipelineSession {
   close(): Promise<void> {
     if (this.closed) return Promise.resolve();
     this.closed = true;
-    const release: DecisionRecord = {
+    const release: Decision = {
       requestId: this.requestId,
       epoch: 0,
       seq: this.decisionCount,

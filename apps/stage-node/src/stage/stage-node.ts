@@ -6,18 +6,8 @@
 //   pipeline whole again (a new process for the stage, or the same one alive a full TTL later);
 // - a stage that is merely not ready (draining) stops new jobs but lets work in flight finish.
 import { Logger } from '@nestjs/common';
-import {
-  checkPipeline,
-  decisionToWire,
-  packetToWire,
-  verdictToWire,
-  type DecisionRecord,
-  type PacketEnvelope,
-  type PipelineState,
-  type StageRegistration,
-  type VerdictEnvelope,
-} from '@pipedec/contracts';
-import { StageWorker } from '@pipedec/engine';
+import { checkPipeline, type PipelineState, type StageRegistration } from '@pipedec/contracts';
+import { StageWorker, type Decision } from '@pipedec/engine';
 import type { LayerShard } from '@pipedec/model';
 import { randomUUID } from 'node:crypto';
 import type { StageConfig } from '../config/stage-config.js';
@@ -27,6 +17,14 @@ import { GrpcPipeline, type RemoteStages } from '../head/grpc-pipeline.js';
 import { StageNodeError } from '../head/stage-node-error.js';
 import { PeerDirectory } from '../registry/peer-directory.js';
 import type { StageRegistry } from '../registry/stage-registry.js';
+import {
+  addCodecMs,
+  encodeDecisions,
+  encodePackets,
+  encodeVerdicts,
+  type PacketEnvelope,
+  type VerdictEnvelope,
+} from '../wire/frame.js';
 import { StageRuntime } from './stage-runtime.js';
 
 export interface PipelineStatus {
@@ -214,7 +212,7 @@ export class StageNode extends StageInbox {
     this.runtime.packet(env);
   }
 
-  decision(d: DecisionRecord): void {
+  decision(d: Decision): void {
     this.runtime.decision(d);
   }
 
@@ -222,6 +220,13 @@ export class StageNode extends StageInbox {
     if (this.isHead) return;
     this.log.warn('the head closed its decision stream; freeing its requests');
     this.runtime.releaseAll();
+  }
+
+  refused(requestId: string, seq: number, error: string): void {
+    const stage = this.config.stageIndex;
+    const env = failure(undefined, stage, `stage ${stage} refused a frame: ${error}`, requestId);
+    env.verdict.seq = seq;
+    this.sendVerdict(env);
   }
 
   verdict(env: VerdictEnvelope): void {
@@ -287,9 +292,9 @@ export class StageNode extends StageInbox {
       'Packets',
       (link) => {
         const t = performance.now();
-        const wire = packetToWire(env, this.config.wireDtype);
-        wire.trace = { ...env.trace, codecMs: env.trace.codecMs + (performance.now() - t) };
-        link.write(wire);
+        const frame = encodePackets([env], this.config.wireDtype);
+        addCodecMs(frame, performance.now() - t);
+        link.write(frame);
       },
       () =>
         this.sendVerdict(failure(env, this.config.stageIndex, `stage ${next} is not registered`)),
@@ -304,7 +309,7 @@ export class StageNode extends StageInbox {
     this.send(
       0,
       'Verdicts',
-      (link) => link.write(verdictToWire(env)),
+      (link) => link.write(encodeVerdicts([env])),
       () =>
         this.log.warn(`verdict for ${env.verdict.requestId} dropped: the head is not registered`),
     );
@@ -313,11 +318,11 @@ export class StageNode extends StageInbox {
   private remoteStages(): RemoteStages {
     return {
       broadcast: (d) => {
-        const wire = decisionToWire(d);
+        const frame = encodeDecisions([d]);
         for (let s = 1; s < this.config.stageCount; s++) {
           const link = this.directory.link(s, 'Decisions');
           if (!link) throw new StageNodeError('PIPELINE_BROKEN', `stage ${s} is not registered`);
-          link.write(wire);
+          link.write(frame);
         }
       },
     };
@@ -328,9 +333,8 @@ export class StageNode extends StageInbox {
       refused: (ack) => {
         const message = `stage ${stage} (${address}) refused ${ack.requestId}#${ack.seq}: ${ack.error}`;
         this.log.warn(message);
-        if (this.pipeline && ack.requestId) {
-          this.pipeline.verdict(failure(undefined, stage, ack.error, ack.requestId));
-        }
+        // The head fails the request; any other stage reports it to the head.
+        if (ack.requestId) this.sendVerdict(failure(undefined, stage, ack.error, ack.requestId));
       },
       broken: (error) => {
         if (this.draining && !this.isHead) return;

@@ -1,5 +1,5 @@
-import type { DecisionRecord, PacketEnvelope, VerdictEnvelope } from '@pipedec/contracts';
-import { StageWorker, type StageShard } from '@pipedec/engine';
+import type { PacketEnvelope, VerdictEnvelope } from '../wire/frame.js';
+import { StageWorker, type Decision, type StageShard } from '@pipedec/engine';
 import { StageRuntime } from './stage-runtime.js';
 
 const VOCAB = 8;
@@ -51,11 +51,7 @@ function packet(requestId: string, seq: number, ids: number[], decisionCount = 0
   };
 }
 
-function decision(
-  requestId: string,
-  seq: number,
-  over: Partial<DecisionRecord> = {},
-): DecisionRecord {
+function decision(requestId: string, seq: number, over: Partial<Decision> = {}): Decision {
   return { requestId, epoch: 0, seq, commit: [], keep: 'all', upTo: -1, ...over };
 }
 

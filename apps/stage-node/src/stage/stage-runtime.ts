@@ -4,13 +4,8 @@
 // before injecting it (its decisionCount), so a stage applies the same decisions before the
 // same compute as the in-process pipeline does, whatever the relative delays of the packet and
 // decision streams.
-import type {
-  DecisionRecord,
-  PacketEnvelope,
-  PacketTrace,
-  VerdictEnvelope,
-} from '@pipedec/contracts';
-import type { StageWorker } from '@pipedec/engine';
+import type { Decision, StageWorker } from '@pipedec/engine';
+import type { PacketEnvelope, PacketTrace, VerdictEnvelope } from '../wire/frame.js';
 
 export interface RuntimeOutputs {
   /** The packet for the next stage; rows may be empty (every row was stale): a tombstone. */
@@ -53,7 +48,7 @@ export class StageRuntime {
     this.pump();
   }
 
-  decision(d: DecisionRecord): void {
+  decision(d: Decision): void {
     if (this.released.has(d.requestId)) return;
     if (d.release) {
       this.release(d.requestId);

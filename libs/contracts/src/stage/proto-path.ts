@@ -1,5 +1,5 @@
 // Where stage.proto lives and how every process loads it, so the server (Nest's gRPC
-// transport) and the clients decode messages into the same shapes (messages.ts's Wire* types).
+// transport) and the clients decode messages into the same shapes (Acks as objects; Frames as raw bytes through apps/stage-node's identity codec).
 import { fileURLToPath } from 'node:url';
 import type { Options } from '@grpc/proto-loader';
 

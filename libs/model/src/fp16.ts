@@ -1,5 +1,9 @@
-// IEEE 754 binary16 <-> binary32 for hidden states on the wire. Encoding rounds to nearest,
-// ties to even (as a GPU's cast does), saturates to +-Infinity past 65504 and keeps NaN a NaN.
+// IEEE 754 binary16 <-> binary32: f16 checkpoints (dtype.ts) and hidden states on the stage
+// wire (apps/stage-node wire/frame.ts); the only implementation in the repository. Encoding
+// rounds to nearest, ties to even (as a GPU's cast does), and saturates to +-Infinity past
+// 65504. A NaN stays a NaN of the same sign, quiet, keeping the top 9 bits of its payload
+// (IEEE 754-2019 6.2.3: a narrowing conversion of a NaN delivers a quiet NaN and should keep
+// as much payload as fits); it never becomes an infinity.
 //
 // Worked example: 1 + 2^-11 lies exactly between the halves 1 and 1 + 2^-10; the tie goes to
 // the even mantissa, 1 (0x3c00). 1 + 3 * 2^-11 ties between 1 + 2^-10 and 1 + 2^-9 and goes

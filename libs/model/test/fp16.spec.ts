@@ -1,4 +1,4 @@
-import { decodeFp16, encodeFp16, halfBitsToNumber, toHalfBits } from './fp16.js';
+import { decodeFp16, encodeFp16, halfBitsToNumber, toHalfBits } from '../src/fp16.js';
 
 /** Next float32 above (dir 1) or below (dir -1) a positive float32 `x`. */
 function nextFloat(x: number, dir: 1 | -1): number {
@@ -47,6 +47,28 @@ describe('fp16', () => {
     expect(toHalfBits(Infinity)).toBe(0x7c00);
     expect(toHalfBits(-Infinity)).toBe(0xfc00);
     expect(Number.isNaN(halfBitsToNumber(toHalfBits(NaN)))).toBe(true);
+  });
+
+  it('turns every NaN into a quiet NaN of the same sign, with the top of its payload', () => {
+    const f = new Float32Array(1);
+    const bits = new Uint32Array(f.buffer);
+    const cases: [number, number][] = [
+      [0x7fc00000, 0x7e00], // the canonical quiet NaN
+      [0xffc00000, 0xfe00], // negative
+      [0x7f800001, 0x7e00], // signalling, payload below the kept bits: quiet, not Infinity
+      [0x7fa00000, 0x7f00], // signalling with a payload bit that fits
+      [0x7fffe000, 0x7fff], // every kept payload bit
+    ];
+    for (const [from, to] of cases) {
+      bits[0] = from; // read as bits: a JS number may not carry a signalling NaN's payload
+      expect(encodeFp16(f)[0]).toBe(to);
+    }
+    expect(toHalfBits(NaN) & 0x7e00).toBe(0x7e00);
+    for (let h = 0x7c01; h <= 0x7fff; h++) {
+      expect(Number.isNaN(halfBitsToNumber(h))).toBe(true);
+      expect(Number.isNaN(halfBitsToNumber(h | 0x8000))).toBe(true);
+    }
+    expect(Number.isNaN(decodeFp16(new Uint16Array([0x7e00, 0xfd01]))[1])).toBe(true);
   });
 
   it('flushes below half the smallest subnormal to signed zero', () => {
