@@ -15,7 +15,11 @@ export function workspaceJestConfig(dir) {
     moduleNameMapper: {
       '^@pipedec/(contracts|model|engine|testkit)$': `${root}/libs/$1/src/index.ts`,
       // Subpath exports (`@pipedec/model/tokenizer`, `@pipedec/testkit/local-cluster`).
-      '^@pipedec/(contracts|model|engine|testkit)/([a-z-]+)$': `${root}/libs/$1/src/$2.ts`,
+      // A subpath is a file (`src/tokenizer.ts`) or a folder (`src/config/index.ts`).
+      '^@pipedec/(contracts|model|engine|testkit)/([a-z-]+)$': [
+        `${root}/libs/$1/src/$2.ts`,
+        `${root}/libs/$1/src/$2/index.ts`,
+      ],
       '^@pipedec/db$': `${root}/prisma/src/index.ts`,
       '^(\\.{1,2}/.*)\\.js$': '$1',
     },
