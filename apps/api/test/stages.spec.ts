@@ -109,11 +109,15 @@ describe('API with real stage processes', () => {
       body: { model: MODEL, prompt: LONG_PROMPT, max_tokens: 200, temperature: 0 },
     });
     const id = long.body.id as string;
-    for (let i = 0; i < 200; i++) {
+    // Cancel only once the head runs it: that is what must free the pipeline. Fail, rather
+    // than test a queued job's cancel, if it never starts.
+    let status: unknown;
+    for (let i = 0; i < 200 && status !== 'running'; i++) {
       const s = await call(api, 'GET', `/v1/jobs/${id}`, { token: api.demoKey });
-      if (s.body.status === 'running') break;
-      await new Promise((r) => setTimeout(r, 50));
+      status = s.body.status;
+      if (status !== 'running') await new Promise((r) => setTimeout(r, 50));
     }
+    expect(status).toBe('running');
     await call(api, 'POST', `/v1/jobs/${id}/cancel`, { token: api.demoKey });
     const next = await client.completions.create({
       model: MODEL,

@@ -39,7 +39,7 @@ export {
   type TimestepLoad,
   timestepMs,
 } from './simulator.js';
-export { type StageResult, type StageShard, StageWorker } from './stage.js';
+export { RELEASED_MEMORY, type StageResult, type StageShard, StageWorker } from './stage.js';
 export type { Method, RequestStats, TokenEvent } from './stats.js';
 export { type FinishReason, StopRules } from './stop.js';
 export { generateSTPP, type StppOptions } from './stpp.js';

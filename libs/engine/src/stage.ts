@@ -32,7 +32,11 @@ interface RequestState {
   sampling: SamplingParams | null;
 }
 
-const RELEASED_MEMORY = 4096;
+/**
+ * How many finished request ids a stage remembers, so a late packet of a released request is
+ * dropped instead of starting a new one. The stage-node's runtime uses the same bound.
+ */
+export const RELEASED_MEMORY = 4096;
 
 export class StageWorker {
   private readonly requests = new Map<string, RequestState>();

@@ -4,7 +4,7 @@
 // before injecting it (its decisionCount), so a stage applies the same decisions before the
 // same compute as the in-process pipeline does, whatever the relative delays of the packet and
 // decision streams.
-import type { Decision, StageWorker } from '@pipedec/engine';
+import { type Decision, RELEASED_MEMORY, type StageWorker } from '@pipedec/engine';
 import type { PacketEnvelope, PacketTrace, VerdictEnvelope } from '../wire/frame.js';
 
 export interface RuntimeOutputs {
@@ -15,8 +15,6 @@ export interface RuntimeOutputs {
   /** The stage is done with a packet (the head's tick credit). */
   computed?(requestId: string): void;
 }
-
-const RELEASED_MEMORY = 4096;
 
 export class StageRuntime {
   private readonly queue: PacketEnvelope[] = [];

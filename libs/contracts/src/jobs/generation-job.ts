@@ -48,7 +48,11 @@ export const generationJobSchema = z
     maxTokens: z.number().int().min(1),
     sampling: samplingSchema,
     method: decodingMethodSchema,
-    /** Tree width (draft branches per node); 1 for method "pp". */
+    /**
+     * Tree width W: PipeDec keeps at most W drafted nodes per tree layer; STPP drafts at most
+     * W nodes per level of its static tree. Each node proposes up to min(W, 4) children
+     * (defaultBranching in libs/engine). 1 for method "pp", which drafts nothing.
+     */
     width: z.number().int().min(1).max(MAX_TREE_WIDTH),
     stop: z.array(z.string().min(1)).max(MAX_STOP_STRINGS),
     /** Redis stream the head appends this request's events to (see events.ts). */
