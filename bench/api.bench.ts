@@ -701,6 +701,9 @@ async function main(): Promise<void> {
       API_HOST: '127.0.0.1',
       MODEL_NAME: MODEL,
       MODEL_DIR: path.join(ROOT, 'models/demo-target'),
+      // (b) admits with the pipeline stopped (jobs just queue), which the API otherwise
+      // refuses with 503 no_pipeline_available.
+      ADMIT_WITHOUT_PIPELINE: 'true',
     });
 
     let latency: Awaited<ReturnType<typeof measureLatency>> | null = null;

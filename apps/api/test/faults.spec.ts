@@ -2,12 +2,13 @@
 // middle stage is killed (SIGKILL) in the middle of a streamed request and started again as
 // the supervisor of `npm start` does. The client must hear something within 5 s, end with the
 // target's whole text (recovery on the restarted pipeline) or a clean error, and be billed
-// exactly the tokens it was sent. The long version, with the head and the last stage too and
+// exactly the tokens it was sent. While the pipeline is broken, new requests are refused at
+// once (503 no_pipeline_available with Retry-After), not admitted to hang. The long version, with the head and the last stage too and
 // 30+ trials, is what #18 asks of a benchmark script.
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LocalCluster } from '@pipedec/testkit/local-cluster';
-import { startTestApi, type TestApi, waitFor } from './test-api.js';
+import { call, errorOf, startTestApi, type TestApi, waitFor } from './test-api.js';
 
 const MODEL = 'pipedec-demo';
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -20,6 +21,7 @@ beforeAll(async () => {
     MODEL_NAME: MODEL,
     MODEL_DIR: path.join(ROOT, 'models/demo-target'),
     PIPELINE_WAIT_S: '60',
+    ADMIT_WITHOUT_PIPELINE: 'false',
   });
   cluster = await LocalCluster.start({
     pipelineId: 'p-faults',
@@ -103,4 +105,41 @@ describe('a middle stage killed mid-stream', () => {
     );
     expect(row.completionTokens).toBe(indices.size);
   }, 120_000);
+});
+
+describe('new requests while no pipeline is whole', () => {
+  it('are refused at once with 503 no_pipeline_available and Retry-After, and admitted again after the restart', async () => {
+    const body = { model: MODEL, prompt: 'In the beginning', max_tokens: 4, temperature: 0 };
+    const before = await api.prisma.generationRequest.count();
+    await cluster.kill(2, 'SIGKILL');
+    // The API's readiness turns 503 once the registry shows the pipeline broken.
+    await waitFor(async () =>
+      (await call(api, 'GET', '/health')).status === 503 ? true : undefined,
+    );
+    for (const stream of [false, true]) {
+      const sent = Date.now();
+      const res = await call(api, 'POST', '/v1/completions', {
+        token: api.demoKey,
+        body: { ...body, stream },
+      });
+      // Before: admitted (200) and left waiting on the broken pipeline.
+      expect(res.status).toBe(503);
+      expect(Date.now() - sent).toBeLessThan(1000);
+      expect(res.headers.get('retry-after')).toBe('5');
+      expect(errorOf(res)).toMatchObject({
+        type: 'service_unavailable',
+        code: 'no_pipeline_available',
+      });
+    }
+    const job = await call(api, 'POST', '/v1/jobs', { token: api.demoKey, body });
+    expect(job.status).toBe(503);
+    // Nothing was recorded, reserved or billed for the refused requests.
+    expect(await api.prisma.generationRequest.count()).toBe(before);
+    await cluster.restart(2, 90_000);
+    const ok = await waitFor(async () => {
+      const r = await call(api, 'POST', '/v1/completions', { token: api.demoKey, body });
+      return r.status === 503 ? undefined : r;
+    });
+    expect(ok.status).toBe(200);
+  }, 150_000);
 });

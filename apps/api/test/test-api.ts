@@ -67,6 +67,9 @@ export async function startTestApi(env: Record<string, string> = {}): Promise<Te
     API_PORT: '0',
     MODEL_NAME: MODEL,
     MODEL_DIR: modelDir,
+    // Most specs use a fake head (test/fake-head.ts), which does not register as a pipeline,
+    // or none: they admit without one. Specs with real stage processes set 'false'.
+    ADMIT_WITHOUT_PIPELINE: 'true',
     ...env,
   });
   const prisma = createPrismaClient(db.url, { poolSize: 3 });

@@ -21,7 +21,11 @@ export class ErrorFilter implements ExceptionFilter {
     if (host.getType() !== 'http') return;
     const res = host.switchToHttp().getResponse<Response>();
     const { status, body, headers } = toResponse(exception);
-    if (status >= 500) {
+    if (exception instanceof ApiError && exception.type === 'service_unavailable') {
+      // An expected refusal (no pipeline whole, a dependency down): one line, no stack, so an
+      // outage under load does not bury the log.
+      this.logger.warn(`${exception.code}: ${exception.message}`);
+    } else if (status >= 500) {
       this.logger.error(
         exception instanceof Error ? (exception.stack ?? exception.message) : exception,
       );

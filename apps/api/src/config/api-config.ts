@@ -56,6 +56,16 @@ export const apiEnvShape = {
    * replica); if none takes it within this many seconds it fails with no_pipeline_available.
    */
   PIPELINE_WAIT_S: envVar.int(30, 1),
+  /**
+   * New requests are refused with 503 no_pipeline_available while no pipeline in the stage
+   * registry is whole; this is the Retry-After they carry (about a supervised stage's restart).
+   */
+  NO_PIPELINE_RETRY_AFTER_S: envVar.int(5, 1),
+  /**
+   * Admit requests to wait in the queue even while no pipeline is whole (no 503). For tests
+   * and benchmarks that measure admission with a fake head or none; not for production.
+   */
+  ADMIT_WITHOUT_PIPELINE: envVar.bool(false),
   /** Jobs kept waiting in BullMQ; the rest wait in the fair scheduler's per-tenant lists. */
   QUEUE_DEPTH: envVar.int(2, 1),
   /** How often monthly usage and concurrency are reconciled from PostgreSQL. */

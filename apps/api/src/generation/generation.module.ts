@@ -1,5 +1,6 @@
 import { Module } from '@nestjs/common';
 import { ApiKeysModule } from '../api-keys/api-keys.module.js';
+import { HealthModule } from '../health/health.module.js';
 import { QuotasModule } from '../quotas/quotas.module.js';
 import { TenantsModule } from '../tenants/tenants.module.js';
 import { AccountingSweeper } from './accounting-sweeper.js';
@@ -11,6 +12,7 @@ import { GenerationRelay } from './generation-relay.js';
 import { GenerationService } from './generation.service.js';
 import { JobsController } from './jobs.controller.js';
 import { OpenAiController } from './openai.controller.js';
+import { PipelineGate } from './pipeline-gate.js';
 import { PromptTokenizer } from './prompt-tokenizer.js';
 import { RequestsRepository } from './requests.repository.js';
 import { RequestsService } from './requests.service.js';
@@ -19,7 +21,7 @@ import { StreamGateway } from './stream.gateway.js';
 import { StreamMux } from './stream-mux.js';
 
 @Module({
-  imports: [TenantsModule, QuotasModule, ApiKeysModule],
+  imports: [TenantsModule, QuotasModule, ApiKeysModule, HealthModule],
   controllers: [OpenAiController, JobsController, AdminPlaygroundController],
   providers: [
     AccountingService,
@@ -28,6 +30,7 @@ import { StreamMux } from './stream-mux.js';
     FairScheduler,
     GenerationRelay,
     GenerationService,
+    PipelineGate,
     PromptTokenizer,
     RequestsRepository,
     RequestsService,

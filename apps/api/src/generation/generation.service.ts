@@ -16,6 +16,7 @@ import { RedisConnections } from '../infra/redis.provider.js';
 import type { RateHeaders } from '../quotas/quota.service.js';
 import { TenantsService } from '../tenants/tenants.service.js';
 import { FairScheduler } from './fair-scheduler.js';
+import { PipelineGate } from './pipeline-gate.js';
 import { PromptTokenizer } from './prompt-tokenizer.js';
 import { requestOfJob, RequestsRepository } from './requests.repository.js';
 import { RequestsService } from './requests.service.js';
@@ -74,8 +75,9 @@ const DEFAULT_WIDTH: Record<DecodingMethod, number> = { pipedec: 2, stpp: 2, pp:
 
 /**
  * Admission: validates a request against the model and the tenant's limits, tokenizes its
- * prompt, reserves its quota, queues its job and records it. Relaying its events is
- * GenerationRelay's; its status and cancelling are RequestsService's.
+ * prompt, refuses it while no pipeline is whole (PipelineGate), reserves its quota, queues its
+ * job and records it. Relaying its events is GenerationRelay's; its status and cancelling are
+ * RequestsService's.
  */
 @Injectable()
 export class GenerationService {
@@ -88,6 +90,7 @@ export class GenerationService {
     private readonly requests: RequestsService,
     private readonly redis: RedisConnections,
     private readonly clock: Clock,
+    private readonly gate: PipelineGate,
     @Inject(API_CONFIG) private readonly config: ApiConfig,
   ) {}
 
@@ -132,6 +135,8 @@ export class GenerationService {
     }
     if (tokenIds.length === 0)
       throw Errors.invalid('empty_prompt', 'The prompt is empty', p.promptParam);
+    // A valid request that no pipeline could take now is refused before it reserves anything.
+    await this.gate.admit();
 
     const requestId = randomUUID();
     const reserve = tokenIds.length + maxTokens;
