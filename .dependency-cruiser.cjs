@@ -28,9 +28,6 @@ module.exports = {
       scope: 'folder',
       from: {
         path: '^(libs|apps/stage-node|apps/dashboard|prisma)/',
-        // KNOWN EXCEPTION (#20, not yet fixed): apps/stage-node/src head/ and stage/
-        // import each other. Remove this pathNot when they no longer do.
-        pathNot: '^apps/stage-node/src/(head|stage)/?$',
       },
       to: { circular: true },
     },

@@ -4,7 +4,7 @@ import { Module, type DynamicModule } from '@nestjs/common';
 import { StageGrpcController } from './grpc/stage.grpc-controller.js';
 import { StageInbox } from './grpc/stage-inbox.js';
 import { HealthController } from './health/health.controller.js';
-import { StageNode } from './stage/stage-node.js';
+import { StageNode } from './node/stage-node.js';
 
 @Module({})
 export class AppModule {

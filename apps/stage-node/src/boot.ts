@@ -22,7 +22,7 @@ import { stageServerOptions } from './grpc/grpc-options.js';
 import { GenerationConsumer } from './head/generation-consumer.js';
 import { ComputeMeter, meteredShard } from './registry/compute-meter.js';
 import { StageRegistry } from './registry/stage-registry.js';
-import { StageNode } from './stage/stage-node.js';
+import { StageNode } from './node/stage-node.js';
 
 export interface RunningStage {
   node: StageNode;

@@ -12,6 +12,8 @@ export {
   type PipelineEvent,
   type PipelineSession,
   type StageUsage,
+  TickLoop,
+  type TickState,
 } from './pipeline.js';
 export { generatePP } from './pp.js';
 export {

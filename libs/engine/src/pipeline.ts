@@ -7,7 +7,7 @@
 // than the pipeline and every miss discards that work.
 // Implementations: InProcessPipeline (below: real async stages in this process),
 // SimulatedPipeline (simulator.ts: lockstep timesteps, time from a cost model), and the
-// gRPC pipeline of the stage nodes.
+// gRPC pipeline of the stage nodes. The asynchronous ones share one event loop, TickLoop.
 
 import type { ModelInfo } from '@pipedec/model';
 import { EngineError } from './errors.js';
@@ -84,15 +84,106 @@ export class InProcessPipeline implements Pipeline {
   }
 }
 
-class InProcessSession implements PipelineSession {
-  private readonly inbox: LayerPacket[][];
-  private readonly running: (Promise<void> | null)[];
-  private readonly usages: StageUsage[];
+/** What a TickLoop reads from its transport. */
+export interface TickState {
+  /** Stage 0 holds no packet of this request (queued or computing). */
+  stage0Idle(): boolean;
+  /** Packets sent whose answer has not come back. */
+  inFlight(): number;
+}
+
+/**
+ * The event loop of an asynchronous session, one owner for InProcessPipeline and the stage
+ * nodes' gRPC pipeline: events (verdicts) first, in arrival order; then a tick when stage 0
+ * has given credit, holds none of this request and fewer than inFlightWindow packets are in
+ * flight; with nothing in flight, credit again (the driver stops a controller that keeps
+ * declining with nothing in flight); otherwise wait until the transport pokes. With `stall`,
+ * a wait longer than stall.ms calls stall.onStall (which should fail the loop).
+ */
+export class TickLoop {
   private readonly events: PipelineEvent[] = [];
   private wake: (() => void) | null = null;
   private failure: Error | null = null;
   private credit = true; // stage 0 can take a packet and no tick has offered it yet
   private ticks = 0;
+
+  constructor(
+    private readonly stageCount: number,
+    private readonly state: TickState,
+    private readonly stall?: { ms: number; onStall(): void },
+  ) {}
+
+  get timestep(): number {
+    return this.ticks;
+  }
+
+  get failed(): Error | null {
+    return this.failure;
+  }
+
+  /** Queues an event for next() (call poke() to deliver it to a waiting next()). */
+  push(event: PipelineEvent): void {
+    this.events.push(event);
+  }
+
+  /** Stage 0 can take a packet again. */
+  giveCredit(): void {
+    this.credit = true;
+  }
+
+  /** next() throws `error` from now on. */
+  fail(error: Error): void {
+    this.failure = error;
+    this.poke();
+  }
+
+  /** Wakes a waiting next(). */
+  poke(): void {
+    const w = this.wake;
+    this.wake = null;
+    w?.();
+  }
+
+  async next(): Promise<PipelineEvent> {
+    for (;;) {
+      if (this.failure) throw this.failure;
+      const e = this.events.shift();
+      if (e) return e;
+      const inFlight = this.state.inFlight();
+      if (this.credit && this.state.stage0Idle() && inFlight < inFlightWindow(this.stageCount)) {
+        this.credit = false;
+        return { kind: 'tick', timestep: this.ticks++ };
+      }
+      if (inFlight === 0 && this.state.stage0Idle()) {
+        this.credit = true;
+        continue;
+      }
+      await this.waitForPoke();
+    }
+  }
+
+  private async waitForPoke(): Promise<void> {
+    const stall = this.stall;
+    if (!stall) {
+      await new Promise<void>((resolve) => (this.wake = resolve));
+      return;
+    }
+    const woken = await new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => resolve(false), stall.ms);
+      this.wake = () => {
+        clearTimeout(timer);
+        resolve(true);
+      };
+    });
+    if (!woken) stall.onStall();
+  }
+}
+
+class InProcessSession implements PipelineSession {
+  private readonly inbox: LayerPacket[][];
+  private readonly running: (Promise<void> | null)[];
+  private readonly usages: StageUsage[];
+  private readonly loop: TickLoop;
   private closed = false;
 
   constructor(
@@ -102,10 +193,14 @@ class InProcessSession implements PipelineSession {
     this.inbox = workers.map(() => []);
     this.running = workers.map(() => null);
     this.usages = workers.map(emptyUsage);
+    this.loop = new TickLoop(workers.length, {
+      stage0Idle: () => this.stage0Idle(),
+      inFlight: () => this.inFlight,
+    });
   }
 
   get timestep(): number {
-    return this.ticks;
+    return this.loop.timestep;
   }
 
   get simulatedMs(): number {
@@ -133,23 +228,8 @@ class InProcessSession implements PipelineSession {
     for (const w of this.workers) w.receive(decision);
   }
 
-  async next(): Promise<PipelineEvent> {
-    for (;;) {
-      if (this.failure) throw this.failure;
-      const e = this.events.shift();
-      if (e) return e;
-      if (this.credit && this.stage0Idle() && this.inFlight < inFlightWindow(this.workers.length)) {
-        this.credit = false;
-        return { kind: 'tick', timestep: this.ticks++ };
-      }
-      if (this.running.every((r) => r === null) && this.inbox.every((q) => q.length === 0)) {
-        // Nothing in flight: offer stage 0 again (the driver stops a controller that keeps
-        // declining with nothing in flight).
-        this.credit = true;
-        continue;
-      }
-      await new Promise<void>((resolve) => (this.wake = resolve));
-    }
+  next(): Promise<PipelineEvent> {
+    return this.loop.next();
   }
 
   async close(): Promise<void> {
@@ -177,22 +257,18 @@ class InProcessSession implements PipelineSession {
             this.inbox[s + 1].push(r.output as LayerPacket);
             this.pump(s + 1);
           } else {
-            this.events.push({ kind: 'verdict', verdict: r.output as Verdict });
+            this.loop.push({ kind: 'verdict', verdict: r.output as Verdict });
             // A verdict may give the controller something to send (PP, a refill).
-            if (this.stage0Idle()) this.credit = true;
+            if (this.stage0Idle()) this.loop.giveCredit();
           }
         }
-        if (s === 0) this.credit = true;
+        if (s === 0) this.loop.giveCredit();
         this.pump(s);
       })
       .catch((err: unknown) => {
         this.running[s] = null;
-        this.failure = err instanceof Error ? err : new Error(String(err));
+        this.loop.fail(err instanceof Error ? err : new Error(String(err)));
       })
-      .finally(() => {
-        const w = this.wake;
-        this.wake = null;
-        w?.();
-      });
+      .finally(() => this.loop.poke());
   }
 }

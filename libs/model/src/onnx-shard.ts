@@ -7,13 +7,13 @@ import { ModelError } from './errors.js';
 import { defaultCacheDir, ensureGraph } from './graph-cache.js';
 import { resolveExecutionProvider, RuntimeSession, type Feed } from './onnx-runtime.js';
 import type { LayerShard, ModelInfo, OpenShardOptions, ShardOutput } from './shard.js';
-import { resolveRange, StageShard, type ComputeRequest } from './stage-shard.js';
+import { resolveRange, CachedShard, type ComputeRequest } from './cached-shard.js';
 
 export interface OnnxShardOptions extends OpenShardOptions {
   intraOpThreads?: number; // runtime threads per session (default: all cores)
 }
 
-export class OnnxShard extends StageShard implements LayerShard {
+export class OnnxShard extends CachedShard implements LayerShard {
   /** Whether opening built the graph (false: reused from the cache). */
   readonly graphBuilt: boolean;
   /** Tensor bytes read from the checkpoint while opening (0 when the graph came from the cache). */

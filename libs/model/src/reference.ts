@@ -5,7 +5,7 @@ import { Checkpoint } from './checkpoint.js';
 import type { LlamaConfig } from './config.js';
 import { ropeCosSin, ropeInvFreq } from './rope.js';
 import type { LayerShard, OpenShardOptions, ShardOutput } from './shard.js';
-import { resolveRange, StageShard, type ComputeRequest } from './stage-shard.js';
+import { resolveRange, CachedShard, type ComputeRequest } from './cached-shard.js';
 import { EMBED, FINAL_NORM, LM_HEAD, layerTensorNames } from './tensor-names.js';
 
 interface LayerWeights {
@@ -32,7 +32,7 @@ export type ReferenceOptions = Pick<
   'checkpointDir' | 'layerStart' | 'layerEnd' | 'maxKvBytes'
 >;
 
-export class ReferenceModel extends StageShard implements LayerShard {
+export class ReferenceModel extends CachedShard implements LayerShard {
   /** Tensor bytes read from the checkpoint while opening (proves other layers stay unread). */
   readonly checkpointBytesRead: number;
   private readonly invFreq: Float32Array; // [headDim / 2]

@@ -1,14 +1,15 @@
 // libs/engine's Pipeline over the stage nodes: stage 0 runs here, in the head's process, and
 // the other stages are remote. A session sends packets into the local stage 0, whose output
 // goes to stage 1 over gRPC; verdicts come back from the last stage; decisions go to the local
-// stage 0 and over gRPC to every remote stage, in order. The tick rule is the in-process
-// pipeline's: stage 0 may take a packet when it holds none of this request.
+// stage 0 and over gRPC to every remote stage, in order. The tick rule is the engine's
+// TickLoop, the in-process pipeline's own: stage 0 may take a packet when it holds none of
+// this request; here with a stall timer (a lost message fails the request).
 //
 // Every packet reaches the last stage, even when all its rows were pruned on the way (as a
 // packet with no rows), so the head counts the packets in flight exactly and knows when the
 // pipeline is empty.
 import {
-  inFlightWindow,
+  TickLoop,
   type Decision,
   type LayerPacket,
   type Pipeline,
@@ -104,7 +105,6 @@ export class GrpcPipeline implements Pipeline {
 }
 
 class GrpcSession implements PipelineSession {
-  private readonly events: PipelineEvent[] = [];
   private readonly usages: StageUsage[];
   private readonly sentAt = new Map<number, number>(); // packet seq -> performance.now()
   private readonly stats: TransportStats = {
@@ -116,10 +116,7 @@ class GrpcSession implements PipelineSession {
     broadcastMs: 0,
     decisions: 0,
   };
-  private wake: (() => void) | null = null;
-  private failure: Error | null = null;
-  private credit = true;
-  private ticks = 0;
+  private readonly loop: TickLoop;
   private pending = 0; // packets sent whose verdict has not come back
   private atStage0 = 0; // packets queued or computing on stage 0
   private decisionCount = 0;
@@ -137,10 +134,25 @@ class GrpcSession implements PipelineSession {
       computes: 0,
       simulatedMs: 0,
     }));
+    this.loop = new TickLoop(
+      pipeline.stageCount,
+      { stage0Idle: () => this.atStage0 === 0, inFlight: () => this.pending },
+      {
+        ms: pipeline.stallMs,
+        onStall: () =>
+          this.fail(
+            new StageNodeError(
+              'PIPELINE_BROKEN',
+              `request ${this.requestId}: no answer from the pipeline for ${this.pipeline.stallMs} ms ` +
+                `with ${this.pending} packets in flight`,
+            ),
+          ),
+      },
+    );
   }
 
   get timestep(): number {
-    return this.ticks;
+    return this.loop.timestep;
   }
 
   get simulatedMs(): number {
@@ -156,7 +168,7 @@ class GrpcSession implements PipelineSession {
   }
 
   send(packet: LayerPacket): void {
-    if (this.failure) throw this.failure;
+    if (this.loop.failed) throw this.loop.failed;
     this.pending++;
     this.atStage0++;
     this.sentAt.set(packet.seq, performance.now());
@@ -164,7 +176,7 @@ class GrpcSession implements PipelineSession {
   }
 
   broadcast(decision: Decision): void {
-    if (this.failure) throw this.failure;
+    if (this.loop.failed) throw this.loop.failed;
     const t = performance.now();
     this.decisionCount++;
     this.stage0.decision(decision);
@@ -173,45 +185,14 @@ class GrpcSession implements PipelineSession {
     this.stats.decisions++;
   }
 
-  async next(): Promise<PipelineEvent> {
-    for (;;) {
-      if (this.failure) throw this.failure;
-      const e = this.events.shift();
-      if (e) return e;
-      const window = inFlightWindow(this.pipeline.stageCount);
-      if (this.credit && this.atStage0 === 0 && this.pending < window) {
-        this.credit = false;
-        return { kind: 'tick', timestep: this.ticks++ };
-      }
-      if (this.pending === 0 && this.atStage0 === 0) {
-        // Nothing in flight: offer stage 0 again (the engine stops a controller that keeps
-        // declining with nothing in flight).
-        this.credit = true;
-        continue;
-      }
-      const woken = await new Promise<boolean>((resolve) => {
-        const timer = setTimeout(() => resolve(false), this.pipeline.stallMs);
-        this.wake = () => {
-          clearTimeout(timer);
-          resolve(true);
-        };
-      });
-      if (!woken) {
-        this.fail(
-          new StageNodeError(
-            'PIPELINE_BROKEN',
-            `request ${this.requestId}: no answer from the pipeline for ${this.pipeline.stallMs} ms ` +
-              `with ${this.pending} packets in flight`,
-          ),
-        );
-      }
-    }
+  next(): Promise<PipelineEvent> {
+    return this.loop.next();
   }
 
   onStage0Done(): void {
     this.atStage0--;
-    this.credit = true;
-    this.poke();
+    this.loop.giveCredit();
+    this.loop.poke();
   }
 
   onVerdict(env: VerdictEnvelope): void {
@@ -242,15 +223,14 @@ class GrpcSession implements PipelineSession {
       this.stats.codecMs += env.trace.codecMs;
       this.stats.hops += this.pipeline.stageCount === 1 ? 0 : this.pipeline.stageCount;
     }
-    if (env.verdict.nodeIds.length > 0) this.events.push({ kind: 'verdict', verdict: env.verdict });
-    if (this.atStage0 === 0) this.credit = true;
-    this.poke();
+    if (env.verdict.nodeIds.length > 0) this.loop.push({ kind: 'verdict', verdict: env.verdict });
+    if (this.atStage0 === 0) this.loop.giveCredit();
+    this.loop.poke();
   }
 
   fail(error: Error): void {
-    if (this.failure || this.closed) return;
-    this.failure = error;
-    this.poke();
+    if (this.loop.failed || this.closed) return;
+    this.loop.fail(error);
   }
 
   close(): Promise<void> {
@@ -273,11 +253,5 @@ class GrpcSession implements PipelineSession {
     }
     this.pipeline.closed(this.requestId, { ...this.stats });
     return Promise.resolve();
-  }
-
-  private poke(): void {
-    const w = this.wake;
-    this.wake = null;
-    w?.();
   }
 }

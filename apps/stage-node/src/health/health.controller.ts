@@ -2,7 +2,7 @@
 // while its pipeline is not whole. Public on purpose: orchestrators and the launcher poll it
 // without credentials, and it reveals no request data.
 import { Controller, Get, HttpStatus, Inject, Res } from '@nestjs/common';
-import { StageNode } from '../stage/stage-node.js';
+import { StageNode } from '../node/stage-node.js';
 
 export interface HealthBody {
   ready: boolean;

@@ -1,5 +1,6 @@
-// What every LayerShard implementation shares: per-sequence KV caches, batch validation, the
-// tree mask, and the commit/prune/truncate bookkeeping. Subclasses only compute the rows.
+// CachedShard: what every LayerShard implementation shares: per-sequence KV caches, batch
+// validation, the tree mask, and the commit/prune/truncate bookkeeping. Subclasses only compute
+// the rows. (The engine's StageShard is another thing: the part of a LayerShard a stage drives.)
 import type { LlamaConfig } from './config.js';
 import { ModelError } from './errors.js';
 import { KvBudget, SequenceKv } from './kv-cache.js';
@@ -14,7 +15,7 @@ export interface ComputeRequest {
   maskNew: Float32Array; // [n, n] additive, over the batch's rows
 }
 
-export abstract class StageShard implements LayerShard {
+export abstract class CachedShard implements LayerShard {
   readonly isFirst: boolean;
   readonly isLast: boolean;
   private readonly sequences = new Map<string, SequenceKv>();

@@ -25,7 +25,7 @@ import {
   type PacketEnvelope,
   type VerdictEnvelope,
 } from '../wire/frame.js';
-import { StageRuntime } from './stage-runtime.js';
+import { StageRuntime } from '../stage/stage-runtime.js';
 
 export interface PipelineStatus {
   /** Every stage registered, ready, matching and contiguous: the head takes jobs. */
