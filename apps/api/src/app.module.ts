@@ -3,7 +3,7 @@ import { APP_FILTER, APP_GUARD, DiscoveryModule } from '@nestjs/core';
 import { AdminAuthModule } from './admin-auth/admin-auth.module.js';
 import { ApiKeysModule } from './api-keys/api-keys.module.js';
 import { AuditModule } from './audit/audit.module.js';
-import { AuthGuard } from './auth/auth.guard.js';
+import { AuthGuard } from './auth-guard/auth.guard.js';
 import { ErrorFilter } from './common/error.filter.js';
 import { API_CONFIG, type ApiConfig } from './config/api-config.js';
 import { GenerationModule } from './generation/generation.module.js';

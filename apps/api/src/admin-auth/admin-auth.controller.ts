@@ -2,8 +2,7 @@ import { Body, Controller, Get, HttpCode, Inject, Post, Req, Res } from '@nestjs
 import { adminLoginSchema } from '@pipedec/contracts';
 import type { Request, Response } from 'express';
 import { Auth } from '../auth/auth-policy.js';
-import { ADMIN_COOKIE } from '../auth/auth.guard.js';
-import { CurrentAdmin, type AdminPrincipal } from '../auth/principal.js';
+import { ADMIN_COOKIE, CurrentAdmin, type AdminPrincipal } from '../auth/principal.js';
 import { parseBody } from '../common/parse-body.js';
 import { API_CONFIG, type ApiConfig } from '../config/api-config.js';
 import { AdminAuthService } from './admin-auth.service.js';

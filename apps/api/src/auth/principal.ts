@@ -40,6 +40,9 @@ export function actorOf(admin: AdminPrincipal): string {
   return `admin:${admin.adminUserId}`;
 }
 
+/** The cookie that carries an admin session token. */
+export const ADMIN_COOKIE = 'pd_admin_session';
+
 /** Credentials from `Authorization: Bearer <token>` (API keys `pd_`, sessions `pds_`). */
 export function bearerToken(req: Request): string | undefined {
   const header = req.headers.authorization;

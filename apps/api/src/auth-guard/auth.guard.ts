@@ -1,12 +1,13 @@
+// The global guard, in its own folder because it composes the credential stores (api-keys,
+// admin-auth) that themselves use auth/'s vocabulary (policies, principals): auth/ imports
+// neither, so the module folders form no circle.
 import { type CanActivate, type ExecutionContext, Injectable } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import { AdminAuthService, SESSION_PREFIX } from '../admin-auth/admin-auth.service.js';
 import { ApiKeysService } from '../api-keys/api-keys.service.js';
 import { Errors } from '../common/errors.js';
-import { AUTH_POLICY, type AuthPolicy } from './auth-policy.js';
-import { bearerToken, type AuthedRequest } from './principal.js';
-
-export const ADMIN_COOKIE = 'pd_admin_session';
+import { AUTH_POLICY, type AuthPolicy } from '../auth/auth-policy.js';
+import { ADMIN_COOKIE, bearerToken, type AuthedRequest } from '../auth/principal.js';
 
 /**
  * The global guard. A route passes only by what its `Auth.*` declaration allows; a route
