@@ -1,4 +1,4 @@
-import { metricsReportSchema } from '@pipedec/contracts';
+import { metricsReportSchema, usageReportSchema } from '@pipedec/contracts';
 import { listRoutes } from '../src/app.js';
 import { documentedRoutes } from '../src/openapi/openapi-document.js';
 import { FakeHead } from './fake-head.js';
@@ -93,5 +93,49 @@ describe('operations', () => {
     expect(metricsReportSchema.parse(none.body).series).toEqual([]);
     const bad = await call(api, 'GET', '/admin/usage?granularity=week', { token: admin });
     expect(bad.status).toBe(400);
+  });
+
+  it('bills each request at the prices of its time, after a mid-month price change', async () => {
+    const admin = await adminLogin(api);
+    const complete = async (prompt: string) =>
+      expect(
+        (
+          await call(api, 'POST', '/v1/completions', {
+            token: api.demoKey,
+            body: { model: MODEL, prompt, max_tokens: 2 },
+          })
+        ).status,
+      ).toBe(200);
+    const usage = async () =>
+      usageReportSchema.parse(
+        (await call(api, 'GET', `/admin/tenants/${api.demoTenantId}/usage`, { token: admin })).body,
+      ).totals;
+    const before = await usage();
+    expect(before.priceSegments).toHaveLength(1);
+    const old = before.priceSegments[0];
+    // Whole micro-dollars per token at the new prices, so the new segment multiplies out exactly.
+    const changed = await call(api, 'PATCH', '/admin/plans/demo', {
+      token: admin,
+      body: { priceInputPer1kMicros: 7_000, priceOutputPer1kMicros: 11_000 },
+    });
+    expect(changed.status).toBe(200);
+    await complete('after the change');
+    const after = await usage();
+    expect(after.priceSegments).toHaveLength(2);
+    // The old requests keep their prices; the new one is billed at the new ones.
+    expect(after.priceSegments[0]).toEqual(old);
+    const fresh = after.priceSegments[1];
+    expect(fresh).toMatchObject({
+      inputPer1kMicros: 7_000,
+      outputPer1kMicros: 11_000,
+      requests: 1,
+    });
+    expect(fresh.costMicros).toBe(fresh.promptTokens * 7 + fresh.completionTokens * 11);
+    const sum = (k: 'requests' | 'promptTokens' | 'completionTokens' | 'costMicros') =>
+      after.priceSegments.reduce((a, s) => a + s[k], 0);
+    expect(sum('requests')).toBe(after.requests);
+    expect(sum('promptTokens')).toBe(after.promptTokens);
+    expect(sum('completionTokens')).toBe(after.completionTokens);
+    expect(sum('costMicros')).toBe(after.costMicros);
   });
 });

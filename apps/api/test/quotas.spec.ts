@@ -143,3 +143,34 @@ describe('token quota under concurrency', () => {
     expect(Number(await api.redis.get(month))).toBe(used);
   });
 });
+
+describe('refusals', () => {
+  it('counts refused requests per tenant and reason for admins', async () => {
+    const { tenantId, key } = await tenantWithKey('refused', {
+      requestsPerMinute: 1,
+      concurrentRequests: 100,
+    });
+    const body = { model: MODEL, prompt: 'r', max_tokens: 1 };
+    const statuses: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      statuses.push((await call(api, 'POST', '/v1/completions', { token: key, body })).status);
+    }
+    expect(statuses).toEqual([200, 429, 429]);
+    const mine = await call(api, 'GET', `/admin/refusals?tenantId=${tenantId}`, { token: admin });
+    expect(mine.status).toBe(200);
+    expect(mine.body.refusals).toEqual([{ tenantId, reason: 'rate_limit_exceeded', count: 2 }]);
+    // Across tenants: this one among the others refused in this file.
+    const all = await call(api, 'GET', '/admin/refusals', { token: admin });
+    expect(all.body.refusals).toContainEqual({ tenantId, reason: 'rate_limit_exceeded', count: 2 });
+    // A range that ended before them holds none of them.
+    const before = await call(
+      api,
+      'GET',
+      `/admin/refusals?tenantId=${tenantId}&to=2020-01-01T00:00:00.000Z&from=2019-12-01T00:00:00.000Z`,
+      { token: admin },
+    );
+    expect(before.body.refusals).toEqual([]);
+    const bad = await call(api, 'GET', '/admin/refusals?tenantId=nope', { token: admin });
+    expect(bad.status).toBe(400);
+  });
+});

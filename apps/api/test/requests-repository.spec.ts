@@ -71,6 +71,8 @@ function outcome(over: Partial<Outcome> = {}): Outcome {
     hitRate: 0.75,
     stageSeconds: 0.5,
     costMicros: 14_500n,
+    billedInputPer1kMicros: 1_500_000n,
+    billedOutputPer1kMicros: 875_000n,
     pipelineId: 'p1',
     ...over,
   };

@@ -68,34 +68,8 @@ export type ApiKey = z.infer<typeof apiKeySchema>;
 /** POST .../keys and .../keys/:id/rotate: the key plus its secret, this once. */
 export const createdApiKeySchema = apiKeySchema.extend({ secret: z.string().min(8) });
 
-/** GET /admin/tenants/:id/usage. */
-export const usageReportSchema = z.object({
-  tenantId: z.string(),
-  from: isoDate,
-  to: isoDate,
-  totals: z.object({
-    requests: z.number(),
-    promptTokens: z.number(),
-    completionTokens: z.number(),
-    costMicros: z.number(),
-    avgTotalLatencyMs: z.number().nullable(),
-    avgTimeToFirstTokenMs: z.number().nullable(),
-    avgTimePerOutputTokenMs: z.number().nullable(),
-  }),
-  series: z.array(
-    z.object({
-      bucketStart: isoDate,
-      requests: z.number(),
-      failedRequests: z.number(),
-      promptTokens: z.number(),
-      completionTokens: z.number(),
-      costMicros: z.number(),
-      avgLatencyMs: z.number().nullable(),
-      avgTimeToFirstTokenMs: z.number().nullable(),
-    }),
-  ),
-});
-export type UsageReport = z.infer<typeof usageReportSchema>;
+// GET /admin/tenants/:id/usage is the API's own contract, price segments included.
+export { usageReportSchema, type PriceSegment, type UsageReport } from '@pipedec/contracts/http';
 
 /**
  * GET /admin/metrics?tenantId=&from=&to=&granularity=hour|day, one point per

@@ -290,9 +290,23 @@ describe('dashboard end to end', () => {
     await screenshot(page, '08-billing');
     const csv = await page.request.get(url('/billing/export'));
     expect(csv.status()).toBe(200);
-    const line = (await csv.text()).split('\r\n').find((l) => l.includes(TENANT));
+    const rows = (await csv.text()).split('\r\n');
+    const line = rows.find((l) => l.includes(TENANT));
     expect(line).toContain(`,${req.promptTokens},`);
     expect(line).toContain(`,${(Number(req.costMicros) / 1e6).toFixed(6)}`);
+    // The price it was billed at is on its row, and a totals row sums the billed column.
+    const cols = rows[0].split(',');
+    const cells = line!.split(',');
+    expect(cells[cols.indexOf('input_price_per_1k_usd')]).toBe(
+      (Number(req.billedInputPer1kMicros) / 1e6).toFixed(6),
+    );
+    const body = rows.slice(1, -2);
+    const total = rows[rows.length - 2].split(',');
+    expect(total[cols.indexOf('tenant')]).toBe('TOTAL');
+    const billed = cols.indexOf('billed_usd');
+    const sum = body.reduce((a, r) => a + Math.round(Number(r.split(',')[billed]) * 1e6), 0);
+    expect(Math.round(Number(total[billed]) * 1e6)).toBe(sum);
+    await page.getByTestId('bill-total').waitFor();
   });
 
   it('runs the three methods side by side, with the same greedy output', async () => {

@@ -1,6 +1,7 @@
 // Unit tests of the dashboard's pure modules: time ranges, bill and CSV, chart scales, the
 // metrics alignment, form parsing and the completion-stream reader.
-import { billCsv, billLine } from '../app/(app)/billing/bill.js';
+import type { PriceSegment } from '@pipedec/contracts/http';
+import { billCsv, billLines, billTotals } from '../app/(app)/billing/bill.js';
 import { labelIndices, niceTicks } from '../app/(app)/_components/scale.js';
 import { readCompletionStream, type CompletionChunk } from '../app/(app)/playground/sse.js';
 import { dollarsToMicros, FormError, optionalInt } from '../lib/form-data.js';
@@ -58,31 +59,85 @@ describe('bill', () => {
     plan: 'pro',
     prices: { inputPer1kMicros: 500, outputPer1kMicros: 1500 },
   };
+  const segment = (over: Partial<PriceSegment>): PriceSegment => ({
+    inputPer1kMicros: 500,
+    outputPer1kMicros: 1500,
+    firstRequestAt: '2026-11-02T10:00:00.000Z',
+    lastRequestAt: '2026-11-09T10:00:00.000Z',
+    requests: 3,
+    promptTokens: 2000,
+    completionTokens: 300,
+    costMicros: 1451,
+    ...over,
+  });
 
   it('multiplies tokens by the price per 1000', () => {
-    const l = billLine(tenant, {
-      requests: 3,
-      promptTokens: 2000,
-      completionTokens: 300,
-      costMicros: 1451,
-    });
+    const [l] = billLines(tenant, [segment({})]);
     expect(l.inputCostMicros).toBe(1000);
     expect(l.outputCostMicros).toBe(450);
     expect(l.billedMicros).toBe(1451);
   });
 
-  it('writes RFC 4180 CSV with quoted fields and neutralised formulas', () => {
-    const l = billLine(
-      { ...tenant, name: '=cmd,"x"' },
-      { requests: 1, promptTokens: 10, completionTokens: 2, costMicros: 9 },
-    );
-    const csv = billCsv('2026-11', [l]);
-    const [header, row, end] = csv.split('\r\n');
+  it('after a mid-month price change, bills each part at the price it was billed at', () => {
+    // The plan now costs 2000/6000; the first half of the month was billed at 500/1500.
+    const now = { ...tenant, prices: { inputPer1kMicros: 2000, outputPer1kMicros: 6000 } };
+    const lines = billLines(now, [
+      segment({}),
+      segment({
+        inputPer1kMicros: 2000,
+        outputPer1kMicros: 6000,
+        firstRequestAt: '2026-11-15T10:00:00.000Z',
+        lastRequestAt: '2026-11-20T10:00:00.000Z',
+        requests: 1,
+        promptTokens: 1000,
+        completionTokens: 100,
+        costMicros: 2600,
+      }),
+    ]);
+    expect(lines.map((l) => [l.inputPricePer1kMicros, l.outputPricePer1kMicros])).toEqual([
+      [500, 1500],
+      [2000, 6000],
+    ]);
+    // Each line multiplies out: billed is the product, rounded up per request.
+    for (const l of lines) {
+      const rounding = l.billedMicros - (l.inputCostMicros + l.outputCostMicros);
+      expect(rounding).toBeGreaterThanOrEqual(0);
+      expect(rounding).toBeLessThan(l.requests);
+    }
+    expect(billTotals(lines)).toEqual({
+      requests: 4,
+      inputTokens: 3000,
+      outputTokens: 400,
+      inputCostMicros: 3000,
+      outputCostMicros: 1050,
+      billedMicros: 4051,
+    });
+  });
+
+  it('lists a tenant without requests once, at its current prices', () => {
+    expect(billLines(tenant, [])).toMatchObject([
+      { requests: 0, inputPricePer1kMicros: 500, billedMicros: 0, firstRequestAt: null },
+    ]);
+  });
+
+  it('writes RFC 4180 CSV with quoted fields, neutralised formulas and a totals row', () => {
+    const lines = [
+      ...billLines({ ...tenant, name: '=cmd,"x"' }, [
+        segment({ requests: 1, promptTokens: 10, completionTokens: 2, costMicros: 9 }),
+      ]),
+      ...billLines({ ...tenant, id: 't2', name: 'b' }, [
+        segment({ requests: 2, promptTokens: 20, completionTokens: 4, costMicros: 17 }),
+      ]),
+    ];
+    const csv = billCsv('2026-11', lines);
+    const [header, row, , total, end] = csv.split('\r\n');
     expect(header.split(',')).toEqual([
       'month',
       'tenant_id',
       'tenant',
       'plan',
+      'first_request_at',
+      'last_request_at',
       'requests',
       'input_tokens',
       'input_price_per_1k_usd',
@@ -93,8 +148,9 @@ describe('bill', () => {
       'billed_usd',
     ]);
     expect(row).toBe(
-      `2026-11,t1,"'=cmd,""x""",pro,1,10,0.000500,0.000005,2,0.001500,0.000003,0.000009`,
+      `2026-11,t1,"'=cmd,""x""",pro,2026-11-02T10:00:00.000Z,2026-11-09T10:00:00.000Z,1,10,0.000500,0.000005,2,0.001500,0.000003,0.000009`,
     );
+    expect(total).toBe('2026-11,,TOTAL,,,,3,30,,0.000015,6,,0.000009,0.000026');
     expect(end).toBe('');
   });
 });

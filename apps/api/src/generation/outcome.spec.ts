@@ -73,6 +73,9 @@ describe('outcomeOf', () => {
       promptTokens: 10,
       completionTokens: 1,
       costMicros: 13n, // ceil((10 * 1000 + 1 * 3000) / 1000)
+      // The prices it was billed at travel with it, for bills after a price change.
+      billedInputPer1kMicros: 1000n,
+      billedOutputPer1kMicros: 3000n,
     });
   });
 

@@ -82,6 +82,8 @@ export function outcomeOf(
     hitRate: stats?.hitRate ?? null,
     stageSeconds: stats?.stageSeconds ?? null,
     costMicros: costMicros(pricing, promptTokens, completionTokens),
+    billedInputPer1kMicros: pricing.priceInputPer1kMicros,
+    billedOutputPer1kMicros: pricing.priceOutputPer1kMicros,
     pipelineId: lastStarted?.type === 'started' ? lastStarted.pipelineId : null,
   };
 }

@@ -53,6 +53,9 @@ export interface Outcome {
   hitRate: number | null;
   stageSeconds: number | null;
   costMicros: bigint;
+  /** The prices costMicros was computed at (micro-dollars per 1000 tokens). */
+  billedInputPer1kMicros: bigint;
+  billedOutputPer1kMicros: bigint;
   pipelineId: string | null;
 }
 
@@ -191,6 +194,7 @@ export class RequestsRepository {
            "finishedAt" = ($10::timestamptz AT TIME ZONE 'UTC'),
            "timeToFirstTokenMs" = $11, "timePerOutputTokenMs" = $12, "totalLatencyMs" = $13,
            "timesteps" = $14, "hitRate" = $15, "stageSeconds" = $16, "costMicros" = $17::bigint,
+           "billedInputPer1kMicros" = $21::bigint, "billedOutputPer1kMicros" = $22::bigint,
            "pipelineId" = $18, "accountedAt" = ($10::timestamptz AT TIME ZONE 'UTC')
          WHERE "id" = $1::uuid AND "tenantId" = $2::uuid AND "accountedAt" IS NULL
          RETURNING "tenantId"
@@ -237,6 +241,8 @@ export class RequestsRepository {
         o.pipelineId,
         hour.toISOString(),
         day.toISOString(),
+        o.billedInputPer1kMicros.toString(),
+        o.billedOutputPer1kMicros.toString(),
       ],
     );
     return rows[0].accounted === 1;

@@ -64,8 +64,10 @@ export class ReservationService implements OnModuleInit, OnModuleDestroy {
       return await this.quota.admit(tenantId, requestId, limits, tokens);
     } catch (e) {
       room?.release();
-      if (e instanceof ApiError && e.status === 429)
+      if (e instanceof ApiError && e.status === 429) {
         this.metrics.rateLimited.inc({ tenant: tenantId, code: e.code });
+        await this.quota.countRefusal(tenantId, e.code ?? 'rate_limit_exceeded');
+      }
       throw e;
     }
   }

@@ -161,6 +161,13 @@ const ops: Op[] = [
     summary: 'Usage, latency and cost per tenant',
     auth: 'admin',
   },
+  {
+    method: 'get',
+    path: '/admin/refusals',
+    summary:
+      'Refused requests (429: rate, tokens, monthly quota, concurrency) per tenant and reason',
+    auth: 'admin',
+  },
   { method: 'get', path: '/admin/audit', summary: 'Audit log', auth: 'admin' },
   {
     method: 'post',

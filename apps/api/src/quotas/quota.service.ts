@@ -11,6 +11,11 @@ export type RateHeaders = Record<string, string>;
 const MONTH_TTL_S = 40 * 24 * 3600;
 /** A reservation outlives any request; reconciliation repairs what a crash leaves behind. */
 const RESERVATION_TTL_S = 24 * 3600;
+/** Refusal counts are kept per hour for this long (a little over two months). */
+const REFUSALS_TTL_S = 70 * 24 * 3600;
+const HOUR_MS = 3_600_000;
+/** The longest range GET /admin/refusals reads (hours, one hash each). */
+export const REFUSALS_MAX_HOURS = 62 * 24;
 
 /**
  * Per-tenant limits enforced in Redis: requests and tokens per minute, tokens per month,
@@ -121,11 +126,57 @@ export class QuotaService {
     return { monthSet: set === 1, concurrency: before };
   }
 
+  /**
+   * Counts a refused admission in its hour: one hash per hour, field "tenantId|code", so an
+   * operator sees who is refused and why (the Prometheus counter resets with the process).
+   */
+  async countRefusal(tenantId: string, code: string): Promise<void> {
+    const key = refusalsKey(this.redis.prefix, this.clock.nowMs());
+    await this.redis.command
+      .multi()
+      .hincrby(key, `${tenantId}|${code}`, 1)
+      .expire(key, REFUSALS_TTL_S)
+      .exec();
+  }
+
+  /** Refusals per tenant and code over the hours that overlap [from, to), most first. */
+  async refusals(
+    from: Date,
+    to: Date,
+    tenantId?: string,
+  ): Promise<{ tenantId: string; reason: string; count: number }[]> {
+    const first = Math.floor(from.getTime() / HOUR_MS) * HOUR_MS;
+    const keys: string[] = [];
+    for (let h = first; h < to.getTime() && keys.length < REFUSALS_MAX_HOURS; h += HOUR_MS) {
+      keys.push(refusalsKey(this.redis.prefix, h));
+    }
+    const pipeline = this.redis.command.pipeline();
+    for (const k of keys) pipeline.hgetall(k);
+    const counts = new Map<string, number>();
+    for (const [error, hash] of (await pipeline.exec()) ?? []) {
+      if (error) throw error;
+      for (const [field, n] of Object.entries(hash as Record<string, string>)) {
+        if (tenantId && !field.startsWith(`${tenantId}|`)) continue;
+        counts.set(field, (counts.get(field) ?? 0) + Number(n));
+      }
+    }
+    return [...counts]
+      .map(([field, count]) => {
+        const [t, reason] = field.split('|');
+        return { tenantId: t, reason, count };
+      })
+      .sort((a, b) => b.count - a.count || a.tenantId.localeCompare(b.tenantId));
+  }
+
   async usage(tenantId: string): Promise<{ month: number; concurrency: number }> {
     const k = quotaKeys(this.redis.prefix, tenantId, windowsAt(this.clock.nowMs()));
     const [month, conc] = await this.redis.command.mget(k.month, k.concurrency);
     return { month: Number(month ?? 0), concurrency: Number(conc ?? 0) };
   }
+}
+
+function refusalsKey(prefix: string, atMs: number): string {
+  return `${prefix}refusals:${Math.floor(atMs / HOUR_MS) * HOUR_MS}`;
 }
 
 function refusedCode(limit: string): string {

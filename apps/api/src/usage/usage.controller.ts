@@ -1,5 +1,5 @@
 import { Controller, Get, Param, ParseUUIDPipe, Query } from '@nestjs/common';
-import { metricsQuerySchema, usageQuerySchema } from '@pipedec/contracts';
+import { metricsQuerySchema, refusalsQuerySchema, usageQuerySchema } from '@pipedec/contracts';
 import { Auth } from '../auth/auth-policy.js';
 import { CurrentTenant, type TenantPrincipal } from '../auth/principal.js';
 import { parseBody } from '../common/parse-body.js';
@@ -30,6 +30,13 @@ export class UsageController {
   @Auth.admin('viewer')
   metrics(@Query() query: unknown) {
     return this.usage.metrics(parseBody(metricsQuerySchema, query));
+  }
+
+  /** Refused admissions (429s) per tenant and reason, counted per hour. */
+  @Get('admin/refusals')
+  @Auth.admin('viewer')
+  refusals(@Query() query: unknown) {
+    return this.usage.refusals(parseBody(refusalsQuerySchema, query));
   }
 
   @Get('admin/tenants/:tenantId/usage')

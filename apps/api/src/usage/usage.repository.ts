@@ -8,12 +8,23 @@ export class UsageRepository {
   constructor(private readonly db: Database) {}
 
   async totals(tenantId: string, from: Date, to: Date) {
-    const agg = await this.db.client.generationRequest.aggregate({
-      where: { tenantId, accountedAt: { not: null }, queuedAt: { gte: from, lt: to } },
-      _count: { _all: true },
-      _sum: { promptTokens: true, completionTokens: true, costMicros: true },
-      _avg: { totalLatencyMs: true, timeToFirstTokenMs: true, timePerOutputTokenMs: true },
-    });
+    const where = { tenantId, accountedAt: { not: null }, queuedAt: { gte: from, lt: to } };
+    const [agg, byPrice] = await Promise.all([
+      this.db.client.generationRequest.aggregate({
+        where,
+        _count: { _all: true },
+        _sum: { promptTokens: true, completionTokens: true, costMicros: true },
+        _avg: { totalLatencyMs: true, timeToFirstTokenMs: true, timePerOutputTokenMs: true },
+      }),
+      this.db.client.generationRequest.groupBy({
+        by: ['billedInputPer1kMicros', 'billedOutputPer1kMicros'],
+        where,
+        _count: { _all: true },
+        _sum: { promptTokens: true, completionTokens: true, costMicros: true },
+        _min: { queuedAt: true },
+        _max: { queuedAt: true },
+      }),
+    ]);
     return {
       requests: agg._count._all,
       promptTokens: agg._sum.promptTokens ?? 0,
@@ -22,6 +33,19 @@ export class UsageRepository {
       avgTotalLatencyMs: agg._avg.totalLatencyMs,
       avgTimeToFirstTokenMs: agg._avg.timeToFirstTokenMs,
       avgTimePerOutputTokenMs: agg._avg.timePerOutputTokenMs,
+      /** One segment per pair of prices the requests were billed at, oldest first. */
+      priceSegments: byPrice
+        .map((g) => ({
+          inputPer1kMicros: Number(g.billedInputPer1kMicros),
+          outputPer1kMicros: Number(g.billedOutputPer1kMicros),
+          firstRequestAt: g._min.queuedAt!.toISOString(),
+          lastRequestAt: g._max.queuedAt!.toISOString(),
+          requests: g._count._all,
+          promptTokens: g._sum.promptTokens ?? 0,
+          completionTokens: g._sum.completionTokens ?? 0,
+          costMicros: Number(g._sum.costMicros ?? 0n),
+        }))
+        .sort((a, b) => a.firstRequestAt.localeCompare(b.firstRequestAt)),
     };
   }
 

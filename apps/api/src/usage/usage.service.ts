@@ -1,5 +1,12 @@
 import { Injectable } from '@nestjs/common';
-import type { MetricsQuery, MetricsReport, UsageQuery } from '@pipedec/contracts';
+import type {
+  MetricsQuery,
+  MetricsReport,
+  RefusalsQuery,
+  RefusalsReport,
+  UsageQuery,
+} from '@pipedec/contracts';
+import { QuotaService } from '../quotas/quota.service.js';
 import { Clock } from '../infra/clock.js';
 import { UsageRepository } from './usage.repository.js';
 
@@ -8,7 +15,18 @@ export class UsageService {
   constructor(
     private readonly repo: UsageRepository,
     private readonly clock: Clock,
+    private readonly quota: QuotaService,
   ) {}
+
+  /** Refused admissions per tenant and reason over [from, to) (default: this month). */
+  async refusals(query: RefusalsQuery): Promise<RefusalsReport> {
+    const { from, to } = this.range(query);
+    return {
+      from: from.toISOString(),
+      to: to.toISOString(),
+      refusals: await this.quota.refusals(from, to, query.tenantId),
+    };
+  }
 
   /** Every tenant's totals and the whole service's series, for the dashboard. */
   async overview(query: UsageQuery) {

@@ -192,3 +192,80 @@ export const metricsReportSchema = z.object({
   series: z.array(metricsPointSchema),
 });
 export type MetricsReport = z.infer<typeof metricsReportSchema>;
+
+/**
+ * Requests billed at one pair of prices (micro-dollars per 1000 tokens). After a mid-month
+ * plan change a tenant's month has several, and each multiplies out on its own:
+ * costMicros = sum over its requests of ceil((prompt x input + completion x output) / 1000).
+ */
+export const priceSegmentSchema = z.object({
+  inputPer1kMicros: z.number().int(),
+  outputPer1kMicros: z.number().int(),
+  firstRequestAt: z.iso.datetime(),
+  lastRequestAt: z.iso.datetime(),
+  requests: z.number().int(),
+  promptTokens: z.number().int(),
+  completionTokens: z.number().int(),
+  costMicros: z.number().int(),
+});
+export type PriceSegment = z.infer<typeof priceSegmentSchema>;
+
+/** GET /admin/tenants/:id/usage: totals over [from, to) and the rollup series. */
+export const usageReportSchema = z.object({
+  tenantId: z.string(),
+  from: z.iso.datetime(),
+  to: z.iso.datetime(),
+  totals: z.object({
+    requests: z.number().int(),
+    promptTokens: z.number().int(),
+    completionTokens: z.number().int(),
+    costMicros: z.number().int(),
+    avgTotalLatencyMs: z.number().nullable(),
+    avgTimeToFirstTokenMs: z.number().nullable(),
+    avgTimePerOutputTokenMs: z.number().nullable(),
+    priceSegments: z.array(priceSegmentSchema),
+  }),
+  series: z.array(
+    z.object({
+      bucketStart: z.iso.datetime(),
+      requests: z.number().int(),
+      failedRequests: z.number().int(),
+      promptTokens: z.number().int(),
+      completionTokens: z.number().int(),
+      costMicros: z.number().int(),
+      avgLatencyMs: z.number().nullable(),
+      avgTimeToFirstTokenMs: z.number().nullable(),
+      stageSeconds: z.number(),
+    }),
+  ),
+});
+export type UsageReport = z.infer<typeof usageReportSchema>;
+
+/** Why a request was refused at admission (the 429's code), in the words an operator reads. */
+export const REFUSAL_REASONS = {
+  rate_limit_exceeded: 'Requests per minute',
+  tokens_per_minute_exceeded: 'Tokens per minute',
+  monthly_quota_exceeded: 'Monthly token quota',
+  concurrency_limit_exceeded: 'Concurrent requests',
+} as const;
+export type RefusalReason = keyof typeof REFUSAL_REASONS;
+
+/** GET /admin/refusals: refused admissions counted per hour; the range is rounded out to hours. */
+export const refusalsQuerySchema = z
+  .object({
+    tenantId: z.uuid().optional(),
+    from: z.iso.datetime().optional(),
+    to: z.iso.datetime().optional(),
+  })
+  .strict();
+export type RefusalsQuery = z.infer<typeof refusalsQuerySchema>;
+
+export const refusalsReportSchema = z.object({
+  from: z.iso.datetime(),
+  to: z.iso.datetime(),
+  /** One row per tenant and reason with at least one refusal, most refused first. */
+  refusals: z.array(
+    z.object({ tenantId: z.string(), reason: z.string(), count: z.number().int() }),
+  ),
+});
+export type RefusalsReport = z.infer<typeof refusalsReportSchema>;

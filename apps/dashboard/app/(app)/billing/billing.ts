@@ -1,8 +1,8 @@
-// Loads a month's bill from the API (usage per tenant over the month, UTC).
+// Loads a month's bill from the API (usage per tenant and price over the month, UTC).
 import { load } from '@/lib/api-client';
 import { listOf, tenantSchema, usageReportSchema } from '@/lib/schemas';
 import { monthBounds } from '@/lib/time-range';
-import { billLine, type BillLine } from './bill';
+import { billLines, type BillLine } from './bill';
 
 export async function loadBill(month: string): Promise<BillLine[]> {
   const bounds = monthBounds(month);
@@ -17,5 +17,5 @@ export async function loadBill(month: string): Promise<BillLine[]> {
       }),
     ),
   );
-  return tenants.map((t, i) => billLine(t, reports[i].totals));
+  return tenants.flatMap((t, i) => billLines(t, reports[i].totals.priceSegments));
 }

@@ -3,6 +3,7 @@ import { ApiError } from '@/lib/errors';
 import { formatInt, formatMicros } from '@/lib/format';
 import { monthBounds, monthKey, recentMonths } from '@/lib/time-range';
 import { ErrorState } from '../_components/error-state';
+import { billTotals } from './bill';
 import { loadBill } from './billing';
 
 export const metadata: Metadata = { title: 'Billing' };
@@ -24,6 +25,7 @@ export default async function BillingPage({
     },
   );
   const months = recentMonths(now, 12);
+  const totals = billTotals(bill.ok ? bill.lines : []);
   return (
     <>
       <div className="page-head">
@@ -58,13 +60,15 @@ export default async function BillingPage({
               className="muted small"
               style={{ textAlign: 'left', padding: '0.5rem 0.7rem' }}
             >
-              Cost per tenant in {month}: tokens × the plan&apos;s price per 1000 tokens. “Billed”
-              is what the API recorded (each request rounded up to a micro-dollar).
+              Cost per tenant in {month}: tokens × the price per 1000 tokens each request was billed
+              at, one row per price (a plan change during the month gives a tenant a row for each).
+              “Billed” is what the API recorded (each request rounded up to a micro-dollar).
             </caption>
             <thead>
               <tr>
                 <th scope="col">Tenant</th>
                 <th scope="col">Plan</th>
+                <th scope="col">Requests made</th>
                 <th scope="col" className="num">
                   Requests
                 </th>
@@ -87,9 +91,17 @@ export default async function BillingPage({
             </thead>
             <tbody>
               {bill.lines.map((l) => (
-                <tr key={l.tenantId}>
+                <tr
+                  key={`${l.tenantId}:${l.inputPricePer1kMicros}:${l.outputPricePer1kMicros}`}
+                  data-testid="bill-line"
+                >
                   <th scope="row">{l.tenant}</th>
                   <td>{l.plan}</td>
+                  <td className="small">
+                    {l.firstRequestAt && l.lastRequestAt
+                      ? `${l.firstRequestAt.slice(0, 10)} to ${l.lastRequestAt.slice(0, 10)}`
+                      : '—'}
+                  </td>
                   <td className="num">{formatInt(l.requests)}</td>
                   <td className="num">
                     {formatInt(l.inputTokens)} × {formatMicros(l.inputPricePer1kMicros)}/1k
@@ -106,14 +118,17 @@ export default async function BillingPage({
               ))}
             </tbody>
             <tfoot>
-              <tr>
-                <th scope="row" colSpan={7}>
+              <tr data-testid="bill-total">
+                <th scope="row" colSpan={3}>
                   Total
                 </th>
+                <td className="num">{formatInt(totals.requests)}</td>
+                <td className="num">{formatInt(totals.inputTokens)}</td>
+                <td className="num">{formatMicros(totals.inputCostMicros)}</td>
+                <td className="num">{formatInt(totals.outputTokens)}</td>
+                <td className="num">{formatMicros(totals.outputCostMicros)}</td>
                 <td className="num">
-                  <strong>
-                    {formatMicros(bill.lines.reduce((a, l) => a + l.billedMicros, 0))}
-                  </strong>
+                  <strong>{formatMicros(totals.billedMicros)}</strong>
                 </td>
               </tr>
             </tfoot>
