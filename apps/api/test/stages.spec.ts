@@ -71,6 +71,34 @@ describe('API with real stage processes', () => {
     expect(h.body).toMatchObject({ status: 'ok', pipelines: { ready: 1, total: 1 } });
   });
 
+  // First after /health: the head's chooser has seen no request of this class yet.
+  it('decodes with auto by default: tries each method twice, then runs the fastest, lossless', async () => {
+    const expected = await arText('The pipeline', 12);
+    const choices: { method: string; reason: string; width: number }[] = [];
+    for (let i = 0; i < 7; i++) {
+      const res = await client.completions.create({
+        model: MODEL,
+        prompt: 'The pipeline',
+        max_tokens: 12,
+        temperature: 0,
+      });
+      expect(res.choices[0].text).toBe(expected);
+      const id = res.id.replace(/^cmpl-/, '');
+      const row = await api.prisma.generationRequest.findUniqueOrThrow({ where: { id } });
+      expect(row.method).toBe('auto');
+      const job = await call(api, 'GET', `/v1/jobs/${id}`, { token: api.demoKey });
+      expect(job.body.decoding).toEqual(row.decoding);
+      choices.push(row.decoding as { method: string; reason: string; width: number });
+    }
+    const tried = choices.slice(0, 6);
+    expect(tried.every((c) => c.reason === 'untried')).toBe(true);
+    for (const m of ['pipedec', 'stpp', 'pp']) {
+      expect(tried.filter((c) => c.method === m)).toHaveLength(2);
+    }
+    expect(choices[6].reason).toBe('fastest');
+    expect(choices.find((c) => c.method === 'pp')?.width).toBe(1);
+  }, 180_000);
+
   it("generates the target's greedy text whole and streamed, for every decoding method", async () => {
     const expected = await arText('The pipeline', 8);
     expect(expected.length).toBeGreaterThan(0);

@@ -1,4 +1,14 @@
 export { generateAR } from './ar.js';
+export {
+  type AutoCandidate,
+  type AutoChoice,
+  type AutoMethod,
+  decodeMsPerToken,
+  defaultAutoCandidates,
+  MethodChooser,
+  type MethodChooserOptions,
+  requestClass,
+} from './auto.js';
 export { checkCompatible, type DraftHost, DraftRunner, type DraftRow } from './draft.js';
 export { EngineError, type EngineErrorCode } from './errors.js';
 export type { Decision, LayerPacket, Verdict } from './messages.js';

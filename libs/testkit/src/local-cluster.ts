@@ -172,7 +172,10 @@ export class LocalCluster {
           HEALTH_PORT: String(healthPort),
         };
       })());
-    const [cmd, ...args] = [...(placement.wrap ?? []), process.execPath, STAGE_MAIN];
+    // PIPEDEC_STAGE_NODE_FLAGS passes Node flags to every stage process, for profiling the hot
+    // path where it runs: PIPEDEC_STAGE_NODE_FLAGS="--cpu-prof --cpu-prof-dir=/tmp/prof".
+    const flags = (process.env.PIPEDEC_STAGE_NODE_FLAGS ?? '').split(/\s+/).filter(Boolean);
+    const [cmd, ...args] = [...(placement.wrap ?? []), process.execPath, ...flags, STAGE_MAIN];
     const child = spawn(cmd, args, {
       env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env },
       stdio: ['ignore', o.stdio ?? 'pipe', o.stdio ?? 'pipe'],

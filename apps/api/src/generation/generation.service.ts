@@ -71,7 +71,8 @@ export interface Admitted {
   headers: RateHeaders;
 }
 
-const DEFAULT_WIDTH: Record<DecodingMethod, number> = { pipedec: 2, stpp: 2, pp: 1 };
+/** tree_width when the request gives none; 0 lets auto's chooser pick the width as well. */
+const DEFAULT_WIDTH: Record<DecodingMethod, number> = { auto: 0, pipedec: 2, stpp: 2, pp: 1 };
 
 /**
  * Admission: validates a request against the model and the tenant's limits, tokenizes its
@@ -108,7 +109,7 @@ export class GenerationService {
         404,
       );
     }
-    const method = p.method ?? 'pipedec';
+    const method = p.method ?? 'auto';
     const width = p.width ?? DEFAULT_WIDTH[method];
     const unsupported = unsupportedCombination({ method, width });
     if (unsupported)

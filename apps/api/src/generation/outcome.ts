@@ -1,6 +1,6 @@
 // What a finished request cost and how it went, computed from its event stream. Pure, so the
 // rules (retries, cancellation, failure) are unit-tested without Redis.
-import type { RequestEvent, SpeculativeStats } from '@pipedec/contracts';
+import type { DecodingChoice, RequestEvent, SpeculativeStats } from '@pipedec/contracts';
 import type { RequestStatus } from '@pipedec/db';
 import { costMicros, type TenantPricing } from '../tenants/limits.js';
 import type { Outcome } from './requests.repository.js';
@@ -85,5 +85,15 @@ export function outcomeOf(
     billedInputPer1kMicros: pricing.priceInputPer1kMicros,
     billedOutputPer1kMicros: pricing.priceOutputPer1kMicros,
     pipelineId: lastStarted?.type === 'started' ? lastStarted.pipelineId : null,
+    decoding: decodingOf(events),
   };
+}
+
+/** What the last attempt that started decoded with (auto's choice), null before any started. */
+export function decodingOf(events: readonly RequestEvent[]): DecodingChoice | null {
+  for (let i = events.length - 1; i >= 0; i--) {
+    const e = events[i];
+    if (e.type === 'started') return e.decoding ?? null;
+  }
+  return null;
 }

@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import type { GenerationJob } from '@pipedec/contracts';
+import type { DecodingChoice, GenerationJob } from '@pipedec/contracts';
 import type { DecodingMethod, Prisma, RequestStatus } from '@pipedec/db';
 import { Database } from '../infra/prisma.provider.js';
 
@@ -57,6 +57,8 @@ export interface Outcome {
   billedInputPer1kMicros: bigint;
   billedOutputPer1kMicros: bigint;
   pipelineId: string | null;
+  /** The method and parameters it decoded with, from its last started attempt. */
+  decoding: DecodingChoice | null;
 }
 
 /** Where the sweeper's last page of unaccounted requests ended. */
@@ -195,7 +197,8 @@ export class RequestsRepository {
            "timeToFirstTokenMs" = $11, "timePerOutputTokenMs" = $12, "totalLatencyMs" = $13,
            "timesteps" = $14, "hitRate" = $15, "stageSeconds" = $16, "costMicros" = $17::bigint,
            "billedInputPer1kMicros" = $21::bigint, "billedOutputPer1kMicros" = $22::bigint,
-           "pipelineId" = $18, "accountedAt" = ($10::timestamptz AT TIME ZONE 'UTC')
+           "pipelineId" = $18, "decoding" = $23::jsonb,
+           "accountedAt" = ($10::timestamptz AT TIME ZONE 'UTC')
          WHERE "id" = $1::uuid AND "tenantId" = $2::uuid AND "accountedAt" IS NULL
          RETURNING "tenantId"
        ), rolled AS (
@@ -243,6 +246,7 @@ export class RequestsRepository {
         day.toISOString(),
         o.billedInputPer1kMicros.toString(),
         o.billedOutputPer1kMicros.toString(),
+        o.decoding === null ? null : JSON.stringify(o.decoding),
       ],
     );
     return rows[0].accounted === 1;

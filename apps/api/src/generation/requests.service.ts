@@ -1,14 +1,19 @@
 // A recorded request as its tenant sees it: its status and result, cancelling it, and whether
 // it is theirs (socket.io subscriptions). Split from GenerationService, which admits requests.
 import { Injectable } from '@nestjs/common';
-import { cancelChannel, cancelKey, REQUEST_KEYS_TTL_S } from '@pipedec/contracts';
+import {
+  cancelChannel,
+  cancelKey,
+  REQUEST_KEYS_TTL_S,
+  type DecodingChoice,
+} from '@pipedec/contracts';
 import { Errors } from '../common/errors.js';
 import { Clock } from '../infra/clock.js';
 import { RedisConnections } from '../infra/redis.provider.js';
 import { AccountingService } from './accounting.service.js';
 import { EventReader } from './event-reader.js';
 import { FairScheduler } from './fair-scheduler.js';
-import { deliveredUsage } from './outcome.js';
+import { decodingOf, deliveredUsage } from './outcome.js';
 import { RequestsRepository } from './requests.repository.js';
 
 @Injectable()
@@ -85,6 +90,9 @@ export class RequestsService {
       status,
       model: request.model,
       method: request.method,
+      /** What it decodes with: the method named, or auto's choice, with its parameters. */
+      decoding:
+        (request.decoding as DecodingChoice | null) ?? decodingOf(entries.map((e) => e.event)),
       output,
       finishReason: request.finishReason,
       error: request.errorCode,

@@ -1,6 +1,7 @@
 // The head's BullMQ worker on the generation queue. It takes jobs only while its pipeline is
 // whole (paused otherwise), runs each with the job's method over the GrpcPipeline, and appends
-// the request's events to its Redis stream. A job that fails because the pipeline broke is
+// the request's events to its Redis stream. decoding_method "auto" is resolved here, per
+// request, by a MethodChooser fed with this pipeline's own measurements. A job that fails because the pipeline broke is
 // retried by the queue when its attempts allow (the error event says so); other failures are
 // final.
 import { Logger } from '@nestjs/common';
@@ -10,11 +11,21 @@ import {
   generationJobSchema,
   queuePrefix,
   unsupportedCombination,
+  type DecodingChoice,
   type FinishReason as JobFinishReason,
   type GenerationJob,
   type SpeculativeStats,
 } from '@pipedec/contracts';
-import type { FinishReason, GenerateResult, RequestStats, StageShard } from '@pipedec/engine';
+import {
+  decodeMsPerToken,
+  defaultAutoCandidates,
+  MethodChooser,
+  requestClass,
+  type FinishReason,
+  type GenerateResult,
+  type RequestStats,
+  type StageShard,
+} from '@pipedec/engine';
 import type { LoadedTokenizer } from '@pipedec/model';
 import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
@@ -35,6 +46,7 @@ export interface GenerationSummary {
   requestId: string;
   tokens: number;
   finishReason: JobFinishReason;
+  decoding: DecodingChoice;
   stats: RequestStats;
   transport: TransportStats | null;
 }
@@ -48,6 +60,8 @@ export class GenerationConsumer {
   private readonly subscriber: Redis;
   /** The running requests' aborts, by request id. */
   private readonly aborts = new Map<string, AbortController>();
+  /** decoding_method "auto": measured decode speed per candidate, by fixed width (0: none). */
+  private readonly choosers = new Map<number, MethodChooser>();
 
   constructor(
     private readonly config: StageConfig,
@@ -140,10 +154,12 @@ export class GenerationConsumer {
     const data = parsed.data;
     const attempt = job.attemptsMade + 1;
     const events = new JobEventStream(this.redis, data.eventsKey);
+    const decoding = this.decoding(data);
     events.append({
       type: 'started',
       attempt,
       pipelineId: this.config.pipelineId,
+      decoding,
       at: Date.now(),
     });
     const abort = new AbortController();
@@ -156,7 +172,8 @@ export class GenerationConsumer {
     pollCancel(); // cancelled while it waited in the queue
     const cancelTimer = setInterval(pollCancel, CANCEL_POLL_MS);
     try {
-      const result = await this.generate(data, attempt, abort.signal, events);
+      const result = await this.generate(data, decoding, attempt, abort.signal, events);
+      this.learn(data, decoding, result);
       const stats = speculativeStats(result);
       const at = Date.now();
       events.append({ type: 'stats', stats, at });
@@ -172,6 +189,7 @@ export class GenerationConsumer {
         requestId: data.requestId,
         tokens: result.tokens.length,
         finishReason: jobFinishReason(result.finishReason),
+        decoding,
         stats: result.stats,
         transport: this.pipeline.takeStats(result.requestId) ?? null,
       };
@@ -191,8 +209,56 @@ export class GenerationConsumer {
     }
   }
 
+  /** What this request decodes with: the method it named, or auto's choice (auto.ts). */
+  private decoding(job: GenerationJob): DecodingChoice {
+    const depth = this.config.stppDepth;
+    if (job.method !== 'auto') {
+      return {
+        method: job.method,
+        width: job.width,
+        depth: job.method === 'stpp' ? depth : 0,
+        reason: 'requested',
+      };
+    }
+    const c = this.chooser(job.width).choose(requestClass(job.sampling));
+    return { method: c.method, width: c.width, depth: c.depth, reason: c.reason };
+  }
+
+  /**
+   * Feeds auto's measurements: every finished request that ran one of auto's candidates
+   * (named or chosen) records its decode time per token under its class.
+   */
+  private learn(job: GenerationJob, d: DecodingChoice, result: GenerateResult): void {
+    const ms = decodeMsPerToken(result.stats);
+    if (ms === undefined || result.finishReason === 'cancelled') return;
+    const cls = requestClass(job.sampling);
+    for (const width of new Set([0, job.width])) {
+      const chooser = this.chooser(width);
+      if (
+        chooser.candidates.some(
+          (c) => c.method === d.method && c.width === d.width && c.depth === d.depth,
+        )
+      ) {
+        chooser.record(cls, d, ms);
+      }
+    }
+  }
+
+  /** One chooser per width a request may fix (0: auto picks the width as well). */
+  private chooser(width: number): MethodChooser {
+    let c = this.choosers.get(width);
+    if (!c) {
+      c = new MethodChooser({
+        candidates: defaultAutoCandidates(width > 0 ? width : undefined, this.config.stppDepth),
+      });
+      this.choosers.set(width, c);
+    }
+    return c;
+  }
+
   private generate(
     job: GenerationJob,
+    decoding: DecodingChoice,
     attempt: number,
     signal: AbortSignal,
     events: JobEventStream,
@@ -215,7 +281,7 @@ export class GenerationConsumer {
         'a text prompt needs a tokenizer next to the checkpoint',
       );
     return runMethod(
-      job.method,
+      decoding.method,
       this.pipeline,
       this.draft,
       {
@@ -238,8 +304,8 @@ export class GenerationConsumer {
           }),
       },
       {
-        width: job.width,
-        stppDepth: this.config.stppDepth,
+        width: decoding.width,
+        stppDepth: decoding.depth || this.config.stppDepth,
         scoreTemperature: this.config.draftScoreTemperature,
       },
     );

@@ -1,5 +1,5 @@
 // Runs one generation with the method the job asks for, over the head's pipeline.
-import type { DecodingMethod } from '@pipedec/contracts';
+import type { ConcreteMethod } from '@pipedec/contracts';
 import {
   defaultBranching,
   generatePipeDec,
@@ -19,7 +19,7 @@ export interface MethodOptions {
 }
 
 export function runMethod(
-  method: DecodingMethod,
+  method: ConcreteMethod,
   pipeline: Pipeline,
   draft: StageShard,
   request: GenerateRequest,

@@ -7,6 +7,7 @@
 // attempt and emits tokens from index 0 again; with the job's seed they are identical, so a
 // reader skips indices it already delivered.
 import { z } from 'zod';
+import { decodingChoiceSchema } from './generation-job.js';
 
 export const EVENT_FIELD = 'e';
 
@@ -40,6 +41,8 @@ export const startedEventSchema = z
     type: z.literal('started'),
     attempt: z.number().int().min(1),
     pipelineId: z.string(),
+    /** The method and parameters this attempt decodes with (auto's choice included). */
+    decoding: decodingChoiceSchema.optional(),
     at: z.number(), // epoch ms
   })
   .strict();

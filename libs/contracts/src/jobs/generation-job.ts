@@ -6,9 +6,30 @@ export const GENERATION_QUEUE = 'generation';
 export const GENERATION_JOB_NAME = 'generate';
 export const GENERATION_JOB_VERSION = 1;
 
-/** pipedec: speculative tree over the pipeline; stpp: single-tree pipelined; pp: plain pipeline. */
-export const decodingMethodSchema = z.enum(['pipedec', 'stpp', 'pp']);
+/**
+ * What a request may ask for. pipedec: speculative tree over the pipeline; stpp: single-tree
+ * pipelined; pp: plain pipeline; auto (the default): the head picks one of the three, and its
+ * width, from what each has measured on this pipeline (MethodChooser in libs/engine).
+ */
+export const decodingMethodSchema = z.enum(['auto', 'pipedec', 'stpp', 'pp']);
 export type DecodingMethod = z.infer<typeof decodingMethodSchema>;
+/** A method the pipeline runs: what `auto` resolves to. */
+export const concreteMethodSchema = z.enum(['pipedec', 'stpp', 'pp']);
+export type ConcreteMethod = z.infer<typeof concreteMethodSchema>;
+
+/** The method and parameters a request was decoded with (shown in its result and usage). */
+export const decodingChoiceSchema = z
+  .object({
+    method: concreteMethodSchema,
+    /** Tree width (PipeDec) or per-level budget (STPP); 1 for pp. */
+    width: z.number().int().min(1).max(16),
+    /** STPP's tree depth; 0 for the others. */
+    depth: z.number().int().min(0).max(64),
+    /** Why: "requested" (the request named it), "fastest", "explore" or "untried" (auto). */
+    reason: z.enum(['requested', 'fastest', 'explore', 'untried']),
+  })
+  .strict();
+export type DecodingChoice = z.infer<typeof decodingChoiceSchema>;
 
 export const MAX_TREE_WIDTH = 16;
 export const MAX_STOP_STRINGS = 4;
@@ -51,9 +72,10 @@ export const generationJobSchema = z
     /**
      * Tree width W: PipeDec keeps at most W drafted nodes per tree layer; STPP drafts at most
      * W nodes per level of its static tree. Each node proposes up to min(W, 4) children
-     * (defaultBranching in libs/engine). 1 for method "pp", which drafts nothing.
+     * (defaultBranching in libs/engine). 1 for method "pp", which drafts nothing. 0 only with
+     * "auto": the head picks the width too.
      */
-    width: z.number().int().min(1).max(MAX_TREE_WIDTH),
+    width: z.number().int().min(0).max(MAX_TREE_WIDTH),
     stop: z.array(z.string().min(1)).max(MAX_STOP_STRINGS),
     /** Redis stream the head appends this request's events to (see events.ts). */
     eventsKey: z.string().min(1),
@@ -72,6 +94,12 @@ export type GenerationJob = z.infer<typeof generationJobSchema>;
 export function unsupportedCombination(
   job: Pick<GenerationJob, 'method' | 'width'>,
 ): { param: string; message: string } | undefined {
+  if (job.width === 0 && job.method !== 'auto') {
+    return {
+      param: 'tree_width',
+      message: `tree_width must be from 1 to ${MAX_TREE_WIDTH} with decoding method "${job.method}"`,
+    };
+  }
   if (job.method === 'pp' && job.width !== 1) {
     return {
       param: 'tree_width',

@@ -1,0 +1,149 @@
+// MethodChooser (decoding_method "auto"): every candidate is measured before any is trusted,
+// the fastest by median is chosen, a few choices re-measure the stalest candidate, classes
+// (greedy, sampled) are kept apart, and on a simulated pipeline whose costs change the chooser
+// follows the fastest method with bounded loss.
+
+import fc from 'fast-check';
+import {
+  type AutoCandidate,
+  decodeMsPerToken,
+  defaultAutoCandidates,
+  MethodChooser,
+  requestClass,
+} from '../src/index.js';
+
+const PP: AutoCandidate = { method: 'pp', width: 1, depth: 0 };
+const STPP: AutoCandidate = { method: 'stpp', width: 4, depth: 4 };
+const PIPEDEC: AutoCandidate = { method: 'pipedec', width: 4, depth: 0 };
+const ALL = [PIPEDEC, STPP, PP];
+
+function serve(
+  chooser: MethodChooser,
+  cls: string,
+  cost: (c: AutoCandidate) => number,
+  n: number,
+): { method: string; reason: string; ms: number }[] {
+  const out = [];
+  for (let i = 0; i < n; i++) {
+    const c = chooser.choose(cls);
+    const ms = cost(c);
+    chooser.record(cls, c, ms);
+    out.push({ method: c.method, reason: c.reason, ms });
+  }
+  return out;
+}
+
+describe('MethodChooser', () => {
+  it('tries every candidate minSamples times before trusting any, then picks the fastest', () => {
+    const chooser = new MethodChooser({ candidates: ALL, minSamples: 2 });
+    const cost = { pipedec: 6, stpp: 4.8, pp: 6.2 };
+    const runs = serve(chooser, 'greedy', (c) => cost[c.method], 12);
+    expect(runs.slice(0, 6).map((r) => r.reason)).toEqual(Array(6).fill('untried'));
+    expect(new Set(runs.slice(0, 6).map((r) => r.method))).toEqual(
+      new Set(['pipedec', 'stpp', 'pp']),
+    );
+    expect(runs.slice(6).map((r) => r.method)).toEqual(Array(6).fill('stpp'));
+    expect(runs.slice(6).every((r) => r.reason === 'fastest')).toBe(true);
+  });
+
+  it('uses the median, so one slow outlier does not flip the choice', () => {
+    const chooser = new MethodChooser({ candidates: [PIPEDEC, STPP], minSamples: 3 });
+    for (const ms of [3, 3.1, 40]) chooser.record('greedy', PIPEDEC, ms);
+    for (const ms of [4, 4, 4]) chooser.record('greedy', STPP, ms);
+    expect(chooser.choose('greedy').method).toBe('pipedec');
+  });
+
+  it('keeps greedy and sampled requests apart', () => {
+    const chooser = new MethodChooser({ candidates: [PIPEDEC, PP], minSamples: 1 });
+    const greedy = requestClass({ temperature: 0 });
+    const sampled = requestClass({ temperature: 1 });
+    expect(greedy).not.toBe(sampled);
+    chooser.record(greedy, PIPEDEC, 2);
+    chooser.record(greedy, PP, 6);
+    chooser.record(sampled, PIPEDEC, 7);
+    chooser.record(sampled, PP, 6);
+    expect(chooser.choose(greedy).method).toBe('pipedec');
+    expect(chooser.choose(sampled).method).toBe('pp');
+  });
+
+  it('honours a filter (a request that fixed tree_width 1 can only run pp)', () => {
+    const chooser = new MethodChooser({ candidates: ALL, minSamples: 1 });
+    for (const c of ALL) chooser.record('greedy', c, c === PP ? 9 : 1);
+    expect(chooser.choose('greedy', (c) => c.method === 'pp').method).toBe('pp');
+  });
+
+  it('ignores measurements that are not positive and finite', () => {
+    const chooser = new MethodChooser({ candidates: [PP], minSamples: 1 });
+    chooser.record('greedy', PP, Number.NaN);
+    chooser.record('greedy', PP, 0);
+    expect(chooser.median('greedy', PP)).toBeUndefined();
+    expect(chooser.choose('greedy').reason).toBe('untried');
+  });
+
+  it('follows a pipeline whose fastest method changes, within a bounded loss', () => {
+    // A deployment whose hops grow (stages moved apart): PipeDec overtakes STPP at request 60.
+    const chooser = new MethodChooser({ candidates: ALL, window: 6, exploreEvery: 8 });
+    const before = { pipedec: 6, stpp: 4.8, pp: 6.2 };
+    const after = { pipedec: 13, stpp: 14.2, pp: 30.5 };
+    serve(chooser, 'greedy', (c) => before[c.method], 60);
+    const runs = serve(chooser, 'greedy', (c) => after[c.method], 60);
+    expect(
+      runs
+        .slice(-16)
+        .filter((r) => r.reason === 'fastest')
+        .map((r) => r.method),
+    ).toEqual(Array(runs.slice(-16).filter((r) => r.reason === 'fastest').length).fill('pipedec'));
+    const mean = runs.slice(-30).reduce((a, r) => a + r.ms, 0) / 30;
+    expect(mean / after.pipedec).toBeLessThan(1.15);
+  });
+
+  it('property: after warm-up, the mean cost stays within the exploration budget of the best', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.double({ min: 1, max: 50, noNaN: true }), { minLength: 3, maxLength: 3 }),
+        fc.integer({ min: 4, max: 32 }),
+        (costs, exploreEvery) => {
+          const chooser = new MethodChooser({ candidates: ALL, exploreEvery });
+          const byMethod = (c: AutoCandidate) => costs[ALL.findIndex((x) => x.method === c.method)];
+          serve(chooser, 'greedy', byMethod, 6);
+          const runs = serve(chooser, 'greedy', byMethod, 10 * exploreEvery);
+          const best = Math.min(...costs);
+          const worst = Math.max(...costs);
+          const mean = runs.reduce((a, r) => a + r.ms, 0) / runs.length;
+          // Only explore choices may differ from the best: one in exploreEvery, rounded up.
+          const explores = Math.ceil(runs.length / exploreEvery);
+          return mean <= best + ((worst - best) * explores) / runs.length + 1e-9;
+        },
+      ),
+    );
+  });
+
+  it('is deterministic: the same calls give the same choices', () => {
+    const costs = { pipedec: 5, stpp: 5.5, pp: 7 };
+    const a = serve(new MethodChooser({ candidates: ALL }), 'g', (c) => costs[c.method], 50);
+    const b = serve(new MethodChooser({ candidates: ALL }), 'g', (c) => costs[c.method], 50);
+    expect(a).toEqual(b);
+  });
+});
+
+describe('defaultAutoCandidates', () => {
+  it('offers PipeDec and STPP at the width asked for, and PP', () => {
+    expect(defaultAutoCandidates(8, 4)).toEqual([
+      { method: 'pipedec', width: 8, depth: 0 },
+      { method: 'stpp', width: 8, depth: 4 },
+      { method: 'pp', width: 1, depth: 0 },
+    ]);
+    expect(defaultAutoCandidates(undefined, 3).map((c) => c.method)).toEqual([
+      'pipedec',
+      'stpp',
+      'pp',
+    ]);
+  });
+});
+
+describe('decodeMsPerToken', () => {
+  it('leaves out the first token and refuses too-short requests', () => {
+    expect(decodeMsPerToken({ wallMs: 110, ttftWallMs: 10, outputTokens: 11 })).toBe(10);
+    expect(decodeMsPerToken({ wallMs: 50, ttftWallMs: 10, outputTokens: 3 })).toBeUndefined();
+  });
+});
