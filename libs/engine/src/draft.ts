@@ -2,6 +2,7 @@
 // mirrors the tree exactly like the stages do (rows of pruned nodes are dropped, rows of
 // committed nodes become its committed prefix). It proposes children for tree nodes.
 
+import { draftProposals, isDistribution } from './acceptance.js';
 import { EngineError } from './errors.js';
 import { chooseToken, logSumExp, type SamplingParams, topK } from './sampling.js';
 import type { StageShard } from './stage.js';
@@ -44,6 +45,16 @@ export interface DraftHost {
   timeDraftSync(work: () => void): void;
 }
 
+/** The draft's proposals for one node's children. */
+export interface Proposal {
+  candidates: Candidate[];
+  /**
+   * [vocab] Distribution mode only: the draft's sampled distribution q the candidates were
+   * drawn from (without replacement, in their order); null in exact mode.
+   */
+  q: Float64Array | null;
+}
+
 export class DraftRunner {
   private readonly seq: string;
 
@@ -69,9 +80,9 @@ export class DraftRunner {
    * Runs the prompt through the draft in chunks, committing every row but the last (the first
    * root, committed when its verdict arrives). Returns the proposals for that last row.
    */
-  async prefill(chunk: number): Promise<Candidate[]> {
+  async prefill(chunk: number): Promise<Proposal> {
     const prompt = this.run.prompt;
-    let last: Candidate[] = [];
+    let last: Proposal = { candidates: [], q: null };
     for (let s = 0; s < prompt.length; s += chunk) {
       const rows: DraftRow[] = [];
       for (let p = s; p < Math.min(prompt.length, s + chunk); p++) {
@@ -89,7 +100,7 @@ export class DraftRunner {
    * Forwards rows through the draft (appending them as tree rows) and proposes children. The
    * top-k and log-softmax count as draft time: on an accelerator they are part of its LM head.
    */
-  async propose(rows: DraftRow[], onlyLast = false): Promise<Candidate[][]> {
+  async propose(rows: DraftRow[], onlyLast = false): Promise<Proposal[]> {
     return this.run.timeDraft(rows.length, async () => {
       const out = await this.shard.forward(this.seq, {
         nodeIds: Int32Array.from(rows, (r) => r.id),
@@ -100,7 +111,9 @@ export class DraftRunner {
       const logits = out.logits!; // [rows, vocab]
       const vocab = this.shard.info.vocabSize;
       return rows.map((r, i) =>
-        onlyLast && i < rows.length - 1 ? [] : this.candidates(logits, i * vocab, r.position + 1),
+        onlyLast && i < rows.length - 1
+          ? { candidates: [], q: null }
+          : this.candidates(logits, i * vocab, r.position + 1),
       );
     });
   }
@@ -123,21 +136,43 @@ export class DraftRunner {
    * target's Gumbel noise (seed, position) comes first: if the two distributions are close,
    * the target's seeded draw lands on the same token (a coupling, see chooseToken), so that
    * child is the most likely hit. It is scored like the node's best child.
+   *
+   * In distribution mode the children are k draws from the draft's sampled distribution
+   * without replacement (acceptance.ts), in draw order; the i-th is scored like the draft's
+   * i-th likeliest token, since recursive rejection sampling tries them in that order.
    */
-  private candidates(logits: Float32Array, offset: number, position: number): Candidate[] {
+  private candidates(logits: Float32Array, offset: number, position: number): Proposal {
     const vocab = this.shard.info.vocabSize;
     const t = this.scoreTemperature;
     const lse = logSumExp(logits, offset, vocab, t);
     const logProb = (token: number) => logits[offset + token] / t - lse;
     const best = topK(logits, this.branching, offset, vocab);
-    if (this.run.sampling.temperature <= 0) {
-      return best.map((token) => ({ token, logProb: logProb(token) }));
+    const sampling = this.run.sampling;
+    if (sampling.temperature <= 0) {
+      return { candidates: best.map((token) => ({ token, logProb: logProb(token) })), q: null };
     }
-    const drawn = chooseToken(logits, offset, vocab, position, this.run.sampling);
+    if (isDistribution(sampling)) {
+      const { q, tokens } = draftProposals(
+        logits,
+        offset,
+        vocab,
+        position,
+        sampling,
+        this.branching,
+      );
+      return {
+        candidates: tokens.map((token, i) => ({ token, logProb: logProb(best[i]) })),
+        q,
+      };
+    }
+    const drawn = chooseToken(logits, offset, vocab, position, sampling);
     const rest = best.filter((t) => t !== drawn).slice(0, this.branching - 1);
-    return [
-      { token: drawn, logProb: logProb(best[0]) },
-      ...rest.map((token) => ({ token, logProb: logProb(token) })),
-    ];
+    return {
+      candidates: [
+        { token: drawn, logProb: logProb(best[0]) },
+        ...rest.map((token) => ({ token, logProb: logProb(token) })),
+      ],
+      q: null,
+    };
   }
 }

@@ -1,3 +1,10 @@
+export {
+  acceptDistribution,
+  committedToken,
+  draftProposals,
+  isDistribution,
+  plantResidualBiasForTests,
+} from './acceptance.js';
 export { generateAR } from './ar.js';
 export {
   type AutoCandidate,
@@ -9,7 +16,13 @@ export {
   type MethodChooserOptions,
   requestClass,
 } from './auto.js';
-export { checkCompatible, type DraftHost, DraftRunner, type DraftRow } from './draft.js';
+export {
+  checkCompatible,
+  type DraftHost,
+  DraftRunner,
+  type DraftRow,
+  type Proposal,
+} from './draft.js';
 export { EngineError, type EngineErrorCode } from './errors.js';
 export type { Decision, LayerPacket, Verdict } from './messages.js';
 export { AheadDrafter, type AheadOptions } from './ahead.js';
@@ -34,12 +47,15 @@ export {
   RequestRun,
 } from './run.js';
 export {
+  type Acceptance,
   argmax,
   chooseToken,
   GREEDY,
   logSoftmax,
   logSumExp,
+  sampledDistribution,
   type SamplingParams,
+  supportOf,
   topK,
   uniformAt,
 } from './sampling.js';

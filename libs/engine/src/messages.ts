@@ -30,6 +30,12 @@ export interface Verdict {
   tokens: Int32Array;
   /** [n] the target's raw logit of that token: lets tests bound pipeline-vs-AR drift. */
   logits: Float32Array;
+  /**
+   * [n, vocab] Distribution-mode acceptance only (SamplingParams.acceptance): each row's
+   * sampled distribution (after temperature, top-k, top-p), which the controller's recursive
+   * rejection sampling needs; absent otherwise.
+   */
+  probs?: Float32Array;
 }
 
 /**

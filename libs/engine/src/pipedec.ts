@@ -158,7 +158,9 @@ export async function generatePipeDec(
       async afterSend(packet: LayerPacket) {
         if (!draftPrefilled) {
           draftPrefilled = true;
-          tree.root.candidates = await drafter.prefill(request.prefillChunk ?? 32);
+          const first = await drafter.prefill(request.prefillChunk ?? 32);
+          tree.root.candidates = first.candidates;
+          tree.root.draftQ = first.q;
         }
         if (run.isPrefillPacket(packet.seq)) {
           // Drafting ahead starts while the last prefill chunk is in the stages.

@@ -124,7 +124,13 @@ export class RequestRun {
     finishAtLimit: FinishReason,
   ) {
     this.prompt = request.prompt;
-    this.sampling = request.sampling ?? GREEDY;
+    const sampling = request.sampling ?? GREEDY;
+    // PP has no draft: both acceptance modes just sample the target (and the last stage need
+    // not send distributions back).
+    this.sampling =
+      method === 'pp' && sampling.acceptance !== undefined
+        ? { ...sampling, acceptance: 'exact' }
+        : sampling;
     this.session = pipeline.open(request.requestId);
     const p = request.prompt.length;
     this.lastUsefulPosition = p + maxNew - 2;

@@ -10,7 +10,18 @@ export interface SamplingParams {
   topP: number;
   /** Any integer in [0, 2^53). */
   seed: number;
+  /** Only the k likeliest tokens (ties by lowest index) can be drawn; 0 or absent = all. */
+  topK?: number;
+  /**
+   * How a drafted child is accepted (speculative methods only; AR and PP just sample):
+   * 'exact' (default): only if it is the target's seeded draw, so every method emits the same
+   * tokens for a seed; 'distribution': recursive rejection sampling (acceptance.ts), so the
+   * tokens are distributed as the target's and more drafted children are accepted.
+   */
+  acceptance?: Acceptance;
 }
+
+export type Acceptance = 'exact' | 'distribution';
 
 export const GREEDY: SamplingParams = { temperature: 0, topP: 1, seed: 0 };
 
@@ -51,17 +62,26 @@ export function argmax(logits: Float32Array, offset: number, vocab: number): num
  * Gumbel noise for (seed, position, token): -log(-log u) with u uniform in (0, 1), 53 bits.
  * `rowKey` is rowKeyOf(seed, position), hashed once per row.
  */
-function gumbelAt(rowKey: number, token: number): number {
-  const a = mix32(rowKey ^ mix32(token + 0x27d4eb2f));
-  const b = mix32(a ^ 0x85ebca6b);
-  const u = ((a >>> 5) * 0x4000000 + (b >>> 6) + 0.5) / 0x20000000000000;
-  return -Math.log(-Math.log(u));
+export function gumbelAt(rowKey: number, token: number): number {
+  return -Math.log(-Math.log(uniformKeyed(rowKey, token)));
 }
 
-function rowKeyOf(seed: number, position: number): number {
+/**
+ * The key of one row's random stream. `salt` separates independent streams at the same
+ * (seed, position): the target's draw (the default), the draft's proposals and the acceptance
+ * tests of distribution mode (acceptance.ts).
+ */
+export function rowKeyOf(seed: number, position: number, salt = 0x632be5ab): number {
   const lo = seed >>> 0;
   const hi = Math.floor(seed / 0x1_0000_0000) >>> 0;
-  return mix32(lo ^ mix32(hi ^ mix32(position ^ 0x632be5ab)));
+  return mix32(lo ^ mix32(hi ^ mix32(position ^ salt)));
+}
+
+/** A uniform number in (0, 1) for (row key, index), 53 bits: gumbelAt's uniform. */
+export function uniformKeyed(rowKey: number, index: number): number {
+  const a = mix32(rowKey ^ mix32(index + 0x27d4eb2f));
+  const b = mix32(a ^ 0x85ebca6b);
+  return ((a >>> 5) * 0x4000000 + (b >>> 6) + 0.5) / 0x20000000000000;
 }
 
 /** The largest Gumbel value gumbelAt can return (u = 1 - 2^-54): bounds which tokens can win. */
@@ -105,6 +125,10 @@ export function chooseToken(
       best = i;
     }
   };
+  if (hasTopK(params, vocab)) {
+    for (const i of supportOf(logits, offset, vocab, params)) consider(i);
+    return best;
+  }
   if (params.topP >= 1) {
     for (let i = 0; i < vocab; i++) consider(i);
     return best;
@@ -117,6 +141,58 @@ export function chooseToken(
   }
   for (const i of nucleusOf(probs, params.topP * total)) consider(i);
   return best;
+}
+
+function hasTopK(params: SamplingParams, vocab: number): boolean {
+  return params.topK !== undefined && params.topK > 0 && params.topK < vocab;
+}
+
+/**
+ * The tokens chooseToken can draw at temperature > 0: the top-k (if set), then the nucleus of
+ * top-p over what top-k left (renormalised), as Hugging Face's warpers chain them.
+ */
+export function supportOf(
+  logits: Float32Array, // [.., vocab] rows; one row is read
+  offset: number,
+  vocab: number,
+  params: SamplingParams,
+): number[] {
+  const t = params.temperature;
+  const max = logits[offset + argmax(logits, offset, vocab)];
+  const allowed = hasTopK(params, vocab)
+    ? topK(logits, params.topK!, offset, vocab)
+    : Array.from({ length: vocab }, (_, i) => i);
+  if (params.topP >= 1) return allowed;
+  const probs = new Float64Array(vocab); // [vocab] unnormalized, 0 outside top-k
+  let total = 0;
+  for (const i of allowed) {
+    probs[i] = Math.exp((logits[offset + i] - max) / t);
+    total += probs[i];
+  }
+  return nucleusOf(probs, params.topP * total).filter((i) => probs[i] > 0);
+}
+
+/**
+ * The distribution chooseToken draws from at temperature > 0, as probabilities [vocab]:
+ * softmax(logits / T) over supportOf, 0 elsewhere. Distribution-mode acceptance compares the
+ * target's and the draft's rows of this.
+ */
+export function sampledDistribution(
+  logits: Float32Array, // [.., vocab] rows; one row is read
+  offset: number,
+  vocab: number,
+  params: SamplingParams,
+): Float64Array /* [vocab] */ {
+  const t = params.temperature;
+  const max = logits[offset + argmax(logits, offset, vocab)];
+  const out = new Float64Array(vocab);
+  let total = 0;
+  for (const i of supportOf(logits, offset, vocab, params)) {
+    out[i] = Math.exp((logits[offset + i] - max) / t);
+    total += out[i];
+  }
+  for (let i = 0; i < vocab; i++) out[i] /= total;
+  return out;
 }
 
 /**

@@ -4,6 +4,7 @@
 // (steps 3-5 of docs/pipedec.md). How nodes are chosen for injection is the drafter's part
 // (LayerDrafter in pipedec.ts, AheadDrafter in ahead.ts).
 
+import { committedToken } from './acceptance.js';
 import type { DraftRunner } from './draft.js';
 import type { LayerPacket, Verdict } from './messages.js';
 import type { RequestRun } from './run.js';
@@ -33,7 +34,10 @@ export class Speculation {
         token: n.token,
       })),
     );
-    fresh.forEach((n, i) => (n.candidates = proposals[i]));
+    fresh.forEach((n, i) => {
+      n.candidates = proposals[i].candidates;
+      n.draftQ = proposals[i].q;
+    });
   }
 
   /** The packet that sends `nodes` (marked injected) into stage 0; null when there are none. */
@@ -52,11 +56,13 @@ export class Speculation {
 
   /** Stores the target's token of every row of a verdict that is still in the tree. */
   record(v: Verdict): void {
+    const vocab = this.run.pipeline.info.vocabSize;
     for (let i = 0; i < v.nodeIds.length; i++) {
       const n = this.tree.get(v.nodeIds[i]);
       if (!n) continue;
       n.target = v.tokens[i];
       n.targetLogit = v.logits[i];
+      if (v.probs) n.targetProbs = v.probs.subarray(i * vocab, (i + 1) * vocab);
     }
   }
 
@@ -64,7 +70,11 @@ export class Speculation {
   verify(): void {
     const { run, tree, drafter } = this;
     for (let root = tree.root; root.target !== null && run.finish === null; root = tree.root) {
-      const x = root.target;
+      // Exact mode: the target's seeded draw. Distribution mode: recursive rejection sampling
+      // over the root's drafted candidates (acceptance.ts); the raw logit is known only when
+      // that is the target's own draw.
+      const x = committedToken(root, run.sampling);
+      const logit = x === root.target ? root.targetLogit : NaN;
       const chain = [...run.pendingChain, root.id];
       run.pendingChain = [];
       // The last useful root has no children on purpose: not a verification of the tree.
@@ -95,7 +105,7 @@ export class Speculation {
         tree.reset(x, root.position + 1, this.epoch, root.id);
       }
       this.onVerify?.(tree);
-      run.commitToken(x, root.targetLogit);
+      run.commitToken(x, logit);
     }
   }
 }

@@ -7,7 +7,8 @@
 import type { LayerShard } from '@pipedec/model';
 import { EngineError } from './errors.js';
 import type { Decision, LayerPacket, Verdict } from './messages.js';
-import { chooseToken, type SamplingParams } from './sampling.js';
+import { isDistribution } from './acceptance.js';
+import { chooseToken, sampledDistribution, type SamplingParams } from './sampling.js';
 
 /** The part of a layer shard the engine uses (the draft is one too: a whole-model shard). */
 export type StageShard = Pick<
@@ -130,6 +131,13 @@ export class StageWorker {
       tokens,
       logits: chosen,
     };
+    if (isDistribution(packet.sampling)) {
+      const probs = new Float32Array(positions * vocab); // [n, vocab]
+      for (let i = 0; i < positions; i++) {
+        probs.set(sampledDistribution(logits, i * vocab, vocab, packet.sampling), i * vocab);
+      }
+      verdict.probs = probs;
+    }
     return { output: verdict, computeMs, positions };
   }
 

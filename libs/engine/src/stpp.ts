@@ -4,6 +4,7 @@
 // the target's tokens is committed together with the target's next token. Drafting happens
 // before the pass (serial), and the next tree waits for the verdict.
 
+import { committedToken } from './acceptance.js';
 import { DraftRunner, type DraftRow } from './draft.js';
 import type { LayerPacket, Verdict } from './messages.js';
 import type { Pipeline } from './pipeline.js';
@@ -54,7 +55,8 @@ export async function generateSTPP(
     }));
     const proposals = await drafter.propose(chain, true);
     drafter.commit(pending.slice(0, -1).map((p) => p.id));
-    root.candidates = proposals[proposals.length - 1];
+    root.candidates = proposals[proposals.length - 1].candidates;
+    root.draftQ = proposals[proposals.length - 1].q;
     let used = 0;
     let layer: TreeNode[] = [root];
     for (let d = 1; d <= options.depth && used < options.budget; d++) {
@@ -64,7 +66,10 @@ export async function generateSTPP(
       if (layer.length === 0) break;
       if (d < options.depth && used < options.budget) {
         const props = await drafter.propose(layer.map(toRow));
-        layer.forEach((n, i) => (n.candidates = props[i]));
+        layer.forEach((n, i) => {
+          n.candidates = props[i].candidates;
+          n.draftQ = props[i].q;
+        });
       }
     }
     nextId = tree.lastId + 1;
@@ -85,15 +90,22 @@ export async function generateSTPP(
 
   /** Longest matching path, then the target's own next token. */
   function verify(v: Verdict, tree: PredictionTree): void {
-    const target = new Map<number, [number, number]>();
-    v.nodeIds.forEach((id, i) => target.set(id, [v.tokens[i], v.logits[i]]));
+    const vocab = pipeline.info.vocabSize;
+    const row = new Map<number, number>();
+    v.nodeIds.forEach((id, i) => row.set(id, i));
     run.stats.verifications++;
     const chain: TreeNode[] = [];
     const upTo = nextId - 1; // the bonus token's id must stay above the pruning watermark
     let node = tree.root;
     for (;;) {
       chain.push(node);
-      const [x, logit] = target.get(node.id)!;
+      const i = row.get(node.id)!;
+      // Exact mode: the target's seeded draw; distribution mode: recursive rejection sampling
+      // over the node's drafted candidates (acceptance.ts).
+      node.target = v.tokens[i];
+      node.targetProbs = v.probs ? v.probs.subarray(i * vocab, (i + 1) * vocab) : null;
+      const x = committedToken(node, run.sampling);
+      const logit = x === v.tokens[i] ? v.logits[i] : NaN;
       if (!run.commitToken(x, logit)) break;
       const child = tree.get(node.children.find((c) => tree.get(c)!.token === x) ?? -1);
       if (!child) {

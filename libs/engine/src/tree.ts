@@ -29,6 +29,10 @@ export interface TreeNode {
   readonly children: number[];
   /** The draft's proposals for this node's children, once the draft has run on the node. */
   candidates: Candidate[] | null;
+  /** [vocab] Distribution mode: the draft's q the candidates were drawn from (acceptance.ts). */
+  draftQ: Float64Array | null;
+  /** [vocab] Distribution mode: the target's sampled distribution at position + 1. */
+  targetProbs: Float32Array | null;
   /** The target's token at position + 1, once this node's verdict has arrived. */
   target: number | null;
   /** The target's raw logit of `target` (drift checks). */
@@ -253,6 +257,8 @@ export class PredictionTree {
       epoch,
       children: [],
       candidates: null,
+      draftQ: null,
+      targetProbs: null,
       target: null,
       targetLogit: 0,
       injected: false,
