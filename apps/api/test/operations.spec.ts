@@ -2,7 +2,7 @@ import { metricsReportSchema, usageReportSchema } from '@pipedec/contracts';
 import { listRoutes } from '../src/app.js';
 import { documentedRoutes } from '../src/openapi/openapi-document.js';
 import { FakeHead } from './fake-head.js';
-import { adminLogin, call, MODEL, startTestApi, type TestApi } from './test-api.js';
+import { adminLogin, call, errorOf, MODEL, startTestApi, type TestApi } from './test-api.js';
 
 let api: TestApi;
 let head: FakeHead;
@@ -93,6 +93,30 @@ describe('operations', () => {
     expect(metricsReportSchema.parse(none.body).series).toEqual([]);
     const bad = await call(api, 'GET', '/admin/usage?granularity=week', { token: admin });
     expect(bad.status).toBe(400);
+  });
+
+  it('serves metrics per minute for the 15 min and 1 h views, over at most a day', async () => {
+    const admin = await adminLogin(api);
+    const from = new Date(Date.now() - 15 * 60_000).toISOString();
+    const res = await call(
+      api,
+      'GET',
+      `/admin/metrics?granularity=minute&from=${from}&tenantId=${api.demoTenantId}`,
+      { token: admin },
+    );
+    expect(res.status).toBe(200);
+    const report = metricsReportSchema.parse(res.body);
+    expect(report.series.length).toBeGreaterThan(0);
+    for (const p of report.series) {
+      expect(new Date(p.bucketStart).getUTCSeconds()).toBe(0);
+      expect(Date.parse(p.bucketStart)).toBeGreaterThanOrEqual(Date.parse(from) - 60_000);
+    }
+    const twoDays = new Date(Date.now() - 48 * 3600_000).toISOString();
+    for (const q of [`granularity=minute&from=${twoDays}`, 'granularity=minute']) {
+      const bad = await call(api, 'GET', `/admin/metrics?${q}`, { token: admin });
+      expect(bad.status).toBe(400);
+      expect(errorOf(bad).param).toBe('granularity');
+    }
   });
 
   it('bills each request at the prices of its time, after a mid-month price change', async () => {

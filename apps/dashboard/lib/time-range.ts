@@ -2,6 +2,8 @@
 // is a link that can be shared and reloaded.
 
 export const RANGES = {
+  '15m': { label: 'Last 15 minutes', ms: 15 * 60_000, granularity: 'minute' },
+  '1h': { label: 'Last hour', ms: 3600_000, granularity: 'minute' },
   '24h': { label: 'Last 24 hours', ms: 24 * 3600_000, granularity: 'hour' },
   '7d': { label: 'Last 7 days', ms: 7 * 24 * 3600_000, granularity: 'hour' },
   '30d': { label: 'Last 30 days', ms: 30 * 24 * 3600_000, granularity: 'day' },
@@ -9,13 +11,15 @@ export const RANGES = {
 } as const;
 
 export type RangeKey = keyof typeof RANGES;
+
+const BUCKET_MS = { minute: 60_000, hour: 3600_000, day: 24 * 3600_000 } as const;
 export const DEFAULT_RANGE: RangeKey = '7d';
 
 export interface TimeRange {
   key: RangeKey;
   from: Date;
   to: Date;
-  granularity: 'hour' | 'day';
+  granularity: 'minute' | 'hour' | 'day';
   bucketMs: number;
 }
 
@@ -27,7 +31,7 @@ export function isRangeKey(v: unknown): v is RangeKey {
 export function timeRange(key: unknown, now: Date): TimeRange {
   const k = isRangeKey(key) ? key : DEFAULT_RANGE;
   const r = RANGES[k];
-  const bucketMs = r.granularity === 'hour' ? 3600_000 : 24 * 3600_000;
+  const bucketMs = BUCKET_MS[r.granularity];
   // Start on a bucket boundary so the first bucket is whole.
   const from = new Date(Math.floor((now.getTime() - r.ms) / bucketMs) * bucketMs);
   return { key: k, from, to: new Date(now.getTime() + 1), granularity: r.granularity, bucketMs };

@@ -443,6 +443,7 @@ describe('dashboard end to end', () => {
       { path: '/billing', name: 'billing', actions: [/^Show$/, /^Export CSV$/] },
       { path: '/pipelines', name: 'pipelines', actions: [/^Show data$/] },
       { path: '/playground', name: 'playground', actions: [/^Prompt/, /^Send$/] },
+      { path: '/audit', name: 'audit', actions: [/^Apply$/, /^Export CSV$/] },
     ];
     for (const [width, height] of [
       [1280, 800],
@@ -469,6 +470,94 @@ describe('dashboard end to end', () => {
       }
     }
     await page.setViewportSize({ width: 1366, height: 900 });
+  });
+
+  it('counts refused requests on the tenant page and the overview, and exports them', async () => {
+    const login = await fetch(`${stack.apiUrl}/admin/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(ADMIN),
+    });
+    const { token } = (await login.json()) as { token: string };
+    const limited = await fetch(`${stack.apiUrl}/admin/tenants/${tenantId}`, {
+      method: 'PATCH',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ requestsPerMinute: 1 }),
+    });
+    expect(limited.status).toBe(200);
+    // End this API session again: the sign-out test counts the sessions left open.
+    const logout = await fetch(`${stack.apiUrl}/admin/logout`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}` },
+    });
+    expect(logout.status).toBe(204);
+    let refused = 0;
+    for (let i = 0; i < 3; i++) {
+      const r = await fetch(`${stack.apiUrl}/v1/completions`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${secret}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ model: MODEL_NAME, prompt: 'refused', max_tokens: 1 }),
+      });
+      await r.text();
+      if (r.status === 429) refused++;
+    }
+    // One request a minute: at least the last two were refused.
+    expect(refused).toBeGreaterThanOrEqual(2);
+    await gotoOk(`/tenants/${tenantId}`);
+    expect(await page.getByTestId('refused-rate_limit_exceeded').textContent()).toBe(
+      String(refused),
+    );
+    await gotoOk('/?range=24h');
+    const row = page.getByTestId('refusals').getByRole('row').filter({ hasText: TENANT });
+    expect(await row.getByRole('cell').allTextContents()).toEqual([
+      'Requests per minute',
+      String(refused),
+    ]);
+    await screenshot(page, '07b-overview-refusals');
+    const csv = await page.request.get(url('/refusals/export?range=24h'));
+    expect(csv.status()).toBe(200);
+    const rows = (await csv.text()).split('\r\n');
+    expect(rows[0]).toBe('from,to,tenant_id,tenant,reason,refused_requests');
+    expect(rows.find((l) => l.includes(tenantId))).toMatch(
+      new RegExp(`,${TENANT},rate_limit_exceeded,${refused}$`),
+    );
+    expect(rows[rows.length - 2]).toMatch(/,TOTAL,,\d+$/);
+  });
+
+  it('shows the audit log filtered by tenant, actor, action and time, and exports it', async () => {
+    await gotoOk('/audit');
+    await page.getByRole('combobox', { name: 'Tenant' }).selectOption(tenantId);
+    await page.getByLabel('Actor').fill(ADMIN.email.toUpperCase());
+    await page.getByLabel('Action').fill('tenant.');
+    await page.getByRole('button', { name: 'Apply' }).click();
+    await page.waitForURL(/action=tenant\./);
+    const rows = page.getByTestId('audit').locator('tbody tr');
+    await rows.first().waitFor();
+    const inDb = await stack.prisma.auditLog.findMany({
+      where: { tenantId, action: { startsWith: 'tenant.' } },
+      orderBy: { id: 'desc' },
+    });
+    expect(await rows.locator('td:nth-child(3)').allTextContents()).toEqual(
+      inDb.map((e) => e.action),
+    );
+    expect(inDb.map((e) => e.action)).toEqual(expect.arrayContaining(['tenant.create']));
+    expect(new Set(await rows.locator('td:nth-child(2)').allTextContents())).toEqual(
+      new Set([ADMIN.email]),
+    );
+    await screenshot(page, '10b-audit');
+    // A time range before any of it holds nothing.
+    await gotoOk(`/audit?tenant=${tenantId}&to=2000-01-01T00:00`);
+    await page.getByTestId('no-audit').waitFor();
+
+    const csv = await page.request.get(url(`/audit/export?tenant=${tenantId}`));
+    expect(csv.status()).toBe(200);
+    const lines = (await csv.text()).split('\r\n').filter(Boolean);
+    expect(lines[0]).toBe(
+      'id,at,actor,actor_email,action,target_type,target_id,tenant_id,tenant,details',
+    );
+    const all = await stack.prisma.auditLog.count({ where: { tenantId } });
+    expect(lines).toHaveLength(1 + all);
+    expect(lines.slice(1).every((l) => l.includes(`,${tenantId},${TENANT},`))).toBe(true);
   });
 
   it('revokes the key, and the next request with it is refused', async () => {

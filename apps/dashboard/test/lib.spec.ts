@@ -29,6 +29,14 @@ describe('time ranges', () => {
     expect(new Date(b[b.length - 1]).toISOString()).toBe('2026-11-27T10:00:00.000Z');
   });
 
+  it('has 15 min and 1 h views, per minute', () => {
+    const q = timeRange('15m', new Date('2026-11-27T10:30:20Z'));
+    expect(q.granularity).toBe('minute');
+    expect(q.from.toISOString()).toBe('2026-11-27T10:15:00.000Z');
+    expect(bucketStarts(q)).toHaveLength(16);
+    expect(bucketStarts(timeRange('1h', NOW))).toHaveLength(61);
+  });
+
   it('falls back to the default for an unknown key and uses days for 30d', () => {
     expect(timeRange('bogus', NOW).key).toBe('7d');
     expect(timeRange(['30d'], NOW).key).toBe('7d');

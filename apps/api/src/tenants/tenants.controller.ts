@@ -1,5 +1,6 @@
 import { Body, Controller, Get, Param, ParseUUIDPipe, Patch, Post, Query } from '@nestjs/common';
 import {
+  auditQuerySchema,
   createPlanSchema,
   displayName,
   createTenantSchema,
@@ -15,13 +16,6 @@ import { TenantsService } from './tenants.service.js';
 
 /** The plan named in the path: checked like a body's name, so a NUL cannot reach SQL. */
 const planPathSchema = z.object({ name: displayName('plan name') });
-
-const auditQuerySchema = z
-  .object({
-    tenantId: z.uuid().optional(),
-    limit: z.coerce.number().int().min(1).max(500).default(100),
-  })
-  .strict();
 
 @Controller('admin')
 export class TenantsController {
@@ -84,7 +78,6 @@ export class TenantsController {
   @Get('audit')
   @Auth.admin('viewer')
   async auditLog(@Query() query: unknown) {
-    const q = parseBody(auditQuerySchema, query);
-    return { data: await this.audit.list(q) };
+    return this.audit.list(parseBody(auditQuerySchema, query));
   }
 }

@@ -100,7 +100,12 @@ export class UsageRepository {
    * Latency percentiles and totals per bucket, from the requests themselves (rollups keep
    * sums, not distributions). All tenants, or one when `tenantId` is given.
    */
-  async percentileSeries(granularity: RollupGranularity, from: Date, to: Date, tenantId?: string) {
+  async percentileSeries(
+    granularity: RollupGranularity | 'minute',
+    from: Date,
+    to: Date,
+    tenantId?: string,
+  ) {
     const tenant = tenantId ? Prisma.sql`AND "tenantId" = ${tenantId}::uuid` : Prisma.empty;
     const rows = await this.db.client.$queryRaw<
       {

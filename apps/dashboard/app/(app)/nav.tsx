@@ -9,6 +9,7 @@ const LINKS = [
   { href: '/billing', label: 'Billing' },
   { href: '/pipelines', label: 'Pipelines' },
   { href: '/playground', label: 'Playground' },
+  { href: '/audit', label: 'Audit log' },
 ] as const;
 
 export function Nav() {

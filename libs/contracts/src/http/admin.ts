@@ -163,14 +163,29 @@ export type CreatePlan = z.infer<typeof createPlanSchema>;
 export const updatePlanSchema = z.object(planFields).partial().strict();
 export type UpdatePlan = z.infer<typeof updatePlanSchema>;
 
+/** The longest range GET /admin/metrics serves per minute (the 15 min and 1 h views). */
+export const METRICS_MINUTE_MAX_MS = 24 * 3600_000;
+
 export const metricsQuerySchema = z
   .object({
     tenantId: z.uuid().optional(),
-    granularity: z.enum(['hour', 'day']).default('hour'),
+    granularity: z
+      .enum(['minute', 'hour', 'day'], { error: 'granularity must be minute, hour or day' })
+      .default('hour'),
     from: z.iso.datetime().optional(),
     to: z.iso.datetime().optional(),
   })
-  .strict();
+  .strict()
+  .refine(
+    (q) =>
+      q.granularity !== 'minute' ||
+      (q.from !== undefined &&
+        (q.to ? Date.parse(q.to) : Date.now()) - Date.parse(q.from) <= METRICS_MINUTE_MAX_MS),
+    {
+      error: 'granularity minute needs a from at most 24 hours before to',
+      path: ['granularity'],
+    },
+  );
 export type MetricsQuery = z.infer<typeof metricsQuerySchema>;
 
 /** GET /admin/metrics: one point per bucket (all tenants or one), latency percentiles included. */
@@ -269,3 +284,55 @@ export const refusalsReportSchema = z.object({
   ),
 });
 export type RefusalsReport = z.infer<typeof refusalsReportSchema>;
+
+/**
+ * GET /admin/audit: newest first, filtered by tenant, actor (part of "admin:<id>" or of the
+ * admin's email, any case), action (exact, or a prefix ending in "." such as "tenant."), and
+ * time [from, to). Paged by id: pass the previous page's nextBefore as before.
+ */
+export const auditQuerySchema = z
+  .object({
+    tenantId: z.uuid({ error: 'tenant must be a tenant id' }).optional(),
+    actor: z.string().trim().min(1).max(200).optional(),
+    action: z
+      .string()
+      .trim()
+      .max(100)
+      .regex(/^[a-z0-9_.-]+$/i, { error: 'action holds only letters, digits, ".", "_" and "-"' })
+      .optional(),
+    from: z.iso.datetime({ error: 'from must be a date and time' }).optional(),
+    to: z.iso.datetime({ error: 'to must be a date and time' }).optional(),
+    before: z
+      .string()
+      .regex(/^\d{1,19}$/, { error: 'before must be an entry id from a previous page' })
+      .optional(),
+    limit: z.coerce
+      .number({ error: 'limit must be a whole number from 1 to 500' })
+      .int({ error: 'limit must be a whole number from 1 to 500' })
+      .min(1, { error: 'limit must be a whole number from 1 to 500' })
+      .max(500, { error: 'limit must be a whole number from 1 to 500' })
+      .default(100),
+  })
+  .strict();
+export type AuditQuery = z.infer<typeof auditQuerySchema>;
+
+export const auditEntrySchema = z.object({
+  id: z.string(),
+  at: z.iso.datetime(),
+  actor: z.string(),
+  /** The admin's email when the actor is an admin that still exists. */
+  actorEmail: z.string().nullable(),
+  action: z.string(),
+  targetType: z.string(),
+  targetId: z.string().nullable(),
+  tenantId: z.string().nullable(),
+  details: z.record(z.string(), z.unknown()),
+});
+export type AuditEntryView = z.infer<typeof auditEntrySchema>;
+
+export const auditPageSchema = z.object({
+  data: z.array(auditEntrySchema),
+  /** Pass as before for the next (older) page; null on the last page. */
+  nextBefore: z.string().nullable(),
+});
+export type AuditPage = z.infer<typeof auditPageSchema>;

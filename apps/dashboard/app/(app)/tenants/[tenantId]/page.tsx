@@ -6,6 +6,7 @@ import { load, tryLoad } from '@/lib/api-client';
 import { ApiError } from '@/lib/errors';
 import { formatInt, formatMicros, formatMs } from '@/lib/format';
 import { loadMetrics } from '@/lib/metrics';
+import { loadRefusals, refusalsByReason } from '@/lib/refusals';
 import { apiKeySchema, listOf, planSchema, tenantSchema, usageReportSchema } from '@/lib/schemas';
 import { timeRange } from '@/lib/time-range';
 import { ErrorState } from '../../_components/error-state';
@@ -36,7 +37,7 @@ export default async function TenantPage({
   const t = tenant.data;
   const period = quotaPeriod(new Date());
   const range = timeRange(query.range, new Date());
-  const [month, plans, keys, metrics] = await Promise.all([
+  const [month, plans, keys, metrics, refused] = await Promise.all([
     tryLoad(`/admin/tenants/${tenantId}/usage`, usageReportSchema, {
       granularity: 'day',
       from: period.from.toISOString(),
@@ -46,6 +47,13 @@ export default async function TenantPage({
     tryLoad(`/admin/tenants/${tenantId}/keys`, listOf(apiKeySchema)),
     loadMetrics(range, tenantId).then(
       (data) => ({ ok: true as const, data }),
+      (error: unknown) => {
+        if (error instanceof ApiError) return { ok: false as const, error };
+        throw error;
+      },
+    ),
+    loadRefusals(period.from, period.to, [t], tenantId).then(
+      (rows) => ({ ok: true as const, byReason: refusalsByReason(rows) }),
       (error: unknown) => {
         if (error instanceof ApiError) return { ok: false as const, error };
         throw error;
@@ -112,6 +120,27 @@ export default async function TenantPage({
           </>
         ) : (
           <ErrorState error={month.error} what="this month's usage" />
+        )}
+        <h3 id="refused-h">Refused this month</h3>
+        {refused.ok ? (
+          <>
+            <dl className="tiles" aria-labelledby="refused-h" data-testid="month-refusals">
+              {refused.byReason.map((r) => (
+                <div key={r.reason}>
+                  <dt>{r.label}</dt>
+                  <dd data-testid={`refused-${r.reason}`}>{formatInt(r.count)}</dd>
+                </div>
+              ))}
+            </dl>
+            <p className="small muted">
+              Requests refused with 429 because a limit was reached (counted per hour).{' '}
+              <a href={`/refusals/export?range=30d&tenant=${t.id}`} download>
+                Export refusals (CSV)
+              </a>
+            </p>
+          </>
+        ) : (
+          <ErrorState error={refused.error} what="this month's refusals" />
         )}
         <p className="small muted">
           Plan <strong>{t.plan}</strong>: input {formatMicros(t.prices.inputPer1kMicros)}, output{' '}
