@@ -143,3 +143,69 @@ describe('new requests while no pipeline is whole', () => {
     expect(ok.status).toBe(200);
   }, 150_000);
 });
+
+describe('the head killed mid-stream', () => {
+  it("resumes the client's stream on the restarted head within 15 s, byte-identical, billed exactly", async () => {
+    const body = {
+      model: MODEL,
+      prompt: 'And God said, Let there be light',
+      max_tokens: 40,
+      temperature: 0,
+      stream: true,
+    };
+    const post = () =>
+      fetch(`${api.url}/v1/completions`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${api.demoKey}`, 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
+    const textOf = (raw: string) =>
+      raw
+        .split('\n\n')
+        .filter((l) => l.startsWith('data: {'))
+        .map(
+          (l) =>
+            (JSON.parse(l.slice(6)) as { choices?: { text?: string }[] }).choices?.[0]?.text ?? '',
+        )
+        .join('');
+    const cleanRes = await post();
+    const cleanId = cleanRes.headers.get('x-request-id')!;
+    const clean = textOf(await cleanRes.text());
+    const res = await post();
+    const id = res.headers.get('x-request-id')!;
+    const reader = (res.body as ReadableStream<Uint8Array>).getReader();
+    const decoder = new TextDecoder();
+    let raw = '';
+    let killedAt = 0;
+    let resumedAt = 0;
+    let restarting: Promise<void> | null = null;
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      const piece = decoder.decode(value);
+      raw += piece;
+      if (killedAt && !resumedAt && piece.includes('"text"')) resumedAt = Date.now();
+      if (!killedAt && (raw.match(/"text"/g) ?? []).length >= 5) {
+        await cluster.kill(0, 'SIGKILL');
+        killedAt = Date.now();
+        restarting = cluster.restart(0, 90_000);
+      }
+    }
+    await restarting;
+    // Before: the restarted head took the stalled job under the same attempt, the surviving
+    // stages still held the dead head's run under that id, and it stalled for 30 s.
+    expect(resumedAt).toBeGreaterThan(0);
+    expect(resumedAt - killedAt).toBeLessThan(15_000);
+    expect(textOf(raw)).toBe(clean);
+    const row = await waitFor(async () => {
+      const r = await api.prisma.generationRequest.findUnique({ where: { id } });
+      return r?.accountedAt ? r : undefined;
+    }, 60_000);
+    expect(row.status).toBe('succeeded');
+    const cleanRow = await waitFor(async () => {
+      const r = await api.prisma.generationRequest.findUnique({ where: { id: cleanId } });
+      return r?.accountedAt ? r : undefined;
+    });
+    expect(row.completionTokens).toBe(cleanRow.completionTokens);
+  }, 150_000);
+});

@@ -4,6 +4,7 @@
 // request, by a MethodChooser fed with this pipeline's own measurements. A job that fails because the pipeline broke is
 // retried by the queue when its attempts allow (the error event says so); other failures are
 // final.
+import { randomUUID } from 'node:crypto';
 import { Logger } from '@nestjs/common';
 import {
   cancelChannel,
@@ -285,8 +286,11 @@ export class GenerationConsumer {
       this.pipeline,
       this.draft,
       {
-        // One pipeline id per attempt: a stage never confuses a retry with what it released.
-        requestId: `${job.requestId}#${attempt}`,
+        // One pipeline id per run: a stage never confuses a retry with what it released. The
+        // run tag matters when a killed head's job is taken again by BullMQ's stalled check:
+        // the attempt number is the same, and the surviving stages may still hold the dead
+        // head's run under it; reusing the id stalled the new run for PACKET_TIMEOUT (30 s).
+        requestId: `${job.requestId}#${attempt}.${randomUUID().slice(0, 8)}`,
         prompt,
         maxTokens: job.maxTokens,
         sampling: job.sampling,
