@@ -131,6 +131,111 @@ describe('socket.io streaming', () => {
   });
 });
 
+describe('socket.io and key changes (#18)', () => {
+  /** A tenant of its own with a generate key; its id and secret. */
+  async function tenantWithKey(admin: string, name: string) {
+    const t = await call(api, 'POST', '/admin/tenants', {
+      token: admin,
+      body: { name, plan: 'demo' },
+    });
+    const k = await call(api, 'POST', `/admin/tenants/${t.body.id}/keys`, {
+      token: admin,
+      body: { name: 'k', scopes: ['generate'] },
+    });
+    return {
+      tenantId: t.body.id as string,
+      keyId: k.body.id as string,
+      secret: k.body.secret as string,
+    };
+  }
+
+  /** Resolves with the socket's `error` payload once it is disconnected (rejects after 5 s). */
+  function refusal(socket: Socket): Promise<{ code: string }> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('still connected after 5 s')), 5000);
+      let error: { code: string } | undefined;
+      socket.on('error', (e: { code: string }) => (error = e));
+      socket.once('disconnect', () => {
+        clearTimeout(timer);
+        resolve(error ?? { code: 'none' });
+      });
+    });
+  }
+
+  it('disconnects an open, streaming socket when its key is revoked', async () => {
+    const admin = await adminLogin(api);
+    const { tenantId, keyId, secret } = await tenantWithKey(admin, 'revoked-socket');
+    const sub = await call(api, 'POST', '/v1/jobs', {
+      token: secret,
+      body: { model: MODEL, prompt: 'long', max_tokens: 200, seed: 3 },
+    });
+    const socket = io(`${api.url}/v1/stream`, {
+      auth: { apiKey: secret },
+      transports: ['websocket'],
+      reconnection: false,
+    });
+    await new Promise((r) => socket.once('ready', r));
+    const first = new Promise((r) => socket.once('event', r));
+    socket.emit('subscribe', { requestId: sub.body.id as string });
+    await first;
+    const refused = refusal(socket);
+    const revoked = await call(api, 'POST', `/admin/tenants/${tenantId}/keys/${keyId}/revoke`, {
+      token: admin,
+    });
+    expect(revoked.status).toBe(201);
+    // Before: the socket stayed open and kept streaming, and new subscribes were accepted.
+    expect(await refused).toMatchObject({ code: 'invalid_api_key' });
+  });
+
+  it("disconnects a suspended tenant's sockets, and refuses their subscribes", async () => {
+    const admin = await adminLogin(api);
+    const { tenantId, secret } = await tenantWithKey(admin, 'suspended-socket');
+    const sub = await call(api, 'POST', '/v1/jobs', {
+      token: secret,
+      body: { model: MODEL, prompt: 'short', max_tokens: 2, seed: 4 },
+    });
+    const socket = io(`${api.url}/v1/stream`, {
+      auth: { apiKey: secret },
+      transports: ['websocket'],
+      reconnection: false,
+    });
+    await new Promise((r) => socket.once('ready', r));
+    const refused = refusal(socket);
+    const suspended = await call(api, 'PATCH', `/admin/tenants/${tenantId}`, {
+      token: admin,
+      body: { status: 'suspended' },
+    });
+    expect(suspended.status).toBe(200);
+    expect(await refused).toMatchObject({ code: 'invalid_api_key' });
+    // A new connection with the key is refused as well.
+    const late = io(`${api.url}/v1/stream`, {
+      auth: { apiKey: secret },
+      transports: ['websocket'],
+      reconnection: false,
+    });
+    const err = await new Promise<{ code: string }>((r) => late.once('error', r));
+    expect(err.code).toBe('invalid_api_key');
+    late.disconnect();
+    expect(sub.status).toBe(202);
+  });
+
+  it('accepts a key with surrounding whitespace, as HTTP does', async () => {
+    const http = await call(api, 'GET', '/v1/models', { token: ` ${api.demoKey} ` });
+    expect(http.status).toBe(200);
+    const socket = io(`${api.url}/v1/stream`, {
+      auth: { apiKey: ` ${api.demoKey}\t` },
+      transports: ['websocket'],
+      reconnection: false,
+    });
+    // Before: refused with invalid_api_key.
+    await new Promise((r, j) => {
+      socket.once('ready', r);
+      socket.once('error', j);
+    });
+    socket.disconnect();
+  });
+});
+
 describe('SSE disconnects', () => {
   async function dropAfterFirstChunk(keepRunning: boolean): Promise<string> {
     const abort = new AbortController();

@@ -45,7 +45,14 @@ export const ADMIN_COOKIE = 'pd_admin_session';
 
 /** Credentials from `Authorization: Bearer <token>` (API keys `pd_`, sessions `pds_`). */
 export function bearerToken(req: Request): string | undefined {
-  const header = req.headers.authorization;
+  return bearerOf(req.headers.authorization);
+}
+
+/**
+ * The token of an Authorization header value, or undefined. One rule for HTTP and socket.io:
+ * whitespace around the header (and so around the key) is ignored, whitespace inside is not.
+ */
+export function bearerOf(header: unknown): string | undefined {
   if (typeof header === 'string') {
     const m = /^Bearer\s+(\S+)$/i.exec(header.trim());
     if (m) return m[1];

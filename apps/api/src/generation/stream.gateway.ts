@@ -10,8 +10,9 @@ import {
 import type { Socket } from 'socket.io';
 import { z } from 'zod';
 import { ApiKeysService } from '../api-keys/api-keys.service.js';
-import type { TenantPrincipal } from '../auth/principal.js';
+import { bearerOf, type TenantPrincipal } from '../auth/principal.js';
 import { ApiError } from '../common/errors.js';
+import { CacheInvalidation } from '../infra/cache-invalidation.js';
 import { EventReader } from './event-reader.js';
 import { RequestsService } from './requests.service.js';
 import { issuesMessage } from '../common/parse-body.js';
@@ -39,6 +40,8 @@ const subscribeSchema = z
 
 interface ClientState {
   tenant?: TenantPrincipal;
+  /** The key it connected with, checked again on every subscribe and every admin change. */
+  key?: string;
   follows: Map<string, AbortController>;
 }
 
@@ -47,53 +50,87 @@ interface ClientState {
  * `subscribe` {requestId, lastEventId?}; receive `event` {requestId, id, event} for every
  * record of the request's stream after lastEventId, then `end` {requestId}. Resuming with the
  * last id received loses and repeats nothing, because ids are the stream's own.
+ *
+ * A key revoked or expired, or its tenant suspended, stops working on open sockets too (#18:
+ * it kept streaming): every subscribe authenticates the key again, and every admin change to
+ * keys or tenants (CacheInvalidation, heard by every replica) re-checks each open socket here,
+ * which gets `error` {code} and is disconnected if its key no longer passes.
  */
 @WebSocketGateway({ namespace: '/v1/stream' })
 export class StreamGateway implements OnGatewayConnection, OnGatewayDisconnect {
   private readonly logger = new Logger('StreamGateway');
-  private readonly clients = new WeakMap<Socket, ClientState>();
+  private readonly clients = new Map<Socket, ClientState>();
 
   constructor(
     private readonly apiKeys: ApiKeysService,
     private readonly requests: RequestsService,
     private readonly events: EventReader,
-  ) {}
+    invalidation: CacheInvalidation,
+  ) {
+    invalidation.onChange(() => void this.recheckAll());
+  }
+
+  /** Authenticates `key` for streaming: a valid key with the generate scope. */
+  private async principal(key: string | undefined): Promise<TenantPrincipal> {
+    if (!key) throw new ApiError('authentication_error', 'invalid_api_key', 'Missing API key');
+    const tenant = await this.apiKeys.authenticate(key);
+    if (!tenant.scopes.includes('generate')) {
+      throw new ApiError(
+        'permission_error',
+        'missing_scope',
+        'This API key lacks the scope: generate',
+      );
+    }
+    return tenant;
+  }
+
+  /** Tells the client why and disconnects it. */
+  private refuse(client: Socket, e: unknown): void {
+    const err =
+      e instanceof ApiError
+        ? e
+        : new ApiError('authentication_error', 'invalid_api_key', 'Invalid API key');
+    client.emit('error', { type: err.type, code: err.code, message: err.message });
+    client.disconnect(true);
+  }
+
+  /** After an admin change: every open socket whose key no longer passes is disconnected. */
+  private async recheckAll(): Promise<void> {
+    for (const [client, state] of [...this.clients]) {
+      if (!state.key || !client.connected) continue;
+      try {
+        state.tenant = await this.principal(state.key);
+      } catch (e) {
+        if (!(e instanceof ApiError)) {
+          this.logger.warn(`cannot re-check a socket's key: ${String(e)}`);
+          continue; // Redis or the database hiccuped: the next change or subscribe checks again
+        }
+        state.tenant = undefined;
+        this.refuse(client, e);
+      }
+    }
+  }
 
   async handleConnection(client: Socket): Promise<void> {
     const state: ClientState = { follows: new Map() };
     this.clients.set(client, state);
     const auth = client.handshake.auth as { apiKey?: unknown };
-    const header = client.handshake.headers.authorization;
-    const key =
+    // The same rule as HTTP's Authorization header: surrounding whitespace is ignored.
+    state.key =
       typeof auth.apiKey === 'string'
-        ? auth.apiKey
-        : typeof header === 'string'
-          ? header.replace(/^Bearer\s+/i, '')
-          : undefined;
+        ? auth.apiKey.trim() || undefined
+        : bearerOf(client.handshake.headers.authorization);
     try {
-      if (!key) throw new ApiError('authentication_error', 'invalid_api_key', 'Missing API key');
-      const tenant = await this.apiKeys.authenticate(key);
-      if (!tenant.scopes.includes('generate')) {
-        throw new ApiError(
-          'permission_error',
-          'missing_scope',
-          'This API key lacks the scope: generate',
-        );
-      }
-      state.tenant = tenant;
-      client.emit('ready', { tenantId: tenant.tenantId });
+      state.tenant = await this.principal(state.key);
+      client.emit('ready', { tenantId: state.tenant.tenantId });
     } catch (e) {
-      const err =
-        e instanceof ApiError
-          ? e
-          : new ApiError('authentication_error', 'invalid_api_key', 'Invalid API key');
-      client.emit('error', { type: err.type, code: err.code, message: err.message });
-      client.disconnect(true);
+      this.refuse(client, e);
     }
   }
 
   handleDisconnect(client: Socket): void {
     const state = this.clients.get(client);
+    this.clients.delete(client);
     for (const abort of state?.follows.values() ?? []) abort.abort();
   }
 
@@ -102,6 +139,18 @@ export class StreamGateway implements OnGatewayConnection, OnGatewayDisconnect {
     const state = this.clients.get(client);
     if (!state?.tenant)
       return { ok: false, error: { code: 'invalid_api_key', message: 'Not authenticated' } };
+    // The key may have been revoked, or its tenant suspended, since the socket connected.
+    try {
+      state.tenant = await this.principal(state.key);
+    } catch (e) {
+      state.tenant = undefined;
+      const err = e instanceof ApiError ? e : null;
+      setImmediate(() => this.refuse(client, e));
+      return {
+        ok: false,
+        error: { code: err?.code ?? 'invalid_api_key', message: err?.message ?? 'Invalid API key' },
+      };
+    }
     const parsed = subscribeSchema.safeParse(body);
     if (!parsed.success) {
       return {

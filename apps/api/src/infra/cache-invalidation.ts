@@ -27,6 +27,8 @@ export class CacheInvalidation implements OnModuleDestroy {
   private readonly ackChannel: string;
   private gen = 0;
   private listening = false;
+  /** Called after every change heard (and after hearing again): who must re-check state. */
+  private readonly listeners: (() => void)[] = [];
   /** Changes made here that not every receiver has acknowledged yet, by change id. */
   private readonly awaiting = new Map<string, Acknowledgements>();
 
@@ -40,6 +42,7 @@ export class CacheInvalidation implements OnModuleDestroy {
         return;
       }
       this.gen++;
+      this.notify();
       this.redis.command
         .publish(this.ackChannel, id)
         .catch((e: unknown) => this.logger.warn(`cannot acknowledge a change: ${String(e)}`));
@@ -55,10 +58,30 @@ export class CacheInvalidation implements OnModuleDestroy {
         () => {
           this.gen++;
           this.listening = true;
+          this.notify();
         },
         (e: unknown) => this.logger.warn(`cannot subscribe to ${this.channel}: ${String(e)}`),
       );
     });
+  }
+
+  /**
+   * Runs `listener` after each change this replica hears (any replica's, its own included),
+   * once its caches serve nothing older: state held outside the caches (an open socket's
+   * principal) is re-checked there.
+   */
+  onChange(listener: () => void): void {
+    this.listeners.push(listener);
+  }
+
+  private notify(): void {
+    for (const l of this.listeners) {
+      try {
+        l();
+      } catch (e) {
+        this.logger.warn(`a change listener failed: ${String(e)}`);
+      }
+    }
   }
 
   get generation(): number | null {
