@@ -8,7 +8,10 @@
 // admitted and then served once the pipeline is whole again).
 //
 // For every trial: time from the kill to the client's first sign of life (an SSE comment or
-// data), and to its recovery (the next text token) or its clean error; whether a recovered
+// data), and to its recovery (its first text once the job runs again: the retry's `started`
+// in the request's event stream) or its clean error; "generated before kill" when the head
+// had written the last token before the kill landed (the client was still reading), and
+// "undisturbed" when the job needed no retry; whether a recovered
 // stream's text is byte-identical to a clean run of the same prompt; the request's record
 // once accounted. A request is
 //   lost       when the client's stream ended with neither [DONE] nor an error, or its
@@ -40,7 +43,7 @@ const { values: args } = parseArgs({
   options: {
     trials: { type: 'string', default: '30' },
     stages: { type: 'string', default: '3' },
-    tokens: { type: 'string', default: '48' },
+    tokens: { type: 'string', default: '96' },
     'hang-s': { type: 'string', default: '60' },
     'pipeline-wait-s': { type: 'string', default: '30' },
     seed: { type: 'string', default: '18' },
@@ -167,8 +170,10 @@ interface Streamed {
   error: { code?: string } | null;
   /** First byte of any kind (comment, keep-alive or data) after the kill. */
   firstSignAt: number;
-  /** First text after the kill (recovery), or the error chunk. */
-  resolvedAt: number;
+  /** Arrival of each text chunk after the kill. */
+  textAfterKill: number[];
+  /** Arrival of the error chunk, if any. */
+  errorAt: number;
   hung: boolean;
 }
 
@@ -210,7 +215,8 @@ async function stream(
     done: false,
     error: null,
     firstSignAt: 0,
-    resolvedAt: 0,
+    textAfterKill: [],
+    errorAt: 0,
     hung: false,
   };
   if (res.status !== 200 || !res.body) return out;
@@ -247,14 +253,14 @@ async function stream(
         };
         if (chunk.error) {
           out.error = chunk.error;
-          if (after && !out.resolvedAt) out.resolvedAt = now;
+          out.errorAt = now;
           continue;
         }
         const text = chunk.choices?.[0]?.text;
         if (!text) continue;
         out.text += text;
         out.textChunks++;
-        if (after && !out.resolvedAt) out.resolvedAt = now;
+        if (after) out.textAfterKill.push(now);
         onText(out.textChunks);
       }
     }
@@ -306,7 +312,7 @@ interface Trial {
   killAfterTokens: number;
   jitterMs: number;
   requestId: string;
-  outcome: 'recovered' | 'error' | 'ended-before-kill' | 'lost' | 'hung';
+  outcome: 'recovered' | 'error' | 'ended-before-kill' | 'undisturbed' | 'lost' | 'hung';
   errorCode: string | null;
   firstSignMs: number | null;
   resolveMs: number | null;
@@ -344,11 +350,13 @@ async function headRecords(
   prefix: string,
   id: string,
   killedAt: number,
-): Promise<{ indices: number; timeline: string[] }> {
+): Promise<{ indices: number; timeline: string[]; doneDt: number | null; retryDt: number | null }> {
   const records = await redis.xrange(eventsKey(prefix, id), '-', '+');
   const seen = new Set<number>();
   const timeline: string[] = [];
   let lastToken = -1;
+  let doneDt: number | null = null;
+  let retryDt: number | null = null;
   for (const [, fields] of records) {
     const i = fields.indexOf(EVENT_FIELD);
     const e = decodeEvent(fields[i + 1]);
@@ -358,14 +366,16 @@ async function headRecords(
       if (lastToken < 0 || e.index !== lastToken + 1) timeline.push(`${dt} token ${e.index}`);
       lastToken = e.index;
     } else if (e.type === 'started') {
+      if (dt >= 0 && retryDt === null) retryDt = dt;
       timeline.push(`${dt} started attempt ${e.attempt} on ${e.pipelineId}`);
     } else if (e.type === 'error') {
       timeline.push(`${dt} error ${e.code}`);
     } else if (e.type === 'done') {
+      doneDt = dt;
       timeline.push(`${dt} done ${e.finishReason} (last token ${lastToken})`);
     }
   }
-  return { indices: seen.size, timeline };
+  return { indices: seen.size, timeline, doneDt, retryDt };
 }
 
 function pct(xs: number[], p: number): number | null {
@@ -445,7 +455,7 @@ async function main(): Promise<void> {
       const target = TARGETS[t % TARGETS.length];
       const stage = stageOf(target);
       const p = t % texts.length;
-      const killAfterTokens = 1 + Math.floor(random() * Math.floor(TOKENS * 0.7));
+      const killAfterTokens = 1 + Math.floor(random() * Math.floor(TOKENS * 0.5));
       const jitterMs = Math.floor(random() * 150);
       let probing: Promise<Probe> | null = null;
       let scheduled = false;
@@ -467,7 +477,6 @@ async function main(): Promise<void> {
       if (!scheduled) kill();
       const realKill = fault.at;
       const firstSign = s.firstSignAt;
-      const resolved = s.resolvedAt;
       const pr: Probe = (await (probing as Promise<Probe> | null)) ?? {
         status: 0,
         ms: 0,
@@ -477,9 +486,9 @@ async function main(): Promise<void> {
         completionTokens: null,
       };
       const row = s.requestId ? await accounted(prisma, s.requestId, 90_000) : null;
-      const { indices, timeline } = s.requestId
+      const { indices, timeline, doneDt, retryDt } = s.requestId
         ? await headRecords(redis, prefix, s.requestId, realKill)
-        : { indices: 0, timeline: [] };
+        : { indices: 0, timeline: [], doneDt: null, retryDt: null };
       let probeLost = false;
       let probeMisbilled = false;
       if (pr.status === 200 && pr.requestId) {
@@ -492,15 +501,25 @@ async function main(): Promise<void> {
       const lost = s.hung ? false : (!s.done && !s.error) || row === null;
       const misbilled =
         row !== null && (row.completionTokens !== indices || row.completionTokens < s.textChunks);
+      // The head had written its last token before the kill landed: the client was only
+      // reading what was already generated, nothing to recover.
+      const before = doneDt !== null && doneDt < 0 && retryDt === null;
+      // Recovery: the client's first text once the job was running again after the kill (a
+      // retry's `started`); a clean error: its error chunk.
+      const recoveredAt =
+        retryDt === null ? 0 : (s.textAfterKill.find((at) => at >= realKill + retryDt) ?? 0);
+      const resolved = s.error ? s.errorAt : recoveredAt;
       const outcome: Trial['outcome'] = s.hung
         ? 'hung'
         : lost
           ? 'lost'
           : s.error
             ? 'error'
-            : resolved
-              ? 'recovered'
-              : 'ended-before-kill';
+            : before
+              ? 'ended-before-kill'
+              : recoveredAt
+                ? 'recovered'
+                : 'undisturbed';
       const servingAgainMs = await waitServing(api.url, 120_000);
       const trial: Trial = {
         trial: t + 1,
@@ -541,6 +560,7 @@ async function main(): Promise<void> {
         recovered: rows.filter((r) => r.outcome === 'recovered').length,
         errored: rows.filter((r) => r.outcome === 'error').length,
         endedBeforeKill: rows.filter((r) => r.outcome === 'ended-before-kill').length,
+        undisturbed: rows.filter((r) => r.outcome === 'undisturbed').length,
         notIdentical: rows.filter((r) => r.identical === false).length,
         lost: rows.filter((r) => r.lost || r.probeLost).length,
         misbilled: rows.filter((r) => r.misbilled || r.probeMisbilled).length,
@@ -576,14 +596,14 @@ async function main(): Promise<void> {
         .map((x) => x.toFixed(1))
         .join(
           ' ',
-        )}. Each trial: one streamed greedy request of ${TOKENS} tokens, SIGKILL of one stage after a random 1-${Math.floor(TOKENS * 0.7)} streamed tokens + 0-150 ms; a plain request 500 ms after the kill. Times from the kill. PIPELINE_WAIT_S=${PIPELINE_WAIT_S}.`,
+        )}. Each trial: one streamed greedy request of ${TOKENS} tokens, SIGKILL of one stage after a random 1-${Math.floor(TOKENS * 0.5)} streamed tokens + 0-150 ms; a plain request 500 ms after the kill. Times from the kill. PIPELINE_WAIT_S=${PIPELINE_WAIT_S}.`,
       '',
-      '| killed | trials | recovered | clean error | ended before kill | recovered text differs | **lost** | **misbilled** | **hung** | p50 ms to recovery/error | p99 ms | first sign p50 / p99 ms | probes refused 503 / admitted | probe 503 p50 ms | serving again p50 ms |',
+      '| killed | trials | recovered | clean error | generated before kill / undisturbed | recovered text differs | **lost** | **misbilled** | **hung** | p50 ms to recovery/error | p99 ms | first sign p50 / p99 ms | probes refused 503 / admitted | probe 503 p50 ms | serving again p50 ms |',
       '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
     );
     for (const [name, s] of [...Object.entries(byTarget), ['**all**', all] as const]) {
       out.push(
-        `| ${name} | ${s.trials} | ${s.recovered} | ${s.errored} | ${s.endedBeforeKill} | ${s.notIdentical} | ${s.lost} | ${s.misbilled} | ${s.hung} | ${f(s.p50Ms)} | ${f(s.p99Ms)} | ${f(s.firstSignP50Ms)} / ${f(s.firstSignP99Ms)} | ${s.probesRefused} / ${s.probesAdmitted} | ${f(s.probeRefuseP50Ms)} | ${f(s.servingAgainP50Ms)} |`,
+        `| ${name} | ${s.trials} | ${s.recovered} | ${s.errored} | ${s.endedBeforeKill} / ${s.undisturbed} | ${s.notIdentical} | ${s.lost} | ${s.misbilled} | ${s.hung} | ${f(s.p50Ms)} | ${f(s.p99Ms)} | ${f(s.firstSignP50Ms)} / ${f(s.firstSignP99Ms)} | ${s.probesRefused} / ${s.probesAdmitted} | ${f(s.probeRefuseP50Ms)} | ${f(s.servingAgainP50Ms)} |`,
       );
     }
     out.push('', `Error codes seen: ${errorCodes.join(', ') || 'none'}.`);
