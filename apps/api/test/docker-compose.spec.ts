@@ -21,12 +21,17 @@ interface Service {
   build?: string;
 }
 
-/** The compose file with merge keys applied and `${VAR:-default}` replaced by the default. */
+/** A value standing for a variable the compose file requires (`${VAR:?message}`). */
+const REQUIRED = 'required-variable-value-0123456789';
+
+/**
+ * The compose file with merge keys applied, `${VAR:-default}` replaced by the default and
+ * `${VAR:?message}` (a variable the operator must set) by REQUIRED.
+ */
 function compose(): Record<string, Service> {
-  const text = readFileSync(path.join(ROOT, 'docker-compose.yml'), 'utf8').replace(
-    /\$\{\w+:-([^}]*)\}/g,
-    '$1',
-  );
+  const text = readFileSync(path.join(ROOT, 'docker-compose.yml'), 'utf8')
+    .replace(/\$\{\w+:-([^}]*)\}/g, '$1')
+    .replace(/\$\{\w+:\?[^}]*\}/g, REQUIRED);
   return (parse(text, { merge: true }) as { services: Record<string, Service> }).services;
 }
 
@@ -106,6 +111,15 @@ describe('docker-compose.yml', () => {
     const pkg = readPackage('apps/dashboard');
     expect(pkg.name).toBe(d.command![d.command!.indexOf('-w') + 1]);
     expect(pkg.scripts).toHaveProperty('start');
+  });
+
+  it('gives the API and the dashboard the same forward secret, which the operator must set', () => {
+    const raw = readFileSync(path.join(ROOT, 'docker-compose.yml'), 'utf8');
+    // Required, with no default in the file (#18: the API ignored the dashboard's header).
+    expect(raw).not.toMatch(/DASHBOARD_FORWARD_SECRET:-/);
+    expect(services.api.environment!.DASHBOARD_FORWARD_SECRET).toBe(REQUIRED);
+    expect(services.dashboard.environment!.DASHBOARD_FORWARD_SECRET).toBe(REQUIRED);
+    expect(parseApiConfig(services.api.environment!).DASHBOARD_FORWARD_SECRET).toBe(REQUIRED);
   });
 
   it('builds its image with the same install and build as `npm run setup`', () => {
