@@ -1,14 +1,17 @@
 import { metricsReportSchema, usageReportSchema } from '@pipedec/contracts';
-import { listRoutes } from '../src/app.js';
+import { freePort } from '@pipedec/testkit/local-cluster';
+import { createApp, listRoutes } from '../src/app.js';
+import { MetricsPort } from '../src/metrics/metrics-port.js';
 import { documentedRoutes } from '../src/openapi/openapi-document.js';
 import { FakeHead } from './fake-head.js';
 import { adminLogin, call, errorOf, MODEL, startTestApi, type TestApi } from './test-api.js';
 
 let api: TestApi;
 let head: FakeHead;
+const METRICS_TOKEN = 'metrics-token-0123456789';
 
 beforeAll(async () => {
-  api = await startTestApi();
+  api = await startTestApi({ METRICS_TOKEN, METRICS_TENANT_LABELS: 'true' });
   head = new FakeHead(api.prefix);
 }, 120_000);
 afterAll(async () => {
@@ -44,7 +47,9 @@ describe('operations', () => {
       body: { model: MODEL, prompt: 'metrics', max_tokens: 3 },
     });
     expect(res.status).toBe(200);
-    const text = await (await fetch(`${api.url}/metrics`)).text();
+    const text = await (
+      await fetch(`${api.url}/metrics`, { headers: { authorization: `Bearer ${METRICS_TOKEN}` } })
+    ).text();
     expect(text).toContain(
       `pipedec_tokens_total{tenant="${api.demoTenantId}",kind="completion"} 3`,
     );
@@ -53,6 +58,22 @@ describe('operations', () => {
     );
     expect(text).toMatch(/pipedec_time_to_first_token_seconds_count 1/);
     expect(text).toMatch(/pipedec_queue_depth\{where="fair"\} 0/);
+  });
+
+  it('serves /metrics on the public port only with METRICS_TOKEN (#18: open before)', async () => {
+    const none = await fetch(`${api.url}/metrics`);
+    expect(none.status).toBe(401);
+    const wrong = await fetch(`${api.url}/metrics`, {
+      headers: { authorization: 'Bearer metrics-token-0123456780' },
+    });
+    expect(wrong.status).toBe(401);
+    expect(((await wrong.json()) as { error: { code: string } }).error.code).toBe(
+      'invalid_metrics_token',
+    );
+    const right = await fetch(`${api.url}/metrics`, {
+      headers: { authorization: `Bearer ${METRICS_TOKEN}` },
+    });
+    expect(right.status).toBe(200);
   });
 
   it('reports usage, latency and cost per tenant and over time to admins', async () => {
@@ -161,5 +182,39 @@ describe('operations', () => {
     expect(sum('promptTokens')).toBe(after.promptTokens);
     expect(sum('completionTokens')).toBe(after.completionTokens);
     expect(sum('costMicros')).toBe(after.costMicros);
+  });
+});
+
+// Last: it sends a request of its own, which the usage counts above would see.
+describe('metrics on a port of their own', () => {
+  it('without a token refuses the public port, serves METRICS_PORT, and labels no tenant by default', async () => {
+    const port = await freePort();
+    const app = await createApp({
+      ...api.config,
+      METRICS_TOKEN: undefined,
+      METRICS_TENANT_LABELS: false,
+      METRICS_PORT: port,
+    });
+    try {
+      await app.listen(0, '127.0.0.1');
+      const server = app.getHttpServer() as import('node:http').Server;
+      const url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+      const res = await call({ url }, 'POST', '/v1/completions', {
+        token: api.demoKey,
+        body: { model: MODEL, prompt: 'private metrics', max_tokens: 2 },
+      });
+      expect(res.status).toBe(200);
+      const publicPort = await fetch(`${url}/metrics`);
+      expect(publicPort.status).toBe(403);
+      expect(app.get(MetricsPort).port).toBe(port);
+      const scraped = await fetch(`http://127.0.0.1:${port}/metrics`);
+      expect(scraped.status).toBe(200);
+      const text = await scraped.text();
+      expect(text).toContain('pipedec_tokens_total{kind="completion"} 2');
+      expect(text).not.toContain(api.demoTenantId);
+      expect((await fetch(`http://127.0.0.1:${port}/admin/tenants`)).status).toBe(404);
+    } finally {
+      await app.close();
+    }
   });
 });

@@ -47,6 +47,19 @@ export const apiEnvShape = {
    * browser's address) is believed for admin login limiting. Unset: the header is ignored.
    */
   DASHBOARD_FORWARD_SECRET: z.string().min(16).optional(),
+  /**
+   * Bearer token Prometheus sends to scrape GET /metrics on the public port. Unset: the public
+   * route answers 403 (metrics hold tokens and spend); scrape METRICS_PORT instead, or set it.
+   */
+  METRICS_TOKEN: z.string().min(16).optional(),
+  /**
+   * A port of its own for GET /metrics, on METRICS_HOST, with no token (keep it on an internal
+   * network). 0: none.
+   */
+  METRICS_PORT: envVar.port(0),
+  METRICS_HOST: envVar.string('127.0.0.1'),
+  /** Label tokens, spend and refusals by tenant id (off: totals only, no tenant ids). */
+  METRICS_TENANT_LABELS: envVar.bool(false),
   /** Default output length when a request does not set max_tokens. */
   DEFAULT_MAX_TOKENS: envVar.int(16, 1),
   /** Attempts per job (BullMQ), so a crashed head's job is retried on another pipeline. */

@@ -44,10 +44,11 @@ export class AccountingService {
     const first = await this.repo.finalize(tenantId, requestId, outcome, hour, day);
     if (!first) return false;
     await this.reservation.settle(requestId, outcome.promptTokens + outcome.completionTokens);
-    this.metrics.generationRequests.inc({ tenant: tenantId, status: outcome.status });
-    this.metrics.tokens.inc({ tenant: tenantId, kind: 'prompt' }, outcome.promptTokens);
-    this.metrics.tokens.inc({ tenant: tenantId, kind: 'completion' }, outcome.completionTokens);
-    this.metrics.costMicros.inc({ tenant: tenantId }, Number(outcome.costMicros));
+    const tenant = this.metrics.tenant(tenantId);
+    this.metrics.generationRequests.inc({ ...tenant, status: outcome.status });
+    this.metrics.tokens.inc({ ...tenant, kind: 'prompt' }, outcome.promptTokens);
+    this.metrics.tokens.inc({ ...tenant, kind: 'completion' }, outcome.completionTokens);
+    this.metrics.costMicros.inc(tenant, Number(outcome.costMicros));
     this.metrics.latency.observe(outcome.totalLatencyMs / 1000);
     if (outcome.timeToFirstTokenMs !== null)
       this.metrics.ttft.observe(outcome.timeToFirstTokenMs / 1000);

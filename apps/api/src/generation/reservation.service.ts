@@ -65,7 +65,7 @@ export class ReservationService implements OnModuleInit, OnModuleDestroy {
     } catch (e) {
       room?.release();
       if (e instanceof ApiError && e.status === 429) {
-        this.metrics.rateLimited.inc({ tenant: tenantId, code: e.code });
+        this.metrics.rateLimited.inc({ ...this.metrics.tenant(tenantId), code: e.code });
         await this.quota.countRefusal(tenantId, e.code ?? 'rate_limit_exceeded');
       }
       throw e;

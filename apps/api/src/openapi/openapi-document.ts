@@ -39,7 +39,12 @@ const ops: Op[] = [
     summary: 'Liveness: 200 while the process answers',
     auth: 'none',
   },
-  { method: 'get', path: '/metrics', summary: 'Prometheus metrics', auth: 'none' },
+  {
+    method: 'get',
+    path: '/metrics',
+    summary: 'Prometheus metrics (Authorization: Bearer METRICS_TOKEN)',
+    auth: 'none',
+  },
   { method: 'get', path: '/openapi.json', summary: 'This document', auth: 'none' },
   { method: 'get', path: '/v1/models', summary: 'Models served', auth: 'apiKey' },
   {
