@@ -49,9 +49,29 @@ module.exports = {
       name: 'api-runs-no-model',
       severity: 'error',
       comment:
-        'The api never runs a model: it may load only the tokenizer (@pipedec/model/tokenizer).',
-      from: { path: '^apps/api/src/' },
+        'The api never runs a model: it may load only the tokenizer (@pipedec/model/tokenizer). ' +
+        'Its tests too: they reach a model through @pipedec/testkit/model.',
+      from: { path: '^apps/api/' },
       to: { path: '^libs/(model|engine)/', pathNot: '^libs/model/src/tokenizer\\.ts$' },
+    },
+    // Tests of app X import X, the packages X's sources may import, and @pipedec/testkit for
+    // anything else (harnesses, checkpoints, references): each rule covers an app's sources
+    // and its tests alike (apps/X/src, apps/X/test).
+    {
+      name: 'dashboard-imports-contracts-only',
+      severity: 'error',
+      comment:
+        'The dashboard meets the service through the api and @pipedec/contracts; its tests ' +
+        'reach a model or the database through @pipedec/testkit.',
+      from: { path: '^apps/dashboard/' },
+      to: { path: '^(libs/(model|engine)|prisma)/' },
+    },
+    {
+      name: 'stage-node-uses-no-database',
+      severity: 'error',
+      comment: 'Stage nodes meet the api through Redis and gRPC, never its database.',
+      from: { path: '^apps/stage-node/' },
+      to: { path: '^prisma/' },
     },
     {
       name: 'api-never-loads-onnxruntime',

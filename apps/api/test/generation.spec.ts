@@ -1,4 +1,4 @@
-import { loadTokenizer } from '@pipedec/model';
+import { loadTokenizer } from '@pipedec/model/tokenizer';
 import OpenAI from 'openai';
 import { FakeHead, fakeOutput } from './fake-head.js';
 import {

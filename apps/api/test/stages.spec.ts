@@ -4,8 +4,6 @@
 // whole model in this process). One pipeline of 2 stages serves the whole file.
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { generateAR } from '@pipedec/engine';
-import { loadTokenizer, openShard, type LayerShard, type LoadedTokenizer } from '@pipedec/model';
 import {
   ADMIN_LIVE,
   liveTicketSchema,
@@ -16,6 +14,7 @@ import {
 import OpenAI from 'openai';
 import { io, type Socket } from 'socket.io-client';
 import { LocalCluster } from '@pipedec/testkit/local-cluster';
+import { openGreedyReference, type GreedyReference } from '@pipedec/testkit/model';
 import { adminLogin, call, errorOf, startTestApi, type TestApi } from './test-api.js';
 
 const MODEL = 'pipedec-demo';
@@ -28,8 +27,7 @@ const DRAFT = path.join(ROOT, 'models/demo-draft');
 let api: TestApi;
 let cluster: LocalCluster;
 let client: OpenAI;
-let whole: LayerShard;
-let tok: LoadedTokenizer;
+let reference: GreedyReference;
 
 beforeAll(async () => {
   api = await startTestApi({ MODEL_NAME: MODEL, MODEL_DIR: TARGET });
@@ -43,26 +41,19 @@ beforeAll(async () => {
     env: { MODEL_NAME: MODEL },
     readyTimeoutMs: 90_000,
   });
-  whole = await openShard({ checkpointDir: TARGET, intraOpThreads: 1 });
-  tok = await loadTokenizer(TARGET);
+  reference = await openGreedyReference(TARGET);
   client = new OpenAI({ apiKey: api.demoKey, baseURL: `${api.url}/v1`, maxRetries: 0 });
 }, 180_000);
 
 afterAll(async () => {
   await cluster?.stop();
-  await whole?.close();
+  await reference?.close();
   await api?.close();
 }, 60_000);
 
 /** What the target model alone writes after `prompt`, greedy (the API tokenizes the same way). */
-async function arText(prompt: string, maxTokens: number): Promise<string> {
-  const res = await generateAR(whole, {
-    requestId: `ar-${Math.random()}`,
-    prompt: tok.encode(prompt),
-    maxTokens,
-    sampling: { temperature: 0, topP: 1, seed: 0 },
-  });
-  return tok.decode(res.tokens, { skipSpecialTokens: true });
+function arText(prompt: string, maxTokens: number): Promise<string> {
+  return reference.text(prompt, maxTokens);
 }
 
 describe('API with real stage processes', () => {

@@ -5,7 +5,6 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { jest } from '@jest/globals';
 import type { INestApplication } from '@nestjs/common';
-import { writeRandomCheckpoint } from '@pipedec/model';
 import { createPrismaClient, seedDemo, type PrismaClient } from '@pipedec/db';
 import {
   createTestDatabase,
@@ -15,6 +14,7 @@ import {
   testRedis,
   type TestDatabase,
 } from '@pipedec/testkit';
+import { writeRandomCheckpoint } from '@pipedec/testkit/model';
 import type { Redis } from 'ioredis';
 import { createApp } from '../src/app.js';
 import { parseApiConfig, type ApiConfig } from '../src/config/api-config.js';

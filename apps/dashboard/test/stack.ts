@@ -2,16 +2,18 @@
 // and a Redis prefix of its own (libs/testkit), the compiled API as a process, a pipeline of
 // stage-node processes on a tiny random model (the stage-node launcher), and the dashboard
 // built with `next build` (only when its sources changed) and served by `next start`.
-import { createPrismaClient, seedDemo, type PrismaClient } from '@pipedec/db';
-import { writeRandomCheckpoint } from '@pipedec/model';
 import {
+  createPrismaClient,
   createTestDatabase,
   deleteRedisPrefix,
   redisPrefix,
+  seedDemo,
   testEnv,
   testRedis,
+  type PrismaClient,
   type TestDatabase,
 } from '@pipedec/testkit';
+import { writeRandomCheckpoint } from '@pipedec/testkit/model';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';

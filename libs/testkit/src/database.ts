@@ -1,5 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { createPgPool, migrateDeploy } from '@pipedec/db';
+
+// For tests of apps that do not use the database themselves (the dashboard's stack seeds it).
+export { createPrismaClient, seedDemo, type PrismaClient } from '@pipedec/db';
 import { testEnv } from './config.js';
 
 export interface TestDatabase {

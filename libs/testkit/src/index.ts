@@ -1,3 +1,9 @@
 export { testEnv, testEnvShape } from './config.js';
-export { createTestDatabase, type TestDatabase } from './database.js';
+export {
+  createPrismaClient,
+  createTestDatabase,
+  seedDemo,
+  type PrismaClient,
+  type TestDatabase,
+} from './database.js';
 export { deleteRedisPrefix, redisPrefix, testRedis } from './redis.js';
