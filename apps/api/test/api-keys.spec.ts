@@ -5,6 +5,7 @@ import {
   call,
   errorOf,
   MODEL,
+  moveClock,
   startReplica,
   startTestApi,
   type TestApi,
@@ -53,9 +54,11 @@ describe('API key lifecycle', () => {
     expect(JSON.stringify(listed.body)).not.toContain(row.secretHash);
 
     expect((await whoami(secret)).status).toBe(200);
-    await new Promise((r) => setTimeout(r, 100));
-    const used = await api.prisma.apiKey.findUniqueOrThrow({ where: { id } });
-    expect(used.lastUsedAt).not.toBeNull();
+    // The use is recorded after the reply, off the request's path: wait for the record.
+    await waitFor(async () => {
+      const used = await api.prisma.apiKey.findUniqueOrThrow({ where: { id } });
+      return used.lastUsedAt ?? undefined;
+    }, 5_000);
   });
 
   it('refuses a key without the route scope with 403 and a wrong key with 401', async () => {
@@ -139,13 +142,19 @@ describe('API key lifecycle', () => {
       body: {
         name: 'short',
         scopes: ['read-usage'],
-        expiresAt: new Date(Date.now() + 1500).toISOString(),
+        expiresAt: new Date(Date.now() + 60_000).toISOString(),
       },
     });
     const secret = created.body.secret as string;
     expect((await whoami(secret)).status).toBe(200);
-    await new Promise((r) => setTimeout(r, 1700));
-    expect((await whoami(secret)).status).toBe(401);
+    const restore = moveClock(api.app, 61_000);
+    try {
+      expect((await whoami(secret)).status).toBe(401);
+    } finally {
+      restore();
+    }
+    // Back at the real time the key works again: it was the clock that expired it.
+    expect((await whoami(secret)).status).toBe(200);
   });
 
   it('never lets a viewer change keys, and keeps secrets out of error bodies', async () => {

@@ -1,6 +1,14 @@
 import { ReservationService } from '../src/generation/reservation.service.js';
 import { FakeHead } from './fake-head.js';
-import { adminLogin, call, errorOf, MODEL, startTestApi, type TestApi } from './test-api.js';
+import {
+  adminLogin,
+  call,
+  errorOf,
+  MODEL,
+  startTestApi,
+  type TestApi,
+  waitFor,
+} from './test-api.js';
 
 let api: TestApi;
 let head: FakeHead;
@@ -107,7 +115,13 @@ describe('token quota under concurrency', () => {
       token: conc.key,
       body: { model: MODEL, prompt: 's', max_tokens: 150 },
     });
-    await new Promise((r) => setTimeout(r, 100));
+    // The first request holds the tenant's one slot once the head has started it.
+    const first = await waitFor(() =>
+      api.prisma.generationRequest
+        .findFirst({ where: { tenantId: conc.tenantId } })
+        .then((r) => r ?? undefined),
+    );
+    await waitFor(() => (head.started.includes(first.id) ? true : undefined));
     const second = await call(api, 'POST', '/v1/completions', { token: conc.key, body });
     expect(second.status).toBe(429);
     expect(errorOf(second).code).toBe('concurrency_limit_exceeded');

@@ -2,10 +2,19 @@ import { randomUUID } from 'node:crypto';
 import type { GenerationJob } from '@pipedec/contracts';
 import { deleteRedisPrefix } from '@pipedec/testkit';
 import { ReservationService } from '../src/generation/reservation.service.js';
+import { AccountingSweeper } from '../src/generation/accounting-sweeper.js';
 import { FairScheduler } from '../src/generation/fair-scheduler.js';
 import { RequestsRepository } from '../src/generation/requests.repository.js';
 import { FakeHead, fakeOutput } from './fake-head.js';
-import { adminLogin, call, MODEL, startTestApi, type TestApi, waitFor } from './test-api.js';
+import {
+  adminLogin,
+  call,
+  MODEL,
+  moveClock,
+  startTestApi,
+  type TestApi,
+  waitFor,
+} from './test-api.js';
 
 let api: TestApi;
 let admin: string;
@@ -34,6 +43,17 @@ async function tenantKey(
     body: { name: 'k', scopes: ['generate'] },
   });
   return { tenantId: t.body.id as string, key: k.body.secret as string };
+}
+
+/**
+ * Whole sweeper passes now, instead of sleeping through its timer. The api's clock is set
+ * UNRECORDED_AFTER_S (1 s) ahead first, so jobs that have ended count as old enough to be
+ * checked for a missing row; never further, or jobs ending later would fall before the point
+ * the sweeper has checked up to. (It stays ahead for the rest of the file.)
+ */
+async function sweeperPasses(n: number): Promise<void> {
+  moveClock(api.app, 1000);
+  for (let i = 0; i < n; i++) await api.app.get(AccountingSweeper).sweepNow();
 }
 
 /** The request's row, once it is accounted. */
@@ -160,7 +180,7 @@ describe('accounting exactly once', () => {
       const stream = await api.redis.xrange(`${api.prefix}req:${id}:events`, '-', '+');
       expect(stream.filter(([, f]) => f[1].includes('"started"'))).toHaveLength(2);
 
-      await new Promise((r) => setTimeout(r, 1500)); // let the sweeper pass over it too
+      await sweeperPasses(2); // the sweeper passes over it too
       const rows = await api.prisma.generationRequest.findMany({ where: { tenantId } });
       expect(rows).toHaveLength(1);
       expect(rows[0]).toMatchObject({ status: 'succeeded', completionTokens: 8 });
@@ -330,7 +350,7 @@ describe('accounting exactly once', () => {
     const next = await call(api, 'POST', '/v1/jobs', { token: key, body });
     expect(next.status).toBe(202);
     await call(api, 'DELETE', `/v1/jobs/${next.body.id as string}`, { token: key });
-    await new Promise((r) => setTimeout(r, 2500)); // more sweeper passes: still accounted once
+    await sweeperPasses(2); // more sweeper passes: still accounted once
     const rollup = await api.prisma.usageRollup.findFirstOrThrow({
       where: { tenantId, granularity: 'day' },
     });
@@ -468,7 +488,7 @@ describe('accounting exactly once', () => {
     });
     expect(next.status).toBe(202);
     await call(api, 'DELETE', `/v1/jobs/${next.body.id as string}`, { token: key });
-    await new Promise((r) => setTimeout(r, 6000));
+    await sweeperPasses(2);
     const rollup = await api.prisma.usageRollup.findFirstOrThrow({
       where: { tenantId, granularity: 'day' },
     });

@@ -15,7 +15,7 @@ import OpenAI from 'openai';
 import { io, type Socket } from 'socket.io-client';
 import { LocalCluster } from '@pipedec/testkit/local-cluster';
 import { openGreedyReference, type GreedyReference } from '@pipedec/testkit/model';
-import { adminLogin, call, errorOf, startTestApi, type TestApi } from './test-api.js';
+import { adminLogin, call, errorOf, startTestApi, type TestApi, waitFor } from './test-api.js';
 
 const MODEL = 'pipedec-demo';
 /** Scripture: the demo model continues it greedily for 200 tokens and more (checked with AR). */
@@ -130,13 +130,10 @@ describe('API with real stage processes', () => {
     const id = long.body.id as string;
     // Cancel only once the head runs it: that is what must free the pipeline. Fail, rather
     // than test a queued job's cancel, if it never starts.
-    let status: unknown;
-    for (let i = 0; i < 200 && status !== 'running'; i++) {
+    await waitFor(async () => {
       const s = await call(api, 'GET', `/v1/jobs/${id}`, { token: api.demoKey });
-      status = s.body.status;
-      if (status !== 'running') await new Promise((r) => setTimeout(r, 50));
-    }
-    expect(status).toBe('running');
+      return s.body.status === 'running' ? true : undefined;
+    }, 10_000);
     await call(api, 'POST', `/v1/jobs/${id}/cancel`, { token: api.demoKey });
     const next = await client.completions.create({
       model: MODEL,
@@ -145,11 +142,10 @@ describe('API with real stage processes', () => {
       temperature: 0,
     });
     expect(next.choices[0].text).toBe(await arText('next', 3));
-    let row = await api.prisma.generationRequest.findUniqueOrThrow({ where: { id } });
-    for (let i = 0; i < 100 && !row.accountedAt; i++) {
-      await new Promise((r) => setTimeout(r, 50));
-      row = await api.prisma.generationRequest.findUniqueOrThrow({ where: { id } });
-    }
+    const row = await waitFor(async () => {
+      const r = await api.prisma.generationRequest.findUniqueOrThrow({ where: { id } });
+      return r.accountedAt ? r : undefined;
+    }, 5_000);
     expect(row.status).toBe('cancelled');
     expect(row.completionTokens).toBeLessThan(200);
   }, 120_000);
@@ -335,20 +331,24 @@ describe('API with real stage processes', () => {
         max_tokens: 48,
         temperature: 0,
       });
-      const until = Date.now() + 3_000; // the stages' next heartbeats, then one more push
-      while (Date.now() < until) await new Promise((r) => setTimeout(r, 100));
+      const peakOf = () =>
+        [0, 1].map((stage) =>
+          Math.max(
+            ...snaps.map(
+              (s) => s.pipelines[0]?.stages.find((x) => x.stageIndex === stage)?.utilisation ?? -1,
+            ),
+          ),
+        );
+      // Wait for the pushes (each stage's next heartbeat carries its busy share), up to 10 s.
+      await waitFor(
+        () => (snaps.length >= 3 && peakOf().every((u) => u > 0) ? true : undefined),
+        10_000,
+      );
 
-      expect(snaps.length).toBeGreaterThanOrEqual(3);
       const at = snaps.map((s) => s.at);
       expect([...at].sort((a, b) => a - b)).toEqual(at);
       expect(new Set(at).size).toBe(at.length);
-      const peak = [0, 1].map((stage) =>
-        Math.max(
-          ...snaps.map(
-            (s) => s.pipelines[0]?.stages.find((x) => x.stageIndex === stage)?.utilisation ?? -1,
-          ),
-        ),
-      );
+      const peak = peakOf();
       // Both stages computed for the request, so each reported a busy share above zero.
       for (const u of peak) {
         expect(u).toBeGreaterThan(0);

@@ -43,6 +43,25 @@ async function collect(
   return values;
 }
 
+/**
+ * Resolves once Redis shows the mux's own connection blocked in an XREAD (CLIENT LIST: its
+ * client address, cmd=xread, flag b); fails after 5 s.
+ */
+async function xreadBlocking(): Promise<void> {
+  const conn = (mux as unknown as { conn?: Redis }).conn;
+  const until = Date.now() + 5_000;
+  for (;;) {
+    const port = conn?.stream?.localPort;
+    if (port !== undefined) {
+      const clients = (await redis.client('LIST')) as string;
+      const mine = clients.split('\n').find((l) => new RegExp(`\\baddr=\\S+:${port}\\b`).test(l));
+      if (mine && /\bcmd=xread\b/.test(mine) && /\bflags=\S*b/.test(mine)) return;
+    }
+    if (Date.now() > until) throw new Error("the mux's XREAD never blocked");
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
 describe('StreamMux', () => {
   it('gives each follow its own entries after its resume point, in order, once', async () => {
     await append('a', 'a1');
@@ -52,7 +71,7 @@ describe('StreamMux', () => {
     const other = collect('b', '0', 'b3');
     // Entries arrive while the follows block, interleaved across the streams.
     for (let i = 1; i <= 3; i++) {
-      await new Promise((r) => setTimeout(r, 5));
+      await xreadBlocking();
       await append('b', `b${i}`);
       if (i < 3) await append('a', `a${i + 2}`);
     }
@@ -101,7 +120,7 @@ describe('StreamMux', () => {
   it('wakes the blocking read for a follow of another stream', async () => {
     const abort = new AbortController();
     const waiting = collect('g', '0', 'never', abort.signal);
-    await new Promise((r) => setTimeout(r, 50)); // the read of g alone blocks now
+    await xreadBlocking(); // the read of g alone blocks now
     const started = Date.now();
     const late = collect('h', '0', 'h1');
     await append('h', 'h1');

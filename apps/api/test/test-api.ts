@@ -18,6 +18,7 @@ import { writeRandomCheckpoint } from '@pipedec/testkit/model';
 import type { Redis } from 'ioredis';
 import { createApp } from '../src/app.js';
 import { parseApiConfig, type ApiConfig } from '../src/config/api-config.js';
+import { Clock } from '../src/infra/clock.js';
 
 // Integration tests share two cores with the rest of the suite: allow for a slow machine.
 jest.setTimeout(60_000);
@@ -168,4 +169,18 @@ export async function waitFor<T>(
     if (Date.now() > until) throw new Error('timed out waiting');
     await new Promise((r) => setTimeout(r, 20));
   }
+}
+
+/**
+ * Sets an app's Clock `ms` ahead of real time (a controllable clock, instead of sleeping until
+ * a deadline passes); returns what puts it back to real time.
+ */
+export function moveClock(app: INestApplication, ms: number): () => void {
+  const clock = app.get(Clock);
+  clock.now = () => new Date(Date.now() + ms);
+  clock.nowMs = () => Date.now() + ms;
+  return () => {
+    delete (clock as Partial<Clock>).now;
+    delete (clock as Partial<Clock>).nowMs;
+  };
 }
