@@ -4,5 +4,6 @@ export default {
     '<rootDir>/libs/*/jest.config.js',
     '<rootDir>/apps/*/jest.config.js',
     '<rootDir>/prisma/jest.config.js',
+    '<rootDir>/test/jest.config.js',
   ],
 };

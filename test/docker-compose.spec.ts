@@ -1,3 +1,5 @@
+// REPO-LEVEL SUITE (test/): the compose file spans every app, so this reads each app's
+// configuration module; it lives outside apps/ so that no app imports another.
 // docker-compose.yml cannot run on this machine (no Docker engine), so this keeps it consistent
 // with the real start-up instead: every variable a service sets is one its process reads, and
 // parses with that process's own configuration parser; every command names a file or script
@@ -8,11 +10,11 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { seedEnvShape } from '@pipedec/db';
 import { parse } from 'yaml';
-import { dashboardEnvShape } from '../../dashboard/lib/config.js';
-import { parseStageConfig, stageEnvShape } from '../../stage-node/src/config/stage-config.js';
-import { apiEnvShape, parseApiConfig } from '../src/config/api-config.js';
+import { dashboardEnvShape } from '../apps/dashboard/lib/config.js';
+import { parseStageConfig, stageEnvShape } from '../apps/stage-node/src/config/stage-config.js';
+import { apiEnvShape, parseApiConfig } from '../apps/api/src/config/api-config.js';
 
-const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+const ROOT = fileURLToPath(new URL('../', import.meta.url));
 
 interface Service {
   command?: string[];
