@@ -40,8 +40,12 @@ export interface DraftHost {
   readonly prompt: readonly number[];
   readonly sampling: SamplingParams;
   readonly request: { readonly requestId: string };
-  /** Times a draft call (and counts its positions) so that engine overhead excludes it. */
-  timeDraft<T>(positions: number, work: () => Promise<T>): Promise<T>;
+  /**
+   * Times a draft call (and counts its positions) so that engine overhead excludes its wall
+   * time; `ownMs`, when given, is what the draft itself computed (its wall time can hold other
+   * work on the thread: at the head, stage 0's run), and is what the stats report.
+   */
+  timeDraft<T>(positions: number, work: () => Promise<T>, ownMs?: () => number): Promise<T>;
   timeDraftSync(work: () => void): void;
 }
 
@@ -101,21 +105,29 @@ export class DraftRunner {
    * top-k and log-softmax count as draft time: on an accelerator they are part of its LM head.
    */
   async propose(rows: DraftRow[], onlyLast = false): Promise<Proposal[]> {
-    return this.run.timeDraft(rows.length, async () => {
-      const out = await this.shard.forward(this.seq, {
-        nodeIds: Int32Array.from(rows, (r) => r.id),
-        parentIds: Int32Array.from(rows, (r) => r.parent),
-        positions: Int32Array.from(rows, (r) => r.position),
-        tokens: Int32Array.from(rows, (r) => r.token),
-      });
-      const logits = out.logits!; // [rows, vocab]
-      const vocab = this.shard.info.vocabSize;
-      return rows.map((r, i) =>
-        onlyLast && i < rows.length - 1
-          ? { candidates: [], q: null }
-          : this.candidates(logits, i * vocab, r.position + 1),
-      );
-    });
+    let own = 0;
+    return this.run.timeDraft(
+      rows.length,
+      async () => {
+        const out = await this.shard.forward(this.seq, {
+          nodeIds: Int32Array.from(rows, (r) => r.id),
+          parentIds: Int32Array.from(rows, (r) => r.parent),
+          positions: Int32Array.from(rows, (r) => r.position),
+          tokens: Int32Array.from(rows, (r) => r.token),
+        });
+        const t = performance.now();
+        const logits = out.logits!; // [rows, vocab]
+        const vocab = this.shard.info.vocabSize;
+        const proposals = rows.map((r, i) =>
+          onlyLast && i < rows.length - 1
+            ? { candidates: [], q: null }
+            : this.candidates(logits, i * vocab, r.position + 1),
+        );
+        own = out.computeMs === undefined ? Number.NaN : out.computeMs + performance.now() - t;
+        return proposals;
+      },
+      () => own,
+    );
   }
 
   /** Cache bookkeeping of the draft counts as draft time, like the stages' own. */

@@ -114,6 +114,8 @@ export class RequestRun {
   private readonly tokenLogits: number[] = [];
   private readonly t0 = performance.now();
   private draftWallMs = 0;
+  /** What the draft itself computed (draftMs in the stats); its wall time may hold other work. */
+  private draftOwnMs = 0;
   private readonly engineBySteps: number[] = []; // [timesteps] controller ms in each
 
   constructor(
@@ -250,12 +252,15 @@ export class RequestRun {
   }
 
   /** Times a draft call so that engine overhead excludes it. */
-  async timeDraft<T>(positions: number, work: () => Promise<T>): Promise<T> {
+  async timeDraft<T>(positions: number, work: () => Promise<T>, ownMs?: () => number): Promise<T> {
     const t = performance.now();
     try {
       return await work();
     } finally {
-      this.draftWallMs += performance.now() - t;
+      const wall = performance.now() - t;
+      this.draftWallMs += wall;
+      const own = ownMs?.();
+      this.draftOwnMs += own !== undefined && Number.isFinite(own) ? Math.min(own, wall) : wall;
       this.stats.draftPositions += positions;
     }
   }
@@ -263,7 +268,9 @@ export class RequestRun {
   timeDraftSync(work: () => void): void {
     const t = performance.now();
     work();
-    this.draftWallMs += performance.now() - t;
+    const wall = performance.now() - t;
+    this.draftWallMs += wall;
+    this.draftOwnMs += wall;
   }
 
   /** The event loop: runs until a stop rule fires or the signal aborts. */
@@ -314,7 +321,7 @@ export class RequestRun {
     const s = this.stats;
     s.timesteps = this.session.timestep;
     s.outputTokens = this.stop.tokens.length;
-    s.draftMs = this.draftWallMs;
+    s.draftMs = this.draftOwnMs;
     s.wallMs = performance.now() - this.t0;
     s.simulatedMs = this.session.simulatedMs;
     const usage = this.session.usage();

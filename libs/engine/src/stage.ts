@@ -18,7 +18,7 @@ export type StageShard = Pick<
 
 export interface StageResult {
   output: LayerPacket | Verdict | null; // null: every row was stale
-  computeMs: number; // wall time inside the shard
+  computeMs: number; // the shard's own compute time (its wall time where it cannot tell)
   positions: number; // rows computed
 }
 
@@ -105,7 +105,7 @@ export class StageWorker {
     } finally {
       this.busy = false;
     }
-    const computeMs = performance.now() - t0;
+    const computeMs = out.computeMs ?? performance.now() - t0;
     for (const id of batch.nodeIds) state.rows.add(id);
     // Decisions that arrived during the compute (pruning the rows just added, or a release).
     this.applyReady(packet.requestId, state);

@@ -33,7 +33,7 @@ export interface RequestStats {
   refillsPer100Tokens: number;
   acceptedDraftTokens: number; // STPP: drafted tokens committed
   draftedNodes: number; // tree nodes sent into the pipeline
-  draftMs: number; // wall time in the draft model
+  draftMs: number; // time the draft model computed (its own, not what it waited behind)
   draftPositions: number;
   stageBusyMs: number[]; // [stages] wall time computing
   stagePositions: number[]; // [stages] rows computed

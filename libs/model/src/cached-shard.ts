@@ -40,6 +40,7 @@ export abstract class CachedShard implements LayerShard {
   protected abstract dispose(): Promise<void>;
 
   async forward(seq: string, batch: TreeBatch): Promise<ShardOutput> {
+    const t0 = performance.now();
     this.assertOpen();
     if (this.busy.has(seq)) {
       throw new ModelError('SEQUENCE_STATE', `sequence "${seq}" already has a forward in flight`);
@@ -58,9 +59,17 @@ export abstract class CachedShard implements LayerShard {
     if (fresh) this.sequences.set(seq, kv);
     this.busy.add(seq);
     try {
-      const out = await this.compute({ batch, kv, ...plan });
+      // compute() runs synchronously up to the runtime's await: that part is timed here.
+      const pending = this.compute({ batch, kv, ...plan });
+      const before = performance.now() - t0;
+      const out = await pending;
+      const t1 = performance.now();
       kv.append(batch);
-      return out;
+      const after = performance.now() - t1;
+      return {
+        ...out,
+        computeMs: out.computeMs === undefined ? undefined : before + out.computeMs + after,
+      };
     } finally {
       this.busy.delete(seq);
     }

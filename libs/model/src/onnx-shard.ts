@@ -95,11 +95,13 @@ export class OnnxShard extends CachedShard implements LayerShard {
         dims: [c.numKvHeads, capacity, c.headDim],
       };
     }
-    const out = await this.session.run(feeds, this.outputNames);
+    const { outputs: out, runMs } = await this.session.runTimed(feeds, this.outputNames);
+    const t = performance.now();
     for (let j = 0; j < kv.keys.length; j++) {
       kv.writeRows(j, past, out[`present_key_${j}`], out[`present_value_${j}`]);
     }
-    return this.isLast ? { logits: out.logits } : { hidden: out.hidden_out };
+    const computeMs = runMs + (performance.now() - t);
+    return this.isLast ? { logits: out.logits, computeMs } : { hidden: out.hidden_out, computeMs };
   }
 
   protected weightBytes(): number {

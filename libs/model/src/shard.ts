@@ -29,6 +29,12 @@ export interface TreeBatch {
 export interface ShardOutput {
   hidden?: Float32Array; // [n, hiddenSize] (not last stage)
   logits?: Float32Array; // [n, vocabSize] (last stage)
+  /**
+   * Time this forward itself computed, ms: its JavaScript before and after the runtime and the
+   * runtime's run, not the time it waited behind other work on the thread (at the head the
+   * draft and stage 0 share one). Absent where the shard cannot tell; callers use wall time.
+   */
+  computeMs?: number;
 }
 
 export interface ShardMemory {

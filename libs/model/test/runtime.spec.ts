@@ -82,3 +82,40 @@ describe('splitLayers', () => {
     expect(() => splitLayers(0, 1)).toThrow(/numLayers must be a positive integer/);
   });
 });
+
+describe('compute time of a forward', () => {
+  let tmp: Awaited<ReturnType<typeof tempDir>>;
+  beforeAll(async () => {
+    tmp = await tempDir('timing');
+  });
+  afterAll(() => tmp.cleanup());
+
+  it('is its own, not the work queued before it on the thread', async () => {
+    const dir = await tinyCheckpoint(tmp.dir, 't', { seed: 3 });
+    const shard = await OnnxShard.open({
+      checkpointDir: dir,
+      cacheDir: path.join(tmp.dir, 'cache'),
+      intraOpThreads: 1,
+    });
+    const batch = (seq: number) => ({
+      nodeIds: Int32Array.of(seq),
+      parentIds: Int32Array.of(seq - 1),
+      positions: Int32Array.of(seq),
+      tokens: Int32Array.of(5),
+    });
+    await shard.forward('warm', { ...batch(0), parentIds: Int32Array.of(-1) });
+    // Another run on the same thread (at the head: stage 0 beside the draft) goes first.
+    const BLOCK_MS = 40;
+    setImmediate(() => {
+      const end = performance.now() + BLOCK_MS;
+      while (performance.now() < end);
+    });
+    const t = performance.now();
+    const out = await shard.forward('timed', { ...batch(0), parentIds: Int32Array.of(-1) });
+    const wall = performance.now() - t;
+    expect(wall).toBeGreaterThanOrEqual(BLOCK_MS);
+    expect(out.computeMs).toBeGreaterThan(0);
+    expect(out.computeMs!).toBeLessThan(wall - BLOCK_MS / 2);
+    await shard.close();
+  });
+});
