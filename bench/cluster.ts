@@ -96,6 +96,11 @@ const ALL_SCENARIOS: Scenario[] = [
   { id: 'ns1', stages: 4, delayMs: 1, netns: true },
   { id: 'ns5', stages: 4, delayMs: 5, netns: true },
   { id: 'ns5x2', stages: 2, delayMs: 5, netns: true },
+  // The paper's regime: many stages, hops that cost milliseconds (not in the default run: on
+  // a 2-core host their stage processes share two cores, so they measure a CPU-bound pipeline).
+  { id: 'lo8', stages: 8, delayMs: 0, netns: false },
+  { id: 'ns5x8', stages: 8, delayMs: 5, netns: true },
+  { id: 'ns10x14', stages: 14, delayMs: 10, netns: true },
 ];
 
 // ---------------------------------------------------------------- models and prompts
