@@ -12,6 +12,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 
 import {
+  type Acceptance,
   type CostModel,
   defaultBranching,
   generatePipeDec,
@@ -66,6 +67,8 @@ const { values: args } = parseArgs({
     temperatures: { type: 'string', default: '0.7,1' },
     'sampled-stages': { type: 'string', default: '8,14' },
     'sampled-width': { type: 'string', default: '16' },
+    // Acceptance modes of the sampled rows (SamplingParams.acceptance).
+    acceptance: { type: 'string', default: 'exact,distribution' },
   },
 });
 
@@ -513,64 +516,79 @@ for (const S of STAGES) {
   }
   for (const s of shards) await s.close();
 }
-// ---- sampled rows: the same runs at temperature > 0 (acceptance "exact": the seeded rule) ---
+// ---- sampled rows: the same runs at temperature > 0, per acceptance mode -------------------
+// "exact": a drafted child is accepted only if it is the target's seeded draw (every method
+// emits PP's tokens); "distribution": recursive rejection sampling (libs/engine acceptance.ts),
+// tokens distributed as the target's. PP has no draft: one PP run serves both modes.
 interface SampledRow {
   stages: number;
   width: number;
   promptSet: string;
   temperature: number;
-  acceptance: 'exact';
+  acceptance: Acceptance;
   /** PipeDec's timesteps per token (the field the greedy rows carry per method). */
   timestepsPerToken: number;
   ppTimestepsPerToken: number;
   speedupOverPP: number;
   hitRate: number;
-  /** Tokens committed per verification (1 + accepted drafted tokens). */
+  /** Drafted tokens accepted per verification (PipeDec verifies one node per verdict). */
+  acceptedPerVerification: number;
+  /** Tokens committed per verification (accepted drafted tokens and the target's own). */
   tokensPerVerification: number;
 }
 const sampledRows: SampledRow[] = [];
 const TEMPERATURES = args.temperatures ? args.temperatures.split(',').map(Number) : [];
 const SAMPLED_W = Number(args['sampled-width']);
+const ACCEPTANCES = args.acceptance.split(',') as Acceptance[];
 for (const S of TEMPERATURES.length > 0 ? args['sampled-stages'].split(',').map(Number) : []) {
   const shards: LayerShard[] = [];
   for (const r of splitLayers(TARGET_LAYERS, S)) shards.push(await open(targetDir, r));
   for (const [setName, prompts] of promptSets) {
     for (const temperature of [0, ...TEMPERATURES]) {
-      const sampled = (p: number[], id: string) => ({
+      const sampled = (p: number[], id: string, acceptance: Acceptance) => ({
         ...request(p, id),
-        sampling: { temperature, topP: 1, seed: Number(id.slice(1)) },
+        sampling: { temperature, topP: 1, seed: Number(id.slice(1)), acceptance },
       });
       const pp = await runSet(shards, draft, prompts, (sim, _d, p, id) =>
-        generatePP(sim, sampled(p, id)),
+        generatePP(sim, sampled(p, id, 'exact')),
       );
-      const pd = await runSet(shards, draft, prompts, (sim, d, p, id) =>
-        generatePipeDec(sim, d, sampled(p, id), {
-          width: SAMPLED_W,
-          branching: branchingFor(SAMPLED_W),
-          scoreTemperature: SCORE_T,
-        }),
-      );
-      for (const [i, t] of pd.tokens.entries()) {
-        if (t.join() !== pp.tokens[i].join()) {
-          mismatches.push(`S=${S} W=${SAMPLED_W} T=${temperature} ${setName} prompt ${i}`);
+      for (const acceptance of ACCEPTANCES) {
+        const pd = await runSet(shards, draft, prompts, (sim, d, p, id) =>
+          generatePipeDec(sim, d, sampled(p, id, acceptance), {
+            width: SAMPLED_W,
+            branching: branchingFor(SAMPLED_W),
+            scoreTemperature: SCORE_T,
+          }),
+        );
+        // Exact mode must emit PP's tokens; at temperature 0 both modes must (greedy has one
+        // answer). Distribution mode at T > 0 emits other tokens of the same distribution.
+        if (acceptance === 'exact' || temperature === 0) {
+          for (const [i, t] of pd.tokens.entries()) {
+            if (t.join() !== pp.tokens[i].join()) {
+              mismatches.push(
+                `S=${S} W=${SAMPLED_W} T=${temperature} ${acceptance} ${setName} prompt ${i}`,
+              );
+            }
+          }
         }
+        const row: SampledRow = {
+          stages: S,
+          width: SAMPLED_W,
+          promptSet: setName,
+          temperature,
+          acceptance,
+          timestepsPerToken: perToken(pd),
+          ppTimestepsPerToken: perToken(pp),
+          speedupOverPP: perToken(pp) / perToken(pd),
+          hitRate: pd.hits / pd.verifications,
+          acceptedPerVerification: pd.hits / pd.verifications,
+          tokensPerVerification: pd.committed / pd.verifications,
+        };
+        sampledRows.push(row);
+        console.error(
+          `sampled S=${S} W=${SAMPLED_W} T=${temperature} ${acceptance} ${setName}: pipedec ${row.timestepsPerToken.toFixed(2)} ts/tok, x${row.speedupOverPP.toFixed(2)} PP, hit ${row.hitRate.toFixed(2)}`,
+        );
       }
-      const row: SampledRow = {
-        stages: S,
-        width: SAMPLED_W,
-        promptSet: setName,
-        temperature,
-        acceptance: 'exact',
-        timestepsPerToken: perToken(pd),
-        ppTimestepsPerToken: perToken(pp),
-        speedupOverPP: perToken(pp) / perToken(pd),
-        hitRate: pd.hits / pd.verifications,
-        tokensPerVerification: pd.committed / pd.verifications,
-      };
-      sampledRows.push(row);
-      console.error(
-        `sampled S=${S} W=${SAMPLED_W} T=${temperature} ${setName}: pipedec ${row.timestepsPerToken.toFixed(2)} ts/tok, x${row.speedupOverPP.toFixed(2)} PP, hit ${row.hitRate.toFixed(2)}`,
-      );
     }
   }
   for (const s of shards) await s.close();
@@ -616,13 +634,13 @@ for (const [v, variant] of BEYOND.entries()) {
 if (sampledRows.length > 0) {
   lines.push(
     '',
-    `### Sampled requests (top-p 1, seed = prompt index; acceptance "exact": a drafted child is accepted only if it is the target's seeded draw, a Gumbel-max draw whose noise the draft shares)`,
+    `### Sampled requests (top-p 1, seed = prompt index). Acceptance "exact": a drafted child is accepted only if it is the target's seeded draw, a Gumbel-max draw whose noise the draft shares (PP's tokens); "distribution": recursive rejection sampling over the draft's Gumbel-top-k children (tokens distributed as the target's)`,
     '',
-    '| S | W | prompts | temperature | acceptance | ts/tok PP | ts/tok PipeDec | PipeDec/PP | hit rate | tokens/verification |',
-    '|---|---|---|---|---|---|---|---|---|---|',
+    '| S | W | prompts | temperature | acceptance | ts/tok PP | ts/tok PipeDec | PipeDec/PP | hit rate | accepted/verification | tokens/verification |',
+    '|---|---|---|---|---|---|---|---|---|---|---|',
     ...sampledRows.map(
       (r) =>
-        `| ${r.stages} | ${r.width} | ${r.promptSet} | ${r.temperature} | ${r.acceptance} | ${f(r.ppTimestepsPerToken)} | ${f(r.timestepsPerToken)} | ${f(r.speedupOverPP)}x | ${f(100 * r.hitRate, 1)}% | ${f(r.tokensPerVerification)} |`,
+        `| ${r.stages} | ${r.width} | ${r.promptSet} | ${r.temperature} | ${r.acceptance} | ${f(r.ppTimestepsPerToken)} | ${f(r.timestepsPerToken)} | ${f(r.speedupOverPP)}x | ${f(100 * r.hitRate, 1)}% | ${f(r.acceptedPerVerification)} | ${f(r.tokensPerVerification)} |`,
     ),
   );
 }
@@ -651,6 +669,15 @@ lines.push(
 console.log(lines.join('\n'));
 
 await mkdir(path.dirname(args.out), { recursive: true });
+// A run of sampled rows only (--stages '') keeps the greedy rows of the file it updates.
+const previous =
+  rows.length === 0 && (await exists(args.out))
+    ? (JSON.parse(await readFile(args.out, 'utf8')) as {
+        meta: { date: string };
+        agreement: unknown;
+        rows: unknown[];
+      })
+    : null;
 await writeFile(
   args.out,
   JSON.stringify(
@@ -672,9 +699,10 @@ await writeFile(
         threads: THREADS,
         seconds: (Date.now() - started) / 1000,
         lossless: mismatches.length === 0,
+        ...(previous ? { greedyRowsFrom: previous.meta.date } : {}),
       },
-      agreement,
-      rows,
+      agreement: previous ? previous.agreement : agreement,
+      rows: previous ? previous.rows : rows,
       sampledRows,
     },
     null,

@@ -43,6 +43,8 @@ export function fakeOutput(seed: number, n: number): string {
 export class FakeHead {
   /** Request ids in the order the head started them. */
   readonly started: string[] = [];
+  /** Every job the head took, by request id (as parsed from the queue). */
+  readonly jobs = new Map<string, GenerationJob>();
   private readonly worker: Worker;
   private readonly redis: Redis;
   private readonly connection: Redis;
@@ -70,6 +72,7 @@ export class FakeHead {
     const job = parsed.data;
     const attempt = raw.attemptsMade + 1;
     this.started.push(job.requestId);
+    this.jobs.set(job.requestId, job);
     await this.append(job, { type: 'started', attempt, pipelineId: 'fake', at: Date.now() });
     let output = '';
     let n = 0;

@@ -118,6 +118,43 @@ describe('OpenAI-compatible endpoints with the official client', () => {
   });
 });
 
+describe('speculative_acceptance', () => {
+  it('defaults to exact with a seed and distribution without; a request may choose; the job carries it', async () => {
+    const cases: [Record<string, unknown>, string][] = [
+      [{ seed: 5 }, 'exact'],
+      [{}, 'distribution'],
+      [{ seed: 5, speculative_acceptance: 'distribution' }, 'distribution'],
+      [{ speculative_acceptance: 'exact' }, 'exact'],
+    ];
+    for (const [extra, acceptance] of cases) {
+      const res = await call(api, 'POST', '/v1/completions', {
+        token: api.demoKey,
+        body: { model: MODEL, prompt: 'x', max_tokens: 2, ...extra },
+      });
+      expect(res.status).toBe(200);
+      const id = (res.body as { id: string }).id.replace(/^cmpl-/, '');
+      expect({ extra, acceptance: head.jobs.get(id)?.sampling.acceptance }).toEqual({
+        extra,
+        acceptance,
+      });
+    }
+  });
+
+  it('refuses another value with a 400 that names the field and the choices', async () => {
+    const res = await call(api, 'POST', '/v1/chat/completions', {
+      token: api.demoKey,
+      body: {
+        model: MODEL,
+        messages: [{ role: 'user', content: 'x' }],
+        speculative_acceptance: 'fast',
+      },
+    });
+    expect(res.status).toBe(400);
+    expect(res.body.error).toMatchObject({ param: 'speculative_acceptance' });
+    expect(errorOf(res).message).toContain('"exact" or "distribution"');
+  });
+});
+
 describe('malformed bodies get a 4xx naming the field', () => {
   const cases: [string, unknown, string | null][] = [
     ['unknown field', { model: MODEL, prompt: 'x', tempreature: 1 }, 'tempreature'],
@@ -125,6 +162,11 @@ describe('malformed bodies get a 4xx naming the field', () => {
     ['missing prompt', { model: MODEL }, 'prompt'],
     ['out of range', { model: MODEL, prompt: 'x', temperature: 5 }, 'temperature'],
     ['n > 1', { model: MODEL, prompt: 'x', n: 2 }, 'n'],
+    [
+      'unknown acceptance mode',
+      { model: MODEL, prompt: 'x', speculative_acceptance: 'lossy' },
+      'speculative_acceptance',
+    ],
     ['not an object', [1, 2], null],
   ];
   it.each(cases)('%s', async (_name, body, param) => {

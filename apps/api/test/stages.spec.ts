@@ -122,6 +122,47 @@ describe('API with real stage processes', () => {
     }
   }, 120_000);
 
+  it('samples with distribution acceptance across the stage processes and reports the mode', async () => {
+    // No seed: the default is distribution. The stages send their sampled distributions back
+    // (wire extension 2) and the head accepts drafted tokens by rejection sampling.
+    for (const method of ['pipedec', 'stpp'] as const) {
+      const res = await client.completions.create({
+        model: MODEL,
+        prompt: LONG_PROMPT,
+        max_tokens: 16,
+        temperature: 1,
+        decoding_method: method,
+        tree_width: 4,
+      } as OpenAI.CompletionCreateParamsNonStreaming);
+      // Sampling may draw the end-of-text token before the limit.
+      expect(['length', 'stop']).toContain(res.choices[0].finish_reason);
+      expect(res.usage?.completion_tokens).toBeGreaterThan(0);
+      const id = res.id.replace(/^cmpl-/, '');
+      const job = await call(api, 'GET', `/v1/jobs/${id}`, { token: api.demoKey });
+      expect(job.body.decoding).toMatchObject({ method, acceptance: 'distribution' });
+      const row = await api.prisma.generationRequest.findUniqueOrThrow({ where: { id } });
+      expect(row).toMatchObject({ status: 'succeeded', method });
+    }
+    // A seed: exact by default, and the same tokens again.
+    const seeded = async () =>
+      client.completions.create({
+        model: MODEL,
+        prompt: LONG_PROMPT,
+        max_tokens: 12,
+        temperature: 1,
+        seed: 7,
+        decoding_method: 'pipedec',
+        tree_width: 4,
+      } as OpenAI.CompletionCreateParamsNonStreaming);
+    const a = await seeded();
+    const b = await seeded();
+    expect(b.choices[0].text).toBe(a.choices[0].text);
+    const job = await call(api, 'GET', `/v1/jobs/${a.id.replace(/^cmpl-/, '')}`, {
+      token: api.demoKey,
+    });
+    expect(job.body.decoding).toMatchObject({ acceptance: 'exact' });
+  }, 120_000);
+
   it('cancellation frees the pipeline for the next job', async () => {
     const long = await call(api, 'POST', '/v1/jobs', {
       token: api.demoKey,

@@ -33,6 +33,7 @@
 // same tokens. The final draw from p_{k+1} uses the target's own Gumbel noise (chooseToken's),
 // so a node without candidates commits exactly chooseToken's token.
 
+import { EngineError } from './errors.js';
 import {
   argmax,
   gumbelAt,
@@ -161,6 +162,22 @@ export function committedToken(node: Verified, params: SamplingParams): number {
     node.position + 1,
     residualBiasForTests,
   ).token;
+}
+
+/**
+ * Refuses a verdict without the target's distributions in distribution mode: a stage that
+ * did not send them (an older wire) would silently turn the acceptance into exact's.
+ */
+export function requireDistributions(
+  params: SamplingParams,
+  probs: Float32Array | undefined,
+): void {
+  if (isDistribution(params) && probs === undefined) {
+    throw new EngineError(
+      'PROTOCOL',
+      'distribution acceptance: the last stage sent no sampled distributions with its verdict',
+    );
+  }
 }
 
 let residualBiasForTests = 0;

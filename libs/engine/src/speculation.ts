@@ -4,7 +4,7 @@
 // (steps 3-5 of docs/pipedec.md). How nodes are chosen for injection is the drafter's part
 // (LayerDrafter in pipedec.ts, AheadDrafter in ahead.ts).
 
-import { committedToken } from './acceptance.js';
+import { committedToken, requireDistributions } from './acceptance.js';
 import type { DraftRunner } from './draft.js';
 import type { LayerPacket, Verdict } from './messages.js';
 import type { RequestRun } from './run.js';
@@ -57,6 +57,7 @@ export class Speculation {
   /** Stores the target's token of every row of a verdict that is still in the tree. */
   record(v: Verdict): void {
     const vocab = this.run.pipeline.info.vocabSize;
+    requireDistributions(this.run.sampling, v.probs);
     for (let i = 0; i < v.nodeIds.length; i++) {
       const n = this.tree.get(v.nodeIds[i]);
       if (!n) continue;

@@ -4,7 +4,7 @@
 // the target's tokens is committed together with the target's next token. Drafting happens
 // before the pass (serial), and the next tree waits for the verdict.
 
-import { committedToken } from './acceptance.js';
+import { committedToken, requireDistributions } from './acceptance.js';
 import { DraftRunner, type DraftRow } from './draft.js';
 import type { LayerPacket, Verdict } from './messages.js';
 import type { Pipeline } from './pipeline.js';
@@ -91,6 +91,7 @@ export async function generateSTPP(
   /** Longest matching path, then the target's own next token. */
   function verify(v: Verdict, tree: PredictionTree): void {
     const vocab = pipeline.info.vocabSize;
+    requireDistributions(run.sampling, v.probs);
     const row = new Map<number, number>();
     v.nodeIds.forEach((id, i) => row.set(id, i));
     run.stats.verifications++;

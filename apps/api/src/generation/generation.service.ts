@@ -6,6 +6,7 @@ import {
   GENERATION_JOB_VERSION,
   unsupportedCombination,
   type DecodingMethod,
+  type SpeculativeAcceptance,
   type GenerationJob,
 } from '@pipedec/contracts';
 import type { TenantPrincipal } from '../auth/principal.js';
@@ -35,6 +36,7 @@ export interface GenerationParams {
   stop?: string | string[] | null;
   method?: DecodingMethod;
   width?: number;
+  acceptance?: SpeculativeAcceptance;
 }
 
 /** The body fields every generation endpoint shares (OpenAI's names, plus ours). */
@@ -47,6 +49,7 @@ export interface CommonBody {
   stop?: string | string[] | null;
   decoding_method?: DecodingMethod;
   tree_width?: number;
+  speculative_acceptance?: SpeculativeAcceptance;
 }
 
 /** GenerationParams from those fields; the endpoint adds the prompt. */
@@ -60,6 +63,7 @@ export function commonParams(b: CommonBody): Omit<GenerationParams, 'prompt' | '
     stop: b.stop,
     method: b.decoding_method,
     width: b.tree_width,
+    acceptance: b.speculative_acceptance,
   };
 }
 
@@ -150,6 +154,9 @@ export class GenerationService {
       temperature: p.temperature ?? 1,
       topP: p.topP ?? 1,
       seed: p.seed ?? Math.floor(Math.random() * 2 ** 31),
+      // A seed asks for reproducible tokens, which exact acceptance gives across methods;
+      // without one, distribution-lossless acceptance keeps the speculation's speedup.
+      acceptance: p.acceptance ?? (p.seed !== undefined ? 'exact' : 'distribution'),
     };
     const job: GenerationJob = {
       version: GENERATION_JOB_VERSION,

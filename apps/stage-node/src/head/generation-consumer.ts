@@ -213,16 +213,19 @@ export class GenerationConsumer {
   /** What this request decodes with: the method it named, or auto's choice (auto.ts). */
   private decoding(job: GenerationJob): DecodingChoice {
     const depth = this.config.stppDepth;
+    // Jobs queued before speculative_acceptance existed accept exactly.
+    const acceptance = job.sampling.acceptance ?? 'exact';
     if (job.method !== 'auto') {
       return {
         method: job.method,
         width: job.width,
         depth: job.method === 'stpp' ? depth : 0,
         reason: 'requested',
+        acceptance,
       };
     }
-    const c = this.chooser(job.width).choose(requestClass(job.sampling));
-    return { method: c.method, width: c.width, depth: c.depth, reason: c.reason };
+    const c = this.chooser(job.width).choose(requestClass(job.sampling, acceptance));
+    return { method: c.method, width: c.width, depth: c.depth, reason: c.reason, acceptance };
   }
 
   /**
@@ -232,7 +235,7 @@ export class GenerationConsumer {
   private learn(job: GenerationJob, d: DecodingChoice, result: GenerateResult): void {
     const ms = decodeMsPerToken(result.stats);
     if (ms === undefined || result.finishReason === 'cancelled') return;
-    const cls = requestClass(job.sampling);
+    const cls = requestClass(job.sampling, job.sampling.acceptance ?? 'exact');
     for (const width of new Set([0, job.width])) {
       const chooser = this.chooser(width);
       if (

@@ -204,4 +204,34 @@ describe('stage frames', () => {
     }
     expect(refused).toBeGreaterThan(500);
   });
+
+  it("carries distribution-mode acceptance and top-k (tag 1) and the verdicts' sampled distributions (tag 2)", () => {
+    const env = packet('req-d', 2, 4);
+    env.packet.sampling = { ...env.packet.sampling, acceptance: 'distribution', topK: 5 };
+    const back = decodePackets(received(encodePackets([env], 'FP32')));
+    expect(back[0].packet).toEqual(env.packet);
+    // Exact mode without top-k writes no extension: the frame is byte-identical to before.
+    const plain = packet('req-d', 2, 4);
+    const exact = packet('req-d', 2, 4);
+    exact.packet.sampling = { ...exact.packet.sampling, acceptance: 'exact' };
+    expect(encodePackets([exact], 'FP32').equals(encodePackets([plain], 'FP32'))).toBe(true);
+
+    const vocab = 6;
+    const verdict: VerdictEnvelope = {
+      verdict: {
+        requestId: 'req-d',
+        epoch: 1,
+        seq: 2,
+        nodeIds: Int32Array.from([4, 5]),
+        tokens: Int32Array.from([1, 3]),
+        logits: Float32Array.from([0.5, 1.5]),
+        probs: Float32Array.from({ length: 2 * vocab }, (_, i) => (i % vocab) / 15),
+      },
+      trace: { computeMs: [1], rows: [2], codecMs: 0 },
+    };
+    const copies = frameStats.copiedArrays;
+    const got = decodeVerdicts(received(encodeVerdicts([verdict])));
+    expect(frameStats.copiedArrays).toBe(copies); // a view over the received bytes
+    expect(got[0].verdict).toEqual(verdict.verdict);
+  });
 });

@@ -52,6 +52,13 @@
 //   then the segment is refused naming the tag. New optional fields (say a sampling or
 //   acceptance parameter) go into a new tag without a version bump; a change to the fixed
 //   parts bumps the version, and a reader refuses versions it does not know.
+//   Defined tags:
+//     1 sampling (packets; must-understand, written only when it says more than the fixed
+//       part): u8 acceptance (0 exact, 1 distribution), 3 zero bytes, u32 topK (0 = off).
+//       Must be understood: a stage that ignored it would sample another distribution.
+//     2 sampled distributions (verdicts of distribution-mode packets): u32 vocab, u32 zero,
+//       f32 probs[m * vocab] (Verdict.probs). The head's engine refuses a distribution-mode
+//       verdict without it (requireDistributions) rather than silently accepting exactly.
 //
 // Every length is checked against the bytes actually there before any view is made, so a
 // malformed, truncated or foreign frame is refused with a FrameError naming what is wrong
@@ -207,6 +214,20 @@ function putNumbers(b: Buffer, at: number, values: readonly number[], kind: 'f32
 }
 
 const PACKET_FIXED = 64;
+const EXT_SAMPLING = 1;
+const EXT_PROBS = 2;
+
+/** Whether a packet's sampling needs the sampling extension (tag 1). */
+function samplingExt(s: SamplingParams): boolean {
+  return s.acceptance === 'distribution' || (s.topK ?? 0) > 0;
+}
+
+/** Writes an extension section's 8-byte header at `at`. */
+function putExtension(v: DataView, at: number, tag: number, flags: number, bytes: number): void {
+  v.setUint16(at, tag, true);
+  v.setUint16(at + 2, flags, true);
+  v.setUint32(at + 4, bytes, true);
+}
 const VERDICT_FIXED = 40;
 const DECISION_FIXED = 32;
 
@@ -228,6 +249,7 @@ export function encodePackets(envs: readonly PacketEnvelope[], dtype: WireDtype)
       computeMs: l.place(4 * t),
       rows: l.place(4 * t),
       hidden: p.hidden ? l.place(hiddenBytes(p)) : 0,
+      samplingExt: samplingExt(p.sampling) ? l.place(16) : 0,
       size: l.size,
     };
   };
@@ -278,6 +300,11 @@ export function encodePackets(envs: readonly PacketEnvelope[], dtype: WireDtype)
           putBytes(b, o.hidden, p.hidden);
         }
       }
+      if (o.samplingExt) {
+        putExtension(v, o.samplingExt, EXT_SAMPLING, 1, 8);
+        v.setUint8(o.samplingExt + 8, p.sampling.acceptance === 'distribution' ? 1 : 0);
+        v.setUint32(o.samplingExt + 12, p.sampling.topK ?? 0, true);
+      }
     },
   );
 }
@@ -295,6 +322,7 @@ export function encodeVerdicts(envs: readonly VerdictEnvelope[]): Buffer {
       computeMs: l.place(4 * t),
       rows: l.place(4 * t),
       message: l.place(msgLen),
+      probs: env.verdict.probs ? l.place(16 + 4 * env.verdict.probs.length) : 0,
       size: l.size,
     };
   };
@@ -332,6 +360,15 @@ export function encodeVerdicts(envs: readonly VerdictEnvelope[]): Buffer {
       putNumbers(b, o.computeMs, env.trace.computeMs, 'f32');
       putNumbers(b, o.rows, env.trace.rows, 'u32');
       b.set(msg, o.message);
+      if (r.probs) {
+        const vocab = m > 0 ? r.probs.length / m : 0;
+        if (!Number.isInteger(vocab)) {
+          throw new FrameError('FRAME_INVALID', `${r.probs.length} probabilities for ${m} rows`);
+        }
+        putExtension(v, o.probs, EXT_PROBS, 0, 8 + 4 * r.probs.length);
+        v.setUint32(o.probs + 8, vocab, true);
+        putBytes(b, o.probs + 16, r.probs);
+      }
     },
   );
 }
@@ -533,15 +570,24 @@ class Reader {
     return decodeFp16(new Uint16Array(copy(this.buf, at, 2 * n)));
   }
 
-  /** Walks the extension sections in [at, end): skips the unknown, refuses must-understand. */
-  extensions(at: number, end: number): void {
+  /**
+   * Walks the extension sections in [at, end): hands a known tag's payload (offset, bytes) to
+   * its reader; skips the unknown, refuses an unknown must-understand.
+   */
+  extensions(
+    at: number,
+    end: number,
+    known: Record<number, (payload: number, bytes: number) => void> = {},
+  ): void {
     for (let o = align(at); o < end;) {
       if (o + 8 > end) this.fail('FRAME_INVALID', `${end - at} stray bytes after the fields`);
       const tag = this.view.getUint16(o, true);
       const flags = this.view.getUint16(o + 2, true);
       const bytes = this.view.getUint32(o + 4, true);
       this.within(o + 8, bytes, end, `extension ${tag}`);
-      if (flags & 1)
+      const read = known[tag];
+      if (read) read(o + 8, bytes);
+      else if (flags & 1)
         this.fail(
           'FRAME_INVALID',
           `extension ${tag} must be understood; this stage does not know it`,
@@ -619,7 +665,17 @@ export function decodePackets(buf: Uint8Array): PacketEnvelope[] {
     } else if (flags & 4) {
       r.fail('FRAME_INVALID', 'fp16 flag without hidden states');
     }
-    r.extensions(l.end, end);
+    r.extensions(l.end, end, {
+      [EXT_SAMPLING]: (o, bytes) => {
+        if (bytes !== 8) r.fail('FRAME_INVALID', `sampling extension of ${bytes} bytes (8)`);
+        const acceptance = v.getUint8(o);
+        if (acceptance > 1)
+          r.fail('FRAME_INVALID', `acceptance ${acceptance} (0 exact, 1 distribution)`);
+        if (acceptance === 1) sampling.acceptance = 'distribution';
+        const topK = v.getUint32(o + 4, true);
+        if (topK > 0) sampling.topK = topK;
+      },
+    });
     out.push({ packet, decisionCount: v.getUint32(at + 16, true), trace });
     return end;
   });
@@ -675,7 +731,16 @@ export function decodeVerdicts(buf: Uint8Array): VerdictEnvelope[] {
         message: Buffer.from(buf.buffer, buf.byteOffset + mo, msgLen).toString('utf8'),
       };
     }
-    r.extensions(l.end, end);
+    r.extensions(l.end, end, {
+      [EXT_PROBS]: (o, bytes) => {
+        const vocab = v.getUint32(o, true);
+        const count = r.count((bytes - 8) / 4, 4, 'probability');
+        if (bytes < 8 || !Number.isInteger(count) || count !== m * vocab) {
+          r.fail('FRAME_INVALID', `${bytes} bytes of probabilities for ${m} rows of ${vocab}`);
+        }
+        verdict.probs = r.f32(o + 8, count, end, 'probabilities');
+      },
+    });
     out.push(env);
     return end;
   });

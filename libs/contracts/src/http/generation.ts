@@ -2,7 +2,12 @@
 // /v1/chat/completions (the fields this service supports, unknown fields refused) and the
 // native job endpoint. Extra parameters: seed, decoding_method, tree_width, keep_running.
 import { z } from 'zod';
-import { decodingMethodSchema, MAX_STOP_STRINGS, MAX_TREE_WIDTH } from '../jobs/generation-job.js';
+import {
+  acceptanceSchema,
+  decodingMethodSchema,
+  MAX_STOP_STRINGS,
+  MAX_TREE_WIDTH,
+} from '../jobs/generation-job.js';
 
 /** Output tokens one request may ask for; a plan's maxOutputTokens lowers it further. */
 export const MAX_TOKENS_LIMIT = 1_000_000;
@@ -40,6 +45,12 @@ const commonParams = {
   frequency_penalty: z.literal(0).optional(),
   decoding_method: decodingMethodSchema.optional(),
   tree_width: z.number().int().min(1).max(MAX_TREE_WIDTH).optional(),
+  /** Default: "exact" when the request gives a seed, "distribution" otherwise. */
+  speculative_acceptance: acceptanceSchema
+    .describe(
+      'How speculative decoding accepts drafted tokens when sampling: "exact" (the same tokens as the target alone for a seed) or "distribution" (tokens distributed as the target\'s, faster). Default: "exact" with a seed, "distribution" without.',
+    )
+    .optional(),
 };
 
 const streamParams = {

@@ -17,6 +17,18 @@ export type DecodingMethod = z.infer<typeof decodingMethodSchema>;
 export const concreteMethodSchema = z.enum(['pipedec', 'stpp', 'pp']);
 export type ConcreteMethod = z.infer<typeof concreteMethodSchema>;
 
+/**
+ * How a speculative method accepts drafted tokens at temperature > 0 (libs/engine
+ * acceptance.ts). "exact": a drafted token is accepted only if it is the target's own seeded
+ * draw, so every method writes the same tokens for a seed. "distribution": recursive rejection
+ * sampling; the tokens are distributed exactly as the target's, and far more drafted tokens
+ * are accepted. Greedy requests (temperature 0) are the same in both.
+ */
+export const acceptanceSchema = z.enum(['exact', 'distribution'], {
+  error: 'speculative_acceptance must be "exact" or "distribution"',
+});
+export type SpeculativeAcceptance = z.infer<typeof acceptanceSchema>;
+
 /** The method and parameters a request was decoded with (shown in its result and usage). */
 export const decodingChoiceSchema = z
   .object({
@@ -27,6 +39,8 @@ export const decodingChoiceSchema = z
     depth: z.number().int().min(0).max(64),
     /** Why: "requested" (the request named it), "fastest", "explore" or "untried" (auto). */
     reason: z.enum(['requested', 'fastest', 'explore', 'untried']),
+    /** The acceptance mode it ran with (absent in results recorded before it existed). */
+    acceptance: acceptanceSchema.optional(),
   })
   .strict();
 export type DecodingChoice = z.infer<typeof decodingChoiceSchema>;
@@ -45,6 +59,8 @@ export const samplingSchema = z
       .int()
       .min(0)
       .max(2 ** 31 - 1),
+    /** Absent (jobs queued before it existed): "exact". */
+    acceptance: acceptanceSchema.optional(),
   })
   .strict();
 export type Sampling = z.infer<typeof samplingSchema>;
