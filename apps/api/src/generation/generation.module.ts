@@ -10,6 +10,7 @@ import { EventReader } from './event-reader.js';
 import { FairScheduler } from './fair-scheduler.js';
 import { GenerationRelay } from './generation-relay.js';
 import { GenerationService } from './generation.service.js';
+import { IdempotencyStore } from './idempotency.js';
 import { JobsController } from './jobs.controller.js';
 import { OpenAiController } from './openai.controller.js';
 import { PipelineGate } from './pipeline-gate.js';
@@ -30,6 +31,7 @@ import { StreamMux } from './stream-mux.js';
     FairScheduler,
     GenerationRelay,
     GenerationService,
+    IdempotencyStore,
     PipelineGate,
     PromptTokenizer,
     RequestsRepository,

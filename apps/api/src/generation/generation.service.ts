@@ -17,6 +17,13 @@ import { RedisConnections } from '../infra/redis.provider.js';
 import type { RateHeaders } from '../quotas/quota.service.js';
 import { TenantsService } from '../tenants/tenants.service.js';
 import { FairScheduler } from './fair-scheduler.js';
+import {
+  IdempotencyStore,
+  keyReused,
+  requestDigest,
+  type IdempotencyRecord,
+  type IdempotencyRequest,
+} from './idempotency.js';
 import { PipelineGate } from './pipeline-gate.js';
 import { PromptTokenizer } from './prompt-tokenizer.js';
 import { requestOfJob, RequestsRepository } from './requests.repository.js';
@@ -73,7 +80,12 @@ export interface Admitted {
   maxTokens: number;
   createdAt: number; // epoch seconds
   headers: RateHeaders;
+  /** An earlier request with the same Idempotency-Key and body: nothing new was admitted. */
+  replayed?: boolean;
 }
+
+/** How long a replay waits for the first request's row (it is written just after queueing). */
+const REPLAY_ROW_WAIT_MS = 5000;
 
 /** tree_width when the request gives none; 0 lets auto's chooser pick the width as well. */
 const DEFAULT_WIDTH: Record<DecodingMethod, number> = { auto: 0, pipedec: 2, stpp: 2, pp: 1 };
@@ -96,12 +108,23 @@ export class GenerationService {
     private readonly redis: RedisConnections,
     private readonly clock: Clock,
     private readonly gate: PipelineGate,
+    private readonly idempotency: IdempotencyStore,
     @Inject(API_CONFIG) private readonly config: ApiConfig,
   ) {}
 
   /** Validates against the tenant's limits, reserves quota, records and enqueues the job. */
-  async submit(principal: TenantPrincipal, p: GenerationParams): Promise<Admitted> {
+  async submit(
+    principal: TenantPrincipal,
+    p: GenerationParams,
+    idem?: IdempotencyRequest,
+  ): Promise<Admitted> {
     const { tenantId } = principal;
+    const digest = idem ? requestDigest(idem.route, p) : '';
+    if (idem) {
+      // A retry of a request already admitted: the same request, never a second one.
+      const held = await this.idempotency.find(tenantId, idem.key);
+      if (held) return this.replay(tenantId, held, digest);
+    }
     const ctx = await this.tenants.context(tenantId);
     if (p.model !== this.config.MODEL_NAME) {
       throw new ApiError(
@@ -144,10 +167,28 @@ export class GenerationService {
     await this.gate.admit();
 
     const requestId = randomUUID();
+    let claim: IdempotencyRecord | null = null;
+    if (idem) {
+      claim = {
+        requestId,
+        digest,
+        promptTokens: tokenIds.length,
+        maxTokens,
+        createdAt: Math.floor(this.clock.nowMs() / 1000),
+      };
+      const held = await this.idempotency.claim(tenantId, idem.key, claim);
+      if (held) return this.replay(tenantId, held, digest);
+    }
     const reserve = tokenIds.length + maxTokens;
     // Whether the job may skip the fair lists is looked up in the quota's round trip.
     const room = this.scheduler.checkRoom();
-    const headers = await this.reservation.reserve(tenantId, requestId, ctx.limits, reserve, room);
+    let headers: RateHeaders;
+    try {
+      headers = await this.reservation.reserve(tenantId, requestId, ctx.limits, reserve, room);
+    } catch (e) {
+      if (idem && claim) await this.idempotency.release(tenantId, idem.key, claim);
+      throw e;
+    }
     const queuedAt = this.clock.now();
     const stop = p.stop == null ? [] : typeof p.stop === 'string' ? [p.stop] : p.stop;
     const sampling = {
@@ -191,14 +232,44 @@ export class GenerationService {
     } catch (e) {
       await this.withdraw(tenantId, requestId);
       await this.reservation.settle(requestId, 0);
+      if (idem && claim) await this.idempotency.release(tenantId, idem.key, claim);
       throw e;
     }
     return {
       requestId,
       promptTokens: tokenIds.length,
       maxTokens,
-      createdAt: Math.floor(queuedAt.getTime() / 1000),
+      createdAt: claim?.createdAt ?? Math.floor(queuedAt.getTime() / 1000),
       headers,
+    };
+  }
+
+  /** The request an Idempotency-Key already stands for, if the body is the same. */
+  private async replay(
+    tenantId: string,
+    held: IdempotencyRecord,
+    digest: string,
+  ): Promise<Admitted> {
+    if (held.digest !== digest) throw keyReused();
+    // The first request claims the key before it writes its row: a concurrent retry waits
+    // for the row, or is told to retry when that admission is still going (or failed).
+    const until = this.clock.nowMs() + REPLAY_ROW_WAIT_MS;
+    while (!(await this.requests.owns(tenantId, held.requestId))) {
+      if (this.clock.nowMs() > until) {
+        throw Errors.conflict(
+          'idempotency_key_in_progress',
+          'A request with this Idempotency-Key is still being admitted; retry shortly',
+        );
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    return {
+      requestId: held.requestId,
+      promptTokens: held.promptTokens,
+      maxTokens: held.maxTokens,
+      createdAt: held.createdAt,
+      headers: { 'idempotent-replayed': 'true' },
+      replayed: true,
     };
   }
 

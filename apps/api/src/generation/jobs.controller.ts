@@ -3,6 +3,7 @@ import {
   Controller,
   Delete,
   Get,
+  Headers,
   HttpCode,
   Param,
   ParseUUIDPipe,
@@ -15,6 +16,7 @@ import { Auth } from '../auth/auth-policy.js';
 import { CurrentTenant, type TenantPrincipal } from '../auth/principal.js';
 import { parseBody } from '../common/parse-body.js';
 import { commonParams, GenerationService } from './generation.service.js';
+import { idempotencyKeyOf } from './idempotency.js';
 import { RequestsService } from './requests.service.js';
 
 /** Native job API: submit, read status and result, cancel. Always scoped to the key's tenant. */
@@ -31,18 +33,23 @@ export class JobsController {
   async submit(
     @CurrentTenant() tenant: TenantPrincipal,
     @Body() body: unknown,
+    @Headers('idempotency-key') idempotencyKey: unknown,
     @Res({ passthrough: true }) res: Response,
   ) {
     const req = parseBody(jobSubmitSchema, body);
-    const a = await this.generation.submit(tenant, {
-      ...commonParams(req),
-      prompt: { text: req.prompt },
-      promptParam: 'prompt',
-    });
+    const key = idempotencyKeyOf(idempotencyKey);
+    const a = await this.generation.submit(
+      tenant,
+      { ...commonParams(req), prompt: { text: req.prompt }, promptParam: 'prompt' },
+      key ? { key, route: 'jobs' } : undefined,
+    );
     for (const [k, v] of Object.entries(a.headers)) res.setHeader(k, v);
     return {
       id: a.requestId,
-      status: 'queued',
+      // A replay answers with where the request is now.
+      status: a.replayed
+        ? (await this.requests.status(tenant.tenantId, a.requestId)).status
+        : 'queued',
       prompt_tokens: a.promptTokens,
       max_tokens: a.maxTokens,
     };

@@ -1,4 +1,4 @@
-import { Body, Controller, Get, HttpCode, Post, Res } from '@nestjs/common';
+import { Body, Controller, Get, Headers, HttpCode, Post, Res } from '@nestjs/common';
 import {
   chatCompletionRequestSchema,
   completionRequestSchema,
@@ -11,6 +11,7 @@ import { CurrentTenant, type TenantPrincipal } from '../auth/principal.js';
 import { parseBody } from '../common/parse-body.js';
 import { GenerationRelay } from './generation-relay.js';
 import { commonParams, GenerationService, type GenerationParams } from './generation.service.js';
+import { idempotencyKeyOf, type IdempotencyRequest } from './idempotency.js';
 
 /** OpenAI-compatible endpoints; the official `openai` client works against them. */
 @Controller('v1')
@@ -32,9 +33,11 @@ export class OpenAiController {
   async completions(
     @CurrentTenant() tenant: TenantPrincipal,
     @Body() body: unknown,
+    @Headers('idempotency-key') idempotencyKey: unknown,
     @Res() res: Response,
   ): Promise<void> {
     const req = parseBody(completionRequestSchema, body);
+    const key = idempotencyKeyOf(idempotencyKey);
     const prompt = typeof req.prompt === 'string' ? req.prompt : req.prompt[0];
     await this.run(
       tenant,
@@ -42,6 +45,7 @@ export class OpenAiController {
       { ...commonParams(req), prompt: { text: prompt }, promptParam: 'prompt' },
       'completion',
       res,
+      key ? { key, route: 'completions' } : undefined,
     );
   }
 
@@ -51,16 +55,25 @@ export class OpenAiController {
   async chat(
     @CurrentTenant() tenant: TenantPrincipal,
     @Body() body: unknown,
+    @Headers('idempotency-key') idempotencyKey: unknown,
     @Res() res: Response,
   ): Promise<void> {
     const req = parseBody(chatCompletionRequestSchema, body);
+    const key = idempotencyKeyOf(idempotencyKey);
     const params: GenerationParams = {
       ...commonParams(req),
       maxTokens: req.max_completion_tokens ?? req.max_tokens,
       prompt: { messages: req.messages.map((m) => ({ role: m.role, content: m.content })) },
       promptParam: 'messages',
     };
-    await this.run(tenant, req, params, 'chat', res);
+    await this.run(
+      tenant,
+      req,
+      params,
+      'chat',
+      res,
+      key ? { key, route: 'chat.completions' } : undefined,
+    );
   }
 
   private async run(
@@ -69,8 +82,10 @@ export class OpenAiController {
     params: GenerationParams,
     kind: 'completion' | 'chat',
     res: Response,
+    idem?: IdempotencyRequest,
   ): Promise<void> {
-    const admitted = await this.generation.submit(tenant, params);
+    // A retry may ask for the same request streamed or whole: both render its one result.
+    const admitted = await this.generation.submit(tenant, params, idem);
     const opts = {
       kind,
       model: req.model,
