@@ -46,14 +46,19 @@ async function tenantKey(
 }
 
 /**
- * Whole sweeper passes now, instead of sleeping through its timer. The api's clock is set
- * UNRECORDED_AFTER_S (1 s) ahead first, so jobs that have ended count as old enough to be
- * checked for a missing row; never further, or jobs ending later would fall before the point
- * the sweeper has checked up to. (It stays ahead for the rest of the file.)
+ * Whole sweeper passes now, instead of sleeping through its timer. During them the api's
+ * clock runs UNRECORDED_AFTER_S (1 s) ahead, so jobs that have ended count as old enough to be
+ * checked for a missing row: the sweeper then has checked up to the real time, never past it
+ * (jobs that end later are still checked). Then the clock is real again, so later tests'
+ * deadlines (PIPELINE_WAIT_S) are not shortened.
  */
 async function sweeperPasses(n: number): Promise<void> {
-  moveClock(api.app, 1000);
-  for (let i = 0; i < n; i++) await api.app.get(AccountingSweeper).sweepNow();
+  const restore = moveClock(api.app, 1000);
+  try {
+    for (let i = 0; i < n; i++) await api.app.get(AccountingSweeper).sweepNow();
+  } finally {
+    restore();
+  }
 }
 
 /** The request's row, once it is accounted. */
