@@ -2,7 +2,7 @@
 // action. Next.js aborts such an action itself (its CSRF check) but answers 500, which reads as
 // a dashboard fault in logs and monitoring; this answers what it is.
 import { NextResponse, type NextRequest } from 'next/server';
-import { crossOrigin } from './lib/request-origin';
+import { crossOrigin, PAGE_PATH_HEADER } from './lib/request-origin';
 
 export function proxy(request: NextRequest): NextResponse {
   if (
@@ -15,7 +15,11 @@ export function proxy(request: NextRequest): NextResponse {
   ) {
     return new NextResponse('Cross-origin request refused', { status: 403 });
   }
-  return NextResponse.next();
+  // The page asked for, for a redirect to the login to bring the admin back to it. Always
+  // set here, so a browser cannot supply its own.
+  const forwarded = new Headers(request.headers);
+  forwarded.set(PAGE_PATH_HEADER, `${request.nextUrl.pathname}${request.nextUrl.search}`);
+  return NextResponse.next({ request: { headers: forwarded } });
 }
 
 export const config = {

@@ -1,10 +1,22 @@
-import { metricsReportSchema, usageReportSchema } from '@pipedec/contracts';
+import {
+  adminMeSchema,
+  apiKeyViewSchema,
+  auditPageSchema,
+  createdApiKeySchema,
+  listOf,
+  loginResponseSchema,
+  metricsReportSchema,
+  planViewSchema,
+  refusalsReportSchema,
+  tenantViewSchema,
+  usageReportSchema,
+} from '@pipedec/contracts';
 import { freePort } from '@pipedec/testkit/local-cluster';
 import { createApp, listRoutes } from '../src/app.js';
 import { MetricsPort } from '../src/metrics/metrics-port.js';
 import { documentedRoutes } from '../src/openapi/openapi-document.js';
 import { FakeHead } from './fake-head.js';
-import { adminLogin, call, errorOf, MODEL, startTestApi, type TestApi } from './test-api.js';
+import { ADMIN, adminLogin, call, errorOf, MODEL, startTestApi, type TestApi } from './test-api.js';
 
 let api: TestApi;
 let head: FakeHead;
@@ -114,6 +126,58 @@ describe('operations', () => {
     expect(metricsReportSchema.parse(none.body).series).toEqual([]);
     const bad = await call(api, 'GET', '/admin/usage?granularity=week', { token: admin });
     expect(bad.status).toBe(400);
+  });
+
+  it('answers in the shapes @pipedec/contracts declares (the dashboard parses with them)', async () => {
+    const login = await call(api, 'POST', '/admin/login', { body: ADMIN });
+    const { token } = loginResponseSchema.parse(login.body);
+    const get = async (path: string) => {
+      const res = await call(api, 'GET', path, { token });
+      expect({ path, status: res.status }).toEqual({ path, status: 200 });
+      return res.body;
+    };
+    adminMeSchema.parse(await get('/admin/me'));
+    const tenants = listOf(tenantViewSchema).parse(await get('/admin/tenants'));
+    expect(tenants.data.length).toBeGreaterThan(0);
+    tenantViewSchema.parse(await get(`/admin/tenants/${api.demoTenantId}`));
+    listOf(planViewSchema).parse(await get('/admin/plans'));
+    const keys = listOf(apiKeyViewSchema).parse(
+      await get(`/admin/tenants/${api.demoTenantId}/keys`),
+    );
+    expect(keys.data.length).toBeGreaterThan(0);
+    const created = await call(api, 'POST', `/admin/tenants/${api.demoTenantId}/keys`, {
+      token,
+      body: { name: 'contract', scopes: ['read-usage'] },
+    });
+    createdApiKeySchema.parse(created.body);
+    usageReportSchema.parse(await get(`/admin/tenants/${api.demoTenantId}/usage`));
+    metricsReportSchema.parse(await get('/admin/metrics'));
+    refusalsReportSchema.parse(await get('/admin/refusals'));
+    auditPageSchema.parse(await get('/admin/audit'));
+    await call(api, 'POST', '/admin/logout', { token });
+  });
+
+  it("shows admins a tenant's request with its decoding choice and timesteps", async () => {
+    const admin = await adminLogin(api);
+    const done = await call(api, 'POST', '/v1/completions', {
+      token: api.demoKey,
+      body: { model: MODEL, prompt: 'stats', max_tokens: 3 },
+    });
+    expect(done.status).toBe(200);
+    const id = String(done.body.id).replace(/^cmpl-/, '');
+    const seen = await call(api, 'GET', `/admin/tenants/${api.demoTenantId}/requests/${id}`, {
+      token: admin,
+    });
+    expect(seen.status).toBe(200);
+    expect(seen.body).toMatchObject({ id, status: 'succeeded', usage: { completion_tokens: 3 } });
+    expect((seen.body.stats as { timesteps: number }).timesteps).toBeGreaterThan(0);
+    expect(seen.body).toHaveProperty('decoding'); // auto's choice; null when a method was named
+    expect(seen.body).toHaveProperty('method');
+    // Another tenant's id in the path finds nothing.
+    const other = await call(api, 'GET', `/admin/tenants/${crypto.randomUUID()}/requests/${id}`, {
+      token: admin,
+    });
+    expect(other.status).toBe(404);
   });
 
   it('serves metrics per minute for the 15 min and 1 h views, over at most a day', async () => {

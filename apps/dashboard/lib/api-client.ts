@@ -2,11 +2,12 @@
 // httpOnly cookie the browser cannot read) as a bearer token, parses every response with a
 // schema, and turns failures into typed ApiErrors. Never import it from a client component.
 import { errorBodySchema } from '@pipedec/contracts/http';
-import { cookies } from 'next/headers';
+import { cookies, headers } from 'next/headers';
 import { redirect } from 'next/navigation';
 import type { z } from 'zod';
 import { config } from './config';
 import { ApiError, codeForStatus } from './errors';
+import { loginPath, PAGE_PATH_HEADER } from './request-origin';
 
 export const SESSION_COOKIE = 'pd_dashboard_session';
 
@@ -119,7 +120,8 @@ export async function load<S extends z.ZodType>(
   } catch (error) {
     if (error instanceof ApiError && error.code === 'unauthenticated') {
       // With a cookie, the session existed and ended; without one, the admin never signed in.
-      redirect((await sessionToken()) ? '/login?expired=1' : '/login');
+      // The page asked for comes back after sign-in (proxy.ts passes it in PAGE_PATH_HEADER).
+      redirect(loginPath(Boolean(await sessionToken()), (await headers()).get(PAGE_PATH_HEADER)));
     }
     throw error;
   }

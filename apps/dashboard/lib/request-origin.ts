@@ -59,3 +59,19 @@ export function crossOrigin(origin: string | null, host: string | null): boolean
     return true;
   }
 }
+
+/** Set by proxy.ts on every request: the path and query the browser asked for. */
+export const PAGE_PATH_HEADER = 'x-pipedec-page-path';
+
+/**
+ * Where a request without a valid session goes: the login, noting an ended session, with the
+ * page asked for as next (a same-origin path only; "/" is left out) so sign-in returns to it.
+ */
+export function loginPath(expired: boolean, page: string | null): string {
+  const q = new URLSearchParams();
+  if (expired) q.set('expired', '1');
+  const next = page ? sameOriginPath(page) : '/';
+  if (next !== '/' && !next.startsWith('/login')) q.set('next', next);
+  const s = q.toString();
+  return s ? `/login?${s}` : '/login';
+}

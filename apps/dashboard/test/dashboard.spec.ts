@@ -49,6 +49,43 @@ function horizontalOverflow(on: pw.Page = page): Promise<number> {
   return on.evaluate(() => document.scrollingElement!.scrollWidth - window.innerWidth);
 }
 
+/** Waits until `loc` reads `text` (the page fills it in after a fetch). */
+async function waitForText(loc: pw.Locator, text: string): Promise<void> {
+  await loc
+    .filter({ hasText: new RegExp(`^${text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`) })
+    .waitFor();
+}
+
+/** The elements reaching furthest past the window's right edge (to read an overflow). */
+function widest(on: pw.Page = page): Promise<string[]> {
+  return on.evaluate(() =>
+    [...document.querySelectorAll('body *')]
+      .map((el) => ({ el, right: el.getBoundingClientRect().right }))
+      .filter((e) => e.right > window.innerWidth + 1)
+      .sort((a, b) => b.right - a.right)
+      .slice(0, 5)
+      .map((e) => `${e.el.tagName.toLowerCase()}.${e.el.className} ${Math.round(e.right)}`),
+  );
+}
+
+/** Runs `fn` with an API admin session, ended afterwards (the sign-out test counts them). */
+async function apiAsAdmin(fn: (token: string) => Promise<unknown>): Promise<void> {
+  const login = await fetch(`${stack.apiUrl}/admin/login`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(ADMIN),
+  });
+  const { token } = (await login.json()) as { token: string };
+  try {
+    await fn(token);
+  } finally {
+    await fetch(`${stack.apiUrl}/admin/logout`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}` },
+    });
+  }
+}
+
 /**
  * The names of the controls Tab reaches from the top of the page, in order (at most `max`):
  * a control's aria-label, else its label's text (form fields), else its text.
@@ -330,6 +367,27 @@ describe('dashboard end to end', () => {
     );
     expect(outputs[0]).not.toBe('');
     expect(new Set(outputs).size).toBe(1);
+    // Each run's timesteps and tokens per timestep from the API, compared with PP: the
+    // speedup is PP's timesteps over the method's, and the tokens are the same.
+    const requests3 = await stack.prisma.generationRequest.findMany({
+      where: { tenantId },
+      orderBy: { queuedAt: 'desc' },
+      take: 3,
+    });
+    for (const m of ['pipedec', 'stpp', 'pp'] as const) {
+      const row = requests3.find((r) => r.method === m)!;
+      const cell = (id: string) => page.getByTestId(`${id}-${m}`);
+      await waitForText(cell('timesteps'), String(row.timesteps));
+      expect(await cell('decoded').textContent()).toBe(m);
+      expect(await cell('per-step').textContent()).toBe(
+        (row.completionTokens / row.timesteps!).toFixed(2),
+      );
+      const pp = requests3.find((r) => r.method === 'pp')!;
+      expect(await cell('speedup').textContent()).toBe(
+        `${(pp.timesteps! / row.timesteps!).toFixed(2)}×`,
+      );
+      expect(await cell('same').textContent()).toBe('yes');
+    }
     await screenshot(page, '05b-playground-methods');
     const requests = await stack.prisma.generationRequest.findMany({
       where: { tenantId },
@@ -423,10 +481,62 @@ describe('dashboard end to end', () => {
     for (const v of Object.values(peak)) expect(v).toBeLessThanOrEqual(1);
     expect(await card.getByText(/utilisation \d+\.\d%/).count()).toBe(2);
     await screenshot(page, '11-pipelines');
+    // Fractions on a 0-100 % axis drawn by the chart library, counts in whole numbers.
+    // (The x axis shows clock times such as 03:02:53, so the y ticks are the others.)
+    const yTicks = async (figure: string) => {
+      const t = page
+        .getByRole('figure', { name: figure })
+        .first()
+        .locator('.recharts-cartesian-axis-tick-value');
+      await t.first().waitFor();
+      return (await t.allTextContents()).filter((v) => !/^\d\d:\d\d/.test(v));
+    };
+    expect(await yTicks('Utilisation per stage')).toEqual(['0%', '25%', '50%', '75%', '100%']);
+    const queue = await yTicks('Queue depth (jobs waiting)');
+    expect(queue.length).toBeGreaterThan(1);
+    expect(queue.every((t) => /^\d+$/.test(t))).toBe(true);
     page.removeAllListeners('websocket');
   });
 
-  it('reads well at laptop widths, and Tab reaches the main actions of every page', async () => {
+  it('refreshes the overview by itself, with 15 min and 1 h views', async () => {
+    await gotoOk(`/?tenant=${tenantId}&range=15m&refresh=5`);
+    expect(await page.getByRole('combobox', { name: 'Time range' }).inputValue()).toBe('15m');
+    const tile = page.getByTestId('range-requests');
+    const before = (await tile.count()) ? Number(await tile.textContent()) : 0;
+    // A marker the page would lose if it reloaded: the refresh must not reload it.
+    await page.evaluate(() => ((window as unknown as { marker: number }).marker = 1));
+    const direct = await fetch(`${stack.apiUrl}/v1/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${secret}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: MODEL_NAME, prompt: 'refresh', max_tokens: 2 }),
+    });
+    expect(direct.status).toBe(200);
+    await page.waitForFunction(
+      (n) => Number(document.querySelector('[data-testid="range-requests"]')?.textContent) > n,
+      before,
+      { timeout: 30_000 },
+    );
+    expect(await page.evaluate(() => (window as unknown as { marker?: number }).marker)).toBe(1);
+    // The requests chart has one point per minute of the quarter hour.
+    const chart = page.getByRole('figure', { name: 'Requests' });
+    await chart.getByText('Show data').click();
+    expect(await chart.locator('tbody tr').count()).toBe(16);
+    await gotoOk(`/?tenant=${tenantId}&range=1h`);
+    await page.getByRole('figure', { name: 'Requests' }).getByText('Show data').click();
+    expect(await page.getByRole('figure', { name: 'Requests' }).locator('tbody tr').count()).toBe(
+      61,
+    );
+  });
+
+  it('fits a phone and laptop widths, and Tab reaches the main actions of every page', async () => {
+    // A tenant with a name as long as allowed must not stretch the tenant pickers.
+    await apiAsAdmin((token) =>
+      fetch(`${stack.apiUrl}/admin/tenants`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ name: `long-${'x'.repeat(95)}`, plan: 'demo' }),
+      }).then((r) => expect(r.status).toBe(201)),
+    );
     const pages: { path: string; name: string; actions: RegExp[] }[] = [
       { path: `/?tenant=${tenantId}&range=24h`, name: 'overview', actions: [/^Apply$/] },
       { path: '/tenants', name: 'tenants', actions: [/^New plan$/, /^Create tenant$/] },
@@ -446,18 +556,30 @@ describe('dashboard end to end', () => {
       { path: '/audit', name: 'audit', actions: [/^Apply$/, /^Export CSV$/] },
     ];
     for (const [width, height] of [
+      [1440, 900],
       [1280, 800],
       [1024, 768],
+      [390, 844],
     ]) {
       await page.setViewportSize({ width, height });
       for (const p of pages) {
         await gotoOk(p.path);
-        expect({ page: p.name, width, overflow: await horizontalOverflow() }).toEqual({
+        const overflow = await horizontalOverflow();
+        expect({ page: p.name, width, overflow, widest: overflow ? await widest() : [] }).toEqual({
           page: p.name,
           width,
           overflow: 0,
+          widest: [],
         });
         await screenshot(page, `12-${p.name}-${width}`);
+        for (const picker of await page.getByRole('combobox', { name: 'Tenant' }).all()) {
+          const box = (await picker.boundingBox())!;
+          expect({ page: p.name, width, picker: box.width <= 16 * 16 + 1 }).toEqual({
+            page: p.name,
+            width,
+            picker: true,
+          });
+        }
         if (width !== 1024) continue;
         const stops = await tabStops();
         for (const action of p.actions) {
@@ -482,7 +604,7 @@ describe('dashboard end to end', () => {
     const limited = await fetch(`${stack.apiUrl}/admin/tenants/${tenantId}`, {
       method: 'PATCH',
       headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ requestsPerMinute: 1 }),
+      body: JSON.stringify({ tokensPerMonth: 1 }),
     });
     expect(limited.status).toBe(200);
     // End this API session again: the sign-out test counts the sessions left open.
@@ -501,25 +623,21 @@ describe('dashboard end to end', () => {
       await r.text();
       if (r.status === 429) refused++;
     }
-    // One request a minute: at least the last two were refused.
-    expect(refused).toBeGreaterThanOrEqual(2);
+    // A monthly quota of one token, already used: every request is refused (none recorded).
+    expect(refused).toBe(3);
     await gotoOk(`/tenants/${tenantId}`);
-    expect(await page.getByTestId('refused-rate_limit_exceeded').textContent()).toBe(
-      String(refused),
-    );
+    expect(await page.getByTestId('refused-monthly_quota_exceeded').textContent()).toBe('3');
+    expect(await page.getByTestId('refused-rate_limit_exceeded').textContent()).toBe('0');
     await gotoOk('/?range=24h');
     const row = page.getByTestId('refusals').getByRole('row').filter({ hasText: TENANT });
-    expect(await row.getByRole('cell').allTextContents()).toEqual([
-      'Requests per minute',
-      String(refused),
-    ]);
+    expect(await row.getByRole('cell').allTextContents()).toEqual(['Monthly token quota', '3']);
     await screenshot(page, '07b-overview-refusals');
     const csv = await page.request.get(url('/refusals/export?range=24h'));
     expect(csv.status()).toBe(200);
     const rows = (await csv.text()).split('\r\n');
     expect(rows[0]).toBe('from,to,tenant_id,tenant,reason,refused_requests');
     expect(rows.find((l) => l.includes(tenantId))).toMatch(
-      new RegExp(`,${TENANT},rate_limit_exceeded,${refused}$`),
+      new RegExp(`,${TENANT},monthly_quota_exceeded,3$`),
     );
     expect(rows[rows.length - 2]).toMatch(/,TOTAL,,\d+$/);
   });
@@ -589,9 +707,13 @@ describe('dashboard end to end', () => {
       .getByTestId('error-pipedec')
       .getByText(/Refused: .*revoked or expired/)
       .waitFor();
+    // Words for the operator: no internal route, no status line.
+    const said = await playground.getByTestId('error-pipedec').textContent();
+    expect(said).not.toMatch(/\/admin\/|Request failed with status|POST /);
     await screenshot(playground, '10-playground-refused');
     await playground.close();
-    expect(await stack.prisma.generationRequest.count({ where: { tenantId } })).toBe(5);
+    // The playground's five, and the one the overview's auto-refresh saw arrive.
+    expect(await stack.prisma.generationRequest.count({ where: { tenantId } })).toBe(6);
   });
 
   it('sends an ended session to the login, and signs out', async () => {
@@ -605,7 +727,8 @@ describe('dashboard end to end', () => {
     await page.getByLabel('Email').fill(ADMIN.email);
     await page.getByLabel('Password').fill(ADMIN.password);
     await page.getByRole('button', { name: 'Sign in' }).click();
-    await page.waitForURL(url('/'));
+    // Back to the page asked for before the session ended.
+    await page.waitForURL(url('/tenants'));
     await page.getByRole('button', { name: 'Sign out' }).click();
     await page.waitForURL(/\/login\?signedOut=1/);
     const sessions = await stack.prisma.adminSession.findMany({ where: { revokedAt: null } });
@@ -613,12 +736,25 @@ describe('dashboard end to end', () => {
     await page.goto(url('/'));
     await page.waitForURL(/\/login$/);
     for (const [width, height] of [
+      [1440, 900],
       [1280, 800],
       [1024, 768],
+      [390, 844],
     ]) {
       await page.setViewportSize({ width, height });
       expect(await horizontalOverflow()).toBe(0);
       await screenshot(page, `12-login-${width}`);
     }
+  });
+
+  it('brings the admin back to the page asked for after signing in', async () => {
+    await context.clearCookies();
+    await page.goto(url('/audit?action=tenant.'));
+    await page.waitForURL(/\/login\?next=%2Faudit%3Faction%3Dtenant\.$/);
+    await page.getByLabel('Email').fill(ADMIN.email);
+    await page.getByLabel('Password').fill(ADMIN.password);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.waitForURL(url('/audit?action=tenant.'));
+    expect(await page.getByLabel('Action').inputValue()).toBe('tenant.');
   });
 });

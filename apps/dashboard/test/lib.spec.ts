@@ -1,8 +1,7 @@
-// Unit tests of the dashboard's pure modules: time ranges, bill and CSV, chart scales, the
+// Unit tests of the dashboard's pure modules: time ranges, bill and CSV, the
 // metrics alignment, form parsing and the completion-stream reader.
 import type { PriceSegment } from '@pipedec/contracts/http';
 import { billCsv, billLines, billTotals } from '../app/(app)/billing/bill.js';
-import { labelIndices, niceTicks } from '../app/(app)/_components/scale.js';
 import { readCompletionStream, type CompletionChunk } from '../app/(app)/playground/sse.js';
 import { dollarsToMicros, FormError, optionalInt } from '../lib/form-data.js';
 import { formatMicros } from '../lib/format.js';
@@ -10,6 +9,7 @@ import { align } from '../lib/metrics-merge.js';
 import {
   browserAddress,
   crossOrigin,
+  loginPath,
   sameOriginPath,
   servedOverHttps,
 } from '../lib/request-origin.js';
@@ -163,25 +163,6 @@ describe('bill', () => {
   });
 });
 
-describe('chart scales', () => {
-  it('gives round ticks that reach the maximum', () => {
-    expect(niceTicks(93)).toEqual([0, 25, 50, 75, 100]);
-    expect(niceTicks(4)).toEqual([0, 1, 2, 3, 4]);
-    expect(niceTicks(0)).toEqual([0, 1]);
-    for (const max of [0.07, 1, 7.5, 1234, 999_999]) {
-      const t = niceTicks(max);
-      expect(t[0]).toBe(0);
-      expect(t[t.length - 1]).toBeGreaterThanOrEqual(max);
-      expect(t.length).toBeLessThanOrEqual(6);
-    }
-  });
-
-  it('spreads labels over the points, first and last included', () => {
-    expect(labelIndices(3, 6)).toEqual([0, 1, 2]);
-    expect(labelIndices(25, 6)).toEqual([0, 5, 10, 14, 19, 24]);
-  });
-});
-
 describe('metrics alignment', () => {
   const point = (bucketStart: string, requests: number): MetricsPoint => ({
     bucketStart,
@@ -287,6 +268,19 @@ describe('completion stream reader', () => {
 });
 
 describe('sign-in request rules', () => {
+  it('sends a signed-out browser to the login with the page it asked for', () => {
+    expect(loginPath(false, '/audit?action=tenant.')).toBe(
+      '/login?next=%2Faudit%3Faction%3Dtenant.',
+    );
+    expect(loginPath(true, '/billing?month=2026-11')).toBe(
+      '/login?expired=1&next=%2Fbilling%3Fmonth%3D2026-11',
+    );
+    expect(loginPath(false, '/')).toBe('/login');
+    expect(loginPath(true, null)).toBe('/login?expired=1');
+    expect(loginPath(false, '//evil.example')).toBe('/login');
+    expect(loginPath(false, '/login?next=/x')).toBe('/login');
+  });
+
   it('sends the browser after sign-in only to a path of the dashboard', () => {
     expect(sameOriginPath('/tenants/abc?tab=keys#k')).toBe('/tenants/abc?tab=keys#k');
     for (const evil of [

@@ -6,6 +6,7 @@ import { TenantsModule } from '../tenants/tenants.module.js';
 import { AccountingSweeper } from './accounting-sweeper.js';
 import { AccountingService } from './accounting.service.js';
 import { AdminPlaygroundController } from './admin-playground.controller.js';
+import { AdminRequestsController } from './admin-requests.controller.js';
 import { EventReader } from './event-reader.js';
 import { FairScheduler } from './fair-scheduler.js';
 import { GenerationRelay } from './generation-relay.js';
@@ -23,7 +24,12 @@ import { StreamMux } from './stream-mux.js';
 
 @Module({
   imports: [TenantsModule, QuotasModule, ApiKeysModule, HealthModule],
-  controllers: [OpenAiController, JobsController, AdminPlaygroundController],
+  controllers: [
+    OpenAiController,
+    JobsController,
+    AdminPlaygroundController,
+    AdminRequestsController,
+  ],
   providers: [
     AccountingService,
     AccountingSweeper,

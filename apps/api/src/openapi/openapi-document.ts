@@ -173,6 +173,12 @@ const ops: Op[] = [
       'Refused requests (429: rate, tokens, monthly quota, concurrency) per tenant and reason',
     auth: 'admin',
   },
+  {
+    method: 'get',
+    path: '/admin/tenants/{tenantId}/requests/{requestId}',
+    summary: "A tenant's request: status, output, decoding choice, timesteps, hit rate",
+    auth: 'admin',
+  },
   { method: 'get', path: '/admin/audit', summary: 'Audit log', auth: 'admin' },
   {
     method: 'post',

@@ -5,6 +5,8 @@ import { loadMetrics } from '@/lib/metrics';
 import { loadRefusals } from '@/lib/refusals';
 import { listOf, tenantSchema } from '@/lib/schemas';
 import { timeRange } from '@/lib/time-range';
+import { refreshSeconds } from '@/lib/refresh';
+import { AutoRefresh } from './_components/auto-refresh';
 import { ErrorState } from './_components/error-state';
 import { MetricsCharts } from './_components/metrics-charts';
 import { RangeFilter } from './_components/range-filter';
@@ -43,7 +45,18 @@ export default async function OverviewPage({
     <>
       <div className="page-head">
         <h1>Overview</h1>
-        <RangeFilter range={range.key} tenants={tenants} tenantId={tenantId} />
+        <div className="row">
+          <RangeFilter
+            range={range.key}
+            tenants={tenants}
+            tenantId={tenantId}
+            refresh={refreshSeconds(params.refresh)}
+          />
+          <AutoRefresh
+            seconds={refreshSeconds(params.refresh)}
+            renderedAt={new Date().toISOString()}
+          />
+        </div>
       </div>
       {tenants.length === 0 ? (
         <div className="empty">

@@ -201,6 +201,7 @@ export const metricsPointSchema = z.object({
   tpotP50Ms: z.number().nullable(),
   tpotP95Ms: z.number().nullable(),
 });
+export type MetricsPoint = z.infer<typeof metricsPointSchema>;
 export const metricsReportSchema = z.object({
   from: z.iso.datetime(),
   to: z.iso.datetime(),
@@ -336,3 +337,87 @@ export const auditPageSchema = z.object({
   nextBefore: z.string().nullable(),
 });
 export type AuditPage = z.infer<typeof auditPageSchema>;
+
+// Responses of the admin API as the dashboard reads them. The dashboard parses every response
+// with these (a drifting API shows an error state, not a broken page), and the API's specs
+// parse its own responses with them, so the two cannot disagree unnoticed.
+
+export const limitsSchema = z.object({
+  requestsPerMinute: z.number(),
+  tokensPerMinute: z.number(),
+  tokensPerMonth: z.number(),
+  concurrentRequests: z.number(),
+  maxPromptTokens: z.number(),
+  maxOutputTokens: z.number(),
+});
+export type Limits = z.infer<typeof limitsSchema>;
+
+/** GET /admin/tenants/:id (and each item of GET /admin/tenants). */
+export const tenantViewSchema = z.object({
+  id: z.string(),
+  name: z.string(),
+  status: z.enum(['active', 'suspended']),
+  plan: z.string(),
+  limits: limitsSchema,
+  overrides: z.object({
+    requestsPerMinute: z.number().nullable(),
+    tokensPerMinute: z.number().nullable(),
+    tokensPerMonth: z.number().nullable(),
+    concurrentRequests: z.number().nullable(),
+    maxPromptTokens: z.number().nullable(),
+    maxOutputTokens: z.number().nullable(),
+  }),
+  prices: z.object({ inputPer1kMicros: z.number(), outputPer1kMicros: z.number() }),
+  createdAt: z.iso.datetime(),
+  /** Sent back by the edit form as expectedUpdatedAt: a stale save is refused (409). */
+  updatedAt: z.iso.datetime(),
+});
+export type TenantView = z.infer<typeof tenantViewSchema>;
+
+/** GET /admin/plans items. */
+export const planViewSchema = limitsSchema.extend({
+  id: z.string(),
+  name: z.string(),
+  priority: z.number(),
+  priceInputPer1kMicros: z.number(),
+  priceOutputPer1kMicros: z.number(),
+});
+export type PlanView = z.infer<typeof planViewSchema>;
+
+/** An API key as the API lists it: never the secret, never its hash. */
+export const apiKeyViewSchema = z.object({
+  id: z.string(),
+  tenantId: z.string(),
+  name: z.string(),
+  prefix: z.string(),
+  scopes: z.array(z.string()),
+  status: z.enum(['active', 'revoked']),
+  expiresAt: z.iso.datetime().nullable(),
+  lastUsedAt: z.iso.datetime().nullable(),
+  revokedAt: z.iso.datetime().nullable(),
+  previousSecretExpiresAt: z.iso.datetime().nullable(),
+  createdAt: z.iso.datetime(),
+});
+export type ApiKeyView = z.infer<typeof apiKeyViewSchema>;
+
+/** POST .../keys and .../keys/:id/rotate: the key plus its secret, this once. */
+export const createdApiKeySchema = apiKeyViewSchema.extend({ secret: z.string().min(8) });
+
+/** GET /admin/me. */
+export const adminMeSchema = z.object({
+  id: z.string(),
+  email: z.string(),
+  role: z.enum(['admin', 'viewer']),
+});
+export type AdminMe = z.infer<typeof adminMeSchema>;
+
+/** POST /admin/login. */
+export const loginResponseSchema = z.object({
+  token: z.string().min(8),
+  expiresAt: z.iso.datetime(),
+  role: z.enum(['admin', 'viewer']),
+  email: z.string(),
+});
+
+/** The admin API's list responses: { data: [...] }. */
+export const listOf = <T extends z.ZodType>(item: T) => z.object({ data: z.array(item) });

@@ -40,7 +40,7 @@ export function MetricsCharts({ metrics }: { metrics: Metrics }) {
       <dl className="tiles">
         <div>
           <dt>Requests</dt>
-          <dd>{formatInt(totals.requests)}</dd>
+          <dd data-testid="range-requests">{formatInt(totals.requests)}</dd>
         </div>
         <div>
           <dt>Tokens (in / out)</dt>

@@ -6,14 +6,18 @@ export function RangeFilter({
   range,
   tenants,
   tenantId,
+  refresh,
 }: {
   range: RangeKey;
   /** When given, a tenant filter is offered too. */
   tenants?: { id: string; name: string }[];
   tenantId?: string | null;
+  /** The overview's auto-refresh interval, kept when the filters are applied. */
+  refresh?: number;
 }) {
   return (
     <form method="get" className="filters" aria-label="Filters">
+      {refresh !== undefined && <input type="hidden" name="refresh" value={refresh} />}
       {tenants && (
         <label>
           Tenant

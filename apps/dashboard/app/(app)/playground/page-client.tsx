@@ -8,6 +8,7 @@ import {
   type PlaygroundMethod,
   type PlaygroundRequest,
 } from './playground-request';
+import type { RunStats } from './request/route';
 import { readCompletionStream } from './sse';
 
 export interface KeyChoice {
@@ -28,6 +29,9 @@ interface Run {
   firstAt: number | null;
   endAt: number | null;
   error: string | null;
+  requestId: string | null;
+  /** From the API once the run is accounted: method used, timesteps, hit rate. */
+  stats: RunStats | null;
 }
 
 const METHOD_LABEL: Record<PlaygroundMethod, string> = {
@@ -45,6 +49,7 @@ export function PlaygroundClient({ choices }: { choices: KeyChoice[] }) {
   const [runs, setRuns] = useState<Run[]>([]);
   const [busy, setBusy] = useState(false);
   const choice = choices.find((c) => c.keyId === keyId) ?? choices[0];
+  const pp = runs.find((r) => r.method === 'pp');
 
   const update = (method: PlaygroundMethod, f: (r: Run) => Run) =>
     setRuns((rs) => rs.map((r) => (r.method === method ? f(r) : r)));
@@ -80,10 +85,13 @@ export function PlaygroundClient({ choices }: { choices: KeyChoice[] }) {
         }));
         return;
       }
+      let requestId: string | null = null;
       await readCompletionStream(res.body, (c) => {
         const now = performance.now();
+        requestId ??= c.id ? c.id.replace(/^cmpl-/, '') : null;
         update(method, (r) => ({
           ...r,
+          requestId,
           text: r.text + c.text,
           chunks: r.chunks + (c.text ? 1 : 0),
           firstAt: r.firstAt ?? (c.text ? now : null),
@@ -91,6 +99,10 @@ export function PlaygroundClient({ choices }: { choices: KeyChoice[] }) {
         }));
       });
       update(method, (r) => ({ ...r, state: 'done', endAt: performance.now() }));
+      if (requestId) {
+        const stats = await runStats(choice.tenantId, requestId);
+        update(method, (r) => ({ ...r, stats }));
+      }
     } catch (error) {
       update(method, (r) => ({
         ...r,
@@ -116,6 +128,8 @@ export function PlaygroundClient({ choices }: { choices: KeyChoice[] }) {
         firstAt: null,
         endAt: null,
         error: null,
+        requestId: null,
+        stats: null,
       })),
     );
     for (const m of methods) await runOne(m, seed);
@@ -206,6 +220,12 @@ export function PlaygroundClient({ choices }: { choices: KeyChoice[] }) {
       {runs.length > 0 && (
         <>
           <h2>Speeds</h2>
+          <p className="small muted">
+            A timestep is one step of the pipeline; PipeDec and STPP commit several tokens in a step
+            when the draft guesses right, PP decodes without a draft. Tick pp to compare: the
+            speedup is PP&apos;s timesteps over each method&apos;s, and the tokens must be identical
+            (the methods are lossless).
+          </p>
           <div className="table-wrap">
             <table aria-label="Speed per method">
               <thead>
@@ -224,6 +244,21 @@ export function PlaygroundClient({ choices }: { choices: KeyChoice[] }) {
                   <th scope="col" className="num">
                     Total
                   </th>
+                  <th scope="col">Decoded with</th>
+                  <th scope="col" className="num">
+                    Timesteps
+                  </th>
+                  <th scope="col" className="num">
+                    Tokens / timestep
+                  </th>
+                  {pp && (
+                    <>
+                      <th scope="col" className="num">
+                        Speedup over PP
+                      </th>
+                      <th scope="col">Same tokens as PP</th>
+                    </>
+                  )}
                 </tr>
               </thead>
               <tbody>
@@ -251,6 +286,31 @@ export function PlaygroundClient({ choices }: { choices: KeyChoice[] }) {
                       <td className="num">
                         {r.endAt === null ? '–' : formatMs(r.endAt - r.startedAt)}
                       </td>
+                      <td data-testid={`decoded-${r.method}`}>{r.stats?.method ?? '–'}</td>
+                      <td className="num" data-testid={`timesteps-${r.method}`}>
+                        {r.stats?.timesteps ?? '–'}
+                      </td>
+                      <td className="num" data-testid={`per-step-${r.method}`}>
+                        {r.stats?.timesteps && r.stats.completionTokens !== null
+                          ? (r.stats.completionTokens / r.stats.timesteps).toFixed(2)
+                          : '–'}
+                      </td>
+                      {pp && (
+                        <>
+                          <td className="num" data-testid={`speedup-${r.method}`}>
+                            {pp.stats?.timesteps && r.stats?.timesteps
+                              ? `${(pp.stats.timesteps / r.stats.timesteps).toFixed(2)}×`
+                              : '–'}
+                          </td>
+                          <td data-testid={`same-${r.method}`}>
+                            {pp.state === 'done' && r.state === 'done'
+                              ? pp.text === r.text
+                                ? 'yes'
+                                : 'no'
+                              : '–'}
+                          </td>
+                        </>
+                      )}
                     </tr>
                   );
                 })}
@@ -285,4 +345,21 @@ export function PlaygroundClient({ choices }: { choices: KeyChoice[] }) {
       )}
     </>
   );
+}
+
+/**
+ * The run's statistics once the API has accounted it (it does so as the stream ends; a few
+ * tries cover the moment between the last token and the record).
+ */
+async function runStats(tenantId: string, requestId: string): Promise<RunStats | null> {
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const res = await fetch(
+      `/playground/request?tenant=${encodeURIComponent(tenantId)}&id=${encodeURIComponent(requestId)}`,
+    );
+    if (!res.ok) return null;
+    const stats = (await res.json()) as RunStats;
+    if (stats.accounted) return stats;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  return null;
 }

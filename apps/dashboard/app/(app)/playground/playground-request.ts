@@ -8,12 +8,22 @@ export type PlaygroundMethod = (typeof PLAYGROUND_METHODS)[number];
 
 export const playgroundRequestSchema = z
   .object({
-    tenantId: z.uuid(),
-    keyId: z.uuid(),
-    model: z.string().min(1).max(200),
-    prompt: z.string().min(1).max(20_000),
-    method: z.enum(PLAYGROUND_METHODS),
-    maxTokens: z.number().int().min(1).max(4096),
+    tenantId: z.uuid({ error: 'Pick a key.' }),
+    keyId: z.uuid({ error: 'Pick a key.' }),
+    model: z
+      .string()
+      .min(1, { error: 'Name a model.' })
+      .max(200, { error: 'The model name is too long.' }),
+    prompt: z
+      .string()
+      .min(1, { error: 'Write a prompt.' })
+      .max(20_000, { error: 'The prompt must be at most 20,000 characters.' }),
+    method: z.enum(PLAYGROUND_METHODS, { error: 'Pick pipedec, stpp or pp.' }),
+    maxTokens: z
+      .number({ error: 'Max tokens must be a whole number from 1 to 4096.' })
+      .int({ error: 'Max tokens must be a whole number from 1 to 4096.' })
+      .min(1, { error: 'Max tokens must be a whole number from 1 to 4096.' })
+      .max(4096, { error: 'Max tokens must be a whole number from 1 to 4096.' }),
     seed: z
       .number()
       .int()

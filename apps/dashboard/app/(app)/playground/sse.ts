@@ -2,12 +2,15 @@
 // with `data: [DONE]`) and calls back per text delta.
 
 export interface CompletionChunk {
+  /** The response id ("cmpl-<request id>"). */
+  id: string | null;
   text: string;
   finishReason: string | null;
   usage: { promptTokens: number; completionTokens: number } | null;
 }
 
 interface RawChunk {
+  id?: string;
   choices?: { text?: string; delta?: { content?: string }; finish_reason?: string | null }[];
   usage?: { prompt_tokens?: number; completion_tokens?: number } | null;
   error?: { message?: string };
@@ -39,6 +42,7 @@ export async function readCompletionStream(
       if (chunk.error) throw new Error(chunk.error.message ?? 'the stream reported an error');
       const choice = chunk.choices?.[0];
       onChunk({
+        id: chunk.id ?? null,
         text: choice?.text ?? choice?.delta?.content ?? '',
         finishReason: choice?.finish_reason ?? null,
         usage: chunk.usage

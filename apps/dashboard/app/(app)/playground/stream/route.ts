@@ -2,12 +2,15 @@
 // server-sent events (OpenAI completion chunks) to the browser as they arrive. The API
 // authenticates the admin session and acts as the key, applying its status, scopes, quotas
 // and usage accounting exactly as for a tenant's own request.
+import { errorBodySchema } from '@pipedec/contracts/http';
 import { apiCall, errorFromBody, rawApiCall, sessionToken } from '@/lib/api-client';
 import { ApiError } from '@/lib/errors';
 import { adminMeSchema } from '@/lib/schemas';
 import { playgroundRequestSchema } from '../playground-request';
 
 export const dynamic = 'force-dynamic';
+
+const UNREACHABLE = 'The service did not answer. Check that it is running, then try again.';
 
 export async function POST(request: Request): Promise<Response> {
   // Only a signed-in admin may use the playground; checked here too so an ended session gets
@@ -17,9 +20,16 @@ export async function POST(request: Request): Promise<Response> {
     await apiCall('GET', '/admin/me', adminMeSchema);
   } catch (error) {
     if (error instanceof ApiError) {
+      const unauthenticated = error.code === 'unauthenticated';
       return Response.json(
-        { error: { message: `Your admin session has ended: ${error.message}` } },
-        { status: error.code === 'unauthenticated' ? 401 : 502 },
+        {
+          error: {
+            message: unauthenticated
+              ? 'Your admin session has ended. Sign in again, then send the prompt again.'
+              : UNREACHABLE,
+          },
+        },
+        { status: unauthenticated ? 401 : 502 },
       );
     }
     throw error;
@@ -29,7 +39,7 @@ export async function POST(request: Request): Promise<Response> {
     return Response.json(
       {
         error: {
-          message: input.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '),
+          message: input.error.issues.map((i) => i.message).join(' '),
         },
       },
       { status: 400 },
@@ -53,8 +63,9 @@ export async function POST(request: Request): Promise<Response> {
       },
     });
   } catch (error) {
-    if (error instanceof ApiError)
-      return Response.json({ error: { message: error.message } }, { status: 502 });
+    if (error instanceof ApiError) {
+      return Response.json({ error: { message: UNREACHABLE } }, { status: 502 });
+    }
     throw error;
   }
   if (!upstream.ok || !upstream.body) {
@@ -65,9 +76,14 @@ export async function POST(request: Request): Promise<Response> {
     } catch {
       // not JSON: reported by status below
     }
+    // The API's own sentence for the operator, never the internal route it was sent to.
     const error = errorFromBody('POST', path, upstream.status, json);
+    const body = errorBodySchema.safeParse(json);
+    const message = body.success
+      ? body.data.error.message
+      : `The service answered with status ${upstream.status}. Try again in a moment.`;
     return Response.json(
-      { error: { message: error.message, code: error.code, apiCode: error.apiCode } },
+      { error: { message, code: error.code, apiCode: error.apiCode } },
       { status: upstream.status },
     );
   }
