@@ -53,6 +53,20 @@ describe('operations', () => {
     expect(body.required).toEqual(expect.arrayContaining(['model', 'prompt']));
   });
 
+  it('serves an interactive reference of the document at /docs', async () => {
+    const page = await fetch(`${api.url}/docs`);
+    expect(page.status).toBe(200);
+    expect(page.headers.get('content-type')).toMatch(/^text\/html/);
+    const html = await page.text();
+    for (const src of [...html.matchAll(/(?:src|href)="(\/docs\/[^"]+)"/g)].map((m) => m[1])) {
+      const res = await fetch(`${api.url}${src}`);
+      expect({ src, status: res.status }).toEqual({ src, status: 200 });
+    }
+    expect(await (await fetch(`${api.url}/docs/init.js`)).text()).toContain('/openapi.json');
+    expect((await fetch(`${api.url}/docs/package.json`)).status).toBe(404);
+    expect((await fetch(`${api.url}/docs/..%2Fpackage.json`)).status).toBe(404);
+  });
+
   it('exports per-tenant counters, latency histograms and queue depth', async () => {
     const res = await call(api, 'POST', '/v1/completions', {
       token: api.demoKey,

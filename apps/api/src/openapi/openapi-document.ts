@@ -46,6 +46,13 @@ const ops: Op[] = [
     auth: 'none',
   },
   { method: 'get', path: '/openapi.json', summary: 'This document', auth: 'none' },
+  { method: 'get', path: '/docs', summary: 'Interactive reference of this document', auth: 'none' },
+  {
+    method: 'get',
+    path: '/docs/{file}',
+    summary: "The reference page's files (Swagger UI)",
+    auth: 'none',
+  },
   { method: 'get', path: '/v1/models', summary: 'Models served', auth: 'apiKey' },
   {
     method: 'post',
