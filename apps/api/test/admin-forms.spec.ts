@@ -1,7 +1,8 @@
 // What an operator's form sends to the admin API, and what a tenant sends to /v1: every
 // numeric field bounded with a 400 naming the field and its range, names without control
 // characters and unique ignoring case, stale tenant saves refused with a 409, key expiry
-// "never" as an explicit choice, and a fuzz pass of malformed bodies that must never be a 5xx.
+// "never" as an explicit choice, and a fuzz pass of 600+ malformed bodies and headers across
+// the admin, login, playground and /v1 routes that must never be a 5xx (#18).
 import { LIMIT_BOUNDS } from '@pipedec/contracts';
 import { adminLogin, call, errorOf, MODEL, startTestApi, type TestApi } from './test-api.js';
 
@@ -248,7 +249,7 @@ function malformed(valid: Record<string, unknown>): unknown[] {
 }
 
 describe('fuzz', () => {
-  it('answers at least 300 malformed admin and tenant bodies without a 5xx', async () => {
+  it('answers at least 600 malformed bodies and headers across the routes without a 5xx', async () => {
     // Valid variants may slip through (an optional field dropped): lift the demo tenant's
     // rate limits so they are answered as requests, not refused before validation matters.
     const tenant = await newTenant();
@@ -280,13 +281,32 @@ describe('fuzz', () => {
         'POST',
         '/v1/chat/completions',
         api.demoKey,
-        { model: MODEL, messages: [{ role: 'user', content: 'hi' }], stream: true, top_p: 1 },
+        {
+          model: MODEL,
+          messages: [{ role: 'user', content: 'hi' }],
+          stream: true,
+          top_p: 1,
+          max_completion_tokens: 4,
+          seed: 1,
+          stop: 'x',
+        },
+      ],
+      // An e-mail no admin has, so the login limiter locks nobody who matters.
+      ['POST', '/admin/login', '', { email: 'fuzz@nowhere.test', password: 'not-the-password' }],
+      [
+        'POST',
+        `/admin/tenants/${tenant.id}/keys/${key}/completions`,
+        admin,
+        { model: MODEL, prompt: 'hi', max_tokens: 2, temperature: 0, stream: true, stop: ['x'] },
       ],
     ];
     let sent = 0;
     const fivexx: string[] = [];
     for (const [method, path, token, valid] of routes) {
       for (const body of malformed(valid)) {
+        // Without `stream` a valid completion waits for its whole result, and no head runs here.
+        const b = body as Record<string, unknown> | null;
+        if (valid.stream === true && b && typeof b === 'object' && !('stream' in b)) continue;
         const res = await fetch(api.url + path, {
           method,
           headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
@@ -299,7 +319,41 @@ describe('fuzz', () => {
           fivexx.push(`${method} ${path} ${JSON.stringify(body)} → ${res.status}`);
       }
     }
-    expect(sent).toBeGreaterThanOrEqual(300);
+    // Hostile Idempotency-Key headers on a valid body: a 400 naming the header, never a 5xx.
+    for (const header of [
+      '',
+      ' ',
+      'k'.repeat(256),
+      'k'.repeat(10_000),
+      'tab\there',
+      'é',
+      '\u00ff',
+      '../../etc/passwd',
+      '{"$gt":1}',
+      '*',
+      'a,b',
+      'null',
+    ]) {
+      let res: Response;
+      try {
+        res = await fetch(`${api.url}/v1/jobs`, {
+          method: 'POST',
+          headers: {
+            authorization: `Bearer ${api.demoKey}`,
+            'content-type': 'application/json',
+            'idempotency-key': header,
+          },
+          body: JSON.stringify({ model: MODEL, prompt: 'hi', max_tokens: 2 }),
+        });
+      } catch {
+        continue; // a value fetch itself will not send
+      }
+      await res.body?.cancel();
+      sent++;
+      if (res.status >= 500)
+        fivexx.push(`Idempotency-Key ${JSON.stringify(header)} → ${res.status}`);
+    }
+    expect(sent).toBeGreaterThanOrEqual(600);
     expect(fivexx).toEqual([]);
-  });
+  }, 300_000);
 });

@@ -23,7 +23,15 @@ const maxTokens = (label: string) =>
  */
 const promptText = z.string().min(1, { error: 'prompt must not be empty' });
 
-const stopSchema = z.union([z.string().min(1), z.array(z.string().min(1)).max(MAX_STOP_STRINGS)]);
+/**
+ * A stop string is stored with the request's parameters (PostgreSQL JSON), which cannot hold
+ * NUL: refused here with a 400 naming `stop` instead of a 500 (found by the #18 fuzz).
+ */
+const stopString = z
+  .string()
+  .min(1)
+  .refine((v) => !v.includes('\u0000'), { error: 'stop strings must not contain NUL (\\u0000)' });
+const stopSchema = z.union([stopString, z.array(stopString).max(MAX_STOP_STRINGS)]);
 
 /** Parameters common to both OpenAI endpoints and the native one. */
 const commonParams = {
