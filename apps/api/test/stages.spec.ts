@@ -163,6 +163,35 @@ describe('API with real stage processes', () => {
     expect(job.body.decoding).toMatchObject({ acceptance: 'exact' });
   }, 120_000);
 
+  it('top_k 1 samples only the likeliest token: the greedy text at any temperature', async () => {
+    const expected = await arText('The pipeline', 10);
+    for (const method of ['pipedec', 'stpp', 'pp'] as const) {
+      const res = await client.completions.create({
+        model: MODEL,
+        prompt: 'The pipeline',
+        max_tokens: 10,
+        temperature: 1.5,
+        top_k: 1,
+        decoding_method: method,
+        tree_width: method === 'pp' ? 1 : 4,
+      } as OpenAI.CompletionCreateParamsNonStreaming);
+      expect(res.choices[0].text).toBe(expected);
+      const row = await api.prisma.generationRequest.findUniqueOrThrow({
+        where: { id: res.id.replace(/^cmpl-/, '') },
+      });
+      expect(row.parameters).toMatchObject({ sampling: { topK: 1 } });
+    }
+    for (const top_k of [-1, 1.5, 100_001]) {
+      const bad = await call(api, 'POST', '/v1/completions', {
+        token: api.demoKey,
+        body: { model: MODEL, prompt: 'x', max_tokens: 2, top_k },
+      });
+      expect(bad.status).toBe(400);
+      expect(errorOf(bad)).toMatchObject({ param: 'top_k' });
+      expect(errorOf(bad).message).toContain('top_k must be a whole number from 0');
+    }
+  }, 120_000);
+
   it('cancellation frees the pipeline for the next job', async () => {
     const long = await call(api, 'POST', '/v1/jobs', {
       token: api.demoKey,

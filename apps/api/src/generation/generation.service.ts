@@ -39,6 +39,7 @@ export interface GenerationParams {
   maxTokens?: number;
   temperature?: number;
   topP?: number;
+  topK?: number;
   seed?: number;
   stop?: string | string[] | null;
   method?: DecodingMethod;
@@ -52,6 +53,7 @@ export interface CommonBody {
   max_tokens?: number;
   temperature?: number;
   top_p?: number;
+  top_k?: number;
   seed?: number;
   stop?: string | string[] | null;
   decoding_method?: DecodingMethod;
@@ -66,6 +68,7 @@ export function commonParams(b: CommonBody): Omit<GenerationParams, 'prompt' | '
     maxTokens: b.max_tokens,
     temperature: b.temperature,
     topP: b.top_p,
+    topK: b.top_k,
     seed: b.seed,
     stop: b.stop,
     method: b.decoding_method,
@@ -194,6 +197,7 @@ export class GenerationService {
     const sampling = {
       temperature: p.temperature ?? 1,
       topP: p.topP ?? 1,
+      ...(p.topK ? { topK: p.topK } : {}),
       seed: p.seed ?? Math.floor(Math.random() * 2 ** 31),
       // A seed asks for reproducible tokens, which exact acceptance gives across methods;
       // without one, distribution-lossless acceptance keeps the speculation's speedup.

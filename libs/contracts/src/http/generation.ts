@@ -39,6 +39,13 @@ const commonParams = {
   max_tokens: maxTokens('max_tokens').optional(),
   temperature: z.number().min(0).max(2).optional(),
   top_p: z.number().gt(0).max(1).optional(),
+  /** Only the k likeliest tokens can be drawn; 0 (the default) means all of them. */
+  top_k: z
+    .number()
+    .int({ error: 'top_k must be a whole number from 0 (all tokens) to 100,000' })
+    .min(0, { error: 'top_k must be a whole number from 0 (all tokens) to 100,000' })
+    .max(100_000, { error: 'top_k must be a whole number from 0 (all tokens) to 100,000' })
+    .optional(),
   n: z.literal(1).optional(),
   stop: stopSchema.nullable().optional(),
   seed: z

@@ -53,6 +53,8 @@ export const samplingSchema = z
     /** 0 means greedy. */
     temperature: z.number().min(0).max(2),
     topP: z.number().gt(0).max(1),
+    /** Only the k likeliest tokens can be drawn; 0 or absent: all. */
+    topK: z.number().int().min(0).max(100_000).optional(),
     /** Makes sampling reproducible (and a retried attempt regenerate the same tokens). */
     seed: z
       .number()
