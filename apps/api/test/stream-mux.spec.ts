@@ -5,6 +5,7 @@ import type { Redis } from 'ioredis';
 import { parseApiConfig } from '../src/config/api-config.js';
 import { idBefore, StreamMux } from '../src/generation/stream-mux.js';
 import { RedisConnections } from '../src/infra/redis.provider.js';
+import { waitFor } from './test-api.js';
 
 let prefix: string;
 let redis: Redis;
@@ -49,17 +50,13 @@ async function collect(
  */
 async function xreadBlocking(): Promise<void> {
   const conn = (mux as unknown as { conn?: Redis }).conn;
-  const until = Date.now() + 5_000;
-  for (;;) {
+  await waitFor(async () => {
     const port = conn?.stream?.localPort;
-    if (port !== undefined) {
-      const clients = (await redis.client('LIST')) as string;
-      const mine = clients.split('\n').find((l) => new RegExp(`\\baddr=\\S+:${port}\\b`).test(l));
-      if (mine && /\bcmd=xread\b/.test(mine) && /\bflags=\S*b/.test(mine)) return;
-    }
-    if (Date.now() > until) throw new Error("the mux's XREAD never blocked");
-    await new Promise((r) => setTimeout(r, 10));
-  }
+    if (port === undefined) return undefined;
+    const clients = (await redis.client('LIST')) as string;
+    const mine = clients.split('\n').find((l) => new RegExp(`\\baddr=\\S+:${port}\\b`).test(l));
+    return mine && /\bcmd=xread\b/.test(mine) && /\bflags=\S*b/.test(mine) ? true : undefined;
+  }, 5_000);
 }
 
 describe('StreamMux', () => {
