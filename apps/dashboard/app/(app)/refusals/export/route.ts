@@ -1,5 +1,5 @@
 import { load } from '@/lib/api-client';
-import { ApiError } from '@/lib/errors';
+import { csvDownload } from '@/lib/csv-download';
 import { loadRefusals, refusalsCsv } from '@/lib/refusals';
 import { listOf, tenantSchema } from '@/lib/schemas';
 import { timeRange } from '@/lib/time-range';
@@ -8,23 +8,11 @@ import { timeRange } from '@/lib/time-range';
 export async function GET(request: Request): Promise<Response> {
   const params = new URL(request.url).searchParams;
   const range = timeRange(params.get('range'), new Date());
-  try {
+  return csvDownload(`pipedec-refusals-${range.key}.csv`, async () => {
     const tenants = (await load('/admin/tenants', listOf(tenantSchema))).data;
     const tenant = params.get('tenant');
     const tenantId = tenant && tenants.some((t) => t.id === tenant) ? tenant : null;
     const rows = await loadRefusals(range.from, range.to, tenants, tenantId);
-    return new Response(refusalsCsv(range.from, range.to, rows), {
-      headers: {
-        'content-type': 'text/csv; charset=utf-8',
-        'content-disposition': `attachment; filename="pipedec-refusals-${range.key}.csv"`,
-        'cache-control': 'no-store',
-      },
-    });
-  } catch (error) {
-    if (error instanceof ApiError) {
-      const status = error.code === 'unauthenticated' ? 401 : 502;
-      return new Response(`${error.message}\n`, { status });
-    }
-    throw error;
-  }
+    return { csv: refusalsCsv(range.from, range.to, rows) };
+  });
 }
