@@ -31,7 +31,7 @@ import { loadTokenizer } from '@pipedec/model';
 import { createTestDatabase, deleteRedisPrefix, redisPrefix, testEnv } from '@pipedec/testkit';
 import { Job, Queue } from 'bullmq';
 import { Redis } from 'ioredis';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';
@@ -42,7 +42,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { io, type Socket } from 'socket.io-client';
-import { freePort, LocalCluster } from '@pipedec/testkit/local-cluster';
+import { LocalCluster } from '@pipedec/testkit/local-cluster';
+import { startApi, stopChild, type ApiProcess } from './api-process.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const MODEL = 'pipedec-demo';
@@ -129,45 +130,6 @@ async function benchTenant(prisma: PrismaClient, name: string): Promise<Tenant> 
   return { id: tenant.id, key: secret };
 }
 
-interface Api {
-  url: string;
-  child: ChildProcess;
-  log: string[];
-}
-
-async function startApi(env: Record<string, string>): Promise<Api> {
-  const port = await freePort();
-  const profile = args.profile
-    ? ['--cpu-prof', `--cpu-prof-dir=${path.join(ROOT, 'bench/results/profiles')}`]
-    : [];
-  const child = spawn(process.execPath, [...profile, path.join(ROOT, 'apps/api/dist/main.js')], {
-    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env, API_PORT: String(port) },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const log: string[] = [];
-  child.stdout?.on('data', (d: Buffer) => log.push(d.toString()));
-  child.stderr?.on('data', (d: Buffer) => log.push(d.toString()));
-  const url = `http://127.0.0.1:${port}`;
-  for (let i = 0; i < 600; i++) {
-    if (child.exitCode !== null) throw new Error(`API exited:\n${log.join('')}`);
-    try {
-      await fetch(`${url}/health`);
-      return { url, child, log };
-    } catch {
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
-  throw new Error(`API did not answer in 60 s:\n${log.join('')}`);
-}
-
-async function stopChild(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-  await once(child, 'exit');
-  clearTimeout(timer);
-}
-
 async function prompts(): Promise<string[]> {
   const texts: string[] = [];
   for (const f of ['quotes.jsonl', 'code.jsonl', 'scripture.jsonl']) {
@@ -242,7 +204,7 @@ async function textOf(res: http.IncomingMessage): Promise<string> {
   return text;
 }
 
-async function viaSse(api: Api, t: Tenant, prompt: string): Promise<ClientTimes> {
+async function viaSse(api: ApiProcess, t: Tenant, prompt: string): Promise<ClientTimes> {
   const sentAt = now();
   const res = await post(`${api.url}/v1/completions`, t.key, body(prompt, true));
   if (res.statusCode !== 200) throw new Error(`SSE: ${res.statusCode} ${await textOf(res)}`);
@@ -266,7 +228,7 @@ async function viaSse(api: Api, t: Tenant, prompt: string): Promise<ClientTimes>
   return { requestId, sentAt, textAt };
 }
 
-async function viaSocket(api: Api, t: Tenant, socket: Socket, prompt: string) {
+async function viaSocket(api: ApiProcess, t: Tenant, socket: Socket, prompt: string) {
   const sentAt = now();
   const res = await post(`${api.url}/v1/jobs`, t.key, body(prompt, false));
   const reply = await textOf(res);
@@ -421,7 +383,7 @@ function summarizePath(p: Path, samples: Sample[]): PathSummary {
 }
 
 async function measureLatency(
-  api: Api,
+  api: ApiProcess,
   t: Tenant,
   prefix: string,
   redisUrl: string,
@@ -499,7 +461,7 @@ interface AutocannonJson {
 
 /** autocannon in a process of its own, so it does not share the event loop it measures. */
 async function autocannon(
-  api: Api,
+  api: ApiProcess,
   t: Tenant,
   label: string,
   connections: number,
@@ -688,23 +650,31 @@ async function main(): Promise<void> {
   const redisUrl = testEnv().TEST_REDIS_URL;
   const redis = new Redis(redisUrl, { maxRetriesPerRequest: null });
   const prisma = createPrismaClient(db.url, { poolSize: 2 });
-  let api: Api | null = null;
+  let api: ApiProcess | null = null;
   let cluster: LocalCluster | null = null;
   try {
     const latencyTenant = await benchTenant(prisma, 'bench-latency');
     const loadTenant = await benchTenant(prisma, 'bench-load');
-    api = await startApi({
-      NODE_ENV: 'production',
-      DATABASE_URL: db.url,
-      REDIS_URL: redisUrl,
-      REDIS_PREFIX: prefix,
-      API_HOST: '127.0.0.1',
-      MODEL_NAME: MODEL,
-      MODEL_DIR: path.join(ROOT, 'models/demo-target'),
-      // (b) admits with the pipeline stopped (jobs just queue), which the API otherwise
-      // refuses with 503 no_pipeline_available.
-      ADMIT_WITHOUT_PIPELINE: 'true',
-    });
+    api = await startApi(
+      {
+        NODE_ENV: 'production',
+        DATABASE_URL: db.url,
+        REDIS_URL: redisUrl,
+        REDIS_PREFIX: prefix,
+        API_HOST: '127.0.0.1',
+        MODEL_NAME: MODEL,
+        MODEL_DIR: path.join(ROOT, 'models/demo-target'),
+        // (b) admits with the pipeline stopped (jobs just queue), which the API otherwise
+        // refuses with 503 no_pipeline_available.
+        ADMIT_WITHOUT_PIPELINE: 'true',
+      },
+      {
+        readyPath: '/health',
+        nodeFlags: args.profile
+          ? ['--cpu-prof', `--cpu-prof-dir=${path.join(ROOT, 'bench/results/profiles')}`]
+          : [],
+      },
+    );
 
     let latency: Awaited<ReturnType<typeof measureLatency>> | null = null;
     let accounted: Awaited<ReturnType<typeof checkAccounted>> | null = null;

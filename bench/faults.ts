@@ -26,13 +26,12 @@ import { createPrismaClient, newApiKeySecret, type PrismaClient } from '@pipedec
 import { createTestDatabase, deleteRedisPrefix, redisPrefix, testEnv } from '@pipedec/testkit';
 import { freePort } from '@pipedec/testkit/local-cluster';
 import { Redis } from 'ioredis';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { startApi, stopChild } from './api-process.js';
 import { StageSupervisor } from '../apps/stage-node/dist/launcher/stage-supervisor.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -103,36 +102,6 @@ async function benchTenant(prisma: PrismaClient): Promise<Tenant> {
     data: { tenantId: tenant.id, name: 'bench', prefix, secretHash: hash, scopes: ['generate'] },
   });
   return { id: tenant.id, key: secret };
-}
-
-async function startApi(env: Record<string, string>) {
-  const port = await freePort();
-  const child = spawn(process.execPath, [path.join(ROOT, 'apps/api/dist/main.js')], {
-    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env, API_PORT: String(port) },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const log: string[] = [];
-  child.stdout?.on('data', (d: Buffer) => log.push(d.toString()));
-  child.stderr?.on('data', (d: Buffer) => log.push(d.toString()));
-  const url = `http://127.0.0.1:${port}`;
-  for (let i = 0; i < 600; i++) {
-    if (child.exitCode !== null) throw new Error(`API exited:\n${log.join('')}`);
-    try {
-      await fetch(`${url}/health/live`);
-      return { url, child, log };
-    } catch {
-      await sleep(100);
-    }
-  }
-  throw new Error(`API did not answer in 60 s:\n${log.join('')}`);
-}
-
-async function stopChild(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-  await once(child, 'exit');
-  clearTimeout(timer);
 }
 
 function sleep(ms: number): Promise<void> {
@@ -399,16 +368,19 @@ async function main(): Promise<void> {
   let supervisor: StageSupervisor | null = null;
   try {
     const tenant = await benchTenant(prisma);
-    api = await startApi({
-      NODE_ENV: 'production',
-      DATABASE_URL: db.url,
-      REDIS_URL: redisUrl,
-      REDIS_PREFIX: prefix,
-      API_HOST: '127.0.0.1',
-      MODEL_NAME: MODEL,
-      MODEL_DIR: path.join(ROOT, 'models/demo-target'),
-      PIPELINE_WAIT_S: String(PIPELINE_WAIT_S),
-    });
+    api = await startApi(
+      {
+        NODE_ENV: 'production',
+        DATABASE_URL: db.url,
+        REDIS_URL: redisUrl,
+        REDIS_PREFIX: prefix,
+        API_HOST: '127.0.0.1',
+        MODEL_NAME: MODEL,
+        MODEL_DIR: path.join(ROOT, 'models/demo-target'),
+        PIPELINE_WAIT_S: String(PIPELINE_WAIT_S),
+      },
+      { readyPath: '/health/live' },
+    );
     const specs = [];
     for (let s = 0; s < STAGES; s++) {
       const grpc = `127.0.0.1:${await freePort()}`;

@@ -1,0 +1,50 @@
+// The compiled API (apps/api/dist/main.js) as its own process, for the benchmarks that measure
+// it from outside (bench:api, bench:faults): started on a free port and waited for until
+// `readyPath` answers, and stopped (SIGTERM, SIGKILL after 10 s).
+import { freePort } from '@pipedec/testkit/local-cluster';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+
+export interface ApiProcess {
+  url: string;
+  child: ChildProcess;
+  log: string[];
+}
+
+export async function startApi(
+  env: Record<string, string>,
+  opts: { readyPath: string; nodeFlags?: string[] },
+): Promise<ApiProcess> {
+  const port = await freePort();
+  const main = path.join(ROOT, 'apps/api/dist/main.js');
+  const child = spawn(process.execPath, [...(opts.nodeFlags ?? []), main], {
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env, API_PORT: String(port) },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const log: string[] = [];
+  child.stdout?.on('data', (d: Buffer) => log.push(d.toString()));
+  child.stderr?.on('data', (d: Buffer) => log.push(d.toString()));
+  const url = `http://127.0.0.1:${port}`;
+  for (let i = 0; i < 600; i++) {
+    if (child.exitCode !== null) throw new Error(`API exited:\n${log.join('')}`);
+    try {
+      await fetch(`${url}${opts.readyPath}`);
+      return { url, child, log };
+    } catch {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  throw new Error(`API did not answer in 60 s:\n${log.join('')}`);
+}
+
+export async function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+  await once(child, 'exit');
+  clearTimeout(timer);
+}
