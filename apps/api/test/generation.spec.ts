@@ -52,22 +52,25 @@ describe('OpenAI-compatible endpoints with the official client', () => {
     expect(row.timeToFirstTokenMs).not.toBeNull();
   });
 
-  it('streams a completion; the final chunk carries usage', async () => {
+  it('streams a completion; with include_usage the final chunk carries usage', async () => {
     const stream = await client.completions.create({
       model: MODEL,
       prompt: 'Stream me',
       max_tokens: 5,
       seed: 9,
       stream: true,
+      stream_options: { include_usage: true },
     });
     let text = '';
+    let finish: string | null | undefined;
     let last: OpenAI.Completions.Completion | undefined;
     for await (const chunk of stream) {
       text += chunk.choices[0]?.text ?? '';
+      finish ??= chunk.choices[0]?.finish_reason;
       last = chunk;
     }
     expect(text).toBe(fakeOutput(9, 5));
-    expect(last!.choices[0].finish_reason).toBe('length');
+    expect(finish).toBe('length');
     expect(last!.usage).toMatchObject({
       completion_tokens: 5,
       total_tokens: 5 + 'Stream me'.length + 1,
@@ -102,6 +105,48 @@ describe('OpenAI-compatible endpoints with the official client', () => {
     }
     expect(text).toBe(full.slice(0, 4));
     expect(usage?.completion_tokens).toBe(4);
+  });
+
+  it('streams usage as OpenAI does: only in a last chunk with no choices, only with include_usage', async () => {
+    // Reads every data record of a raw SSE response, so a usage field the official client
+    // would ignore is seen too.
+    const records = async (path: string, body: Record<string, unknown>) => {
+      const res = await fetch(`${api.url}${path}`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${api.demoKey}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ model: MODEL, max_tokens: 3, seed: 4, stream: true, ...body }),
+      });
+      expect(res.status).toBe(200);
+      const data = (await res.text())
+        .split('\n\n')
+        .filter((r) => r.startsWith('data: '))
+        .map((r) => r.slice(6));
+      expect(data.pop()).toBe('[DONE]');
+      return data.map((d) => JSON.parse(d) as { choices: { finish_reason: string | null }[] });
+    };
+    const endpoints: [string, Record<string, unknown>][] = [
+      ['/v1/completions', { prompt: 'Count' }],
+      ['/v1/chat/completions', { messages: [{ role: 'user', content: 'Count' }] }],
+    ];
+    for (const [path, input] of endpoints) {
+      for (const options of [{}, { stream_options: { include_usage: false } }]) {
+        const chunks = await records(path, { ...input, ...options });
+        expect(chunks.at(-1)!.choices[0].finish_reason).toBe('length');
+        for (const c of chunks) {
+          expect(c).not.toHaveProperty('usage');
+          expect(c.choices).toHaveLength(1);
+        }
+      }
+      const chunks = await records(path, { ...input, stream_options: { include_usage: true } });
+      const last = chunks.pop()!;
+      expect(last.choices).toEqual([]);
+      expect(last).toMatchObject({ usage: { completion_tokens: 3 } });
+      expect(chunks.at(-1)!.choices[0].finish_reason).toBe('length');
+      for (const c of chunks) {
+        expect(c).toHaveProperty('usage', null);
+        expect(c.choices).toHaveLength(1);
+      }
+    }
   });
 
   it('refuses an unknown model and a combination the pipeline cannot honour', async () => {

@@ -86,6 +86,10 @@ export class GenerationRelay {
     res.setHeader('connection', 'keep-alive');
     res.flushHeaders();
     const send = (data: unknown) => res.write(`data: ${JSON.stringify(data)}\n\n`);
+    // As OpenAI streams: with stream_options.include_usage every choice chunk says usage: null
+    // and one more chunk with no choices carries the usage; without it no chunk has usage.
+    const sendChunk = (c: ReturnType<typeof chunk>) =>
+      send(o.includeUsage ? { ...c, usage: null } : c);
     const abort = new AbortController();
     let ended = false;
     res.on('close', () => {
@@ -109,7 +113,7 @@ export class GenerationRelay {
         a.requestId,
         abort.signal,
         (text) => {
-          send(chunk(o.kind, a.requestId, o.model, a.createdAt, text, null, first));
+          sendChunk(chunk(o.kind, a.requestId, o.model, a.createdAt, text, null, first));
           first = false;
           wroteAt = Date.now();
         },
@@ -123,9 +127,8 @@ export class GenerationRelay {
       if (terminal.type === 'error') {
         send(toResponse(generationFailed(terminal.code, terminal.message)).body);
       } else {
-        // The last choice chunk carries finish_reason and, as this service adds, the usage.
-        send({
-          ...chunk(
+        sendChunk(
+          chunk(
             o.kind,
             a.requestId,
             o.model,
@@ -134,8 +137,7 @@ export class GenerationRelay {
             finishReason(terminal.finishReason),
             first,
           ),
-          usage: usageOf(terminal),
-        });
+        );
         if (o.includeUsage) {
           const { choices: _c, ...rest } = chunk(
             o.kind,
