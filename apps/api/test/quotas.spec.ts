@@ -1,5 +1,6 @@
 import { ReservationService } from '../src/generation/reservation.service.js';
-import { FakeHead } from './fake-head.js';
+import { Clock } from '../src/infra/clock.js';
+import { FakeHead, fakeOutput } from './fake-head.js';
 import {
   adminLogin,
   call,
@@ -132,6 +133,101 @@ describe('token quota under concurrency', () => {
       200,
     );
   }, 90_000);
+
+  it('counts requests per minute over any 60 s: across a minute boundary 5/min admits 5, not 10', async () => {
+    const { key } = await tenantWithKey('sliding', {
+      requestsPerMinute: 5,
+      tokensPerMinute: 100_000,
+      concurrentRequests: 100,
+    });
+    const body = { model: MODEL, prompt: 'w', max_tokens: 1 };
+    // The api's clock is held at each request's time; the minute boundary is the last one
+    // passed, so the clock never runs ahead of real time (the sweeper would see stale jobs).
+    const b = Math.floor(Date.now() / 60_000) * 60_000;
+    const clock = api.app.get(Clock);
+    let now = b;
+    clock.nowMs = () => now;
+    clock.now = () => new Date(now);
+    const at = (ms: number, n = 1) => Array.from({ length: n }, () => b + ms);
+    const schedule = [
+      ...at(-500, 5), // the first window's end
+      ...at(500, 5), // 1 s later, in the next minute: a fixed window admitted all five
+      ...at(30_000),
+      ...at(59_499), // 60 s after the first five less 1 ms: still full
+      ...at(59_500, 5), // the first five left the window
+      ...at(59_501),
+    ];
+    const replies: { at: number; status: number; retryAfter: string | null }[] = [];
+    try {
+      for (const t of schedule) {
+        now = t;
+        const r = await call(api, 'POST', '/v1/completions', { token: key, body });
+        if (r.status === 429) expect(errorOf(r).code).toBe('rate_limit_exceeded');
+        replies.push({ at: t - b, status: r.status, retryAfter: r.headers.get('retry-after') });
+      }
+    } finally {
+      delete (clock as Partial<Clock>).now;
+      delete (clock as Partial<Clock>).nowMs;
+    }
+    const admitted = replies.filter((r) => r.status === 200).map((r) => r.at);
+    expect(admitted).toEqual([...at(-500, 5), ...at(59_500, 5)].map((t) => t - b));
+    // No 60 s span holds more than 5 admissions.
+    for (const start of admitted) {
+      expect(admitted.filter((t) => t >= start && t < start + 60_000).length).toBeLessThanOrEqual(
+        5,
+      );
+    }
+    // Retry-After says when the oldest admission leaves the window.
+    expect(replies.find((r) => r.at === 500)!.retryAfter).toBe('59');
+    expect(replies.find((r) => r.at === 30_000)!.retryAfter).toBe('30');
+    expect(replies.find((r) => r.at === 59_499)!.retryAfter).toBe('1');
+    expect(replies.at(-1)).toMatchObject({ status: 429, retryAfter: '60' });
+  });
+
+  it('counts tokens per minute over any 60 s, giving back what a request did not use', async () => {
+    const { key } = await tenantWithKey('sliding-tokens', {
+      requestsPerMinute: 1000,
+      tokensPerMinute: 30,
+      concurrentRequests: 100,
+    });
+    const b = Math.floor(Date.now() / 60_000) * 60_000;
+    const clock = api.app.get(Clock);
+    let now = b;
+    clock.nowMs = () => now;
+    clock.now = () => new Date(now);
+    // 'w' and max_tokens 8 reserve 10 tokens (prompt 2 + 8) and use all of them.
+    const send = (at: number, extra: Record<string, unknown> = {}) => {
+      now = b + at;
+      return call(api, 'POST', '/v1/completions', {
+        token: key,
+        body: { model: MODEL, prompt: 'w', max_tokens: 8, seed: 5, ...extra },
+      });
+    };
+    try {
+      // Reserves 20, stops after a few tokens and gives the rest back to the minute.
+      const early = await send(-1000, { max_tokens: 18, stop: fakeOutput(5, 18).slice(2, 3) });
+      expect(early.status).toBe(200);
+      const used = (early.body.usage as { total_tokens: number }).total_tokens;
+      expect(used).toBeLessThanOrEqual(10);
+      expect((await send(-500)).status).toBe(200);
+      const full = await send(-500);
+      expect(full.status).toBe(200);
+      expect(full.headers.get('x-ratelimit-remaining-tokens')).toBe(String(30 - used - 20));
+      // In the next minute the last 60 s still hold them: refused until the first one leaves.
+      const next = await send(500);
+      expect(next.status).toBe(429);
+      expect(errorOf(next).code).toBe('tokens_per_minute_exceeded');
+      expect(next.headers.get('retry-after')).toBe('59');
+      expect((await send(58_999)).status).toBe(429);
+      expect((await send(59_000)).status).toBe(200);
+      const again = await send(59_001);
+      expect(again.status).toBe(429);
+      expect(again.headers.get('retry-after')).toBe('1');
+    } finally {
+      delete (clock as Partial<Clock>).now;
+      delete (clock as Partial<Clock>).nowMs;
+    }
+  });
 
   it('reconciles the monthly counter and concurrency from PostgreSQL', async () => {
     const { tenantId, key } = await tenantWithKey('reconcile', {});

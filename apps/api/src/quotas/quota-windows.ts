@@ -1,26 +1,25 @@
 // Pure arithmetic of the quota windows: which counters a request touches and when they reset.
 // Shared by the admission script's caller and the usage views.
 
+/** Per-minute limits count what was admitted in the last 60 s (a sliding window). */
+export const MINUTE_WINDOW_MS = 60_000;
+
 export interface Windows {
-  /** Fixed one-minute window index (epoch minutes). */
-  minute: number;
   /** UTC month, "YYYYMM". */
   month: string;
-  secondsToMinuteReset: number;
   secondsToMonthReset: number;
 }
 
 export function windowsAt(nowMs: number): Windows {
-  const minute = Math.floor(nowMs / 60_000);
   const d = new Date(nowMs);
   const month = `${d.getUTCFullYear()}${String(d.getUTCMonth() + 1).padStart(2, '0')}`;
   const nextMonth = Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + 1, 1);
-  return {
-    minute,
-    month,
-    secondsToMinuteReset: Math.max(1, Math.ceil(((minute + 1) * 60_000 - nowMs) / 1000)),
-    secondsToMonthReset: Math.max(1, Math.ceil((nextMonth - nowMs) / 1000)),
-  };
+  return { month, secondsToMonthReset: Math.max(1, Math.ceil((nextMonth - nowMs) / 1000)) };
+}
+
+/** Whole seconds for a Retry-After or reset header: never 0 while something waits. */
+export function secondsFromMs(ms: number): number {
+  return ms <= 0 ? 0 : Math.max(1, Math.ceil(ms / 1000));
 }
 
 export function monthStart(nowMs: number): Date {
@@ -29,8 +28,12 @@ export function monthStart(nowMs: number): Date {
 }
 
 export interface QuotaKeys {
+  /** Sorted set: request id -> admission time (ms), the last minute's requests. */
   rpm: string;
+  /** Sorted set: request id -> admission time (ms), the last minute's token reservations. */
   tpm: string;
+  /** Hash: request id -> tokens it holds in the minute, and "_total". */
+  tpmAmounts: string;
   month: string;
   concurrency: string;
 }
@@ -38,8 +41,9 @@ export interface QuotaKeys {
 export function quotaKeys(prefix: string, tenantId: string, w: Windows): QuotaKeys {
   const base = `${prefix}quota:${tenantId}`;
   return {
-    rpm: `${base}:rpm:${w.minute}`,
-    tpm: `${base}:tpm:${w.minute}`,
+    rpm: `${base}:rpm`,
+    tpm: `${base}:tpm`,
+    tpmAmounts: `${base}:tpm:amounts`,
     month: `${base}:month:${w.month}`,
     concurrency: `${base}:concurrency`,
   };

@@ -4,7 +4,13 @@ import { Clock } from '../infra/clock.js';
 import { RedisConnections } from '../infra/redis.provider.js';
 import type { TenantLimits } from '../tenants/limits.js';
 import { ADMIT_LUA, RECONCILE_LUA, SETTLE_LUA } from './quota-scripts.js';
-import { quotaKeys, reservationKey, windowsAt } from './quota-windows.js';
+import {
+  MINUTE_WINDOW_MS,
+  quotaKeys,
+  reservationKey,
+  secondsFromMs,
+  windowsAt,
+} from './quota-windows.js';
 
 export type RateHeaders = Record<string, string>;
 
@@ -18,8 +24,8 @@ const HOUR_MS = 3_600_000;
 export const REFUSALS_MAX_HOURS = 62 * 24;
 
 /**
- * Per-tenant limits enforced in Redis: requests and tokens per minute, tokens per month,
- * concurrent requests. A request reserves its maximum (prompt + max output) at admission and
+ * Per-tenant limits enforced in Redis: requests and tokens in any 60 s (sliding windows),
+ * tokens per month, concurrent requests. A request reserves its maximum (prompt + max output) at admission and
  * settles to its actual use when it ends.
  */
 @Injectable()
@@ -42,32 +48,39 @@ export class QuotaService {
         'max_tokens',
       );
     }
-    const w = windowsAt(this.clock.nowMs());
+    const now = this.clock.nowMs();
+    const w = windowsAt(now);
     const k = quotaKeys(this.redis.prefix, tenantId, w);
-    const [refused, rpm, tpm, month] = (await this.redis.command.eval(
-      ADMIT_LUA,
-      5,
-      k.rpm,
-      k.tpm,
-      k.month,
-      k.concurrency,
-      reservationKey(this.redis.prefix, requestId),
-      limits.requestsPerMinute,
-      limits.tokensPerMinute,
-      limits.tokensPerMonth,
-      limits.concurrentRequests,
-      reserve,
-      120,
-      MONTH_TTL_S,
-      RESERVATION_TTL_S,
-    )) as [string, number, number, number, number];
+    const [refused, rpm, tpm, month, , retryMs, requestsResetMs, tokensResetMs] =
+      (await this.redis.command.eval(
+        ADMIT_LUA,
+        6,
+        k.rpm,
+        k.tpm,
+        k.tpmAmounts,
+        k.month,
+        k.concurrency,
+        reservationKey(this.redis.prefix, requestId),
+        limits.requestsPerMinute,
+        limits.tokensPerMinute,
+        limits.tokensPerMonth,
+        limits.concurrentRequests,
+        reserve,
+        MONTH_TTL_S,
+        RESERVATION_TTL_S,
+        requestId,
+        now,
+        MINUTE_WINDOW_MS,
+      )) as [string, number, number, number, number, number, number, number];
+    // reset-*: until the oldest request in the last 60 s leaves the window, so the remaining
+    // count goes up (0 when nothing is in it).
     const headers: RateHeaders = {
       'x-ratelimit-limit-requests': String(limits.requestsPerMinute),
       'x-ratelimit-remaining-requests': String(Math.max(0, limits.requestsPerMinute - rpm)),
-      'x-ratelimit-reset-requests': `${w.secondsToMinuteReset}s`,
+      'x-ratelimit-reset-requests': `${secondsFromMs(requestsResetMs)}s`,
       'x-ratelimit-limit-tokens': String(limits.tokensPerMinute),
       'x-ratelimit-remaining-tokens': String(Math.max(0, limits.tokensPerMinute - tpm)),
-      'x-ratelimit-reset-tokens': `${w.secondsToMinuteReset}s`,
+      'x-ratelimit-reset-tokens': `${secondsFromMs(tokensResetMs)}s`,
       'x-ratelimit-limit-tokens-month': String(limits.tokensPerMonth),
       'x-ratelimit-remaining-tokens-month': String(Math.max(0, limits.tokensPerMonth - month)),
     };
@@ -77,7 +90,7 @@ export class QuotaService {
           ? w.secondsToMonthReset
           : refused === 'concurrency'
             ? 1
-            : w.secondsToMinuteReset;
+            : Math.max(1, secondsFromMs(retryMs));
       throw new ApiError(
         'rate_limit_error',
         refusedCode(refused),
