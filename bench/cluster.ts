@@ -564,7 +564,11 @@ async function main(): Promise<void> {
     const hidden = whole.info.hiddenSize;
     const numLayers = whole.info.numLayers;
     await whole.close();
-    const draftShard = await openShard({ checkpointDir: m.draft, intraOpThreads: 1 });
+    const draftShard = await openShard({
+      checkpointDir: m.draft,
+      intraOpThreads: 1,
+      proposals: true,
+    });
     const results = [];
     let wire: WireResult | null = null;
     for (const sc of scenarios) {

@@ -408,7 +408,12 @@ interface Row {
 const started = Date.now();
 costs = [PAPER_A100_COST, await calibrate()];
 console.error(`calibrated: ${JSON.stringify(costs[1])}`);
-const draft = await open(draftDir);
+// The decoding draft ranks its proposals in its graph (TopK, ReduceLogSumExp), as at the head.
+const draft = await OnnxShard.open({
+  checkpointDir: draftDir,
+  intraOpThreads: THREADS,
+  proposals: true,
+});
 const rows: Row[] = [];
 const mismatches: string[] = [];
 

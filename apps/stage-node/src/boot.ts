@@ -62,6 +62,7 @@ export async function bootStage(config: StageConfig): Promise<RunningStage> {
         checkpointDir: config.draftCheckpointDir!,
         executionProvider: config.executionProvider,
         intraOpThreads: config.ortThreads,
+        proposals: true, // top-k and log-sum-exp in the runtime, not in JavaScript
       }),
       meter,
     );

@@ -1,10 +1,24 @@
 // The draft model next to the controller: a whole small model with its own KV cache, which
 // mirrors the tree exactly like the stages do (rows of pruned nodes are dropped, rows of
 // committed nodes become its committed prefix). It proposes children for tree nodes.
+//
+// Where the draft's shard computes them in its graph (OnnxShard opened with `proposals`), the
+// top-k and log-sum-exps come from the runtime (TreeBatch.proposals) and no JavaScript scans
+// the logits: greedy needs only the likeliest tokens; exact sampling draws among them and
+// checks the rest of the row by its noise alone (chooseTokenFromTop), so the proposals are
+// the same as from the full logits. Distribution-mode acceptance needs the draft's whole
+// distribution q, so it reads the full logits, as does any shard without those outputs.
 
+import type { ProposalRequest, TopLogits } from '@pipedec/model';
 import { draftProposals, isDistribution } from './acceptance.js';
 import { EngineError } from './errors.js';
-import { chooseToken, logSumExp, type SamplingParams, topK } from './sampling.js';
+import {
+  chooseToken,
+  chooseTokenFromTop,
+  logSumExp,
+  type SamplingParams,
+  topK,
+} from './sampling.js';
 import type { StageShard } from './stage.js';
 import type { Candidate } from './tree.js';
 
@@ -59,8 +73,17 @@ export interface Proposal {
   q: Float64Array | null;
 }
 
+/**
+ * How many of the draft's likeliest tokens the graph returns for its seeded draw when sampling
+ * exactly (chooseTokenFromTop): a request top_k up to this, or a nucleus complete within
+ * them, is drawn from them alone; otherwise the full row is read as well.
+ */
+export const DRAW_POOL = 64;
+
 export class DraftRunner {
   private readonly seq: string;
+  /** What the graph is asked for; undefined where the full logits are needed. */
+  private readonly request: ProposalRequest | undefined;
 
   constructor(
     private readonly shard: StageShard,
@@ -78,6 +101,7 @@ export class DraftRunner {
       throw new EngineError('BAD_REQUEST', 'the draft must be a whole model (first and last)');
     }
     this.seq = run.request.requestId;
+    this.request = proposalRequest(run.sampling, branching, scoreTemperature, shard.info.vocabSize);
   }
 
   /**
@@ -114,15 +138,15 @@ export class DraftRunner {
           parentIds: Int32Array.from(rows, (r) => r.parent),
           positions: Int32Array.from(rows, (r) => r.position),
           tokens: Int32Array.from(rows, (r) => r.token),
+          proposals: this.request,
         });
         const t = performance.now();
-        const logits = out.logits!; // [rows, vocab]
         const vocab = this.shard.info.vocabSize;
-        const proposals = rows.map((r, i) =>
-          onlyLast && i < rows.length - 1
-            ? { candidates: [], q: null }
-            : this.candidates(logits, i * vocab, r.position + 1),
-        );
+        const proposals = rows.map((r, i) => {
+          if (onlyLast && i < rows.length - 1) return { candidates: [], q: null };
+          if (out.top) return this.candidatesFromTop(out.top, out.logits, i, r.position + 1);
+          return this.candidates(out.logits!, i * vocab, r.position + 1); // [rows, vocab]
+        });
         own = out.computeMs === undefined ? Number.NaN : out.computeMs + performance.now() - t;
         return proposals;
       },
@@ -187,4 +211,76 @@ export class DraftRunner {
       q: null,
     };
   }
+
+  /**
+   * candidates() from the graph's top-k of row `row` (greedy and exact sampling): the same
+   * children in the same order, their log-probabilities from the graph's log-sum-exp (f32;
+   * the JavaScript path sums in f64), and the same seeded draw (chooseTokenFromTop, which
+   * reads the full logits only where the top-k is not enough).
+   */
+  private candidatesFromTop(
+    top: TopLogits,
+    logits: Float32Array | undefined, // [rows, vocab] when sampling
+    row: number,
+    position: number,
+  ): Proposal {
+    const { k, ids } = top;
+    const scales = this.request!.lseScales.length;
+    const offset = row * k; // [rows, k]
+    const scale = 1 / this.scoreTemperature;
+    const lseScore = top.lse[row * scales]; // [rows, scales]; scale 0 is the score temperature's
+    const logProb = (j: number) => top.logits[offset + j] * scale - lseScore;
+    const count = Math.min(this.branching, k);
+    const sampling = this.run.sampling;
+    const candidates: Candidate[] = [];
+    if (sampling.temperature <= 0) {
+      for (let j = 0; j < count; j++) {
+        candidates.push({ token: ids[offset + j], logProb: logProb(j) });
+      }
+      return { candidates, q: null };
+    }
+    const vocab = this.shard.info.vocabSize;
+    const drawn = chooseTokenFromTop(
+      { ids, logits: top.logits, offset, count: k, logMass: top.lse[row * scales + 1] },
+      logits!,
+      row * vocab,
+      vocab,
+      position,
+      sampling,
+    );
+    candidates.push({ token: drawn, logProb: logProb(0) });
+    for (let j = 0; j < k && candidates.length < count; j++) {
+      if (ids[offset + j] !== drawn) {
+        candidates.push({ token: ids[offset + j], logProb: logProb(j) });
+      }
+    }
+    return { candidates, q: null };
+  }
+}
+
+/**
+ * What the draft's graph is asked for: the `branching` likeliest tokens when greedy; when
+ * sampling exactly, DRAW_POOL of them (the request's top_k if it is smaller), the log-sum-exp
+ * at the request's temperature for its nucleus, and the logits for the tokens beyond them
+ * that the draw may still need. Distribution mode needs the whole distribution q: nothing
+ * (undefined), the full logits.
+ */
+export function proposalRequest(
+  sampling: SamplingParams,
+  branching: number,
+  scoreTemperature: number,
+  vocab: number,
+): ProposalRequest | undefined {
+  if (isDistribution(sampling)) return undefined;
+  const score = 1 / scoreTemperature;
+  if (sampling.temperature <= 0) {
+    return { k: Math.min(branching, vocab), lseScales: Float32Array.of(score), logits: false };
+  }
+  const topK = sampling.topK ?? 0;
+  const pool = topK > 0 && topK <= DRAW_POOL ? topK : DRAW_POOL;
+  return {
+    k: Math.min(vocab, Math.max(branching, pool)),
+    lseScales: Float32Array.of(score, 1 / sampling.temperature),
+    logits: true,
+  };
 }

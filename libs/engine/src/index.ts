@@ -21,7 +21,9 @@ export {
   type DraftHost,
   DraftRunner,
   type DraftRow,
+  DRAW_POOL,
   type Proposal,
+  proposalRequest,
 } from './draft.js';
 export { EngineError, type EngineErrorCode } from './errors.js';
 export type { Decision, LayerPacket, Verdict } from './messages.js';
@@ -50,10 +52,12 @@ export {
   type Acceptance,
   argmax,
   chooseToken,
+  chooseTokenFromTop,
   GREEDY,
   logSoftmax,
   logSumExp,
   sampledDistribution,
+  type RowTop,
   type SamplingParams,
   supportOf,
   topK,

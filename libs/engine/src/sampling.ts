@@ -143,6 +143,94 @@ export function chooseToken(
   return best;
 }
 
+/** A row's `count` likeliest tokens, descending by logit, ties by lowest id (TopK's order). */
+export interface RowTop {
+  ids: Int32Array; // [.., count] token ids; rows of `count`, one is read
+  logits: Float32Array; // [.., count] their logits
+  offset: number; // of the row read
+  count: number;
+  /** log(sum(exp(logits / temperature))) over the whole row, for a nucleus (top-p < 1). */
+  logMass: number;
+}
+
+/**
+ * chooseToken's draw, the same token, computed from the row's likeliest tokens (the draft
+ * graph's TopK) instead of a pass over every logit. The support (the request's top-k, then its
+ * nucleus) is drawn with the same Gumbel noise among those tokens. When the support is the
+ * whole row (top-p 1, no top-k), a token outside them still wins if its noise is large
+ * enough: every other token can be below that bound only, so only its noise is computed (no
+ * logarithm), and the few above it are scored from `row`. Where the support reaches beyond
+ * the known tokens in a way that needs their order (a top-k above `count`, or a nucleus not
+ * complete within them), it is chooseToken on `row`.
+ *
+ * Worked example, temperature 1, top 2 of 3 logits [2, 1 | 0]: the two draw scores are
+ * 0 + g0 and -1 + g1; if the best is 0.5, token 2 (base -2) needs g2 > 2.5, i.e. a uniform
+ * above exp(-exp(-2.5)) = 0.921; only then is its score computed.
+ */
+export function chooseTokenFromTop(
+  top: RowTop,
+  row: Float32Array, // [.., vocab] rows: the full logits, read only where the top is not enough
+  rowOffset: number,
+  vocab: number,
+  position: number,
+  params: SamplingParams,
+): number {
+  const { ids, logits, offset, count } = top;
+  if (params.temperature <= 0) return ids[offset];
+  const full = () => chooseToken(row, rowOffset, vocab, position, params);
+  const t = params.temperature;
+  const max = logits[offset];
+  const weight = (j: number) => Math.exp((logits[offset + j] - max) / t);
+  let n = count; // the support's tokens among the top
+  let whole = count === vocab; // whether the support is known to lie within the top
+  let total = Math.exp(top.logMass - max / t);
+  if (hasTopK(params, vocab)) {
+    if (params.topK! > count) return full();
+    n = params.topK!;
+    whole = true;
+    total = 0;
+    for (let j = 0; j < n; j++) total += weight(j);
+  }
+  if (params.topP < 1) {
+    const limit = params.topP * total;
+    let mass = 0;
+    let m = 0;
+    while (m < n && mass < limit) mass += weight(m++);
+    if (mass < limit && !whole) return full();
+    n = m;
+    whole = true;
+  }
+  const key = rowKeyOf(params.seed, position);
+  let best = ids[offset];
+  let bestScore = -Infinity;
+  for (let j = 0; j < n; j++) {
+    const base = (logits[offset + j] - max) / t;
+    if (base + GUMBEL_MAX <= bestScore) break; // descending: no later token can win
+    const score = base + gumbelAt(key, ids[offset + j]);
+    if (score > bestScore) {
+      bestScore = score;
+      best = ids[offset + j];
+    }
+  }
+  if (whole) return best;
+  // Every other token's base is at most the last known one's: it needs noise above
+  // bestScore - that base, i.e. a uniform above exp(-exp(-need)) (less a margin for rounding).
+  const need = bestScore - (logits[offset + count - 1] - max) / t;
+  const uMin = Math.exp(-Math.exp(-need)) - 1e-9;
+  let known: Set<number> | null = null;
+  for (let i = 0; i < vocab; i++) {
+    if (uniformKeyed(key, i) <= uMin) continue;
+    known ??= new Set(ids.subarray(offset, offset + count));
+    if (known.has(i)) continue;
+    const score = (row[rowOffset + i] - max) / t + gumbelAt(key, i);
+    if (score > bestScore) {
+      bestScore = score;
+      best = i;
+    }
+  }
+  return best;
+}
+
 function hasTopK(params: SamplingParams, vocab: number): boolean {
   return params.topK !== undefined && params.topK > 0 && params.topK < vocab;
 }

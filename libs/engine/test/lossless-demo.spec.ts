@@ -39,8 +39,12 @@ beforeAll(async () => {
     }
   }
   prompts = prompts.filter((p) => p.length > 1);
-  const open = async (dir: string, r?: { layerStart: number; layerEnd: number }) => {
-    const s = await OnnxShard.open({ checkpointDir: dir, ...r, intraOpThreads: 1 });
+  const open = async (
+    dir: string,
+    r?: { layerStart: number; layerEnd: number },
+    proposals = false,
+  ) => {
+    const s = await OnnxShard.open({ checkpointDir: dir, ...r, intraOpThreads: 1, proposals });
     opened.push(s);
     return s;
   };
@@ -49,7 +53,7 @@ beforeAll(async () => {
     for (const r of splitLayers(16, s)) shards.push(await open(TARGET, r));
     pipelines.set(s, shards);
   }
-  draft = await open(DRAFT);
+  draft = await open(DRAFT, undefined, true);
 });
 
 afterAll(async () => {

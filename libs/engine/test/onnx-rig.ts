@@ -41,8 +41,18 @@ export async function openRig(): Promise<void> {
   await writeRandomCheckpoint(target, { ...TINY, seed: 17 });
   await writeRandomCheckpoint(draft, { ...TINY, layers: 2, seed: 18 });
   const cacheDir = path.join(tmp, 'graphs');
-  const open = async (dir: string, r?: { layerStart: number; layerEnd: number }) => {
-    const s = await OnnxShard.open({ checkpointDir: dir, ...r, cacheDir, intraOpThreads: 1 });
+  const open = async (
+    dir: string,
+    r?: { layerStart: number; layerEnd: number },
+    proposals = false,
+  ) => {
+    const s = await OnnxShard.open({
+      checkpointDir: dir,
+      ...r,
+      cacheDir,
+      intraOpThreads: 1,
+      proposals,
+    });
     opened.push(s);
     return s;
   };
@@ -51,8 +61,10 @@ export async function openRig(): Promise<void> {
     for (const r of splitLayers(LAYERS, s)) shards.push(await open(target, r));
     pipelines.set(s, shards);
   }
-  selfDraft = await open(target);
-  otherDraft = await open(draft);
+  // The drafts rank their proposals in the graph (TopK, ReduceLogSumExp); the toy-model suites
+  // cover the JavaScript path. selfDraft also serves AR as the whole target (full logits).
+  selfDraft = await open(target, undefined, true);
+  otherDraft = await open(draft, undefined, true);
 }
 
 export async function closeRig(): Promise<void> {

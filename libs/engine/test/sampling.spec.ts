@@ -1,4 +1,13 @@
-import { argmax, chooseToken, logSoftmax, logSumExp, topK, uniformAt } from '../src/index.js';
+import {
+  argmax,
+  chooseToken,
+  chooseTokenFromTop,
+  logSoftmax,
+  logSumExp,
+  type RowTop,
+  topK,
+  uniformAt,
+} from '../src/index.js';
 
 describe('seeded sampling', () => {
   it('draws a uniform number that depends only on (seed, position)', () => {
@@ -74,5 +83,52 @@ describe('seeded sampling', () => {
       Math.log(Math.exp(2) + Math.exp(4) + Math.exp(6)),
       5,
     );
+  });
+});
+
+describe('the draw from the likeliest tokens (the draft graph top-k)', () => {
+  // Rows of 300 logits with exact ties, from cold to flat; the ids sorted as TopK returns them.
+  const VOCAB = 300;
+  const rows = Array.from({ length: 24 }, (_, r) =>
+    Float32Array.from(
+      { length: VOCAB },
+      (_, i) => (Math.round(((i * 7919 + r * 104729) % 997) / 9) / 7) * (1 + (r % 4)),
+    ),
+  );
+  const top = (row: Float32Array, count: number, t: number): RowTop => {
+    const ids = Int32Array.from(topK(row, count));
+    return {
+      ids,
+      logits: Float32Array.from(ids, (i) => row[i]),
+      offset: 0,
+      count,
+      logMass: logSumExp(row, 0, VOCAB, t),
+    };
+  };
+
+  it.each([
+    ['greedy', { temperature: 0, topP: 1, seed: 1 }],
+    ['T 1', { temperature: 1, topP: 1, seed: 2 }],
+    ['T 0.3', { temperature: 0.3, topP: 1, seed: 8 }],
+    ['T 0.7, top-p 0.9', { temperature: 0.7, topP: 0.9, seed: 3 }],
+    ['T 0.05, top-p 0.9 (a nucleus of a few tokens)', { temperature: 0.05, topP: 0.9, seed: 7 }],
+    ['T 1.3, top-k 40, top-p 0.8', { temperature: 1.3, topP: 0.8, seed: 4, topK: 40 }],
+    ['T 0.9, top-k 64', { temperature: 0.9, topP: 1, seed: 5, topK: 64 }],
+    ['T 0.9, top-k 100 (beyond the top)', { temperature: 0.9, topP: 1, seed: 6, topK: 100 }],
+  ])('is chooseToken, from the top 64, the top 8 or the whole row (%s)', (_, params) => {
+    for (const count of [8, 64, VOCAB]) {
+      for (const [r, row] of rows.entries()) {
+        const known = top(row, count, params.temperature || 1);
+        for (let position = 0; position < 6; position++) {
+          const token = chooseTokenFromTop(known, row, 0, VOCAB, position, params);
+          expect({ count, r, position, token }).toEqual({
+            count,
+            r,
+            position,
+            token: chooseToken(row, 0, VOCAB, position, params),
+          });
+        }
+      }
+    }
   });
 });

@@ -166,6 +166,22 @@ export abstract class CachedShard implements LayerShard {
         );
       }
     }
+    const req = batch.proposals;
+    if (req) {
+      const vocab = this.config.vocabSize;
+      if (!Number.isInteger(req.k) || req.k < 1 || req.k > vocab) {
+        throw new ModelError(
+          'BATCH_INVALID',
+          `${where}: proposals.k must be a whole number in [1, ${vocab}] (the vocabulary), got ${req.k}`,
+        );
+      }
+      if (req.lseScales.length === 0 || !req.lseScales.every(Number.isFinite)) {
+        throw new ModelError(
+          'BATCH_INVALID',
+          `${where}: proposals.lseScales must hold at least one finite multiplier`,
+        );
+      }
+    }
     for (const p of batch.positions) {
       if (!Number.isInteger(p) || p < 0 || p >= this.config.maxPositions) {
         throw new ModelError(

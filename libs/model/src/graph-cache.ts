@@ -1,5 +1,5 @@
 // Built stage graphs cached on disk, keyed by checkpoint fingerprint, layer range, compute
-// dtype and graph version. A build goes to a private temporary folder that is renamed into
+// dtype, graph version and variant (`-p`: with the draft's proposal outputs, onnx-graph.ts). A build goes to a private temporary folder that is renamed into
 // place, so concurrent stages on one host never see a half-written graph.
 import { randomBytes } from 'node:crypto';
 import { access, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
@@ -7,7 +7,13 @@ import os from 'node:os';
 import path from 'node:path';
 
 import type { Checkpoint } from './checkpoint.js';
-import { buildStageGraph, GRAPH_VERSION, MODEL_FILE, WEIGHTS_FILE } from './onnx-graph.js';
+import {
+  buildStageGraph,
+  GRAPH_VERSION,
+  MODEL_FILE,
+  WEIGHTS_FILE,
+  type GraphOptions,
+} from './onnx-graph.js';
 
 export interface CachedGraph {
   modelPath: string;
@@ -17,8 +23,14 @@ export interface CachedGraph {
 
 const DONE_FILE = 'complete.json';
 
-export function graphCacheKey(fingerprint: string, layerStart: number, layerEnd: number): string {
-  return `${fingerprint.slice(0, 24)}-L${layerStart}-${layerEnd}-f32-g${GRAPH_VERSION}`;
+export function graphCacheKey(
+  fingerprint: string,
+  layerStart: number,
+  layerEnd: number,
+  opts: GraphOptions = {},
+): string {
+  const variant = opts.proposals ? '-p' : '';
+  return `${fingerprint.slice(0, 24)}-L${layerStart}-${layerEnd}-f32-g${GRAPH_VERSION}${variant}`;
 }
 
 export async function ensureGraph(
@@ -26,8 +38,10 @@ export async function ensureGraph(
   layerStart: number,
   layerEnd: number,
   cacheDir: string,
+  opts: GraphOptions = {},
 ): Promise<CachedGraph> {
-  const dir = path.join(cacheDir, graphCacheKey(ckpt.info.fingerprint, layerStart, layerEnd));
+  const key = graphCacheKey(ckpt.info.fingerprint, layerStart, layerEnd, opts);
+  const dir = path.join(cacheDir, key);
   const modelPath = path.join(dir, MODEL_FILE);
   const existing = await readDone(dir);
   if (existing) return { modelPath, weightBytes: existing.weightBytes, built: false };
@@ -36,7 +50,7 @@ export async function ensureGraph(
   const tmp = `${dir}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
   await mkdir(tmp);
   try {
-    const { weightBytes } = await buildStageGraph(ckpt, layerStart, layerEnd, tmp);
+    const { weightBytes } = await buildStageGraph(ckpt, layerStart, layerEnd, tmp, opts);
     await writeFile(
       path.join(tmp, DONE_FILE),
       JSON.stringify({ weightBytes, fingerprint: ckpt.info.fingerprint }),

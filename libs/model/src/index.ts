@@ -3,7 +3,9 @@ export type {
   ModelInfo,
   OpenShardOptions,
   ShardMemory,
+  ProposalRequest,
   ShardOutput,
+  TopLogits,
   TreeBatch,
 } from './shard.js';
 export { ModelError, type ModelErrorCode } from './errors.js';

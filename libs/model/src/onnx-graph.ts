@@ -15,6 +15,12 @@
 // Outputs: logits f32 [n, vocab] (last stage) | hidden_out f32 [n, hidden]
 //          present_key_<j>, present_value_<j> f32 [n, kvHeads, headDim]: the new rows only
 //          (keys already rotated), which the caller writes into its cache.
+// With `proposals` (a draft model's last stage), also:
+//   inputs  proposal_k int32 [1]: k; lse_scales f32 [s]: multipliers (1 / temperature)
+//   outputs top_ids int32 [n, k], top_logits f32 [n, k]: TopK of the logits (descending, ties
+//           by lowest id, as the ONNX spec defines TopK); lse f32 [n, s]:
+//           ReduceLogSumExp(lse_scales[j] * logits) per row. The draft's caller then reads
+//           k + s numbers per row instead of scanning the vocabulary in JavaScript.
 //
 // The graph is a handful of ops per layer, because at these sizes a CPU forward costs per
 // node more than per FLOP: ONNX Runtime's fused contrib ops (domain com.microsoft) do the
@@ -226,12 +232,17 @@ export interface BuiltGraph {
   weightBytes: number;
 }
 
+export interface GraphOptions {
+  proposals?: boolean; // last stage only: the TopK / ReduceLogSumExp outputs (header)
+}
+
 /** Writes model.onnx and weights.bin for layers [layerStart, layerEnd) into `outDir`. */
 export async function buildStageGraph(
   ckpt: Checkpoint,
   layerStart: number,
   layerEnd: number,
   outDir: string,
+  opts: GraphOptions = {},
 ): Promise<BuiltGraph> {
   const c = ckpt.config;
   const H = c.hiddenSize;
@@ -394,8 +405,26 @@ export async function buildStageGraph(
       const head = c.tieWordEmbeddings
         ? (embedName ?? (await external('embed_tokens', [c.vocabSize, H], [EMBED])))
         : await external('lm_head', [c.vocabSize, H], [LM_HEAD]);
-      g.op1('Gemm', [addAndNorm(wNorm), head], { transB: 1 }, 'logits');
+      const logits = g.op1('Gemm', [addAndNorm(wNorm), head], { transB: 1 }, 'logits');
       g.output('logits', FLOAT, ['n', c.vocabSize]);
+      if (opts.proposals) {
+        const k = g.op1('Cast', [g.input('proposal_k', INT32, [1])], { to: INT64 });
+        const scales = g.input('lse_scales', FLOAT, ['s']);
+        const [topValues, topIds] = g.op('TopK', [logits, k], { axis: -1, largest: 1, sorted: 1 }, [
+          'top_logits',
+          'top_ids_i64',
+        ]);
+        g.op1('Cast', [topIds], { to: INT32 }, 'top_ids');
+        g.output('top_ids', INT32, ['n', 'k']);
+        g.output(topValues, FLOAT, ['n', 'k']);
+        // [n, 1, vocab] * [s, 1] -> [n, s, vocab], reduced over the vocabulary.
+        const scaled = g.op1('Mul', [
+          g.op1('Unsqueeze', [logits, g.int64([1])]),
+          g.op1('Unsqueeze', [scales, g.int64([1])]),
+        ]);
+        g.op1('ReduceLogSumExp', [scaled], { axes: [2], keepdims: 0 }, 'lse');
+        g.output('lse', FLOAT, ['n', 's']);
+      }
     } else {
       g.op1(
         pending === null ? 'Identity' : 'Add',

@@ -28,6 +28,9 @@ export type Feed =
   | { type: 'float32'; data: Float32Array; dims: readonly number[] }
   | { type: 'int32'; data: Int32Array; dims: readonly number[] };
 
+/** An output as the graphs here produce them: f32 tensors, and int32 token ids. */
+export type OutputArray = Float32Array | Int32Array;
+
 export interface RuntimeOptions {
   provider: ExecutionProviderName;
   intraOpThreads?: number; // default: the runtime's choice (all cores)
@@ -60,11 +63,11 @@ export class RuntimeSession {
     }
   }
 
-  /** Runs the graph; returns the named outputs as f32 arrays. */
+  /** Runs the graph; returns the named outputs (f32 or int32 arrays). */
   async run(
     feeds: Record<string, Feed>,
     outputs: readonly string[],
-  ): Promise<Record<string, Float32Array>> {
+  ): Promise<Record<string, OutputArray>> {
     return (await this.runTimed(feeds, outputs)).outputs;
   }
 
@@ -79,7 +82,7 @@ export class RuntimeSession {
   async runTimed(
     feeds: Record<string, Feed>,
     outputs: readonly string[],
-  ): Promise<{ outputs: Record<string, Float32Array>; runMs: number }> {
+  ): Promise<{ outputs: Record<string, OutputArray>; runMs: number }> {
     const tensors: Record<string, ort.Tensor> = {};
     for (const [name, f] of Object.entries(feeds)) {
       tensors[name] = new ort.Tensor(f.type, f.data, f.dims);
@@ -96,8 +99,8 @@ export class RuntimeSession {
       });
     }
     const runMs = performance.now() - (started || called);
-    const out: Record<string, Float32Array> = {};
-    for (const name of outputs) out[name] = result[name].data as Float32Array;
+    const out: Record<string, OutputArray> = {};
+    for (const name of outputs) out[name] = result[name].data as OutputArray;
     return { outputs: out, runMs };
   }
 

@@ -1,12 +1,24 @@
 // A LayerShard running its layer range as one ONNX Runtime session. Per call it feeds the
 // cached K/V rows as zero-copy views of the cache buffers, and appends the new rows the graph
-// returns.
+// returns. A draft's shard (opened with `proposals`) also answers TreeBatch.proposals from
+// its graph's TopK / ReduceLogSumExp outputs, fetching the full logits only when asked.
 import { Checkpoint } from './checkpoint.js';
 import type { LlamaConfig } from './config.js';
 import { ModelError } from './errors.js';
 import { defaultCacheDir, ensureGraph } from './graph-cache.js';
-import { resolveExecutionProvider, RuntimeSession, type Feed } from './onnx-runtime.js';
-import type { LayerShard, ModelInfo, OpenShardOptions, ShardOutput } from './shard.js';
+import {
+  resolveExecutionProvider,
+  RuntimeSession,
+  type Feed,
+  type OutputArray,
+} from './onnx-runtime.js';
+import type {
+  LayerShard,
+  ModelInfo,
+  OpenShardOptions,
+  ProposalRequest,
+  ShardOutput,
+} from './shard.js';
 import { resolveRange, CachedShard, type ComputeRequest } from './cached-shard.js';
 
 export interface OnnxShardOptions extends OpenShardOptions {
@@ -18,7 +30,9 @@ export class OnnxShard extends CachedShard implements LayerShard {
   readonly graphBuilt: boolean;
   /** Tensor bytes read from the checkpoint while opening (0 when the graph came from the cache). */
   readonly checkpointBytesRead: number;
-  private readonly outputNames: string[];
+  private readonly kvOutputs: string[]; // present_key_<j>, present_value_<j>
+  /** The graph has the proposal outputs (OpenShardOptions.proposals, last stage only). */
+  readonly proposals: boolean;
 
   private constructor(
     info: ModelInfo,
@@ -29,14 +43,15 @@ export class OnnxShard extends CachedShard implements LayerShard {
     private readonly graphWeightBytes: number,
     graphBuilt: boolean,
     checkpointBytesRead: number,
+    proposals: boolean,
   ) {
     super(info, config, range.layerStart, range.layerEnd, maxKvBytes);
     this.graphBuilt = graphBuilt;
     this.checkpointBytesRead = checkpointBytesRead;
+    this.proposals = proposals;
     const layers = range.layerEnd - range.layerStart;
-    this.outputNames = [this.isLast ? 'logits' : 'hidden_out'];
-    for (let j = 0; j < layers; j++)
-      this.outputNames.push(`present_key_${j}`, `present_value_${j}`);
+    this.kvOutputs = [];
+    for (let j = 0; j < layers; j++) this.kvOutputs.push(`present_key_${j}`, `present_value_${j}`);
   }
 
   static async open(opts: OnnxShardOptions): Promise<OnnxShard> {
@@ -51,7 +66,10 @@ export class OnnxShard extends CachedShard implements LayerShard {
     try {
       const range = resolveRange(ckpt.config, opts.layerStart, opts.layerEnd);
       const cacheDir = opts.cacheDir ?? (await defaultCacheDir());
-      const graph = await ensureGraph(ckpt, range.layerStart, range.layerEnd, cacheDir);
+      const proposals = (opts.proposals ?? false) && range.layerEnd === ckpt.config.numLayers;
+      const graph = await ensureGraph(ckpt, range.layerStart, range.layerEnd, cacheDir, {
+        proposals,
+      });
       const session = await RuntimeSession.create(graph.modelPath, {
         provider,
         intraOpThreads: opts.intraOpThreads,
@@ -65,6 +83,7 @@ export class OnnxShard extends CachedShard implements LayerShard {
         graph.weightBytes,
         graph.built,
         ckpt.bytesRead(),
+        proposals,
       );
     } finally {
       await ckpt.close();
@@ -95,13 +114,43 @@ export class OnnxShard extends CachedShard implements LayerShard {
         dims: [c.numKvHeads, capacity, c.headDim],
       };
     }
-    const { outputs: out, runMs } = await this.session.runTimed(feeds, this.outputNames);
+    const fetch = this.isLast ? this.lastStageFetch(feeds, batch.proposals) : ['hidden_out'];
+    const { outputs: out, runMs } = await this.session.runTimed(feeds, [
+      ...fetch,
+      ...this.kvOutputs,
+    ]);
     const t = performance.now();
     for (let j = 0; j < kv.keys.length; j++) {
-      kv.writeRows(j, past, out[`present_key_${j}`], out[`present_value_${j}`]);
+      kv.writeRows(j, past, f32(out[`present_key_${j}`]), f32(out[`present_value_${j}`]));
     }
     const computeMs = runMs + (performance.now() - t);
-    return this.isLast ? { logits: out.logits, computeMs } : { hidden: out.hidden_out, computeMs };
+    if (!this.isLast) return { hidden: f32(out.hidden_out), computeMs };
+    const result: ShardOutput = { computeMs };
+    if (out.logits) result.logits = f32(out.logits);
+    if (out.top_ids) {
+      result.top = {
+        k: batch.proposals!.k,
+        ids: out.top_ids as Int32Array,
+        logits: f32(out.top_logits),
+        lse: f32(out.lse),
+      };
+    }
+    return result;
+  }
+
+  /**
+   * The last stage's outputs to fetch, feeding the proposal inputs where the graph has them
+   * (they must be fed even when no proposals are asked for: then k = 1 and one scale, and only
+   * the logits are fetched).
+   */
+  private lastStageFetch(feeds: Record<string, Feed>, req: ProposalRequest | undefined): string[] {
+    if (!this.proposals) return ['logits'];
+    feeds.proposal_k = { type: 'int32', data: Int32Array.of(req?.k ?? 1), dims: [1] };
+    const scales = req?.lseScales ?? Float32Array.of(1);
+    feeds.lse_scales = { type: 'float32', data: scales, dims: [scales.length] };
+    if (!req) return ['logits'];
+    const top = ['top_ids', 'top_logits', 'lse'];
+    return req.logits ? ['logits', ...top] : top;
   }
 
   protected weightBytes(): number {
@@ -111,6 +160,10 @@ export class OnnxShard extends CachedShard implements LayerShard {
   protected dispose(): Promise<void> {
     return this.session.release();
   }
+}
+
+function f32(a: OutputArray): Float32Array {
+  return a as Float32Array;
 }
 
 /** Opens a stage over `[layerStart, layerEnd)` of the checkpoint, running on ONNX Runtime. */

@@ -24,11 +24,32 @@ export interface TreeBatch {
   positions: Int32Array; // [n] absolute positions
   tokens?: Int32Array; // [n] token ids (first stage)
   hidden?: Float32Array; // [n, hiddenSize] hidden states (other stages)
+  /**
+   * Last stage only: also return each row's top-k and log-sum-exps (ShardOutput.top), so a
+   * draft's caller need not scan the vocabulary. A shard that cannot compute them in its graph
+   * (opened without `proposals`, or not an ONNX shard) ignores this and returns the logits.
+   */
+  proposals?: ProposalRequest;
+}
+
+export interface ProposalRequest {
+  k: number; // top-k per row, 1..vocabSize
+  lseScales: Float32Array; // [s] multipliers m: ShardOutput.top.lse holds log(sum(exp(m * logits))) per row
+  logits: boolean; // whether the full logits are wanted as well
+}
+
+/** A row's top-k of the logits (descending, ties by lowest id) and log-sum-exps. */
+export interface TopLogits {
+  k: number;
+  ids: Int32Array; // [n, k] token ids
+  logits: Float32Array; // [n, k] their logits
+  lse: Float32Array; // [n, s] log(sum(exp(lseScales[j] * logits))) of each row
 }
 
 export interface ShardOutput {
   hidden?: Float32Array; // [n, hiddenSize] (not last stage)
-  logits?: Float32Array; // [n, vocabSize] (last stage)
+  logits?: Float32Array; // [n, vocabSize] (last stage; unless `top` is given and logits were not asked for)
+  top?: TopLogits; // last stage, when the batch asked for proposals and the graph computes them
   /**
    * Time this forward itself computed, ms: its JavaScript before and after the runtime and the
    * runtime's run, not the time it waited behind other work on the thread (at the head the
@@ -75,4 +96,10 @@ export interface OpenShardOptions {
   executionProvider?: string; // 'cpu' default
   maxKvBytes?: number; // default: unbounded
   cacheDir?: string; // graph cache dir, default <repo>/.cache/onnx or os tmp
+  /**
+   * Last stage (a draft model): build the graph with TopK and ReduceLogSumExp outputs, so
+   * TreeBatch.proposals is answered in the runtime. Default false: a target's graph stays as
+   * it is.
+   */
+  proposals?: boolean;
 }
