@@ -1,11 +1,10 @@
 import 'reflect-metadata';
-import { type INestApplication, Logger, RequestMethod } from '@nestjs/common';
-import { METHOD_METADATA, PATH_METADATA } from '@nestjs/common/constants.js';
+import { type INestApplication, Logger } from '@nestjs/common';
 import { DiscoveryService, NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { AppModule } from './app.module.js';
-import { AUTH_POLICY } from './auth/auth-policy.js';
 import type { ApiConfig } from './config/api-config.js';
+import { declaredRoutes } from './openapi/routes.js';
 
 /** Builds the API (not listening yet); main.ts and the tests share it. */
 export async function createApp(config: ApiConfig): Promise<INestApplication> {
@@ -50,28 +49,9 @@ export interface RouteInfo {
 
 /** Every HTTP route the controllers declare, with its auth policy. */
 export function listRoutes(app: INestApplication): RouteInfo[] {
-  const out: RouteInfo[] = [];
-  for (const wrapper of app.get(DiscoveryService).getControllers()) {
-    const cls = wrapper.metatype as (new (...args: never[]) => unknown) | undefined;
-    if (!cls?.prototype) continue;
-    const base = String(Reflect.getMetadata(PATH_METADATA, cls) ?? '');
-    const proto = cls.prototype as Record<string, unknown>;
-    for (const name of Object.getOwnPropertyNames(proto)) {
-      const handler = proto[name];
-      if (name === 'constructor' || typeof handler !== 'function') continue;
-      const sub = Reflect.getMetadata(PATH_METADATA, handler) as string | undefined;
-      if (sub === undefined) continue;
-      const method = RequestMethod[Reflect.getMetadata(METHOD_METADATA, handler) as number];
-      const path = ['', base, sub]
-        .join('/')
-        .replace(/\/+/g, '/')
-        .replace(/(.)\/$/, '$1');
-      out.push({
-        route: `${method} ${path}`,
-        handler: `${cls.name}.${name}`,
-        policy: Reflect.getMetadata(AUTH_POLICY, handler) ?? Reflect.getMetadata(AUTH_POLICY, cls),
-      });
-    }
-  }
-  return out;
+  return declaredRoutes(app.get(DiscoveryService)).map((r) => ({
+    route: `${r.method} ${r.path}`,
+    handler: r.handler,
+    policy: r.policy,
+  }));
 }

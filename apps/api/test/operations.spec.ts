@@ -12,9 +12,8 @@ import {
   usageReportSchema,
 } from '@pipedec/contracts';
 import { freePort } from '@pipedec/testkit/local-cluster';
-import { createApp, listRoutes } from '../src/app.js';
+import { createApp } from '../src/app.js';
 import { MetricsPort } from '../src/metrics/metrics-port.js';
-import { documentedRoutes } from '../src/openapi/openapi-document.js';
 import { FakeHead } from './fake-head.js';
 import { ADMIN, adminLogin, call, errorOf, MODEL, startTestApi, type TestApi } from './test-api.js';
 
@@ -32,41 +31,6 @@ afterAll(async () => {
 });
 
 describe('operations', () => {
-  it('documents exactly the routes it serves, every one with an auth decision', async () => {
-    const served = listRoutes(api.app);
-    expect(served.every((r) => r.policy)).toBe(true);
-    expect(served.map((r) => r.route).sort()).toEqual(documentedRoutes().sort());
-    interface JsonSchema {
-      additionalProperties: boolean;
-      required: string[];
-    }
-    type Operation = { requestBody: { content: Record<string, { schema: JsonSchema }> } };
-    const doc = await call<{ openapi: string; paths: Record<string, Record<string, Operation>> }>(
-      api,
-      'GET',
-      '/openapi.json',
-    );
-    expect(doc.body.openapi).toBe('3.1.0');
-    const body =
-      doc.body.paths['/v1/completions'].post.requestBody.content['application/json'].schema;
-    expect(body.additionalProperties).toBe(false);
-    expect(body.required).toEqual(expect.arrayContaining(['model', 'prompt']));
-  });
-
-  it('serves an interactive reference of the document at /docs', async () => {
-    const page = await fetch(`${api.url}/docs`);
-    expect(page.status).toBe(200);
-    expect(page.headers.get('content-type')).toMatch(/^text\/html/);
-    const html = await page.text();
-    for (const src of [...html.matchAll(/(?:src|href)="(\/docs\/[^"]+)"/g)].map((m) => m[1])) {
-      const res = await fetch(`${api.url}${src}`);
-      expect({ src, status: res.status }).toEqual({ src, status: 200 });
-    }
-    expect(await (await fetch(`${api.url}/docs/init.js`)).text()).toContain('/openapi.json');
-    expect((await fetch(`${api.url}/docs/package.json`)).status).toBe(404);
-    expect((await fetch(`${api.url}/docs/..%2Fpackage.json`)).status).toBe(404);
-  });
-
   it('exports per-tenant counters, latency histograms and queue depth', async () => {
     const res = await call(api, 'POST', '/v1/completions', {
       token: api.demoKey,

@@ -1,8 +1,17 @@
-import { Body, Controller, Get, Param, ParseUUIDPipe, Post } from '@nestjs/common';
-import { createApiKeySchema, rotateApiKeySchema } from '@pipedec/contracts';
+import { Controller, Get, Param, ParseUUIDPipe, Post } from '@nestjs/common';
+import {
+  apiKeyViewSchema,
+  createApiKeySchema,
+  createdApiKeySchema,
+  listOf,
+  rotateApiKeySchema,
+  type CreateApiKey,
+} from '@pipedec/contracts';
+import type { z } from 'zod';
 import { Auth } from '../auth/auth-policy.js';
 import { actorOf, CurrentAdmin, type AdminPrincipal } from '../auth/principal.js';
-import { parseBody } from '../common/parse-body.js';
+import { ValidBody } from '../common/route-inputs.js';
+import { ApiDoc } from '../openapi/route-doc.js';
 import { TenantsService } from '../tenants/tenants.service.js';
 import { ApiKeysService } from './api-keys.service.js';
 
@@ -16,6 +25,11 @@ export class ApiKeysController {
 
   @Get()
   @Auth.admin('viewer')
+  @ApiDoc({
+    summary: "A tenant's API keys (never secrets)",
+    response: listOf(apiKeyViewSchema),
+    errors: [404],
+  })
   async list(@Param('tenantId', ParseUUIDPipe) tenantId: string) {
     await this.tenants.get(tenantId);
     return { data: await this.keys.list(tenantId) };
@@ -23,17 +37,23 @@ export class ApiKeysController {
 
   @Post()
   @Auth.admin('admin')
+  @ApiDoc({
+    summary: 'Create a key; the secret is returned once',
+    response: createdApiKeySchema,
+    errors: [404],
+  })
   async create(
     @Param('tenantId', ParseUUIDPipe) tenantId: string,
-    @Body() body: unknown,
+    @ValidBody(createApiKeySchema) body: CreateApiKey,
     @CurrentAdmin() admin: AdminPrincipal,
   ) {
     await this.tenants.get(tenantId);
-    return this.keys.create(tenantId, parseBody(createApiKeySchema, body), actorOf(admin));
+    return this.keys.create(tenantId, body, actorOf(admin));
   }
 
   @Post(':keyId/revoke')
   @Auth.admin('admin')
+  @ApiDoc({ summary: 'Revoke a key at once', errors: [404] })
   revoke(
     @Param('tenantId', ParseUUIDPipe) tenantId: string,
     @Param('keyId', ParseUUIDPipe) keyId: string,
@@ -44,13 +64,17 @@ export class ApiKeysController {
 
   @Post(':keyId/rotate')
   @Auth.admin('admin')
+  @ApiDoc({
+    summary: 'New secret; the old one works for the grace period',
+    response: createdApiKeySchema,
+    errors: [404, 409],
+  })
   rotate(
     @Param('tenantId', ParseUUIDPipe) tenantId: string,
     @Param('keyId', ParseUUIDPipe) keyId: string,
-    @Body() body: unknown,
+    @ValidBody(rotateApiKeySchema) { gracePeriodSeconds }: z.infer<typeof rotateApiKeySchema>,
     @CurrentAdmin() admin: AdminPrincipal,
   ) {
-    const { gracePeriodSeconds } = parseBody(rotateApiKeySchema, body);
     return this.keys.rotate(tenantId, keyId, gracePeriodSeconds, actorOf(admin));
   }
 }

@@ -1,11 +1,12 @@
-import { Body, Controller, HttpCode, Param, ParseUUIDPipe, Post, Res } from '@nestjs/common';
-import { completionRequestSchema } from '@pipedec/contracts';
+import { Controller, HttpCode, Param, ParseUUIDPipe, Post, Res } from '@nestjs/common';
+import { completionRequestSchema, type CompletionRequest } from '@pipedec/contracts';
 import type { Response } from 'express';
 import { ApiKeysService } from '../api-keys/api-keys.service.js';
 import { AuditService } from '../audit/audit.service.js';
 import { Auth } from '../auth/auth-policy.js';
 import { actorOf, CurrentAdmin, type AdminPrincipal } from '../auth/principal.js';
-import { parseBody } from '../common/parse-body.js';
+import { ValidBody } from '../common/route-inputs.js';
+import { ApiDoc } from '../openapi/route-doc.js';
 import { GenerationRelay } from './generation-relay.js';
 import { commonParams, GenerationService } from './generation.service.js';
 
@@ -26,14 +27,18 @@ export class AdminPlaygroundController {
   @Post()
   @HttpCode(200)
   @Auth.admin('admin')
+  @ApiDoc({
+    summary: "Playground: a completion run as a tenant's key (billed to it, audited)",
+    produces: ['application/json', 'text/event-stream'],
+    errors: [404, 409, 429, 503],
+  })
   async complete(
     @Param('tenantId', ParseUUIDPipe) tenantId: string,
     @Param('keyId', ParseUUIDPipe) keyId: string,
-    @Body() body: unknown,
+    @ValidBody(completionRequestSchema) req: CompletionRequest,
     @CurrentAdmin() admin: AdminPrincipal,
     @Res() res: Response,
   ): Promise<void> {
-    const req = parseBody(completionRequestSchema, body);
     const principal = await this.keys.actAs(tenantId, keyId, 'generate');
     const admitted = await this.generation.submit(principal, {
       ...commonParams(req),

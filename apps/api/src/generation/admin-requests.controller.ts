@@ -1,5 +1,6 @@
 import { Controller, Get, Param, ParseUUIDPipe } from '@nestjs/common';
 import { Auth } from '../auth/auth-policy.js';
+import { ApiDoc } from '../openapi/route-doc.js';
 import { RequestsService } from './requests.service.js';
 
 /**
@@ -12,6 +13,10 @@ export class AdminRequestsController {
 
   @Get(':requestId')
   @Auth.admin('viewer')
+  @ApiDoc({
+    summary: "A tenant's request: status, output, decoding choice, timesteps, hit rate",
+    errors: [404],
+  })
   status(
     @Param('tenantId', ParseUUIDPipe) tenantId: string,
     @Param('requestId', ParseUUIDPipe) requestId: string,

@@ -9,7 +9,9 @@
 import { createHash } from 'node:crypto';
 import { Injectable } from '@nestjs/common';
 import { REQUEST_KEYS_TTL_S } from '@pipedec/contracts';
+import { z } from 'zod';
 import { ApiError, Errors } from '../common/errors.js';
+import { ValidHeader } from '../common/route-inputs.js';
 import { RedisConnections } from '../infra/redis.provider.js';
 
 /** What a POST carried: its Idempotency-Key and which endpoint it was. */
@@ -28,18 +30,32 @@ export interface IdempotencyRecord {
   createdAt: number; // epoch seconds
 }
 
+/** The Idempotency-Key header: 1-255 visible ASCII characters (surrounding spaces trimmed). */
+export const idempotencyKeySchema = z
+  .string()
+  .regex(/^[\x21-\x7e]{1,255}$/)
+  .describe(
+    'A retry with the same key and body within an hour gets the same request (its result or stream, Idempotent-Replayed: true), never a second charge; the same key with another body is a 409 idempotency_key_reused. 1-255 visible ASCII characters.',
+  );
+
 /** The Idempotency-Key header, validated: 1-255 visible ASCII characters. */
 export function idempotencyKeyOf(raw: unknown): string | undefined {
   if (raw === undefined) return undefined;
-  if (typeof raw !== 'string' || !/^[\x21-\x7e]{1,255}$/.test(raw.trim())) {
+  const key = typeof raw === 'string' ? raw.trim() : raw;
+  const parsed = idempotencyKeySchema.safeParse(key);
+  if (!parsed.success) {
     throw Errors.invalid(
       'invalid_idempotency_key',
       'The Idempotency-Key header must be 1 to 255 visible ASCII characters',
       'Idempotency-Key',
     );
   }
-  return raw.trim();
+  return parsed.data;
 }
+
+/** The request's Idempotency-Key (undefined without one), validated and documented. */
+export const IdempotencyKey = () =>
+  ValidHeader('Idempotency-Key', idempotencyKeySchema, idempotencyKeyOf);
 
 export function requestDigest(route: string, params: unknown): string {
   return createHash('sha256').update(JSON.stringify({ route, params })).digest('hex');

@@ -1,22 +1,12 @@
-import {
-  Body,
-  Controller,
-  Delete,
-  Get,
-  Headers,
-  HttpCode,
-  Param,
-  ParseUUIDPipe,
-  Post,
-  Res,
-} from '@nestjs/common';
-import { jobSubmitSchema } from '@pipedec/contracts';
+import { Controller, Delete, Get, HttpCode, Param, ParseUUIDPipe, Post, Res } from '@nestjs/common';
+import { jobSubmitSchema, type JobSubmit } from '@pipedec/contracts';
 import type { Response } from 'express';
 import { Auth } from '../auth/auth-policy.js';
 import { CurrentTenant, type TenantPrincipal } from '../auth/principal.js';
-import { parseBody } from '../common/parse-body.js';
+import { ValidBody } from '../common/route-inputs.js';
+import { ApiDoc } from '../openapi/route-doc.js';
 import { commonParams, GenerationService } from './generation.service.js';
-import { idempotencyKeyOf } from './idempotency.js';
+import { IdempotencyKey } from './idempotency.js';
 import { RequestsService } from './requests.service.js';
 
 /** Native job API: submit, read status and result, cancel. Always scoped to the key's tenant. */
@@ -30,14 +20,16 @@ export class JobsController {
   @Post()
   @HttpCode(202)
   @Auth.apiKey('generate')
+  @ApiDoc({
+    summary: 'Submit a generation job; poll GET /v1/jobs/{id} or subscribe on /v1/stream',
+    errors: [409, 429, 503],
+  })
   async submit(
     @CurrentTenant() tenant: TenantPrincipal,
-    @Body() body: unknown,
-    @Headers('idempotency-key') idempotencyKey: unknown,
+    @ValidBody(jobSubmitSchema) req: JobSubmit,
+    @IdempotencyKey() key: string | undefined,
     @Res({ passthrough: true }) res: Response,
   ) {
-    const req = parseBody(jobSubmitSchema, body);
-    const key = idempotencyKeyOf(idempotencyKey);
     const a = await this.generation.submit(
       tenant,
       { ...commonParams(req), prompt: { text: req.prompt }, promptParam: 'prompt' },
@@ -57,6 +49,10 @@ export class JobsController {
 
   @Get(':id')
   @Auth.apiKey('generate')
+  @ApiDoc({
+    summary: 'Status and result of a job, with its decoding choice and statistics',
+    errors: [404],
+  })
   status(@CurrentTenant() tenant: TenantPrincipal, @Param('id', ParseUUIDPipe) id: string) {
     return this.requests.status(tenant.tenantId, id);
   }
@@ -64,6 +60,7 @@ export class JobsController {
   @Post(':id/cancel')
   @HttpCode(200)
   @Auth.apiKey('generate')
+  @ApiDoc({ summary: 'Cancel a job', errors: [404] })
   cancel(@CurrentTenant() tenant: TenantPrincipal, @Param('id', ParseUUIDPipe) id: string) {
     return this.requests.cancel(tenant.tenantId, id);
   }
@@ -71,6 +68,7 @@ export class JobsController {
   @Delete(':id')
   @HttpCode(200)
   @Auth.apiKey('generate')
+  @ApiDoc({ summary: 'Cancel a job', errors: [404] })
   remove(@CurrentTenant() tenant: TenantPrincipal, @Param('id', ParseUUIDPipe) id: string) {
     return this.requests.cancel(tenant.tenantId, id);
   }

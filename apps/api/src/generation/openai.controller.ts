@@ -1,4 +1,4 @@
-import { Body, Controller, Get, Headers, HttpCode, Post, Res } from '@nestjs/common';
+import { Controller, Get, HttpCode, Post, Res } from '@nestjs/common';
 import {
   chatCompletionRequestSchema,
   completionRequestSchema,
@@ -8,10 +8,11 @@ import {
 import type { Response } from 'express';
 import { Auth } from '../auth/auth-policy.js';
 import { CurrentTenant, type TenantPrincipal } from '../auth/principal.js';
-import { parseBody } from '../common/parse-body.js';
+import { ValidBody } from '../common/route-inputs.js';
+import { ApiDoc } from '../openapi/route-doc.js';
 import { GenerationRelay } from './generation-relay.js';
 import { commonParams, GenerationService, type GenerationParams } from './generation.service.js';
-import { idempotencyKeyOf, type IdempotencyRequest } from './idempotency.js';
+import { IdempotencyKey, type IdempotencyRequest } from './idempotency.js';
 
 /** OpenAI-compatible endpoints; the official `openai` client works against them. */
 @Controller('v1')
@@ -23,6 +24,7 @@ export class OpenAiController {
 
   @Get('models')
   @Auth.apiKey('generate')
+  @ApiDoc({ summary: 'Models served' })
   models() {
     return this.relay.models();
   }
@@ -30,14 +32,17 @@ export class OpenAiController {
   @Post('completions')
   @HttpCode(200)
   @Auth.apiKey('generate')
+  @ApiDoc({
+    summary: 'OpenAI-compatible completion (stream: SSE)',
+    produces: ['application/json', 'text/event-stream'],
+    errors: [409, 429, 503],
+  })
   async completions(
     @CurrentTenant() tenant: TenantPrincipal,
-    @Body() body: unknown,
-    @Headers('idempotency-key') idempotencyKey: unknown,
+    @ValidBody(completionRequestSchema) req: CompletionRequest,
+    @IdempotencyKey() key: string | undefined,
     @Res() res: Response,
   ): Promise<void> {
-    const req = parseBody(completionRequestSchema, body);
-    const key = idempotencyKeyOf(idempotencyKey);
     const prompt = typeof req.prompt === 'string' ? req.prompt : req.prompt[0];
     await this.run(
       tenant,
@@ -52,14 +57,17 @@ export class OpenAiController {
   @Post('chat/completions')
   @HttpCode(200)
   @Auth.apiKey('generate')
+  @ApiDoc({
+    summary: 'OpenAI-compatible chat completion (stream: SSE)',
+    produces: ['application/json', 'text/event-stream'],
+    errors: [409, 429, 503],
+  })
   async chat(
     @CurrentTenant() tenant: TenantPrincipal,
-    @Body() body: unknown,
-    @Headers('idempotency-key') idempotencyKey: unknown,
+    @ValidBody(chatCompletionRequestSchema) req: ChatCompletionRequest,
+    @IdempotencyKey() key: string | undefined,
     @Res() res: Response,
   ): Promise<void> {
-    const req = parseBody(chatCompletionRequestSchema, body);
-    const key = idempotencyKeyOf(idempotencyKey);
     const params: GenerationParams = {
       ...commonParams(req),
       maxTokens: req.max_completion_tokens ?? req.max_tokens,

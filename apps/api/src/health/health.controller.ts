@@ -1,6 +1,7 @@
 import { Controller, Get, Res } from '@nestjs/common';
 import type { Response } from 'express';
 import { Auth } from '../auth/auth-policy.js';
+import { ApiDoc } from '../openapi/route-doc.js';
 import { HealthService } from './health.service.js';
 
 @Controller()
@@ -13,6 +14,10 @@ export class HealthController {
    */
   @Get('health')
   @Auth.public()
+  @ApiDoc({
+    summary: 'Readiness: 200 when the database, Redis and a whole pipeline answer, else 503',
+    errors: [503],
+  })
   async get(@Res({ passthrough: true }) res: Response) {
     const h = await this.health.check();
     res.status(h.status === 'ok' ? 200 : 503);
@@ -22,6 +27,7 @@ export class HealthController {
   /** Liveness: 200 while the process answers, whatever its dependencies do (do not restart it for them). */
   @Get('health/live')
   @Auth.public()
+  @ApiDoc({ summary: 'Liveness: 200 while the process answers' })
   live() {
     return { status: 'live' };
   }

@@ -5,6 +5,7 @@ import { Auth } from '../auth/auth-policy.js';
 import { bearerToken } from '../auth/principal.js';
 import { ApiError } from '../common/errors.js';
 import { API_CONFIG, type ApiConfig } from '../config/api-config.js';
+import { ApiDoc } from '../openapi/route-doc.js';
 import { MetricsService } from './metrics.service.js';
 
 @Controller()
@@ -21,6 +22,13 @@ export class MetricsController {
    */
   @Get('metrics')
   @Auth.public()
+  @ApiDoc({
+    summary: 'Prometheus metrics (Authorization: Bearer METRICS_TOKEN)',
+    description:
+      'Refused (403) when METRICS_TOKEN is not set: METRICS_PORT then serves them on an internal port.',
+    produces: ['text/plain'],
+    errors: [401, 403],
+  })
   @Header('content-type', 'text/plain; version=0.0.4')
   scrape(@Req() req: Request): Promise<string> {
     const expected = this.config.METRICS_TOKEN;

@@ -1,253 +1,166 @@
-// The OpenAPI 3.1 document of the API, built from the same zod schemas that validate the
-// bodies (libs/contracts/src/http), so the document cannot drift from what is enforced.
-import {
-  adminLoginSchema,
-  chatCompletionRequestSchema,
-  completionRequestSchema,
-  createPlanSchema,
-  createApiKeySchema,
-  createTenantSchema,
-  errorBodySchema,
-  jobSubmitSchema,
-  rotateApiKeySchema,
-  updatePlanSchema,
-  updateTenantSchema,
-} from '@pipedec/contracts';
+// The OpenAPI 3.1 document of the API, generated from the routes Nest registers (#19: it was a
+// hand list beside the controllers, so a new route could be missing). Each operation comes
+// from its handler's own declarations: method and path (@Get, @Post, ... on the controller),
+// success status (@HttpCode), security (@Auth), request body, query, path parameters and
+// headers (the zod schemas of @ValidBody, @ValidQuery, @ValidParam, @ValidHeader, the very
+// ones that validate the request, converted with z.toJSONSchema), and summary, answer schema
+// and service errors (@ApiDoc). Field descriptions are the schemas' own (.describe in
+// @pipedec/contracts).
+import { errorBodySchema } from '@pipedec/contracts';
 import { z } from 'zod';
+import type { AuthPolicy } from '../auth/auth-policy.js';
+import type { RouteInput } from '../common/route-inputs.js';
+import type { DeclaredRoute } from './routes.js';
 
-type Auth = 'apiKey' | 'admin' | 'none';
+type JsonSchema = Record<string, unknown>;
 
-interface Op {
-  method: 'get' | 'post' | 'patch' | 'delete';
-  path: string;
-  summary: string;
-  auth: Auth;
-  body?: z.ZodType;
-  ok?: number;
+/** A zod schema as JSON Schema 2020-12 (OpenAPI 3.1's dialect), without the $schema line. */
+export function jsonSchemaOf(schema: z.ZodType, io: 'input' | 'output'): JsonSchema {
+  const json = z.toJSONSchema(schema, { io, unrepresentable: 'any' }) as JsonSchema;
+  delete json.$schema;
+  return json;
 }
 
-const ops: Op[] = [
-  {
-    method: 'get',
-    path: '/health',
-    summary: 'Readiness: 200 when the database, Redis and a whole pipeline answer, else 503',
-    auth: 'none',
-  },
-  {
-    method: 'get',
-    path: '/health/live',
-    summary: 'Liveness: 200 while the process answers',
-    auth: 'none',
-  },
-  {
-    method: 'get',
-    path: '/metrics',
-    summary: 'Prometheus metrics (Authorization: Bearer METRICS_TOKEN)',
-    auth: 'none',
-  },
-  { method: 'get', path: '/openapi.json', summary: 'This document', auth: 'none' },
-  { method: 'get', path: '/docs', summary: 'Interactive reference of this document', auth: 'none' },
-  {
-    method: 'get',
-    path: '/docs/{file}',
-    summary: "The reference page's files (Swagger UI)",
-    auth: 'none',
-  },
-  { method: 'get', path: '/v1/models', summary: 'Models served', auth: 'apiKey' },
-  {
-    method: 'post',
-    path: '/v1/completions',
-    summary: 'OpenAI-compatible completion (stream: SSE)',
-    auth: 'apiKey',
-    body: completionRequestSchema,
-  },
-  {
-    method: 'post',
-    path: '/v1/chat/completions',
-    summary: 'OpenAI-compatible chat completion (stream: SSE)',
-    auth: 'apiKey',
-    body: chatCompletionRequestSchema,
-  },
-  {
-    method: 'post',
-    path: '/v1/jobs',
-    summary: 'Submit a generation job',
-    auth: 'apiKey',
-    body: jobSubmitSchema,
-    ok: 202,
-  },
-  { method: 'get', path: '/v1/jobs/{id}', summary: 'Status and result of a job', auth: 'apiKey' },
-  { method: 'post', path: '/v1/jobs/{id}/cancel', summary: 'Cancel a job', auth: 'apiKey' },
-  { method: 'delete', path: '/v1/jobs/{id}', summary: 'Cancel a job', auth: 'apiKey' },
-  {
-    method: 'get',
-    path: '/v1/usage',
-    summary: "The key's tenant usage (scope read-usage)",
-    auth: 'apiKey',
-  },
-  {
-    method: 'post',
-    path: '/admin/login',
-    summary: 'Open an admin session (rate-limited)',
-    auth: 'none',
-    body: adminLoginSchema,
-  },
-  { method: 'post', path: '/admin/logout', summary: 'End the session', auth: 'admin', ok: 204 },
-  { method: 'get', path: '/admin/me', summary: 'The signed-in admin', auth: 'admin' },
-  { method: 'get', path: '/admin/plans', summary: 'Plans with limits and prices', auth: 'admin' },
-  {
-    method: 'post',
-    path: '/admin/plans',
-    summary: 'Create a plan (limits, prices, priority)',
-    auth: 'admin',
-    body: createPlanSchema,
-    ok: 201,
-  },
-  {
-    method: 'patch',
-    path: '/admin/plans/{name}',
-    summary: "Change a plan's limits, prices or priority",
-    auth: 'admin',
-    body: updatePlanSchema,
-  },
-  {
-    method: 'get',
-    path: '/admin/tenants',
-    summary: 'Tenants with effective limits',
-    auth: 'admin',
-  },
-  {
-    method: 'post',
-    path: '/admin/tenants',
-    summary: 'Create a tenant',
-    auth: 'admin',
-    body: createTenantSchema,
-    ok: 201,
-  },
-  { method: 'get', path: '/admin/tenants/{tenantId}', summary: 'One tenant', auth: 'admin' },
-  {
-    method: 'patch',
-    path: '/admin/tenants/{tenantId}',
-    summary: 'Change plan, status or limit overrides',
-    auth: 'admin',
-    body: updateTenantSchema,
-  },
-  {
-    method: 'get',
-    path: '/admin/tenants/{tenantId}/keys',
-    summary: "A tenant's API keys (never secrets)",
-    auth: 'admin',
-  },
-  {
-    method: 'post',
-    path: '/admin/tenants/{tenantId}/keys',
-    summary: 'Create a key; the secret is returned once',
-    auth: 'admin',
-    body: createApiKeySchema,
-    ok: 201,
-  },
-  {
-    method: 'post',
-    path: '/admin/tenants/{tenantId}/keys/{keyId}/revoke',
-    summary: 'Revoke a key at once',
-    auth: 'admin',
-    ok: 201,
-  },
-  {
-    method: 'post',
-    path: '/admin/tenants/{tenantId}/keys/{keyId}/rotate',
-    summary: 'New secret; the old one works for the grace period',
-    auth: 'admin',
-    body: rotateApiKeySchema,
-    ok: 201,
-  },
-  {
-    method: 'get',
-    path: '/admin/tenants/{tenantId}/usage',
-    summary: 'Usage, latency and cost of a tenant over time',
-    auth: 'admin',
-  },
-  {
-    method: 'get',
-    path: '/admin/usage',
-    summary: 'Usage, latency and cost per tenant',
-    auth: 'admin',
-  },
-  {
-    method: 'get',
-    path: '/admin/refusals',
-    summary:
-      'Refused requests (429: rate, tokens, monthly quota, concurrency) per tenant and reason',
-    auth: 'admin',
-  },
-  {
-    method: 'get',
-    path: '/admin/tenants/{tenantId}/requests/{requestId}',
-    summary: "A tenant's request: status, output, decoding choice, timesteps, hit rate",
-    auth: 'admin',
-  },
-  { method: 'get', path: '/admin/audit', summary: 'Audit log', auth: 'admin' },
-  {
-    method: 'post',
-    path: '/admin/tenants/{tenantId}/keys/{keyId}/completions',
-    summary: "Playground: a completion run as a tenant's key (billed to it, audited)",
-    auth: 'admin',
-    body: completionRequestSchema,
-  },
-  {
-    method: 'get',
-    path: '/admin/metrics',
-    summary: 'Latency percentiles, volume and cost per hour or day (all tenants or one)',
-    auth: 'admin',
-  },
-  {
-    method: 'get',
-    path: '/admin/pipelines',
-    summary: 'Live pipelines: stages, health, queue depth, recent hit rate',
-    auth: 'admin',
-  },
-  {
-    method: 'post',
-    path: '/admin/live/tickets',
-    summary:
-      'A one-use ticket (30 s) for the socket.io namespace /admin/live, which pushes the pipelines snapshot every second',
-    auth: 'admin',
-  },
-];
+const ERROR_TEXT: Record<number, string> = {
+  400: 'Invalid request: `error.param` names the offending field',
+  401: 'Missing or invalid credentials',
+  403: 'Authenticated but not allowed (scope, role, suspended tenant)',
+  404: 'Not found (or not visible to this tenant)',
+  409: 'Conflict with the current state',
+  413: 'Body larger than BODY_LIMIT_BYTES',
+  429: 'Refused by a rate limit, token quota or concurrency limit (Retry-After says when to retry)',
+  503: 'No whole pipeline, or a dependency is down',
+};
 
-export function openApiDocument(version: string): Record<string, unknown> {
-  const paths: Record<string, Record<string, unknown>> = {};
-  const error = z.toJSONSchema(errorBodySchema);
-  for (const op of ops) {
-    const params = [...op.path.matchAll(/\{(\w+)\}/g)].map((m) => ({
-      name: m[1],
+/** "/v1/jobs/:id" → "/v1/jobs/{id}" */
+export function openApiPath(expressPath: string): string {
+  return expressPath.replace(/:(\w+)/g, '{$1}');
+}
+
+function security(policy: AuthPolicy | undefined): Record<string, unknown> {
+  if (!policy || policy.kind === 'public') return { security: [] };
+  if (policy.kind === 'apiKey') return { security: [{ apiKey: policy.scopes }] };
+  return { security: [{ adminSession: [policy.role] }] };
+}
+
+function authNote(policy: AuthPolicy | undefined): string | undefined {
+  if (policy?.kind === 'apiKey' && policy.scopes.length > 0)
+    return `Needs an API key with scope ${policy.scopes.join(', ')}.`;
+  if (policy?.kind === 'admin')
+    return policy.role === 'admin' ? 'Admins only (not viewers).' : 'Admins and viewers.';
+  return undefined;
+}
+
+/** Every property of an object schema as one parameter `in` the query or a header. */
+function parameters(route: DeclaredRoute): JsonSchema[] {
+  const out: JsonSchema[] = [];
+  const validatedPath = new Set<string>();
+  for (const input of route.inputs) {
+    if (input.in === 'query') {
+      const json = jsonSchemaOf(input.schema, 'input');
+      const props = (json.properties ?? {}) as Record<string, JsonSchema>;
+      const required = new Set((json.required as string[] | undefined) ?? []);
+      for (const [name, schema] of Object.entries(props)) {
+        const { description, ...rest } = schema;
+        out.push({
+          name,
+          in: 'query',
+          required: required.has(name),
+          ...(description ? { description } : {}),
+          schema: rest,
+        });
+      }
+    } else if (input.in === 'path' || input.in === 'header') {
+      if (input.in === 'path') validatedPath.add(input.name);
+      const { description, ...schema } = jsonSchemaOf(input.schema, 'input');
+      out.push({
+        name: input.name,
+        in: input.in,
+        required: input.in === 'path',
+        ...(description ? { description } : {}),
+        schema,
+      });
+    }
+  }
+  for (const m of route.path.matchAll(/:(\w+)/g)) {
+    const name = m[1];
+    if (validatedPath.has(name)) continue;
+    const uuid = route.paramPipes[name]?.includes('ParseUUIDPipe');
+    out.push({
+      name,
       in: 'path',
       required: true,
-      schema: { type: 'string' },
-    }));
-    paths[op.path] ??= {};
-    paths[op.path][op.method] = {
-      summary: op.summary,
-      ...(params.length ? { parameters: params } : {}),
-      ...(op.auth === 'none'
-        ? { security: [] }
-        : { security: [op.auth === 'apiKey' ? { apiKey: [] } : { adminSession: [] }] }),
-      ...(op.body
-        ? {
-            requestBody: {
-              required: true,
-              content: { 'application/json': { schema: z.toJSONSchema(op.body, { io: 'input' }) } },
-            },
-          }
-        : {}),
-      responses: {
-        [String(op.ok ?? 200)]: { description: 'OK' },
-        default: {
-          description: "Error in OpenAI's shape",
-          content: { 'application/json': { schema: error } },
-        },
-      },
-    };
+      schema: uuid ? { type: 'string', format: 'uuid' } : { type: 'string' },
+    });
+  }
+  return out;
+}
+
+/** The error statuses of a route: its validation's, its auth's and its service's. */
+function errorStatuses(route: DeclaredRoute): number[] {
+  const statuses = new Set(route.doc?.errors ?? []);
+  const validates =
+    route.inputs.length > 0 ||
+    Object.values(route.paramPipes).some((pipes) => pipes.includes('ParseUUIDPipe'));
+  if (validates) statuses.add(400);
+  if (route.inputs.some((i) => i.in === 'body')) statuses.add(413);
+  const policy = route.policy;
+  if (policy && policy.kind !== 'public') statuses.add(401);
+  if (policy?.kind === 'apiKey' || (policy?.kind === 'admin' && policy.role === 'admin'))
+    statuses.add(403);
+  return [...statuses].sort((a, b) => a - b);
+}
+
+function operation(route: DeclaredRoute, error: JsonSchema): JsonSchema {
+  const doc = route.doc;
+  const body = route.inputs.find((i): i is Extract<RouteInput, { in: 'body' }> => i.in === 'body');
+  const params = parameters(route);
+  const description = [doc?.description, authNote(route.policy)].filter(Boolean).join('\n\n');
+  const media = doc?.produces ?? ['application/json'];
+  const ok = doc?.response ? jsonSchemaOf(doc.response, 'output') : undefined;
+  const responses: Record<string, unknown> = {
+    [String(route.status)]: {
+      description: doc?.summary ?? 'OK',
+      ...(route.status === 204
+        ? {}
+        : {
+            content: Object.fromEntries(
+              media.map((type) => [type, type === 'application/json' && ok ? { schema: ok } : {}]),
+            ),
+          }),
+    },
+  };
+  const json = { 'application/json': { schema: error } };
+  for (const status of errorStatuses(route)) {
+    responses[String(status)] = { description: ERROR_TEXT[status] ?? 'Error', content: json };
+  }
+  responses.default = { description: "Any other error, in OpenAI's shape", content: json };
+  return {
+    operationId: route.handler.replace('.', '_'),
+    ...(doc ? { summary: doc.summary } : {}),
+    ...(description ? { description } : {}),
+    ...security(route.policy),
+    ...(params.length > 0 ? { parameters: params } : {}),
+    ...(body
+      ? {
+          requestBody: {
+            required: true,
+            content: { 'application/json': { schema: jsonSchemaOf(body.schema, 'input') } },
+          },
+        }
+      : {}),
+    responses,
+  };
+}
+
+export function openApiDocument(routes: DeclaredRoute[], version: string): JsonSchema {
+  const error = jsonSchemaOf(errorBodySchema, 'output');
+  const paths: Record<string, Record<string, JsonSchema>> = {};
+  const sorted = [...routes].sort((a, b) => a.path.localeCompare(b.path));
+  for (const route of sorted) {
+    const path = openApiPath(route.path);
+    paths[path] ??= {};
+    paths[path][route.method.toLowerCase()] = operation(route, error);
   }
   return {
     openapi: '3.1.0',
@@ -264,9 +177,4 @@ export function openApiDocument(version: string): Record<string, unknown> {
     },
     paths,
   };
-}
-
-/** The documented routes, for the test that compares them with the routes Nest serves. */
-export function documentedRoutes(): string[] {
-  return ops.map((o) => `${o.method.toUpperCase()} ${o.path.replace(/\{(\w+)\}/g, ':$1')}`);
 }

@@ -3,7 +3,10 @@ import type { Response } from 'express';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { Auth } from '../auth/auth-policy.js';
+import { DiscoveryService } from '@nestjs/core';
 import { openApiDocument } from './openapi-document.js';
+import { ApiDoc } from './route-doc.js';
+import { declaredRoutes } from './routes.js';
 
 /** swagger-ui-dist's folder (the interactive reference page's files, served as they ship). */
 const SWAGGER_DIR = path.dirname(
@@ -34,17 +37,26 @@ const INIT_JS = `window.ui = SwaggerUIBundle({ url: '/openapi.json', dom_id: '#s
 
 @Controller()
 export class OpenApiController {
-  private readonly document = openApiDocument('0.1.0');
+  private document?: Record<string, unknown>;
 
+  constructor(private readonly discovery: DiscoveryService) {}
+
+  /** Built on first use: every controller is registered by then. */
   @Get('openapi.json')
   @Auth.public()
+  @ApiDoc({ summary: 'This document (OpenAPI 3.1), generated from the routes the API serves' })
   get() {
+    this.document ??= openApiDocument(declaredRoutes(this.discovery), '0.1.0');
     return this.document;
   }
 
   /** An interactive reference of every route in /openapi.json (Swagger UI). */
   @Get('docs')
   @Auth.public()
+  @ApiDoc({
+    summary: 'Interactive reference of this document (Swagger UI)',
+    produces: ['text/html'],
+  })
   @Header('content-type', 'text/html; charset=utf-8')
   docs() {
     return DOCS_HTML;
@@ -52,6 +64,11 @@ export class OpenApiController {
 
   @Get('docs/:file')
   @Auth.public()
+  @ApiDoc({
+    summary: "The reference page's files (Swagger UI)",
+    produces: ['text/css', 'text/javascript'],
+    errors: [404],
+  })
   asset(@Param('file') file: string, @Res() res: Response) {
     if (file === 'init.js') {
       res.type('text/javascript; charset=utf-8').send(INIT_JS);

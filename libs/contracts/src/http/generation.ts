@@ -45,6 +45,7 @@ const commonParams = {
     .int({ error: 'top_k must be a whole number from 0 (all tokens) to 100,000' })
     .min(0, { error: 'top_k must be a whole number from 0 (all tokens) to 100,000' })
     .max(100_000, { error: 'top_k must be a whole number from 0 (all tokens) to 100,000' })
+    .describe('Only the k likeliest tokens can be drawn; 0, the default, means all.')
     .optional(),
   n: z.literal(1).optional(),
   stop: stopSchema.nullable().optional(),
@@ -53,17 +54,32 @@ const commonParams = {
     .int()
     .min(0)
     .max(2 ** 31 - 1)
+    .describe(
+      'Seeds the sampling: with speculative_acceptance "exact" (the default with a seed) every method writes the same tokens for a seed.',
+    )
     .optional(),
   user: z.string().max(256).optional(),
   /** Zero only: the pipeline does not implement penalties, and refuses rather than ignores. */
   presence_penalty: z.literal(0).optional(),
   frequency_penalty: z.literal(0).optional(),
-  decoding_method: decodingMethodSchema.optional(),
-  tree_width: z.number().int().min(1).max(MAX_TREE_WIDTH).optional(),
+  decoding_method: decodingMethodSchema
+    .describe(
+      '"auto" (the default), "pipedec", "stpp" or "pp". With "auto" the head of the pipeline picks the method (and, unless tree_width is given, the width): it tries each method on the first requests of a kind (greedy or sampled), then runs the one with the lowest median decode time per token measured on that pipeline. Every method writes exactly the target model\'s tokens; a combination the pipeline cannot honour is refused with a 400 naming the field, never changed.',
+    )
+    .optional(),
+  tree_width: z
+    .number()
+    .int()
+    .min(1)
+    .max(MAX_TREE_WIDTH)
+    .describe(
+      'Tree width W: PipeDec keeps at most W drafted nodes per tree layer; STPP drafts at most W nodes per level of its static tree.',
+    )
+    .optional(),
   /** Default: "exact" when the request gives a seed, "distribution" otherwise. */
   speculative_acceptance: acceptanceSchema
     .describe(
-      'How speculative decoding accepts drafted tokens when sampling: "exact" (the same tokens as the target alone for a seed) or "distribution" (tokens distributed as the target\'s, faster). Default: "exact" with a seed, "distribution" without.',
+      'How PipeDec and STPP accept drafted tokens when sampling (temperature > 0): "exact" accepts a drafted token only if it is the target\'s own seeded draw, so every method writes the same tokens for a seed; "distribution" uses recursive rejection sampling over the draft\'s candidates, so the tokens are distributed exactly as the target model\'s (after temperature and top-p) while far more drafted tokens are accepted. Default: "exact" when the request gives a seed, "distribution" otherwise; greedy requests are the same in both.',
     )
     .optional(),
 };
@@ -76,7 +92,12 @@ const streamParams = {
     .nullable()
     .optional(),
   /** Keep generating when the client drops the SSE stream (default: cancel). */
-  keep_running: z.boolean().optional(),
+  keep_running: z
+    .boolean()
+    .describe(
+      'Keep generating when a streaming client disconnects; by default the job is cancelled.',
+    )
+    .optional(),
 };
 
 export const completionRequestSchema = z
