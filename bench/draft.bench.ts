@@ -19,6 +19,7 @@ import {
   type DraftRow,
   DraftRunner,
   DRAW_POOL,
+  NUCLEUS_POOL,
   type SamplingParams,
 } from '@pipedec/engine';
 import { loadTokenizer, OnnxShard } from '@pipedec/model';
@@ -180,6 +181,7 @@ async function main(): Promise<void> {
     branching: BRANCHING,
     scoreTemperature: SCORE_T,
     drawPool: DRAW_POOL,
+    nucleusPool: NUCLEUS_POOL,
     cpu: os.cpus()[0]?.model ?? 'unknown',
     cores: os.cpus().length,
     loadAverage1m: { before: Number(loadBefore.toFixed(2)), after: Number(loadAfter.toFixed(2)) },
@@ -203,7 +205,7 @@ async function main(): Promise<void> {
   }
   lines.push(
     '',
-    `### Proposals of both paths at every prompt position (graph top-k of ${DRAW_POOL} when sampling)`,
+    `### Proposals of both paths at every prompt position (sampling: graph top ${DRAW_POOL}, ${NUCLEUS_POOL} with top-p)`,
     '',
     '| mode | positions | same draw | same children |',
     '|---|---:|---:|---:|',

@@ -22,6 +22,7 @@ export {
   DraftRunner,
   type DraftRow,
   DRAW_POOL,
+  NUCLEUS_POOL,
   type Proposal,
   proposalRequest,
 } from './draft.js';

@@ -12,6 +12,7 @@ import {
   type DraftRow,
   DraftRunner,
   DRAW_POOL,
+  NUCLEUS_POOL,
   type Proposal,
   proposalRequest,
   type SamplingParams,
@@ -174,12 +175,16 @@ describe('draft proposals from the graph top-k', () => {
       scales: [2],
       logits: false,
     });
-    const sampled = proposalRequest({ temperature: 0.5, topP: 0.9, seed: 0 }, 4, 1, 300)!;
+    const sampled = proposalRequest({ temperature: 0.5, topP: 1, seed: 0 }, 4, 1, 300)!;
     expect({ k: sampled.k, scales: [...sampled.lseScales], logits: sampled.logits }).toEqual({
       k: DRAW_POOL,
       scales: [1, 2],
       logits: true,
     });
+    expect(proposalRequest({ temperature: 1, topP: 0.9, seed: 0 }, 4, 1, 300)!.k).toBe(
+      NUCLEUS_POOL,
+    );
+    expect(proposalRequest({ temperature: 1, topP: 0.9, seed: 0, topK: 8 }, 4, 1, 300)!.k).toBe(8);
     expect(proposalRequest({ temperature: 1, topP: 1, seed: 0, topK: 8 }, 4, 1, 300)!.k).toBe(8);
     expect(proposalRequest({ temperature: 1, topP: 1, seed: 0, topK: 2 }, 4, 1, 300)!.k).toBe(4);
     expect(proposalRequest({ temperature: 1, topP: 1, seed: 0 }, 4, 1, 40)!.k).toBe(40);
