@@ -74,6 +74,7 @@ function outcome(over: Partial<Outcome> = {}): Outcome {
     billedInputPer1kMicros: 1_500_000n,
     billedOutputPer1kMicros: 875_000n,
     pipelineId: 'p1',
+    decoding: null,
     ...over,
   };
 }
