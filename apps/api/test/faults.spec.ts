@@ -4,11 +4,20 @@
 // target's whole text (recovery on the restarted pipeline) or a clean error, and be billed
 // exactly the tokens it was sent. While the pipeline is broken, new requests are refused at
 // once (503 no_pipeline_available with Retry-After), not admitted to hang. The long version, with the head and the last stage too and
-// 30+ trials, is what #18 asks of a benchmark script.
+// 30+ trials, is what #18 asks of a benchmark script. Last, an API process (the compiled API,
+// beside this one) is killed mid-stream: its head cancels the stream that ends with its client.
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LocalCluster } from '@pipedec/testkit/local-cluster';
-import { call, errorOf, startTestApi, type TestApi, waitFor } from './test-api.js';
+import {
+  adminLogin,
+  call,
+  errorOf,
+  startApiProcess,
+  startTestApi,
+  type TestApi,
+  waitFor,
+} from './test-api.js';
 
 const MODEL = 'pipedec-demo';
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -30,7 +39,8 @@ beforeAll(async () => {
     draftCheckpointDir: path.join(ROOT, 'models/demo-draft'),
     redisUrl: api.config.REDIS_URL,
     redisPrefix: api.prefix,
-    env: { MODEL_NAME: MODEL },
+    // The head cancels a job no API relays 300 ms after the relay's heartbeat key expired.
+    env: { MODEL_NAME: MODEL, RELAY_LOST_CANCEL_MS: '300' },
     readyTimeoutMs: 90_000,
   });
 }, 180_000);
@@ -207,5 +217,82 @@ describe('the head killed mid-stream', () => {
       return r?.accountedAt ? r : undefined;
     });
     expect(row.completionTokens).toBe(cleanRow.completionTokens);
+  }, 150_000);
+});
+
+describe('an API process killed mid-stream', () => {
+  it('has the head cancel the streams that end with their client, billed what they wrote; keep_running streams go on', async () => {
+    // The demo tenant's max_tokens limit (256) could end a stream before the head notices.
+    const admin = await adminLogin(api);
+    const tenant = await call(api, 'POST', '/admin/tenants', {
+      token: admin,
+      body: { name: 'api-crash', plan: 'demo', maxOutputTokens: 900, tokensPerMinute: 100_000 },
+    });
+    expect(tenant.status).toBe(201);
+    const key = await call(api, 'POST', `/admin/tenants/${tenant.body.id}/keys`, {
+      token: admin,
+      body: { name: 'k', scopes: ['generate'] },
+    });
+    const replica = await startApiProcess(api);
+    const stream = (extra: Record<string, unknown>) =>
+      fetch(`${replica.url}/v1/completions`, {
+        method: 'POST',
+        headers: {
+          authorization: `Bearer ${key.body.secret as string}`,
+          'content-type': 'application/json',
+        },
+        body: JSON.stringify({
+          model: MODEL,
+          // Greedy, this prompt runs to 900 tokens without an end of text.
+          prompt: 'And the LORD spake unto Moses, saying,',
+          temperature: 0,
+          decoding_method: 'pp',
+          stream: true,
+          ...extra,
+        }),
+      });
+    // One job at a time on this head: the default stream runs, the keep_running one waits.
+    const ends = await stream({ max_tokens: 900 });
+    expect(ends.status).toBe(200);
+    const keeps = await stream({ max_tokens: 24, keep_running: true });
+    expect(keeps.status).toBe(200);
+    const endsId = ends.headers.get('x-request-id')!;
+    const keepsId = keeps.headers.get('x-request-id')!;
+    const reader = (ends.body as ReadableStream<Uint8Array>).getReader();
+    const decoder = new TextDecoder();
+    let raw = '';
+    while ((raw.match(/"text"/g) ?? []).length < 5) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      raw += decoder.decode(value);
+    }
+    await replica.kill();
+    const killedAt = Date.now();
+    const delivered = (raw.match(/"text"/g) ?? []).length;
+    expect(delivered).toBeGreaterThanOrEqual(5);
+    // This process's API accounts both (its sweeper reads their streams' terminal records).
+    const accounted = (id: string) =>
+      waitFor(async () => {
+        const r = await api.prisma.generationRequest.findUnique({ where: { id } });
+        return r?.accountedAt ? r : undefined;
+      }, 90_000);
+    const ended = await accounted(endsId);
+    // Before: nobody cancelled it, it ran to 900 tokens and was billed for them.
+    expect(ended).toMatchObject({ status: 'cancelled', finishReason: 'cancelled' });
+    expect(ended.completionTokens).toBeLessThan(900);
+    // Within the heartbeat key's 2.5 s TTL, the head's 300 ms grace and its 250 ms checks.
+    expect(ended.finishedAt!.getTime() - killedAt).toBeLessThan(5000);
+    expect(ended.completionTokens).toBeGreaterThanOrEqual(delivered);
+    // Billed exactly what it wrote to its stream, which GET /v1/jobs/:id reads back.
+    const events = await api.redis.xrange(`${api.prefix}req:${endsId}:events`, '-', '+');
+    const indices = new Set(
+      events
+        .map(([, f]) => JSON.parse(f[1]) as { type: string; index?: number })
+        .filter((e) => e.type === 'token')
+        .map((e) => e.index),
+    );
+    expect(ended.completionTokens).toBe(indices.size);
+    const kept = await accounted(keepsId);
+    expect(kept).toMatchObject({ status: 'succeeded', completionTokens: 24 });
   }, 150_000);
 });

@@ -1,5 +1,7 @@
 // Boots the real API against a database and Redis prefix of its own (libs/testkit), listening
 // on a random port. Shared by the integration specs.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -14,6 +16,7 @@ import {
   testRedis,
   type TestDatabase,
 } from '@pipedec/testkit';
+import { freePort } from '@pipedec/testkit/local-cluster';
 import { writeRandomCheckpoint } from '@pipedec/testkit/model';
 import type { Redis } from 'ioredis';
 import { createApp } from '../src/app.js';
@@ -29,6 +32,8 @@ export interface TestApi {
   app: INestApplication;
   url: string;
   config: ApiConfig;
+  /** The environment it was configured from (for a replica in a process of its own). */
+  env: Record<string, string>;
   prisma: PrismaClient;
   redis: Redis;
   prefix: string;
@@ -60,7 +65,7 @@ export async function startTestApi(env: Record<string, string> = {}): Promise<Te
   const db: TestDatabase = await createTestDatabase();
   const modelDir = await tokenizerDir();
   const prefix = redisPrefix();
-  const config = parseApiConfig({
+  const apiEnv: Record<string, string> = {
     NODE_ENV: 'test',
     DATABASE_URL: db.url,
     REDIS_URL: testEnv().TEST_REDIS_URL,
@@ -72,7 +77,8 @@ export async function startTestApi(env: Record<string, string> = {}): Promise<Te
     // or none: they admit without one. Specs with real stage processes set 'false'.
     ADMIT_WITHOUT_PIPELINE: 'true',
     ...env,
-  });
+  };
+  const config = parseApiConfig(apiEnv);
   const prisma = createPrismaClient(db.url, { poolSize: 3 });
   const seeded = await seedDemo(prisma, { adminEmail: ADMIN.email, adminPassword: ADMIN.password });
   const app = await createApp(config);
@@ -84,6 +90,7 @@ export async function startTestApi(env: Record<string, string> = {}): Promise<Te
     app,
     url: `http://127.0.0.1:${address.port}`,
     config,
+    env: apiEnv,
     prisma,
     redis,
     prefix,
@@ -111,6 +118,42 @@ export async function startReplica(api: TestApi): Promise<{ url: string; app: IN
     port: number;
   };
   return { url: `http://127.0.0.1:${address.port}`, app };
+}
+
+/**
+ * Another replica in a process of its own: the compiled API (apps/api/dist/main.js, built by
+ * `npm run build`) on the same database, Redis prefix and model, so that a spec can kill it
+ * (SIGKILL: a crash, nothing runs on its way out). Resolves once it answers.
+ */
+export async function startApiProcess(
+  api: TestApi,
+): Promise<{ url: string; child: ChildProcess; kill(): Promise<void> }> {
+  const port = await freePort();
+  const main = path.join(import.meta.dirname, '../dist/main.js');
+  const child = spawn(process.execPath, [main], {
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...api.env, API_PORT: String(port) },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const log: string[] = [];
+  child.stdout?.on('data', (d: Buffer) => log.push(d.toString()));
+  child.stderr?.on('data', (d: Buffer) => log.push(d.toString()));
+  const exited = once(child, 'exit');
+  const url = `http://127.0.0.1:${port}`;
+  await waitFor(async () => {
+    if (child.exitCode !== null) throw new Error(`API process exited:\n${log.join('')}`);
+    return fetch(`${url}/health/live`).then(
+      (r) => (r.ok ? true : undefined),
+      () => undefined,
+    );
+  }, 60_000);
+  return {
+    url,
+    child,
+    async kill() {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      await exited;
+    },
+  };
 }
 
 export interface Reply<T = Record<string, unknown>> {

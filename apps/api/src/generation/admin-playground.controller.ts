@@ -40,11 +40,17 @@ export class AdminPlaygroundController {
     @Res() res: Response,
   ): Promise<void> {
     const principal = await this.keys.actAs(tenantId, keyId, 'generate');
-    const admitted = await this.generation.submit(principal, {
-      ...commonParams(req),
-      prompt: { text: typeof req.prompt === 'string' ? req.prompt : req.prompt[0] },
-      promptParam: 'prompt',
-    });
+    const keepRunning = req.keep_running ?? false;
+    const admitted = await this.generation.submit(
+      principal,
+      {
+        ...commonParams(req),
+        prompt: { text: typeof req.prompt === 'string' ? req.prompt : req.prompt[0] },
+        promptParam: 'prompt',
+      },
+      undefined,
+      { cancelWithClient: !keepRunning },
+    );
     await this.audit.record({
       actor: actorOf(admin),
       action: 'api_key.use_by_admin',
@@ -57,7 +63,7 @@ export class AdminPlaygroundController {
       kind: 'completion' as const,
       model: req.model,
       includeUsage: req.stream_options?.include_usage ?? false,
-      keepRunning: req.keep_running ?? false,
+      keepRunning,
     };
     if (req.stream) await this.relay.stream(principal, admitted, opts, res);
     else await this.relay.whole(principal, admitted, opts, res);

@@ -7,6 +7,7 @@ import {
   type RequestEvent,
 } from '@pipedec/contracts';
 import { RedisConnections } from '../infra/redis.provider.js';
+import { RelayHeartbeat } from './relay-heartbeat.js';
 import { StreamMux } from './stream-mux.js';
 
 export interface StreamEntry {
@@ -21,6 +22,7 @@ export class EventReader {
   constructor(
     private readonly redis: RedisConnections,
     private readonly mux: StreamMux,
+    private readonly heartbeat: RelayHeartbeat,
   ) {}
 
   key(requestId: string): string {
@@ -51,17 +53,23 @@ export class EventReader {
 
   /**
    * Follows the stream after `afterId` ("0": from the start) until the terminal record; stops
-   * early when `signal` aborts. Every follow of this replica shares one blocking read.
+   * early when `signal` aborts. Every follow of this replica shares one blocking read. While it
+   * follows, the request counts as relayed (RelayHeartbeat): its head keeps it running.
    */
   async *follow(
     requestId: string,
     afterId: string,
     signal: AbortSignal,
   ): AsyncGenerator<StreamEntry> {
-    for await (const [id, fields] of this.mux.read(this.key(requestId), afterId, signal)) {
-      const event = decodeEvent(fieldValue(fields));
-      yield { id, event };
-      if (isTerminal(event)) return;
+    const release = this.heartbeat.hold(requestId);
+    try {
+      for await (const [id, fields] of this.mux.read(this.key(requestId), afterId, signal)) {
+        const event = decodeEvent(fieldValue(fields));
+        yield { id, event };
+        if (isTerminal(event)) return;
+      }
+    } finally {
+      release();
     }
   }
 }

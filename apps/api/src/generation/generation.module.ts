@@ -16,6 +16,7 @@ import { JobsController } from './jobs.controller.js';
 import { OpenAiController } from './openai.controller.js';
 import { PipelineGate } from './pipeline-gate.js';
 import { PromptTokenizer } from './prompt-tokenizer.js';
+import { RelayHeartbeat } from './relay-heartbeat.js';
 import { RequestsRepository } from './requests.repository.js';
 import { RequestsService } from './requests.service.js';
 import { ReservationService } from './reservation.service.js';
@@ -40,6 +41,7 @@ import { StreamMux } from './stream-mux.js';
     IdempotencyStore,
     PipelineGate,
     PromptTokenizer,
+    RelayHeartbeat,
     RequestsRepository,
     RequestsService,
     ReservationService,

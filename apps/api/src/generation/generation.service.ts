@@ -4,6 +4,7 @@ import {
   cancelKey,
   eventsKey,
   GENERATION_JOB_VERSION,
+  relayKey,
   unsupportedCombination,
   type DecodingMethod,
   type SpeculativeAcceptance,
@@ -29,6 +30,15 @@ import { PromptTokenizer } from './prompt-tokenizer.js';
 import { requestOfJob, RequestsRepository } from './requests.repository.js';
 import { RequestsService } from './requests.service.js';
 import { ReservationService } from './reservation.service.js';
+
+/** How the request is relayed, beside what it asks for (not part of its idempotency digest). */
+export interface SubmitOptions {
+  /**
+   * The request ends with its client (OpenAI endpoints without keep_running): the job carries
+   * the relay's heartbeat key, and its head cancels it when no API relays it any more.
+   */
+  cancelWithClient?: boolean;
+}
 
 /** A generation request after validation, whatever endpoint it came from. */
 export interface GenerationParams {
@@ -120,6 +130,7 @@ export class GenerationService {
     principal: TenantPrincipal,
     p: GenerationParams,
     idem?: IdempotencyRequest,
+    opts: SubmitOptions = {},
   ): Promise<Admitted> {
     const { tenantId } = principal;
     const digest = idem ? requestDigest(idem.route, p) : '';
@@ -218,6 +229,7 @@ export class GenerationService {
       eventsKey: eventsKey(this.redis.prefix, requestId),
       cancelKey: cancelKey(this.redis.prefix, requestId),
       enqueuedAt: queuedAt.getTime(),
+      ...(opts.cancelWithClient ? { relayKey: relayKey(this.redis.prefix, requestId) } : {}),
     };
     // The job is queued first and recorded after: time to first token waits for the queue's
     // round trips, and writing the record at the same time slowed them down (its work shares

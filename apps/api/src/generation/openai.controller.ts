@@ -93,12 +93,15 @@ export class OpenAiController {
     idem?: IdempotencyRequest,
   ): Promise<void> {
     // A retry may ask for the same request streamed or whole: both render its one result.
-    const admitted = await this.generation.submit(tenant, params, idem);
+    const keepRunning = req.keep_running ?? false;
+    const admitted = await this.generation.submit(tenant, params, idem, {
+      cancelWithClient: !keepRunning,
+    });
     const opts = {
       kind,
       model: req.model,
       includeUsage: req.stream_options?.include_usage ?? false,
-      keepRunning: req.keep_running ?? false,
+      keepRunning,
     };
     if (req.stream) await this.relay.stream(tenant, admitted, opts, res);
     else await this.relay.whole(tenant, admitted, opts, res);

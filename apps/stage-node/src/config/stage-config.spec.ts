@@ -16,6 +16,7 @@ describe('parseStageConfig', () => {
       wireDtype: 'FP32',
       queueName: 'generation',
       queueConcurrency: 1,
+      relayLostCancelMs: 2000,
       draftScoreTemperature: 0.5,
     });
   });

@@ -45,6 +45,13 @@ export const stageEnvShape = {
   PIPELINE_CHECK_MS: envVar.int(250, 20),
   /** The head fails a request whose packets get no answer for this long (a lost message). */
   PACKET_TIMEOUT_MS: envVar.int(30_000, 100),
+  /**
+   * The head cancels a running job that is cancelled with its client (no keep_running) once
+   * no API has relayed its stream for this long: the API that would have cancelled it when
+   * the client dropped has crashed. The relay's heartbeat key lives 2.5 s after each beat, so
+   * the job ends about this plus 2.5 s after the API died, billed the tokens it wrote.
+   */
+  RELAY_LOST_CANCEL_MS: envVar.int(2000, 100),
   /** SIGTERM: how long in-flight work may take before it is failed. */
   SHUTDOWN_GRACE_MS: envVar.int(10000, 0),
   MAX_KV_BYTES: optionalInt,
@@ -84,6 +91,7 @@ export interface StageConfig {
   pipelineCheckMs: number;
   shutdownGraceMs: number;
   packetTimeoutMs: number;
+  relayLostCancelMs: number;
   maxKvBytes?: number;
   stppDepth: number;
   draftScoreTemperature: number;
@@ -129,6 +137,7 @@ export function parseStageConfig(env: Record<string, string | undefined>): Stage
     pipelineCheckMs: raw.PIPELINE_CHECK_MS,
     shutdownGraceMs: raw.SHUTDOWN_GRACE_MS,
     packetTimeoutMs: raw.PACKET_TIMEOUT_MS,
+    relayLostCancelMs: raw.RELAY_LOST_CANCEL_MS,
     maxKvBytes: raw.MAX_KV_BYTES,
     stppDepth: raw.STPP_DEPTH,
     draftScoreTemperature: raw.DRAFT_SCORE_TEMPERATURE,

@@ -37,6 +37,8 @@ import { runMethod } from './run-method.js';
 import { StageNodeError } from './stage-node-error.js';
 
 const CANCEL_POLL_MS = 200;
+/** How often a job cancelled with its client checks that an API still relays it. */
+const RELAY_CHECK_MS = 250;
 /** A running job's lock, renewed every half of it while its head lives. */
 const JOB_LOCK_MS = 4000;
 /** A job fetched while the pipeline stopped being whole waits this long before it is offered again. */
@@ -172,6 +174,7 @@ export class GenerationConsumer {
       );
     pollCancel(); // cancelled while it waited in the queue
     const cancelTimer = setInterval(pollCancel, CANCEL_POLL_MS);
+    const relayTimer = data.relayKey ? this.watchRelay(data.requestId, data.relayKey, abort) : null;
     try {
       const result = await this.generate(data, decoding, attempt, abort.signal, events);
       this.learn(data, decoding, result);
@@ -206,8 +209,36 @@ export class GenerationConsumer {
       throw error;
     } finally {
       clearInterval(cancelTimer);
+      if (relayTimer) clearInterval(relayTimer);
       this.aborts.delete(data.requestId);
     }
+  }
+
+  /**
+   * A job cancelled with its client: the API relaying its stream would cancel it when the
+   * client drops, but an API that crashed cancels nothing, and the job would run to its end,
+   * billed for tokens nobody asked to keep. Its relays refresh the heartbeat key
+   * (contracts relayKey); once it has been gone for RELAY_LOST_CANCEL_MS, counted from the
+   * job's start or the last time it was seen, the job is cancelled as a client's cancel is:
+   * it ends with finish reason "cancelled", billed the tokens it wrote to its stream.
+   */
+  private watchRelay(requestId: string, key: string, abort: AbortController): NodeJS.Timeout {
+    let seenAt = Date.now();
+    const check = () => {
+      void this.redis.exists(key).then(
+        (n) => {
+          if (n > 0) seenAt = Date.now();
+          else if (Date.now() - seenAt >= this.config.relayLostCancelMs && !abort.signal.aborted) {
+            this.log.warn(
+              `request ${requestId}: no API has relayed it for ${Date.now() - seenAt} ms; cancelling`,
+            );
+            abort.abort();
+          }
+        },
+        () => undefined, // Redis unreachable: nothing is known about the relay
+      );
+    };
+    return setInterval(check, RELAY_CHECK_MS);
   }
 
   /** What this request decodes with: the method it named, or auto's choice (auto.ts). */

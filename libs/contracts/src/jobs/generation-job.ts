@@ -101,6 +101,13 @@ export const generationJobSchema = z
     cancelKey: z.string().min(1),
     /** Epoch ms at admission, for queue-time accounting. */
     enqueuedAt: z.number(),
+    /**
+     * Present when the request is cancelled with its client (a streaming or waiting client,
+     * without keep_running): the relay's heartbeat key (keys.ts relayKey). The head cancels the
+     * job once no API has refreshed it for RELAY_LOST_CANCEL_MS. Absent: the job runs to its end
+     * whoever listens (keep_running, POST /v1/jobs).
+     */
+    relayKey: z.string().min(1).optional(),
   })
   .strict();
 export type GenerationJob = z.infer<typeof generationJobSchema>;

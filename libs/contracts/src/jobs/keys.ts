@@ -17,6 +17,21 @@ export function cancelKey(prefix: string, requestId: string): string {
   return `${prefix}req:${requestId}:cancel`;
 }
 
+/**
+ * The relay's heartbeat: `<prefix>req:<id>:relay`, set (with a short TTL) by every API replica
+ * that is relaying the request's stream to a client right now, again each
+ * RELAY_HEARTBEAT_MS. A head cancels a job that asked to be cancelled with its client (no
+ * keep_running) once this key has been gone for its RELAY_LOST_CANCEL_MS: the API that would
+ * have cancelled it on the client's disconnect crashed, and no other relays it.
+ */
+export function relayKey(prefix: string, requestId: string): string {
+  return `${prefix}req:${requestId}:relay`;
+}
+
+export const RELAY_HEARTBEAT_MS = 1000;
+/** The heartbeat key outlives a refresh by this long: a late beat or two is no disconnect. */
+export const RELAY_HEARTBEAT_TTL_MS = 2500;
+
 /** Pub/sub channel on which cancelled request ids are also published (lower latency). */
 export function cancelChannel(prefix: string): string {
   return `${prefix}cancel`;
