@@ -87,7 +87,14 @@ const commonParams = {
 const streamParams = {
   stream: z.boolean().optional(),
   stream_options: z
-    .object({ include_usage: z.boolean().optional() })
+    .object({
+      include_usage: z
+        .boolean()
+        .describe(
+          'As OpenAI streams: when true, every chunk has usage: null and one last chunk with empty choices carries the usage; when false or absent, no chunk has usage.',
+        )
+        .optional(),
+    })
     .strict()
     .nullable()
     .optional(),
@@ -95,7 +102,7 @@ const streamParams = {
   keep_running: z
     .boolean()
     .describe(
-      'Keep generating when a streaming client disconnects; by default the job is cancelled.',
+      'Keep generating when a streaming client disconnects; by default the job is cancelled, and if the API relaying it dies, its head cancels it a few seconds later (RELAY_LOST_CANCEL_MS), billed the tokens it wrote.',
     )
     .optional(),
 };
