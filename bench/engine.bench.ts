@@ -20,6 +20,7 @@ import {
   generateSTPP,
   type GenerateResult,
   PAPER_A100_COST,
+  type SamplingParams,
   SimulatedPipeline,
   StageWorker,
   type StppOptions,
@@ -54,7 +55,7 @@ const { values: args } = parseArgs({
     // "k,r,m" = drafting ahead on a tree m times wider than the stages', k layers per tick
     // drafted while the stages compute, refills of up to r x W nodes from that tree; '' = off.
     beyond: { type: 'string', default: '1,14;2,2,2' },
-    // PipeDec's top-k per node; '' = min(W, 4).
+    // PipeDec's top-k per node; '' = defaultBranching: min(W, 4), min(W, 8) in distribution mode.
     branching: { type: 'string', default: '' },
     // Temperature of the draft's scores when PipeDec and STPP choose a tree's best nodes.
     'score-temperature': { type: 'string', default: '1' },
@@ -120,7 +121,8 @@ const STPP_GRID: StppOptions[] = args['stpp-grid']
     ];
 /** PipeDec's top-k per node at width W. */
 const SCORE_T = Number(args['score-temperature']);
-const branchingFor = (W: number) => (args.branching ? Number(args.branching) : defaultBranching(W));
+const branchingFor = (W: number, sampling?: SamplingParams) =>
+  args.branching ? Number(args.branching) : defaultBranching(W, sampling);
 
 async function exists(p: string): Promise<boolean> {
   return access(p).then(
@@ -377,6 +379,9 @@ interface Row {
   stages: number;
   width: number;
   promptSet: string;
+  /** Greedy rows: temperature 0, where both acceptance modes give the same tokens. */
+  temperature: 0;
+  acceptance: 'exact';
   timestepsPerToken: { pp: number; stpp: number; pipedec: number };
   speedup: { overPP: number; overSTPP: number; overSTPPDrafting: number };
   /** STPP's timesteps per token with its serial drafting counted, one timestep a draft call. */
@@ -468,6 +473,8 @@ for (const S of STAGES) {
         stages: S,
         width: W,
         promptSet: setName,
+        temperature: 0,
+        acceptance: 'exact',
         timestepsPerToken: { pp: perToken(pp), stpp: perToken(stpp), pipedec: perToken(pd) },
         speedup: {
           overPP: perToken(pp) / perToken(pd),
@@ -561,7 +568,7 @@ for (const S of TEMPERATURES.length > 0 ? args['sampled-stages'].split(',').map(
         const pd = await runSet(shards, draft, prompts, (sim, d, p, id) =>
           generatePipeDec(sim, d, sampled(p, id, acceptance), {
             width: SAMPLED_W,
-            branching: branchingFor(SAMPLED_W),
+            branching: branchingFor(SAMPLED_W, sampled(p, id, acceptance).sampling),
             scoreTemperature: SCORE_T,
           }),
         );
@@ -608,7 +615,7 @@ lines.push(
   `## libs/engine benchmark: PP vs STPP vs PipeDec (greedy, ${MAX_TOKENS} tokens, ${PROMPTS_PER_SET} prompts per set, first ${PROMPT_TOKENS} prompt tokens)`,
   '',
   `Paper (arXiv 2504.04104, 14 stages): PipeDec ${PAPER.pp[0]}-${PAPER.pp[1]}x over PP, ${PAPER.stpp[0]}-${PAPER.stpp[1]}x over STPP.`,
-  `STPP: best of ${STPP_GRID.length} shapes (depth/top-k/budget) per row by timesteps per token. PipeDec: top-k per node = ${args.branching || 'min(W, 4)'}. Draft scores at temperature ${SCORE_T} (both methods).`,
+  `STPP: best of ${STPP_GRID.length} shapes (depth/top-k/budget) per row by timesteps per token. PipeDec: top-k per node = ${args.branching || 'min(W, 4), min(W, 8) in distribution mode'}. Draft scores at temperature ${SCORE_T} (both methods).`,
   'Timesteps follow docs/pipedec.md (a round in which each stage computes at most one packet), so STPP drafting between passes is free in them; [drafting counted] adds one timestep per draft forward the stages wait for (STPP drafts D layers serially; PipeDec drafts while the stages compute). The simulated ms columns price everything.',
   '',
   '| S | W | prompts | ts/tok PP | ts/tok STPP (D/k/M) [drafting counted] | ts/tok PipeDec | PipeDec/PP (paper 4.46-7.79) | PipeDec/STPP (paper 2.2-2.69) [drafting counted] | hit rate | refills/100 tok | stalls/100 tok | sim ms/tok PP / STPP / PipeDec (paper cost) | same (cost measured here) | engine ms/timestep median (p90, mean) |',
@@ -678,7 +685,7 @@ await mkdir(path.dirname(args.out), { recursive: true });
 const previous =
   rows.length === 0 && (await exists(args.out))
     ? (JSON.parse(await readFile(args.out, 'utf8')) as {
-        meta: { date: string };
+        meta: { date: string; greedyRowsFrom?: string };
         agreement: unknown;
         rows: unknown[];
       })
@@ -696,7 +703,9 @@ await writeFile(
         promptTokens: PROMPT_TOKENS,
         decoding: 'greedy',
         stppGrid: STPP_GRID,
-        pipedecBranching: args.branching ? Number(args.branching) : 'min(W, 4)',
+        pipedecBranching: args.branching
+          ? Number(args.branching)
+          : 'min(W, 4); sampled rows in distribution mode min(W, 8)',
         scoreTemperature: SCORE_T,
         costModels: costs,
         paper: PAPER,
@@ -704,10 +713,13 @@ await writeFile(
         threads: THREADS,
         seconds: (Date.now() - started) / 1000,
         lossless: mismatches.length === 0,
-        ...(previous ? { greedyRowsFrom: previous.meta.date } : {}),
+        ...(previous ? { greedyRowsFrom: previous.meta.greedyRowsFrom ?? previous.meta.date } : {}),
       },
       agreement: previous ? previous.agreement : agreement,
-      rows: previous ? previous.rows : rows,
+      // Greedy rows written before they named their temperature and acceptance get them.
+      rows: previous
+        ? previous.rows.map((r) => ({ temperature: 0, acceptance: 'exact', ...(r as object) }))
+        : rows,
       sampledRows,
     },
     null,

@@ -180,8 +180,11 @@ export class DraftRunner {
    * child is the most likely hit. It is scored like the node's best child.
    *
    * In distribution mode the children are k draws from the draft's sampled distribution
-   * without replacement (acceptance.ts), in draw order; the i-th is scored like the draft's
-   * i-th likeliest token, since recursive rejection sampling tries them in that order.
+   * without replacement (acceptance.ts), in draw order. The scores estimate how likely
+   * recursive rejection sampling, which tries them in that order, commits each: the first
+   * draw is accepted with probability 1 - TV(p, q), which the draft's top probability
+   * understates most where the draft is unsure (firstDrawScore); the i-th later one is scored
+   * like the draft's i-th likeliest token.
    */
   private candidates(logits: Float32Array, offset: number, position: number): Proposal {
     const vocab = this.shard.info.vocabSize;
@@ -203,7 +206,10 @@ export class DraftRunner {
         this.branching,
       );
       return {
-        candidates: tokens.map((token, i) => ({ token, logProb: logProb(best[i]) })),
+        candidates: tokens.map((token, i) => ({
+          token,
+          logProb: i === 0 ? firstDrawScore(logProb(best[0])) : logProb(best[i]),
+        })),
         q,
       };
     }
@@ -290,4 +296,23 @@ export function proposalRequest(
     lseScales: Float32Array.of(score, 1 / sampling.temperature),
     logits: true,
   };
+}
+
+/**
+ * Distribution mode: the log-score of a node's first drawn child, from the draft's top
+ * log-probability. Recursive rejection sampling accepts the first draw c ~ q with probability
+ * sum_t min(p(t), q(t)) = 1 - TV(p, q), however wide q is; scoring it like the draft's top
+ * token (as greedy trees do) starves the subtrees below unsure nodes, whose first draw is
+ * still accepted most of the time. Halfway between the top probability and 1 is what was
+ * measured (bench:engine, demo pair, 14 stages, T = 1, 936 verifications): first draws were
+ * accepted 0.60 of the time where the draft's top probability was below 0.2, 0.56 at 0.2-0.4,
+ * 0.77 at 0.4-0.6, 0.71 at 0.6-0.8 and 0.91 above 0.8. It ranks nodes; it never changes
+ * which token is committed.
+ *
+ * Worked example: top probability 0.2 scores log(0.2 + 0.8 / 2) = log 0.6, where the greedy
+ * score log 0.2 would keep only the best of three such paths.
+ */
+export function firstDrawScore(topLogProb: number): number {
+  const top = Math.exp(topLogProb);
+  return Math.log(top + (1 - top) / 2);
 }

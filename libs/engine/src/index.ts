@@ -22,6 +22,7 @@ export {
   DraftRunner,
   type DraftRow,
   DRAW_POOL,
+  firstDrawScore,
   NUCLEUS_POOL,
   type Proposal,
   proposalRequest,

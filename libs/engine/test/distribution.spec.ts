@@ -17,10 +17,15 @@
 // 1-2% in total variation adds ~0.0025 per token to the statistic, ~260 over ~70 degrees of
 // freedom, far above the ~145 threshold). A planted error of 1.5-2% in the residual
 // (acceptDistribution's residualBias), with less than half those tokens, must fail the check:
-// the test can fail. Determinism: the same seed, method and width give the same tokens.
+// the test can fail. Determinism: the same seed, method and width give the same tokens. The
+// tree's shape in this mode (more candidates per node, the first draw's score) ranks nodes
+// only; the configurations above run with it (PipeDec W=16 draws min(W, 8) candidates).
 
 import {
+  defaultBranching,
+  firstDrawScore,
   plantResidualBiasForTests,
+  PredictionTree,
   sampledDistribution,
   type SamplingParams,
 } from '../src/index.js';
@@ -347,5 +352,50 @@ describe('distribution mode is deterministic', () => {
       expect(await run(99, 'async')).toEqual(a);
       expect(await run(100, 'sim')).not.toEqual(a);
     }
+  });
+});
+
+describe('the tree in distribution mode', () => {
+  it('draws min(W, 8) candidates per node in distribution mode at T > 0, else min(W, 4)', () => {
+    const at = (temperature: number, acceptance: 'exact' | 'distribution') => ({
+      temperature,
+      topP: 1,
+      seed: 1,
+      acceptance,
+    });
+    expect(defaultBranching(16)).toBe(4);
+    expect(defaultBranching(16, at(1, 'exact'))).toBe(4);
+    expect(defaultBranching(16, at(0, 'distribution'))).toBe(4);
+    expect(defaultBranching(16, at(1, 'distribution'))).toBe(8);
+    expect(defaultBranching(4, at(1, 'distribution'))).toBe(4);
+  });
+
+  it("scores a first draw halfway between the draft's top probability and 1", () => {
+    expect(firstDrawScore(Math.log(0.2))).toBeCloseTo(Math.log(0.6), 12);
+    expect(firstDrawScore(0)).toBeCloseTo(0, 12);
+    for (const top of [0.01, 0.3, 0.9]) {
+      expect(firstDrawScore(Math.log(top))).toBeGreaterThan(Math.log(top));
+    }
+  });
+
+  it("keeps an unsure node's first draw before a sure node's second", () => {
+    // Root children a (0.6) and b (0.3). a's second candidate scores 0.6 x 0.15 = 0.09; b's
+    // first draw (draft top 0.2) 0.3 x 0.6 = 0.18, where greedy scoring (0.3 x 0.2 = 0.06)
+    // would drop it for a's second.
+    const tree = new PredictionTree(2, 2, 100);
+    tree.reset(0, 10, 0, -1).candidates = [
+      { token: 1, logProb: Math.log(0.6) },
+      { token: 2, logProb: Math.log(0.3) },
+    ];
+    const [a, b] = tree.expand();
+    a.candidates = [
+      { token: 3, logProb: firstDrawScore(Math.log(0.8)) },
+      { token: 4, logProb: Math.log(0.15) },
+    ];
+    b.candidates = [
+      { token: 5, logProb: firstDrawScore(Math.log(0.2)) },
+      { token: 0, logProb: Math.log(0.15) },
+    ];
+    expect(tree.expand().map((n) => n.token)).toEqual([3, 5]);
   });
 });

@@ -90,7 +90,8 @@ export const generationJobSchema = z
     /**
      * Tree width W: PipeDec keeps at most W drafted nodes per tree layer; STPP drafts at most
      * W nodes per level of its static tree. Each node proposes up to min(W, 4) children
-     * (defaultBranching in libs/engine). 1 for method "pp", which drafts nothing. 0 only with
+     * (defaultBranching in libs/engine; PipeDec with distribution acceptance at temperature
+     * > 0: min(W, 8)). 1 for method "pp", which drafts nothing. 0 only with
      * "auto": the head picks the width too.
      */
     width: z.number().int().min(0).max(MAX_TREE_WIDTH),
