@@ -5,8 +5,11 @@
 // and tokens/s, the time per timestep split into compute, transfer, prune broadcast and draft,
 // resident memory and weight bytes per stage, and the measured speedups next to what the
 // engine's simulated clock predicts for the same requests under a cost model calibrated from
-// the same run. Also the loopback cost of a layer packet beyond a raw gRPC round trip. Prints
-// markdown tables and writes bench/results/cluster.json.
+// the same run. Also the loopback cost of a layer packet beyond a raw gRPC round trip. Sampled
+// rows (#17): PP and PipeDec at each --temperatures value, PipeDec in each --acceptance mode
+// ("exact": the target's seeded draw; "distribution": recursive rejection sampling), with
+// timesteps per token, hit rate and accepted tokens per verification. Prints markdown tables
+// and writes bench/results/cluster.json.
 //
 // Latency: this kernel has no netem qdisc, so the per-hop latency comes from a delay proxy in
 // front of each stage (bench/cluster-delay-proxy.mjs); the namespaces still give every stage
@@ -18,6 +21,7 @@ import {
   type GenerationJob,
 } from '@pipedec/contracts';
 import {
+  type Acceptance,
   defaultBranching,
   generatePipeDec,
   generatePP,
@@ -30,6 +34,7 @@ import {
   type GenerateRequest,
   type GenerateResult,
   type RequestStats,
+  type SamplingParams,
   type TimestepLoad,
 } from '@pipedec/engine';
 import {
@@ -76,6 +81,11 @@ const { values: args } = parseArgs({
     width: { type: 'string', default: '4' },
     repeats: { type: 'string', default: '3' },
     'stpp-depth': { type: 'string', default: '4' },
+    // Sampled rows: PP and PipeDec at these temperatures (seed = prompt index + 1, top-p 1),
+    // PipeDec in each acceptance mode; '' = greedy rows only.
+    temperatures: { type: 'string', default: '0.7,1' },
+    acceptance: { type: 'string', default: 'exact,distribution' },
+    out: { type: 'string', default: path.join(ROOT, 'bench/results/cluster.json') },
   },
 });
 const MAX_TOKENS = Number(args.tokens);
@@ -83,6 +93,25 @@ const PROMPT_COUNT = Number(args.prompts);
 const WIDTH = Number(args.width);
 const REPEATS = Number(args.repeats);
 const STPP_DEPTH = Number(args['stpp-depth']);
+const TEMPERATURES = args.temperatures ? args.temperatures.split(',').map(Number) : [];
+const ACCEPTANCES = args.acceptance.split(',').map((a) => {
+  if (a !== 'exact' && a !== 'distribution') {
+    throw new Error(`--acceptance: unknown mode ${a}; known: exact, distribution`);
+  }
+  return a as Acceptance;
+});
+const GREEDY: SamplingParams = { temperature: 0, topP: 1, seed: 0 };
+/** The sampling of a sampled row's request for prompt `prompt` (its seed: prompt + 1). */
+const sampledFor = (
+  temperature: number,
+  acceptance: Acceptance,
+  prompt: number,
+): SamplingParams => ({
+  temperature,
+  topP: 1,
+  seed: prompt + 1,
+  acceptance,
+});
 
 interface Scenario {
   id: string;
@@ -254,6 +283,13 @@ interface MethodRun {
   requests: { stats: RequestStats; transport: TransportStats | null; prompt: number }[];
 }
 
+/** The requests of one sampled row: PP (acceptance null) or PipeDec at one temperature. */
+interface SampledRun extends MethodRun {
+  method: 'pp' | 'pipedec';
+  temperature: number;
+  acceptance: Acceptance | null;
+}
+
 interface StageMemory {
   stage: number;
   layers: string;
@@ -266,7 +302,12 @@ async function runScenario(
   m: Models,
   promptIds: number[][],
   hidden: number,
-): Promise<{ runs: MethodRun[]; memory: StageMemory[]; wire: WireResult | null }> {
+): Promise<{
+  runs: MethodRun[];
+  sampledRuns: SampledRun[];
+  memory: StageMemory[];
+  wire: WireResult | null;
+}> {
   const children: ChildProcess[] = [];
   let redisUrl = 'redis://127.0.0.1:6379';
   let redisHost = '127.0.0.1';
@@ -317,7 +358,12 @@ async function runScenario(
     const queue = new Queue(GENERATION_QUEUE, { connection: redis, prefix: queuePrefix(prefix) });
     const wire =
       !sc.netns && sc.stages === 4 ? await measureWire(cluster.grpcAddress(1), hidden) : null;
-    const runJob = async (method: Method, prompt: number[], maxTokens: number) => {
+    const runJob = async (
+      method: Method,
+      prompt: number[],
+      maxTokens: number,
+      sampling: SamplingParams = GREEDY,
+    ) => {
       const requestId = randomUUID();
       const job: GenerationJob = {
         version: 1,
@@ -327,7 +373,12 @@ async function runScenario(
         prompt: { kind: 'tokens', tokenIds: prompt },
         promptTokens: prompt.length,
         maxTokens,
-        sampling: { temperature: 0, topP: 1, seed: 0 },
+        sampling: {
+          temperature: sampling.temperature,
+          topP: sampling.topP,
+          seed: sampling.seed,
+          ...(sampling.acceptance ? { acceptance: sampling.acceptance } : {}),
+        },
         method,
         width: method === 'pp' ? 1 : WIDTH,
         stop: [],
@@ -358,6 +409,30 @@ async function runScenario(
         }
       }
     }
+    // Sampled rows, round-robin like the greedy ones: per temperature, PP and PipeDec in each
+    // acceptance mode on the same prompts and seeds.
+    const sampledRuns: SampledRun[] = [];
+    for (const temperature of TEMPERATURES) {
+      const rows: SampledRun[] = [
+        { method: 'pp', temperature, acceptance: null, requests: [] },
+        ...ACCEPTANCES.map((acceptance): SampledRun => ({
+          method: 'pipedec',
+          temperature,
+          acceptance,
+          requests: [],
+        })),
+      ];
+      for (let rep = 0; rep < REPEATS; rep++) {
+        for (const [pi, p] of promptIds.entries()) {
+          for (const row of rows) {
+            const sampling = sampledFor(temperature, row.acceptance ?? 'exact', pi);
+            const s = await runJob(row.method, p, MAX_TOKENS, sampling);
+            row.requests.push({ stats: s.stats, transport: s.transport, prompt: pi });
+          }
+        }
+      }
+      sampledRuns.push(...rows);
+    }
     const memory: StageMemory[] = [];
     for (let s = 0; s < sc.stages; s++) {
       const b = (await cluster.health(s))?.body ?? {};
@@ -370,7 +445,7 @@ async function runScenario(
     }
     await queue.close();
     await redis.quit();
-    return { runs, memory, wire };
+    return { runs, sampledRuns, memory, wire };
   } catch (error) {
     if (cluster) {
       for (let s = 0; s < sc.stages; s++) {
@@ -452,6 +527,7 @@ async function simulate(
   draft: LayerShard,
   method: Method,
   prompt: number[],
+  sampling: SamplingParams = GREEDY,
 ): Promise<SimRun> {
   const pipeline = new SimulatedPipeline(
     stages.map((s, i) => new StageWorker(s, i)),
@@ -461,7 +537,7 @@ async function simulate(
     requestId: randomUUID(),
     prompt,
     maxTokens: MAX_TOKENS,
-    sampling: { temperature: 0, topP: 1, seed: 0 },
+    sampling,
   };
   const d = pipeline.meterDraft(draft);
   let res: GenerateResult;
@@ -546,6 +622,60 @@ function summarize(run: MethodRun, sims: SimRun[], cost: CostModel): MethodSumma
   };
 }
 
+/** One sampled row: PipeDec at a temperature and acceptance mode, beside PP at the same. */
+interface SampledSummary {
+  stages: number;
+  temperature: number;
+  acceptance: Acceptance;
+  /** PipeDec's timesteps per token (simulated clock, same requests). */
+  timestepsPerToken: number;
+  ppTimestepsPerToken: number;
+  msPerToken: number; // PipeDec, measured (median)
+  ppMsPerToken: number;
+  speedupOverPP: { measured: number; timesteps: number };
+  hitRate: number;
+  /** Drafted tokens accepted per verification (PipeDec verifies one node per verdict). */
+  acceptedPerVerification: number;
+  /** Tokens committed per verification (accepted drafted tokens and the target's own). */
+  tokensPerVerification: number;
+  /** Whether every real request wrote as many tokens as its simulated twin. */
+  simulatedTokensMatch: boolean;
+}
+
+function summarizeSampled(
+  sc: Scenario,
+  pp: SampledRun,
+  pd: SampledRun,
+  ppSims: SimRun[],
+  pdSims: SimRun[],
+): SampledSummary {
+  const tpot = (run: SampledRun) =>
+    median(
+      run.requests.map(
+        (r) => (r.stats.wallMs - r.stats.ttftWallMs) / Math.max(1, r.stats.committedTokens - 1),
+      ),
+    );
+  const sum = (k: 'hits' | 'verifications' | 'committedTokens') =>
+    pd.requests.reduce((a, r) => a + r.stats[k], 0);
+  const steps = (sims: SimRun[]) => mean(sims.map((x) => x.stats.timestepsPerToken));
+  const matches = (run: SampledRun, sims: SimRun[]) =>
+    run.requests.every((r) => r.stats.outputTokens === sims[r.prompt].stats.outputTokens);
+  return {
+    stages: sc.stages,
+    temperature: pd.temperature,
+    acceptance: pd.acceptance!,
+    timestepsPerToken: steps(pdSims),
+    ppTimestepsPerToken: steps(ppSims),
+    msPerToken: tpot(pd),
+    ppMsPerToken: tpot(pp),
+    speedupOverPP: { measured: tpot(pp) / tpot(pd), timesteps: steps(ppSims) / steps(pdSims) },
+    hitRate: sum('hits') / Math.max(1, sum('verifications')),
+    acceptedPerVerification: sum('hits') / Math.max(1, sum('verifications')),
+    tokensPerVerification: sum('committedTokens') / Math.max(1, sum('verifications')),
+    simulatedTokensMatch: matches(pp, ppSims) && matches(pd, pdSims),
+  };
+}
+
 async function main(): Promise<void> {
   const tmp = await mkdtemp(path.join(os.tmpdir(), 'bench-cluster-'));
   const started = Date.now();
@@ -587,7 +717,23 @@ async function main(): Promise<void> {
         for (const p of promptIds) list.push(await simulate(shards, draftShard, method, p));
         sims.set(method, list);
       }
+      const sampledSims = new Map<SampledRun, SimRun[]>();
+      for (const run of r.sampledRuns) {
+        const list: SimRun[] = [];
+        for (const [pi, p] of promptIds.entries()) {
+          const sampling = sampledFor(run.temperature, run.acceptance ?? 'exact', pi);
+          list.push(await simulate(shards, draftShard, run.method, p, sampling));
+        }
+        sampledSims.set(run, list);
+      }
       for (const s of shards) await s.close();
+      const sampled: SampledSummary[] = [];
+      for (const pd of r.sampledRuns.filter((x) => x.method === 'pipedec')) {
+        const pp = r.sampledRuns.find(
+          (x) => x.method === 'pp' && x.temperature === pd.temperature,
+        )!;
+        sampled.push(summarizeSampled(sc, pp, pd, sampledSims.get(pp)!, sampledSims.get(pd)!));
+      }
       for (const run of r.runs) {
         run.requests.forEach((q) => {
           const expected = sims.get(run.method)![q.prompt].stats.outputTokens;
@@ -617,6 +763,7 @@ async function main(): Promise<void> {
           pipedec: { ...sp.pipedec, ratio: sp.pipedec.measured / sp.pipedec.predicted },
         },
         memory: r.memory,
+        sampled,
       });
     }
     await draftShard.close();
@@ -667,6 +814,22 @@ async function main(): Promise<void> {
         );
       }
     }
+    if (results.some((r) => r.sampled.length > 0)) {
+      out.push(
+        '',
+        `Sampled requests (top-p 1, seed = prompt index + 1, same prompts and repeats). Timesteps per token from the simulated clock on the same requests; ms/token measured (median). Acceptance "exact": a drafted child is accepted only if it is the target's seeded draw; "distribution": recursive rejection sampling (tokens distributed as the target's).`,
+        '',
+        '| run | temperature | acceptance | ts/token PP | ts/token PipeDec | PipeDec/PP (timesteps) | ms/token PP | ms/token PipeDec | PipeDec/PP (measured) | hit rate | accepted/verification | tokens/verification | tokens = simulated |',
+        '|---|---|---|---|---|---|---|---|---|---|---|---|---|',
+      );
+      for (const r of results) {
+        for (const x of r.sampled) {
+          out.push(
+            `| ${r.scenario.id} (${r.scenario.stages} st, ${r.scenario.delayMs} ms) | ${x.temperature} | ${x.acceptance} | ${f(x.ppTimestepsPerToken)} | ${f(x.timestepsPerToken)} | ${f(x.speedupOverPP.timesteps)}x | ${f(x.ppMsPerToken)} | ${f(x.msPerToken)} | ${f(x.speedupOverPP.measured)}x | ${f(x.hitRate)} | ${f(x.acceptedPerVerification)} | ${f(x.tokensPerVerification)} | ${x.simulatedTokensMatch ? 'yes' : 'NO'} |`,
+          );
+        }
+      }
+    }
     out.push('', '| run | stage | layers | resident MiB | weights MiB |', '|---|---|---|---|---|');
     for (const r of results)
       for (const s of r.memory)
@@ -692,9 +855,9 @@ async function main(): Promise<void> {
     }
     const text = out.join('\n');
     process.stdout.write(`${text}\n`);
-    await mkdir(path.join(ROOT, 'bench/results'), { recursive: true });
+    await mkdir(path.dirname(args.out), { recursive: true });
     await writeFile(
-      path.join(ROOT, 'bench/results/cluster.json'),
+      args.out,
       JSON.stringify(
         {
           date: new Date().toISOString(),
@@ -706,6 +869,8 @@ async function main(): Promise<void> {
           prompts: PROMPT_COUNT,
           width: WIDTH,
           stppDepth: STPP_DEPTH,
+          temperatures: TEMPERATURES,
+          acceptance: ACCEPTANCES,
           cpus: os.cpus().length,
           wire,
           results,
