@@ -98,7 +98,7 @@ const ACCEPTANCES = args.acceptance.split(',').map((a) => {
   if (a !== 'exact' && a !== 'distribution') {
     throw new Error(`--acceptance: unknown mode ${a}; known: exact, distribution`);
   }
-  return a as Acceptance;
+  return a;
 });
 const GREEDY: SamplingParams = { temperature: 0, topP: 1, seed: 0 };
 /** The sampling of a sampled row's request for prompt `prompt` (its seed: prompt + 1). */
