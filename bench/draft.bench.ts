@@ -8,11 +8,19 @@
 //
 // It also checks, at every position of the held-out prompts, that both paths propose the same
 // children (the graph path's seeded draw is chooseToken's, computed from the top-k: 100% is
-// the only right answer). Prints markdown tables and writes bench/results/draft.json.
+// the only right answer).
+//
+// Overlap (issue #15: "the draft runs beside stage 0"): stage 0 of a 4-stage demo target and
+// the draft on a 4-row layer, wall time of each alone, of both in flight on this thread (the
+// head today: the runtime runs one after the other), and of both with the draft on a worker
+// thread (bench/draft-worker.mjs, its own session). Prints markdown tables and writes
+// bench/results/draft.json.
+import { once } from 'node:events';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { Worker } from 'node:worker_threads';
 
 import {
   type DraftHost,
@@ -22,7 +30,7 @@ import {
   NUCLEUS_POOL,
   type SamplingParams,
 } from '@pipedec/engine';
-import { loadTokenizer, OnnxShard } from '@pipedec/model';
+import { loadTokenizer, OnnxShard, splitLayers, type TreeBatch } from '@pipedec/model';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 const DRAFT = path.join(ROOT, 'models', 'demo-draft');
@@ -87,6 +95,96 @@ interface Row {
   wallP90Ms: number;
 }
 
+const OVERLAP_CASES = [
+  'stage 0 alone',
+  'draft alone, this thread',
+  'draft alone, worker',
+  'both in flight, one thread',
+  'both in flight, draft on a worker',
+] as const;
+
+/** Wall time of stage 0 and the draft on one tree layer, alone and together (header). */
+async function overlap(draft: OnnxShard, prompt: number[]) {
+  const whole = await OnnxShard.open({ checkpointDir: TARGET, intraOpThreads: 1 });
+  const layers = whole.info.numLayers;
+  await whole.close();
+  const stage0 = await OnnxShard.open({
+    checkpointDir: TARGET,
+    ...splitLayers(layers, 4)[0],
+    intraOpThreads: 1,
+  });
+  const worker = new Worker(new URL('./draft-worker.mjs', import.meta.url), {
+    workerData: { checkpointDir: DRAFT },
+    execArgv: [], // not this process's --conditions=source: the worker loads the built library
+  });
+  await once(worker, 'message');
+  const ask = (m: object) =>
+    new Promise<void>((resolve, reject) => {
+      worker.once('message', (r: { error?: string }) =>
+        r.error ? reject(new Error(r.error)) : resolve(),
+      );
+      worker.postMessage(m);
+    });
+  const proposals = { k: BRANCHING, lseScales: Float32Array.of(1 / SCORE_T), logits: false };
+  const ids = Int32Array.from({ length: PAST }, (_, i) => i);
+  const prefix: TreeBatch = {
+    nodeIds: ids,
+    parentIds: ids.map((i) => i - 1),
+    positions: ids,
+    tokens: Int32Array.from(prompt.slice(0, PAST)),
+  };
+  const layer: TreeBatch = {
+    nodeIds: Int32Array.from({ length: 4 }, (_, i) => 10_000 + i),
+    parentIds: new Int32Array(4).fill(PAST - 1),
+    positions: new Int32Array(4).fill(PAST),
+    tokens: Int32Array.from(prompt.slice(PAST, PAST + 4)),
+  };
+  await stage0.forward('o', prefix);
+  stage0.commit('o', [...ids]);
+  await draft.forward('o', { ...prefix, proposals });
+  draft.commit('o', [...ids]);
+  await ask({ op: 'forward', seq: 'o', batch: { ...prefix, proposals } });
+  worker.postMessage({ op: 'commit', seq: 'o', ids: [...ids] });
+
+  const s0 = async () => {
+    await stage0.forward('o', layer);
+    stage0.prune('o', new Set());
+  };
+  const here = async () => {
+    await draft.forward('o', { ...layer, proposals });
+    draft.prune('o', new Set());
+  };
+  const there = async () => {
+    await ask({ op: 'forward', seq: 'o', batch: { ...layer, proposals } });
+    worker.postMessage({ op: 'prune', seq: 'o', keep: [] });
+  };
+  const run: Record<(typeof OVERLAP_CASES)[number], () => Promise<unknown>> = {
+    'stage 0 alone': s0,
+    'draft alone, this thread': here,
+    'draft alone, worker': there,
+    'both in flight, one thread': () => Promise.all([s0(), here()]),
+    'both in flight, draft on a worker': () => Promise.all([s0(), there()]),
+  };
+  const wall = new Map<string, number[]>(OVERLAP_CASES.map((c) => [c, []]));
+  for (let r = 0; r < REPEATS + 5; r++) {
+    const order = OVERLAP_CASES.map((_, i) => OVERLAP_CASES[(i + r) % OVERLAP_CASES.length]);
+    for (const c of order) {
+      const t0 = performance.now();
+      await run[c]();
+      if (r >= 5) wall.get(c)!.push(performance.now() - t0);
+    }
+  }
+  await ask({ op: 'forward', seq: 'o', batch: { ...layer, proposals } }); // drains the queue
+  worker.postMessage({ op: 'close' });
+  await once(worker, 'exit');
+  draft.release('o');
+  await stage0.close();
+  return OVERLAP_CASES.map((c) => {
+    const w = wall.get(c)!.sort((a, b) => a - b);
+    return { case: c, wallMedianMs: quantile(w, 0.5), wallP90Ms: quantile(w, 0.9) };
+  });
+}
+
 async function main(): Promise<void> {
   const open = (proposals: boolean) =>
     OnnxShard.open({ checkpointDir: DRAFT, intraOpThreads: 1, proposals });
@@ -143,6 +241,8 @@ async function main(): Promise<void> {
     }
     for (const p of PATHS) drafters[p].release();
   }
+
+  const overlapRows = await overlap(shards.graph, prompts[0]);
 
   // Agreement: every position of every prompt, both paths.
   const agreement: { mode: string; positions: number; sameDraw: number; sameChildren: number }[] =
@@ -205,6 +305,16 @@ async function main(): Promise<void> {
   }
   lines.push(
     '',
+    '### Stage 0 (4-stage demo target) and the draft on a 4-row layer, wall ms',
+    '',
+    '| case | median | p90 |',
+    '|---|---:|---:|',
+    ...overlapRows.map(
+      (o) => `| ${o.case} | ${o.wallMedianMs.toFixed(3)} | ${o.wallP90Ms.toFixed(3)} |`,
+    ),
+  );
+  lines.push(
+    '',
     `### Proposals of both paths at every prompt position (sampling: graph top ${DRAW_POOL}, ${NUCLEUS_POOL} with top-p)`,
     '',
     '| mode | positions | same draw | same children |',
@@ -219,7 +329,11 @@ async function main(): Promise<void> {
   await mkdir(path.join(ROOT, 'bench', 'results'), { recursive: true });
   await writeFile(
     path.join(ROOT, 'bench', 'results', 'draft.json'),
-    JSON.stringify({ meta, calls: results, drawAgreement: agreement }, null, 2) + '\n',
+    JSON.stringify(
+      { meta, calls: results, overlap: overlapRows, drawAgreement: agreement },
+      null,
+      2,
+    ) + '\n',
   );
 }
 
