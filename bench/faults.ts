@@ -33,6 +33,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { startApi, stopChild } from './api-process.js';
 import { StageSupervisor } from '../apps/stage-node/dist/launcher/stage-supervisor.js';
+import { reportDeadStages } from '../apps/stage-node/dist/launcher/dead-stage.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const MODEL = 'pipedec-demo';
@@ -405,13 +406,11 @@ async function main(): Promise<void> {
         },
       });
     }
-    // The supervisor's defaults are npm start's: 250 ms first restart, doubling to 10 s.
-    supervisor = new StageSupervisor(
-      specs,
-      undefined,
-      (line) => supervisorLog.push(`${new Date().toISOString()} ${line}`),
-      'ignore',
-    );
+    // The supervisor's defaults are npm start's: 250 ms first restart, doubling to 10 s; as
+    // there, a stage seen to exit leaves the registry at once.
+    const logLine = (line: string) => supervisorLog.push(`${new Date().toISOString()} ${line}`);
+    supervisor = new StageSupervisor(specs, undefined, logLine, 'ignore');
+    reportDeadStages(supervisor, redis, prefix, 'bench-faults', logLine);
     supervisor.start();
     await waitServing(api.url, 180_000);
 

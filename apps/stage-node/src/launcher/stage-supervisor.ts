@@ -31,6 +31,8 @@ export const DEFAULT_BACKOFF: Backoff = { initialMs: 250, maxMs: 10_000, resetAf
 export interface ExitRecord {
   index: number;
   name: string;
+  /** The exited process's pid (-1 if it never got one). */
+  pid: number;
   code: number | null;
   signal: NodeJS.Signals | null;
   /** How long the process had run, ms. */
@@ -149,6 +151,7 @@ export class StageSupervisor extends EventEmitter {
     const record: ExitRecord = {
       index,
       name: slot.spec.name,
+      pid: child.pid ?? -1,
       code,
       signal,
       uptimeMs,

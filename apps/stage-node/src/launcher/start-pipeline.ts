@@ -8,7 +8,9 @@ import { ConfigError, envVar, parseEnv } from '@pipedec/contracts';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Redis } from 'ioredis';
 import { z } from 'zod';
+import { reportDeadStages } from './dead-stage.js';
 import { StageSupervisor } from './stage-supervisor.js';
 
 const root = fileURLToPath(new URL('../../../../', import.meta.url));
@@ -90,13 +92,22 @@ const supervisor = new StageSupervisor(
   },
   (line) => process.stdout.write(`start-pipeline: ${line}\n`),
 );
+// A stage seen to exit leaves the registry at once, not one registry TTL later.
+const redis = new Redis(c.REDIS_URL, { maxRetriesPerRequest: 2 });
+redis.on('error', () => undefined); // a failed removal is logged; the entry then expires
+reportDeadStages(supervisor, redis, c.REDIS_PREFIX, c.PIPELINE_ID, (line) =>
+  process.stdout.write(`start-pipeline: ${line}\n`),
+);
 supervisor.start();
 let stopping = false;
 for (const signal of ['SIGTERM', 'SIGINT'] as const) {
   process.on(signal, () => {
     if (stopping) return;
     stopping = true;
-    void supervisor.stop().then(() => process.exit(0));
+    void supervisor.stop().then(() => {
+      redis.disconnect();
+      process.exit(0);
+    });
   });
 }
 
