@@ -3,6 +3,12 @@
 // runtime's per-call overhead (one position, one layer). Prints markdown tables and writes
 // bench/results/model.json. Medians over repeated runs; one runtime thread by default, since
 // the development machines are shared (pass --threads N to change it).
+//
+// "Several requests per call" (the joint table): R sequences of one stage, each with a past
+// of 256 rows and n new rows, computed as R forward calls (one per request, as a stage did
+// before batching) against one forwardMany call (the rows of all R in one runtime call, their
+// caches gathered; cached-shard.ts). CPU per call of each, the gather included; this is what
+// chose the ragged single-call batch over R calls (issue #16). --only joint runs just it.
 import { access, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -23,6 +29,7 @@ const { values: args } = parseArgs({
   options: {
     threads: { type: 'string', default: '1' },
     repeats: { type: 'string', default: '60' },
+    only: { type: 'string' },
   },
 });
 const THREADS = Number(args.threads);
@@ -180,6 +187,126 @@ class StageBench {
   }
 }
 
+interface JointRow {
+  stage: string;
+  requests: number; // R sequences in the call
+  n: number; // new rows per sequence
+  past: number; // committed rows per sequence
+  separateCpuMs: number; // median CPU of R forward calls
+  jointCpuMs: number; // median CPU of one forwardMany call with the same rows
+  separateMs: number; // median wall time of the R calls
+  jointMs: number; // median wall time of the one call
+}
+
+/**
+ * R sequences computed one call each against all in one call, interleaved per repeat so load
+ * hits both alike. Each sequence is prefilled once; the rows of every call are pruned again.
+ */
+async function timeJoint(
+  shard: OnnxShard,
+  label: string,
+  cases: { requests: number; n: number }[],
+  past: number,
+): Promise<JointRow[]> {
+  const maxR = Math.max(...cases.map((c) => c.requests));
+  const seqs = Array.from({ length: maxR }, (_, i) => `joint-${i}`);
+  let nextId = 1_000_000;
+  const hidden = shard.info.hiddenSize;
+  const rows = (n: number, parent: number, chain: boolean, from: number): TreeBatch => {
+    const ids = Int32Array.from({ length: n }, () => nextId++);
+    const b: TreeBatch = {
+      nodeIds: ids,
+      parentIds: Int32Array.from(ids, (id, i) => (chain && i > 0 ? id - 1 : parent)),
+      positions: Int32Array.from(ids, (_, i) => from + (chain ? i : 0)),
+    };
+    if (shard.isFirst) b.tokens = Int32Array.from(ids, (id) => (id * 7919) % 4000);
+    else b.hidden = Float32Array.from({ length: n * hidden }, (_, k) => Math.sin(k + n));
+    return b;
+  };
+  const roots: number[] = [];
+  for (const seq of seqs) {
+    let last = -1;
+    for (let done = 0; done < past;) {
+      const n = Math.min(64, past - done);
+      const b = rows(n, last, true, done);
+      await shard.forward(seq, b);
+      shard.commit(seq, Array.from(b.nodeIds));
+      done += n;
+      last = b.nodeIds[n - 1];
+    }
+    roots.push(last);
+  }
+  const samples = cases.map(() => ({
+    sc: [] as number[],
+    jc: [] as number[],
+    sw: [] as number[],
+    jw: [] as number[],
+  }));
+  const cpuNow = () => {
+    const u = process.cpuUsage();
+    return (u.user + u.system) / 1000;
+  };
+  for (let r = 0; r < REPEATS + 3; r++) {
+    for (const [k, c] of cases.entries()) {
+      const batches = seqs
+        .slice(0, c.requests)
+        .map((seq, i) => ({ seq, batch: rows(c.n, roots[i], false, past) }));
+      let c0 = cpuNow();
+      let t0 = performance.now();
+      for (const { seq, batch } of batches) await shard.forward(seq, batch);
+      const sw = performance.now() - t0;
+      const sc = cpuNow() - c0;
+      for (const { seq } of batches) shard.prune(seq, new Set());
+      const again = seqs
+        .slice(0, c.requests)
+        .map((seq, i) => ({ seq, batch: rows(c.n, roots[i], false, past) }));
+      c0 = cpuNow();
+      t0 = performance.now();
+      const out = await shard.forwardMany(again);
+      const jw = performance.now() - t0;
+      const jc = cpuNow() - c0;
+      for (const o of out) if (o instanceof Error) throw o;
+      for (const { seq } of again) shard.prune(seq, new Set());
+      if (r >= 3) {
+        samples[k].sc.push(sc);
+        samples[k].jc.push(jc);
+        samples[k].sw.push(sw);
+        samples[k].jw.push(jw);
+      }
+    }
+  }
+  const median = (xs: number[]) =>
+    quantile(
+      xs.sort((a, b) => a - b),
+      0.5,
+    );
+  return cases.map((c, k) => ({
+    stage: label,
+    requests: c.requests,
+    n: c.n,
+    past,
+    separateCpuMs: median(samples[k].sc),
+    jointCpuMs: median(samples[k].jc),
+    separateMs: median(samples[k].sw),
+    jointMs: median(samples[k].jw),
+  }));
+}
+
+function jointTable(rows: JointRow[]): string {
+  const lines = [
+    '### Several requests per call: R forward calls against one forwardMany (CPU ms per step)',
+    '',
+    '| stage | requests | rows each | past | R calls CPU | one call CPU | CPU ratio | R calls wall | one call wall |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|',
+  ];
+  for (const r of rows) {
+    lines.push(
+      `| ${r.stage} | ${r.requests} | ${r.n} | ${r.past} | ${r.separateCpuMs.toFixed(3)} | ${r.jointCpuMs.toFixed(3)} | ${(r.separateCpuMs / r.jointCpuMs).toFixed(2)}x | ${r.separateMs.toFixed(3)} | ${r.jointMs.toFixed(3)} |`,
+    );
+  }
+  return lines.join('\n');
+}
+
 function table(rows: Row[], title: string): string {
   const lines = [
     `### ${title}`,
@@ -212,6 +339,44 @@ async function main(): Promise<void> {
         cacheDir,
         intraOpThreads: THREADS,
       });
+    const middle = ranges[1];
+    const jointShard = await open(middle.layerStart, middle.layerEnd);
+    const joint = await timeJoint(
+      jointShard,
+      'middle of 4',
+      [1, 2, 4, 8].flatMap((requests) => [1, 4].map((n) => ({ requests, n }))),
+      PAST_FOR_N_SWEEP,
+    );
+    const lastRange = ranges[3];
+    const jointLast = await open(lastRange.layerStart, lastRange.layerEnd);
+    joint.push(
+      ...(await timeJoint(
+        jointLast,
+        'last of 4 (norm + LM head)',
+        [4, 8].map((requests) => ({ requests, n: 4 })),
+        PAST_FOR_N_SWEEP,
+      )),
+    );
+    await Promise.all([jointShard.close(), jointLast.close()]);
+    console.log(jointTable(joint) + '\n');
+    if (args.only === 'joint') {
+      await mkdir(path.join(ROOT, 'bench', 'results'), { recursive: true });
+      await writeFile(
+        path.join(ROOT, 'bench', 'results', 'model-joint.json'),
+        JSON.stringify(
+          {
+            date: new Date().toISOString(),
+            loadAverage1m: Number(os.loadavg()[0].toFixed(2)),
+            threads: THREADS,
+            repeats: REPEATS,
+            joint,
+          },
+          null,
+          2,
+        ) + '\n',
+      );
+      return;
+    }
     const stages = [
       new StageBench(
         await open(ranges[0].layerStart, ranges[0].layerEnd),
@@ -271,8 +436,11 @@ async function main(): Promise<void> {
     await mkdir(path.join(ROOT, 'bench', 'results'), { recursive: true });
     await writeFile(
       path.join(ROOT, 'bench', 'results', 'model.json'),
-      JSON.stringify({ meta, vsNewPositions: vsN, vsPast, perCallOverhead: overhead }, null, 2) +
-        '\n',
+      JSON.stringify(
+        { meta, vsNewPositions: vsN, vsPast, perCallOverhead: overhead, joint },
+        null,
+        2,
+      ) + '\n',
     );
   } finally {
     await rm(tmp, { recursive: true, force: true });

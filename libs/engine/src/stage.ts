@@ -4,7 +4,7 @@
 // for the next stage or, on the last stage, a Verdict: the target's chosen token per row.
 // The in-process pipeline, the simulator and the gRPC stage node all drive this same class.
 
-import type { LayerShard } from '@pipedec/model';
+import type { LayerShard, ShardOutput } from '@pipedec/model';
 import { EngineError } from './errors.js';
 import type { Decision, LayerPacket, Verdict } from './messages.js';
 import { isDistribution } from './acceptance.js';
@@ -14,7 +14,8 @@ import { chooseToken, sampledDistribution, type SamplingParams } from './samplin
 export type StageShard = Pick<
   LayerShard,
   'info' | 'isFirst' | 'isLast' | 'forward' | 'commit' | 'prune' | 'release'
->;
+> &
+  Partial<Pick<LayerShard, 'forwardMany'>>;
 
 export interface StageResult {
   output: LayerPacket | Verdict | null; // null: every row was stale
@@ -81,32 +82,93 @@ export class StageWorker {
   }
 
   async process(packet: LayerPacket): Promise<StageResult> {
+    const [result] = await this.processMany([packet]);
+    if (result instanceof Error) throw result;
+    return result;
+  }
+
+  /**
+   * Computes several requests' packets (at most one per request) in one call of the shard
+   * where it can (LayerShard.forwardMany): a busy pipeline's requests share each stage's
+   * pass over the weights. Per packet, its result or the error that failed it; one request's
+   * failure leaves the others' results intact.
+   */
+  async processMany(packets: readonly LayerPacket[]): Promise<(StageResult | Error)[]> {
     if (this.busy) throw new EngineError('PROTOCOL', `stage ${this.index} is already computing`);
     const none: StageResult = { output: null, computeMs: 0, positions: 0 };
-    if (this.released.has(packet.requestId)) return none;
-    const state = this.state(packet.requestId);
-    state.sampling = packet.sampling;
-    if (packet.epoch < state.epoch) return none;
-    const live = liveRows(packet, state);
-    if (live.length === 0) return none;
-    const batch = live.length === packet.nodeIds.length ? packet : slice(packet, live, this.shard);
+    const results: (StageResult | Error)[] = packets.map(() => none);
+    const run: { k: number; packet: LayerPacket; batch: LayerPacket; state: RequestState }[] = [];
+    const seen = new Set<string>();
+    packets.forEach((packet, k) => {
+      if (seen.has(packet.requestId)) {
+        results[k] = new EngineError(
+          'PROTOCOL',
+          `stage ${this.index}: two packets of request ${packet.requestId} in one call`,
+        );
+        return;
+      }
+      seen.add(packet.requestId);
+      if (this.released.has(packet.requestId)) return;
+      const state = this.state(packet.requestId);
+      // Decisions that arrived while another call computed were buffered: apply them first.
+      this.applyReady(packet.requestId, state);
+      if (this.released.has(packet.requestId)) return;
+      state.sampling = packet.sampling;
+      if (packet.epoch < state.epoch) return;
+      const live = liveRows(packet, state);
+      if (live.length === 0) return;
+      const batch =
+        live.length === packet.nodeIds.length ? packet : slice(packet, live, this.shard);
+      run.push({ k, packet, batch, state });
+    });
+    if (run.length === 0) return results;
 
     this.busy = true;
     const t0 = performance.now();
-    let out;
+    let outs: (ShardOutput | Error)[];
     try {
-      out = await this.shard.forward(packet.requestId, {
-        nodeIds: batch.nodeIds,
-        parentIds: batch.parentIds,
-        positions: batch.positions,
-        tokens: this.shard.isFirst ? batch.tokens : undefined,
-        hidden: this.shard.isFirst ? undefined : batch.hidden,
-      });
+      const items = run.map(({ packet, batch }) => ({
+        seq: packet.requestId,
+        batch: {
+          nodeIds: batch.nodeIds,
+          parentIds: batch.parentIds,
+          positions: batch.positions,
+          tokens: this.shard.isFirst ? batch.tokens : undefined,
+          hidden: this.shard.isFirst ? undefined : batch.hidden,
+        },
+      }));
+      if (items.length > 1 && this.shard.forwardMany) {
+        outs = await this.shard.forwardMany(items);
+      } else {
+        outs = [];
+        for (const { seq, batch } of items) {
+          outs.push(await this.shard.forward(seq, batch).catch(asError));
+        }
+      }
     } finally {
       this.busy = false;
     }
-    const computeMs = out.computeMs ?? performance.now() - t0;
-    for (const id of batch.nodeIds) state.rows.add(id);
+    const wallMs = (performance.now() - t0) / run.length;
+    run.forEach(({ k, packet, batch, state }, j) => {
+      const out = outs[j];
+      if (out instanceof Error) {
+        results[k] = out;
+        return;
+      }
+      for (const id of batch.nodeIds) state.rows.add(id);
+      results[k] = this.finish(packet, batch, state, out, out.computeMs ?? wallMs);
+    });
+    return results;
+  }
+
+  /** After the compute: decisions that arrived meanwhile, then the packet or the verdict. */
+  private finish(
+    packet: LayerPacket,
+    batch: LayerPacket,
+    state: RequestState,
+    out: ShardOutput,
+    computeMs: number,
+  ): StageResult {
     // Decisions that arrived during the compute (pruning the rows just added, or a release).
     this.applyReady(packet.requestId, state);
     if (this.released.has(packet.requestId)) return { output: null, computeMs, positions: 0 };
@@ -242,4 +304,8 @@ function slice(packet: LayerPacket, rows: number[], shard: StageShard): LayerPac
     tokens: packet.tokens ? pick(packet.tokens) : undefined,
     hidden,
   };
+}
+
+function asError(e: unknown): Error {
+  return e instanceof Error ? e : new Error(String(e));
 }

@@ -1,4 +1,5 @@
 export type {
+  SequenceBatch,
   LayerShard,
   ModelInfo,
   OpenShardOptions,

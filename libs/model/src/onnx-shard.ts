@@ -33,6 +33,7 @@ export class OnnxShard extends CachedShard implements LayerShard {
   private readonly kvOutputs: string[]; // present_key_<j>, present_value_<j>
   /** The graph has the proposal outputs (OpenShardOptions.proposals, last stage only). */
   readonly proposals: boolean;
+  protected override readonly joinsSequences = true;
 
   private constructor(
     info: ModelInfo,

@@ -6,6 +6,7 @@ import type { LlamaConfig } from './config.js';
 import { ropeCosSin, ropeInvFreq } from './rope.js';
 import type { LayerShard, OpenShardOptions, ShardOutput } from './shard.js';
 import { resolveRange, CachedShard, type ComputeRequest } from './cached-shard.js';
+import type { SequenceKv } from './kv-cache.js';
 import { EMBED, FINAL_NORM, LM_HEAD, layerTensorNames } from './tensor-names.js';
 
 interface LayerWeights {
@@ -78,7 +79,10 @@ export class ReferenceModel extends CachedShard implements LayerShard {
   }
 
   protected compute(req: ComputeRequest): Promise<ShardOutput> {
-    const { batch, kv, past, capacity, maskCache, maskNew } = req;
+    const { batch, past, capacity, maskCache, maskNew } = req;
+    // This shard never joins sequences (joinsSequences stays false), so the cache is always the
+    // sequence's own, with its element accessors.
+    const kv = req.kv as SequenceKv;
     const c: LlamaConfig = this.config;
     const n = batch.nodeIds.length;
     const H = c.hiddenSize;

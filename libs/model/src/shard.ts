@@ -46,6 +46,12 @@ export interface TopLogits {
   lse: Float32Array; // [n, s] log(sum(exp(lseScales[j] * logits))) of each row
 }
 
+/** One sequence's rows in a call that computes several sequences at once. */
+export interface SequenceBatch {
+  seq: string;
+  batch: TreeBatch;
+}
+
 export interface ShardOutput {
   hidden?: Float32Array; // [n, hiddenSize] (not last stage)
   logits?: Float32Array; // [n, vocabSize] (last stage; unless `top` is given and logits were not asked for)
@@ -77,6 +83,12 @@ export interface LayerShard {
    * the batch), and itself.
    */
   forward(seq: string, batch: TreeBatch): Promise<ShardOutput>;
+  /**
+   * Computes several sequences' batches (at most one per sequence) together, in one runtime
+   * call where the implementation can: the rows of a busy pipeline share one pass over the
+   * weights. Per entry, the output or the error that refused that sequence.
+   */
+  forwardMany(items: readonly SequenceBatch[]): Promise<(ShardOutput | Error)[]>;
   /** These tree rows (a chain, root first) become committed prefix rows, without recomputation. */
   commit(seq: string, nodeIds: readonly number[]): void;
   /** Drops every tree row whose id is not in keep (committed rows are untouched). */

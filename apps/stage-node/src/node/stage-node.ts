@@ -90,11 +90,15 @@ export class StageNode extends StageInbox {
     this.log = new Logger(`Stage ${config.pipelineId}/${config.stageIndex}`);
     this.worker = new StageWorker(shard, config.stageIndex);
     this.directory = new PeerDirectory((stage, address) => this.linkEvents(stage, address));
-    this.runtime = new StageRuntime(this.worker, {
-      forward: (env) => this.forward(env),
-      verdict: (env) => this.sendVerdict(env),
-      computed: (requestId) => this.pipeline?.stage0Computed(requestId),
-    });
+    this.runtime = new StageRuntime(
+      this.worker,
+      {
+        forward: (env) => this.forward(env),
+        verdict: (env) => this.sendVerdict(env),
+        computed: (requestId) => this.pipeline?.stage0Computed(requestId),
+      },
+      config.batch,
+    );
     this.pipeline =
       config.stageIndex === 0
         ? new GrpcPipeline(

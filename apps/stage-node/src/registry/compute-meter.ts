@@ -65,6 +65,7 @@ export function meteredShard(shard: LayerShard, meter: ComputeMeter): LayerShard
     isFirst: shard.isFirst,
     isLast: shard.isLast,
     forward: (seq, batch) => meter.time(() => shard.forward(seq, batch)),
+    forwardMany: (items) => meter.time(() => shard.forwardMany(items)),
     commit: (seq, nodeIds) => shard.commit(seq, nodeIds),
     prune: (seq, keep) => shard.prune(seq, keep),
     truncate: (seq, committedRows) => shard.truncate(seq, committedRows),

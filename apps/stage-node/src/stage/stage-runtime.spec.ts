@@ -1,13 +1,13 @@
 import type { PacketEnvelope, VerdictEnvelope } from '../wire/frame.js';
 import { StageWorker, type Decision, type StageShard } from '@pipedec/engine';
-import { StageRuntime } from './stage-runtime.js';
+import { StageRuntime, type BatchLimits } from './stage-runtime.js';
 
 const VOCAB = 8;
 const HIDDEN = 2;
 
 /** A layer shard that records what it is asked to do; the last stage picks token position + 1. */
 function fakeShard(isLast: boolean, log: string[], fail = false): StageShard {
-  return {
+  const shard: StageShard = {
     info: {
       vocabSize: VOCAB,
       hiddenSize: HIDDEN,
@@ -31,7 +31,23 @@ function fakeShard(isLast: boolean, log: string[], fail = false): StageShard {
     commit: (seq, ids) => void log.push(`commit ${seq} [${ids.join(',')}]`),
     prune: (seq, keep) => void log.push(`prune ${seq} [${[...keep].join(',')}]`),
     release: (seq) => void log.push(`release ${seq}`),
+    // One call for several requests; a request named 'bad' is refused alone.
+    forwardMany: async (items) => {
+      log.push(
+        `many ${items.map((i) => `${i.seq}[${Array.from(i.batch.nodeIds).join(',')}]`).join(' ')}`,
+      );
+      const quiet = [...log];
+      const out = await Promise.all(
+        items.map(({ seq, batch }) =>
+          seq === 'bad' ? new Error('ModelError: BATCH_INVALID') : shard.forward(seq, batch),
+        ),
+      );
+      log.length = 0;
+      log.push(...quiet); // the per-sequence forward lines are the fake's inner work
+      return out;
+    },
   };
+  return shard;
 }
 
 function packet(requestId: string, seq: number, ids: number[], decisionCount = 0): PacketEnvelope {
@@ -55,22 +71,26 @@ function decision(requestId: string, seq: number, over: Partial<Decision> = {}):
   return { requestId, epoch: 0, seq, commit: [], keep: 'all', upTo: -1, ...over };
 }
 
-function rig(isLast: boolean, fail = false) {
+function rig(isLast: boolean, fail = false, limits?: BatchLimits) {
   const log: string[] = [];
   const forwarded: PacketEnvelope[] = [];
   const verdicts: VerdictEnvelope[] = [];
-  const runtime = new StageRuntime(new StageWorker(fakeShard(isLast, log, fail), 2), {
-    forward: (env) => {
-      log.push(
-        `out ${env.packet.requestId}#${env.packet.seq} [${Array.from(env.packet.nodeIds).join(',')}]`,
-      );
-      forwarded.push(env);
+  const runtime = new StageRuntime(
+    new StageWorker(fakeShard(isLast, log, fail), 2),
+    {
+      forward: (env) => {
+        log.push(
+          `out ${env.packet.requestId}#${env.packet.seq} [${Array.from(env.packet.nodeIds).join(',')}]`,
+        );
+        forwarded.push(env);
+      },
+      verdict: (env) => {
+        log.push(`verdict ${env.verdict.requestId}#${env.verdict.seq}`);
+        verdicts.push(env);
+      },
     },
-    verdict: (env) => {
-      log.push(`verdict ${env.verdict.requestId}#${env.verdict.seq}`);
-      verdicts.push(env);
-    },
-  });
+    limits,
+  );
   return { log, forwarded, verdicts, runtime };
 }
 
@@ -145,5 +165,68 @@ describe('StageRuntime', () => {
     await runtime.whenSettled();
     expect(forwarded).toHaveLength(0);
     expect(verdicts[0].failure).toEqual({ stage: 2, message: 'ModelError: KV_LIMIT' });
+  });
+
+  describe('batching (several requests per compute call)', () => {
+    it('runs the requests that queued during a compute in one call, one packet each', async () => {
+      const { log, runtime, forwarded } = rig(false);
+      runtime.packet(packet('a', 0, [0])); // starts computing at once, alone
+      runtime.packet(packet('b', 0, [0, 1]));
+      runtime.packet(packet('a', 1, [1]));
+      runtime.packet(packet('c', 0, [0]));
+      await runtime.whenSettled();
+      expect(log.filter((l) => !l.startsWith('out'))).toEqual([
+        'forward a [0]',
+        'many b[0,1] a[1] c[0]', // a's second packet joins the next call, in arrival order
+      ]);
+      expect(forwarded.map((e) => `${e.packet.requestId}#${e.packet.seq}`)).toEqual([
+        'a#0',
+        'b#0',
+        'a#1',
+        'c#0',
+      ]);
+      expect(forwarded[1].packet.hidden).toHaveLength(2 * HIDDEN);
+    });
+
+    it('keeps within the request and row limits, in arrival order', async () => {
+      const { log, runtime } = rig(false, false, { requests: 2, rows: 3 });
+      runtime.packet(packet('a', 0, [0]));
+      runtime.packet(packet('b', 0, [0, 1]));
+      runtime.packet(packet('c', 0, [0, 1])); // b + c = 4 rows > 3: c waits
+      runtime.packet(packet('d', 0, [0]));
+      runtime.packet(packet('e', 0, [0]));
+      await runtime.whenSettled();
+      expect(log.filter((l) => !l.startsWith('out'))).toEqual([
+        'forward a [0]',
+        'many b[0,1] d[0]',
+        'many c[0,1] e[0]',
+      ]);
+    });
+
+    it('with a limit of one request computes one packet per call', async () => {
+      const { log, runtime } = rig(false, false, { requests: 1, rows: 64 });
+      runtime.packet(packet('a', 0, [0]));
+      runtime.packet(packet('b', 0, [0]));
+      runtime.packet(packet('c', 0, [0]));
+      await runtime.whenSettled();
+      expect(log.filter((l) => !l.startsWith('out'))).toEqual([
+        'forward a [0]',
+        'forward b [0]',
+        'forward c [0]',
+      ]);
+    });
+
+    it("fails only the request whose rows were refused; the others' packets go on", async () => {
+      const { runtime, forwarded, verdicts } = rig(false);
+      runtime.packet(packet('a', 0, [0]));
+      runtime.packet(packet('b', 0, [0]));
+      runtime.packet(packet('bad', 0, [0]));
+      runtime.packet(packet('c', 0, [0]));
+      await runtime.whenSettled();
+      expect(forwarded.map((e) => e.packet.requestId)).toEqual(['a', 'b', 'c']);
+      expect(verdicts).toHaveLength(1);
+      expect(verdicts[0].verdict.requestId).toBe('bad');
+      expect(verdicts[0].failure).toEqual({ stage: 2, message: 'ModelError: BATCH_INVALID' });
+    });
   });
 });

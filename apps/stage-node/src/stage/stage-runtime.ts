@@ -4,7 +4,18 @@
 // before injecting it (its decisionCount), so a stage applies the same decisions before the
 // same compute as the in-process pipeline does, whatever the relative delays of the packet and
 // decision streams.
-import { type Decision, RELEASED_MEMORY, type StageWorker } from '@pipedec/engine';
+//
+// Batching (issue #16): when the stage becomes free it takes every runnable packet at the
+// front of each request's queue, up to `batch.requests` requests and `batch.rows` rows, and
+// computes them in one call (StageWorker.processMany): requests join at the next call after
+// their packet arrives and leave when they end, and a request that fails leaves the others'
+// results alone. With one request in flight this is exactly one packet per call.
+import {
+  type Decision,
+  RELEASED_MEMORY,
+  type StageResult,
+  type StageWorker,
+} from '@pipedec/engine';
 import type { PacketEnvelope, PacketTrace, VerdictEnvelope } from '../wire/frame.js';
 
 export interface RuntimeOutputs {
@@ -16,6 +27,14 @@ export interface RuntimeOutputs {
   computed?(requestId: string): void;
 }
 
+/** How much one call may take: requests (one packet each) and rows in all. */
+export interface BatchLimits {
+  requests: number;
+  rows: number;
+}
+
+export const DEFAULT_BATCH_LIMITS: BatchLimits = { requests: 4, rows: 64 };
+
 export class StageRuntime {
   private readonly queue: PacketEnvelope[] = [];
   private running: Promise<void> | null = null;
@@ -26,6 +45,7 @@ export class StageRuntime {
   constructor(
     private readonly worker: StageWorker,
     private readonly outputs: RuntimeOutputs,
+    private readonly batch: BatchLimits = DEFAULT_BATCH_LIMITS,
   ) {}
 
   get index(): number {
@@ -75,43 +95,60 @@ export class StageRuntime {
 
   /** Resolves once nothing computes and no queued packet can run (it waits for decisions). */
   whenSettled(): Promise<void> {
-    if (this.running === null && this.nextRunnable() < 0) return Promise.resolve();
+    if (this.running === null && this.runnable().length === 0) return Promise.resolve();
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
   private pump(): void {
     if (this.running) return;
-    const i = this.nextRunnable();
-    if (i < 0) {
+    const picked = this.runnable();
+    if (picked.length === 0) {
       this.notifyIdle();
       return;
     }
-    const [env] = this.queue.splice(i, 1);
-    this.running = this.run(env).finally(() => {
+    const envs = picked.map((i) => this.queue[i]);
+    for (let k = picked.length - 1; k >= 0; k--) this.queue.splice(picked[k], 1);
+    this.running = this.run(envs).finally(() => {
       this.running = null;
-      this.outputs.computed?.(env.packet.requestId);
+      for (const env of envs) this.outputs.computed?.(env.packet.requestId);
       this.pump();
     });
   }
 
-  /** The first queued packet whose decisions have arrived and that no earlier packet of the same request precedes. */
-  private nextRunnable(): number {
-    const blocked = new Set<string>();
-    for (let i = 0; i < this.queue.length; i++) {
+  /**
+   * Queue indexes (ascending) of the packets the next call computes: per request the first
+   * queued packet, if its decisions have arrived, in arrival order, within the batch limits.
+   */
+  private runnable(): number[] {
+    const picked: number[] = [];
+    const passed = new Set<string>(); // requests whose first packet is taken or waiting
+    let rows = 0;
+    for (let i = 0; i < this.queue.length && picked.length < this.batch.requests; i++) {
       const { packet, decisionCount } = this.queue[i];
-      if (blocked.has(packet.requestId)) continue;
-      if ((this.decisionsSeen.get(packet.requestId) ?? 0) >= decisionCount) return i;
-      blocked.add(packet.requestId);
+      if (passed.has(packet.requestId)) continue;
+      passed.add(packet.requestId);
+      if ((this.decisionsSeen.get(packet.requestId) ?? 0) < decisionCount) continue;
+      const n = packet.nodeIds.length;
+      if (picked.length > 0 && rows + n > this.batch.rows) continue;
+      picked.push(i);
+      rows += n;
     }
-    return -1;
+    return picked;
   }
 
-  private async run(env: PacketEnvelope): Promise<void> {
-    const { packet } = env;
-    let result;
+  private async run(envs: PacketEnvelope[]): Promise<void> {
+    let results: (StageResult | Error)[];
     try {
-      result = await this.worker.process(packet);
+      results = await this.worker.processMany(envs.map((e) => e.packet));
     } catch (error) {
+      results = envs.map(() => (error instanceof Error ? error : new Error(String(error))));
+    }
+    envs.forEach((env, k) => this.deliver(env, results[k]));
+  }
+
+  private deliver(env: PacketEnvelope, result: StageResult | Error): void {
+    const { packet } = env;
+    if (result instanceof Error) {
       this.outputs.verdict({
         verdict: {
           ...packet,
@@ -120,10 +157,7 @@ export class StageRuntime {
           logits: new Float32Array(0),
         },
         trace: env.trace,
-        failure: {
-          stage: this.worker.index,
-          message: error instanceof Error ? error.message : String(error),
-        },
+        failure: { stage: this.worker.index, message: result.message },
       });
       return;
     }

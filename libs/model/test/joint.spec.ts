@@ -1,0 +1,144 @@
+// forwardMany: several sequences' rows in one runtime call must give each sequence exactly the
+// logits it gets alone (up to float summation order), keep each cache its own through commits
+// and prunes, and refuse one sequence's bad batch without disturbing the others.
+import { openShard, type LayerShard, type ShardOutput, type TreeBatch } from '../src/index.js';
+import { chainBatch, expectClose, tempDir, tinyCheckpoint } from './helpers.js';
+
+const TOL = 2e-4;
+
+/** Two stages of the tiny model: the first feeds the last. */
+async function openPair(checkpointDir: string, cacheDir: string): Promise<LayerShard[]> {
+  return Promise.all([
+    openShard({ checkpointDir, layerStart: 0, layerEnd: 2, cacheDir }),
+    openShard({ checkpointDir, layerStart: 2, layerEnd: 4, cacheDir }),
+  ]);
+}
+
+function ok(out: ShardOutput | Error): ShardOutput {
+  if (out instanceof Error) throw out;
+  return out;
+}
+
+/** A tree batch: nodes with ids from `firstId`, parents given, positions from their depth. */
+function treeBatch(
+  tokens: number[],
+  firstId: number,
+  parents: number[],
+  positions: number[],
+): TreeBatch {
+  return {
+    nodeIds: Int32Array.from(tokens, (_, i) => firstId + i),
+    parentIds: Int32Array.from(parents),
+    positions: Int32Array.from(positions),
+    tokens: Int32Array.from(tokens),
+  };
+}
+
+describe('LayerShard.forwardMany (several sequences in one call)', () => {
+  let tmp: Awaited<ReturnType<typeof tempDir>>;
+  let solo: LayerShard[];
+  let joint: LayerShard[];
+  beforeAll(async () => {
+    tmp = await tempDir('joint');
+    const ckpt = await tinyCheckpoint(tmp.dir, 'ckpt');
+    solo = await openPair(ckpt, tmp.dir);
+    joint = await openPair(ckpt, tmp.dir);
+  });
+  afterAll(async () => {
+    await Promise.all([...solo, ...joint].map((s) => s.close()));
+    await tmp.cleanup();
+  });
+
+  /** Runs the batches through both stages, one sequence at a time and all together. */
+  async function step(batches: Record<string, TreeBatch>): Promise<void> {
+    const seqs = Object.keys(batches);
+    const alone: Record<string, Float32Array> = {};
+    for (const seq of seqs) {
+      const h = await solo[0].forward(seq, batches[seq]);
+      const out = await solo[1].forward(seq, {
+        ...batches[seq],
+        tokens: undefined,
+        hidden: h.hidden,
+      });
+      alone[seq] = out.logits!;
+    }
+    const first = (
+      await joint[0].forwardMany(seqs.map((seq) => ({ seq, batch: batches[seq] })))
+    ).map(ok);
+    const last = (
+      await joint[1].forwardMany(
+        seqs.map((seq, k) => ({
+          seq,
+          batch: { ...batches[seq], tokens: undefined, hidden: first[k].hidden },
+        })),
+      )
+    ).map(ok);
+    seqs.forEach((seq, k) => {
+      expect(last[k].logits!.length).toBe(alone[seq].length);
+      expectClose(last[k].logits!, alone[seq], TOL, `sequence ${seq}`);
+    });
+  }
+
+  function both(f: (s: LayerShard) => void): void {
+    for (const s of [...solo, ...joint]) f(s);
+  }
+
+  it('gives every sequence its own logits through prompts, trees, commits and prunes', async () => {
+    // Prompts of different lengths, then a tree level on each, then a commit and a prune.
+    await step({
+      a: chainBatch([5, 9, 13, 2, 7], 0, 0, -1),
+      b: chainBatch([11, 3], 0, 0, -1),
+      c: chainBatch([1, 2, 3, 4, 5, 6, 7, 8, 9], 0, 0, -1),
+    });
+    both((s) => {
+      s.commit('a', [0, 1, 2, 3, 4]);
+      s.commit('b', [0, 1]);
+      s.commit('c', [0, 1, 2, 3, 4, 5, 6, 7, 8]);
+    });
+    await step({
+      a: treeBatch([20, 21, 22], 100, [4, 4, 100], [5, 5, 6]),
+      b: treeBatch([30, 31], 100, [1, 1], [2, 2]),
+      c: treeBatch([40], 100, [8], [9]),
+    });
+    both((s) => {
+      s.commit('a', [100, 102]);
+      s.prune('a', new Set());
+      s.prune('b', new Set([101]));
+      s.commit('c', [100]);
+    });
+    // b joins late with a single row, c leaves this step out: joining and leaving per call.
+    await step({
+      a: treeBatch([50, 51], 200, [102, 200], [7, 8]),
+      b: treeBatch([60], 200, [101], [3]),
+    });
+    await step({
+      c: treeBatch([70, 71, 72, 73], 200, [100, 100, 200, 201], [10, 10, 11, 11]),
+      a: treeBatch([80], 300, [201], [9]),
+      d: chainBatch([99, 98, 97], 0, 0, -1),
+    });
+    for (const s of joint) {
+      expect(s.memory().sequences).toBe(4);
+    }
+  });
+
+  it("refuses one sequence's bad batch and computes the others", async () => {
+    const [first] = joint;
+    await first.forward('x', chainBatch([1, 2], 0, 0, -1));
+    first.commit('x', [0, 1]);
+    const before = (first as unknown as { rowsOf(s: string): { rows: number } }).rowsOf('x');
+    const out = await first.forwardMany([
+      { seq: 'x', batch: treeBatch([3], 10, [77], [2]) }, // parent 77 is not live
+      { seq: 'y', batch: chainBatch([4, 5], 0, 0, -1) },
+      { seq: 'z', batch: { ...chainBatch([6], 0, 0, -1), tokens: Int32Array.from([100000]) } },
+    ]);
+    expect(out[0]).toBeInstanceOf(Error);
+    expect((out[0] as Error).message).toMatch(/parent 77/);
+    expect(out[2]).toBeInstanceOf(Error);
+    expect((out[2] as Error).message).toMatch(/outside the vocabulary/);
+    expect(ok(out[1]).hidden!.length).toBe(2 * 32);
+    const after = (first as unknown as { rowsOf(s: string): { rows: number } }).rowsOf('x');
+    expect(after).toEqual(before);
+    // The refused sequence goes on as if nothing happened.
+    await expect(first.forward('x', treeBatch([3], 10, [1], [2]))).resolves.toBeDefined();
+  });
+});
