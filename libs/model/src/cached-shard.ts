@@ -139,7 +139,7 @@ export abstract class CachedShard implements LayerShard {
     }
     const t0 = performance.now();
     this.assertOpen();
-    const results: (ShardOutput | Error)[] = new Array(items.length);
+    const results: (ShardOutput | Error)[] = new Array<ShardOutput | Error>(items.length);
     const joined: {
       index: number;
       seq: string;

@@ -1,5 +1,6 @@
 import type { PacketEnvelope, VerdictEnvelope } from '../wire/frame.js';
 import { StageWorker, type Decision, type StageShard } from '@pipedec/engine';
+import type { ShardOutput } from '@pipedec/model';
 import { StageRuntime, type BatchLimits } from './stage-runtime.js';
 
 const VOCAB = 8;
@@ -37,11 +38,12 @@ function fakeShard(isLast: boolean, log: string[], fail = false): StageShard {
         `many ${items.map((i) => `${i.seq}[${Array.from(i.batch.nodeIds).join(',')}]`).join(' ')}`,
       );
       const quiet = [...log];
-      const out = await Promise.all(
-        items.map(({ seq, batch }) =>
-          seq === 'bad' ? new Error('ModelError: BATCH_INVALID') : shard.forward(seq, batch),
-        ),
-      );
+      const out: (ShardOutput | Error)[] = [];
+      for (const { seq, batch } of items) {
+        out.push(
+          seq === 'bad' ? new Error('ModelError: BATCH_INVALID') : await shard.forward(seq, batch),
+        );
+      }
       log.length = 0;
       log.push(...quiet); // the per-sequence forward lines are the fake's inner work
       return out;
