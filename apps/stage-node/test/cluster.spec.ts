@@ -412,7 +412,13 @@ describe('the demo pair on 4 stage processes', () => {
       draftCheckpointDir: draft,
       redisUrl: REDIS_URL,
       redisPrefix: PREFIX,
-      env: { MODEL_NAME: 'pipedec-demo', HEARTBEAT_MS: '250', REGISTRY_TTL_MS: '2500' },
+      // Several jobs at once, so the stages compute requests together (batching, #16).
+      env: {
+        MODEL_NAME: 'pipedec-demo',
+        HEARTBEAT_MS: '250',
+        REGISTRY_TTL_MS: '2500',
+        QUEUE_CONCURRENCY: '6',
+      },
     });
     demoWhole = await openShard({ checkpointDir: target, intraOpThreads: 1 });
   });
@@ -454,6 +460,50 @@ describe('the demo pair on 4 stage processes', () => {
       const text = events.map((e) => (e.type === 'token' ? e.text : '')).join('');
       expect(text).toBe(tok.decode(ar.tokens, { skipSpecialTokens: true }));
     }
+  });
+  it('computes concurrent requests together at every stage, each equal to AR alone', async () => {
+    const tok = await loadTokenizer(target);
+    const texts = [
+      'In the beginning was the pipeline, and',
+      'To be or not to be, that is',
+      'function add(a, b) { return',
+    ];
+    const cases = texts.flatMap((text, i) =>
+      (['pp', 'stpp', 'pipedec'] as const).map((method) => ({
+        method,
+        prompt: tok.encode(text),
+        sampling: i === 1 ? SAMPLED : GREEDY,
+      })),
+    );
+    const before = await Promise.all([0, 1, 2, 3].map((s) => demo!.health(s)));
+    const jobs = await Promise.all(
+      cases.map((c) => enqueue(queue, PREFIX, { ...c, maxTokens: 24, model: 'pipedec-demo' })),
+    );
+    for (const [k, c] of cases.entries()) {
+      const ar = await generateAR(demoWhole!, {
+        requestId: `ar-batch-${k}`,
+        prompt: c.prompt,
+        maxTokens: 24,
+        sampling: c.sampling,
+      });
+      const events = await waitEvents(redis, jobs[k].eventsKey, ended, 120_000);
+      expect({ k, method: c.method, tokens: outputTokens(events) }).toEqual({
+        k,
+        method: c.method,
+        tokens: ar.tokens,
+      });
+    }
+    // Every stage computed some calls with several requests' packets.
+    const after = await Promise.all([0, 1, 2, 3].map((s) => demo!.health(s)));
+    after.forEach((h, s) => {
+      const b = h!.body.batching as { calls: number; packets: number; maxRequests: number };
+      const b0 = before[s]!.body.batching as { calls: number; packets: number };
+      expect({ stage: s, shared: b.packets - b0.packets > b.calls - b0.calls }).toEqual({
+        stage: s,
+        shared: true,
+      });
+      expect(b.maxRequests).toBeGreaterThan(1);
+    });
   });
 });
 

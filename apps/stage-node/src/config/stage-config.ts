@@ -46,6 +46,11 @@ export const stageEnvShape = {
    */
   STAGE_BATCH_REQUESTS: envVar.int(4, 1),
   STAGE_BATCH_ROWS: envVar.int(64, 1),
+  /**
+   * The head: rows per timestep shared by the requests in flight; a request starting while
+   * others run gets an equal share as its tree width (libs/engine row-budget.ts).
+   */
+  ROW_BUDGET: envVar.int(16, 1),
   HEARTBEAT_MS: envVar.int(1000, 50),
   /** A registry entry expires this long after its last heartbeat. */
   REGISTRY_TTL_MS: envVar.int(3000, 100),
@@ -105,6 +110,7 @@ export interface StageConfig {
   draftScoreTemperature: number;
   ortThreads: number;
   batch: { requests: number; rows: number };
+  rowBudget: number;
   redisPrefix: string;
   modelName: string;
 }
@@ -152,6 +158,7 @@ export function parseStageConfig(env: Record<string, string | undefined>): Stage
     draftScoreTemperature: raw.DRAFT_SCORE_TEMPERATURE,
     ortThreads: raw.ORT_THREADS,
     batch: { requests: raw.STAGE_BATCH_REQUESTS, rows: raw.STAGE_BATCH_ROWS },
+    rowBudget: raw.ROW_BUDGET,
     redisPrefix: raw.REDIS_PREFIX,
     modelName: raw.MODEL_NAME ?? path.basename(path.resolve(raw.CHECKPOINT_DIR)),
   };

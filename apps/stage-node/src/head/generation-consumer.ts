@@ -26,6 +26,7 @@ import {
   type GenerateResult,
   type RequestStats,
   type StageShard,
+  widthUnderLoad,
 } from '@pipedec/engine';
 import type { LoadedTokenizer } from '@pipedec/model';
 import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
@@ -241,8 +242,18 @@ export class GenerationConsumer {
     return setInterval(check, RELAY_CHECK_MS);
   }
 
-  /** What this request decodes with: the method it named, or auto's choice (auto.ts). */
+  /**
+   * What this request decodes with: the method it named or auto's choice (auto.ts), its width
+   * narrowed to a share of the row budget when other requests are in flight (row-budget.ts).
+   */
   private decoding(job: GenerationJob): DecodingChoice {
+    const chosen = this.chosenDecoding(job);
+    if (chosen.method === 'pp') return chosen;
+    const width = widthUnderLoad(chosen.width, this.pipeline.inFlight + 1, this.config.rowBudget);
+    return width === chosen.width ? chosen : { ...chosen, width, narrowedFrom: chosen.width };
+  }
+
+  private chosenDecoding(job: GenerationJob): DecodingChoice {
     const depth = this.config.stppDepth;
     // Jobs queued before speculative_acceptance existed accept exactly.
     const acceptance = job.sampling.acceptance ?? 'exact';
@@ -265,7 +276,8 @@ export class GenerationConsumer {
    */
   private learn(job: GenerationJob, d: DecodingChoice, result: GenerateResult): void {
     const ms = decodeMsPerToken(result.stats);
-    if (ms === undefined || result.finishReason === 'cancelled') return;
+    // A narrowed run shared the pipeline: its speed says nothing about the method alone.
+    if (ms === undefined || result.finishReason === 'cancelled' || d.narrowedFrom) return;
     const cls = requestClass(job.sampling, job.sampling.acceptance ?? 'exact');
     for (const width of new Set([0, job.width])) {
       const chooser = this.chooser(width);

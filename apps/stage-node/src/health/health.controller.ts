@@ -19,6 +19,11 @@ export interface HealthBody {
   residentBytes: number;
   /** Weights this stage holds (its own layers only; the head's draft not included). */
   weightBytes: number;
+  /**
+   * Compute calls since start and the packets they computed: packets / calls above 1 means
+   * requests shared calls (batching); maxRequests is the most requests one call took.
+   */
+  batching: { calls: number; packets: number; maxRequests: number; limit: number };
 }
 
 @Controller('health')
@@ -44,6 +49,7 @@ export class HealthController {
       busy: n.busy,
       residentBytes: process.memoryUsage().rss,
       weightBytes: n.shard.memory().weightBytes,
+      batching: { ...n.runtime.batchStats, limit: n.config.batch.requests },
     };
   }
 }

@@ -93,7 +93,9 @@ export class StageNode extends StageInbox {
     this.runtime = new StageRuntime(
       this.worker,
       {
-        forward: (env) => this.forward(env),
+        forward: (env) => this.forward([env]),
+        forwardMany: (envs) => this.forward(envs),
+        verdictMany: (envs) => this.sendVerdicts(envs),
         verdict: (env) => this.sendVerdict(env),
         computed: (requestId) => this.pipeline?.stage0Computed(requestId),
       },
@@ -289,19 +291,37 @@ export class StageNode extends StageInbox {
     }
   }
 
-  private forward(env: PacketEnvelope): void {
+  /** Packets for the next stage; those of one call go in one frame. */
+  private forward(envs: PacketEnvelope[]): void {
     const next = this.config.stageIndex + 1;
     this.send(
       next,
       'Packets',
       (link) => {
         const t = performance.now();
-        const frame = encodePackets([env], this.config.wireDtype);
-        addCodecMs(frame, performance.now() - t);
+        const frame = encodePackets(envs, this.config.wireDtype);
+        addCodecMs(frame, (performance.now() - t) / envs.length); // shared by its packets
         link.write(frame);
       },
-      () =>
-        this.sendVerdict(failure(env, this.config.stageIndex, `stage ${next} is not registered`)),
+      () => {
+        for (const env of envs) {
+          this.sendVerdict(failure(env, this.config.stageIndex, `stage ${next} is not registered`));
+        }
+      },
+    );
+  }
+
+  /** The last stage's answers of one call, in one frame. */
+  private sendVerdicts(envs: VerdictEnvelope[]): void {
+    if (this.pipeline) {
+      for (const env of envs) this.pipeline.verdict(env);
+      return;
+    }
+    this.send(
+      0,
+      'Verdicts',
+      (link) => link.write(encodeVerdicts(envs)),
+      () => this.log.warn(`${envs.length} verdicts dropped: the head is not registered`),
     );
   }
 

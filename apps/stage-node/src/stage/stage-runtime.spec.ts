@@ -170,22 +170,22 @@ describe('StageRuntime', () => {
   });
 
   describe('batching (several requests per compute call)', () => {
-    it('runs the requests that queued during a compute in one call, one packet each', async () => {
+    it('runs the packets delivered together in one call, one packet per request', async () => {
       const { log, runtime, forwarded } = rig(false);
-      runtime.packet(packet('a', 0, [0])); // starts computing at once, alone
+      runtime.packet(packet('a', 0, [0])); // one frame's packets arrive in one task
       runtime.packet(packet('b', 0, [0, 1]));
       runtime.packet(packet('a', 1, [1]));
       runtime.packet(packet('c', 0, [0]));
       await runtime.whenSettled();
       expect(log.filter((l) => !l.startsWith('out'))).toEqual([
-        'forward a [0]',
-        'many b[0,1] a[1] c[0]', // a's second packet joins the next call, in arrival order
+        'many a[0] b[0,1] c[0]',
+        'forward a [1]', // a's second packet waits for the next call
       ]);
       expect(forwarded.map((e) => `${e.packet.requestId}#${e.packet.seq}`)).toEqual([
         'a#0',
         'b#0',
-        'a#1',
         'c#0',
+        'a#1',
       ]);
       expect(forwarded[1].packet.hidden).toHaveLength(2 * HIDDEN);
     });
@@ -194,14 +194,14 @@ describe('StageRuntime', () => {
       const { log, runtime } = rig(false, false, { requests: 2, rows: 3 });
       runtime.packet(packet('a', 0, [0]));
       runtime.packet(packet('b', 0, [0, 1]));
-      runtime.packet(packet('c', 0, [0, 1])); // b + c = 4 rows > 3: c waits
+      runtime.packet(packet('c', 0, [0, 1]));
       runtime.packet(packet('d', 0, [0]));
       runtime.packet(packet('e', 0, [0]));
       await runtime.whenSettled();
       expect(log.filter((l) => !l.startsWith('out'))).toEqual([
-        'forward a [0]',
-        'many b[0,1] d[0]',
-        'many c[0,1] e[0]',
+        'many a[0] b[0,1]',
+        'many c[0,1] d[0]', // c's 2 rows would have made b's call 4 > 3
+        'forward e [0]',
       ]);
     });
 

@@ -25,6 +25,10 @@ export interface RuntimeOutputs {
   verdict(env: VerdictEnvelope): void;
   /** The stage is done with a packet (the head's tick credit). */
   computed?(requestId: string): void;
+  /** Several packets of one call for the next stage, in one frame where the transport can. */
+  forwardMany?(envs: PacketEnvelope[]): void;
+  /** Several answers of one call (last stage). */
+  verdictMany?(envs: VerdictEnvelope[]): void;
 }
 
 /** How much one call may take: requests (one packet each) and rows in all. */
@@ -41,6 +45,10 @@ export class StageRuntime {
   private readonly decisionsSeen = new Map<string, number>();
   private readonly released = new Set<string>();
   private idleWaiters: (() => void)[] = [];
+  /** A pump is queued as a microtask: packets delivered together (one frame) run together. */
+  private pumpQueued = false;
+  /** Compute calls, the packets they took, and the most requests in one call (health). */
+  readonly batchStats = { calls: 0, packets: 0, maxRequests: 0 };
 
   constructor(
     private readonly worker: StageWorker,
@@ -63,7 +71,7 @@ export class StageRuntime {
       this.decisionsSeen.set(env.packet.requestId, 0);
     }
     this.queue.push(env);
-    this.pump();
+    this.schedulePump();
   }
 
   decision(d: Decision): void {
@@ -74,7 +82,7 @@ export class StageRuntime {
     }
     this.decisionsSeen.set(d.requestId, (this.decisionsSeen.get(d.requestId) ?? 0) + 1);
     this.worker.receive(d);
-    this.pump();
+    this.schedulePump();
   }
 
   /** Frees a request here: its queued packets go, its rows and KV cache too. */
@@ -95,8 +103,23 @@ export class StageRuntime {
 
   /** Resolves once nothing computes and no queued packet can run (it waits for decisions). */
   whenSettled(): Promise<void> {
-    if (this.running === null && this.runnable().length === 0) return Promise.resolve();
+    if (this.running === null && !this.pumpQueued && this.runnable().length === 0) {
+      return Promise.resolve();
+    }
     return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  /**
+   * Pumps once the current task's messages are all in: the packets of one frame, or several
+   * sent by the head in one go, then share a call instead of the first running alone.
+   */
+  private schedulePump(): void {
+    if (this.pumpQueued) return;
+    this.pumpQueued = true;
+    queueMicrotask(() => {
+      this.pumpQueued = false;
+      this.pump();
+    });
   }
 
   private pump(): void {
@@ -107,6 +130,9 @@ export class StageRuntime {
       return;
     }
     const envs = picked.map((i) => this.queue[i]);
+    this.batchStats.calls++;
+    this.batchStats.packets += envs.length;
+    this.batchStats.maxRequests = Math.max(this.batchStats.maxRequests, envs.length);
     for (let k = picked.length - 1; k >= 0; k--) this.queue.splice(picked[k], 1);
     this.running = this.run(envs).finally(() => {
       this.running = null;
@@ -143,13 +169,26 @@ export class StageRuntime {
     } catch (error) {
       results = envs.map(() => (error instanceof Error ? error : new Error(String(error))));
     }
-    envs.forEach((env, k) => this.deliver(env, results[k]));
+    const forwards: PacketEnvelope[] = [];
+    const verdicts: VerdictEnvelope[] = [];
+    envs.forEach((env, k) => this.deliver(env, results[k], forwards, verdicts));
+    const { outputs } = this;
+    if (forwards.length > 1 && outputs.forwardMany) outputs.forwardMany(forwards);
+    else for (const f of forwards) outputs.forward(f);
+    if (verdicts.length > 1 && outputs.verdictMany) outputs.verdictMany(verdicts);
+    else for (const v of verdicts) outputs.verdict(v);
   }
 
-  private deliver(env: PacketEnvelope, result: StageResult | Error): void {
+  /** What a packet's result sends on: a packet for the next stage or a verdict. */
+  private deliver(
+    env: PacketEnvelope,
+    result: StageResult | Error,
+    forwards: PacketEnvelope[],
+    verdicts: VerdictEnvelope[],
+  ): void {
     const { packet } = env;
     if (result instanceof Error) {
-      this.outputs.verdict({
+      verdicts.push({
         verdict: {
           ...packet,
           nodeIds: new Int32Array(0),
@@ -173,11 +212,11 @@ export class StageRuntime {
         out && 'tokens' in out && 'logits' in out
           ? out
           : { ...emptyRows(packet), tokens: new Int32Array(0), logits: new Float32Array(0) };
-      this.outputs.verdict({ verdict, trace });
+      verdicts.push({ verdict, trace });
       return;
     }
     const next = out && !('logits' in out) ? out : emptyRows(packet);
-    this.outputs.forward({ packet: next, decisionCount: env.decisionCount, trace });
+    forwards.push({ packet: next, decisionCount: env.decisionCount, trace });
   }
 
   private remember(requestId: string): void {

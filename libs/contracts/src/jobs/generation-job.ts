@@ -41,6 +41,11 @@ export const decodingChoiceSchema = z
     reason: z.enum(['requested', 'fastest', 'explore', 'untried']),
     /** The acceptance mode it ran with (absent in results recorded before it existed). */
     acceptance: acceptanceSchema.optional(),
+    /**
+     * The width chosen before the row budget narrowed it: the pipeline was busy with other
+     * requests when this one started (libs/engine row-budget.ts). Absent: not narrowed.
+     */
+    narrowedFrom: z.number().int().min(1).max(16).optional(),
   })
   .strict();
 export type DecodingChoice = z.infer<typeof decodingChoiceSchema>;
