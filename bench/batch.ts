@@ -144,7 +144,7 @@ async function runSetup(setup: Setup, methods: Method[], promptIds: number[][]):
       let tokens = 0;
       let last = '0';
       for (;;) {
-        const res = (await reader.xread('BLOCK', 60_000, 'STREAMS', eventsKey, last));
+        const res = await reader.xread('BLOCK', 60_000, 'STREAMS', eventsKey, last);
         if (!res) throw new Error(`${method}: no event for 60 s`);
         for (const [id, fields] of res[0][1]) {
           last = id;
