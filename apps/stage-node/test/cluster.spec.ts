@@ -418,6 +418,7 @@ describe('the demo pair on 4 stage processes', () => {
         HEARTBEAT_MS: '250',
         REGISTRY_TTL_MS: '2500',
         QUEUE_CONCURRENCY: '6',
+        STAGE_BATCH_REQUESTS: '4',
       },
     });
     demoWhole = await openShard({ checkpointDir: target, intraOpThreads: 1 });

@@ -39,12 +39,14 @@ export const stageEnvShape = {
   QUEUE_NAME: envVar.string('generation'),
   QUEUE_CONCURRENCY: envVar.int(1, 1),
   /**
-   * Batching: at most this many requests' packets (one each) in one compute call of a stage,
-   * and this many rows in all. 1 turns batching off. bench:model's joint table chose 4: one
-   * call for 4 requests costs 1.3-1.8x less CPU than 4 calls; at 8 the gathered attention
-   * (every row scores every request's past) eats most of the gain.
+   * Batching (#16): at most this many requests' packets (one each) in one compute call of a
+   * stage, and this many rows in all; 1 (default) computes one request's packet per call.
+   * Off by default because it measured no better here: bench:batch, 8 clients on 4 loopback
+   * stages on 2 cores, 4 per call gave 0.93-0.95x the tokens/s of 1 per call, although one ORT
+   * call for 4 requests costs 1.25-1.8x less CPU than 4 (bench:model --only joint): the
+   * per-packet transport, not ORT, bounds a stage here.
    */
-  STAGE_BATCH_REQUESTS: envVar.int(4, 1),
+  STAGE_BATCH_REQUESTS: envVar.int(1, 1),
   STAGE_BATCH_ROWS: envVar.int(64, 1),
   /**
    * The head: rows per timestep shared by the requests in flight; a request starting while
