@@ -41,10 +41,12 @@ export const stageEnvShape = {
   /**
    * Batching (#16): at most this many requests' packets (one each) in one compute call of a
    * stage, and this many rows in all; 1 (default) computes one request's packet per call.
-   * Off by default because it measured no better here: bench:batch, 8 clients on 4 loopback
-   * stages on 2 cores, 4 per call gave 0.93-0.95x the tokens/s of 1 per call, although one ORT
-   * call for 4 requests costs 1.25-1.8x less CPU than 4 (bench:model --only joint): the
-   * per-packet transport, not ORT, bounds a stage here.
+   * Off by default because it measured no better here: bench:batch (8 clients, 4 loopback
+   * stages, 2 cores) gave 4 per call 0.93-0.95x the tokens/s of 1 per call. bench:model
+   * --only joint says why: one call for 4 requests of 1 row costs 1.58x less CPU than 4
+   * calls, but of 4 rows each 0.88x (8 requests: 0.67x), because in the gathered batch every
+   * row scores every request's past (cached-shard.ts). A padded batch with per-request
+   * attention would not; it is the next step.
    */
   STAGE_BATCH_REQUESTS: envVar.int(1, 1),
   STAGE_BATCH_ROWS: envVar.int(64, 1),
