@@ -84,6 +84,15 @@ export abstract class CachedShard implements LayerShard {
     if (this.busy.has(seq)) {
       throw new ModelError('SEQUENCE_STATE', `sequence "${seq}" already has a forward in flight`);
     }
+    const { kv, plan } = this.prepareSequence(seq, batch);
+    return this.runPrepared(seq, batch, kv, plan, t0);
+  }
+
+  /**
+   * Validates a batch and makes room for it in the sequence's cache (created on its first
+   * batch). On error nothing has changed: a cache created for the batch is released again.
+   */
+  private prepareSequence(seq: string, batch: TreeBatch): { kv: SequenceKv; plan: BatchPlan } {
     this.validateInputs(seq, batch);
     let kv = this.sequences.get(seq);
     const fresh = !kv;
@@ -96,7 +105,7 @@ export abstract class CachedShard implements LayerShard {
       throw e;
     }
     if (fresh) this.sequences.set(seq, kv);
-    return this.runPrepared(seq, batch, kv, plan, t0);
+    return { kv, plan };
   }
 
   private async runPrepared(
@@ -146,7 +155,6 @@ export abstract class CachedShard implements LayerShard {
       batch: TreeBatch;
       kv: SequenceKv;
       plan: BatchPlan;
-      fresh: boolean;
     }[] = [];
     const claimed = new Set<string>();
     items.forEach(({ seq, batch }, index) => {
@@ -157,20 +165,9 @@ export abstract class CachedShard implements LayerShard {
             `sequence "${seq}" already has a forward in flight`,
           );
         }
-        this.validateInputs(seq, batch);
-        let kv = this.sequences.get(seq);
-        const fresh = !kv;
-        kv ??= new SequenceKv(seq, this.geometry(), this.budget);
-        let plan;
-        try {
-          plan = kv.prepare(batch);
-        } catch (e) {
-          if (fresh) kv.release();
-          throw e;
-        }
-        if (fresh) this.sequences.set(seq, kv);
+        const { kv, plan } = this.prepareSequence(seq, batch);
         claimed.add(seq);
-        joined.push({ index, seq, batch, kv, plan, fresh });
+        joined.push({ index, seq, batch, kv, plan });
       } catch (e) {
         results[index] = asError(e);
       }
