@@ -37,6 +37,7 @@ import { EngineError } from './errors.js';
 import {
   argmax,
   gumbelAt,
+  gumbelTopK,
   rowKeyOf,
   sampledDistribution,
   type SamplingParams,
@@ -68,13 +69,7 @@ export function draftProposals(
   k: number,
 ): { q: Float64Array /* [vocab] */; tokens: number[] } {
   const q = sampledDistribution(logits, offset, vocab, params);
-  const key = rowKeyOf(params.seed, position, DRAFT_SALT);
-  const scored: { token: number; score: number }[] = [];
-  for (let i = 0; i < vocab; i++) {
-    if (q[i] > 0) scored.push({ token: i, score: Math.log(q[i]) + gumbelAt(key, i) });
-  }
-  scored.sort((a, b) => b.score - a.score || a.token - b.token);
-  return { q, tokens: scored.slice(0, k).map((s) => s.token) };
+  return { q, tokens: gumbelTopK(q, rowKeyOf(params.seed, position, DRAFT_SALT), k) };
 }
 
 /**

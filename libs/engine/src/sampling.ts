@@ -129,10 +129,7 @@ export function chooseToken(
     for (const i of supportOf(logits, offset, vocab, params)) consider(i);
     return best;
   }
-  if (params.topP >= 1) {
-    for (let i = 0; i < vocab; i++) consider(i);
-    return best;
-  }
+  if (params.topP >= 1) return drawWhole(logits, offset, vocab, max, t, key);
   const probs = new Float64Array(vocab); // [vocab] unnormalized
   let total = 0;
   for (let i = 0; i < vocab; i++) {
@@ -141,6 +138,99 @@ export function chooseToken(
   }
   for (const i of nucleusOf(probs, params.topP * total)) consider(i);
   return best;
+}
+
+/**
+ * A token whose score would be log(w) + g, with w its weight and g its Gumbel noise from the
+ * uniform u, beats `best` only if -log u < w * exp(-best). Since -log u >= 1 - u, a uniform
+ * with 1 - u above w * exp(-best) (times this margin, far beyond rounding) rules the token
+ * out with no logarithm; the scores that are computed are computed as before, so the draws
+ * are the same tokens. Most tokens of a wide row are ruled out this way.
+ */
+const NOISE_MARGIN = 1 + 1e-9;
+/**
+ * A cheaper first test: a token whose bound w * exp(-best) * NOISE_MARGIN is below LOW_NOISE
+ * is ruled out by any uniform with 1 - u > LOW_NOISE (all but 1 in 1,024), with no exp either.
+ */
+const LOW_NOISE = 1 / 1024;
+const LOG_LOW_NOISE = Math.log(LOW_NOISE / NOISE_MARGIN);
+
+/**
+ * chooseToken over the whole row (top-p 1, no top-k): the highest log-weight plus noise,
+ * ties to the lowest id, scoring only the tokens whose noise can still reach the best
+ * (NOISE_MARGIN). `reach` is exp(-bestScore).
+ */
+function drawWhole(
+  logits: Float32Array, // [.., vocab] rows; one row is read
+  offset: number,
+  vocab: number,
+  max: number,
+  t: number,
+  key: number,
+): number {
+  let best = -1;
+  let bestScore = -Infinity;
+  let reach = Infinity;
+  let low = -Infinity; // bases below it have a bound under LOW_NOISE
+  for (let i = 0; i < vocab; i++) {
+    const base = (logits[offset + i] - max) / t;
+    const u = uniformKeyed(key, i);
+    if (base < low && 1 - u > LOW_NOISE) continue;
+    if (1 - u > Math.exp(base) * reach * NOISE_MARGIN) continue;
+    const score = base - Math.log(-Math.log(u));
+    if (score > bestScore) {
+      bestScore = score;
+      best = i;
+      reach = Math.exp(-score);
+      low = score + LOG_LOW_NOISE;
+    }
+  }
+  return best;
+}
+
+/**
+ * The `k` largest log(weights[i]) + Gumbel noise of (rowKey, i) over the tokens of positive
+ * weight, in descending order (ties by lowest id): a draw of k tokens without replacement
+ * from the distribution proportional to `weights` (Gumbel-top-k). Tokens whose noise cannot
+ * reach the k-th best so far are skipped without a logarithm (NOISE_MARGIN).
+ */
+export function gumbelTopK(
+  weights: Float64Array, // [vocab]
+  rowKey: number,
+  k: number,
+): number[] {
+  const tokens: number[] = [];
+  const scores: number[] = [];
+  if (k <= 0) return tokens;
+  let reach = Infinity; // exp(-(the k-th best score)) once k tokens are held
+  let low = 0; // weights below it have a bound under LOW_NOISE
+  for (let i = 0; i < weights.length; i++) {
+    const w = weights[i];
+    if (!(w > 0)) continue;
+    const u = uniformKeyed(rowKey, i);
+    if (w < low && 1 - u > LOW_NOISE) continue;
+    if (1 - u > w * reach * NOISE_MARGIN) continue;
+    const score = Math.log(w) - Math.log(-Math.log(u));
+    const full = tokens.length === k;
+    if (full && !(score > scores[k - 1])) continue;
+    let j = full ? k - 1 : tokens.length;
+    if (!full) {
+      tokens.push(i);
+      scores.push(score);
+    }
+    while (j > 0 && scores[j - 1] < score) {
+      tokens[j] = tokens[j - 1];
+      scores[j] = scores[j - 1];
+      j--;
+    }
+    tokens[j] = i;
+    scores[j] = score;
+    if (tokens.length === k) {
+      reach = Math.exp(-scores[k - 1]);
+      low = LOW_NOISE / (reach * NOISE_MARGIN);
+    }
+  }
+  return tokens;
 }
 
 /** A row's `count` likeliest tokens, descending by logit, ties by lowest id (TopK's order). */
@@ -275,6 +365,15 @@ export function sampledDistribution(
   const max = logits[offset + argmax(logits, offset, vocab)];
   const out = new Float64Array(vocab);
   let total = 0;
+  if (params.topP >= 1 && !hasTopK(params, vocab)) {
+    // The whole row (the common case): supportOf would list every token.
+    for (let i = 0; i < vocab; i++) {
+      out[i] = Math.exp((logits[offset + i] - max) / t);
+      total += out[i];
+    }
+    for (let i = 0; i < vocab; i++) out[i] /= total;
+    return out;
+  }
   for (const i of supportOf(logits, offset, vocab, params)) {
     out[i] = Math.exp((logits[offset + i] - max) / t);
     total += out[i];

@@ -1,7 +1,11 @@
+import fc from 'fast-check';
 import {
   argmax,
   chooseToken,
   chooseTokenFromTop,
+  gumbelAt,
+  gumbelTopK,
+  rowKeyOf,
   logSoftmax,
   logSumExp,
   type RowTop,
@@ -82,6 +86,65 @@ describe('seeded sampling', () => {
     expect(logSumExp(Float32Array.from([7, 1, 2, 3]), 1, 3, 0.5)).toBeCloseTo(
       Math.log(Math.exp(2) + Math.exp(4) + Math.exp(6)),
       5,
+    );
+  });
+});
+
+describe('scoring only the tokens whose noise can still win', () => {
+  // The plain definitions: every token scored, then the best (ties by lowest id).
+  const plainDraw = (logits: Float32Array, t: number, key: number): number => {
+    const max = Math.max(...logits);
+    let best = -1;
+    let bestScore = -Infinity;
+    logits.forEach((l, i) => {
+      const score = (l - max) / t + gumbelAt(key, i);
+      if (score > bestScore) [best, bestScore] = [i, score];
+    });
+    return best;
+  };
+  const plainTopK = (w: Float64Array, key: number, k: number): number[] =>
+    [...w.keys()]
+      .filter((i) => w[i] > 0)
+      .map((i) => ({ i, score: Math.log(w[i]) + gumbelAt(key, i) }))
+      .sort((a, b) => b.score - a.score || a.i - b.i)
+      .slice(0, k)
+      .map((s) => s.i);
+  // Rows from flat to peaked, with repeated values (ties) and zero weights.
+  const row = fc
+    .tuple(
+      fc.integer({ min: 1, max: 300 }),
+      fc.constantFrom(0.1, 1, 5, 40),
+      fc.integer({ min: 0, max: 2 ** 31 }),
+    )
+    .map(([vocab, spread, salt]) =>
+      Float32Array.from({ length: vocab }, (_, i) => (((i * 7919 + salt) % 13) - 6) * spread),
+    );
+
+  it('the draw at top-p 1 is the plain draw over every token', () => {
+    fc.assert(
+      fc.property(
+        row,
+        fc.constantFrom(0.05, 0.7, 1, 1.5),
+        fc.nat(),
+        fc.nat(500),
+        (logits, temperature, seed, position) => {
+          const params = { temperature, topP: 1, seed };
+          expect(chooseToken(logits, 0, logits.length, position, params)).toBe(
+            plainDraw(logits, temperature, rowKeyOf(seed, position)),
+          );
+        },
+      ),
+      { numRuns: 400 },
+    );
+  });
+
+  it('Gumbel-top-k is the plain sort of every positive weight by log weight plus noise', () => {
+    fc.assert(
+      fc.property(row, fc.nat(), fc.integer({ min: 0, max: 12 }), (logits, key, k) => {
+        const w = Float64Array.from(logits, (l) => (l < -30 ? 0 : Math.exp(l / 4)));
+        expect(gumbelTopK(w, key, k)).toEqual(plainTopK(w, key, k));
+      }),
+      { numRuns: 400 },
     );
   });
 });
