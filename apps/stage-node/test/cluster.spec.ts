@@ -506,6 +506,46 @@ describe('the demo pair on 4 stage processes', () => {
       expect(b.maxRequests).toBeGreaterThan(1);
     });
   });
+
+  it('distribution-mode requests computed together with others give their solo tokens at the same width', async () => {
+    // Recursive rejection sampling is deterministic for a seed, method and width: batching
+    // beside other requests (which may narrow the width under load, reported in the started
+    // event) must not change a request's tokens.
+    const tok = await loadTokenizer(target);
+    const sampled = { temperature: 1, topP: 1, seed: 31, acceptance: 'distribution' as const };
+    const cases = [
+      { method: 'pipedec' as const, text: 'The stages of the pipeline', sampling: sampled },
+      { method: 'stpp' as const, text: 'A long time ago, in a', sampling: sampled },
+      { method: 'pipedec' as const, text: 'Once upon a time', sampling: { ...sampled, seed: 5 } },
+      { method: 'pp' as const, text: 'Filler beside them,', sampling: GREEDY },
+      { method: 'pipedec' as const, text: 'Another filler that', sampling: GREEDY },
+    ];
+    const run = async (c: (typeof cases)[number], width: number) =>
+      enqueue(queue, PREFIX, {
+        method: c.method,
+        prompt: tok.encode(c.text),
+        sampling: c.sampling,
+        maxTokens: 20,
+        width,
+        model: 'pipedec-demo',
+      });
+    const batched = await Promise.all(cases.map((c) => run(c, 8)));
+    for (const [k, c] of cases.entries()) {
+      if (c.sampling === GREEDY) continue;
+      const events = await waitEvents(redis, batched[k].eventsKey, ended, 120_000);
+      const started = events.find((e) => e.type === 'started');
+      const width = started?.type === 'started' ? started.decoding?.width : undefined;
+      expect(width).toBeGreaterThanOrEqual(1);
+      expect(started?.type === 'started' && started.decoding?.acceptance).toBe('distribution');
+      // Alone now (nothing else in flight by the time it starts: the batch has drained).
+      for (const j of batched) await waitEvents(redis, j.eventsKey, ended, 120_000);
+      const solo = await run(c, width!);
+      const soloEvents = await waitEvents(redis, solo.eventsKey, ended, 120_000);
+      expect(events.some((e) => e.type === 'error')).toBe(false);
+      expect({ k, tokens: outputTokens(soloEvents) }).toEqual({ k, tokens: outputTokens(events) });
+      expect(outputTokens(events).length).toBeGreaterThan(0);
+    }
+  });
 });
 
 async function waitState(jobId: string, state: string, timeoutMs: number): Promise<string> {
