@@ -3,12 +3,14 @@
 // registers in Redis, and on the head consumes the generation queue while the pipeline is
 // whole. Shutdown order: not ready -> no new work -> in-flight work finishes (or fails after the
 // grace period) -> deregister -> close.
+import os from 'node:os';
 import 'reflect-metadata';
 import { Logger } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { MicroserviceOptions } from '@nestjs/microservices';
 import {
   Checkpoint,
+  kvBytesPerRow,
   loadTokenizer,
   openShard,
   splitLayers,
@@ -17,7 +19,7 @@ import {
 } from '@pipedec/model';
 import { Redis } from 'ioredis';
 import { AppModule } from './app.module.js';
-import type { StageConfig } from './config/stage-config.js';
+import { defaultKvBytes, type StageConfig } from './config/stage-config.js';
 import { stageServerOptions } from './grpc/grpc-options.js';
 import { GenerationConsumer } from './head/generation-consumer.js';
 import { ComputeMeter, meteredShard } from './registry/compute-meter.js';
@@ -29,11 +31,24 @@ export interface RunningStage {
   shutdown(reason: string): Promise<void>;
 }
 
-async function layerRange(config: StageConfig): Promise<{ layerStart: number; layerEnd: number }> {
-  if (config.layerRange !== 'even') return config.layerRange;
+/** The layers this stage holds and its KV byte budget (MAX_KV_BYTES, or its default). */
+async function shardPlan(
+  config: StageConfig,
+): Promise<{ range: { layerStart: number; layerEnd: number }; maxKvBytes: number }> {
   const ck = await Checkpoint.open(config.checkpointDir);
   try {
-    return splitLayers(ck.info.numLayers, config.stageCount)[config.stageIndex];
+    const range =
+      config.layerRange !== 'even'
+        ? config.layerRange
+        : splitLayers(ck.info.numLayers, config.stageCount)[config.stageIndex];
+    const perRow = kvBytesPerRow({
+      layers: range.layerEnd - range.layerStart,
+      kvHeads: ck.config.numKvHeads,
+      headDim: ck.config.headDim,
+    });
+    const maxKvBytes =
+      config.maxKvBytes ?? defaultKvBytes(perRow, ck.config.maxPositions, os.totalmem());
+    return { range, maxKvBytes };
   } finally {
     await ck.close();
   }
@@ -41,7 +56,7 @@ async function layerRange(config: StageConfig): Promise<{ layerStart: number; la
 
 export async function bootStage(config: StageConfig): Promise<RunningStage> {
   const log = new Logger(`Boot ${config.pipelineId}/${config.stageIndex}`);
-  const range = await layerRange(config);
+  const { range, maxKvBytes } = await shardPlan(config);
   // Every forward call of this process's models counts towards the utilisation it reports.
   const meter = new ComputeMeter();
   const shard: LayerShard = meteredShard(
@@ -49,7 +64,7 @@ export async function bootStage(config: StageConfig): Promise<RunningStage> {
       checkpointDir: config.checkpointDir,
       ...range,
       executionProvider: config.executionProvider,
-      maxKvBytes: config.maxKvBytes,
+      maxKvBytes,
       intraOpThreads: config.ortThreads,
     }),
     meter,
@@ -91,8 +106,14 @@ export async function bootStage(config: StageConfig): Promise<RunningStage> {
 
   let consumer: GenerationConsumer | null = null;
   if (node.pipeline && draft) {
-    const c = new GenerationConsumer(config, node.pipeline, draft, tokenizer, redis, () =>
-      node.wholeNow(),
+    const c = new GenerationConsumer(
+      config,
+      node.pipeline,
+      draft,
+      tokenizer,
+      redis,
+      () => node.wholeNow(),
+      () => node.kvStages(),
     );
     consumer = c;
     node.onWholeChange = (whole) => c.setAccepting(whole);

@@ -19,7 +19,7 @@
 // computes the sequences one after the other.
 import type { LlamaConfig } from './config.js';
 import { ModelError } from './errors.js';
-import { KvBudget, MASK_HIDDEN, SequenceKv, type BatchPlan } from './kv-cache.js';
+import { KvBudget, kvBytesPerRow, MASK_HIDDEN, SequenceKv, type BatchPlan } from './kv-cache.js';
 import type {
   LayerShard,
   ModelInfo,
@@ -333,6 +333,7 @@ export abstract class CachedShard implements LayerShard {
     return {
       kvBytes: this.budget.usedBytes,
       kvLimitBytes: this.budget.limitBytes,
+      kvBytesPerRow: kvBytesPerRow(this.geometry()),
       weightBytes: this.weightBytes(),
       sequences: this.sequences.size,
     };

@@ -24,5 +24,5 @@ export { Checkpoint } from './checkpoint.js';
 export { parseLlamaConfig, type LlamaConfig, type Llama3RopeScaling } from './config.js';
 export { SafetensorsFile, writeSafetensors, type TensorEntry } from './safetensors.js';
 export { EXECUTION_PROVIDERS, resolveExecutionProvider } from './onnx-runtime.js';
-export { MASK_HIDDEN } from './kv-cache.js';
+export { kvBytesPerRow, MASK_HIDDEN, type KvGeometry } from './kv-cache.js';
 export { decodeFp16, encodeFp16, halfBitsToNumber, toHalfBits } from './fp16.js';

@@ -25,6 +25,11 @@ export interface KvGeometry {
   headDim: number;
 }
 
+/** Bytes one KV row (key and value, f32) takes across a stage's layers. */
+export function kvBytesPerRow(g: KvGeometry): number {
+  return 2 * g.layers * g.kvHeads * g.headDim * 4;
+}
+
 /** The stage-wide byte budget shared by all sequences. */
 export class KvBudget {
   usedBytes = 0;
@@ -319,7 +324,7 @@ export class SequenceKv {
   }
 
   private bytesFor(capacity: number): number {
-    return 2 * this.geometry.layers * capacity * this.rowFloats * 4;
+    return capacity * kvBytesPerRow(this.geometry);
   }
 }
 

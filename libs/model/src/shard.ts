@@ -66,7 +66,8 @@ export interface ShardOutput {
 
 export interface ShardMemory {
   kvBytes: number;
-  kvLimitBytes: number;
+  kvLimitBytes: number; // Infinity when unbounded
+  kvBytesPerRow: number; // one row's K and V across the layers held
   weightBytes: number;
   sequences: number;
 }
@@ -106,7 +107,7 @@ export interface OpenShardOptions {
   layerStart?: number; // default 0
   layerEnd?: number; // default numLayers (exclusive)
   executionProvider?: string; // 'cpu' default
-  maxKvBytes?: number; // default: unbounded
+  maxKvBytes?: number; // default: unbounded (a stage node sets a default, stage-config.ts)
   cacheDir?: string; // graph cache dir, default <repo>/.cache/onnx or os tmp
   /**
    * Last stage (a draft model): build the graph with TopK and ReduceLogSumExp outputs, so

@@ -1,5 +1,5 @@
 import { ConfigError } from '@pipedec/contracts';
-import { parseStageConfig } from './stage-config.js';
+import { defaultKvBytes, parseStageConfig } from './stage-config.js';
 
 const base = { STAGE_INDEX: '1', STAGE_COUNT: '4', CHECKPOINT_DIR: '/m/target' };
 
@@ -61,5 +61,14 @@ describe('parseStageConfig', () => {
       parseStageConfig({ ...base, STAGE_INDEX: '0', DRAFT_CHECKPOINT_DIR: '/m/d' })
         .draftCheckpointDir,
     ).toBe('/m/d');
+  });
+});
+
+describe('defaultKvBytes', () => {
+  it('holds 16 full context windows, at most an eighth of the host', () => {
+    // Demo model on 4 stages: 2 KiB a row, 1,024 positions.
+    expect(defaultKvBytes(2048, 1024, 16 * 2 ** 30)).toBe(16 * 1024 * 2048);
+    // Llama 3 8B's 8 layers a stage: 64 KiB a row, 131,072 positions, a 64 GiB host.
+    expect(defaultKvBytes(65536, 131072, 64 * 2 ** 30)).toBe(8 * 2 ** 30);
   });
 });

@@ -71,6 +71,12 @@ export const stageEnvShape = {
   RELAY_LOST_CANCEL_MS: envVar.int(2000, 100),
   /** SIGTERM: how long in-flight work may take before it is failed. */
   SHUTDOWN_GRACE_MS: envVar.int(10000, 0),
+  /**
+   * This stage's KV memory budget in bytes, shared by all requests (#16). The head starts a
+   * job only when its worst case fits on every stage beside those running (the rest wait in
+   * the queue), and the API refuses one that never could (400 naming max_tokens or the
+   * prompt). Default: defaultKvBytes below.
+   */
   MAX_KV_BYTES: optionalInt,
   /** ONNX Runtime threads per session: 1 when several stages share a host's cores. */
   ORT_THREADS: envVar.int(1, 1),
@@ -109,7 +115,7 @@ export interface StageConfig {
   shutdownGraceMs: number;
   packetTimeoutMs: number;
   relayLostCancelMs: number;
-  maxKvBytes?: number;
+  maxKvBytes?: number; // unset: defaultKvBytes
   stppDepth: number;
   draftScoreTemperature: number;
   ortThreads: number;
@@ -120,6 +126,18 @@ export interface StageConfig {
 }
 
 export const isHead = (c: StageConfig): boolean => c.stageIndex === 0;
+
+/** Full context windows the default KV budget holds (see defaultKvBytes). */
+export const DEFAULT_KV_CONTEXTS = 16;
+
+/**
+ * MAX_KV_BYTES when unset: DEFAULT_KV_CONTEXTS full context windows of this stage's layers
+ * (the demo model on 4 stages: 16 x 1,024 rows x 2 KiB = 32 MiB), at most an eighth of the
+ * host's memory (a model with a long window: Llama 3 8B on 4 stages would want 128 GiB).
+ */
+export function defaultKvBytes(bytesPerRow: number, maxPositions: number, hostBytes: number) {
+  return Math.min(DEFAULT_KV_CONTEXTS * maxPositions * bytesPerRow, Math.floor(hostBytes / 8));
+}
 
 /** Parses the environment; throws ConfigError listing every bad variable. */
 export function parseStageConfig(env: Record<string, string | undefined>): StageConfig {

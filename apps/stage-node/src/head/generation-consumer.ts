@@ -9,6 +9,9 @@ import { Logger } from '@nestjs/common';
 import {
   cancelChannel,
   GENERATION_JOB_NAME,
+  kvRowsFor,
+  kvTreeRows,
+  type StageKv,
   generationJobSchema,
   queuePrefix,
   unsupportedCombination,
@@ -34,6 +37,7 @@ import { Redis } from 'ioredis';
 import type { StageConfig } from '../config/stage-config.js';
 import type { GrpcPipeline, TransportStats } from './grpc-pipeline.js';
 import { JobEventStream } from './job-events.js';
+import { KvGate } from './kv-gate.js';
 import { runMethod } from './run-method.js';
 import { StageNodeError } from './stage-node-error.js';
 
@@ -66,6 +70,8 @@ export class GenerationConsumer {
   private readonly aborts = new Map<string, AbortController>();
   /** decoding_method "auto": measured decode speed per candidate, by fixed width (0: none). */
   private readonly choosers = new Map<number, MethodChooser>();
+  /** Jobs start only when their worst-case KV fits on every stage (kv-gate.ts). */
+  readonly kvGate: KvGate;
 
   constructor(
     private readonly config: StageConfig,
@@ -80,7 +86,10 @@ export class GenerationConsumer {
      * here and put back on the queue, untouched, when the answer is no.
      */
     private readonly wholeNow: () => Promise<boolean> = () => Promise.resolve(true),
+    /** Every stage's KV memory as announced (StageNode.kvStages). */
+    kvStages: () => readonly StageKv[] = () => [],
   ) {
+    this.kvGate = new KvGate(kvStages);
     this.connection = new Redis(config.redisUrl, { maxRetriesPerRequest: null });
     // The API publishes a cancelled request's id as it sets the flag: abort at once.
     this.subscriber = new Redis(config.redisUrl, { maxRetriesPerRequest: null });
@@ -158,14 +167,6 @@ export class GenerationConsumer {
     const data = parsed.data;
     const attempt = job.attemptsMade + 1;
     const events = new JobEventStream(this.redis, data.eventsKey);
-    const decoding = this.decoding(data);
-    events.append({
-      type: 'started',
-      attempt,
-      pipelineId: this.config.pipelineId,
-      decoding,
-      at: Date.now(),
-    });
     const abort = new AbortController();
     this.aborts.set(data.requestId, abort);
     const pollCancel = () =>
@@ -176,7 +177,19 @@ export class GenerationConsumer {
     pollCancel(); // cancelled while it waited in the queue
     const cancelTimer = setInterval(pollCancel, CANCEL_POLL_MS);
     const relayTimer = data.relayKey ? this.watchRelay(data.requestId, data.relayKey, abort) : null;
+    let lease = () => {};
     try {
+      const chosen = this.fitKv(data, this.chosenDecoding(data));
+      // Waits (still queued to its client: no `started` yet) until its KV fits.
+      lease = await this.kvGate.acquire(chosen.rows, abort.signal);
+      const decoding = this.underLoad(chosen.decoding);
+      events.append({
+        type: 'started',
+        attempt,
+        pipelineId: this.config.pipelineId,
+        decoding,
+        at: Date.now(),
+      });
       const result = await this.generate(data, decoding, attempt, abort.signal, events);
       this.learn(data, decoding, result);
       const stats = speculativeStats(result);
@@ -209,6 +222,7 @@ export class GenerationConsumer {
       if (!retryable) throw new UnrecoverableError(message);
       throw error;
     } finally {
+      lease();
       clearInterval(cancelTimer);
       if (relayTimer) clearInterval(relayTimer);
       this.aborts.delete(data.requestId);
@@ -243,14 +257,36 @@ export class GenerationConsumer {
   }
 
   /**
-   * What this request decodes with: the method it named or auto's choice (auto.ts), its width
-   * narrowed to a share of the row budget when other requests are in flight (row-budget.ts).
+   * The request's worst-case KV rows (contracts kv-budget.ts) with the tree it asked for, or a
+   * narrower one when that could never fit on the pipeline's stages (the API refuses a
+   * request that would not fit even with width 1; a budget that shrank since is failed here).
    */
-  private decoding(job: GenerationJob): DecodingChoice {
-    const chosen = this.chosenDecoding(job);
+  private fitKv(job: GenerationJob, d: DecodingChoice): { decoding: DecodingChoice; rows: number } {
+    const stages = this.config.stageCount;
+    const maxPositions = this.pipeline.info.maxPositions;
+    const depth = d.depth || this.config.stppDepth;
+    const rowsAt = (w: number) =>
+      kvRowsFor(job.promptTokens, job.maxTokens, maxPositions, kvTreeRows(w, stages, depth));
+    for (let w = Math.max(1, d.width); w >= 1; w--) {
+      if (!this.kvGate.canEverFit(rowsAt(w))) continue;
+      const decoding = w === d.width ? d : { ...d, width: w, narrowedFrom: d.width };
+      return { decoding, rows: rowsAt(w) };
+    }
+    throw new StageNodeError(
+      'KV_BUDGET',
+      `the request needs ${rowsAt(1)} KV rows (${job.promptTokens} prompt + ${job.maxTokens} max_tokens + tree), more than a stage of pipeline ${this.config.pipelineId} holds (${this.kvGate.capacitySlots()} slots)`,
+    );
+  }
+
+  /**
+   * Its width narrowed to a share of the row budget when other requests are in flight
+   * (row-budget.ts).
+   */
+  private underLoad(chosen: DecodingChoice): DecodingChoice {
     if (chosen.method === 'pp') return chosen;
     const width = widthUnderLoad(chosen.width, this.pipeline.inFlight + 1, this.config.rowBudget);
-    return width === chosen.width ? chosen : { ...chosen, width, narrowedFrom: chosen.width };
+    if (width === chosen.width) return chosen;
+    return { ...chosen, width, narrowedFrom: chosen.narrowedFrom ?? chosen.width };
   }
 
   private chosenDecoding(job: GenerationJob): DecodingChoice {

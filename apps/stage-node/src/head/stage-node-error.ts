@@ -5,7 +5,8 @@ export type StageNodeErrorCode =
   | 'STAGE_FAILED' // a stage could not compute a packet (its error message attached)
   | 'SHUTTING_DOWN' // this node is draining: retryable on another pipeline
   | 'MODEL_MISMATCH' // the job asks for a model this pipeline does not serve
-  | 'JOB_INVALID'; // the job payload does not parse
+  | 'JOB_INVALID' // the job payload does not parse
+  | 'KV_BUDGET'; // the request could never fit in a stage's KV memory (the API refuses these)
 
 export class StageNodeError extends Error {
   override readonly name = 'StageNodeError';

@@ -6,7 +6,12 @@
 //   pipeline whole again (a new process for the stage, or the same one alive a full TTL later);
 // - a stage that is merely not ready (draining) stops new jobs but lets work in flight finish.
 import { Logger } from '@nestjs/common';
-import { checkPipeline, type PipelineState, type StageRegistration } from '@pipedec/contracts';
+import {
+  checkPipeline,
+  type PipelineState,
+  type StageKv,
+  type StageRegistration,
+} from '@pipedec/contracts';
 import { StageWorker, type Decision } from '@pipedec/engine';
 import type { LayerShard } from '@pipedec/model';
 import { randomUUID } from 'node:crypto';
@@ -144,7 +149,32 @@ export class StageNode extends StageInbox {
       heartbeatAt: Date.now(),
       residentBytes: process.memoryUsage().rss,
       downstream: this.directory.entry(this.downstreamStage)?.instanceId ?? null,
+      kv: this.kvAnnounced(),
     };
+  }
+
+  /** What this stage announces about its KV memory (contracts kv-budget.ts). */
+  private kvAnnounced(): StageKv {
+    const m = this.shard.memory();
+    return {
+      limitBytes: Number.isFinite(m.kvLimitBytes) ? m.kvLimitBytes : null,
+      bytesPerRow: m.kvBytesPerRow,
+      maxPositions: this.shard.info.maxPositions,
+      treeDepth: this.config.stppDepth,
+    };
+  }
+
+  /**
+   * The KV memory of every stage of the pipeline as last read from the registry (the head's
+   * own as it is now); a stage that announces none is left out (unbounded).
+   */
+  kvStages(): StageKv[] {
+    const out = [this.kvAnnounced()];
+    for (let s = 1; s < this.config.stageCount; s++) {
+      const kv = this.directory.entry(s)?.kv;
+      if (kv) out.push(kv);
+    }
+    return out;
   }
 
   /** The stage this one sends to: the next, or the head for the last stage. */

@@ -14,3 +14,13 @@ export {
   type PipelineState,
   type StageRegistration,
 } from './registry.js';
+export {
+  kvBytesFor,
+  kvNeed,
+  kvRefusal,
+  kvRowsCapacity,
+  kvRowsFor,
+  kvSlotsFor,
+  kvTreeRows,
+  type StageKv,
+} from './kv-budget.js';

@@ -54,6 +54,19 @@ export const stageRegistrationSchema = z
      * whole until every stage has caught up with a restart.
      */
     downstream: z.string().min(1).nullable().default(null),
+    /**
+     * The stage's KV memory (kv-budget.ts StageKv): the head admits a job when its worst case
+     * fits on every stage, the API refuses one that never could. Absent: a node that does not
+     * announce it, counted as unbounded.
+     */
+    kv: z
+      .object({
+        limitBytes: z.number().int().min(0).nullable(),
+        bytesPerRow: z.number().int().min(1),
+        maxPositions: z.number().int().min(1),
+        treeDepth: z.number().int().min(1),
+      })
+      .optional(),
   })
   .refine((r) => r.stageIndex < r.stageCount, { message: 'stageIndex must be < stageCount' })
   .refine((r) => r.layerStart < r.layerEnd && r.layerEnd <= r.numLayers, {
