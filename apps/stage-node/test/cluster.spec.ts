@@ -6,7 +6,15 @@
 // stage restores service; SIGTERM drains the head gracefully; fuzzed frames sent to a middle
 // stage are refused one by one while it keeps serving.
 import { jest } from '@jest/globals';
-import { cancelChannel, type RequestEvent } from '@pipedec/contracts';
+import {
+  cancelChannel,
+  kvRowsFor,
+  kvSlotsFor,
+  kvTreeRows,
+  parseStageRegistration,
+  registryKey,
+  type RequestEvent,
+} from '@pipedec/contracts';
 import { generateAR } from '@pipedec/engine';
 import { loadTokenizer, openShard, type LayerShard } from '@pipedec/model';
 import type { Queue } from 'bullmq';
@@ -545,6 +553,159 @@ describe('the demo pair on 4 stage processes', () => {
       expect({ k, tokens: outputTokens(soloEvents) }).toEqual({ k, tokens: outputTokens(events) });
       expect(outputTokens(events).length).toBeGreaterThan(0);
     }
+  });
+
+  it('keeps a request failing in a stage, or cancelled, from disturbing the others in its batch', async () => {
+    const tok = await loadTokenizer(target);
+    const good = ['Stages pass the hidden states along, and', 'Once upon a time there was'].map(
+      (text) => tok.encode(text),
+    );
+    const others = await Promise.all(
+      good.map((prompt, i) =>
+        enqueue(queue, PREFIX, {
+          prompt,
+          method: i === 0 ? 'pipedec' : 'pp',
+          sampling: GREEDY,
+          maxTokens: 48,
+          model: 'pipedec-demo',
+        }),
+      ),
+    );
+    // Stage 0 refuses this one's prompt (a token id past the vocabulary) in the batch it
+    // computes with the others' rows; another is cancelled after its first token.
+    const failing = await enqueue(queue, PREFIX, {
+      prompt: [...good[0], 1_000_000],
+      method: 'pp',
+      sampling: GREEDY,
+      maxTokens: 48,
+      model: 'pipedec-demo',
+    });
+    const cancelled = await enqueue(queue, PREFIX, {
+      prompt: good[1],
+      method: 'pipedec',
+      sampling: GREEDY,
+      maxTokens: 400,
+      model: 'pipedec-demo',
+    });
+    await waitEvents(
+      redis,
+      cancelled.eventsKey,
+      (ev) => ev.some((e) => e.type === 'token'),
+      60_000,
+    );
+    await redis
+      .multi()
+      .set(cancelled.cancelKey, '1', 'EX', 60)
+      .publish(cancelChannel(PREFIX), cancelled.requestId)
+      .exec();
+    const failed = await waitEvents(redis, failing.eventsKey, ended, 60_000);
+    expect(failed.at(-1)).toMatchObject({ type: 'error', code: 'STAGE_FAILED' });
+    const stopped = await waitEvents(redis, cancelled.eventsKey, ended, 60_000);
+    expect(stopped.at(-1)).toMatchObject({ type: 'done', finishReason: 'cancelled' });
+    for (const [k, prompt] of good.entries()) {
+      const events = await waitEvents(redis, others[k].eventsKey, ended, 120_000);
+      const ar = await generateAR(demoWhole!, {
+        requestId: `ar-isolated-${k}`,
+        prompt,
+        maxTokens: 48,
+        sampling: GREEDY,
+      });
+      expect({ k, tokens: outputTokens(events) }).toEqual({ k, tokens: ar.tokens });
+    }
+  });
+});
+
+describe('a KV budget on 2 stage processes', () => {
+  // Its own key prefix, so the 4-stage pipeline above takes none of these jobs.
+  const prefix = `${PREFIX}kv:`;
+  const MAX_POSITIONS = 512; // cluster-helpers TINY
+  // 16 layers on 2 stages: 8 layers x K,V x 2 kv heads x head dim 8 x 4 bytes a row.
+  const BYTES_PER_ROW = 8 * 2 * 2 * 8 * 4;
+  const prompt = PROMPTS[0];
+  const rowsAt = (maxTokens: number, width: number) =>
+    kvRowsFor(prompt.length, maxTokens, MAX_POSITIONS, kvTreeRows(width, 2, 4));
+  // One 60-token PipeDec request of width 2 fits, two do not.
+  const capacitySlots = Math.floor(1.5 * kvSlotsFor(rowsAt(60, 2)));
+  let kv: LocalCluster | null = null;
+  let kvQueue: Queue | null = null;
+
+  beforeAll(async () => {
+    kv = await LocalCluster.start({
+      pipelineId: 'kv',
+      stages: 2,
+      checkpointDir: models.target,
+      draftCheckpointDir: models.draft,
+      redisUrl: REDIS_URL,
+      redisPrefix: prefix,
+      env: {
+        MODEL_NAME,
+        HEARTBEAT_MS: '250',
+        REGISTRY_TTL_MS: '2500',
+        QUEUE_CONCURRENCY: '3',
+        MAX_KV_BYTES: String(capacitySlots * BYTES_PER_ROW),
+      },
+    });
+    kvQueue = generationQueue(redis, prefix);
+  });
+
+  afterAll(async () => {
+    await kv?.stop();
+    await kvQueue?.close();
+  });
+
+  it('announces each stage budget in the registry', async () => {
+    for (const s of [0, 1]) {
+      const entry = parseStageRegistration(await redis.get(registryKey(prefix, 'kv', s)));
+      expect(entry?.kv).toEqual({
+        limitBytes: capacitySlots * BYTES_PER_ROW,
+        bytesPerRow: BYTES_PER_ROW,
+        maxPositions: MAX_POSITIONS,
+        treeDepth: 4,
+      });
+    }
+  });
+
+  it('holds a job that does not fit beside the running one until it ends, then runs it exactly', async () => {
+    const spec = { prompt, method: 'pipedec', sampling: GREEDY, maxTokens: 60, width: 2 } as const;
+    const first = await enqueue(kvQueue!, prefix, spec);
+    const second = await enqueue(kvQueue!, prefix, spec);
+    const a = await waitEvents(redis, first.eventsKey, ended, 60_000);
+    const b = await waitEvents(redis, second.eventsKey, ended, 60_000);
+    const expected = await arTokens(prompt, GREEDY, 60);
+    expect(outputTokens(a)).toEqual(expected);
+    expect(outputTokens(b)).toEqual(expected);
+    // The head took both (QUEUE_CONCURRENCY 3); the second started once the first was done.
+    const [doneA] = a.filter((e) => e.type === 'done');
+    const [startedB] = b.filter((e) => e.type === 'started');
+    expect(startedB.at).toBeGreaterThanOrEqual(doneA.at);
+  });
+
+  it('narrows a tree that could never fit, and refuses a request that never fits at all', async () => {
+    // The longest output that fits with width 1 (and not with width 4).
+    let maxTokens = 1;
+    while (kvSlotsFor(rowsAt(maxTokens + 1, 1)) <= capacitySlots) maxTokens++;
+    expect(kvSlotsFor(rowsAt(maxTokens, 4))).toBeGreaterThan(capacitySlots);
+    const narrow = await enqueue(kvQueue!, prefix, {
+      prompt,
+      method: 'pipedec',
+      sampling: GREEDY,
+      maxTokens,
+      width: 4,
+    });
+    const tooLong = await enqueue(kvQueue!, prefix, {
+      prompt,
+      method: 'pp',
+      sampling: GREEDY,
+      maxTokens: maxTokens + 1,
+    });
+    const n = await waitEvents(redis, narrow.eventsKey, ended, 120_000);
+    expect(n[0]).toMatchObject({ type: 'started', decoding: { narrowedFrom: 4 } });
+    // Every stage held its worst case: no KV_LIMIT on the way, the tokens exact.
+    expect(outputTokens(n)).toEqual(await arTokens(prompt, GREEDY, maxTokens));
+    const t = await waitEvents(redis, tooLong.eventsKey, ended, 60_000);
+    expect(t).toEqual([
+      expect.objectContaining({ type: 'error', code: 'KV_BUDGET', retryable: false }),
+    ]);
   });
 });
 
