@@ -81,6 +81,15 @@ export const apiEnvShape = {
   ADMIT_WITHOUT_PIPELINE: envVar.bool(false),
   /** Jobs kept waiting in BullMQ; the rest wait in the fair scheduler's per-tenant lists. */
   QUEUE_DEPTH: envVar.int(2, 1),
+  /**
+   * Most requests waiting to start, all tenants together (the fair scheduler's lists and
+   * BullMQ's waiting list; not those a head holds until KV memory frees up, at most its
+   * QUEUE_CONCURRENCY). Past it a new request is refused with 503 queue_full and Retry-After
+   * QUEUE_FULL_RETRY_AFTER_S, before anything is reserved or billed. 0: no limit. A soft
+   * limit: admissions counting at the same moment may each take the last place.
+   */
+  QUEUE_MAX_WAITING: envVar.int(1000, 0),
+  QUEUE_FULL_RETRY_AFTER_S: envVar.int(2, 1),
   /** How often monthly usage and concurrency are reconciled from PostgreSQL. */
   RECONCILE_INTERVAL_S: envVar.int(300, 1),
   /**

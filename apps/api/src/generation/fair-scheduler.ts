@@ -271,6 +271,18 @@ export class FairScheduler implements OnModuleInit, OnModuleDestroy {
     };
   }
 
+  /** Requests waiting to start: in the fair lists or being handed over, and in BullMQ's. */
+  async waitingCount(): Promise<number> {
+    const [fair, handoff, counts] = await Promise.all([
+      this.redis.command.hlen(this.key('jobs')),
+      this.redis.command.hlen(this.key('handoff')),
+      this.queue.getJobCounts('waiting', 'prioritized', 'delayed'),
+    ]);
+    return (
+      fair + handoff + (counts.waiting ?? 0) + (counts.prioritized ?? 0) + (counts.delayed ?? 0)
+    );
+  }
+
   async pendingCount(): Promise<number> {
     return this.redis.command.hlen(this.key('jobs'));
   }

@@ -177,8 +177,15 @@ export class GenerationService {
     }
     if (tokenIds.length === 0)
       throw Errors.invalid('empty_prompt', 'The prompt is empty', p.promptParam);
-    // A valid request that no pipeline could take now is refused before it reserves anything.
+    // A valid request that no pipeline could take now, or ever hold in KV memory, or that
+    // would wait behind a full queue, is refused before it reserves anything.
     await this.gate.admit();
+    const tooLarge = await this.gate.kvTooLarge(tokenIds.length, maxTokens);
+    if (tooLarge) {
+      const param = tooLarge.field === 'prompt' ? p.promptParam : 'max_tokens';
+      throw Errors.invalid('kv_memory_exceeded', tooLarge.message, param);
+    }
+    await this.refuseWhenQueueFull();
 
     const requestId = randomUUID();
     let claim: IdempotencyRecord | null = null;
@@ -258,6 +265,22 @@ export class GenerationService {
       createdAt: claim?.createdAt ?? Math.floor(queuedAt.getTime() / 1000),
       headers,
     };
+  }
+
+  /** 503 queue_full with Retry-After once QUEUE_MAX_WAITING requests wait to start. */
+  private async refuseWhenQueueFull(): Promise<void> {
+    const limit = this.config.QUEUE_MAX_WAITING;
+    if (limit === 0) return;
+    const waiting = await this.scheduler.waitingCount();
+    if (waiting < limit) return;
+    const retry = this.config.QUEUE_FULL_RETRY_AFTER_S;
+    throw new ApiError(
+      'service_unavailable',
+      'queue_full',
+      `${waiting} requests are waiting to start, the queue's limit is ${limit}. Retry after ${retry} s`,
+      null,
+      { 'retry-after': String(retry) },
+    );
   }
 
   /** The request an Idempotency-Key already stands for, if the body is the same. */

@@ -5,10 +5,16 @@
 // an outage hung). The registry read is shared by admissions within PIPELINE_GATE_CACHE_MS,
 // so a burst costs one read, and a dead stage is seen within that time of the registry
 // saying so (its neighbours unlink it at once; its entry expires after one registry TTL).
+//
+// It also refuses, with a 400 naming max_tokens or the prompt, a request that no whole
+// pipeline's stages could ever hold in KV memory (contracts kv-budget.ts), even alone and with
+// the narrowest tree: the head would only ever fail it. One that fits waits at the head while
+// others hold the memory.
 import { Inject, Injectable } from '@nestjs/common';
+import { kvRefusal } from '@pipedec/contracts';
 import { ApiError } from '../common/errors.js';
 import { API_CONFIG, type ApiConfig } from '../config/api-config.js';
-import { HealthService } from '../health/health.service.js';
+import { HealthService, type PipelineHealth } from '../health/health.service.js';
 import { Clock } from '../infra/clock.js';
 
 /** How long one read of the registry answers admissions. */
@@ -18,6 +24,14 @@ interface Reading {
   at: number;
   whole: number;
   problems: string[];
+  /** The KV memory of each whole pipeline (null where a head announces none). */
+  kv: PipelineHealth['kv'][];
+}
+
+/** Why a request fits in no pipeline's KV memory: the body field at fault and a message. */
+export interface KvTooLarge {
+  field: 'prompt' | 'max_tokens';
+  message: string;
 }
 
 @Injectable()
@@ -46,6 +60,23 @@ export class PipelineGate {
     );
   }
 
+  /**
+   * Why a request of this many prompt tokens and max_tokens could never fit in the KV memory
+   * of any whole pipeline, or null when one can hold it (or none announces its memory).
+   */
+  async kvTooLarge(promptTokens: number, maxTokens: number): Promise<KvTooLarge | null> {
+    if (this.config.ADMIT_WITHOUT_PIPELINE) return null;
+    const r = await this.reading();
+    let refusal: KvTooLarge | null = null;
+    for (const kv of r.kv) {
+      if (!kv || kv.capacityRows === null) return null;
+      const why = kvRefusal(promptTokens, maxTokens, kv.maxPositions, kv.treeRows, kv.capacityRows);
+      if (!why) return null;
+      refusal ??= why;
+    }
+    return refusal;
+  }
+
   private async reading(): Promise<Reading> {
     const now = this.clock.nowMs();
     if (this.last && now - this.last.at < PIPELINE_GATE_CACHE_MS) return this.last;
@@ -56,6 +87,7 @@ export class PipelineGate {
           at: this.clock.nowMs(),
           whole: items.filter((p) => p.ready).length,
           problems: items.flatMap((p) => p.problems),
+          kv: items.filter((p) => p.ready).map((p) => p.kv),
         };
         if (items.length === 0) r.problems.push('no stage has registered');
         this.last = r;

@@ -1,9 +1,12 @@
 import { Injectable } from '@nestjs/common';
 import {
   checkPipeline,
+  kvRowsCapacity,
+  kvTreeRows,
   parseStageRegistration,
   registryKey,
   registryPipelinesKey,
+  type StageRegistration,
 } from '@pipedec/contracts';
 import { Database } from '../infra/prisma.provider.js';
 import { RedisConnections } from '../infra/redis.provider.js';
@@ -19,6 +22,12 @@ export interface PipelineHealth {
   ready: boolean;
   stages: number;
   problems: string[];
+  /**
+   * The KV memory its stages announce (contracts kv-budget.ts): the most rows one request may
+   * hold on all of them (null: unbounded), the rows of its smallest tree, and the context
+   * window. Null when its head announces none.
+   */
+  kv: { capacityRows: number | null; treeRows: number; maxPositions: number } | null;
 }
 
 export interface Health {
@@ -63,10 +72,25 @@ export class HealthService {
         ready: state.whole,
         stages: found.filter(Boolean).length,
         problems: state.whole ? [] : state.problems,
+        kv: pipelineKv(found, count),
       });
     }
     return out;
   }
+}
+
+function pipelineKv(
+  found: readonly (StageRegistration | undefined)[],
+  stageCount: number,
+): PipelineHealth['kv'] {
+  const head = found[0]?.kv;
+  if (!head) return null;
+  const capacity = kvRowsCapacity(found.flatMap((r) => (r?.kv ? [r.kv] : [])));
+  return {
+    capacityRows: Number.isFinite(capacity) ? capacity : null,
+    treeRows: kvTreeRows(1, stageCount, head.treeDepth),
+    maxPositions: head.maxPositions,
+  };
 }
 
 async function timed(fn: () => Promise<void>): Promise<Check> {
