@@ -707,7 +707,34 @@ describe('a KV budget on 2 stage processes', () => {
       expect.objectContaining({ type: 'error', code: 'KV_BUDGET', retryable: false }),
     ]);
   });
+
+  it('puts a job waiting for KV memory back on the queue when the head drains (SIGTERM)', async () => {
+    const spec = { prompt, method: 'pipedec', sampling: GREEDY, maxTokens: 60, width: 2 } as const;
+    const first = await enqueue(kvQueue!, prefix, spec);
+    await waitEvents(redis, first.eventsKey, (ev) => ev.some((e) => e.type === 'token'), 60_000);
+    const second = await enqueue(kvQueue!, prefix, spec);
+    // The head takes it (QUEUE_CONCURRENCY 3) and holds it: active, no events yet.
+    await waitFor(async () => (await kvQueue!.getJobState(second.requestId)) === 'active');
+    const exited = kv!.kill(0, 'SIGTERM');
+    const a = await waitEvents(redis, first.eventsKey, ended, 60_000);
+    expect(outputTokens(a)).toEqual(await arTokens(prompt, GREEDY, 60));
+    expect(await exited).toBe(0);
+    // Untouched, waiting for another pipeline: no attempt spent, nothing on its stream.
+    const state = await kvQueue!.getJobState(second.requestId);
+    expect(['delayed', 'waiting']).toContain(state);
+    expect((await kvQueue!.getJob(second.requestId))?.attemptsMade).toBe(0);
+    expect(await redis.xlen(second.eventsKey)).toBe(0);
+  });
 });
+
+/** Polls until `ok` holds (every 25 ms), failing after `timeoutMs`. */
+async function waitFor(ok: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await ok())) {
+    if (Date.now() > deadline) throw new Error(`not true after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
 
 async function waitState(jobId: string, state: string, timeoutMs: number): Promise<string> {
   const deadline = Date.now() + timeoutMs;

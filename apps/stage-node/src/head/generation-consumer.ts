@@ -129,6 +129,7 @@ export class GenerationConsumer {
       }
     } else if (this.worker && !this.worker.isPaused()) {
       void this.worker.pause(true).catch(() => undefined);
+      this.kvGate.withdrawAll();
     }
   }
 
@@ -144,6 +145,7 @@ export class GenerationConsumer {
 
   /** Stops fetching new jobs; running ones go on. */
   async pause(): Promise<void> {
+    this.kvGate.withdrawAll();
     await this.worker?.pause(true);
   }
 
@@ -153,10 +155,10 @@ export class GenerationConsumer {
       await job.moveToDelayed(Date.now() + REQUEUE_DELAY_MS, token);
       throw new DelayedError();
     }
-    return this.process(job);
+    return this.process(job, token);
   }
 
-  private async process(job: Job): Promise<GenerationSummary> {
+  private async process(job: Job, token: string | undefined): Promise<GenerationSummary> {
     if (job.name !== GENERATION_JOB_NAME) {
       throw new UnrecoverableError(`unknown job name "${job.name}" on ${this.config.queueName}`);
     }
@@ -181,7 +183,13 @@ export class GenerationConsumer {
     try {
       const chosen = this.fitKv(data, this.chosenDecoding(data));
       // Waits (still queued to its client: no `started` yet) until its KV fits.
-      lease = await this.kvGate.acquire(chosen.rows, abort.signal);
+      const held = await this.kvGate.acquire(chosen.rows, abort.signal);
+      if (!held) {
+        // The head stopped taking jobs while this one waited: back to the queue, untouched.
+        await job.moveToDelayed(Date.now() + REQUEUE_DELAY_MS, token);
+        throw new DelayedError();
+      }
+      lease = held;
       const decoding = this.underLoad(chosen.decoding);
       events.append({
         type: 'started',
@@ -212,6 +220,7 @@ export class GenerationConsumer {
         transport: this.pipeline.takeStats(result.requestId) ?? null,
       };
     } catch (error) {
+      if (error instanceof DelayedError) throw error; // requeued, not failed
       const attempts = job.opts.attempts ?? 1;
       const retryable = error instanceof StageNodeError && error.retryable && attempt < attempts;
       const code = errorCode(error);

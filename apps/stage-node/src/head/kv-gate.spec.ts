@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { kvSlotsFor, type StageKv } from '@pipedec/contracts';
 import { ReferenceModel, writeRandomCheckpoint } from '@pipedec/model';
-import { KvGate } from './kv-gate.js';
+import { KvGate, type KvLease } from './kv-gate.js';
 
 // Two stages of 100 and 1,000 slots (a row is 8 bytes here): the smaller one decides.
 const STAGES: StageKv[] = [
@@ -13,17 +13,27 @@ const STAGES: StageKv[] = [
 const ROWS_30 = 30; // kvSlotsFor(30) = 94 slots: one such job at a time
 const ROWS_1 = 1; // 65 slots
 
+/** The gate's acquire for jobs that are never withdrawn: a lease, never null. */
+function acquirer(gate: KvGate) {
+  return async (rows: number, signal: AbortSignal): Promise<KvLease> => {
+    const lease = await gate.acquire(rows, signal);
+    if (!lease) throw new Error('withdrawn');
+    return lease;
+  };
+}
+
 /** Settles pending promise callbacks (the gate resolves synchronously on release). */
 const settled = () => new Promise((r) => setImmediate(r));
 
 describe('KvGate', () => {
   it('starts a job that fits at once and holds the next until the first ends', async () => {
     const gate = new KvGate(() => STAGES);
+    const acquire = acquirer(gate);
     expect(gate.capacitySlots()).toBe(100);
-    const first = await gate.acquire(ROWS_30, new AbortController().signal);
+    const first = await acquire(ROWS_30, new AbortController().signal);
     expect(gate.state).toEqual({ waiting: 0, heldSlots: kvSlotsFor(ROWS_30) });
     let started = false;
-    const second = gate.acquire(ROWS_30, new AbortController().signal).then((lease) => {
+    const second = acquire(ROWS_30, new AbortController().signal).then((lease) => {
       started = true;
       return lease;
     });
@@ -39,14 +49,15 @@ describe('KvGate', () => {
 
   it('admits in arrival order: a small job does not overtake a large one waiting', async () => {
     const gate = new KvGate(() => STAGES);
-    const running = await gate.acquire(ROWS_1, new AbortController().signal); // 65 of 100
+    const acquire = acquirer(gate);
+    const running = await acquire(ROWS_1, new AbortController().signal); // 65 of 100
     const order: string[] = [];
-    const large = gate.acquire(ROWS_30, new AbortController().signal).then((l) => {
+    const large = acquire(ROWS_30, new AbortController().signal).then((l) => {
       order.push('large');
       return l;
     });
     // 16 slots would fit beside the 65 held, but the large job came first.
-    const small = gate.acquire(0, new AbortController().signal).then((l) => {
+    const small = acquire(0, new AbortController().signal).then((l) => {
       order.push('small');
       return l;
     });
@@ -60,10 +71,11 @@ describe('KvGate', () => {
 
   it('lets a job cancelled while waiting go at once, holding nothing, and unblocks the rest', async () => {
     const gate = new KvGate(() => STAGES);
-    const running = await gate.acquire(ROWS_1, new AbortController().signal);
+    const acquire = acquirer(gate);
+    const running = await acquire(ROWS_1, new AbortController().signal);
     const abort = new AbortController();
-    const large = gate.acquire(ROWS_30, abort.signal);
-    const small = gate.acquire(0, new AbortController().signal);
+    const large = acquire(ROWS_30, abort.signal);
+    const small = acquire(0, new AbortController().signal);
     await settled();
     expect(gate.state.waiting).toBe(2);
     abort.abort();
@@ -73,6 +85,19 @@ describe('KvGate', () => {
     smallLease();
     running();
     expect(gate.state.heldSlots).toBe(0);
+  });
+
+  it('withdraws every waiting job with null when the head stops taking jobs', async () => {
+    const gate = new KvGate(() => STAGES);
+    const running = await acquirer(gate)(ROWS_30, new AbortController().signal);
+    const waiting = [0, 1].map(() => gate.acquire(ROWS_30, new AbortController().signal));
+    await settled();
+    gate.withdrawAll();
+    expect(await Promise.all(waiting)).toEqual([null, null]);
+    expect(gate.state).toEqual({ waiting: 0, heldSlots: kvSlotsFor(ROWS_30) });
+    running();
+    // It still admits afterwards (the head may take jobs again).
+    expect(await gate.acquire(ROWS_30, new AbortController().signal)).toEqual(expect.any(Function));
   });
 
   it('says whether a job could ever fit; unbounded stages fit anything', () => {

@@ -6,7 +6,9 @@
 // Waiting here keeps the job active in BullMQ (its lock renewed, counted against
 // QUEUE_CONCURRENCY); the jobs behind it stay in the queue and the fair scheduler, in their
 // tenant-fair order. Admission is first come, first served: a large job at the front holds
-// back smaller ones behind it instead of being overtaken forever.
+// back smaller ones behind it instead of being overtaken forever. When the head stops taking
+// jobs (SIGTERM, or its pipeline is no longer whole) the waiting jobs go back to the queue,
+// untouched, for another pipeline (withdrawAll).
 //
 // Accounting is in KV slots (contracts kv-budget.ts): a job of r worst-case rows holds
 // kvSlotsFor(r) slots on every stage, and a stage holds floor(limit / bytes per row) slots.
@@ -18,6 +20,7 @@ export type KvLease = () => void;
 interface Waiter {
   slots: number;
   admit: () => void;
+  withdraw: () => void;
 }
 
 export class KvGate {
@@ -50,18 +53,22 @@ export class KvGate {
    * Waits until a job of `rows` worst-case rows fits, and holds its slots until the lease is
    * ended. Aborted while waiting: resolves at once with a lease that holds nothing (the job
    * then ends as cancelled without running). A job that can never fit waits for a budget
-   * that grows; callers check canEverFit first.
+   * that grows; callers check canEverFit first. Null: withdrawn while waiting (withdrawAll).
    */
-  acquire(rows: number, signal: AbortSignal): Promise<KvLease> {
+  acquire(rows: number, signal: AbortSignal): Promise<KvLease | null> {
     const slots = kvSlotsFor(rows);
     if (signal.aborted) return Promise.resolve(() => undefined);
     if (this.waiting.length === 0 && this.fits(slots)) return Promise.resolve(this.hold(slots));
-    return new Promise<KvLease>((resolve) => {
+    return new Promise<KvLease | null>((resolve) => {
       const waiter: Waiter = {
         slots,
         admit: () => {
           signal.removeEventListener('abort', onAbort);
           resolve(this.hold(slots));
+        },
+        withdraw: () => {
+          signal.removeEventListener('abort', onAbort);
+          resolve(null);
         },
       };
       const onAbort = () => {
@@ -73,6 +80,14 @@ export class KvGate {
       signal.addEventListener('abort', onAbort, { once: true });
       this.waiting.push(waiter);
     });
+  }
+
+  /**
+   * Ends every wait with null: the head stopped taking jobs (draining, or its pipeline broke),
+   * and a job that has not started goes back to the queue for another pipeline.
+   */
+  withdrawAll(): void {
+    for (const w of this.waiting.splice(0)) w.withdraw();
   }
 
   /** Admits waiting jobs from the front while they fit (after a release or a budget change). */
