@@ -662,6 +662,11 @@ describe('a KV budget on 2 stage processes', () => {
         maxPositions: MAX_POSITIONS,
         treeDepth: 4,
       });
+      expect((await kv!.health(s))?.body.kv).toEqual({
+        usedBytes: 0,
+        limitBytes: capacitySlots * BYTES_PER_ROW,
+        sequences: 0,
+      });
     }
   });
 

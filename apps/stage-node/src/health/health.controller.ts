@@ -24,6 +24,8 @@ export interface HealthBody {
    * requests shared calls (batching); maxRequests is the most requests one call took.
    */
   batching: { calls: number; packets: number; maxRequests: number; limit: number };
+  /** KV memory held now by its sequences, against its budget (null: unbounded). */
+  kv: { usedBytes: number; limitBytes: number | null; sequences: number };
 }
 
 @Controller('health')
@@ -34,6 +36,7 @@ export class HealthController {
   health(@Res({ passthrough: true }) res: { status(code: number): unknown }): HealthBody {
     const n = this.node;
     const status = n.status;
+    const memory = n.shard.memory();
     const ready = n.isReady && (!n.isHead || status.whole);
     res.status(ready ? HttpStatus.OK : HttpStatus.SERVICE_UNAVAILABLE);
     return {
@@ -48,8 +51,13 @@ export class HealthController {
       problems: n.isHead ? status.problems : [],
       busy: n.busy,
       residentBytes: process.memoryUsage().rss,
-      weightBytes: n.shard.memory().weightBytes,
+      weightBytes: memory.weightBytes,
       batching: { ...n.runtime.batchStats, limit: n.config.batch.requests },
+      kv: {
+        usedBytes: memory.kvBytes,
+        limitBytes: Number.isFinite(memory.kvLimitBytes) ? memory.kvLimitBytes : null,
+        sequences: memory.sequences,
+      },
     };
   }
 }
