@@ -22,6 +22,7 @@ import { AppModule } from './app.module.js';
 import { defaultKvBytes, type StageConfig } from './config/stage-config.js';
 import { stageServerOptions } from './grpc/grpc-options.js';
 import { GenerationConsumer } from './head/generation-consumer.js';
+import { BatchMeter } from './registry/batch-meter.js';
 import { ComputeMeter, meteredShard } from './registry/compute-meter.js';
 import { StageRegistry } from './registry/stage-registry.js';
 import { StageNode } from './node/stage-node.js';
@@ -89,10 +90,20 @@ export async function bootStage(config: StageConfig): Promise<RunningStage> {
 
   const redis = new Redis(config.redisUrl, { lazyConnect: false });
   const node = new StageNode(config, shard);
+  let consumer: GenerationConsumer | null = null;
+  // Every call of this stage's runtime, and on the head the tokens its consumer streams.
+  const batches = new BatchMeter(
+    () => {
+      const b = node.runtime.batchStats;
+      const tokens = node.pipeline ? (consumer?.tokensStreamed ?? 0) : null;
+      return { calls: b.calls, requests: b.packets, rows: b.rows, tokens };
+    },
+    () => node.pipeline?.inFlight ?? null,
+  );
   const registry = new StageRegistry(
     redis,
     config.redisPrefix,
-    () => ({ ...node.registration(), utilisation: meter.sample() }),
+    () => ({ ...node.registration(), utilisation: meter.sample(), batch: batches.sample() }),
     config.registryTtlMs,
     config.heartbeatMs,
   );
@@ -104,7 +115,6 @@ export async function bootStage(config: StageConfig): Promise<RunningStage> {
   await app.startAllMicroservices();
   await app.listen(config.healthPort, config.healthHost);
 
-  let consumer: GenerationConsumer | null = null;
   if (node.pipeline && draft) {
     const c = new GenerationConsumer(
       config,

@@ -16,6 +16,7 @@ import { FairScheduler } from '../generation/fair-scheduler.js';
 import { RequestsRepository } from '../generation/requests.repository.js';
 import { Clock } from '../infra/clock.js';
 import { RedisConnections } from '../infra/redis.provider.js';
+import { pipelineBatch } from './pipeline-batch.js';
 
 /** Recent requests a pipeline's hit rate and tokens per timestep are averaged over. */
 const RECENT = 50;
@@ -58,6 +59,7 @@ export class PipelinesService {
         hitRate: stats.hitRate,
         tokensPerTimestep: stats.tokensPerTimestep,
         activeRequests: active.get(id) ?? 0,
+        batch: pipelineBatch(found, now),
       });
     }
     return {

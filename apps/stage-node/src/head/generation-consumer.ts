@@ -72,6 +72,8 @@ export class GenerationConsumer {
   private readonly choosers = new Map<number, MethodChooser>();
   /** Jobs start only when their worst-case KV fits on every stage (kv-gate.ts). */
   readonly kvGate: KvGate;
+  /** Tokens streamed since start, every request together (the heartbeat's throughput). */
+  private streamed = 0;
 
   constructor(
     private readonly config: StageConfig,
@@ -141,6 +143,10 @@ export class GenerationConsumer {
     }
     await this.connection.quit().catch(() => undefined);
     await this.subscriber.quit().catch(() => undefined);
+  }
+
+  get tokensStreamed(): number {
+    return this.streamed;
   }
 
   /** Stops fetching new jobs; running ones go on. */
@@ -388,7 +394,8 @@ export class GenerationConsumer {
         stop: job.stop,
         decode: tok ? (ids) => tok.decode(ids, { skipSpecialTokens: true }) : undefined,
         signal,
-        onEvent: (e) =>
+        onEvent: (e) => {
+          this.streamed++;
           events.append({
             type: 'token',
             index: e.index,
@@ -396,7 +403,8 @@ export class GenerationConsumer {
             text: e.text,
             timestep: e.timestep,
             at: Date.now(),
-          }),
+          });
+        },
       },
       {
         width: decoding.width,

@@ -20,10 +20,10 @@ export interface HealthBody {
   /** Weights this stage holds (its own layers only; the head's draft not included). */
   weightBytes: number;
   /**
-   * Compute calls since start and the packets they computed: packets / calls above 1 means
-   * requests shared calls (batching); maxRequests is the most requests one call took.
+   * Compute calls since start and the packets and rows they computed: packets / calls above 1
+   * means requests shared calls (batching); maxRequests is the most requests one call took.
    */
-  batching: { calls: number; packets: number; maxRequests: number; limit: number };
+  batching: { calls: number; packets: number; rows: number; maxRequests: number; limit: number };
   /** KV memory held now by its sequences, against its budget (null: unbounded). */
   kv: { usedBytes: number; limitBytes: number | null; sequences: number };
 }

@@ -203,6 +203,8 @@ describe('StageRuntime', () => {
         'many c[0,1] d[0]', // c's 2 rows would have made b's call 4 > 3
         'forward e [0]',
       ]);
+      // The counters the health check and the heartbeat read.
+      expect(runtime.batchStats).toEqual({ calls: 3, packets: 5, rows: 7, maxRequests: 2 });
     });
 
     it('with a limit of one request computes one packet per call', async () => {

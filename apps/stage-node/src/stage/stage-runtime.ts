@@ -47,8 +47,11 @@ export class StageRuntime {
   private idleWaiters: (() => void)[] = [];
   /** A pump is queued as a microtask: packets delivered together (one frame) run together. */
   private pumpQueued = false;
-  /** Compute calls, the packets they took, and the most requests in one call (health). */
-  readonly batchStats = { calls: 0, packets: 0, maxRequests: 0 };
+  /**
+   * Compute calls, the packets (one request each) and rows they took, and the most requests
+   * in one call: plain counters, read by /health and, as differences, by the heartbeat.
+   */
+  readonly batchStats = { calls: 0, packets: 0, rows: 0, maxRequests: 0 };
 
   constructor(
     private readonly worker: StageWorker,
@@ -132,6 +135,7 @@ export class StageRuntime {
     const envs = picked.map((i) => this.queue[i]);
     this.batchStats.calls++;
     this.batchStats.packets += envs.length;
+    for (const env of envs) this.batchStats.rows += env.packet.nodeIds.length;
     this.batchStats.maxRequests = Math.max(this.batchStats.maxRequests, envs.length);
     for (let k = picked.length - 1; k >= 0; k--) this.queue.splice(picked[k], 1);
     this.running = this.run(envs).finally(() => {

@@ -1,4 +1,5 @@
 export * from './admin.js';
 export * from './errors.js';
 export * from './generation.js';
+export * from './pipeline-batch.js';
 export * from './pipelines.js';

@@ -1,6 +1,7 @@
 // GET /admin/pipelines: the live state of every pipeline, for the dashboard; the same
 // snapshot is pushed every second on the socket.io namespace ADMIN_LIVE.namespace.
 import { z } from 'zod';
+import { pipelineBatchSchema } from './pipeline-batch.js';
 
 export const stageViewSchema = z.object({
   stageIndex: z.number().int().min(0),
@@ -30,6 +31,7 @@ export const pipelineViewSchema = z.object({
   /** Committed tokens per pipeline timestep over its recent requests (null: none yet). */
   tokensPerTimestep: z.number().min(0).nullable(),
   activeRequests: z.number().int().min(0),
+  batch: pipelineBatchSchema,
 });
 export type PipelineView = z.infer<typeof pipelineViewSchema>;
 

@@ -10,8 +10,10 @@ export {
   registryChangedChannel,
   registryKey,
   registryPipelinesKey,
+  stageBatchSchema,
   stageRegistrationSchema,
   type PipelineState,
+  type StageBatch,
   type StageRegistration,
 } from './registry.js';
 export {

@@ -24,6 +24,22 @@ export function registryChangedChannel(prefix: string, pipelineId: string): stri
   return `${prefix}stage:${pipelineId}:changed`;
 }
 
+/**
+ * Counter differences over the last spanMs (about 5 s, utilisation's span): the stage's
+ * compute calls and the requests (one packet each) and rows they took, so requests / calls is
+ * the requests that shared a timestep's call. The head also says how many requests it runs
+ * now and how many tokens it committed in the span; null on the other stages.
+ */
+export const stageBatchSchema = z.object({
+  spanMs: z.number().min(0),
+  calls: z.number().int().min(0),
+  requests: z.number().int().min(0),
+  rows: z.number().int().min(0),
+  inFlight: z.number().int().min(0).nullable(),
+  tokens: z.number().int().min(0).nullable(),
+});
+export type StageBatch = z.infer<typeof stageBatchSchema>;
+
 export const stageRegistrationSchema = z
   .object({
     pipelineId: z.string().min(1).max(100),
@@ -47,6 +63,8 @@ export const stageRegistrationSchema = z
      * a node that does not measure it).
      */
     utilisation: z.number().min(0).max(1).optional(),
+    /** What the stage's compute calls took lately (absent: a node that does not count). */
+    batch: stageBatchSchema.optional(),
     /**
      * The instanceId of the process this stage sends its output to (stage + 1; the last stage
      * answers the head), as this stage's peer links know it; null while it knows none. A stage
