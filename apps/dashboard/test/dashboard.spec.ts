@@ -440,7 +440,8 @@ describe('dashboard end to end', () => {
       const peak: Record<string, number> = {};
       (window as unknown as { peak: Record<string, number> }).peak = peak;
       const read = () => {
-        for (const el of document.querySelectorAll('[data-testid^="utilisation-e2e-"]')) {
+        const watched = '[data-testid^="utilisation-e2e-"], [data-testid^="batch-e2e-"]';
+        for (const el of document.querySelectorAll(watched)) {
           const v = el.getAttribute('data-value');
           const id = el.getAttribute('data-testid')!;
           if (v) peak[id] = Math.max(peak[id] ?? -1, Number(v));
@@ -470,7 +471,12 @@ describe('dashboard end to end', () => {
     await page.waitForFunction(
       () => {
         const peak = (window as unknown as { peak: Record<string, number> }).peak;
-        return ['0', '1'].every((s) => (peak[`utilisation-e2e-${s}`] ?? 0) > 0);
+        return (
+          ['0', '1'].every((s) => (peak[`utilisation-e2e-${s}`] ?? 0) > 0) &&
+          // The batch over the last seconds: the stages' calls and the head's tokens.
+          (peak['batch-e2e-tokens-per-second'] ?? 0) > 0 &&
+          (peak['batch-e2e-rows'] ?? 0) > 0
+        );
       },
       undefined,
       { timeout: 15_000 },
@@ -478,7 +484,13 @@ describe('dashboard end to end', () => {
     const peak = await page.evaluate(
       () => (window as unknown as { peak: Record<string, number> }).peak,
     );
-    for (const v of Object.values(peak)) expect(v).toBeLessThanOrEqual(1);
+    for (const [k, v] of Object.entries(peak)) {
+      if (k.startsWith('utilisation-')) expect(v).toBeLessThanOrEqual(1);
+    }
+    // One request at a time here: every stage call took its one packet. The requests in
+    // flight are a count now (the run may be too short for a snapshot to catch it).
+    expect(peak['batch-e2e-requests']).toBe(1);
+    expect(peak['batch-e2e-in-flight']).toBeGreaterThanOrEqual(0);
     expect(await card.getByText(/utilisation \d+\.\d%/).count()).toBe(2);
     await screenshot(page, '11-pipelines');
     // Fractions on a 0-100 % axis drawn by the chart library, counts in whole numbers.
@@ -492,6 +504,10 @@ describe('dashboard end to end', () => {
       return (await t.allTextContents()).filter((v) => !/^\d\d:\d\d/.test(v));
     };
     expect(await yTicks('Utilisation per stage')).toEqual(['0%', '25%', '50%', '75%', '100%']);
+    const batch = page.getByRole('region', { name: 'Batch' });
+    await batch.getByText('Requests per stage call').waitFor();
+    const throughput = await yTicks('Throughput (tokens/s)');
+    expect(throughput.length).toBeGreaterThan(1);
     const queue = await yTicks('Queue depth (jobs waiting)');
     expect(queue.length).toBeGreaterThan(1);
     expect(queue.every((t) => /^\d+$/.test(t))).toBe(true);

@@ -9,6 +9,7 @@ import { io } from 'socket.io-client';
 import { formatPercent } from '@/lib/format';
 import { pipelinesSnapshotSchema, type PipelinesSnapshot, type PipelineView } from '@/lib/schemas';
 import { LineChart } from '../_components/line-chart';
+import { BatchSection } from './batch-section';
 
 const WINDOW_MS = 5 * 60_000;
 /** Wait before trying again after the API refused a connection (socket.io does not retry those). */
@@ -285,6 +286,7 @@ function PipelineCard({
               ]}
             />
           </div>
+          <BatchSection pipeline={p} past={past} x={x} />
         </>
       )}
     </section>
