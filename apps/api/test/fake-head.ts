@@ -113,10 +113,13 @@ export class FakeHead {
     }
     const stats = {
       timesteps: n,
+      tokensPerTimestep: n > 1 ? 1 : 0,
       draftedTokens: 2 * n,
-      acceptedTokens: n,
-      hitRate: n ? 0.5 : 0,
+      acceptedTokens: Math.floor(n / 2),
+      verifiedTokens: n,
+      hitRate: n ? Math.floor(n / 2) / n : null,
       stageSeconds: n * 0.001,
+      time: { wallMs: n, draftMs: 0.1 * n, stageComputeMs: 0.5 * n, transferMs: 0.2 * n },
     };
     await this.append(job, { type: 'stats', stats, at: Date.now() });
     await this.append(job, {

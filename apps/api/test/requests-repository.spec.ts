@@ -1,6 +1,7 @@
 // RequestsRepository's accounting against a real PostgreSQL: the outcome lands on the row
 // field for field (timestamps in UTC), the hourly and daily rollups grow once, and of several
 // replicas finalizing the same request at once exactly one does it.
+import type { SpeculativeStats } from '@pipedec/contracts';
 import { createTestDatabase, type TestDatabase } from '@pipedec/testkit';
 import { parseApiConfig } from '../src/config/api-config.js';
 import { Database } from '../src/infra/prisma.provider.js';
@@ -54,6 +55,20 @@ async function admitted(): Promise<string> {
   return id;
 }
 
+function jobStats(over: Partial<SpeculativeStats> = {}): SpeculativeStats {
+  return {
+    timesteps: 12,
+    tokensPerTimestep: 0.75,
+    draftedTokens: 20,
+    acceptedTokens: 6,
+    verifiedTokens: 8,
+    hitRate: 0.75,
+    stageSeconds: 0.5,
+    time: { wallMs: 200, draftMs: 20, stageComputeMs: 120, transferMs: 40 },
+    ...over,
+  };
+}
+
 function outcome(over: Partial<Outcome> = {}): Outcome {
   return {
     status: 'succeeded',
@@ -75,6 +90,7 @@ function outcome(over: Partial<Outcome> = {}): Outcome {
     billedOutputPer1kMicros: 875_000n,
     pipelineId: 'p1',
     decoding: null,
+    stats: jobStats(),
     ...over,
   };
 }
@@ -94,6 +110,42 @@ describe('RequestsRepository accounting', () => {
     const row = await db.client.generationRequest.findUniqueOrThrow({ where: { id } });
     expect(row).toMatchObject({ ...o, accountedAt: o.finishedAt, queuedAt });
     expect((await repo.accountingView(tenantId, id))?.accounted).toBe(true);
+  });
+
+  it("pools a pipeline's recent statistics: sums first, then the ratios", async () => {
+    const pd = await admitted();
+    const pp = await admitted();
+    await repo.finalize(tenantId, pd, outcome({ pipelineId: 'pool' }), hour, day);
+    const ppStats = jobStats({
+      timesteps: 28,
+      tokensPerTimestep: 0.25,
+      draftedTokens: 0,
+      acceptedTokens: 0,
+      verifiedTokens: 0,
+      hitRate: null,
+      time: { wallMs: 300, draftMs: 0, stageComputeMs: 100, transferMs: 150 },
+    });
+    await repo.finalize(
+      tenantId,
+      pp,
+      outcome({ pipelineId: 'pool', timesteps: 28, hitRate: null, stats: ppStats }),
+      hour,
+      day,
+    );
+    const pooled = await repo.recentPipelineStats('pool', 10);
+    expect(pooled).toMatchObject({
+      requests: 2,
+      timesteps: 40,
+      // PP drafted nothing: the hit rate is the drafting request's alone, not halved.
+      hitRate: 0.75,
+      time: { wallMs: 500, draftMs: 20, stageComputeMs: 220, transferMs: 190 },
+    });
+    expect(pooled.tokensPerTimestep).toBeCloseTo((0.75 * 12 + 0.25 * 28) / 40, 9);
+    expect(await repo.recentPipelineStats('none', 10)).toMatchObject({
+      requests: 0,
+      hitRate: null,
+      time: null,
+    });
   });
 
   it('adds each request to its hour and day once, failures counted apart', async () => {

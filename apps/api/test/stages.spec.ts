@@ -6,6 +6,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
   ADMIN_LIVE,
+  jobStatusSchema,
   liveTicketSchema,
   pipelinesSnapshotSchema,
   type PipelinesSnapshot,
@@ -119,6 +120,49 @@ describe('API with real stage processes', () => {
       });
       expect(row).toMatchObject({ status: 'succeeded', method });
       expect(row.timesteps).toBeGreaterThan(0);
+    }
+  }, 120_000);
+
+  it("reports a job's timesteps, tokens per timestep, hit rate and time split, for every method", async () => {
+    for (const method of ['pipedec', 'stpp', 'pp'] as const) {
+      const res = await client.completions.create({
+        model: MODEL,
+        prompt: LONG_PROMPT,
+        max_tokens: 24,
+        temperature: 0,
+        decoding_method: method,
+        tree_width: method === 'pp' ? 1 : 2,
+      } as OpenAI.CompletionCreateParamsNonStreaming);
+      const tokens = res.usage!.completion_tokens;
+      expect(tokens).toBe(24);
+      const id = res.id.replace(/^cmpl-/, '');
+      const reply = await call(api, 'GET', `/v1/jobs/${id}`, { token: api.demoKey });
+      const job = jobStatusSchema.parse(reply.body);
+      const s = job.stats!;
+      const d = job.decoding!;
+      // No step commits more than a tree's depth (or width) plus the target's own token.
+      expect(s.timesteps).toBeGreaterThanOrEqual(tokens / (Math.max(d.width, d.depth) + 1));
+      expect(s.tokensPerTimestep).toBeGreaterThan(0);
+      if (method === 'pp') {
+        expect(s.hitRate).toBeNull();
+        expect(s.time.draftMs).toBe(0);
+      } else {
+        expect(s.verifiedTokens).toBeGreaterThan(0);
+        expect(s.verifiedTokens).toBeLessThanOrEqual(tokens);
+        expect(s.acceptedTokens).toBeLessThanOrEqual(s.verifiedTokens);
+        expect(s.hitRate).toBeCloseTo(s.acceptedTokens / s.verifiedTokens, 12);
+        expect(s.time.draftMs).toBeGreaterThan(0);
+      }
+      const { wallMs, draftMs, stageComputeMs, transferMs } = s.time;
+      for (const part of [draftMs, stageComputeMs, transferMs])
+        expect(part).toBeGreaterThanOrEqual(0);
+      expect(stageComputeMs).toBeGreaterThan(0);
+      expect(transferMs).toBeGreaterThan(0); // two stage processes: every packet crosses a hop
+      expect(draftMs + stageComputeMs + transferMs).toBeLessThanOrEqual(wallMs + 1e-9);
+      // The head's run fits within what the API measured from queueing to the end.
+      expect(wallMs).toBeLessThanOrEqual(job.timings.totalLatencyMs!);
+      // The stages' summed busy time is the compute's upper bound.
+      expect(stageComputeMs).toBeLessThanOrEqual(s.stageSeconds * 1000 + 1e-9);
     }
   }, 120_000);
 
@@ -334,6 +378,23 @@ describe('API with real stage processes', () => {
     // Earlier tests ran requests on it.
     expect(p.tokensPerTimestep).toBeGreaterThan(0);
     expect(p.hitRate).not.toBeNull();
+    // The pooled figures are sums over the same rows a job's result reads.
+    const recent = (
+      await api.prisma.generationRequest.findMany({
+        where: { pipelineId: 'p-test', accountedAt: { not: null }, timesteps: { gt: 0 } },
+        orderBy: { finishedAt: 'desc' },
+        take: p.recentRequests,
+      })
+    ).map((r) => r.stats as { timesteps: number; time: { wallMs: number } });
+    expect(p.recentRequests).toBeGreaterThan(0);
+    expect(p.timesteps).toBe(recent.reduce((a, r) => a + r.timesteps, 0));
+    expect(p.time!.wallMs).toBeCloseTo(
+      recent.reduce((a, r) => a + r.time.wallMs, 0),
+      6,
+    );
+    expect(p.time!.draftMs + p.time!.stageComputeMs + p.time!.transferMs).toBeLessThanOrEqual(
+      p.time!.wallMs,
+    );
     const rows = await api.prisma.generationRequest.findMany({ where: { status: 'succeeded' } });
     expect(rows.every((r) => r.pipelineId === 'p-test')).toBe(true);
   });

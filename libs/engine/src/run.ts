@@ -8,7 +8,7 @@ import { EngineError } from './errors.js';
 import type { Decision, LayerPacket, Verdict } from './messages.js';
 import type { Pipeline, PipelineSession } from './pipeline.js';
 import { GREEDY, type SamplingParams } from './sampling.js';
-import { type Method, type RequestStats, type TokenEvent, ratio } from './stats.js';
+import { draftHits, type Method, type RequestStats, type TokenEvent, ratio } from './stats.js';
 import type { StageShard } from './stage.js';
 import { type FinishReason, StopRules } from './stop.js';
 
@@ -254,11 +254,13 @@ export class RequestRun {
   /** Times a draft call so that engine overhead excludes it. */
   async timeDraft<T>(positions: number, work: () => Promise<T>, ownMs?: () => number): Promise<T> {
     const t = performance.now();
+    const inPipeline = this.session.inFlight > 0;
     try {
       return await work();
     } finally {
       const wall = performance.now() - t;
       this.draftWallMs += wall;
+      if (inPipeline) this.stats.draftInPipelineMs += wall;
       const own = ownMs?.();
       this.draftOwnMs += own !== undefined && Number.isFinite(own) ? Math.min(own, wall) : wall;
       this.stats.draftPositions += positions;
@@ -270,6 +272,7 @@ export class RequestRun {
     work();
     const wall = performance.now() - t;
     this.draftWallMs += wall;
+    if (this.session.inFlight > 0) this.stats.draftInPipelineMs += wall;
     this.draftOwnMs += wall;
   }
 
@@ -335,7 +338,8 @@ export class RequestRun {
     const steps = Array.from(this.engineBySteps, (x) => x ?? 0).sort((a, b) => a - b);
     s.engineMsMedian = steps[Math.floor(steps.length / 2)] ?? 0;
     s.engineMsP90 = steps[Math.floor(steps.length * 0.9)] ?? 0;
-    s.hitRate = ratio(s.hits, s.hits + s.misses);
+    const hits = draftHits(s);
+    s.hitRate = ratio(hits.accepted, hits.verified);
     s.refillsPer100Tokens = ratio(100 * s.refills, s.committedTokens);
     return {
       requestId: this.request.requestId,
@@ -381,6 +385,7 @@ export function emptyStats(method: Method, stages: number, promptTokens: number)
     acceptedDraftTokens: 0,
     draftedNodes: 0,
     draftMs: 0,
+    draftInPipelineMs: 0,
     draftPositions: 0,
     stageBusyMs: [],
     stagePositions: [],

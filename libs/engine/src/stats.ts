@@ -29,11 +29,14 @@ export interface RequestStats {
   hits: number; // PipeDec: the target's token was a child of the root
   misses: number;
   refills: number; // pipeline restarts from the target's token after a miss
+  /** Drafted tokens committed over tokens committed by verification (draftHits), 0 for PP. */
   hitRate: number;
   refillsPer100Tokens: number;
   acceptedDraftTokens: number; // STPP: drafted tokens committed
   draftedNodes: number; // tree nodes sent into the pipeline
   draftMs: number; // time the draft model computed (its own, not what it waited behind)
+  /** Wall time of draft calls that began with packets of this request in the pipeline. */
+  draftInPipelineMs: number;
   draftPositions: number;
   stageBusyMs: number[]; // [stages] wall time computing
   stagePositions: number[]; // [stages] rows computed
@@ -55,4 +58,26 @@ export interface RequestStats {
 
 export function ratio(a: number, b: number): number {
   return b > 0 ? a / b : 0;
+}
+
+/**
+ * The hit rate's counts, one definition for every method: of the tokens committed by checking
+ * the draft's prediction (every token after the first), how many the draft had proposed and
+ * the pipeline had already computed. PipeDec verifies one token per root (hit: the target's
+ * token was an injected child); STPP verifies a tree and commits its accepted path plus the
+ * target's own next token. PP drafts nothing: 0 of 0.
+ */
+export function draftHits(s: RequestStats): { accepted: number; verified: number } {
+  switch (s.method) {
+    case 'pipedec':
+      return { accepted: s.hits, verified: s.hits + s.misses };
+    case 'stpp':
+      return {
+        accepted: s.acceptedDraftTokens,
+        verified: s.acceptedDraftTokens + s.verifications,
+      };
+    case 'ar':
+    case 'pp':
+      return { accepted: 0, verified: 0 };
+  }
 }

@@ -1,4 +1,5 @@
 import { Controller, Get, Param, ParseUUIDPipe } from '@nestjs/common';
+import { jobStatusSchema } from '@pipedec/contracts';
 import { Auth } from '../auth/auth-policy.js';
 import { ApiDoc } from '../openapi/route-doc.js';
 import { RequestsService } from './requests.service.js';
@@ -15,6 +16,7 @@ export class AdminRequestsController {
   @Auth.admin('viewer')
   @ApiDoc({
     summary: "A tenant's request: status, output, decoding choice, timesteps, hit rate",
+    response: jobStatusSchema,
     errors: [404],
   })
   status(

@@ -1,5 +1,5 @@
 import { Controller, Delete, Get, HttpCode, Param, ParseUUIDPipe, Post, Res } from '@nestjs/common';
-import { jobSubmitSchema, type JobSubmit } from '@pipedec/contracts';
+import { jobStatusSchema, jobSubmitSchema, type JobSubmit } from '@pipedec/contracts';
 import type { Response } from 'express';
 import { Auth } from '../auth/auth-policy.js';
 import { CurrentTenant, type TenantPrincipal } from '../auth/principal.js';
@@ -51,6 +51,7 @@ export class JobsController {
   @Auth.apiKey('generate')
   @ApiDoc({
     summary: 'Status and result of a job, with its decoding choice and statistics',
+    response: jobStatusSchema,
     errors: [404],
   })
   status(@CurrentTenant() tenant: TenantPrincipal, @Param('id', ParseUUIDPipe) id: string) {

@@ -1,14 +1,17 @@
-import type { RequestEvent } from '@pipedec/contracts';
+import type { RequestEvent, SpeculativeStats } from '@pipedec/contracts';
 import { outcomeOf } from './outcome.js';
 
 const pricing = { priority: 1, priceInputPer1kMicros: 1000n, priceOutputPer1kMicros: 3000n };
 const request = { queuedAt: new Date(1000), promptTokens: 10 };
-const stats = {
+const stats: SpeculativeStats = {
   timesteps: 4,
+  tokensPerTimestep: 1,
   draftedTokens: 8,
   acceptedTokens: 3,
+  verifiedTokens: 8,
   hitRate: 0.375,
   stageSeconds: 0.5,
+  time: { wallMs: 700, draftMs: 100, stageComputeMs: 400, transferMs: 150 },
 };
 const tok = (index: number, at: number): RequestEvent => ({
   type: 'token',
@@ -56,6 +59,7 @@ describe('outcomeOf', () => {
       totalLatencyMs: 900,
       timesteps: 4,
       hitRate: 0.375,
+      stats,
     });
     // 10 * 1000 + 3 * 3000 = 19000 micro-dollars per 1000 tokens -> 19 micro-dollars.
     expect(o.costMicros).toBe(19n);

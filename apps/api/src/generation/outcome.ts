@@ -81,6 +81,7 @@ export function outcomeOf(
     timesteps: stats?.timesteps ?? null,
     hitRate: stats?.hitRate ?? null,
     stageSeconds: stats?.stageSeconds ?? null,
+    stats: stats ?? null,
     costMicros: costMicros(pricing, promptTokens, completionTokens),
     billedInputPer1kMicros: pricing.priceInputPer1kMicros,
     billedOutputPer1kMicros: pricing.priceOutputPer1kMicros,

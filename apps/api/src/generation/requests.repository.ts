@@ -1,5 +1,10 @@
 import { Injectable } from '@nestjs/common';
-import type { DecodingChoice, GenerationJob } from '@pipedec/contracts';
+import {
+  speculativeStatsSchema,
+  type DecodingChoice,
+  type GenerationJob,
+  type SpeculativeStats,
+} from '@pipedec/contracts';
 import type { DecodingMethod, Prisma, RequestStatus } from '@pipedec/db';
 import { Database } from '../infra/prisma.provider.js';
 
@@ -52,6 +57,8 @@ export interface Outcome {
   timesteps: number | null;
   hitRate: number | null;
   stageSeconds: number | null;
+  /** All of the job's statistics (the columns above are their indexed part). */
+  stats: SpeculativeStats | null;
   costMicros: bigint;
   /** The prices costMicros was computed at (micro-dollars per 1000 tokens). */
   billedInputPer1kMicros: bigint;
@@ -197,7 +204,7 @@ export class RequestsRepository {
            "timeToFirstTokenMs" = $11, "timePerOutputTokenMs" = $12, "totalLatencyMs" = $13,
            "timesteps" = $14, "hitRate" = $15, "stageSeconds" = $16, "costMicros" = $17::bigint,
            "billedInputPer1kMicros" = $21::bigint, "billedOutputPer1kMicros" = $22::bigint,
-           "pipelineId" = $18, "decoding" = $23::jsonb,
+           "pipelineId" = $18, "decoding" = $23::jsonb, "stats" = $24::jsonb,
            "accountedAt" = ($10::timestamptz AT TIME ZONE 'UTC')
          WHERE "id" = $1::uuid AND "tenantId" = $2::uuid AND "accountedAt" IS NULL
          RETURNING "tenantId"
@@ -247,6 +254,7 @@ export class RequestsRepository {
         o.billedInputPer1kMicros.toString(),
         o.billedOutputPer1kMicros.toString(),
         o.decoding === null ? null : JSON.stringify(o.decoding),
+        o.stats === null ? null : JSON.stringify(o.stats),
       ],
     );
     return rows[0].accounted === 1;
@@ -274,25 +282,60 @@ export class RequestsRepository {
     };
   }
 
-  /** Pipeline view, deliberately across tenants: speculative statistics of recent requests. */
-  async recentPipelineStats(pipelineId: string, limit: number) {
+  /**
+   * Pipeline view, deliberately across tenants: the statistics of its recent requests, pooled
+   * (sums over the requests, then the ratios), so that one long request outweighs a short one
+   * as its tokens do. Requests recorded before their statistics were stored count for nothing.
+   */
+  async recentPipelineStats(pipelineId: string, limit: number): Promise<PooledStats> {
     const rows = await this.db.client.generationRequest.findMany({
       where: { pipelineId, accountedAt: { not: null }, timesteps: { gt: 0 } },
       orderBy: { finishedAt: 'desc' },
       take: limit,
-      select: { hitRate: true, timesteps: true, completionTokens: true },
+      select: { stats: true },
     });
-    if (rows.length === 0) return { hitRate: null, tokensPerTimestep: null };
-    const steps = rows.reduce((s, r) => s + (r.timesteps ?? 0), 0);
-    const tokens = rows.reduce((s, r) => s + r.completionTokens, 0);
-    const rates = rows.filter((r) => r.hitRate !== null).map((r) => r.hitRate!);
-    return {
-      hitRate: rates.length ? rates.reduce((a, b) => a + b, 0) / rates.length : null,
-      tokensPerTimestep: steps > 0 ? tokens / steps : null,
-    };
+    return poolStats(
+      rows.flatMap((r) => {
+        const s = speculativeStatsSchema.safeParse(r.stats);
+        return s.success ? [s.data] : [];
+      }),
+    );
   }
 
   tenantIds() {
     return this.db.client.tenant.findMany({ select: { id: true } });
   }
+}
+
+/** Recent requests' statistics pooled for the live view (contracts' PipelineView fields). */
+export interface PooledStats {
+  requests: number;
+  timesteps: number | null;
+  tokensPerTimestep: number | null;
+  hitRate: number | null;
+  time: SpeculativeStats['time'] | null;
+}
+
+export function poolStats(stats: readonly SpeculativeStats[]): PooledStats {
+  if (stats.length === 0) {
+    return { requests: 0, timesteps: null, tokensPerTimestep: null, hitRate: null, time: null };
+  }
+  const sum = (f: (s: SpeculativeStats) => number) => stats.reduce((a, s) => a + f(s), 0);
+  // tokensPerTimestep is per request (decode tokens over decode timesteps): weighted by its
+  // decode timesteps, the pool is the same ratio over all of them.
+  const decodeSteps = sum((s) => (s.tokensPerTimestep > 0 ? s.timesteps : 0));
+  const verified = sum((s) => s.verifiedTokens);
+  return {
+    requests: stats.length,
+    timesteps: sum((s) => s.timesteps),
+    tokensPerTimestep:
+      decodeSteps > 0 ? sum((s) => s.tokensPerTimestep * s.timesteps) / decodeSteps : null,
+    hitRate: verified > 0 ? sum((s) => s.acceptedTokens) / verified : null,
+    time: {
+      wallMs: sum((s) => s.time.wallMs),
+      draftMs: sum((s) => s.time.draftMs),
+      stageComputeMs: sum((s) => s.time.stageComputeMs),
+      transferMs: sum((s) => s.time.transferMs),
+    },
+  };
 }

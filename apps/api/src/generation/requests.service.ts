@@ -4,7 +4,9 @@ import { Injectable } from '@nestjs/common';
 import {
   cancelChannel,
   cancelKey,
+  emptySpeculativeStats,
   REQUEST_KEYS_TTL_S,
+  speculativeStatsSchema,
   type DecodingChoice,
 } from '@pipedec/contracts';
 import { Errors } from '../common/errors.js';
@@ -58,7 +60,7 @@ export class RequestsService {
           type: 'done',
           finishReason: 'cancelled',
           usage,
-          stats: { timesteps: 0, draftedTokens: 0, acceptedTokens: 0, hitRate: 0, stageSeconds: 0 },
+          stats: emptySpeculativeStats(),
           at: this.clock.nowMs(),
         },
         REQUEST_KEYS_TTL_S,
@@ -111,11 +113,7 @@ export class RequestsService {
         timePerOutputTokenMs: request.timePerOutputTokenMs,
         totalLatencyMs: request.totalLatencyMs,
       },
-      stats: {
-        timesteps: request.timesteps,
-        hitRate: request.hitRate,
-        stageSeconds: request.stageSeconds,
-      },
+      stats: request.stats === null ? null : speculativeStatsSchema.parse(request.stats),
       costMicros: Number(request.costMicros),
       lastEventId: entries.length > 0 ? entries[entries.length - 1].id : null,
     };

@@ -56,8 +56,11 @@ export class PipelinesService {
         whole: state.whole,
         problems: state.whole ? [] : state.problems,
         stages,
+        recentRequests: stats.requests,
+        timesteps: stats.timesteps,
         hitRate: stats.hitRate,
         tokensPerTimestep: stats.tokensPerTimestep,
+        time: stats.time,
         activeRequests: active.get(id) ?? 0,
         batch: pipelineBatch(found, now),
       });

@@ -18,7 +18,6 @@ import {
   type DecodingChoice,
   type FinishReason as JobFinishReason,
   type GenerationJob,
-  type SpeculativeStats,
 } from '@pipedec/contracts';
 import {
   decodeMsPerToken,
@@ -37,6 +36,7 @@ import { Redis } from 'ioredis';
 import type { StageConfig } from '../config/stage-config.js';
 import type { GrpcPipeline, TransportStats } from './grpc-pipeline.js';
 import { JobEventStream } from './job-events.js';
+import { speculativeStats } from './job-stats.js';
 import { KvGate } from './kv-gate.js';
 import { runMethod } from './run-method.js';
 import { StageNodeError } from './stage-node-error.js';
@@ -206,7 +206,8 @@ export class GenerationConsumer {
       });
       const result = await this.generate(data, decoding, attempt, abort.signal, events);
       this.learn(data, decoding, result);
-      const stats = speculativeStats(result);
+      const transport = this.pipeline.takeStats(result.requestId) ?? null;
+      const stats = speculativeStats(result.stats, transport);
       const at = Date.now();
       events.append({ type: 'stats', stats, at });
       events.append({
@@ -223,7 +224,7 @@ export class GenerationConsumer {
         finishReason: jobFinishReason(result.finishReason),
         decoding,
         stats: result.stats,
-        transport: this.pipeline.takeStats(result.requestId) ?? null,
+        transport,
       };
     } catch (error) {
       if (error instanceof DelayedError) throw error; // requeued, not failed
@@ -426,19 +427,6 @@ export function jobFinishReason(r: FinishReason): JobFinishReason {
     case 'cancelled':
       return 'cancelled';
   }
-}
-
-export function speculativeStats(r: GenerateResult): SpeculativeStats {
-  const s = r.stats;
-  const drafted = s.draftedNodes;
-  const accepted = s.method === 'stpp' ? s.acceptedDraftTokens : s.hits;
-  return {
-    timesteps: s.timesteps,
-    draftedTokens: drafted,
-    acceptedTokens: Math.min(accepted, drafted),
-    hitRate: drafted > 0 ? Math.min(1, accepted / drafted) : 0,
-    stageSeconds: s.stageBusyMs.reduce((a, b) => a + b, 0) / 1000,
-  };
 }
 
 function errorCode(error: unknown): string {

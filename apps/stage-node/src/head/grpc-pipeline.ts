@@ -36,6 +36,8 @@ export interface TransportStats {
   computeMs: number;
   /** Sum over packets of hidden-state encode + decode time. */
   codecMs: number;
+  /** Wall time with at least one packet of the request in the pipeline (send to verdict). */
+  pipelineMs: number;
   /** Hops over the network (stage to stage, and the last stage back to the head). */
   hops: number;
   /** Time spent serialising and writing decisions to every stage. */
@@ -112,12 +114,14 @@ class GrpcSession implements PipelineSession {
     roundTripMs: 0,
     computeMs: 0,
     codecMs: 0,
+    pipelineMs: 0,
     hops: 0,
     broadcastMs: 0,
     decisions: 0,
   };
   private readonly loop: TickLoop;
   private pending = 0; // packets sent whose verdict has not come back
+  private pendingSince = 0; // performance.now() when pending last rose from 0
   private atStage0 = 0; // packets queued or computing on stage 0
   private decisionCount = 0;
   private closed = false;
@@ -169,7 +173,7 @@ class GrpcSession implements PipelineSession {
 
   send(packet: LayerPacket): void {
     if (this.loop.failed) throw this.loop.failed;
-    this.pending++;
+    if (this.pending++ === 0) this.pendingSince = performance.now();
     this.atStage0++;
     this.sentAt.set(packet.seq, performance.now());
     this.stage0.packet({ packet, decisionCount: this.decisionCount, trace: emptyTrace() });
@@ -206,7 +210,7 @@ class GrpcSession implements PipelineSession {
       );
       return;
     }
-    this.pending--;
+    if (--this.pending === 0) this.stats.pipelineMs += performance.now() - this.pendingSince;
     const sent = this.sentAt.get(env.verdict.seq);
     this.sentAt.delete(env.verdict.seq);
     const { computeMs, rows } = env.trace;
@@ -236,6 +240,7 @@ class GrpcSession implements PipelineSession {
   close(): Promise<void> {
     if (this.closed) return Promise.resolve();
     this.closed = true;
+    if (this.pending > 0) this.stats.pipelineMs += performance.now() - this.pendingSince;
     const release: Decision = {
       requestId: this.requestId,
       epoch: 0,

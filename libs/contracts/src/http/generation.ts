@@ -2,8 +2,10 @@
 // /v1/chat/completions (the fields this service supports, unknown fields refused) and the
 // native job endpoint. Extra parameters: seed, decoding_method, tree_width, keep_running.
 import { z } from 'zod';
+import { finishReasonSchema, speculativeStatsSchema } from '../jobs/events.js';
 import {
   acceptanceSchema,
+  decodingChoiceSchema,
   decodingMethodSchema,
   MAX_STOP_STRINGS,
   MAX_TREE_WIDTH,
@@ -150,3 +152,45 @@ export const jobSubmitSchema = z
   })
   .strict();
 export type JobSubmit = z.infer<typeof jobSubmitSchema>;
+
+/**
+ * GET /v1/jobs/:id (and the admins' GET /admin/tenants/:t/requests/:id): a request's status
+ * and, once it has ended, its result and statistics.
+ */
+export const jobStatusSchema = z.object({
+  id: z.string(),
+  status: z.enum(['queued', 'running', 'succeeded', 'failed', 'cancelled']),
+  model: z.string(),
+  /** The method asked for ("auto" included). */
+  method: z.string(),
+  /** What it decodes with: the method named, or auto's choice, with its parameters. */
+  decoding: decodingChoiceSchema.nullable(),
+  /** The text committed so far. */
+  output: z.string(),
+  finishReason: finishReasonSchema.nullable(),
+  error: z.string().nullable(),
+  usage: z
+    .object({
+      prompt_tokens: z.number().int(),
+      completion_tokens: z.number().int(),
+      total_tokens: z.number().int(),
+    })
+    .nullable(),
+  timings: z.object({
+    queuedAt: z.iso.datetime(),
+    startedAt: z.iso.datetime().nullable(),
+    finishedAt: z.iso.datetime().nullable(),
+    timeToFirstTokenMs: z.number().nullable(),
+    timePerOutputTokenMs: z.number().nullable(),
+    totalLatencyMs: z.number().nullable(),
+  }),
+  /**
+   * Timesteps, tokens per timestep, hit rate and the time split of the attempt that finished;
+   * null until the request has ended (and for a request that never ran a step).
+   */
+  stats: speculativeStatsSchema.nullable(),
+  costMicros: z.number(),
+  /** The request's event stream position to resume from (socket.io / SSE). */
+  lastEventId: z.string().nullable(),
+});
+export type JobStatus = z.infer<typeof jobStatusSchema>;

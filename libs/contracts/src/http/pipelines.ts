@@ -1,6 +1,7 @@
 // GET /admin/pipelines: the live state of every pipeline, for the dashboard; the same
 // snapshot is pushed every second on the socket.io namespace ADMIN_LIVE.namespace.
 import { z } from 'zod';
+import { HIT_RATE_DEFINITION, timeSplitSchema } from '../jobs/events.js';
 import { pipelineBatchSchema } from './pipeline-batch.js';
 
 export const stageViewSchema = z.object({
@@ -26,10 +27,19 @@ export const pipelineViewSchema = z.object({
   whole: z.boolean(),
   problems: z.array(z.string()),
   stages: z.array(stageViewSchema),
-  /** Draft acceptance over this pipeline's recent requests (null: none yet). */
-  hitRate: z.number().min(0).max(1).nullable(),
-  /** Committed tokens per pipeline timestep over its recent requests (null: none yet). */
+  /** How many of its most recent finished requests the figures below pool. */
+  recentRequests: z.number().int().min(0),
+  /** Their pipeline timesteps, summed (null: none yet). */
+  timesteps: z.number().int().min(0).nullable(),
+  /**
+   * Their accepted drafted tokens over their verified tokens: the job result's hit rate,
+   * pooled (null: none yet, or only PP).
+   */
+  hitRate: z.number().min(0).max(1).nullable().describe(HIT_RATE_DEFINITION),
+  /** Their tokens after the first per timestep after the first token's, pooled (null: none). */
   tokensPerTimestep: z.number().min(0).nullable(),
+  /** Their time splits, summed (null: none yet). */
+  time: timeSplitSchema.nullable(),
   activeRequests: z.number().int().min(0),
   batch: pipelineBatchSchema,
 });

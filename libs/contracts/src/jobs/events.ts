@@ -11,19 +11,66 @@ import { decodingChoiceSchema } from './generation-job.js';
 
 export const EVENT_FIELD = 'e';
 
+/**
+ * What "hit rate" means wherever it is shown (a job's result, the playground, the live view):
+ * one sentence, written once here and shown beside the number.
+ */
+export const HIT_RATE_DEFINITION =
+  'Hit rate: the share of tokens committed after the first that the draft had proposed and the pipeline had already computed (PipeDec: the target token was in the tree; STPP: on the accepted path); PP drafts nothing.';
+
+/** What the time split's parts measure, shown beside them. */
+export const TIME_SPLIT_DEFINITION =
+  "Time split: draft is the draft model's own compute; of the rest of the time this request had packets in the pipeline, stage compute is the share its stages spent in forward passes and transfer the share its packets spent between them (hops, encoding, waiting at a busy stage). The parts never add up to more than the wall time.";
+
+export const timeSplitSchema = z
+  .object({
+    /** The request's run at the head, first packet to last verdict, ms. */
+    wallMs: z.number().min(0),
+    /** The draft model's own compute for this request, ms. */
+    draftMs: z.number().min(0),
+    /** Share of the pipeline time spent in the stages' forward passes, ms. */
+    stageComputeMs: z.number().min(0),
+    /** Share of the pipeline time spent between stages (hops, codec, queues), ms. */
+    transferMs: z.number().min(0),
+  })
+  .strict()
+  .describe(TIME_SPLIT_DEFINITION);
+export type TimeSplit = z.infer<typeof timeSplitSchema>;
+
 export const speculativeStatsSchema = z
   .object({
-    /** Pipeline timesteps used so far. */
+    /** Pipeline timesteps used, prefill included. */
     timesteps: z.number().int().min(0),
+    /** Committed tokens after the first per timestep after the first token's (0: one token). */
+    tokensPerTimestep: z.number().min(0),
+    /** Tree nodes sent into the pipeline. */
     draftedTokens: z.number().int().min(0),
+    /** Tokens committed after the first that the draft had proposed (hitRate's numerator). */
     acceptedTokens: z.number().int().min(0),
-    /** acceptedTokens / draftedTokens, 0 when nothing was drafted. */
-    hitRate: z.number().min(0).max(1),
-    /** Sum over stages of busy compute time, seconds. */
+    /** Tokens committed by verification, every one after the first (hitRate's denominator). */
+    verifiedTokens: z.number().int().min(0),
+    /** acceptedTokens / verifiedTokens; null when nothing was drafted (PP). */
+    hitRate: z.number().min(0).max(1).nullable().describe(HIT_RATE_DEFINITION),
+    /** Sum over stages of busy compute time, seconds (what usage reports). */
     stageSeconds: z.number().min(0),
+    time: timeSplitSchema,
   })
   .strict();
 export type SpeculativeStats = z.infer<typeof speculativeStatsSchema>;
+
+/** The statistics of a request that never ran (cancelled while it waited). */
+export function emptySpeculativeStats(): SpeculativeStats {
+  return {
+    timesteps: 0,
+    tokensPerTimestep: 0,
+    draftedTokens: 0,
+    acceptedTokens: 0,
+    verifiedTokens: 0,
+    hitRate: null,
+    stageSeconds: 0,
+    time: { wallMs: 0, draftMs: 0, stageComputeMs: 0, transferMs: 0 },
+  };
+}
 
 export const usageSchema = z
   .object({

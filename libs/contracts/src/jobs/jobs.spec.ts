@@ -50,10 +50,13 @@ describe('event records', () => {
       usage: { promptTokens: 2, completionTokens: 8 },
       stats: {
         timesteps: 5,
+        tokensPerTimestep: 2.5,
         draftedTokens: 10,
         acceptedTokens: 6,
+        verifiedTokens: 10,
         hitRate: 0.6,
         stageSeconds: 0.2,
+        time: { wallMs: 40, draftMs: 5, stageComputeMs: 20, transferMs: 10 },
       },
       at: 3,
     };
