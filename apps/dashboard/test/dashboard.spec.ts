@@ -6,6 +6,11 @@ import { jest } from '@jest/globals';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type pw from 'playwright-core';
+import {
+  HIT_RATE_DEFINITION,
+  speculativeStatsSchema,
+  TIME_SPLIT_DEFINITION,
+} from '@pipedec/contracts';
 import { formatMicros } from '../lib/format.js';
 import { ARTIFACTS, launchChromium, screenshot } from './browser.js';
 import { ADMIN, MODEL_NAME, startStack, type Stack } from './stack.js';
@@ -379,15 +384,29 @@ describe('dashboard end to end', () => {
       const cell = (id: string) => page.getByTestId(`${id}-${m}`);
       await waitForText(cell('timesteps'), String(row.timesteps));
       expect(await cell('decoded').textContent()).toBe(m);
-      expect(await cell('per-step').textContent()).toBe(
-        (row.completionTokens / row.timesteps!).toFixed(2),
+      // The job's own figures (contracts' SpeculativeStats), as GET /v1/jobs/:id gives them.
+      const stats = speculativeStatsSchema.parse(row.stats);
+      expect(await cell('per-step').textContent()).toBe(stats.tokensPerTimestep.toFixed(2));
+      expect(await cell('hit-rate').textContent()).toBe(
+        stats.hitRate === null ? '–' : `${(stats.hitRate * 100).toFixed(1)}%`,
       );
+      expect(stats.hitRate === null).toBe(m === 'pp');
+      for (const [id, ms] of [
+        ['draft-ms', stats.time.draftMs],
+        ['compute-ms', stats.time.stageComputeMs],
+        ['transfer-ms', stats.time.transferMs],
+      ] as const) {
+        expect(await cell(id).textContent()).toMatch(/^\d+(\.\d)? m?s$/);
+        expect(ms).toBeGreaterThanOrEqual(0);
+      }
       const pp = requests3.find((r) => r.method === 'pp')!;
       expect(await cell('speedup').textContent()).toBe(
         `${(pp.timesteps! / row.timesteps!).toFixed(2)}×`,
       );
       expect(await cell('same').textContent()).toBe('yes');
     }
+    await page.getByText(HIT_RATE_DEFINITION).waitFor();
+    await page.getByText(TIME_SPLIT_DEFINITION).waitFor();
     await screenshot(page, '05b-playground-methods');
     const requests = await stack.prisma.generationRequest.findMany({
       where: { tenantId },
@@ -492,6 +511,21 @@ describe('dashboard end to end', () => {
     expect(peak['batch-e2e-requests']).toBe(1);
     expect(peak['batch-e2e-in-flight']).toBeGreaterThanOrEqual(0);
     expect(await card.getByText(/utilisation \d+\.\d%/).count()).toBe(2);
+    // Timesteps, tokens per timestep, hit rate and the time split of the recent requests,
+    // with the hit rate's and the split's definitions beside them.
+    expect(await card.getByTestId('timesteps-e2e').textContent()).toMatch(/^\d+$/);
+    expect(await card.getByTestId('per-step-e2e').textContent()).toMatch(/^\d+\.\d\d$/);
+    expect(await card.getByTestId('hit-rate-e2e').textContent()).toMatch(/^\d+\.\d%$/);
+    const split = async (id: string) =>
+      Number(await card.getByTestId(`${id}-e2e`).getAttribute('data-value'));
+    const [draft, compute, transfer] = await Promise.all(
+      ['draft-ms', 'compute-ms', 'transfer-ms'].map(split),
+    );
+    expect(compute).toBeGreaterThan(0);
+    expect(draft).toBeGreaterThan(0);
+    expect(transfer).toBeGreaterThanOrEqual(0);
+    await card.getByText(HIT_RATE_DEFINITION).waitFor();
+    await card.getByText(TIME_SPLIT_DEFINITION).waitFor();
     await screenshot(page, '11-pipelines');
     // Fractions on a 0-100 % axis drawn by the chart library, counts in whole numbers.
     // (The x axis shows clock times such as 03:02:53, so the y ticks are the others.)

@@ -4,6 +4,9 @@ import { z } from 'zod';
 import { HIT_RATE_DEFINITION, timeSplitSchema } from '../jobs/events.js';
 import { pipelineBatchSchema } from './pipeline-batch.js';
 
+// The sentences the dashboard shows beside these figures (its pages import from ./http).
+export { HIT_RATE_DEFINITION, TIME_SPLIT_DEFINITION, type TimeSplit } from '../jobs/events.js';
+
 export const stageViewSchema = z.object({
   stageIndex: z.number().int().min(0),
   stageCount: z.number().int().min(1),

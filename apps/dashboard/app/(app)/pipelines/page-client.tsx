@@ -3,10 +3,16 @@
 // ADMIN_LIVE.namespace); the last minutes of history are kept here (stage utilisation, hit
 // rate, tokens per timestep, queue depth). Each connection attempt presents a fresh single-use
 // ticket from /pipelines/live-ticket, so the admin session never reaches this script.
-import { ADMIN_LIVE, type LiveTicket } from '@pipedec/contracts/http';
+import {
+  ADMIN_LIVE,
+  HIT_RATE_DEFINITION,
+  TIME_SPLIT_DEFINITION,
+  type LiveTicket,
+  type TimeSplit,
+} from '@pipedec/contracts/http';
 import { useEffect, useState } from 'react';
 import { io } from 'socket.io-client';
-import { formatPercent } from '@/lib/format';
+import { formatMs, formatPercent } from '@/lib/format';
 import { pipelinesSnapshotSchema, type PipelinesSnapshot, type PipelineView } from '@/lib/schemas';
 import { LineChart } from '../_components/line-chart';
 import { BatchSection } from './batch-section';
@@ -229,10 +235,18 @@ function PipelineCard({
       ) : (
         <>
           <p className="small">
-            Hit rate <strong>{formatPercent(p.hitRate)}</strong> · tokens per timestep{' '}
-            <strong>{p.tokensPerTimestep === null ? '–' : p.tokensPerTimestep.toFixed(2)}</strong> ·{' '}
+            Over its last {p.recentRequests} requests: hit rate{' '}
+            <strong data-testid={`hit-rate-${p.pipelineId}`}>{formatPercent(p.hitRate)}</strong> ·
+            tokens per timestep{' '}
+            <strong data-testid={`per-step-${p.pipelineId}`}>
+              {p.tokensPerTimestep === null ? '–' : p.tokensPerTimestep.toFixed(2)}
+            </strong>{' '}
+            · timesteps{' '}
+            <strong data-testid={`timesteps-${p.pipelineId}`}>{p.timesteps ?? '–'}</strong> ·{' '}
             {p.activeRequests} running
           </p>
+          <TimeSplitLine pipelineId={p.pipelineId} time={p.time} />
+          <p className="small muted">{HIT_RATE_DEFINITION}</p>
           <ol className="stages" aria-label={`Stages of ${p.pipelineId}`}>
             {p.stages.map((s) => (
               <li key={s.stageIndex}>
@@ -290,5 +304,29 @@ function PipelineCard({
         </>
       )}
     </section>
+  );
+}
+
+/** The pooled time split: each part's total and its share of the requests' wall time. */
+function TimeSplitLine({ pipelineId, time }: { pipelineId: string; time: TimeSplit | null }) {
+  const part = (label: string, ms: number | undefined, id: string) => (
+    <>
+      {label}{' '}
+      <strong data-testid={`${id}-${pipelineId}`} data-value={ms ?? ''}>
+        {formatMs(ms)}
+      </strong>{' '}
+      ({time && time.wallMs > 0 && ms !== undefined ? formatPercent(ms / time.wallMs) : '–'})
+    </>
+  );
+  return (
+    <>
+      <p className="small">
+        Time split: {part('draft', time?.draftMs, 'draft-ms')} ·{' '}
+        {part('stage compute', time?.stageComputeMs, 'compute-ms')} ·{' '}
+        {part('transfer', time?.transferMs, 'transfer-ms')} of{' '}
+        <strong data-testid={`wall-ms-${pipelineId}`}>{formatMs(time?.wallMs)}</strong> wall
+      </p>
+      <p className="small muted">{TIME_SPLIT_DEFINITION}</p>
+    </>
   );
 }

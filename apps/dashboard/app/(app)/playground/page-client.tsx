@@ -1,8 +1,9 @@
 'use client';
 // Send a prompt as a tenant's key and watch the tokens arrive; run it with each decoding
 // method in turn (one after another, so they do not queue behind each other) and compare.
+import { HIT_RATE_DEFINITION, TIME_SPLIT_DEFINITION } from '@pipedec/contracts/http';
 import { useState } from 'react';
-import { formatMs } from '@/lib/format';
+import { formatMs, formatPercent } from '@/lib/format';
 import {
   PLAYGROUND_METHODS,
   type PlaygroundMethod,
@@ -30,7 +31,7 @@ interface Run {
   endAt: number | null;
   error: string | null;
   requestId: string | null;
-  /** From the API once the run is accounted: method used, timesteps, hit rate. */
+  /** From the API once the run is accounted: method used, timesteps, hit rate, time split. */
   stats: RunStats | null;
 }
 
@@ -222,9 +223,16 @@ export function PlaygroundClient({ choices }: { choices: KeyChoice[] }) {
           <h2>Speeds</h2>
           <p className="small muted">
             A timestep is one step of the pipeline; PipeDec and STPP commit several tokens in a step
-            when the draft guesses right, PP decodes without a draft. Tick pp to compare: the
+            when the draft guesses right, PP decodes without a draft. Tokens per timestep counts the
+            tokens after the first over the timesteps after the first token. Tick pp to compare: the
             speedup is PP&apos;s timesteps over each method&apos;s, and the tokens must be identical
             (the methods are lossless).
+          </p>
+          <p className="small muted" data-testid="hit-rate-definition">
+            {HIT_RATE_DEFINITION}
+          </p>
+          <p className="small muted" data-testid="time-split-definition">
+            {TIME_SPLIT_DEFINITION}
           </p>
           <div className="table-wrap">
             <table aria-label="Speed per method">
@@ -250,6 +258,18 @@ export function PlaygroundClient({ choices }: { choices: KeyChoice[] }) {
                   </th>
                   <th scope="col" className="num">
                     Tokens / timestep
+                  </th>
+                  <th scope="col" className="num">
+                    Hit rate
+                  </th>
+                  <th scope="col" className="num">
+                    Draft
+                  </th>
+                  <th scope="col" className="num">
+                    Stage compute
+                  </th>
+                  <th scope="col" className="num">
+                    Transfer
                   </th>
                   {pp && (
                     <>
@@ -291,9 +311,21 @@ export function PlaygroundClient({ choices }: { choices: KeyChoice[] }) {
                         {r.stats?.timesteps ?? '–'}
                       </td>
                       <td className="num" data-testid={`per-step-${r.method}`}>
-                        {r.stats?.timesteps && r.stats.completionTokens !== null
-                          ? (r.stats.completionTokens / r.stats.timesteps).toFixed(2)
-                          : '–'}
+                        {r.stats?.tokensPerTimestep == null
+                          ? '–'
+                          : r.stats.tokensPerTimestep.toFixed(2)}
+                      </td>
+                      <td className="num" data-testid={`hit-rate-${r.method}`}>
+                        {r.stats ? formatPercent(r.stats.hitRate) : '–'}
+                      </td>
+                      <td className="num" data-testid={`draft-ms-${r.method}`}>
+                        {formatMs(r.stats?.time?.draftMs)}
+                      </td>
+                      <td className="num" data-testid={`compute-ms-${r.method}`}>
+                        {formatMs(r.stats?.time?.stageComputeMs)}
+                      </td>
+                      <td className="num" data-testid={`transfer-ms-${r.method}`}>
+                        {formatMs(r.stats?.time?.transferMs)}
                       </td>
                       {pp && (
                         <>

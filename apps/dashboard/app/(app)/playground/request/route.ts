@@ -1,20 +1,12 @@
 // GET /playground/request?tenant=&id=: a finished playground run's statistics (decoding
-// method used, timesteps, hit rate, tokens) from the API, for the comparison table.
+// method used, timesteps, tokens per timestep, hit rate, time split, tokens) from the API, for
+// the comparison table.
+import { jobStatusSchema, type TimeSplit } from '@pipedec/contracts/http';
 import { z } from 'zod';
 import { apiCall } from '@/lib/api-client';
 import { ApiError } from '@/lib/errors';
 
 export const dynamic = 'force-dynamic';
-
-const requestViewSchema = z.object({
-  id: z.string(),
-  status: z.string(),
-  method: z.string(),
-  decoding: z.object({ method: z.string() }).passthrough().nullable(),
-  output: z.string(),
-  usage: z.object({ completion_tokens: z.number() }).nullable(),
-  stats: z.object({ timesteps: z.number().nullable(), hitRate: z.number().nullable() }),
-});
 
 export interface RunStats {
   status: string;
@@ -23,7 +15,9 @@ export interface RunStats {
   accounted: boolean;
   completionTokens: number | null;
   timesteps: number | null;
+  tokensPerTimestep: number | null;
   hitRate: number | null;
+  time: TimeSplit | null;
   output: string;
 }
 
@@ -40,15 +34,17 @@ export async function GET(request: Request): Promise<Response> {
     const r = await apiCall(
       'GET',
       `/admin/tenants/${tenant.data}/requests/${id.data}`,
-      requestViewSchema,
+      jobStatusSchema,
     );
     const stats: RunStats = {
       status: r.status,
       method: r.decoding?.method ?? r.method,
       accounted: r.usage !== null,
       completionTokens: r.usage?.completion_tokens ?? null,
-      timesteps: r.stats.timesteps,
-      hitRate: r.stats.hitRate,
+      timesteps: r.stats?.timesteps ?? null,
+      tokensPerTimestep: r.stats?.tokensPerTimestep ?? null,
+      hitRate: r.stats?.hitRate ?? null,
+      time: r.stats?.time ?? null,
       output: r.output,
     };
     return Response.json(stats, { headers: { 'cache-control': 'no-store' } });
