@@ -34,6 +34,13 @@ const shard = {
   layerEnd: 1,
   isFirst: true,
   isLast: false,
+  memory: () => ({
+    kvBytes: 0,
+    kvLimitBytes: Infinity,
+    kvBytesPerRow: 16,
+    weightBytes: 0,
+    sequences: 0,
+  }),
 } as unknown as LayerShard;
 
 /** Stage 1, registered at an address nothing listens on. */
