@@ -46,10 +46,12 @@ import {
 } from '@pipedec/model';
 import { Job, Queue } from 'bullmq';
 import { Redis } from 'ioredis';
-import type { ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
+import { once } from 'node:events';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -187,6 +189,55 @@ interface WireResult {
   rawBytesMs: Record<string, number>; // same-size opaque payload
   packetMs: Record<string, number>; // Echo of a layer packet (encode + decode on both ends)
   overheadMs: Record<string, number>; // packetMs - rawBytesMs, per interleaved sample
+  /**
+   * The same bytes over a plain TCP socket to a minimal echo process (bench/tcp-echo.mjs):
+   * what a transport of our own could save against gRPC, before any framing of its own.
+   */
+  tcpBytesMs: Record<string, number>;
+  tcpPingMs: number;
+}
+
+/** A plain TCP echo process (bench/tcp-echo.mjs) and a way to time one round trip to it. */
+async function tcpProber(): Promise<{
+  once: (payload: Buffer) => Promise<number>;
+  close: () => void;
+}> {
+  const child = spawn(process.execPath, [path.join(ROOT, 'bench/tcp-echo.mjs')], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const port = await new Promise<number>((resolve, reject) => {
+    child.stdout.once('data', (d: Buffer) => resolve(Number(d.toString().trim())));
+    child.once('exit', (code) => reject(new Error(`tcp-echo exited with ${code}`)));
+  });
+  const socket = net.connect(port, '127.0.0.1');
+  socket.setNoDelay(true);
+  await once(socket, 'connect');
+  let want = 0;
+  let got = 0;
+  let done: (() => void) | null = null;
+  socket.on('data', (chunk: Buffer) => {
+    got += chunk.length;
+    if (got >= want) done?.();
+  });
+  return {
+    async once(payload: Buffer): Promise<number> {
+      const frame = Buffer.allocUnsafe(4 + payload.length);
+      frame.writeUInt32LE(payload.length, 0);
+      payload.copy(frame, 4);
+      const t = performance.now();
+      await new Promise<void>((r) => {
+        done = r;
+        want = frame.length;
+        got = 0;
+        socket.write(frame);
+      });
+      return performance.now() - t;
+    },
+    close: () => {
+      socket.destroy();
+      child.kill('SIGTERM');
+    },
+  };
 }
 
 /** One open stream and a way to time one round trip on it. */
@@ -217,8 +268,12 @@ async function measureWire(address: string, hidden: number): Promise<WireResult>
     rawBytesMs: {},
     packetMs: {},
     overheadMs: {},
+    tcpBytesMs: {},
+    tcpPingMs: 0,
   };
   const pings: number[] = [];
+  const tcpPings: number[] = [];
+  const tcp = await tcpProber();
   for (const [label, rows] of Object.entries(shapes)) {
     for (const dtype of ['FP32', 'FP16'] as const) {
       const key = `${label}, ${dtype.toLowerCase()} (${rows}x${hidden})`;
@@ -254,16 +309,22 @@ async function measureWire(address: string, hidden: number): Promise<WireResult>
       const p: number[] = [];
       const r: number[] = [];
       const e: number[] = [];
+      const tb: number[] = [];
       for (let i = 0; i < n + 20; i++) {
         const tp = await ping.once(() => empty);
         const tr = await raw.once(() => opaque);
         // The client encodes on every send, as a stage does before each hop.
         const te = await echo.once(() => encodePackets([env], dtype));
+        const tt = await tcp.once(opaque);
+        const tq = await tcp.once(empty);
         if (i < 20) continue; // warm-up
         p.push(tp);
         r.push(tr);
         e.push(te);
+        tb.push(tt);
+        tcpPings.push(tq);
       }
+      res.tcpBytesMs[key] = median(tb);
       for (const x of [ping, raw, echo]) x.end();
       pings.push(...p);
       res.rawBytesMs[key] = median(r);
@@ -272,6 +333,8 @@ async function measureWire(address: string, hidden: number): Promise<WireResult>
     }
   }
   res.pingMs = median(pings);
+  res.tcpPingMs = median(tcpPings);
+  tcp.close();
   client.close();
   return res;
 }
@@ -843,15 +906,19 @@ async function main(): Promise<void> {
         '',
       );
       out.push(
-        '| packet | bytes | encode us | decode us | same bytes, opaque | layer packet (Echo) | packet minus same-bytes round trip |',
-        '|---|---|---|---|---|---|---|',
+        '| packet | bytes | encode us | decode us | same bytes, opaque | layer packet (Echo) | packet minus same-bytes round trip | same bytes, plain TCP |',
+        '|---|---|---|---|---|---|---|---|',
       );
       for (const k of Object.keys(wire.packetMs)) {
         const c = wire.codecUs[k];
         out.push(
-          `| ${k} | ${c.bytes} | ${f(c.encode, 0)} | ${f(c.decode, 0)} | ${f(wire.rawBytesMs[k], 3)} ms | ${f(wire.packetMs[k], 3)} ms | ${f(wire.overheadMs[k], 3)} ms |`,
+          `| ${k} | ${c.bytes} | ${f(c.encode, 0)} | ${f(c.decode, 0)} | ${f(wire.rawBytesMs[k], 3)} ms | ${f(wire.packetMs[k], 3)} ms | ${f(wire.overheadMs[k], 3)} ms | ${f(wire.tcpBytesMs[k], 3)} ms |`,
         );
       }
+      out.push(
+        '',
+        `Plain TCP (bench/tcp-echo.mjs, a minimal echo process, same interleaving): empty frame ${f(wire.tcpPingMs, 3)} ms against gRPC's ${f(wire.pingMs, 3)} ms.`,
+      );
     }
     const text = out.join('\n');
     process.stdout.write(`${text}\n`);
