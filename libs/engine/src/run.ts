@@ -331,7 +331,7 @@ export class RequestRun {
     s.stageBusyMs = usage.map((u) => u.busyMs);
     s.stagePositions = usage.map((u) => u.positions);
     s.stageSimulatedMs = usage.map((u) => u.simulatedMs);
-    const decodeTokens = s.committedTokens - 1;
+    const decodeTokens = Math.max(0, s.committedTokens - 1); // none before the first token
     s.timestepsPerToken = ratio(s.timesteps - s.prefillTimesteps, decodeTokens);
     s.tokensPerTimestep = ratio(decodeTokens, s.timesteps - s.prefillTimesteps);
     s.simulatedMsPerToken = ratio(s.simulatedMs - s.ttftSimulatedMs, decodeTokens);

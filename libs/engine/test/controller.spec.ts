@@ -203,6 +203,44 @@ describe('PipeDec controller on the toy model', () => {
     },
   );
 
+  it('a request cancelled before its first token reports no negative rate', async () => {
+    // Cancelled after prefill but before a verification committed a token: the job's
+    // statistics must still validate (tokens per timestep was -1/steps here).
+    let zeroTokenRuns = 0;
+    for (const spec of ALL.slice(1)) {
+      for (let calls = 1; calls <= 6; calls++) {
+        const r = rig(3, 0.3);
+        const ac = new AbortController();
+        const last = r.stages[r.stages.length - 1] as ToyShard;
+        const forward = last.forward.bind(last);
+        let n = 0;
+        last.forward = (seq, batch) => {
+          if (++n === calls) ac.abort();
+          return forward(seq, batch);
+        };
+        const res = await runMethod(
+          r,
+          spec,
+          {
+            requestId: `z${calls}`,
+            prompt: [3, 1, 4, 1, 5],
+            maxTokens: 40,
+            prefillChunk: 2,
+            signal: ac.signal,
+          },
+          'async',
+        );
+        if (res.tokens.length === 0 && res.stats.timesteps > res.stats.prefillTimesteps)
+          zeroTokenRuns++;
+        for (const [k, v] of Object.entries(res.stats)) {
+          if (typeof v === 'number')
+            expect({ [k]: v >= 0 && Number.isFinite(v) }).toEqual({ [k]: true });
+        }
+      }
+    }
+    expect(zeroTokenRuns).toBeGreaterThan(0);
+  });
+
   it('cancellation mid-computation (timer) frees everything on async stages', async () => {
     for (const spec of ALL.slice(1)) {
       for (const delay of [0, 1, 3, 8]) {
