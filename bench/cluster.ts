@@ -742,6 +742,7 @@ function summarizeSampled(
 async function main(): Promise<void> {
   const tmp = await mkdtemp(path.join(os.tmpdir(), 'bench-cluster-'));
   const started = Date.now();
+  const loadAtStart = os.loadavg()[0]; // 1-minute load average: how shared the 2 cores were
   try {
     const m = await models(tmp);
     const promptIds = await prompts(m.target);
@@ -834,7 +835,7 @@ async function main(): Promise<void> {
     const out: string[] = [];
     out.push(`# bench:cluster (${new Date().toISOString()})`, '');
     out.push(
-      `Model: ${m.label}; hidden ${hidden}, ${numLayers} layers. ${PROMPT_COUNT} prompts x ${REPEATS} runs per method (interleaved; ms/token and tokens/s are medians), ${MAX_TOKENS} tokens, greedy, PipeDec W=${WIDTH}, STPP depth ${STPP_DEPTH} budget ${WIDTH * STPP_DEPTH}. Host: ${os.cpus().length} CPUs shared by all stage processes.`,
+      `Model: ${m.label}; hidden ${hidden}, ${numLayers} layers. ${PROMPT_COUNT} prompts x ${REPEATS} runs per method (interleaved; ms/token and tokens/s are medians), ${MAX_TOKENS} tokens, greedy, PipeDec W=${WIDTH}, STPP depth ${STPP_DEPTH} budget ${WIDTH * STPP_DEPTH}. Host: ${os.cpus().length} CPUs shared by all stage processes; load average ${loadAtStart.toFixed(2)} at start, ${os.loadavg()[0].toFixed(2)} at the end.`,
       '',
     );
     out.push(
@@ -939,6 +940,7 @@ async function main(): Promise<void> {
           temperatures: TEMPERATURES,
           acceptance: ACCEPTANCES,
           cpus: os.cpus().length,
+          loadAverage1m: { start: loadAtStart, end: os.loadavg()[0] },
           wire,
           results,
           table: text,
