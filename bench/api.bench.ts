@@ -15,8 +15,14 @@
 //     queue, p50 and p99 latency; at saturation and at a fixed 300 requests/s. Afterwards every
 //     admitted request must have one row, one queued job and one quota reservation, and the
 //     counters must equal the sum of the reservations.
+// (c) Load (#16): --stream-clients streaming clients at once through the API on the pipeline
+//     `npm start` runs (4 stages, QUEUE_CONCURRENCY 8): TTFT p50/p99, time per token, tokens/s,
+//     nothing lost (every token streamed, recorded and billed once) and where TTFT goes
+//     (bench/api-stream-load.ts says how). Runs between (a) and (b), whose queued jobs would
+//     otherwise land on its pipeline.
 //
-// Prints markdown tables and writes bench/results/api.json (or --out).
+// --skip takes latency, stream and load (comma list). Prints markdown tables and writes
+// bench/results/api.json (or --out); a skipped section keeps what the file held for it.
 import {
   eventsKey,
   GENERATION_JOB_NAME,
@@ -44,6 +50,7 @@ import { parseArgs } from 'node:util';
 import { io, type Socket } from 'socket.io-client';
 import { LocalCluster } from '@pipedec/testkit/local-cluster';
 import { startApi, stopChild, type ApiProcess } from './api-process.js';
+import { measureStreamLoad, STREAM_TARGETS, streamLoadTable } from './api-stream-load.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const MODEL = 'pipedec-demo';
@@ -62,12 +69,18 @@ const { values: args } = parseArgs({
     profile: { type: 'boolean', default: false }, // write a CPU profile of the API
     connections: { type: 'string', default: '8' },
     rate: { type: 'string', default: String(TARGETS.rps) },
-    skip: { type: 'string', default: '' }, // "latency" or "load"
+    skip: { type: 'string', default: '' }, // "latency", "stream", "load", comma-separated
     out: { type: 'string', default: path.join(ROOT, 'bench', 'results', 'api.json') },
     // Niceness of the stage processes in (a); 0 = scheduled like everything else.
     'stage-nice': { type: 'string', default: '0' },
     // Idle time before each request in (a); 0 = back to back.
     'gap-ms': { type: 'string', default: '0' },
+    // (c): clients, the window their starts are spread over (0 = all at once), the draw's seed.
+    'stream-clients': { type: 'string', default: '30' },
+    'stream-stagger-ms': { type: 'string', default: '0' },
+    'stream-seed': { type: 'string', default: '1' },
+    // (c)'s head concurrency; default npm start's. Another value is a diagnosis, not the target.
+    'stream-queue-concurrency': { type: 'string', default: '' },
   },
 });
 const STAGES = Number(args.stages);
@@ -82,6 +95,19 @@ const CONNECTIONS = Number(args.connections);
 const RATE = Number(args.rate);
 const STAGE_NICE = Number(args['stage-nice']);
 const GAP_MS = Number(args['gap-ms']);
+const STREAM_CLIENTS = Number(args['stream-clients']);
+const STREAM_STAGGER_MS = Number(args['stream-stagger-ms']);
+const STREAM_SEED = Number(args['stream-seed']);
+/**
+ * (c)'s pipeline as `npm start` runs it: apps/stage-node's start-pipeline launcher starts 4
+ * stages with QUEUE_CONCURRENCY 8 and WIRE_DTYPE fp32 unless .env says otherwise.
+ */
+const NPM_START_STAGES = 4;
+const NPM_START_STAGE_ENV = { QUEUE_CONCURRENCY: '8', WIRE_DTYPE: 'fp32' };
+const STREAM_STAGE_ENV = {
+  ...NPM_START_STAGE_ENV,
+  QUEUE_CONCURRENCY: args['stream-queue-concurrency'] || NPM_START_STAGE_ENV.QUEUE_CONCURRENCY,
+};
 
 const now = (): number => performance.timeOrigin + performance.now();
 const median = (xs: number[]): number => {
@@ -139,6 +165,36 @@ async function prompts(): Promise<string[]> {
     }
   }
   return texts.slice(0, PROMPTS);
+}
+
+/** (c)'s prompts: the first 8 of each set, 160 characters each. */
+async function streamPrompts(): Promise<string[]> {
+  const texts: string[] = [];
+  for (const f of ['quotes.jsonl', 'code.jsonl', 'scripture.jsonl']) {
+    const lines = (await readFile(path.join(ROOT, 'models/prompts', f), 'utf8')).split('\n');
+    for (const line of lines.filter(Boolean).slice(0, 8)) {
+      texts.push((JSON.parse(line) as { text: string }).text.slice(0, 160));
+    }
+  }
+  return texts;
+}
+
+/** One short request per method, so (c) does not time the stages' first runs. */
+async function warmUp(api: ApiProcess, t: Tenant): Promise<void> {
+  for (const method of ['pp', 'stpp', 'pipedec', 'auto']) {
+    const res = await fetch(`${api.url}/v1/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${t.key}`, 'content-type': 'application/json' },
+      body: JSON.stringify({
+        model: MODEL,
+        prompt: 'The pipeline of stages',
+        max_tokens: 8,
+        temperature: 1,
+        decoding_method: method,
+      }),
+    });
+    if (res.status !== 200) throw new Error(`warm-up ${method}: ${res.status} ${await res.text()}`);
+  }
 }
 
 // ---------------------------------------------------------------- (a) latency over the engine
@@ -655,6 +711,8 @@ async function main(): Promise<void> {
   try {
     const latencyTenant = await benchTenant(prisma, 'bench-latency');
     const loadTenant = await benchTenant(prisma, 'bench-load');
+    const streamTenant = await benchTenant(prisma, 'bench-stream');
+    const warmUpTenant = await benchTenant(prisma, 'bench-stream-warm-up');
     api = await startApi(
       {
         NODE_ENV: 'production',
@@ -699,6 +757,43 @@ async function main(): Promise<void> {
       cluster = null;
     }
 
+    let stream: Awaited<ReturnType<typeof measureStreamLoad>> | null = null;
+    if (!skip.has('stream')) {
+      process.stderr.write(`(c) starting ${NPM_START_STAGES} stages\n`);
+      cluster = await LocalCluster.start({
+        pipelineId: 'bench-api-stream',
+        stages: NPM_START_STAGES,
+        checkpointDir: path.join(ROOT, 'models/demo-target'),
+        draftCheckpointDir: path.join(ROOT, 'models/demo-draft'),
+        redisUrl,
+        redisPrefix: prefix,
+        env: { MODEL_NAME: MODEL, ...STREAM_STAGE_ENV },
+        readyTimeoutMs: 180_000,
+      });
+      await warmUp(api, warmUpTenant);
+      process.stderr.write(`(c) warmed up; ${STREAM_CLIENTS} clients\n`);
+      stream = await measureStreamLoad({
+        apiUrl: api.url,
+        apiKey: streamTenant.key,
+        tenantId: streamTenant.id,
+        model: MODEL,
+        redisUrl,
+        redisPrefix: prefix,
+        prisma,
+        clients: STREAM_CLIENTS,
+        staggerMs: STREAM_STAGGER_MS,
+        seed: STREAM_SEED,
+        texts: await streamPrompts(),
+        pids: {
+          api: api.child.pid!,
+          stages: Array.from({ length: NPM_START_STAGES }, (_, s) => cluster!.pid(s)!),
+        },
+        progress: (line) => process.stderr.write(`${line}\n`),
+      });
+      await cluster.stop();
+      cluster = null;
+    }
+
     const load: LoadRun[] = [];
     let integrity: Integrity | null = null;
     if (!skip.has('load')) {
@@ -717,7 +812,7 @@ async function main(): Promise<void> {
     const out: string[] = [];
     out.push(`# bench:api (${new Date().toISOString()})`, '');
     out.push(
-      `Host: ${os.cpus().length} CPUs shared by the API, PostgreSQL, Redis, ${STAGES} stage processes and the load generator; load average at start ${os
+      `Host: ${os.cpus().length} CPUs shared by the API, PostgreSQL, Redis, the stage processes (${STAGES} in (a), ${NPM_START_STAGES} in (c)) and the load generator; load average at start ${os
         .loadavg()
         .map((x) => f(x, 1))
         .join(' ')}.`,
@@ -748,6 +843,15 @@ async function main(): Promise<void> {
         '',
       );
     }
+    const streamText =
+      stream &&
+      streamLoadTable(
+        stream,
+        NPM_START_STAGES,
+        Number(STREAM_STAGE_ENV.QUEUE_CONCURRENCY),
+        Number(NPM_START_STAGE_ENV.QUEUE_CONCURRENCY),
+      );
+    if (streamText) out.push(streamText, '');
     if (integrity) {
       out.push(
         `## (b) Admission: POST /v1/jobs under autocannon`,
@@ -777,42 +881,44 @@ async function main(): Promise<void> {
     const text = out.join('\n');
     process.stdout.write(`${text}\n`);
     await mkdir(path.dirname(args.out), { recursive: true });
-    await writeFile(
-      args.out,
-      JSON.stringify(
-        {
-          date: new Date().toISOString(),
-          seconds: (Date.now() - started) / 1000,
-          cpus: os.cpus().length,
-          targets: TARGETS,
-          config: {
-            stages: STAGES,
-            method: METHOD,
-            width: WIDTH,
-            maxTokens: MAX_TOKENS,
-            prompts: PROMPTS,
-            rounds: ROUNDS,
-            loadSeconds: LOAD_SECONDS,
-            connections: CONNECTIONS,
-            rate: RATE,
-            stageNice: STAGE_NICE,
-            gapMs: GAP_MS,
-          },
-          latency: latency && { summary: latency.summary, perRound: latency.perRound },
-          latencySamples: latency?.samples,
-          accountedAfterLatency: accounted,
-          load,
-          integrity,
-          table: text,
-        },
-        null,
-        2,
-      ),
-    );
+    const date = new Date().toISOString();
+    const result: Record<string, unknown> = {
+      date,
+      seconds: (Date.now() - started) / 1000,
+      cpus: os.cpus().length,
+      targets: { ...TARGETS, stream: STREAM_TARGETS },
+      config: {
+        stages: STAGES,
+        method: METHOD,
+        width: WIDTH,
+        maxTokens: MAX_TOKENS,
+        prompts: PROMPTS,
+        rounds: ROUNDS,
+        loadSeconds: LOAD_SECONDS,
+        connections: CONNECTIONS,
+        rate: RATE,
+        stageNice: STAGE_NICE,
+        gapMs: GAP_MS,
+      },
+      latency: latency && { summary: latency.summary, perRound: latency.perRound },
+      latencySamples: latency?.samples,
+      accountedAfterLatency: accounted,
+      streamLoad: stream && {
+        stages: NPM_START_STAGES,
+        stageEnv: STREAM_STAGE_ENV,
+        ...stream,
+        table: streamText,
+      },
+      load,
+      integrity,
+      sectionDates: { latency: date, stream: date, load: date },
+      table: text,
+    };
+    await writeFile(args.out, JSON.stringify(await keepSkipped(result, skip), null, 2));
   } catch (error) {
     if (api) process.stderr.write(`--- API log (tail)\n${api.log.join('').slice(-3000)}\n`);
     if (cluster) {
-      for (let s = 0; s < STAGES; s++)
+      for (let s = 0; s < cluster.stageCount; s++)
         process.stderr.write(`--- stage ${s} log (tail)\n${cluster.logs(s).slice(-3000)}\n`);
     }
     throw error;
@@ -824,6 +930,37 @@ async function main(): Promise<void> {
     await redis.quit();
     await db.drop();
   }
+}
+
+/**
+ * A skipped section keeps what --out held for it (and its date in sectionDates), so running
+ * one section does not erase the others' last results. `table` is this run's text.
+ */
+async function keepSkipped(
+  result: Record<string, unknown>,
+  skip: Set<string>,
+): Promise<Record<string, unknown>> {
+  if (skip.size === 0) return result;
+  let previous: Record<string, unknown>;
+  try {
+    previous = JSON.parse(await readFile(args.out, 'utf8')) as Record<string, unknown>;
+  } catch {
+    return result;
+  }
+  const keys: Record<string, string[]> = {
+    latency: ['latency', 'latencySamples', 'accountedAfterLatency'],
+    stream: ['streamLoad'],
+    load: ['load', 'integrity'],
+  };
+  const dates = result.sectionDates as Record<string, string>;
+  const before = (previous.sectionDates ?? {}) as Record<string, string>;
+  for (const section of skip) {
+    for (const k of keys[section] ?? []) result[k] = previous[k] ?? null;
+    dates[section] = before[section] ?? (previous.date as string);
+  }
+  // config describes (a) and (b); with both skipped it is still the one they ran with.
+  if (skip.has('latency') && skip.has('load')) result.config = previous.config;
+  return result;
 }
 
 function ok(p: string, pass: boolean): string {
