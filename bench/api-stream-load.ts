@@ -16,7 +16,12 @@
 // (chunks - 1). Aggregate tokens/s = all completion tokens / (last [DONE] - first send).
 // A refusal (429, 503) is retried after its Retry-After, as OpenAI's clients do, up to 5
 // times; TTFT still counts from the first send, so a refusal costs its wait, and refusals
-// are counted and reported (the target wants none).
+// are counted and reported (the target wants none). The same draw runs once unjudged (the
+// warm-up: a freshly started pipeline's first burst compiles its shapes and auto tries every
+// method; that run is shown), then --stream-runs times (5) on the same pipeline, a tenant each;
+// the target is judged on the median over those runs of each run's p50 and p99, since one run
+// of 30 requests on this shared host varies by a second. Every run, the warm-up too, must lose
+// nothing.
 //
 // Nothing lost, per client: [DONE] arrived after a chunk with finish_reason and a usage
 // chunk; content chunks = usage.completion_tokens (a token whose text is empty, half of a
@@ -149,10 +154,34 @@ export interface StreamLoadResult {
   nothingLost: boolean;
   /** CPU seconds from the first send to the last [DONE], all cores together. */
   cpu: { capacityS: number; apiS: number; stagesS: number; restS: number; idleS: number };
+  clientsDetail: StreamClient[];
+}
+
+/**
+ * Several runs of the same draw on the same pipeline, each with a tenant of its own: the
+ * target is judged on the median over runs of each run's figure; where TTFT goes and the
+ * figures per method pool every run's clients.
+ */
+export interface StreamLoadRuns {
+  config: StreamLoadResult['config'];
+  /** The first pass of the draw, not judged for TTFT. */
+  warmUp: StreamLoadResult;
+  runs: StreamLoadResult[];
+  median: {
+    ttftP50Ms: number;
+    ttftP99Ms: number;
+    perTokenP50Ms: number;
+    totalP50Ms: number;
+    totalP99Ms: number;
+    tokensPerS: number;
+  };
+  errors: number;
+  refusals: number;
+  lost: number;
+  nothingLost: boolean;
   breakdown: { part: string; p50Ms: number; p99Ms: number }[];
   byMethod: { method: Method; clients: number; ttftP50Ms: number; perTokenP50Ms: number }[];
   met: { ttftP50: boolean; ttftP99: boolean; nothingLost: boolean };
-  clientsDetail: StreamClient[];
 }
 
 /** Nearest-rank quantile: p99 of 30 samples is the slowest. */
@@ -494,6 +523,8 @@ export async function measureStreamLoad(o: StreamLoadOptions): Promise<StreamLoa
   }
 }
 
+const vals = (xs: (number | null)[]) => xs.filter((x): x is number => x !== null);
+
 function summarize(
   o: StreamLoadOptions,
   clients: StreamClient[],
@@ -502,7 +533,6 @@ function summarize(
   openSlots: number,
   cpu: StreamLoadResult['cpu'],
 ): StreamLoadResult {
-  const vals = (xs: (number | null)[]) => xs.filter((x): x is number => x !== null);
   const ttft = vals(clients.map((c) => c.ttftMs));
   const sent = clients.map((c) => c.sentMs).filter(Number.isFinite);
   const tokens = clients.reduce((a, c) => a + (c.completionTokens ?? 0), 0);
@@ -525,11 +555,6 @@ function summarize(
     rollup.completionTokens === tokens &&
     rollup.rowsTokens === tokens &&
     openSlots === 0;
-  const part = (name: string, xs: (number | null)[]) => ({
-    part: name,
-    p50Ms: quantile(vals(xs), 0.5),
-    p99Ms: quantile(vals(xs), 0.99),
-  });
   const methods = Object.fromEntries(
     METHODS.map((m) => [m, clients.filter((c) => c.method === m).length]),
   ) as Record<Method, number>;
@@ -561,6 +586,39 @@ function summarize(
     openConcurrencySlots: openSlots,
     nothingLost,
     cpu,
+    clientsDetail: clients,
+  };
+  return r;
+}
+
+export function combineRuns(warmUp: StreamLoadResult, runs: StreamLoadResult[]): StreamLoadRuns {
+  const median = (xs: number[]) => quantile(xs, 0.5);
+  const clients = runs.flatMap((r) => r.clientsDetail);
+  const part = (name: string, xs: (number | null)[]) => ({
+    part: name,
+    p50Ms: quantile(vals(xs), 0.5),
+    p99Ms: quantile(vals(xs), 0.99),
+  });
+  const m = {
+    ttftP50Ms: median(runs.map((r) => r.ttftP50Ms)),
+    ttftP99Ms: median(runs.map((r) => r.ttftP99Ms)),
+    perTokenP50Ms: median(runs.map((r) => r.perTokenP50Ms)),
+    totalP50Ms: median(runs.map((r) => r.totalP50Ms)),
+    totalP99Ms: median(runs.map((r) => r.totalP99Ms)),
+    tokensPerS: median(runs.map((r) => r.tokensPerS)),
+  };
+  const allFirst = clients.every((c) => c.ttftMs !== null);
+  const all = [warmUp, ...runs];
+  const nothingLost = all.every((r) => r.nothingLost);
+  return {
+    config: runs[0].config,
+    warmUp,
+    runs,
+    median: m,
+    errors: all.reduce((a, r) => a + r.errors, 0),
+    refusals: all.reduce((a, r) => a + r.refusals, 0),
+    lost: all.reduce((a, r) => a + r.lost, 0),
+    nothingLost,
     breakdown: [
       part(
         'sent -> in BullMQ (admission, fair scheduler)',
@@ -587,62 +645,65 @@ function summarize(
         clients.map((c) => c.ttftMs),
       ),
     ],
-    byMethod: METHODS.map((m) => {
-      const of = clients.filter((c) => c.method === m);
+    byMethod: METHODS.map((method) => {
+      const of = clients.filter((c) => c.method === method);
       return {
-        method: m,
+        method,
         clients: of.length,
         ttftP50Ms: quantile(vals(of.map((c) => c.ttftMs)), 0.5),
         perTokenP50Ms: quantile(vals(of.map((c) => c.perTokenMs)), 0.5),
       };
     }),
     met: {
-      ttftP50: quantile(ttft, 0.5) <= STREAM_TARGETS.ttftP50Ms && ttft.length === clients.length,
-      ttftP99: quantile(ttft, 0.99) <= STREAM_TARGETS.ttftP99Ms && ttft.length === clients.length,
+      ttftP50: allFirst && m.ttftP50Ms <= STREAM_TARGETS.ttftP50Ms,
+      ttftP99: allFirst && m.ttftP99Ms <= STREAM_TARGETS.ttftP99Ms,
       nothingLost,
     },
-    clientsDetail: clients,
   };
-  return r;
 }
 
 /** The section's markdown. */
 export function streamLoadTable(
-  r: StreamLoadResult,
+  s: StreamLoadRuns,
   stages: number,
   concurrency: number,
   npmStartConcurrency: number,
 ) {
   const f = (x: number, d = 0) => (Number.isFinite(x) ? x.toFixed(d) : '-');
   const met = (ok: boolean) => (ok ? '(met)' : '(**missed**)');
-  const c = r.config;
+  const c = s.config;
+  const n = s.runs.length;
+  const all = [s.warmUp, ...s.runs];
+  const sum = (g: (r: StreamLoadResult) => number) => all.reduce((a, r) => a + g(r), 0);
   const lines = [
     `## (c) Load: ${c.clients} streaming clients`,
     '',
-    `${stages} stage processes on the demo pair as \`npm start\` runs them (QUEUE_CONCURRENCY ${concurrency}${concurrency === npmStartConcurrency ? '' : `, not npm start's ${npmStartConcurrency}`}, the service's other defaults). ${c.clients} clients ${c.staggerMs > 0 ? `each starting at a random moment of ${c.staggerMs} ms` : 'starting at once'} (seed ${c.seed}), one POST /v1/completions stream:true each: max_tokens 24-64 (${c.maxTokensRequested} in all), methods ${METHODS.map((m) => `${m} ${c.methods[m]}`).join(', ')}; ${c.greedy} greedy, ${c.sampled} temperature 1 (no seed). TTFT from sending the request to reading the first text chunk; refusals retried after Retry-After, counted from the first send. Quantiles nearest-rank (p99 of ${c.clients} = the slowest).`,
+    `${stages} stage processes on the demo pair as \`npm start\` runs them (QUEUE_CONCURRENCY ${concurrency}${concurrency === npmStartConcurrency ? '' : `, not npm start's ${npmStartConcurrency}`}, the service's other defaults). ${c.clients} clients ${c.staggerMs > 0 ? `each starting at a random moment of ${c.staggerMs} ms` : 'starting at once'} (seed ${c.seed}), one POST /v1/completions stream:true each: max_tokens 24-64 (${c.maxTokensRequested} in all), methods ${METHODS.map((m) => `${m} ${c.methods[m]}`).join(', ')}; ${c.greedy} greedy, ${c.sampled} temperature 1 (no seed, so outputs and their lengths differ between runs). The same draw runs once as a warm-up on the freshly started pipeline (shown, not judged), then ${n} time${n > 1 ? 's' : ''} more; the target is judged on the median over those ${n} runs, and nothing may be lost in any. TTFT from sending the request to reading the first text chunk; refusals retried after Retry-After, counted from the first send. Quantiles nearest-rank (p99 of ${c.clients} = the slowest).`,
     '',
-    '| measure | value | target |',
+    `| run | TTFT p50 ms (target <= ${STREAM_TARGETS.ttftP50Ms}) | TTFT p99 ms (target <= ${STREAM_TARGETS.ttftP99Ms}) | ms/token p50 | total p50 / p99 ms | tokens/s | tokens | errors | refusals | lost | CPU: API / stages / rest / idle s |`,
+    '|---|---|---|---|---|---|---|---|---|---|---|',
+    ...[s.warmUp, ...s.runs].map(
+      (r, i) =>
+        `| ${i === 0 ? 'warm-up' : i} | ${f(r.ttftP50Ms)} | ${f(r.ttftP99Ms)} | ${f(r.perTokenP50Ms, 1)} | ${f(r.totalP50Ms)} / ${f(r.totalP99Ms)} | ${f(r.tokensPerS, 1)} | ${r.completionTokens} in ${f(r.wallS, 2)} s | ${r.errors} | ${r.refusals} | ${r.lost} | ${f(r.cpu.apiS, 1)} / ${f(r.cpu.stagesS, 1)} / ${f(r.cpu.restS, 1)} / ${f(r.cpu.idleS, 1)} |`,
+    ),
+    `| **median** | **${f(s.median.ttftP50Ms)}** ${met(s.met.ttftP50)} | **${f(s.median.ttftP99Ms)}** ${met(s.met.ttftP99)} | ${f(s.median.perTokenP50Ms, 1)} | ${f(s.median.totalP50Ms)} / ${f(s.median.totalP99Ms)} | ${f(s.median.tokensPerS, 1)} | | **${s.errors}** ${met(s.errors === 0)} | **${s.refusals}** ${met(s.refusals === 0)} | **${s.lost}** ${met(s.nothingLost)} | |`,
+    '',
+    `Nothing lost (${s.nothingLost ? 'ok' : 'MISMATCH'}): of the ${all.length * c.clients} requests of all runs, ${sum((r) => c.clients - r.lost)} ended [DONE] after finish_reason and usage, with as many tokens in the head's records (and the same text) as usage said, a row succeeded, accounted and billed those tokens; ${sum((r) => r.chunksEqualUsage)} read exactly usage.completion_tokens content chunks (${sum((r) => r.emptyTextTokens)} tokens had empty text, half a UTF-8 character, and no chunk of their own). Per run, tokens read by the clients / billed in the rows / in the daily rollup (its requests), open concurrency slots: ${all
+      .map(
+        (r) =>
+          `${r.completionTokens} / ${r.rollup.rowsTokens} / ${r.rollup.completionTokens} (${r.rollup.requests}), ${r.openConcurrencySlots}`,
+      )
+      .join(
+        '; ',
+      )}. CPU columns: core-seconds from the first send to the last [DONE] (the host has ${os.cpus().length} cores); rest = PostgreSQL, Redis, the clients and anything else on the host.`,
+    '',
+    `| where TTFT goes (the ${n * c.clients} requests of the judged runs) | p50 ms | p99 ms |`,
     '|---|---|---|',
-    `| TTFT p50 ms | **${f(r.ttftP50Ms)}** | <= ${STREAM_TARGETS.ttftP50Ms} ${met(r.met.ttftP50)} |`,
-    `| TTFT p99 ms | **${f(r.ttftP99Ms)}** | <= ${STREAM_TARGETS.ttftP99Ms} ${met(r.met.ttftP99)} |`,
-    `| time per output token p50 ms | ${f(r.perTokenP50Ms, 1)} | |`,
-    `| total time p50 / p99 ms | ${f(r.totalP50Ms)} / ${f(r.totalP99Ms)} | |`,
-    `| aggregate tokens/s | ${f(r.tokensPerS, 1)} (${r.completionTokens} tokens in ${f(r.wallS, 2)} s) | |`,
-    `| errors | ${r.errors} | 0 ${met(r.errors === 0)} |`,
-    `| refusals (429/503, retried) | ${r.refusals} | 0 ${met(r.refusals === 0)} |`,
-    `| lost (see below) | ${r.lost} | 0 ${met(r.nothingLost)} |`,
+    ...s.breakdown.map((b) => `| ${b.part} | ${f(b.p50Ms)} | ${f(b.p99Ms)} |`),
     '',
-    `Nothing lost (${r.nothingLost ? 'ok' : 'MISMATCH'}): ${r.chunksEqualUsage}/${c.clients} clients read exactly usage.completion_tokens content chunks (${r.emptyTextTokens} tokens with empty text, half a UTF-8 character, have no chunk); every client [DONE] with finish_reason and usage, head records = usage and the same text, row succeeded, accounted and billed those tokens: ${c.clients - r.lost}/${c.clients}. Rows ${r.rollup.rows} billed ${r.rollup.rowsTokens} completion tokens; daily rollup ${r.rollup.requests} requests, ${r.rollup.completionTokens} tokens; clients read ${r.completionTokens}; concurrency slots open ${r.openConcurrencySlots}.`,
-    '',
-    `CPU while the clients ran (${f(r.cpu.capacityS, 1)} core-seconds): API ${f(r.cpu.apiS, 1)} s, ${stages} stages ${f(r.cpu.stagesS, 1)} s, rest of the host (PostgreSQL, Redis, the clients, other work) ${f(r.cpu.restS, 1)} s, idle ${f(r.cpu.idleS, 1)} s.`,
-    '',
-    '| where TTFT goes | p50 ms | p99 ms |',
-    '|---|---|---|',
-    ...r.breakdown.map((b) => `| ${b.part} | ${f(b.p50Ms)} | ${f(b.p99Ms)} |`),
-    '',
-    '| method asked | clients | TTFT p50 ms | ms/token p50 |',
+    '| method asked | requests | TTFT p50 ms | ms/token p50 |',
     '|---|---|---|---|',
-    ...r.byMethod.map(
+    ...s.byMethod.map(
       (m) => `| ${m.method} | ${m.clients} | ${f(m.ttftP50Ms)} | ${f(m.perTokenP50Ms, 1)} |`,
     ),
   ];

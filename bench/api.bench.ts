@@ -50,7 +50,13 @@ import { parseArgs } from 'node:util';
 import { io, type Socket } from 'socket.io-client';
 import { LocalCluster } from '@pipedec/testkit/local-cluster';
 import { startApi, stopChild, type ApiProcess } from './api-process.js';
-import { measureStreamLoad, STREAM_TARGETS, streamLoadTable } from './api-stream-load.js';
+import {
+  combineRuns,
+  measureStreamLoad,
+  STREAM_TARGETS,
+  streamLoadTable,
+  type StreamLoadResult,
+} from './api-stream-load.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const MODEL = 'pipedec-demo';
@@ -79,6 +85,7 @@ const { values: args } = parseArgs({
     'stream-clients': { type: 'string', default: '30' },
     'stream-stagger-ms': { type: 'string', default: '0' },
     'stream-seed': { type: 'string', default: '1' },
+    'stream-runs': { type: 'string', default: '5' },
     // (c)'s head concurrency; default npm start's. Another value is a diagnosis, not the target.
     'stream-queue-concurrency': { type: 'string', default: '' },
   },
@@ -98,6 +105,7 @@ const GAP_MS = Number(args['gap-ms']);
 const STREAM_CLIENTS = Number(args['stream-clients']);
 const STREAM_STAGGER_MS = Number(args['stream-stagger-ms']);
 const STREAM_SEED = Number(args['stream-seed']);
+const STREAM_RUNS = Number(args['stream-runs']);
 /**
  * (c)'s pipeline as `npm start` runs it: apps/stage-node's start-pipeline launcher starts 4
  * stages with QUEUE_CONCURRENCY 8 and WIRE_DTYPE fp32 unless .env says otherwise.
@@ -177,24 +185,6 @@ async function streamPrompts(): Promise<string[]> {
     }
   }
   return texts;
-}
-
-/** One short request per method, so (c) does not time the stages' first runs. */
-async function warmUp(api: ApiProcess, t: Tenant): Promise<void> {
-  for (const method of ['pp', 'stpp', 'pipedec', 'auto']) {
-    const res = await fetch(`${api.url}/v1/completions`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${t.key}`, 'content-type': 'application/json' },
-      body: JSON.stringify({
-        model: MODEL,
-        prompt: 'The pipeline of stages',
-        max_tokens: 8,
-        temperature: 1,
-        decoding_method: method,
-      }),
-    });
-    if (res.status !== 200) throw new Error(`warm-up ${method}: ${res.status} ${await res.text()}`);
-  }
 }
 
 // ---------------------------------------------------------------- (a) latency over the engine
@@ -711,8 +701,6 @@ async function main(): Promise<void> {
   try {
     const latencyTenant = await benchTenant(prisma, 'bench-latency');
     const loadTenant = await benchTenant(prisma, 'bench-load');
-    const streamTenant = await benchTenant(prisma, 'bench-stream');
-    const warmUpTenant = await benchTenant(prisma, 'bench-stream-warm-up');
     api = await startApi(
       {
         NODE_ENV: 'production',
@@ -757,7 +745,7 @@ async function main(): Promise<void> {
       cluster = null;
     }
 
-    let stream: Awaited<ReturnType<typeof measureStreamLoad>> | null = null;
+    let stream: ReturnType<typeof combineRuns> | null = null;
     if (!skip.has('stream')) {
       process.stderr.write(`(c) starting ${NPM_START_STAGES} stages\n`);
       cluster = await LocalCluster.start({
@@ -770,26 +758,35 @@ async function main(): Promise<void> {
         env: { MODEL_NAME: MODEL, ...STREAM_STAGE_ENV },
         readyTimeoutMs: 180_000,
       });
-      await warmUp(api, warmUpTenant);
-      process.stderr.write(`(c) warmed up; ${STREAM_CLIENTS} clients\n`);
-      stream = await measureStreamLoad({
-        apiUrl: api.url,
-        apiKey: streamTenant.key,
-        tenantId: streamTenant.id,
-        model: MODEL,
-        redisUrl,
-        redisPrefix: prefix,
-        prisma,
-        clients: STREAM_CLIENTS,
-        staggerMs: STREAM_STAGGER_MS,
-        seed: STREAM_SEED,
-        texts: await streamPrompts(),
-        pids: {
-          api: api.child.pid!,
-          stages: Array.from({ length: NPM_START_STAGES }, (_, s) => cluster!.pid(s)!),
-        },
-        progress: (line) => process.stderr.write(`${line}\n`),
-      });
+      const runs: StreamLoadResult[] = [];
+      const texts = await streamPrompts();
+      // Run 0 is the warm-up pass (not judged); a tenant per run, so each run's rows and
+      // rollups are checked on their own.
+      for (let r = 0; r <= STREAM_RUNS; r++) {
+        const tenant = await benchTenant(prisma, `bench-stream-${r}`);
+        process.stderr.write(`(c) ${r === 0 ? 'warm-up pass' : `run ${r}/${STREAM_RUNS}`}\n`);
+        runs.push(
+          await measureStreamLoad({
+            apiUrl: api.url,
+            apiKey: tenant.key,
+            tenantId: tenant.id,
+            model: MODEL,
+            redisUrl,
+            redisPrefix: prefix,
+            prisma,
+            clients: STREAM_CLIENTS,
+            staggerMs: STREAM_STAGGER_MS,
+            seed: STREAM_SEED,
+            texts,
+            pids: {
+              api: api.child.pid!,
+              stages: Array.from({ length: NPM_START_STAGES }, (_, s) => cluster!.pid(s)!),
+            },
+            progress: (line) => process.stderr.write(`${line}\n`),
+          }),
+        );
+      }
+      stream = combineRuns(runs[0], runs.slice(1));
       await cluster.stop();
       cluster = null;
     }
@@ -933,8 +930,8 @@ async function main(): Promise<void> {
 }
 
 /**
- * A skipped section keeps what --out held for it (and its date in sectionDates), so running
- * one section does not erase the others' last results. `table` is this run's text.
+ * A skipped section keeps what --out held for it (its results, its part of `table`, and its
+ * date in sectionDates), so running one section does not erase the others' last results.
  */
 async function keepSkipped(
   result: Record<string, unknown>,
@@ -960,7 +957,29 @@ async function keepSkipped(
   }
   // config describes (a) and (b); with both skipped it is still the one they ran with.
   if (skip.has('latency') && skip.has('load')) result.config = previous.config;
+  const heading = { latency: '(a)', stream: '(c)', load: '(b)' } as const;
+  const now = sectionsOf(result.table as string);
+  const then = sectionsOf((previous.table as string | undefined) ?? '');
+  const kept = [...skip]
+    .filter((k) => k in heading)
+    .map((k) => `${heading[k as keyof typeof heading]} on ${dates[k]}`);
+  result.table = [
+    `${now.head}Kept from earlier runs: ${kept.join(', ')}.\n`,
+    ...(['latency', 'stream', 'load'] as const).map((k) =>
+      skip.has(k) ? (then.parts.get(heading[k]) ?? '') : (now.parts.get(heading[k]) ?? ''),
+    ),
+  ]
+    .filter(Boolean)
+    .join('\n');
   return result;
+}
+
+/** A printed report split at its "## (x)" headings: the text before them, and each part. */
+function sectionsOf(text: string): { head: string; parts: Map<string, string> } {
+  const chunks = text.split(/^(?=## \([a-z]\))/m);
+  const parts = new Map<string, string>();
+  for (const c of chunks.slice(1)) parts.set(c.slice(3, 6), c.trimEnd() + '\n');
+  return { head: chunks[0], parts };
 }
 
 function ok(p: string, pass: boolean): string {
