@@ -701,6 +701,8 @@ export function streamLoadTable(
     '|---|---|---|',
     ...s.breakdown.map((b) => `| ${b.part} | ${f(b.p50Ms)} | ${f(b.p99Ms)} |`),
     '',
+    "Per method asked (the clients send in the order of their index, so a method's TTFT also reflects where the draw put its clients in the queue):",
+    '',
     '| method asked | requests | TTFT p50 ms | ms/token p50 |',
     '|---|---|---|---|',
     ...s.byMethod.map(
