@@ -13,14 +13,7 @@
 // load), time to first token p50/p99 (from enqueue to the first token event in the request's
 // stream), and the CPU seconds the stage processes spent per 100 output tokens. Prints a
 // markdown table and writes bench/results/batch.json.
-import {
-  decodeEvent,
-  EVENT_FIELD,
-  GENERATION_JOB_NAME,
-  GENERATION_QUEUE,
-  queuePrefix,
-  type GenerationJob,
-} from '@pipedec/contracts';
+import { GENERATION_QUEUE, queuePrefix } from '@pipedec/contracts';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { randomUUID } from 'node:crypto';
@@ -31,6 +24,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { loadTokenizer } from '@pipedec/model';
 import { LocalCluster } from '@pipedec/testkit/local-cluster';
+import { cpuSeconds, quantile, runRequest } from './load-client.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const METHODS = ['pp', 'stpp', 'pipedec'] as const;
@@ -76,18 +70,6 @@ interface Row {
   stageCpuSPer100Tokens: number;
 }
 
-function quantile(xs: number[], q: number): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor(q * s.length))];
-}
-
-/** CPU seconds (user + system) a process has used, from /proc. */
-async function cpuSeconds(pid: number): Promise<number> {
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks
-}
-
 /** Held-out prompts (every line of the three sets, first 48 tokens), tokenized by the target. */
 async function prompts(): Promise<number[][]> {
   const tok = await loadTokenizer(path.join(ROOT, 'models', 'demo-target'));
@@ -118,47 +100,15 @@ async function runSetup(setup: Setup, methods: Method[], promptIds: number[][]):
   const queue = new Queue(GENERATION_QUEUE, { connection: redis, prefix: queuePrefix(prefix) });
   const pids = Array.from({ length: 4 }, (_, s) => cluster.pid(s)!);
   try {
-    /** Enqueues one request and follows its event stream; resolves at its end. */
+    /** One request to its end: time to first token, tokens. */
     const request = async (method: Method, prompt: number[], reader: Redis) => {
-      const requestId = randomUUID();
-      const eventsKey = `${prefix}req:${requestId}:events`;
-      const job: GenerationJob = {
-        version: 1,
-        requestId,
-        tenantId: randomUUID(),
-        model: 'bench',
-        prompt: { kind: 'tokens', tokenIds: prompt },
-        promptTokens: prompt.length,
-        maxTokens: MAX_TOKENS,
-        sampling: { temperature: 0, topP: 1, seed: 0 },
+      const t = await runRequest(queue, reader, prefix, {
         method,
-        width: method === 'pp' ? 1 : WIDTH,
-        stop: [],
-        eventsKey,
-        cancelKey: `${prefix}req:${requestId}:cancel`,
-        enqueuedAt: Date.now(),
-      };
-      const t0 = performance.now();
-      await queue.add(GENERATION_JOB_NAME, job, { jobId: requestId });
-      let first = -1;
-      let tokens = 0;
-      let last = '0';
-      for (;;) {
-        const res = await reader.xread('BLOCK', 60_000, 'STREAMS', eventsKey, last);
-        if (!res) throw new Error(`${method}: no event for 60 s`);
-        for (const [id, fields] of res[0][1]) {
-          last = id;
-          const e = decodeEvent(fields[fields.indexOf(EVENT_FIELD) + 1]);
-          if (e.type === 'token') {
-            if (first < 0) first = performance.now() - t0;
-            tokens++;
-          } else if (e.type === 'error') {
-            throw new Error(`${method} failed: ${e.message}`);
-          } else if (e.type === 'done') {
-            return { ttftMs: first, tokens };
-          }
-        }
-      }
+        width: WIDTH,
+        prompt,
+        maxTokens: MAX_TOKENS,
+      });
+      return { ttftMs: t.tokenAt[0] - t.enqueuedAt, tokens: t.tokenIds.length };
     };
     const readers = Array.from({ length: CLIENTS }, () => new Redis(redisUrl));
     try {

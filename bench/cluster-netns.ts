@@ -6,6 +6,7 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
+import { freePort } from '@pipedec/testkit/local-cluster';
 
 const BRIDGE = 'pdb-br0';
 const SUBNET = '10.77.0';
@@ -94,4 +95,43 @@ export async function stopChild(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return;
   child.kill('SIGTERM');
   await once(child, 'exit');
+}
+
+/** What LocalCluster.start needs to place n stages in namespaces behind the delay proxy. */
+export interface NetnsCluster {
+  redisUrl: string;
+  proxy: ChildProcess;
+  /** The Redis and the proxy, to stop (stopChild) before cleanupNamespaces. */
+  children: ChildProcess[];
+  ports: (s: number) => { grpc: number; health: number };
+  placement: (s: number) => { host: string; wrap: string[]; advertise: () => string };
+}
+
+/**
+ * Namespaces for n stages, a Redis on the bridge and one delay proxy (delayMs each way) in
+ * front of every stage's gRPC port, which the other stages dial.
+ */
+export async function startNetnsCluster(n: number, delayMs: number): Promise<NetnsCluster> {
+  const hosts = createNamespaces(n);
+  const redisPort = await freePort();
+  const children = [await startRedis(redisPort)];
+  const grpcPorts = await Promise.all(hosts.map(() => freePort()));
+  const healthPorts = await Promise.all(hosts.map(() => freePort()));
+  const proxyPorts = await Promise.all(hosts.map(() => freePort()));
+  const proxy = await startDelayProxy(
+    delayMs,
+    hosts.map((h, s) => `${BRIDGE_HOST}:${proxyPorts[s]}>${h}:${grpcPorts[s]}`),
+  );
+  children.push(proxy);
+  return {
+    redisUrl: `redis://${BRIDGE_HOST}:${redisPort}`,
+    proxy,
+    children,
+    ports: (s) => ({ grpc: grpcPorts[s], health: healthPorts[s] }),
+    placement: (s) => ({
+      host: hosts[s],
+      wrap: netnsWrap(s),
+      advertise: () => `${BRIDGE_HOST}:${proxyPorts[s]}`,
+    }),
+  };
 }

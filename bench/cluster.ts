@@ -60,16 +60,8 @@ import { dialStage } from '../apps/stage-node/dist/grpc/grpc-options.js';
 import type { GenerationSummary } from '../apps/stage-node/dist/head/generation-consumer.js';
 import type { TransportStats } from '../apps/stage-node/dist/head/grpc-pipeline.js';
 import { decodePackets, encodePackets } from '../apps/stage-node/dist/wire/frame.js';
-import { freePort, LocalCluster } from '@pipedec/testkit/local-cluster';
-import {
-  BRIDGE_HOST,
-  cleanupNamespaces,
-  createNamespaces,
-  netnsWrap,
-  startDelayProxy,
-  startRedis,
-  stopChild,
-} from './cluster-netns.js';
+import { LocalCluster } from '@pipedec/testkit/local-cluster';
+import { BRIDGE_HOST, cleanupNamespaces, startNetnsCluster, stopChild } from './cluster-netns.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const METHODS = ['pp', 'stpp', 'pipedec'] as const;
@@ -380,26 +372,12 @@ async function runScenario(
     let stagePlacement;
     let ports;
     if (sc.netns) {
-      const hosts = createNamespaces(sc.stages);
-      const redisPort = await freePort();
-      children.push(await startRedis(redisPort));
+      const ns = await startNetnsCluster(sc.stages, sc.delayMs);
+      children.push(...ns.children);
       redisHost = BRIDGE_HOST;
-      redisUrl = `redis://${BRIDGE_HOST}:${redisPort}`;
-      const grpcPorts = await Promise.all(hosts.map(() => freePort()));
-      const healthPorts = await Promise.all(hosts.map(() => freePort()));
-      const proxyPorts = await Promise.all(hosts.map(() => freePort()));
-      children.push(
-        await startDelayProxy(
-          sc.delayMs,
-          hosts.map((h, s) => `${BRIDGE_HOST}:${proxyPorts[s]}>${h}:${grpcPorts[s]}`),
-        ),
-      );
-      ports = (s: number) => ({ grpc: grpcPorts[s], health: healthPorts[s] });
-      stagePlacement = (s: number) => ({
-        host: hosts[s],
-        wrap: netnsWrap(s),
-        advertise: () => `${BRIDGE_HOST}:${proxyPorts[s]}`,
-      });
+      redisUrl = ns.redisUrl;
+      ports = ns.ports;
+      stagePlacement = ns.placement;
     }
     cluster = await LocalCluster.start({
       pipelineId: `bench-${sc.id}`,

@@ -1,0 +1,850 @@
+// Benchmark of batching (npm run bench:batching, issue #16 item 7): C = 1, 2, 4, 8, 16 clients
+// at once, each sending --requests requests one after another (prompts of mixed sets and
+// lengths, 32 to 888 tokens, then --tokens output tokens, greedy), for four methods:
+//
+//   pipedec-solo  PipeDec one request at a time (QUEUE_CONCURRENCY 1: the service before #16)
+//   pp, stpp, pipedec  batched: QUEUE_CONCURRENCY >= C, every other setting the service's
+//                 default (STAGE_BATCH_REQUESTS 1, ROW_BUDGET 16: a request joining k others gets
+//                 width min(4, 16 / (k + 1))), or --stage-batch N requests per stage call
+//
+// on three clusters:
+//
+//   lo4    4 real stage processes on loopback (the demo pair)
+//   ns5x8  8 real stage processes, each in its own network namespace, 5 ms per hop each way
+//          through a user-space delay proxy (bench/cluster-netns.ts; its CPU reported apart)
+//   sim14  the timestep model at 14 stages: the engine's simulator runs each request for real
+//          (demo pair split in 14) and records its timesteps; each stage is priced as one
+//          measured lo4 stage, a per call + b per decode row + c per prompt row (non-negative
+//          least squares over the stage compute of the lo4 requests that had the pipeline to
+//          themselves), with the lo4 hop and the lo4 draft priced the same way.
+//          The simulator runs one request at a time, so several are modelled on top: all
+//          requests in flight advance one of their own timesteps per common timestep, which
+//          lasts  sum of serial draft + max(max over stages of the stage's calls, sum of
+//          overlapped draft) + hop,  a stage's calls being one per request with rows there
+//          (ceil(n / stage-batch) calls with the rows summed). The draft is one model on the
+//          head, so drafts of all requests add up. With one request this is the simulator's own
+//          timestep; admission and width follow the head's rules (FIFO, widthUnderLoad).
+//
+// Per cluster, client count and method: aggregate output tokens/s (all tokens over the wall
+// time of the whole load), time to first token p50/p99 over requests (enqueue to the first
+// token event's `at`), time between tokens p50/p99 (gaps between consecutive token events of a
+// request, pooled; tokens committed together give gaps of ~0 ms), and CPU ms per output token
+// of the stage processes (the head's draft included; the delay proxy apart). sim14 reports the
+// modelled busy time (stages + draft) per token instead of CPU. Prints markdown tables beside
+// the issue's targets and writes bench/results/batching.json ({ meta, rows }). A load in which
+// a request fails (an error event, a token count that disagrees with the job's usage) has no
+// row: it is listed in meta.failures and printed, and the run exits non-zero.
+import { GENERATION_QUEUE, queuePrefix, type ConcreteMethod } from '@pipedec/contracts';
+import {
+  DEFAULT_ROW_BUDGET,
+  PAPER_A100_COST,
+  SimulatedPipeline,
+  StageWorker,
+  widthUnderLoad,
+  type LayerPacket,
+  type StageResult,
+  type StageShard,
+  type TimestepLoad,
+} from '@pipedec/engine';
+import { loadTokenizer, openShard, splitLayers, type LayerShard } from '@pipedec/model';
+import { LocalCluster } from '@pipedec/testkit/local-cluster';
+import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
+import { execFileSync, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import type { GenerationSummary } from '../apps/stage-node/dist/head/generation-consumer.js';
+import { runMethod } from '../apps/stage-node/dist/head/run-method.js';
+import { cleanupNamespaces, startNetnsCluster, stopChild } from './cluster-netns.js';
+import { cpuSeconds, quantile, runRequest, type RequestTrace } from './load-client.js';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const TARGET = path.join(ROOT, 'models/demo-target');
+const DRAFT = path.join(ROOT, 'models/demo-draft');
+const METHODS = ['pipedec-solo', 'pp', 'stpp', 'pipedec'] as const;
+type Method = (typeof METHODS)[number];
+const CLUSTER_IDS = ['lo4', 'ns5x8', 'sim14'] as const;
+type ClusterId = (typeof CLUSTER_IDS)[number];
+
+const { values: args } = parseArgs({
+  options: {
+    clusters: { type: 'string', default: CLUSTER_IDS.join(',') },
+    clients: { type: 'string', default: '1,2,4,8,16' },
+    requests: { type: 'string', default: '1' }, // per client, one after another
+    tokens: { type: 'string', default: '128' },
+    // Output tokens on ns5x8 if fewer must do (its 5 ms hops make it the slow one).
+    'ns5x8-tokens': { type: 'string', default: '' },
+    methods: { type: 'string', default: METHODS.join(',') },
+    width: { type: 'string', default: '4' },
+    // Requests per stage call (STAGE_BATCH_REQUESTS); '' = the service's default.
+    'stage-batch': { type: 'string', default: '' },
+    out: { type: 'string', default: path.join(ROOT, 'bench/results/batching.json') },
+  },
+});
+const CLIENTS = args.clients.split(',').map(Number);
+const PER_CLIENT = Number(args.requests);
+const MAX_TOKENS = Number(args.tokens);
+const WIDTH = Number(args.width);
+const STAGE_BATCH = args['stage-batch'] ? Number(args['stage-batch']) : null;
+const SERVICE_STAGE_BATCH = 1; // apps/stage-node STAGE_BATCH_REQUESTS default
+const STPP_DEPTH = 4; // apps/stage-node STPP_DEPTH default
+const SCORE_TEMPERATURE = 0.5; // apps/stage-node DRAFT_SCORE_TEMPERATURE default
+const METHOD_LIST = args.methods.split(',').map((m) => {
+  if (!(METHODS as readonly string[]).includes(m)) {
+    throw new Error(`--methods: unknown ${m}; known: ${METHODS.join(', ')}`);
+  }
+  return m as Method;
+});
+const CLUSTER_LIST = args.clusters.split(',').map((c) => {
+  if (!(CLUSTER_IDS as readonly string[]).includes(c)) {
+    throw new Error(`--clusters: unknown ${c}; known: ${CLUSTER_IDS.join(', ')}`);
+  }
+  return c as ClusterId;
+});
+const tokensFor = (c: ClusterId): number =>
+  c === 'ns5x8' && args['ns5x8-tokens'] ? Number(args['ns5x8-tokens']) : MAX_TOKENS;
+const engineMethod = (m: Method): ConcreteMethod => (m === 'pipedec-solo' ? 'pipedec' : m);
+const progress = (line: string) => process.stderr.write(`[${new Date().toISOString()}] ${line}\n`);
+
+interface Row {
+  cluster: ClusterId;
+  clients: number;
+  method: Method;
+  tokensPerSecond: number;
+  ttftP50Ms: number;
+  ttftP99Ms: number;
+  tbtP50Ms: number;
+  tbtP99Ms: number;
+  cpuMsPerToken: number;
+  requests: number;
+  tokens: number;
+  /** ns5x8: the delay proxy's CPU per token, not in cpuMsPerToken; null elsewhere. */
+  proxyCpuMsPerToken: number | null;
+}
+
+/** What one request met: its token times (ms from the load's start) and the head's summary. */
+interface Done {
+  prompt: number;
+  enqueuedMs: number;
+  tokenMs: number[];
+  summary: GenerationSummary | null;
+}
+
+function row(
+  cluster: ClusterId,
+  clients: number,
+  method: Method,
+  done: Done[],
+  wallMs: number,
+  cpuMs: number,
+  proxyCpuMs: number | null,
+): Row {
+  const tokens = done.reduce((a, d) => a + d.tokenMs.length, 0);
+  const ttft = done.map((d) => d.tokenMs[0] - d.enqueuedMs);
+  const gaps = done.flatMap((d) => d.tokenMs.slice(1).map((t, i) => t - d.tokenMs[i]));
+  return {
+    cluster,
+    clients,
+    method,
+    tokensPerSecond: (1000 * tokens) / wallMs,
+    ttftP50Ms: quantile(ttft, 0.5),
+    ttftP99Ms: quantile(ttft, 0.99),
+    tbtP50Ms: quantile(gaps, 0.5),
+    tbtP99Ms: quantile(gaps, 0.99),
+    cpuMsPerToken: cpuMs / tokens,
+    requests: done.length,
+    tokens,
+    proxyCpuMsPerToken: proxyCpuMs === null ? null : proxyCpuMs / tokens,
+  };
+}
+
+// ---------------------------------------------------------------- prompts
+
+/** Prompt lengths in tokens, cycled: 32..1024, capped to leave the output room in 1024. */
+const PROMPT_LENGTHS = [
+  256, 888, 32, 512, 128, 1024, 64, 384, 640, 48, 192, 768, 96, 448, 320, 160,
+];
+const CONTEXT = 1024; // the demo target's positions
+const SETS = ['scripture.jsonl', 'quotes.jsonl', 'code.jsonl'];
+
+/**
+ * Prompt i: from set i mod 3 (the set's lines tokenized and concatenated, taken cyclically from
+ * offset 97 i), PROMPT_LENGTHS[i mod 16] tokens capped at CONTEXT - tokens - 8.
+ */
+async function buildPrompts(count: number, maxTokens: number): Promise<number[][]> {
+  const tok = await loadTokenizer(TARGET);
+  const pools: number[][] = [];
+  for (const f of SETS) {
+    const lines = (await readFile(path.join(ROOT, 'models/prompts', f), 'utf8')).split('\n');
+    pools.push(
+      lines.filter(Boolean).flatMap((l) => tok.encode((JSON.parse(l) as { text: string }).text)),
+    );
+  }
+  const cap = CONTEXT - maxTokens - 8;
+  return Array.from({ length: count }, (_, i) => {
+    const pool = pools[i % SETS.length];
+    const n = Math.min(cap, PROMPT_LENGTHS[i % PROMPT_LENGTHS.length]);
+    return Array.from({ length: n }, (_, k) => pool[(97 * i + k) % pool.length]);
+  });
+}
+
+const promptOf = (client: number, r: number) => client * PER_CLIENT + r;
+
+// ---------------------------------------------------------------- real clusters
+
+interface Started {
+  cluster: LocalCluster;
+  redisUrl: string;
+  prefix: string;
+  stagePids: number[];
+  proxy: ChildProcess | null;
+  stop: () => Promise<void>;
+}
+
+/** Starts the stage processes of lo4 or ns5x8 (namespaces, Redis and proxy for the latter). */
+async function startCluster(id: 'lo4' | 'ns5x8', env: Record<string, string>): Promise<Started> {
+  const stages = id === 'lo4' ? 4 : 8;
+  const prefix = `bench:batching:${id}:${randomUUID().slice(0, 8)}:`;
+  const children: ChildProcess[] = [];
+  let redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+  let proxy: ChildProcess | null = null;
+  let placement;
+  let ports;
+  const cleanup = async () => {
+    for (const c of children.reverse()) await stopChild(c);
+    if (id === 'ns5x8') cleanupNamespaces();
+  };
+  try {
+    if (id === 'ns5x8') {
+      const ns = await startNetnsCluster(stages, 5);
+      children.push(...ns.children);
+      redisUrl = ns.redisUrl;
+      proxy = ns.proxy;
+      ports = ns.ports;
+      placement = ns.placement;
+    }
+    const cluster = await LocalCluster.start({
+      pipelineId: `bench-batching-${id}`,
+      stages,
+      checkpointDir: TARGET,
+      draftCheckpointDir: DRAFT,
+      redisUrl,
+      redisPrefix: prefix,
+      env: { MODEL_NAME: 'bench', PIPELINE_CHECK_MS: '500', ...env },
+      placement,
+      ports,
+      readyTimeoutMs: 300_000,
+    });
+    return {
+      cluster,
+      redisUrl,
+      prefix,
+      stagePids: Array.from({ length: stages }, (_, s) => cluster.pid(s)!),
+      proxy,
+      stop: async () => {
+        await cluster.stop();
+        await cleanup();
+      },
+    };
+  } catch (error) {
+    await cleanup();
+    throw error;
+  }
+}
+
+/** C clients, each R requests one after another, of one method on a started cluster. */
+async function load(
+  s: Started,
+  id: ClusterId,
+  method: Method,
+  clients: number,
+  prompts: number[][],
+): Promise<{ row: Row; done: Done[] }> {
+  const redis = new Redis(s.redisUrl, { maxRetriesPerRequest: null });
+  const queue = new Queue(GENERATION_QUEUE, { connection: redis, prefix: queuePrefix(s.prefix) });
+  const readers = Array.from({ length: clients }, () => new Redis(s.redisUrl));
+  try {
+    const cpu = async () => {
+      const stage = await Promise.all(s.stagePids.map(cpuSeconds));
+      return {
+        stage: stage.reduce((a, b) => a + b, 0),
+        proxy: s.proxy ? await cpuSeconds(s.proxy.pid!) : 0,
+      };
+    };
+    const cpu0 = await cpu();
+    const t0 = Date.now();
+    // Every client to its end (settled), so a failed request leaves no others running into
+    // the next load; then the first failure, if any.
+    const settled = await Promise.allSettled(
+      readers.map(async (reader, c) => {
+        const out: { prompt: number; trace: RequestTrace }[] = [];
+        for (let r = 0; r < PER_CLIENT; r++) {
+          const prompt = promptOf(c, r);
+          const trace = await runRequest(queue, reader, s.prefix, {
+            method: engineMethod(method),
+            width: WIDTH,
+            prompt: prompts[prompt],
+            maxTokens: tokensFor(id),
+          });
+          out.push({ prompt, trace });
+        }
+        return out;
+      }),
+    );
+    const wallMs = Date.now() - t0;
+    const cpu1 = await cpu();
+    const failed = settled.find((r) => r.status === 'rejected');
+    if (failed) throw failed.reason;
+    const traces = settled.map((r) => (r.status === 'fulfilled' ? r.value : []));
+    const done: Done[] = traces.flat().map(({ prompt, trace }) => ({
+      prompt,
+      enqueuedMs: trace.enqueuedAt - t0,
+      tokenMs: trace.tokenAt.map((t) => t - t0),
+      summary: trace.summary,
+    }));
+    const proxyMs = s.proxy ? 1000 * (cpu1.proxy - cpu0.proxy) : null;
+    return {
+      row: row(id, clients, method, done, wallMs, 1000 * (cpu1.stage - cpu0.stage), proxyMs),
+      done,
+    };
+  } finally {
+    await Promise.all(readers.map((r) => r.quit()));
+    await queue.close();
+    await redis.quit();
+  }
+}
+
+/** A load that did not complete: its row is left out, the run exits non-zero. */
+interface Failure {
+  cluster: ClusterId;
+  clients: number;
+  method: Method;
+  error: string;
+}
+
+interface RealRun {
+  rows: Row[];
+  failures: Failure[];
+  /** Requests of runs with one request in the pipeline at a time (the calibration's). */
+  alone: { method: Method; done: Done }[];
+  /** Tokens/s of PP, STPP and PipeDec at one client on the QUEUE_CONCURRENCY 1 cluster. */
+  oneClientSolo: Partial<Record<ConcreteMethod, number>>;
+}
+
+async function runReal(id: 'lo4' | 'ns5x8', prompts: number[][]): Promise<RealRun> {
+  const batchEnv: Record<string, string> =
+    STAGE_BATCH === null ? {} : { STAGE_BATCH_REQUESTS: String(STAGE_BATCH) };
+  const out: RealRun = { rows: [], failures: [], alone: [], oneClientSolo: {} };
+  const warm = async (s: Started, methods: ConcreteMethod[]) => {
+    const reader = new Redis(s.redisUrl);
+    const redis = new Redis(s.redisUrl, { maxRetriesPerRequest: null });
+    const queue = new Queue(GENERATION_QUEUE, { connection: redis, prefix: queuePrefix(s.prefix) });
+    for (const method of methods) {
+      await runRequest(queue, reader, s.prefix, {
+        method,
+        width: WIDTH,
+        prompt: prompts[0],
+        maxTokens: 4,
+      });
+    }
+    await queue.close();
+    await Promise.all([reader.quit(), redis.quit()]);
+  };
+  const phases: { env: Record<string, string>; methods: Method[] }[] = [
+    { env: { QUEUE_CONCURRENCY: '1' }, methods: METHOD_LIST.filter((m) => m === 'pipedec-solo') },
+    {
+      env: { QUEUE_CONCURRENCY: String(Math.max(...CLIENTS)) },
+      methods: METHOD_LIST.filter((m) => m !== 'pipedec-solo'),
+    },
+  ];
+  for (const phase of phases) {
+    if (phase.methods.length === 0) continue;
+    progress(`${id}: starting stage processes (${JSON.stringify({ ...phase.env, ...batchEnv })})`);
+    const s = await startCluster(id, { ...phase.env, ...batchEnv });
+    try {
+      await warm(s, ['pp', 'stpp', 'pipedec']);
+      for (const clients of CLIENTS) {
+        for (const method of phase.methods) {
+          let result;
+          try {
+            result = await load(s, id, method, clients, prompts);
+          } catch (error) {
+            const message = error instanceof Error ? error.message : String(error);
+            out.failures.push({ cluster: id, clients, method, error: message });
+            progress(`${id} C${clients} ${method}: FAILED: ${message}`);
+            continue;
+          }
+          const { row: r, done } = result;
+          out.rows.push(r);
+          if (method === 'pipedec-solo' || clients === 1) {
+            out.alone.push(...done.map((d) => ({ method, done: d })));
+          }
+          progress(
+            `${id} C${clients} ${method}: ${r.tokensPerSecond.toFixed(1)} tokens/s, TTFT p50 ${r.ttftP50Ms.toFixed(0)} ms, TBT p50 ${r.tbtP50Ms.toFixed(1)} ms`,
+          );
+        }
+      }
+      // Without batching at one client, PP and STPP too (the one-client target's baseline).
+      if (phase.env.QUEUE_CONCURRENCY === '1' && CLIENTS.includes(1)) {
+        for (const m of ['pp', 'stpp', 'pipedec'] as const) {
+          const { row: r } = await load(s, id, m, 1, prompts);
+          out.oneClientSolo[m] = r.tokensPerSecond;
+        }
+      }
+    } catch (error) {
+      for (let st = 0; st < s.stagePids.length; st++) {
+        process.stderr.write(`--- stage ${st} log (tail)\n${s.cluster.logs(st).slice(-3000)}\n`);
+      }
+      throw error;
+    } finally {
+      await s.stop();
+    }
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------- the timestep model
+
+/** Per stage call and per row, prompt rows (prefill) priced apart from decode rows. */
+interface Cost {
+  callMs: number;
+  rowMs: number;
+  prefillRowMs: number;
+}
+interface StageCost {
+  stage: Cost;
+  hopMs: number;
+  draft: Cost;
+}
+const price = (c: Cost, calls: number, rows: number, prefill: boolean) =>
+  c.callMs * calls + (prefill ? c.prefillRowMs : c.rowMs) * rows;
+
+/** One request's timesteps in the simulator, with each stage's rows (not only the busiest). */
+interface SimTrace {
+  loads: (TimestepLoad & { stageRows: number[]; prefill: boolean })[];
+  /** Per output token, the timestep after whose end it is committed (index into loads). */
+  tokenStep: number[];
+  outputTokens: number;
+}
+
+/** A StageWorker that adds each call's rows to the current timestep's per-stage tally. */
+class MeteredWorker extends StageWorker {
+  constructor(
+    shard: StageShard,
+    index: number,
+    private readonly tally: { pipeline: SimulatedPipeline | null; rows: number[][] },
+  ) {
+    super(shard, index);
+  }
+
+  override async processMany(packets: readonly LayerPacket[]): Promise<(StageResult | Error)[]> {
+    const results = await super.processMany(packets);
+    const t = this.tally.pipeline!.loads.length;
+    const rows = (this.tally.rows[t] ??= []);
+    for (const r of results) {
+      if (!(r instanceof Error)) rows[this.index] = (rows[this.index] ?? 0) + r.positions;
+    }
+    return results;
+  }
+}
+
+class Simulator {
+  private readonly traces = new Map<string, Promise<SimTrace>>();
+  private readonly pipeline: SimulatedPipeline;
+  private readonly tally: { pipeline: SimulatedPipeline | null; rows: number[][] } = {
+    pipeline: null,
+    rows: [],
+  };
+  private readonly draft: StageShard;
+  private queue: Promise<unknown> = Promise.resolve();
+
+  private constructor(
+    readonly stages: number,
+    shards: LayerShard[],
+    draft: LayerShard,
+    private readonly prompts: number[][],
+    private readonly maxTokens: number,
+  ) {
+    this.pipeline = new SimulatedPipeline(
+      shards.map((s, i) => new MeteredWorker(s, i, this.tally)),
+      PAPER_A100_COST, // any: the loads are repriced
+    );
+    this.tally.pipeline = this.pipeline;
+    this.draft = this.pipeline.meterDraft(draft);
+  }
+
+  static async open(stages: number, prompts: number[][], maxTokens: number): Promise<Simulator> {
+    const info = await openShard({ checkpointDir: TARGET, intraOpThreads: 1 });
+    const layers = info.info.numLayers;
+    await info.close();
+    const shards: LayerShard[] = [];
+    for (const range of splitLayers(layers, stages)) {
+      shards.push(await openShard({ checkpointDir: TARGET, ...range, intraOpThreads: 1 }));
+    }
+    const draft = await openShard({ checkpointDir: DRAFT, intraOpThreads: 1, proposals: true });
+    return new Simulator(stages, shards, draft, prompts, maxTokens);
+  }
+
+  /** The trace of one request (simulated once per method, prompt and width). */
+  trace(method: ConcreteMethod, prompt: number, width: number): Promise<SimTrace> {
+    const key = `${method}:${prompt}:${width}`;
+    let t = this.traces.get(key);
+    if (!t) {
+      const run = this.queue.then(() => this.simulate(method, prompt, width));
+      this.queue = run.catch(() => undefined);
+      t = run;
+      this.traces.set(key, t);
+    }
+    return t;
+  }
+
+  private async simulate(method: ConcreteMethod, prompt: number, width: number): Promise<SimTrace> {
+    this.tally.rows = [];
+    const steps: number[] = [];
+    const res = await runMethod(
+      method,
+      this.pipeline,
+      this.draft,
+      {
+        requestId: randomUUID(),
+        prompt: this.prompts[prompt],
+        maxTokens: this.maxTokens,
+        onEvent: (e) => steps.push(e.timestep),
+      },
+      { width, stppDepth: STPP_DEPTH, scoreTemperature: SCORE_TEMPERATURE },
+    );
+    const loads = this.pipeline.loads.map((l, t) => ({
+      ...l,
+      stageRows: Array.from({ length: this.stages }, (_, s) => this.tally.rows[t]?.[s] ?? 0),
+      prefill: t < res.stats.prefillTimesteps,
+    }));
+    progress(
+      `sim${this.stages} ${method} prompt ${prompt} (${this.prompts[prompt].length} tokens) W${width}: ${loads.length} timesteps`,
+    );
+    // A token of timestep T (the session's tick count) follows the end of load T - 1.
+    const tokenStep = steps.map((T) => Math.min(loads.length - 1, Math.max(0, T - 1)));
+    return { loads, tokenStep, outputTokens: res.tokens.length };
+  }
+
+  /**
+   * C clients, R requests each, under the multi-request model in the header; `limit` requests
+   * in flight at most (QUEUE_CONCURRENCY).
+   */
+  async load(method: Method, clients: number, cost: StageCost, perCall: number): Promise<Row> {
+    const limit = method === 'pipedec-solo' ? 1 : Infinity;
+    interface Active {
+      trace: SimTrace;
+      step: number;
+      done: Done;
+      client: number;
+      r: number;
+    }
+    const waiting: { client: number; r: number; at: number }[] = Array.from(
+      { length: clients },
+      (_, c) => ({ client: c, r: 0, at: 0 }),
+    );
+    const active: Active[] = [];
+    const done: Done[] = [];
+    let now = 0;
+    let busyMs = 0;
+    while (waiting.length > 0 || active.length > 0) {
+      while (waiting.length > 0 && active.length < limit) {
+        const w = waiting.shift()!;
+        const m = engineMethod(method);
+        const width = m === 'pp' ? 1 : widthUnderLoad(WIDTH, active.length + 1, DEFAULT_ROW_BUDGET);
+        const prompt = promptOf(w.client, w.r);
+        active.push({
+          trace: await this.trace(m, prompt, width),
+          step: 0,
+          client: w.client,
+          r: w.r,
+          done: { prompt, enqueuedMs: w.at, tokenMs: [], summary: null },
+        });
+      }
+      const calls = new Array<number>(this.stages).fill(0);
+      const rowMs = new Array<number>(this.stages).fill(0);
+      let serial = 0;
+      let overlap = 0;
+      for (const a of active) {
+        const l = a.trace.loads[a.step];
+        l.stageRows.forEach((n, s) => {
+          if (n === 0) return;
+          calls[s]++;
+          rowMs[s] += price(cost.stage, 0, n, l.prefill);
+        });
+        serial += price(cost.draft, l.serialDraftCalls, l.serialDraftRows, l.prefill);
+        overlap += price(cost.draft, l.overlapDraftCalls, l.overlapDraftRows, l.prefill);
+      }
+      const stageMs = calls.map((n, s) => Math.ceil(n / perCall) * cost.stage.callMs + rowMs[s]);
+      now += serial + Math.max(Math.max(...stageMs), overlap) + cost.hopMs;
+      busyMs += serial + overlap + stageMs.reduce((x, y) => x + y, 0);
+      for (const a of [...active]) {
+        for (const [i, s] of a.trace.tokenStep.entries()) {
+          if (s === a.step && a.done.tokenMs.length === i) a.done.tokenMs.push(now);
+        }
+        if (++a.step < a.trace.loads.length) continue;
+        if (a.done.tokenMs.length !== a.trace.outputTokens) {
+          throw new Error(`sim: ${a.done.tokenMs.length} token times of ${a.trace.outputTokens}`);
+        }
+        active.splice(active.indexOf(a), 1);
+        done.push(a.done);
+        if (a.r + 1 < PER_CLIENT) waiting.push({ client: a.client, r: a.r + 1, at: now });
+      }
+    }
+    return row('sim14', clients, method, done, now, busyMs, null);
+  }
+}
+
+/**
+ * Least squares y = c . x over the samples with every coefficient >= 0: a coefficient that
+ * comes out negative is fixed at 0 and the rest refitted.
+ */
+function fitNonNegative(samples: { x: number[]; y: number }[], names: string[]): number[] {
+  const k = names.length;
+  const free = new Set(names.keys());
+  for (;;) {
+    const idx = [...free];
+    // Normal equations over the free coefficients, by Gaussian elimination.
+    const a = idx.map((i) => [
+      ...idx.map((j) => samples.reduce((s, v) => s + v.x[i] * v.x[j], 0)),
+      samples.reduce((s, v) => s + v.x[i] * v.y, 0),
+    ]);
+    for (let c = 0; c < idx.length; c++) {
+      const p = a.reduce(
+        (best, r, i) => (i >= c && Math.abs(r[c]) > Math.abs(a[best][c]) ? i : best),
+        c,
+      );
+      [a[c], a[p]] = [a[p], a[c]];
+      if (Math.abs(a[c][c]) < 1e-12)
+        throw new Error(`calibration: ${names[idx[c]]} is not determined by the samples`);
+      for (let r = 0; r < idx.length; r++) {
+        if (r === c) continue;
+        const m = a[r][c] / a[c][c];
+        for (let j = c; j <= idx.length; j++) a[r][j] -= m * a[c][j];
+      }
+    }
+    const coef = new Array<number>(k).fill(0);
+    idx.forEach((i, c) => (coef[i] = a[c][idx.length] / a[c][c]));
+    const worst = idx.reduce((w, i) => (coef[i] < coef[w] ? i : w), idx[0]);
+    if (coef[worst] >= 0) return coef;
+    free.delete(worst);
+    if (free.size === 0) return coef.fill(0);
+  }
+}
+
+/**
+ * The lo4 costs: stage a per call, b per decode row, c per prompt row from every request that
+ * had the pipeline to itself (compute summed over stages against its stage calls and rows); the
+ * hop from PP's (round trip less compute, per hop); the draft the same way from PipeDec's (its
+ * draft time against the calls and rows the 4-stage simulator counts for the same request).
+ */
+async function calibrate(alone: RealRun['alone'], prompts: number[][]): Promise<StageCost> {
+  const withSummary = alone.filter((a) => a.done.summary?.transport);
+  const names = ['per call', 'per decode row', 'per prompt row'];
+  const stage = fitNonNegative(
+    withSummary.map(({ done }) => {
+      const st = done.summary!.stats;
+      const promptRows = st.promptTokens * st.stages;
+      return {
+        x: [
+          done.summary!.transport!.packets * st.stages,
+          st.stagePositions.reduce((a, b) => a + b, 0) - promptRows,
+          promptRows,
+        ],
+        y: st.stageBusyMs.reduce((a, b) => a + b, 0),
+      };
+    }),
+    names,
+  );
+  let hopSum = 0;
+  let hops = 0;
+  for (const { done } of withSummary.filter((a) => a.method === 'pp')) {
+    const t = done.summary!.transport!;
+    hopSum += t.roundTripMs - t.computeMs;
+    hops += t.hops;
+  }
+  const sim4 = await Simulator.open(4, prompts, MAX_TOKENS);
+  const draftSamples = [];
+  for (const { done } of withSummary.filter((a) => a.method === 'pipedec-solo')) {
+    if (done.prompt >= 4) continue; // four prompts of 32 to 888 tokens give the fit its spread
+    const tr = await sim4.trace('pipedec', done.prompt, WIDTH);
+    if (tr.outputTokens !== done.tokenMs.length) {
+      throw new Error(
+        `lo4 pipedec prompt ${done.prompt}: ${done.tokenMs.length} tokens, simulated ${tr.outputTokens}`,
+      );
+    }
+    const sum = (f: (l: SimTrace['loads'][number]) => number) =>
+      tr.loads.reduce((a, l) => a + f(l), 0);
+    draftSamples.push({
+      x: [
+        sum((l) => l.serialDraftCalls + l.overlapDraftCalls),
+        sum((l) => (l.prefill ? 0 : l.serialDraftRows + l.overlapDraftRows)),
+        sum((l) => (l.prefill ? l.serialDraftRows + l.overlapDraftRows : 0)),
+      ],
+      y: done.summary!.stats.draftMs,
+    });
+  }
+  const draft = fitNonNegative(draftSamples, names);
+  const cost = (c: number[]): Cost => ({ callMs: c[0], rowMs: c[1], prefillRowMs: c[2] });
+  return { stage: cost(stage), hopMs: hops > 0 ? hopSum / hops : 0, draft: cost(draft) };
+}
+
+// ---------------------------------------------------------------- report
+
+const f = (x: number | null | undefined, d = 1): string =>
+  x === null || x === undefined || !Number.isFinite(x) ? '-' : x.toFixed(d);
+
+function targets(rows: Row[], solo: Partial<Record<ClusterId, RealRun['oneClientSolo']>>) {
+  const get = (c: ClusterId, n: number, m: Method) =>
+    rows.find((r) => r.cluster === c && r.clients === n && r.method === m);
+  const out: { target: string; measured: string; met: boolean | null }[] = [];
+  const lo = get('lo4', 8, 'pipedec');
+  const loPP = get('lo4', 8, 'pp');
+  out.push({
+    target: 'lo4, 8 clients: batched PipeDec >= 3 x 204 = 612 tokens/s',
+    measured: f(lo?.tokensPerSecond),
+    met: lo ? lo.tokensPerSecond >= 612 : null,
+  });
+  out.push({
+    target: 'lo4, 8 clients: batched PipeDec >= batched PP',
+    measured: `${f(lo?.tokensPerSecond)} vs ${f(loPP?.tokensPerSecond)}`,
+    met: lo && loPP ? lo.tokensPerSecond >= loPP.tokensPerSecond : null,
+  });
+  const ns1 = get('ns5x8', 1, 'pipedec');
+  for (const n of [4, 8]) {
+    const pd = get('ns5x8', n, 'pipedec');
+    const pp = get('ns5x8', n, 'pp');
+    out.push({
+      target: `ns5x8, ${n} clients: batched PipeDec >= 1.6 x batched PP`,
+      measured: pd && pp ? `${(pd.tokensPerSecond / pp.tokensPerSecond).toFixed(2)}x` : '-',
+      met: pd && pp ? pd.tokensPerSecond >= 1.6 * pp.tokensPerSecond : null,
+    });
+    out.push({
+      target: `ns5x8, ${n} clients: PipeDec TBT p50 <= 2 x one client's`,
+      measured: `${f(pd?.tbtP50Ms)} vs ${f(ns1?.tbtP50Ms)} ms`,
+      met: pd && ns1 ? pd.tbtP50Ms <= 2 * ns1.tbtP50Ms : null,
+    });
+  }
+  for (const c of CLUSTER_IDS) {
+    for (const m of ['pp', 'stpp', 'pipedec'] as const) {
+      const batched = get(c, 1, m);
+      // sim14: one request is the simulator's own timestep with or without batching.
+      const base = c === 'sim14' ? batched?.tokensPerSecond : solo[c]?.[m];
+      if (!batched || base === undefined) continue;
+      out.push({
+        target: `${c}, 1 client: ${m} batched >= 0.95 x one at a time`,
+        measured: `${f(batched.tokensPerSecond)} vs ${f(base)} (${(batched.tokensPerSecond / base).toFixed(2)}x)`,
+        met: batched.tokensPerSecond >= 0.95 * base,
+      });
+    }
+  }
+  return out;
+}
+
+function uptime(): string {
+  try {
+    return execFileSync('uptime', { encoding: 'utf8' }).trim();
+  } catch {
+    return os.loadavg().join(' ');
+  }
+}
+
+async function main(): Promise<void> {
+  const started = Date.now();
+  const uptimeBefore = uptime();
+  const promptCount = Math.max(...CLIENTS) * PER_CLIENT;
+  const prompts = await buildPrompts(promptCount, MAX_TOKENS);
+  progress(
+    `${promptCount} prompts: ${prompts.map((p) => p.length).join(', ')} tokens; clusters ${CLUSTER_LIST.join(', ')}; clients ${CLIENTS.join(', ')}`,
+  );
+  const rows: Row[] = [];
+  const failures: Failure[] = [];
+  const solo: Partial<Record<ClusterId, RealRun['oneClientSolo']>> = {};
+  let cost: StageCost | null = null;
+  for (const id of CLUSTER_LIST) {
+    if (id === 'sim14') {
+      if (!cost) throw new Error('sim14 is calibrated from lo4: put lo4 before it in --clusters');
+      progress(`sim14: cost ${JSON.stringify(cost)}`);
+      const sim = await Simulator.open(14, prompts, MAX_TOKENS);
+      for (const clients of CLIENTS) {
+        for (const method of METHOD_LIST) {
+          const r = await sim.load(method, clients, cost, STAGE_BATCH ?? SERVICE_STAGE_BATCH);
+          rows.push(r);
+          progress(`sim14 C${clients} ${method}: ${r.tokensPerSecond.toFixed(1)} tokens/s`);
+        }
+      }
+      continue;
+    }
+    const run = await runReal(id, prompts);
+    rows.push(...run.rows);
+    failures.push(...run.failures);
+    solo[id] = run.oneClientSolo;
+    if (id === 'lo4') cost = await calibrate(run.alone, prompts);
+  }
+  const uptimeAfter = uptime();
+  const checks = targets(rows, solo);
+  const meta = {
+    date: new Date().toISOString(),
+    minutes: (Date.now() - started) / 60_000,
+    cores: os.cpus().length,
+    uptime: { before: uptimeBefore, after: uptimeAfter },
+    clients: CLIENTS,
+    requestsPerClient: PER_CLIENT,
+    outputTokens: Object.fromEntries(CLUSTER_LIST.map((c) => [c, tokensFor(c)])),
+    promptTokens: prompts.map((p) => p.length),
+    promptOf:
+      'client c, request r: prompt c x requests + r (set i mod 3, PROMPT_LENGTHS[i mod 16])',
+    width: WIDTH,
+    rowBudget: DEFAULT_ROW_BUDGET,
+    stageBatchRequests:
+      STAGE_BATCH === null ? `service default (${SERVICE_STAGE_BATCH})` : String(STAGE_BATCH),
+    batchedQueueConcurrency: Math.max(...CLIENTS),
+    sampling: 'greedy',
+    sim14: {
+      model:
+        'requests in flight advance one of their own simulator timesteps per common timestep: serial draft summed + max(max over stages of ceil(requests/stage-batch) x a + b x decode rows + c x prompt rows, overlapped draft summed) + hop; costs from lo4 (below); cpuMsPerToken there is the modelled busy time (stages + draft) per token; no KV limit is modelled',
+      costFromLo4: cost,
+    },
+    oneClientWithoutBatching: solo,
+    failures,
+    targets: checks,
+  };
+  const lines: string[] = [];
+  for (const c of CLUSTER_LIST) {
+    lines.push(
+      '',
+      `### ${c}: ${tokensFor(c)} output tokens, ${PER_CLIENT} request(s) per client`,
+      '',
+      '| clients | method | tokens/s | TTFT p50 ms | TTFT p99 ms | TBT p50 ms | TBT p99 ms | CPU ms / token | proxy CPU ms / token |',
+      '|---:|---|---:|---:|---:|---:|---:|---:|---:|',
+    );
+    for (const r of rows.filter((x) => x.cluster === c)) {
+      lines.push(
+        `| ${r.clients} | ${r.method} | ${f(r.tokensPerSecond)} | ${f(r.ttftP50Ms, 0)} | ${f(r.ttftP99Ms, 0)} | ${f(r.tbtP50Ms)} | ${f(r.tbtP99Ms)} | ${f(r.cpuMsPerToken, 2)} | ${f(r.proxyCpuMsPerToken, 2)} |`,
+      );
+    }
+  }
+  lines.push('', '### Targets (issue #16)', '', '| target | measured | met |', '|---|---|---|');
+  for (const t of checks) {
+    lines.push(
+      `| ${t.target} | ${t.measured} | ${t.met === null ? 'not run' : t.met ? 'yes' : 'NO'} |`,
+    );
+  }
+  for (const x of failures) {
+    lines.push('', `FAILED ${x.cluster} ${x.clients} clients ${x.method}: ${x.error}`);
+  }
+  lines.push('', `load: ${uptimeBefore} -> ${uptimeAfter}; ${os.cpus().length} cores`);
+  console.log(lines.join('\n'));
+  await mkdir(path.dirname(args.out), { recursive: true });
+  await writeFile(args.out, JSON.stringify({ meta, rows }, null, 2) + '\n');
+  if (failures.length > 0) {
+    process.stderr.write(`${failures.length} load(s) failed (above; meta.failures)\n`);
+    process.exitCode = 1;
+  }
+}
+
+await main();
