@@ -1,6 +1,7 @@
 // Benchmark of batching (npm run bench:batching, issue #16 item 7): C = 1, 2, 4, 8, 16 clients
-// at once, each sending --requests requests one after another (prompts of mixed sets and
-// lengths, 32 to 888 tokens, then --tokens output tokens, greedy), for four methods:
+// at once, each sending --requests requests one after another (prompts of the three sets, 32 to
+// 888 tokens, chosen so that greedy decoding runs all --tokens output tokens: buildPrompts),
+// for four methods:
 //
 //   pipedec-solo  PipeDec one request at a time (QUEUE_CONCURRENCY 1: the service before #16)
 //   pp, stpp, pipedec  batched: QUEUE_CONCURRENCY >= C, every other setting the service's
@@ -37,6 +38,7 @@
 import { GENERATION_QUEUE, queuePrefix, type ConcreteMethod } from '@pipedec/contracts';
 import {
   DEFAULT_ROW_BUDGET,
+  generatePP,
   PAPER_A100_COST,
   SimulatedPipeline,
   StageWorker,
@@ -164,32 +166,57 @@ function row(
 
 // ---------------------------------------------------------------- prompts
 
-/** Prompt lengths in tokens, cycled: 32..1024, capped to leave the output room in 1024. */
-const PROMPT_LENGTHS = [
-  256, 888, 32, 512, 128, 1024, 64, 384, 640, 48, 192, 768, 96, 448, 320, 160,
-];
+/** Prompt lengths in tokens, cycled: 32 up to the context less the output (888 for 128). */
+const PROMPT_LENGTHS = [256, 888, 32, 512, 128, 700, 64, 384, 640, 48, 192, 768, 96, 448, 320, 160];
 const CONTEXT = 1024; // the demo target's positions
 const SETS = ['scripture.jsonl', 'quotes.jsonl', 'code.jsonl'];
 
 /**
- * Prompt i: from set i mod 3 (the set's lines tokenized and concatenated, taken cyclically from
- * offset 97 i), PROMPT_LENGTHS[i mod 16] tokens capped at CONTEXT - tokens - 8.
+ * Prompt i: from set i mod 3, n = PROMPT_LENGTHS[i mod 16] tokens (at most CONTEXT - tokens -
+ * 8): the tokenizer's first token (BOS), then the last n - 1 tokens of the set's lines joined by
+ * newlines, in turn, ending with line j, so every prompt ends where one of the set ends (a
+ * continuation point). j starts at floor(i / 3) and moves on line by line until the target's
+ * greedy continuation (PP in this process, the whole model) runs `tokens` tokens without an
+ * end-of-sequence token: every request then streams exactly `tokens` tokens (checked for each),
+ * and tokens/s is not a matter of where the model stops.
  */
 async function buildPrompts(count: number, maxTokens: number): Promise<number[][]> {
   const tok = await loadTokenizer(TARGET);
-  const pools: number[][] = [];
+  const whole = await openShard({ checkpointDir: TARGET, intraOpThreads: 1 });
+  const probe = new SimulatedPipeline([new StageWorker(whole, 0)], PAPER_A100_COST);
+  const sets: string[][] = [];
   for (const f of SETS) {
     const lines = (await readFile(path.join(ROOT, 'models/prompts', f), 'utf8')).split('\n');
-    pools.push(
-      lines.filter(Boolean).flatMap((l) => tok.encode((JSON.parse(l) as { text: string }).text)),
-    );
+    sets.push(lines.filter(Boolean).map((l) => (JSON.parse(l) as { text: string }).text));
   }
   const cap = CONTEXT - maxTokens - 8;
-  return Array.from({ length: count }, (_, i) => {
-    const pool = pools[i % SETS.length];
-    const n = Math.min(cap, PROMPT_LENGTHS[i % PROMPT_LENGTHS.length]);
-    return Array.from({ length: n }, (_, k) => pool[(97 * i + k) % pool.length]);
-  });
+  const prompts: number[][] = [];
+  try {
+    for (let i = 0; i < count; i++) {
+      const lines = sets[i % SETS.length];
+      const n = Math.min(cap, PROMPT_LENGTHS[i % PROMPT_LENGTHS.length]);
+      for (let tries = 0; ; tries++) {
+        if (tries === lines.length) {
+          throw new Error(
+            `prompt ${i}: no line of ${SETS[i % SETS.length]} runs ${maxTokens} tokens`,
+          );
+        }
+        const j = (Math.floor(i / SETS.length) + tries) % lines.length;
+        // Two rounds of the set, ending with line j: enough text for any n.
+        const text = [...lines, ...lines].slice(j + 1, j + 1 + 2 * lines.length - 1);
+        const ids = tok.encode([...text, lines[j]].join('\n'));
+        const prompt = [ids[0], ...ids.slice(ids.length - (n - 1))];
+        const res = await generatePP(probe, { requestId: randomUUID(), prompt, maxTokens });
+        if (res.tokens.length === maxTokens) {
+          prompts.push(prompt);
+          break;
+        }
+      }
+    }
+  } finally {
+    await whole.close();
+  }
+  return prompts;
 }
 
 const promptOf = (client: number, r: number) => client * PER_CLIENT + r;
@@ -289,6 +316,7 @@ async function load(
             width: WIDTH,
             prompt: prompts[prompt],
             maxTokens: tokensFor(id),
+            exact: tokensFor(id) <= MAX_TOKENS,
           });
           out.push({ prompt, trace });
         }
@@ -339,6 +367,9 @@ async function runReal(id: 'lo4' | 'ns5x8', prompts: number[][]): Promise<RealRu
   const batchEnv: Record<string, string> =
     STAGE_BATCH === null ? {} : { STAGE_BATCH_REQUESTS: String(STAGE_BATCH) };
   const out: RealRun = { rows: [], failures: [], alone: [], oneClientSolo: {} };
+  // Warm-up: each method once through the longest prompt and the whole output, so the first
+  // measured load does not pay for the runtime's first calls of each shape.
+  const longest = prompts.reduce((a, p) => (p.length > a.length ? p : a));
   const warm = async (s: Started, methods: ConcreteMethod[]) => {
     const reader = new Redis(s.redisUrl);
     const redis = new Redis(s.redisUrl, { maxRetriesPerRequest: null });
@@ -347,8 +378,8 @@ async function runReal(id: 'lo4' | 'ns5x8', prompts: number[][]): Promise<RealRu
       await runRequest(queue, reader, s.prefix, {
         method,
         width: WIDTH,
-        prompt: prompts[0],
-        maxTokens: 4,
+        prompt: longest,
+        maxTokens: tokensFor(id),
       });
     }
     await queue.close();

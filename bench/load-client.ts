@@ -55,6 +55,8 @@ export interface RequestSpec {
   width: number;
   prompt: number[];
   maxTokens: number;
+  /** The prompt's greedy continuation is known to run all maxTokens: fewer is an error. */
+  exact?: boolean;
 }
 
 export interface RequestTrace {
@@ -80,7 +82,8 @@ async function jobResult(queue: Queue, requestId: string): Promise<GenerationSum
 /**
  * Enqueues one greedy job and follows its event stream until `done`; throws on an error event,
  * on a silence of 60 s, and when the tokens streamed disagree with the usage the job reports
- * (gaps in the indices, a count other than completionTokens, or fewer than asked without a stop).
+ * (gaps in the indices, a count other than completionTokens, or fewer than asked without a stop,
+ * or at all with `exact`).
  */
 export async function runRequest(
   queue: Queue,
@@ -130,7 +133,7 @@ export async function runRequest(
           n !== e.usage.completionTokens ||
           n > spec.maxTokens ||
           e.finishReason === 'cancelled' ||
-          (e.finishReason === 'length' && n !== spec.maxTokens)
+          ((e.finishReason === 'length' || spec.exact) && n !== spec.maxTokens)
         ) {
           throw new Error(
             `${spec.method} ${requestId}: ${n} token events, usage ${e.usage.completionTokens}, max ${spec.maxTokens}, finish ${e.finishReason}`,
