@@ -1,7 +1,8 @@
 // Benchmark of batching (npm run bench:batching, issue #16 item 7): C = 1, 2, 4, 8, 16 clients
-// at once, each sending --requests requests one after another (prompts of the three sets, 32 to
-// 888 tokens, chosen so that greedy decoding runs all --tokens output tokens: buildPrompts),
-// for four methods:
+// at once, each sending --requests requests one after another (a lone client
+// --one-client-requests, default 4: one request is too small a sample on a shared host), with
+// prompts of the three sets, 32 to 888 tokens, chosen so that greedy decoding runs all --tokens
+// output tokens (buildPrompts), for four methods:
 //
 //   pipedec-solo  PipeDec one request at a time (QUEUE_CONCURRENCY 1: the service before #16)
 //   pp, stpp, pipedec  batched: QUEUE_CONCURRENCY >= C, every other setting the service's
@@ -77,6 +78,8 @@ const { values: args } = parseArgs({
     clusters: { type: 'string', default: CLUSTER_IDS.join(',') },
     clients: { type: 'string', default: '1,2,4,8,16' },
     requests: { type: 'string', default: '1' }, // per client, one after another
+    // A lone client's requests: one request is too small a sample on a shared host.
+    'one-client-requests': { type: 'string', default: '4' },
     tokens: { type: 'string', default: '128' },
     // Output tokens on ns5x8 if fewer must do (its 5 ms hops make it the slow one).
     'ns5x8-tokens': { type: 'string', default: '' },
@@ -89,6 +92,8 @@ const { values: args } = parseArgs({
 });
 const CLIENTS = args.clients.split(',').map(Number);
 const PER_CLIENT = Number(args.requests);
+const requestsFor = (clients: number): number =>
+  clients === 1 ? Math.max(PER_CLIENT, Number(args['one-client-requests'])) : PER_CLIENT;
 const MAX_TOKENS = Number(args.tokens);
 const WIDTH = Number(args.width);
 const STAGE_BATCH = args['stage-batch'] ? Number(args['stage-batch']) : null;
@@ -309,7 +314,7 @@ async function load(
     const settled = await Promise.allSettled(
       readers.map(async (reader, c) => {
         const out: { prompt: number; trace: RequestTrace }[] = [];
-        for (let r = 0; r < PER_CLIENT; r++) {
+        for (let r = 0; r < requestsFor(clients); r++) {
           const prompt = promptOf(c, r);
           const trace = await runRequest(queue, reader, s.prefix, {
             method: engineMethod(method),
@@ -623,7 +628,7 @@ class Simulator {
         }
         active.splice(active.indexOf(a), 1);
         done.push(a.done);
-        if (a.r + 1 < PER_CLIENT) waiting.push({ client: a.client, r: a.r + 1, at: now });
+        if (a.r + 1 < requestsFor(clients)) waiting.push({ client: a.client, r: a.r + 1, at: now });
       }
     }
     return row('sim14', clients, method, done, now, busyMs, null);
@@ -787,7 +792,7 @@ function uptime(): string {
 async function main(): Promise<void> {
   const started = Date.now();
   const uptimeBefore = uptime();
-  const promptCount = Math.max(...CLIENTS) * PER_CLIENT;
+  const promptCount = Math.max(...CLIENTS.map((c) => c * requestsFor(c)));
   const prompts = await buildPrompts(promptCount, MAX_TOKENS);
   progress(
     `${promptCount} prompts: ${prompts.map((p) => p.length).join(', ')} tokens; clusters ${CLUSTER_LIST.join(', ')}; clients ${CLIENTS.join(', ')}`,
@@ -825,6 +830,7 @@ async function main(): Promise<void> {
     uptime: { before: uptimeBefore, after: uptimeAfter },
     clients: CLIENTS,
     requestsPerClient: PER_CLIENT,
+    requestsOfALoneClient: requestsFor(1),
     outputTokens: Object.fromEntries(CLUSTER_LIST.map((c) => [c, tokensFor(c)])),
     promptTokens: prompts.map((p) => p.length),
     promptOf:
@@ -848,7 +854,7 @@ async function main(): Promise<void> {
   for (const c of CLUSTER_LIST) {
     lines.push(
       '',
-      `### ${c}: ${tokensFor(c)} output tokens, ${PER_CLIENT} request(s) per client`,
+      `### ${c}: ${tokensFor(c)} output tokens, ${PER_CLIENT} request(s) per client (${requestsFor(1)} for one client)`,
       '',
       '| clients | method | tokens/s | TTFT p50 ms | TTFT p99 ms | TBT p50 ms | TBT p99 ms | CPU ms / token | proxy CPU ms / token |',
       '|---:|---|---:|---:|---:|---:|---:|---:|---:|',
