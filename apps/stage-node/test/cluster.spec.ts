@@ -513,6 +513,15 @@ describe('the demo pair on 4 stage processes', () => {
       });
       expect(b.maxRequests).toBeGreaterThan(1);
     });
+    // Once every request has ended no stage holds a sequence: a request released while the
+    // stage computed another one's packet used to keep its KV rows (bench:batching ran stage
+    // 0 out of KV memory with 42 sequences held and 16 requests in flight).
+    for (const s of [0, 1, 2, 3]) {
+      await waitFor(async () => {
+        const kv = (await demo!.health(s))?.body.kv as { sequences: number } | undefined;
+        return kv?.sequences === 0;
+      });
+    }
   });
 
   it('distribution-mode requests computed together with others give their solo tokens at the same width', async () => {

@@ -43,6 +43,12 @@ export const RELEASED_MEMORY = 4096;
 export class StageWorker {
   private readonly requests = new Map<string, RequestState>();
   private readonly released = new Set<string>();
+  /**
+   * Requests released while a call computed. They are freed when the call ends: a request
+   * that is not in that call sends no further packet (it has ended), so waiting for its next
+   * packet would hold its KV rows until the stage restarts.
+   */
+  private readonly deferred = new Set<string>();
   private busy = false;
 
   constructor(
@@ -64,6 +70,7 @@ export class StageWorker {
     const state = this.state(decision.requestId);
     state.buffered.set(decision.seq, decision);
     if (!this.busy) this.applyReady(decision.requestId, state);
+    else if (decision.release) this.deferred.add(decision.requestId);
   }
 
   /** Frees a request at once (cancellation from the transport, or the end of a request). */
@@ -71,6 +78,7 @@ export class StageWorker {
     if (this.busy) {
       const state = this.state(requestId);
       state.buffered.set(-1, { ...emptyDecision(requestId), release: true });
+      this.deferred.add(requestId);
       return;
     }
     this.drop(requestId);
@@ -147,12 +155,15 @@ export class StageWorker {
       }
     } finally {
       this.busy = false;
+      // The requests of this call apply theirs in finish(), after their new rows are counted.
+      this.releaseDeferred(new Set(run.map((r) => r.packet.requestId)));
     }
     const wallMs = (performance.now() - t0) / run.length;
     run.forEach(({ k, packet, batch, state }, j) => {
       const out = outs[j];
       if (out instanceof Error) {
         results[k] = out;
+        if (releasePending(state)) this.drop(packet.requestId); // released during the call
         return;
       }
       for (const id of batch.nodeIds) state.rows.add(id);
@@ -220,6 +231,14 @@ export class StageWorker {
     return s;
   }
 
+  /** Frees the requests released during a call that were not in it. */
+  private releaseDeferred(inCall: ReadonlySet<string>): void {
+    for (const id of this.deferred) {
+      if (!inCall.has(id) && this.requests.has(id)) this.drop(id);
+    }
+    this.deferred.clear();
+  }
+
   private applyReady(requestId: string, state: RequestState): void {
     if (state.buffered.has(-1)) {
       this.drop(requestId);
@@ -270,6 +289,12 @@ export class StageWorker {
       this.released.delete(this.released.values().next().value!);
     }
   }
+}
+
+/** Whether a release of the request waits among its buffered decisions. */
+function releasePending(state: RequestState): boolean {
+  for (const d of state.buffered.values()) if (d.release) return true;
+  return false;
 }
 
 function emptyDecision(requestId: string): Decision {
