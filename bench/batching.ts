@@ -87,6 +87,8 @@ const { values: args } = parseArgs({
     width: { type: 'string', default: '4' },
     // Requests per stage call (STAGE_BATCH_REQUESTS); '' = the service's default.
     'stage-batch': { type: 'string', default: '' },
+    // PipeDec's width per tree layer (WIDTH_FOLLOWS_LOAD); 'false': the share at its start.
+    'width-follows-load': { type: 'string', default: 'true' },
     out: { type: 'string', default: path.join(ROOT, 'bench/results/batching.json') },
   },
 });
@@ -371,6 +373,7 @@ interface RealRun {
 async function runReal(id: 'lo4' | 'ns5x8', prompts: number[][]): Promise<RealRun> {
   const batchEnv: Record<string, string> =
     STAGE_BATCH === null ? {} : { STAGE_BATCH_REQUESTS: String(STAGE_BATCH) };
+  batchEnv.WIDTH_FOLLOWS_LOAD = args['width-follows-load'];
   const out: RealRun = { rows: [], failures: [], alone: [], oneClientSolo: {} };
   // Warm-up: each method once through the longest prompt and the whole output, so the first
   // measured load does not pay for the runtime's first calls of each shape.
@@ -819,7 +822,8 @@ async function main(): Promise<void> {
     rows.push(...run.rows);
     failures.push(...run.failures);
     solo[id] = run.oneClientSolo;
-    if (id === 'lo4') cost = await calibrate(run.alone, prompts);
+    // sim14 is priced with lo4's costs; nothing to fit when it is not asked for.
+    if (id === 'lo4' && CLUSTER_LIST.includes('sim14')) cost = await calibrate(run.alone, prompts);
   }
   const uptimeAfter = uptime();
   const checks = targets(rows, solo);
@@ -840,6 +844,7 @@ async function main(): Promise<void> {
     stageBatchRequests:
       STAGE_BATCH === null ? `service default (${SERVICE_STAGE_BATCH})` : String(STAGE_BATCH),
     batchedQueueConcurrency: Math.max(...CLIENTS),
+    widthFollowsLoad: args['width-follows-load'] !== 'false',
     sampling: 'greedy',
     sim14: {
       model:

@@ -36,6 +36,15 @@ export function defaultBranching(width: number, sampling?: SamplingParams): numb
 export interface PipeDecOptions {
   /** W: most nodes per tree layer. */
   width: number;
+  /**
+   * The width for the next layer, asked each tick (clamped to 1..W): a busy head's share of
+   * its row budget as requests come and go (row-budget.ts), so a request that started alone
+   * narrows when others join and widens again when they leave. It changes what is speculated,
+   * never the output in greedy and exact acceptance; in distribution acceptance the tokens
+   * depend on the tree, so there it is ignored and the width stays W. The paper's drafting
+   * only (not with draftWidth).
+   */
+  widthNow?: () => number;
   /** k: most children proposed per node (default: defaultBranching(W, sampling)). */
   branching?: number;
   /**
@@ -120,7 +129,15 @@ class LayerDrafter {
     if (!tree.root.injected) return [tree.root];
     const frontier = tree.layer(tree.height);
     if (frontier[0].position + 1 > run.lastUsefulPosition) return [];
-    return tree.expand();
+    return tree.expand(this.width());
+  }
+
+  /** This layer's width: options.widthNow's, within 1..W, where the acceptance allows it. */
+  private width(): number {
+    const { widthNow, width } = this.options;
+    const sampling = this.spec.run.request.sampling;
+    if (!widthNow || (sampling && isDistribution(sampling))) return width;
+    return Math.max(1, Math.min(width, Math.floor(widthNow())));
   }
 }
 

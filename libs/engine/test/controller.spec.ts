@@ -203,6 +203,67 @@ describe('PipeDec controller on the toy model', () => {
     },
   );
 
+  it("PipeDec's width follows widthNow layer by layer without changing the output", async () => {
+    const sampled: SamplingParams = { temperature: 0.9, topP: 1, seed: 7, acceptance: 'exact' };
+    for (const sampling of [GREEDY, sampled]) {
+      for (const [k, prompt] of prompts(4, TARGET.vocab, 11).entries()) {
+        const request: GenerateRequest = { requestId: `w${k}`, prompt, maxTokens: 24, sampling };
+        const ar = await runMethod(rig(3, 0.3), { method: 'ar' }, request);
+        // Narrowed to one node a layer: every decode packet into stage 0 holds one row.
+        const narrow = rig(3, 0.3);
+        const rows: number[] = [];
+        const stage0 = narrow.stages[0] as ToyShard;
+        const forward = stage0.forward.bind(stage0);
+        stage0.forward = (seq: string, batch: TreeBatch): Promise<ShardOutput> => {
+          rows.push(batch.nodeIds.length);
+          return forward(seq, batch);
+        };
+        const one = await runMethod(
+          narrow,
+          { method: 'pipedec', width: 4, widthNow: () => 1 },
+          request,
+        );
+        expect(one.tokens).toEqual(ar.tokens);
+        const prefillPackets = Math.ceil(prompt.length / 32);
+        expect(Math.max(...rows.slice(prefillPackets))).toBe(1);
+        // Any schedule (load coming and going, values out of range clamped): AR's tokens.
+        let t = 0;
+        const schedule = [4, 1, 2, 0, 7, 3, 1, 4];
+        const varied = await runMethod(
+          rig(3, 0.3),
+          { method: 'pipedec', width: 4, widthNow: () => schedule[t++ % schedule.length] },
+          request,
+        );
+        expect(varied.tokens).toEqual(ar.tokens);
+        expect(t).toBeGreaterThan(0);
+      }
+    }
+  });
+
+  it('distribution acceptance keeps its width whatever widthNow says', async () => {
+    const sampling: SamplingParams = {
+      temperature: 1,
+      topP: 1,
+      seed: 5,
+      acceptance: 'distribution',
+    };
+    const request: GenerateRequest = {
+      requestId: 'd',
+      prompt: [3, 1, 4, 1, 5],
+      maxTokens: 20,
+      sampling,
+    };
+    const fixed = await runMethod(rig(3, 0.3), { method: 'pipedec', width: 4 }, request);
+    let asked = 0;
+    const told = await runMethod(
+      rig(3, 0.3),
+      { method: 'pipedec', width: 4, widthNow: () => (asked++, 1) },
+      request,
+    );
+    expect(told.tokens).toEqual(fixed.tokens);
+    expect(asked).toBe(0);
+  });
+
   it('a request cancelled before its first token reports no negative rate', async () => {
     // Cancelled after prefill but before a verification committed a token: the job's
     // statistics must still validate (tokens per timestep was -1/steps here).

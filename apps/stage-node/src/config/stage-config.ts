@@ -55,6 +55,12 @@ export const stageEnvShape = {
    * others run gets an equal share as its tree width (libs/engine row-budget.ts).
    */
   ROW_BUDGET: envVar.int(16, 1),
+  /**
+   * PipeDec (greedy and exact acceptance): the row budget's share is taken again for every
+   * tree layer, so a request narrows when others join and widens when they leave; false: the
+   * share when it starts holds for the whole request.
+   */
+  WIDTH_FOLLOWS_LOAD: envVar.bool(true),
   HEARTBEAT_MS: envVar.int(1000, 50),
   /** A registry entry expires this long after its last heartbeat. */
   REGISTRY_TTL_MS: envVar.int(3000, 100),
@@ -121,6 +127,7 @@ export interface StageConfig {
   ortThreads: number;
   batch: { requests: number; rows: number };
   rowBudget: number;
+  widthFollowsLoad: boolean;
   redisPrefix: string;
   modelName: string;
 }
@@ -181,6 +188,7 @@ export function parseStageConfig(env: Record<string, string | undefined>): Stage
     ortThreads: raw.ORT_THREADS,
     batch: { requests: raw.STAGE_BATCH_REQUESTS, rows: raw.STAGE_BATCH_ROWS },
     rowBudget: raw.ROW_BUDGET,
+    widthFollowsLoad: raw.WIDTH_FOLLOWS_LOAD,
     redisPrefix: raw.REDIS_PREFIX,
     modelName: raw.MODEL_NAME ?? path.basename(path.resolve(raw.CHECKPOINT_DIR)),
   };

@@ -408,11 +408,33 @@ export class GenerationConsumer {
         },
       },
       {
-        width: decoding.width,
+        ...this.pipeDecWidth(job, decoding),
         stppDepth: decoding.depth || this.config.stppDepth,
         scoreTemperature: this.config.draftScoreTemperature,
       },
     );
+  }
+
+  /**
+   * PipeDec's width follows the row budget through the request (row-budget.ts): it started at
+   * decoding.width, its share when it started; each next layer takes the share of the
+   * requests in flight then, up to the width it asked for. Distribution acceptance keeps its
+   * starting width: its tokens depend on the tree (the engine ignores widthNow there too).
+   */
+  private pipeDecWidth(
+    job: GenerationJob,
+    decoding: DecodingChoice,
+  ): { width: number; widthNow?: () => number } {
+    const distribution = decoding.acceptance === 'distribution' && job.sampling.temperature > 0;
+    if (decoding.method !== 'pipedec' || distribution || !this.config.widthFollowsLoad) {
+      return { width: decoding.width };
+    }
+    const asked = decoding.narrowedFrom ?? decoding.width;
+    return {
+      width: asked,
+      widthNow: () =>
+        widthUnderLoad(asked, Math.max(1, this.pipeline.inFlight), this.config.rowBudget),
+    };
   }
 }
 
