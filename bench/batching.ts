@@ -27,6 +27,11 @@
 //          head, so drafts of all requests add up. With one request this is the simulator's own
 //          timestep; admission and width follow the head's rules (FIFO, widthUnderLoad).
 //
+// On lo4's batched cluster it also runs the issue's long-prompt join (joinLong; --join-long
+// false skips it): 7 clients decode from the shortest prompts, a 1,023-token prompt joins once
+// the head runs all 7, and their time-between-tokens p99 is compared with the same load alone
+// (PP and PipeDec clients; meta.joinLong and a target line).
+//
 // Per cluster, client count and method: aggregate output tokens/s (all tokens over the wall
 // time of the whole load), time to first token p50/p99 over requests (enqueue to the first
 // token event's `at`), time between tokens p50/p99 (gaps between consecutive token events of a
@@ -89,6 +94,8 @@ const { values: args } = parseArgs({
     'stage-batch': { type: 'string', default: '' },
     // PipeDec's width per tree layer (WIDTH_FOLLOWS_LOAD); 'false': the share at its start.
     'width-follows-load': { type: 'string', default: 'true' },
+    // lo4's batched cluster also runs the long-prompt join (joinLong); 'false' skips it.
+    'join-long': { type: 'string', default: 'true' },
     out: { type: 'string', default: path.join(ROOT, 'bench/results/batching.json') },
   },
 });
@@ -368,13 +375,98 @@ interface RealRun {
   alone: { method: Method; done: Done }[];
   /** Tokens/s of PP, STPP and PipeDec at one client on the QUEUE_CONCURRENCY 1 cluster. */
   oneClientSolo: Partial<Record<ConcreteMethod, number>>;
+  joinLong: JoinLongRow[];
+}
+
+/** The long-prompt join (joinLong) for one method of the decoding clients. */
+interface JoinLongRow {
+  method: ConcreteMethod;
+  clients: number;
+  longPromptTokens: number;
+  /** The decoding clients' time between tokens p99 (pooled gaps), without and with the join. */
+  tbtP99WithoutMs: number;
+  tbtP99WithMs: number;
+  ratio: number;
+  /** Enqueue to its (only) token, for the long request. */
+  longTtftMs: number;
+}
+
+const JOIN_CLIENTS = 7;
+
+/**
+ * Issue #16's long-prompt target: 7 clients decode --tokens tokens from the shortest prompts;
+ * as soon as the head runs all 7, a request whose prompt fills the context but one position
+ * (1,023 tokens on the demo pair, 1 output token) joins. Its prompt goes through the stages
+ * in 32-row chunks between their decoding rows. Their time between tokens p99, pooled over
+ * the 7, with the join against the same load without it, both on the batched cluster.
+ */
+async function joinLong(
+  s: Started,
+  prompts: number[][],
+  method: ConcreteMethod,
+): Promise<JoinLongRow> {
+  const redis = new Redis(s.redisUrl, { maxRetriesPerRequest: null });
+  const queue = new Queue(GENERATION_QUEUE, { connection: redis, prefix: queuePrefix(s.prefix) });
+  const readers = Array.from({ length: JOIN_CLIENTS + 1 }, () => new Redis(s.redisUrl));
+  const short = [...prompts].sort((a, b) => a.length - b.length).slice(0, JOIN_CLIENTS);
+  if (short.length < JOIN_CLIENTS) throw new Error(`join: ${short.length} prompts, not 7`);
+  const context = 1024; // the demo pair's maxPositions
+  const long = prompts.flat().slice(0, context - 1);
+  try {
+    const run = async (join: boolean) => {
+      const decoding = short.map((prompt, c) =>
+        runRequest(queue, readers[c], s.prefix, {
+          method,
+          width: WIDTH,
+          prompt,
+          maxTokens: MAX_TOKENS,
+          exact: true,
+        }),
+      );
+      let longTtftMs = NaN;
+      if (join) {
+        // All 7 running (taken by the head), then the long prompt joins.
+        const deadline = Date.now() + 60_000;
+        while ((await queue.getActiveCount()) < JOIN_CLIENTS) {
+          if (Date.now() > deadline) {
+            throw new Error(`join: the head never ran ${JOIN_CLIENTS} requests at once`);
+          }
+          await new Promise((r) => setTimeout(r, 2));
+        }
+        const t = await runRequest(queue, readers[JOIN_CLIENTS], s.prefix, {
+          method: 'pp',
+          width: 1,
+          prompt: long,
+          maxTokens: 1,
+        });
+        longTtftMs = t.tokenAt[0] - t.enqueuedAt;
+      }
+      const traces = await Promise.all(decoding);
+      const gaps = traces.flatMap((t) => t.tokenAt.slice(1).map((at, i) => at - t.tokenAt[i]));
+      return { p99: quantile(gaps, 0.99), longTtftMs };
+    };
+    const without = await run(false);
+    const withLong = await run(true);
+    return {
+      method,
+      clients: JOIN_CLIENTS,
+      longPromptTokens: long.length,
+      tbtP99WithoutMs: without.p99,
+      tbtP99WithMs: withLong.p99,
+      ratio: withLong.p99 / without.p99,
+      longTtftMs: withLong.longTtftMs,
+    };
+  } finally {
+    await queue.close();
+    await Promise.all([...readers, redis].map((r) => r.quit()));
+  }
 }
 
 async function runReal(id: 'lo4' | 'ns5x8', prompts: number[][]): Promise<RealRun> {
   const batchEnv: Record<string, string> =
     STAGE_BATCH === null ? {} : { STAGE_BATCH_REQUESTS: String(STAGE_BATCH) };
   batchEnv.WIDTH_FOLLOWS_LOAD = args['width-follows-load'];
-  const out: RealRun = { rows: [], failures: [], alone: [], oneClientSolo: {} };
+  const out: RealRun = { rows: [], failures: [], alone: [], oneClientSolo: {}, joinLong: [] };
   // Warm-up: each method once through the longest prompt and the whole output, so the first
   // measured load does not pay for the runtime's first calls of each shape.
   const longest = prompts.reduce((a, p) => (p.length > a.length ? p : a));
@@ -393,11 +485,20 @@ async function runReal(id: 'lo4' | 'ns5x8', prompts: number[][]): Promise<RealRu
     await queue.close();
     await Promise.all([reader.quit(), redis.quit()]);
   };
-  const phases: { env: Record<string, string>; methods: Method[] }[] = [
-    { env: { QUEUE_CONCURRENCY: '1' }, methods: METHOD_LIST.filter((m) => m === 'pipedec-solo') },
+  const join = id === 'lo4' && args['join-long'] !== 'false';
+  const phases: { env: Record<string, string>; methods: Method[]; batched: boolean }[] = [
     {
-      env: { QUEUE_CONCURRENCY: String(Math.max(...CLIENTS)) },
+      env: { QUEUE_CONCURRENCY: '1' },
+      methods: METHOD_LIST.filter((m) => m === 'pipedec-solo'),
+      batched: false,
+    },
+    {
+      // Room for every client, and for the long-prompt join's 7 + 1.
+      env: {
+        QUEUE_CONCURRENCY: String(Math.max(...CLIENTS, join ? JOIN_CLIENTS + 1 : 1)),
+      },
       methods: METHOD_LIST.filter((m) => m !== 'pipedec-solo'),
+      batched: true,
     },
   ];
   for (const phase of phases) {
@@ -424,6 +525,15 @@ async function runReal(id: 'lo4' | 'ns5x8', prompts: number[][]): Promise<RealRu
           }
           progress(
             `${id} C${clients} ${method}: ${r.tokensPerSecond.toFixed(1)} tokens/s, TTFT p50 ${r.ttftP50Ms.toFixed(0)} ms, TBT p50 ${r.tbtP50Ms.toFixed(1)} ms`,
+          );
+        }
+      }
+      if (join && phase.batched) {
+        for (const m of ['pp', 'pipedec'] as const) {
+          const j = await joinLong(s, prompts, m);
+          out.joinLong.push(j);
+          progress(
+            `${id} long prompt (${j.longPromptTokens} tokens) joining ${j.clients} ${m} clients: TBT p99 ${j.tbtP99WithoutMs.toFixed(0)} -> ${j.tbtP99WithMs.toFixed(0)} ms (${j.ratio.toFixed(2)}x); its TTFT ${j.longTtftMs.toFixed(0)} ms`,
           );
         }
       }
@@ -795,13 +905,18 @@ function uptime(): string {
 async function main(): Promise<void> {
   const started = Date.now();
   const uptimeBefore = uptime();
-  const promptCount = Math.max(...CLIENTS.map((c) => c * requestsFor(c)));
+  const joining = CLUSTER_LIST.includes('lo4') && args['join-long'] !== 'false';
+  const promptCount = Math.max(
+    ...CLIENTS.map((c) => c * requestsFor(c)),
+    joining ? JOIN_CLIENTS : 1,
+  );
   const prompts = await buildPrompts(promptCount, MAX_TOKENS);
   progress(
     `${promptCount} prompts: ${prompts.map((p) => p.length).join(', ')} tokens; clusters ${CLUSTER_LIST.join(', ')}; clients ${CLIENTS.join(', ')}`,
   );
   const rows: Row[] = [];
   const failures: Failure[] = [];
+  const joins: JoinLongRow[] = [];
   const solo: Partial<Record<ClusterId, RealRun['oneClientSolo']>> = {};
   let cost: StageCost | null = null;
   for (const id of CLUSTER_LIST) {
@@ -820,6 +935,7 @@ async function main(): Promise<void> {
     }
     const run = await runReal(id, prompts);
     rows.push(...run.rows);
+    joins.push(...run.joinLong);
     failures.push(...run.failures);
     solo[id] = run.oneClientSolo;
     // sim14 is priced with lo4's costs; nothing to fit when it is not asked for.
@@ -827,6 +943,13 @@ async function main(): Promise<void> {
   }
   const uptimeAfter = uptime();
   const checks = targets(rows, solo);
+  for (const j of joins) {
+    checks.push({
+      target: `lo4: a ${j.longPromptTokens}-token prompt joining ${j.clients} decoding ${j.method} clients raises their TBT p99 <= 3x`,
+      measured: `${f(j.tbtP99WithoutMs)} -> ${f(j.tbtP99WithMs)} ms (${j.ratio.toFixed(2)}x)`,
+      met: j.ratio <= 3,
+    });
+  }
   const meta = {
     date: new Date().toISOString(),
     minutes: (Date.now() - started) / 60_000,
@@ -843,7 +966,7 @@ async function main(): Promise<void> {
     rowBudget: DEFAULT_ROW_BUDGET,
     stageBatchRequests:
       STAGE_BATCH === null ? `service default (${SERVICE_STAGE_BATCH})` : String(STAGE_BATCH),
-    batchedQueueConcurrency: Math.max(...CLIENTS),
+    batchedQueueConcurrency: Math.max(...CLIENTS, joining ? JOIN_CLIENTS + 1 : 1),
     widthFollowsLoad: args['width-follows-load'] !== 'false',
     sampling: 'greedy',
     sim14: {
@@ -852,6 +975,7 @@ async function main(): Promise<void> {
       costFromLo4: cost,
     },
     oneClientWithoutBatching: solo,
+    joinLong: joins,
     failures,
     targets: checks,
   };
