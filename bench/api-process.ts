@@ -1,9 +1,10 @@
 // The compiled API (apps/api/dist/main.js) as its own process, for the benchmarks that measure
 // it from outside (bench:api, bench:faults): started on a free port and waited for until
-// `readyPath` answers, and stopped (SIGTERM, SIGKILL after 10 s).
+// `readyPath` answers, and stopped (SIGTERM, SIGKILL after 10 s); and reading its streams.
 import { freePort } from '@pipedec/testkit/local-cluster';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import type http from 'node:http';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -47,4 +48,29 @@ export async function stopChild(child: ChildProcess): Promise<void> {
   const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
   await once(child, 'exit');
   clearTimeout(timer);
+}
+
+/** Epoch milliseconds with sub-millisecond resolution (comparable with the head's `at`). */
+export const now = (): number => performance.timeOrigin + performance.now();
+
+/**
+ * The `data` of each server-sent event of a response (comments skipped, '[DONE]' included),
+ * with the time its chunk was read.
+ */
+export async function* sseData(
+  res: http.IncomingMessage,
+): AsyncGenerator<{ at: number; data: string }> {
+  res.setEncoding('utf8');
+  let buffer = '';
+  for await (const part of res) {
+    const at = now();
+    buffer += part as string;
+    let end: number;
+    while ((end = buffer.indexOf('\n\n')) >= 0) {
+      const frame = buffer.slice(0, end);
+      buffer = buffer.slice(end + 2);
+      if (frame.startsWith(':')) continue; // keep-alive or retry comment
+      yield { at, data: frame.replace(/^data: /, '') };
+    }
+  }
 }

@@ -52,6 +52,7 @@ import { Redis } from 'ioredis';
 import { readFile } from 'node:fs/promises';
 import http from 'node:http';
 import os from 'node:os';
+import { now, sseData } from './api-process.js';
 
 export const STREAM_TARGETS = { ttftP50Ms: 2000, ttftP99Ms: 5000 };
 const METHODS = ['pp', 'stpp', 'pipedec', 'auto'] as const;
@@ -231,8 +232,6 @@ export function drawPlans(clients: number, staggerMs: number, seed: number, prom
   }));
 }
 
-const now = (): number => performance.timeOrigin + performance.now();
-
 /** CPU seconds (user + system) a process has used, from /proc (clock ticks of 10 ms). */
 async function cpuSeconds(pid: number): Promise<number> {
   const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
@@ -337,36 +336,26 @@ async function runClient(
       seen.error = `${res.statusCode}: ${body.slice(0, 200)}`;
       return seen;
     }
-    let buffer = '';
-    for await (const part of res) {
-      const at = now();
-      buffer += part as string;
-      let end: number;
-      while ((end = buffer.indexOf('\n\n')) >= 0) {
-        const frame = buffer.slice(0, end);
-        buffer = buffer.slice(end + 2);
-        if (frame.startsWith(':')) continue; // keep-alive or retry comment
-        const data = frame.replace(/^data: /, '');
-        if (data === '[DONE]') {
-          seen.done = true;
-          seen.endAt = at;
-          continue;
-        }
-        const c = JSON.parse(data) as {
-          choices?: { text?: string; finish_reason?: string | null }[];
-          usage?: { completion_tokens: number } | null;
-          error?: { code?: string; message?: string };
-        };
-        if (c.error) seen.error = `stream: ${c.error.code ?? ''} ${c.error.message ?? ''}`;
-        const choice = c.choices?.[0];
-        if (choice?.text) {
-          if (seen.textAt.length === 0) onFirstText();
-          seen.textAt.push(at);
-          seen.text += choice.text;
-        }
-        if (choice?.finish_reason) seen.finishReason = choice.finish_reason;
-        if (c.usage) seen.completionTokens = c.usage.completion_tokens;
+    for await (const { at, data } of sseData(res)) {
+      if (data === '[DONE]') {
+        seen.done = true;
+        seen.endAt = at;
+        continue;
       }
+      const c = JSON.parse(data) as {
+        choices?: { text?: string; finish_reason?: string | null }[];
+        usage?: { completion_tokens: number } | null;
+        error?: { code?: string; message?: string };
+      };
+      if (c.error) seen.error = `stream: ${c.error.code ?? ''} ${c.error.message ?? ''}`;
+      const choice = c.choices?.[0];
+      if (choice?.text) {
+        if (seen.textAt.length === 0) onFirstText();
+        seen.textAt.push(at);
+        seen.text += choice.text;
+      }
+      if (choice?.finish_reason) seen.finishReason = choice.finish_reason;
+      if (c.usage) seen.completionTokens = c.usage.completion_tokens;
     }
     if (!seen.done && !seen.error) seen.error = 'stream ended without [DONE]';
     return seen;
@@ -591,6 +580,16 @@ function summarize(
   return r;
 }
 
+/** TTFT and its parts, in order, as the table names them. */
+const BREAKDOWN = [
+  ['sent -> in BullMQ (admission, fair scheduler)', 'toBullMqMs'],
+  ['in BullMQ -> head took it', 'bullMqWaitMs'],
+  ['took it -> started (KV budget hold)', 'kvHoldMs'],
+  ['started -> first token (prefill, first step)', 'startToFirstTokenMs'],
+  ['first token -> client read it', 'deliveryMs'],
+  ['TTFT', 'ttftMs'],
+] as const;
+
 export function combineRuns(warmUp: StreamLoadResult, runs: StreamLoadResult[]): StreamLoadRuns {
   const median = (xs: number[]) => quantile(xs, 0.5);
   const clients = runs.flatMap((r) => r.clientsDetail);
@@ -619,32 +618,12 @@ export function combineRuns(warmUp: StreamLoadResult, runs: StreamLoadResult[]):
     refusals: all.reduce((a, r) => a + r.refusals, 0),
     lost: all.reduce((a, r) => a + r.lost, 0),
     nothingLost,
-    breakdown: [
+    breakdown: BREAKDOWN.map(([name, key]) =>
       part(
-        'sent -> in BullMQ (admission, fair scheduler)',
-        clients.map((c) => c.toBullMqMs),
+        name,
+        clients.map((c) => c[key]),
       ),
-      part(
-        'in BullMQ -> head took it',
-        clients.map((c) => c.bullMqWaitMs),
-      ),
-      part(
-        'took it -> started (KV budget hold)',
-        clients.map((c) => c.kvHoldMs),
-      ),
-      part(
-        'started -> first token (prefill, first step)',
-        clients.map((c) => c.startToFirstTokenMs),
-      ),
-      part(
-        'first token -> client read it',
-        clients.map((c) => c.deliveryMs),
-      ),
-      part(
-        'TTFT',
-        clients.map((c) => c.ttftMs),
-      ),
-    ],
+    ),
     byMethod: METHODS.map((method) => {
       const of = clients.filter((c) => c.method === method);
       return {

@@ -49,7 +49,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { io, type Socket } from 'socket.io-client';
 import { LocalCluster } from '@pipedec/testkit/local-cluster';
-import { startApi, stopChild, type ApiProcess } from './api-process.js';
+import { now, sseData, startApi, stopChild, type ApiProcess } from './api-process.js';
 import {
   combineRuns,
   measureStreamLoad,
@@ -117,7 +117,6 @@ const STREAM_STAGE_ENV = {
   QUEUE_CONCURRENCY: args['stream-queue-concurrency'] || NPM_START_STAGE_ENV.QUEUE_CONCURRENCY,
 };
 
-const now = (): number => performance.timeOrigin + performance.now();
 const median = (xs: number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
   if (s.length === 0) return NaN;
@@ -256,20 +255,10 @@ async function viaSse(api: ApiProcess, t: Tenant, prompt: string): Promise<Clien
   if (res.statusCode !== 200) throw new Error(`SSE: ${res.statusCode} ${await textOf(res)}`);
   const requestId = res.headers['x-request-id'] as string;
   const textAt: number[] = [];
-  let buffer = '';
-  res.setEncoding('utf8');
-  for await (const part of res) {
-    const at = now();
-    buffer += part as string;
-    let end: number;
-    while ((end = buffer.indexOf('\n\n')) >= 0) {
-      const frame = buffer.slice(0, end);
-      buffer = buffer.slice(end + 2);
-      const data = frame.replace(/^data: /, '');
-      if (data === '[DONE]') continue;
-      const chunk = JSON.parse(data) as { choices?: { text?: string }[] };
-      if (chunk.choices?.[0]?.text) textAt.push(at);
-    }
+  for await (const { at, data } of sseData(res)) {
+    if (data === '[DONE]') continue;
+    const chunk = JSON.parse(data) as { choices?: { text?: string }[] };
+    if (chunk.choices?.[0]?.text) textAt.push(at);
   }
   return { requestId, sentAt, textAt };
 }
