@@ -155,8 +155,7 @@ export class StageWorker {
       }
     } finally {
       this.busy = false;
-      // The requests of this call apply theirs in finish(), after their new rows are counted.
-      this.releaseDeferred(new Set(run.map((r) => r.packet.requestId)));
+      if (this.deferred.size > 0) this.releaseDeferred(run);
     }
     const wallMs = (performance.now() - t0) / run.length;
     run.forEach(({ k, packet, batch, state }, j) => {
@@ -231,11 +230,13 @@ export class StageWorker {
     return s;
   }
 
-  /** Frees the requests released during a call that were not in it. */
-  private releaseDeferred(inCall: ReadonlySet<string>): void {
-    for (const id of this.deferred) {
-      if (!inCall.has(id) && this.requests.has(id)) this.drop(id);
-    }
+  /**
+   * Frees the requests released during a call that were not in it; those in it are freed in
+   * finish(), after their new rows are counted.
+   */
+  private releaseDeferred(run: readonly { packet: LayerPacket }[]): void {
+    for (const { packet } of run) this.deferred.delete(packet.requestId);
+    for (const id of this.deferred) if (this.requests.has(id)) this.drop(id);
     this.deferred.clear();
   }
 

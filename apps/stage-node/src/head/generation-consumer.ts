@@ -28,6 +28,7 @@ import {
   type GenerateResult,
   type RequestStats,
   type StageShard,
+  isDistribution,
   widthUnderLoad,
 } from '@pipedec/engine';
 import type { LoadedTokenizer } from '@pipedec/model';
@@ -425,8 +426,11 @@ export class GenerationConsumer {
     job: GenerationJob,
     decoding: DecodingChoice,
   ): { width: number; widthNow?: () => number } {
-    const distribution = decoding.acceptance === 'distribution' && job.sampling.temperature > 0;
-    if (decoding.method !== 'pipedec' || distribution || !this.config.widthFollowsLoad) {
+    if (
+      decoding.method !== 'pipedec' ||
+      isDistribution(job.sampling) ||
+      !this.config.widthFollowsLoad
+    ) {
       return { width: decoding.width };
     }
     const asked = decoding.narrowedFrom ?? decoding.width;
