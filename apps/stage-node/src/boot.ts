@@ -127,6 +127,7 @@ export async function bootStage(config: StageConfig): Promise<RunningStage> {
     );
     consumer = c;
     node.onWholeChange = (whole) => c.setAccepting(whole);
+    node.warmUp = () => c.warmUp.status;
   }
   await node.start(registry);
   log.log(

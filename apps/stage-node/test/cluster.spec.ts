@@ -741,6 +741,68 @@ describe('a KV budget on 2 stage processes', () => {
   });
 });
 
+describe('a pipeline that warms up before its first job', () => {
+  // Its own key prefix, so the 4-stage pipeline above takes none of these jobs.
+  const prefix = `${PREFIX}warm:`;
+  // Four rounds of auto's 3 candidates x (greedy, sampled) at 64 tokens: the second half gives
+  // auto two measurements of each candidate in each class.
+  const WARMUP_TOKENS = 4 * 6 * 64;
+  let warm: LocalCluster | null = null;
+  let warmQueue: Queue | null = null;
+
+  afterAll(async () => {
+    await warm?.stop();
+    await warmQueue?.close();
+  });
+
+  it('runs every method through every stage first; a job waits for it, then auto already knows the fastest', async () => {
+    warmQueue = generationQueue(redis, prefix);
+    const prompt = PROMPTS[1];
+    // Queued before the pipeline exists: it must not start before the warm-up has ended.
+    const job = await enqueue(warmQueue, prefix, {
+      prompt,
+      method: 'auto',
+      width: 0, // as the API sends auto without tree_width: auto picks the width too
+      sampling: GREEDY,
+      maxTokens: MAX_TOKENS,
+    });
+    warm = await LocalCluster.start({
+      pipelineId: 'warm',
+      stages: 2,
+      checkpointDir: models.target,
+      draftCheckpointDir: models.draft,
+      redisUrl: REDIS_URL,
+      redisPrefix: prefix,
+      env: { MODEL_NAME, HEARTBEAT_MS: '250', WARMUP_TOKENS: String(WARMUP_TOKENS) },
+    });
+    const events = await waitEvents(redis, job.eventsKey, ended, 60_000);
+    const head = (await warm.health(0))!.body;
+    expect(head.warmUp).toMatchObject({
+      state: 'done',
+      tokens: WARMUP_TOKENS,
+      targetTokens: WARMUP_TOKENS,
+      requests: 24,
+      reason: null,
+    });
+    const warmUp = head.warmUp as { endedAt: number };
+    const started = events[0];
+    expect(started.type).toBe('started');
+    expect(started.at).toBeGreaterThanOrEqual(warmUp.endedAt);
+    // The first auto request is an informed choice, and as exact as any.
+    expect(started).toMatchObject({ decoding: { reason: 'fastest' } });
+    expect(outputTokens(events)).toEqual(await arTokens(prompt, GREEDY));
+    // Both stages computed the warm-up's packets, and hold nothing of it.
+    for (const s of [0, 1]) {
+      const body = (await warm.health(s))!.body as {
+        batching: { packets: number };
+        kv: { sequences: number };
+      };
+      expect(body.batching.packets).toBeGreaterThan(WARMUP_TOKENS / 4);
+      expect(body.kv.sequences).toBe(0);
+    }
+  });
+});
+
 /** Polls until `ok` holds (every 25 ms), failing after `timeoutMs`. */
 async function waitFor(ok: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;

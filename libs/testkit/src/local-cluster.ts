@@ -158,6 +158,8 @@ export class LocalCluster {
         const grpcPort = fixed?.grpc ?? (await freePort());
         const healthPort = fixed?.health ?? (await freePort());
         return {
+          // Tests start many short-lived pipelines: no warm-up unless a test asks for one.
+          WARMUP_TOKENS: '0',
           ...o.env,
           PIPELINE_ID: o.pipelineId,
           STAGE_INDEX: String(stage),

@@ -97,6 +97,14 @@ export const stageEnvShape = {
    * token at 14 stages on two of three prompt sets, the same on the third (README, bench).
    */
   DRAFT_SCORE_TEMPERATURE: z.coerce.number().gt(0).max(10).default(0.5),
+  /**
+   * The head decodes this many tokens of synthetic requests through its pipeline before it
+   * takes the first job (head/warm-up.ts: a fresh process runs its packet path ~2x slower
+   * until V8 has compiled it); 0 turns it off. /health says ready only after it.
+   */
+  WARMUP_TOKENS: envVar.int(3072, 0),
+  /** ... or for at most this long. */
+  WARMUP_MAX_MS: envVar.int(20_000, 0),
 };
 
 export interface StageConfig {
@@ -130,6 +138,7 @@ export interface StageConfig {
   widthFollowsLoad: boolean;
   redisPrefix: string;
   modelName: string;
+  warmUp: { tokens: number; maxMs: number };
 }
 
 export const isHead = (c: StageConfig): boolean => c.stageIndex === 0;
@@ -191,6 +200,7 @@ export function parseStageConfig(env: Record<string, string | undefined>): Stage
     widthFollowsLoad: raw.WIDTH_FOLLOWS_LOAD,
     redisPrefix: raw.REDIS_PREFIX,
     modelName: raw.MODEL_NAME ?? path.basename(path.resolve(raw.CHECKPOINT_DIR)),
+    warmUp: { tokens: raw.WARMUP_TOKENS, maxMs: raw.WARMUP_MAX_MS },
   };
 }
 

@@ -41,6 +41,7 @@ import { speculativeStats } from './job-stats.js';
 import { KvGate } from './kv-gate.js';
 import { runMethod } from './run-method.js';
 import { StageNodeError } from './stage-node-error.js';
+import { PipelineWarmUp } from './warm-up.js';
 
 const CANCEL_POLL_MS = 200;
 /** How often a job cancelled with its client checks that an API still relays it. */
@@ -49,6 +50,12 @@ const RELAY_CHECK_MS = 250;
 const JOB_LOCK_MS = 4000;
 /** A job fetched while the pipeline stopped being whole waits this long before it is offered again. */
 const REQUEUE_DELAY_MS = 100;
+/** Tokens per warm-up request (warm-up.ts). */
+const WARMUP_REQUEST_TOKENS = 64;
+/** The warm-up's prompt, when the checkpoint has a tokenizer. */
+const WARMUP_TEXT =
+  'In the beginning the service was cold, and every packet went slowly through the stages; ' +
+  'then it ran a few requests of its own, and it was fast.';
 
 /** The job's return value in the queue: what the benchmark and operators read back. */
 export interface GenerationSummary {
@@ -75,6 +82,11 @@ export class GenerationConsumer {
   readonly kvGate: KvGate;
   /** Tokens streamed since start, every request together (the heartbeat's throughput). */
   private streamed = 0;
+  /** Runs before the first job (warm-up.ts); the queue is not read until it is done. */
+  readonly warmUp: PipelineWarmUp;
+  private warming: Promise<unknown> | null = null;
+  private warmAbort: AbortController | null = null;
+  private accepting = false;
 
   constructor(
     private readonly config: StageConfig,
@@ -102,10 +114,27 @@ export class GenerationConsumer {
     this.subscriber.subscribe(cancelChannel(config.redisPrefix)).catch((e: unknown) => {
       this.log.warn(`cancel channel: ${e instanceof Error ? e.message : String(e)}; polling only`);
     });
+    this.warmUp = this.buildWarmUp();
   }
 
-  /** Starts or resumes taking jobs (pipeline whole) or pauses (not whole). */
+  /**
+   * Starts or resumes taking jobs (pipeline whole) or pauses (not whole). The first time the
+   * pipeline is whole the warm-up runs first; it stops when the pipeline breaks and starts
+   * again from zero the next time it is whole.
+   */
   setAccepting(accept: boolean): void {
+    this.accepting = accept;
+    if (!accept) this.warmAbort?.abort();
+    if (accept && this.warmUp.pending) {
+      if (!this.warming) {
+        const abort = (this.warmAbort = new AbortController());
+        this.warming = this.warmUp.start(abort.signal).then(() => {
+          this.warming = null;
+          if (this.accepting) this.setAccepting(true);
+        });
+      }
+      return;
+    }
     if (accept) {
       if (!this.worker) {
         this.worker = new Worker(
@@ -138,6 +167,9 @@ export class GenerationConsumer {
 
   /** Stops taking jobs and waits for the running ones (up to the grace period; then they fail). */
   async close(): Promise<void> {
+    this.accepting = false;
+    this.warmAbort?.abort();
+    await this.warming;
     if (this.worker) {
       await this.worker.close();
       await this.running;
@@ -152,6 +184,8 @@ export class GenerationConsumer {
 
   /** Stops fetching new jobs; running ones go on. */
   async pause(): Promise<void> {
+    this.accepting = false;
+    this.warmAbort?.abort();
     this.kvGate.withdrawAll();
     await this.worker?.pause(true);
   }
@@ -354,6 +388,35 @@ export class GenerationConsumer {
       this.choosers.set(width, c);
     }
     return c;
+  }
+
+  /** The warm-up over auto's candidates; what it measures in its second half feeds auto. */
+  private buildWarmUp(): PipelineWarmUp {
+    const info = this.pipeline.info;
+    const prompt = this.tokenizer
+      ? this.tokenizer.encode(WARMUP_TEXT)
+      : Array.from({ length: 32 }, (_, i) => (i * 7919 + 13) % info.vocabSize);
+    const candidates = this.chooser(0).candidates;
+    return new PipelineWarmUp(
+      {
+        tokens: this.config.warmUp.tokens,
+        maxMs: this.config.warmUp.maxMs,
+        requestTokens: Math.min(WARMUP_REQUEST_TOKENS, info.maxPositions - prompt.length - 1),
+        prompt,
+        candidates,
+      },
+      async (c, request) => {
+        const result = await runMethod(c.method, this.pipeline, this.draft, request, {
+          width: c.width,
+          stppDepth: c.depth || this.config.stppDepth,
+          scoreTemperature: this.config.draftScoreTemperature,
+        });
+        this.pipeline.takeStats(result.requestId);
+        return result;
+      },
+      (cls, c, ms) => this.chooser(0).record(cls, c, ms),
+      (line) => this.log.log(line),
+    );
   }
 
   private generate(

@@ -1,7 +1,8 @@
 // GET /health: 200 while this stage takes work, 503 while it starts, drains or (on the head)
-// while its pipeline is not whole. Public on purpose: orchestrators and the launcher poll it
+// while its pipeline is not whole or is still warming up (head/warm-up.ts). Public on purpose: orchestrators and the launcher poll it
 // without credentials, and it reveals no request data.
 import { Controller, Get, HttpStatus, Inject, Res } from '@nestjs/common';
+import type { WarmUpStatus } from '../head/warm-up.js';
 import { StageNode } from '../node/stage-node.js';
 
 export interface HealthBody {
@@ -26,6 +27,8 @@ export interface HealthBody {
   batching: { calls: number; packets: number; rows: number; maxRequests: number; limit: number };
   /** KV memory held now by its sequences, against its budget (null: unbounded). */
   kv: { usedBytes: number; limitBytes: number | null; sequences: number };
+  /** Head only: the warm-up before the first job (state "off" when WARMUP_TOKENS is 0). */
+  warmUp: WarmUpStatus | null;
 }
 
 @Controller('health')
@@ -37,7 +40,9 @@ export class HealthController {
     const n = this.node;
     const status = n.status;
     const memory = n.shard.memory();
-    const ready = n.isReady && (!n.isHead || status.whole);
+    const warmUp = n.warmUp?.() ?? null;
+    const warming = warmUp !== null && warmUp.state !== 'off' && warmUp.state !== 'done';
+    const ready = n.isReady && (!n.isHead || (status.whole && !warming));
     res.status(ready ? HttpStatus.OK : HttpStatus.SERVICE_UNAVAILABLE);
     return {
       ready,
@@ -48,7 +53,11 @@ export class HealthController {
       layerEnd: n.shard.layerEnd,
       role: n.isHead ? 'head' : 'stage',
       pipelineWhole: n.isHead ? status.whole : null,
-      problems: n.isHead ? status.problems : [],
+      problems: !n.isHead
+        ? []
+        : warming
+          ? [...status.problems, `warming up: ${warmUp.tokens}/${warmUp.targetTokens} tokens`]
+          : status.problems,
       busy: n.busy,
       residentBytes: process.memoryUsage().rss,
       weightBytes: memory.weightBytes,
@@ -58,6 +67,7 @@ export class HealthController {
         limitBytes: Number.isFinite(memory.kvLimitBytes) ? memory.kvLimitBytes : null,
         sequences: memory.sequences,
       },
+      warmUp,
     };
   }
 }

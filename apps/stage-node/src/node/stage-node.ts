@@ -18,6 +18,7 @@ import { randomUUID } from 'node:crypto';
 import type { StageConfig } from '../config/stage-config.js';
 import type { PeerLink, PeerLinkEvents } from '../grpc/peer-link.js';
 import { StageInbox } from '../grpc/stage-inbox.js';
+import type { WarmUpStatus } from '../head/warm-up.js';
 import { GrpcPipeline, type RemoteStages } from '../head/grpc-pipeline.js';
 import { StageNodeError } from '../head/stage-node-error.js';
 import { PeerDirectory } from '../registry/peer-directory.js';
@@ -86,6 +87,8 @@ export class StageNode extends StageInbox {
   private applied = 0;
   /** Called when the head's pipeline becomes whole (true) or stops being whole (false). */
   onWholeChange: ((whole: boolean) => void) | null = null;
+  /** The head's warm-up (head/warm-up.ts), set by boot; null elsewhere. */
+  warmUp: (() => WarmUpStatus) | null = null;
 
   constructor(
     readonly config: StageConfig,
