@@ -111,7 +111,12 @@ const STREAM_RUNS = Number(args['stream-runs']);
  * stages with QUEUE_CONCURRENCY 8 and WIRE_DTYPE fp32 unless .env says otherwise.
  */
 const NPM_START_STAGES = 4;
-const NPM_START_STAGE_ENV = { QUEUE_CONCURRENCY: '8', WIRE_DTYPE: 'fp32' };
+const NPM_START_STAGE_ENV = {
+  QUEUE_CONCURRENCY: '8',
+  WIRE_DTYPE: 'fp32',
+  // The stage nodes' default (stage-config.ts); testkit's clusters turn it off for tests.
+  WARMUP_TOKENS: '3072',
+};
 const STREAM_STAGE_ENV = {
   ...NPM_START_STAGE_ENV,
   QUEUE_CONCURRENCY: args['stream-queue-concurrency'] || NPM_START_STAGE_ENV.QUEUE_CONCURRENCY,
@@ -721,7 +726,11 @@ async function main(): Promise<void> {
         draftCheckpointDir: path.join(ROOT, 'models/demo-draft'),
         redisUrl,
         redisPrefix: prefix,
-        env: { MODEL_NAME: MODEL, PIPELINE_CHECK_MS: '500' },
+        env: {
+          MODEL_NAME: MODEL,
+          PIPELINE_CHECK_MS: '500',
+          WARMUP_TOKENS: NPM_START_STAGE_ENV.WARMUP_TOKENS,
+        },
         readyTimeoutMs: 180_000,
         ...(STAGE_NICE > 0
           ? { placement: () => ({ host: '127.0.0.1', wrap: ['nice', '-n', String(STAGE_NICE)] }) }

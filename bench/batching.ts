@@ -275,7 +275,8 @@ async function startCluster(id: 'lo4' | 'ns5x8', env: Record<string, string>): P
       draftCheckpointDir: DRAFT,
       redisUrl,
       redisPrefix: prefix,
-      env: { MODEL_NAME: 'bench', PIPELINE_CHECK_MS: '500', ...env },
+      // WARMUP_TOKENS: the stage nodes' default (testkit's clusters turn it off for tests).
+      env: { MODEL_NAME: 'bench', PIPELINE_CHECK_MS: '500', WARMUP_TOKENS: '3072', ...env },
       placement,
       ports,
       readyTimeoutMs: 300_000,

@@ -80,6 +80,12 @@ const { values: args } = parseArgs({
     temperatures: { type: 'string', default: '0.7,1' },
     acceptance: { type: 'string', default: 'exact,distribution' },
     out: { type: 'string', default: path.join(ROOT, 'bench/results/cluster.json') },
+    // The head's warm-up before it takes jobs (WARMUP_TOKENS; the service's default). 0 measures
+    // freshly started processes, as this benchmark did before the warm-up existed.
+    'warmup-tokens': { type: 'string', default: '3072' },
+    // Per request, after the warm-up: each measured request's decode ms/token in order, to see
+    // whether the processes were still getting faster.
+    'trace-requests': { type: 'boolean', default: false },
   },
 });
 const MAX_TOKENS = Number(args.tokens);
@@ -386,7 +392,12 @@ async function runScenario(
       draftCheckpointDir: m.draft,
       redisUrl,
       redisPrefix: prefix,
-      env: { MODEL_NAME: 'bench', STPP_DEPTH: String(STPP_DEPTH), PIPELINE_CHECK_MS: '500' },
+      env: {
+        MODEL_NAME: 'bench',
+        STPP_DEPTH: String(STPP_DEPTH),
+        PIPELINE_CHECK_MS: '500',
+        WARMUP_TOKENS: args['warmup-tokens'],
+      },
       placement: stagePlacement,
       ports,
       readyTimeoutMs: 180_000,
@@ -446,6 +457,11 @@ async function runScenario(
       for (const [pi, p] of promptIds.entries()) {
         for (const [mi, method] of METHODS.entries()) {
           const s = await runJob(method, p, MAX_TOKENS);
+          if (args['trace-requests']) {
+            const ms =
+              (s.stats.wallMs - s.stats.ttftWallMs) / Math.max(1, s.stats.committedTokens - 1);
+            process.stderr.write(`request ${rep}/${pi} ${method}: ${ms.toFixed(2)} ms/token\n`);
+          }
           runs[mi].requests.push({ stats: s.stats, transport: s.transport, prompt: pi });
         }
       }
@@ -813,7 +829,7 @@ async function main(): Promise<void> {
     const out: string[] = [];
     out.push(`# bench:cluster (${new Date().toISOString()})`, '');
     out.push(
-      `Model: ${m.label}; hidden ${hidden}, ${numLayers} layers. ${PROMPT_COUNT} prompts x ${REPEATS} runs per method (interleaved; ms/token and tokens/s are medians), ${MAX_TOKENS} tokens, greedy, PipeDec W=${WIDTH}, STPP depth ${STPP_DEPTH} budget ${WIDTH * STPP_DEPTH}. Host: ${os.cpus().length} CPUs shared by all stage processes; load average ${loadAtStart.toFixed(2)} at start, ${os.loadavg()[0].toFixed(2)} at the end.`,
+      `Model: ${m.label}; hidden ${hidden}, ${numLayers} layers. ${PROMPT_COUNT} prompts x ${REPEATS} runs per method (interleaved; ms/token and tokens/s are medians), ${MAX_TOKENS} tokens, greedy, PipeDec W=${WIDTH}, STPP depth ${STPP_DEPTH} budget ${WIDTH * STPP_DEPTH}. Each pipeline's head warmed up on ${args['warmup-tokens']} tokens before the first request (WARMUP_TOKENS). Host: ${os.cpus().length} CPUs shared by all stage processes; load average ${loadAtStart.toFixed(2)} at start, ${os.loadavg()[0].toFixed(2)} at the end.`,
       '',
     );
     out.push(
@@ -915,6 +931,7 @@ async function main(): Promise<void> {
           prompts: PROMPT_COUNT,
           width: WIDTH,
           stppDepth: STPP_DEPTH,
+          warmupTokens: Number(args['warmup-tokens']),
           temperatures: TEMPERATURES,
           acceptance: ACCEPTANCES,
           cpus: os.cpus().length,
