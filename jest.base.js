@@ -4,6 +4,18 @@ import path from 'node:path';
 
 const root = import.meta.dirname;
 
+// ONNX Runtime 1.30 on Linux starts Microsoft's telemetry client in every process that creates a
+// session: a background thread keeping its events in an SQLite file shared by every process of
+// the user (~/.cache/Microsoft/DeveloperTools/.onnxruntime/onnxruntime.db; offline, nothing is
+// uploaded and events pile up). At process exit, after the last line of JavaScript, the
+// runtime's static destructors flush that store (writes, fsync, SQLite locks on the file the
+// other worker also uses) and can wait for its thread in 50 ms sleeps: time no open-handle
+// detector sees, spent inside jest's 500 ms grace for a worker to exit ("A worker process has
+// failed to exit gracefully", #20). Tests have nothing to report, so they opt out. Set here, in
+// the parent, before any worker forks: workers inherit it, and the runtime reads it when it
+// starts. (The rest of a worker's exit is V8 freeing its heap; see the commit for numbers.)
+process.env.ORT_DISABLE_TELEMETRY ??= '1';
+
 /** @param {string} dir the workspace folder */
 export function workspaceJestConfig(dir) {
   return {
