@@ -57,6 +57,7 @@ import {
   streamLoadTable,
   type StreamLoadResult,
 } from './api-stream-load.js';
+import { AUTO_TARGET, autoTable, measureAuto } from './api-auto.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const MODEL = 'pipedec-demo';
@@ -75,7 +76,7 @@ const { values: args } = parseArgs({
     profile: { type: 'boolean', default: false }, // write a CPU profile of the API
     connections: { type: 'string', default: '8' },
     rate: { type: 'string', default: String(TARGETS.rps) },
-    skip: { type: 'string', default: '' }, // "latency", "stream", "load", comma-separated
+    skip: { type: 'string', default: '' }, // "latency", "stream", "load", "auto", comma-separated
     out: { type: 'string', default: path.join(ROOT, 'bench', 'results', 'api.json') },
     // Niceness of the stage processes in (a); 0 = scheduled like everything else.
     'stage-nice': { type: 'string', default: '0' },
@@ -88,6 +89,11 @@ const { values: args } = parseArgs({
     'stream-runs': { type: 'string', default: '5' },
     // (c)'s head concurrency; default npm start's. Another value is a diagnosis, not the target.
     'stream-queue-concurrency': { type: 'string', default: '' },
+    // (d): auto against the fixed methods: rounds, tokens, prompts per set, temperatures.
+    'auto-rounds': { type: 'string', default: '3' },
+    'auto-tokens': { type: 'string', default: '64' },
+    'auto-prompts': { type: 'string', default: '2' },
+    'auto-temperatures': { type: 'string', default: '0,1' },
   },
 });
 const STAGES = Number(args.stages);
@@ -177,6 +183,21 @@ async function prompts(): Promise<string[]> {
     }
   }
   return texts.slice(0, PROMPTS);
+}
+
+/** (d)'s prompts: the first n of each set, 160 characters each, by set. */
+async function autoSets(n: number): Promise<{ name: string; texts: string[] }[]> {
+  const sets = [];
+  for (const name of ['quotes', 'code', 'scripture']) {
+    const lines = (await readFile(path.join(ROOT, 'models/prompts', `${name}.jsonl`), 'utf8'))
+      .split('\n')
+      .filter(Boolean);
+    sets.push({
+      name,
+      texts: lines.slice(0, n).map((l) => (JSON.parse(l) as { text: string }).text.slice(0, 160)),
+    });
+  }
+  return sets;
 }
 
 /** (c)'s prompts: the first 8 of each set, 160 characters each. */
@@ -789,6 +810,40 @@ async function main(): Promise<void> {
       cluster = null;
     }
 
+    let auto: Awaited<ReturnType<typeof measureAuto>> | null = null;
+    const autoConfig = {
+      rounds: Number(args['auto-rounds']),
+      maxTokens: Number(args['auto-tokens']),
+      prompts: Number(args['auto-prompts']),
+      temperatures: args['auto-temperatures'].split(',').map(Number),
+    };
+    if (!skip.has('auto')) {
+      process.stderr.write(`(d) starting ${NPM_START_STAGES} stages (with their warm-up)\n`);
+      cluster = await LocalCluster.start({
+        pipelineId: 'bench-api-auto',
+        stages: NPM_START_STAGES,
+        checkpointDir: path.join(ROOT, 'models/demo-target'),
+        draftCheckpointDir: path.join(ROOT, 'models/demo-draft'),
+        redisUrl,
+        redisPrefix: prefix,
+        env: { MODEL_NAME: MODEL, ...NPM_START_STAGE_ENV },
+        readyTimeoutMs: 180_000,
+      });
+      const tenant = await benchTenant(prisma, 'bench-auto');
+      auto = await measureAuto({
+        apiUrl: api.url,
+        apiKey: tenant.key,
+        model: MODEL,
+        sets: await autoSets(autoConfig.prompts),
+        temperatures: autoConfig.temperatures,
+        rounds: autoConfig.rounds,
+        maxTokens: autoConfig.maxTokens,
+        progress: (line) => process.stderr.write(`${line}\n`),
+      });
+      await cluster.stop();
+      cluster = null;
+    }
+
     const load: LoadRun[] = [];
     let integrity: Integrity | null = null;
     if (!skip.has('load')) {
@@ -847,6 +902,7 @@ async function main(): Promise<void> {
         Number(NPM_START_STAGE_ENV.QUEUE_CONCURRENCY),
       );
     if (streamText) out.push(streamText, '');
+    if (auto) out.push(autoTable(auto.rows, autoConfig), '');
     if (integrity) {
       out.push(
         `## (b) Admission: POST /v1/jobs under autocannon`,
@@ -904,9 +960,10 @@ async function main(): Promise<void> {
         ...stream,
         table: streamText,
       },
+      autoVsFixed: auto && { ...autoConfig, target: AUTO_TARGET, ...auto },
       load,
       integrity,
-      sectionDates: { latency: date, stream: date, load: date },
+      sectionDates: { latency: date, stream: date, load: date, auto: date },
       table: text,
     };
     await writeFile(args.out, JSON.stringify(await keepSkipped(result, skip), null, 2));
@@ -946,6 +1003,7 @@ async function keepSkipped(
     latency: ['latency', 'latencySamples', 'accountedAfterLatency'],
     stream: ['streamLoad'],
     load: ['load', 'integrity'],
+    auto: ['autoVsFixed'],
   };
   const dates = result.sectionDates as Record<string, string>;
   const before = (previous.sectionDates ?? {}) as Record<string, string>;
@@ -955,7 +1013,7 @@ async function keepSkipped(
   }
   // config describes (a) and (b); with both skipped it is still the one they ran with.
   if (skip.has('latency') && skip.has('load')) result.config = previous.config;
-  const heading = { latency: '(a)', stream: '(c)', load: '(b)' } as const;
+  const heading = { latency: '(a)', stream: '(c)', load: '(b)', auto: '(d)' } as const;
   const now = sectionsOf(result.table as string);
   const then = sectionsOf((previous.table as string | undefined) ?? '');
   const kept = [...skip]
@@ -963,7 +1021,7 @@ async function keepSkipped(
     .map((k) => `${heading[k as keyof typeof heading]} on ${dates[k]}`);
   result.table = [
     `${now.head}Kept from earlier runs: ${kept.join(', ')}.\n`,
-    ...(['latency', 'stream', 'load'] as const).map((k) =>
+    ...(['latency', 'stream', 'auto', 'load'] as const).map((k) =>
       skip.has(k) ? (then.parts.get(heading[k]) ?? '') : (now.parts.get(heading[k]) ?? ''),
     ),
   ]
