@@ -178,8 +178,15 @@ export class LocalCluster {
     // path where it runs: PIPEDEC_STAGE_NODE_FLAGS="--cpu-prof --cpu-prof-dir=/tmp/prof".
     const flags = (process.env.PIPEDEC_STAGE_NODE_FLAGS ?? '').split(/\s+/).filter(Boolean);
     const [cmd, ...args] = [...(placement.wrap ?? []), process.execPath, ...flags, STAGE_MAIN];
+    // Of the caller's environment only PATH reaches a stage, and its opt-out of ONNX Runtime's
+    // telemetry (jest.base.js sets it for tests: its exit-time flush slowed processes down).
+    const telemetry = process.env.ORT_DISABLE_TELEMETRY;
     const child = spawn(cmd, args, {
-      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env },
+      env: {
+        PATH: process.env.PATH ?? '/usr/bin:/bin',
+        ...(telemetry === undefined ? {} : { ORT_DISABLE_TELEMETRY: telemetry }),
+        ...env,
+      },
       stdio: ['ignore', o.stdio ?? 'pipe', o.stdio ?? 'pipe'],
     });
     const log: string[] = [];
