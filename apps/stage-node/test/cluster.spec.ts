@@ -773,7 +773,14 @@ describe('a pipeline that warms up before its first job', () => {
       draftCheckpointDir: models.draft,
       redisUrl: REDIS_URL,
       redisPrefix: prefix,
-      env: { MODEL_NAME, HEARTBEAT_MS: '250', WARMUP_TOKENS: String(WARMUP_TOKENS) },
+      env: {
+        MODEL_NAME,
+        HEARTBEAT_MS: '250',
+        WARMUP_TOKENS: String(WARMUP_TOKENS),
+        // The whole budget even on a loaded test machine (the default 20 s cut it at 1,216).
+        WARMUP_MAX_MS: '300000',
+      },
+      readyTimeoutMs: 300_000,
     });
     const events = await waitEvents(redis, job.eventsKey, ended, 60_000);
     const head = (await warm.health(0))!.body;

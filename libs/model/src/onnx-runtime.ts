@@ -1,6 +1,16 @@
 // The only module that imports onnxruntime-node. It maps execution-provider names from
 // configuration to the runtime's, creates sessions and runs them on plain typed arrays.
+//
+// Telemetry: onnxruntime-node 1.30 records usage events for Microsoft by default, from a native
+// thread of every process that creates a session, into ~/.cache/Microsoft/DeveloperTools/
+// .onnxruntime/onnxruntime.db, one SQLite file shared by all of a user's ORT processes and
+// flushed with fsync when each exits (it made test workers miss jest's exit grace; stage nodes
+// are long-lived, but a service should not report on its users' hosts unasked). It is off in
+// our processes unless the operator sets ORT_DISABLE_TELEMETRY=0; the runtime reads the
+// variable when the first session is created, so setting it here, at load, is early enough.
 import * as ort from 'onnxruntime-node';
+
+process.env.ORT_DISABLE_TELEMETRY ??= '1';
 
 import { ModelError } from './errors.js';
 

@@ -1,6 +1,9 @@
 // The ONNX side: execution providers from configuration, graphs with external weights,
 // and the on-disk graph cache keyed by fingerprint and layer range.
-import { readdir, stat } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { existsSync } from 'node:fs';
+import { mkdir, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 
 import { OnnxShard, openShard, resolveExecutionProvider, splitLayers } from '../src/index.js';
@@ -117,5 +120,46 @@ describe('compute time of a forward', () => {
     expect(out.computeMs).toBeGreaterThan(0);
     expect(out.computeMs!).toBeLessThan(wall - BLOCK_MS / 2);
     await shard.close();
+  });
+});
+
+describe('ONNX Runtime telemetry', () => {
+  // A child process opens a shard through the compiled library with HOME in a fresh folder, and
+  // the test looks for the runtime's telemetry database under it (onnx-runtime.ts's header).
+  const telemetryDb = (home: string) =>
+    path.join(home, '.cache', 'Microsoft', 'DeveloperTools', '.onnxruntime', 'onnxruntime.db');
+  let tmp: Awaited<ReturnType<typeof tempDir>>;
+  let checkpointDir: string;
+  beforeAll(async () => {
+    tmp = await tempDir('telemetry');
+    checkpointDir = await tinyCheckpoint(tmp.dir, 'ckpt');
+  });
+  afterAll(() => tmp.cleanup());
+
+  async function openIn(home: string, env: Record<string, string>): Promise<void> {
+    const lib = path.resolve(import.meta.dirname, '..', 'dist', 'index.js');
+    const script = `const m = await import(${JSON.stringify(lib)});
+      const s = await m.openShard({ checkpointDir: ${JSON.stringify(checkpointDir)}, intraOpThreads: 1 });
+      await s.close();`;
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: home, ...env },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let err = '';
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    const [code] = (await once(child, 'exit')) as [number];
+    if (code !== 0) throw new Error(`the child exited with ${code}: ${err}`);
+  }
+
+  it('is off in our processes, unless the operator turns it on', async () => {
+    const quiet = path.join(tmp.dir, 'home-default');
+    await mkdir(quiet);
+    await openIn(quiet, {});
+    expect(existsSync(telemetryDb(quiet))).toBe(false);
+    // The same child with telemetry allowed writes the file: the check above can see it.
+    const allowed = path.join(tmp.dir, 'home-allowed');
+    await mkdir(allowed);
+    await openIn(allowed, { ORT_DISABLE_TELEMETRY: '0' });
+    expect(existsSync(telemetryDb(allowed))).toBe(true);
   });
 });
