@@ -62,6 +62,7 @@ import type { TransportStats } from '../apps/stage-node/dist/head/grpc-pipeline.
 import { decodePackets, encodePackets } from '../apps/stage-node/dist/wire/frame.js';
 import { LocalCluster } from '@pipedec/testkit/local-cluster';
 import { BRIDGE_HOST, cleanupNamespaces, startNetnsCluster, stopChild } from './cluster-netns.js';
+import { cpuSeconds } from './load-client.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const METHODS = ['pp', 'stpp', 'pipedec'] as const;
@@ -342,6 +343,48 @@ async function measureWire(address: string, hidden: number): Promise<WireResult>
 interface MethodRun {
   method: Method;
   requests: { stats: RequestStats; transport: TransportStats | null; prompt: number }[];
+  /**
+   * Greedy rows: CPU (user + system, /proc) each stage process used during this method's
+   * requests, the packets each computed meanwhile (its /health), and the delay proxy's CPU.
+   */
+  cpu?: CpuTally;
+}
+
+interface CpuTally {
+  stageMs: number[];
+  /** Of stageMs, the CPU spent inside ONNX Runtime (each stage's /health runtimeCpuMs). */
+  runtimeMs: number[];
+  packets: number[];
+  proxyMs: number;
+}
+
+/**
+ * Each stage's CPU ms and packets so far, and the delay proxy's CPU ms (0 on loopback). The
+ * packets come from each stage's /health, read before the CPU (`healthFirst`, before a job) or
+ * after it (after a job), so the /health calls' own CPU is never inside a measured span.
+ */
+async function cpuSnapshot(
+  cluster: LocalCluster,
+  proxy: ChildProcess | undefined,
+  healthFirst: boolean,
+) {
+  const packets: number[] = [];
+  const runtimeMs: number[] = [];
+  const readPackets = async () => {
+    for (let s = 0; s < cluster.stageCount; s++) {
+      const h = await cluster.health(s);
+      packets.push(Number((h?.body.batching as { packets?: number } | undefined)?.packets ?? 0));
+      runtimeMs.push(Number(h?.body.runtimeCpuMs ?? NaN));
+    }
+  };
+  if (healthFirst) await readPackets();
+  const stageMs: number[] = [];
+  for (let s = 0; s < cluster.stageCount; s++) {
+    stageMs.push(1000 * (await cpuSeconds(cluster.pid(s)!)));
+  }
+  const proxyMs = proxy?.pid ? 1000 * (await cpuSeconds(proxy.pid)) : 0;
+  if (!healthFirst) await readPackets();
+  return { stageMs, runtimeMs, packets, proxyMs };
 }
 
 /** The requests of one sampled row: PP (acceptance null) or PipeDec at one temperature. */
@@ -452,11 +495,30 @@ async function runScenario(
     for (const method of METHODS) await runJob(method, promptIds[0], 4); // warm-up
     // Round-robin over repeats, prompts and methods, so load changes on this shared host
     // spread over all methods alike.
-    const runs: MethodRun[] = METHODS.map((method) => ({ method, requests: [] }));
+    const runs: MethodRun[] = METHODS.map((method) => ({
+      method,
+      requests: [],
+      cpu: {
+        stageMs: Array<number>(sc.stages).fill(0),
+        runtimeMs: Array<number>(sc.stages).fill(0),
+        packets: Array<number>(sc.stages).fill(0),
+        proxyMs: 0,
+      },
+    }));
+    const proxy = children.find((c) => c.spawnargs.some((a) => a.includes('delay-proxy')));
     for (let rep = 0; rep < REPEATS; rep++) {
       for (const [pi, p] of promptIds.entries()) {
         for (const [mi, method] of METHODS.entries()) {
+          const before = await cpuSnapshot(cluster, proxy, true);
           const s = await runJob(method, p, MAX_TOKENS);
+          const after = await cpuSnapshot(cluster, proxy, false);
+          const tally = runs[mi].cpu!;
+          for (let st = 0; st < sc.stages; st++) {
+            tally.stageMs[st] += after.stageMs[st] - before.stageMs[st];
+            tally.runtimeMs[st] += after.runtimeMs[st] - before.runtimeMs[st];
+            tally.packets[st] += after.packets[st] - before.packets[st];
+          }
+          tally.proxyMs += after.proxyMs - before.proxyMs;
           if (args['trace-requests']) {
             const ms =
               (s.stats.wallMs - s.stats.ttftWallMs) / Math.max(1, s.stats.committedTokens - 1);
@@ -640,6 +702,53 @@ interface MethodSummary {
   };
   hopMs: number;
   simulatedMsPerToken: number;
+  cpu: CpuSummary | null;
+}
+
+/** Where the CPU went during a method's greedy requests (MethodRun.cpu). */
+interface CpuSummary {
+  /** All stage processes together, per output token (prefill included). */
+  msPerToken: number;
+  perStageMsPerToken: number[];
+  /** The delay proxy (namespaced scenarios): the emulated network's cost, not the product's. */
+  proxyMsPerToken: number;
+  /**
+   * Per packet a stage computed: its CPU, the CPU inside ONNX Runtime, the rest (the packet
+   * path), and the runtime's wall time (its computeMs: above its CPU when the stage was
+   * preempted mid-call by the other processes on the shared cores).
+   */
+  msPerPacket: number[];
+  runtimeCpuMsPerPacket: number[];
+  outsideRuntimeMsPerPacket: number[];
+  runtimeWallMsPerPacket: number[];
+  /**
+   * The host's cores kept busy by the stages and the proxy over the requests' wall time (1 =
+   * all of them): near 1 the timestep is bound by CPU, well below by the hops.
+   */
+  coresBusy: number;
+}
+
+function cpuSummary(run: MethodRun): CpuSummary | null {
+  const c = run.cpu;
+  if (!c) return null;
+  const q = run.requests;
+  const tokens = q.reduce((s, r) => s + r.stats.outputTokens, 0);
+  const wall = q.reduce((s, r) => s + r.stats.wallMs, 0);
+  const stages = c.stageMs.reduce((a, b) => a + b, 0);
+  const compute = c.stageMs.map((_, st) =>
+    q.reduce((s, r) => s + (r.stats.stageBusyMs[st] ?? 0), 0),
+  );
+  const perPacket = (x: number, st: number) => (c.packets[st] > 0 ? x / c.packets[st] : NaN);
+  return {
+    msPerToken: stages / tokens,
+    perStageMsPerToken: c.stageMs.map((x) => x / tokens),
+    proxyMsPerToken: c.proxyMs / tokens,
+    msPerPacket: c.stageMs.map(perPacket),
+    runtimeCpuMsPerPacket: c.runtimeMs.map(perPacket),
+    outsideRuntimeMsPerPacket: c.stageMs.map((x, st) => perPacket(x - c.runtimeMs[st], st)),
+    runtimeWallMsPerPacket: compute.map(perPacket),
+    coresBusy: (stages + c.proxyMs) / wall / os.cpus().length,
+  };
 }
 
 function summarize(run: MethodRun, sims: SimRun[], cost: CostModel): MethodSummary {
@@ -676,6 +785,7 @@ function summarize(run: MethodRun, sims: SimRun[], cost: CostModel): MethodSumma
     },
     hopMs: hops > 0 ? inTransit / hops : 0,
     simulatedMsPerToken: mean(sims.map((x) => simulatedMsPerToken(x, cost))),
+    cpu: cpuSummary(run),
   };
 }
 
@@ -841,6 +951,25 @@ async function main(): Promise<void> {
         const t = x.perTimestep;
         out.push(
           `| ${r.scenario.id} (${r.scenario.stages} st, ${r.scenario.delayMs} ms) | ${x.method} | ${f(x.msPerToken)} | ${f(x.tokensPerSecond, 1)} | ${f(x.timestepsPerToken)} | ${f(x.hitRate)} | ${f(t.totalMs)} | ${f(t.computeMs)} | ${f(t.transferMs)} | ${f(t.broadcastMs, 3)} | ${f(t.draftMs)} | ${f(x.hopMs)} | ${f(x.simulatedMsPerToken)} |`,
+        );
+      }
+    }
+    out.push(
+      '',
+      "CPU (user + system from /proc) of every stage process during each method's greedy requests: per output token (prefill included), the delay proxy apart (the emulated network, not the product); per packet at the middle stages (their mean): the process's CPU, the CPU inside ONNX Runtime (its /health runtimeCpuMs) and the rest, the packet path (receive, decode, KV bookkeeping, encode, send, timers); the runtime's wall time per packet beside it (above its CPU when other processes preempted the call); cores busy = (stages + proxy) CPU over the requests' wall time and the host's cores: near 1 the timestep is bound by CPU, well below by the hops.",
+      '',
+      '| run | method | stage CPU ms/token | per stage | proxy ms/token | middle stage: CPU ms/packet | in ORT | **outside ORT** | ORT wall ms/packet | cores busy |',
+      '|---|---|---|---|---|---|---|---|---|---|',
+    );
+    for (const r of results) {
+      for (const x of r.methods) {
+        const c = x.cpu;
+        if (!c) continue;
+        // The middle stages (not the head, which also drafts, nor the last, which verifies).
+        const mids = c.msPerPacket.map((_, st) => st).slice(1, -1);
+        const avg = (xs: number[]) => mean(mids.map((st) => xs[st]));
+        out.push(
+          `| ${r.scenario.id} | ${x.method} | ${f(c.msPerToken)} | ${c.perStageMsPerToken.map((v) => f(v)).join(' / ')} | ${f(c.proxyMsPerToken)} | ${f(avg(c.msPerPacket), 3)} | ${f(avg(c.runtimeCpuMsPerPacket), 3)} | **${f(avg(c.outsideRuntimeMsPerPacket), 3)}** | ${f(avg(c.runtimeWallMsPerPacket), 3)} | ${f(c.coresBusy)} |`,
         );
       }
     }

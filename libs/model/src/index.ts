@@ -23,6 +23,6 @@ export {
 export { Checkpoint } from './checkpoint.js';
 export { parseLlamaConfig, type LlamaConfig, type Llama3RopeScaling } from './config.js';
 export { SafetensorsFile, writeSafetensors, type TensorEntry } from './safetensors.js';
-export { EXECUTION_PROVIDERS, resolveExecutionProvider } from './onnx-runtime.js';
+export { EXECUTION_PROVIDERS, resolveExecutionProvider, runtimeCpuMs } from './onnx-runtime.js';
 export { kvBytesPerRow, MASK_HIDDEN, type KvGeometry } from './kv-cache.js';
 export { decodeFp16, encodeFp16, halfBitsToNumber, toHalfBits } from './fp16.js';

@@ -41,6 +41,17 @@ export type Feed =
 /** An output as the graphs here produce them: f32 tensors, and int32 token ids. */
 export type OutputArray = Float32Array | Int32Array;
 
+/**
+ * CPU time this process has spent inside runtime calls, all sessions together (process
+ * user + system time from each call's start mark to its return; the runtime computes on the
+ * calling thread, ORT_THREADS 1). What a stage's packet path costs is its process CPU minus
+ * this (bench:cluster's CPU table); two getrusage calls per run, about 2 us.
+ */
+let runtimeCpuMicros = 0;
+export function runtimeCpuMs(): number {
+  return runtimeCpuMicros / 1000;
+}
+
 export interface RuntimeOptions {
   provider: ExecutionProviderName;
   intraOpThreads?: number; // default: the runtime's choice (all cores)
@@ -99,7 +110,11 @@ export class RuntimeSession {
     }
     const called = performance.now();
     let started = 0;
-    setImmediate(() => (started = performance.now()));
+    let cpu: NodeJS.CpuUsage | undefined;
+    setImmediate(() => {
+      started = performance.now();
+      cpu = process.cpuUsage();
+    });
     let result: ort.InferenceSession.ReturnType;
     try {
       result = await this.session.run(tensors, outputs);
@@ -109,6 +124,10 @@ export class RuntimeSession {
       });
     }
     const runMs = performance.now() - (started || called);
+    if (cpu) {
+      const d = process.cpuUsage(cpu);
+      runtimeCpuMicros += d.user + d.system;
+    }
     const out: Record<string, OutputArray> = {};
     for (const name of outputs) out[name] = result[name].data as OutputArray;
     return { outputs: out, runMs };

@@ -2,6 +2,7 @@
 // while its pipeline is not whole or is still warming up (head/warm-up.ts). Public on purpose: orchestrators and the launcher poll it
 // without credentials, and it reveals no request data.
 import { Controller, Get, HttpStatus, Inject, Res } from '@nestjs/common';
+import { runtimeCpuMs } from '@pipedec/model';
 import type { WarmUpStatus } from '../head/warm-up.js';
 import { StageNode } from '../node/stage-node.js';
 
@@ -25,6 +26,11 @@ export interface HealthBody {
    * means requests shared calls (batching); maxRequests is the most requests one call took.
    */
   batching: { calls: number; packets: number; rows: number; maxRequests: number; limit: number };
+  /**
+   * CPU ms this process has spent inside ONNX Runtime since start (the head's draft included):
+   * set against the process's CPU it says what the packet path around the runtime costs.
+   */
+  runtimeCpuMs: number;
   /** KV memory held now by its sequences, against its budget (null: unbounded). */
   kv: { usedBytes: number; limitBytes: number | null; sequences: number };
   /** Head only: the warm-up before the first job (state "off" when WARMUP_TOKENS is 0). */
@@ -62,6 +68,7 @@ export class HealthController {
       residentBytes: process.memoryUsage().rss,
       weightBytes: memory.weightBytes,
       batching: { ...n.runtime.batchStats, limit: n.config.batch.requests },
+      runtimeCpuMs: runtimeCpuMs(),
       kv: {
         usedBytes: memory.kvBytes,
         limitBytes: Number.isFinite(memory.kvLimitBytes) ? memory.kvLimitBytes : null,
