@@ -74,6 +74,9 @@ const { values: args } = parseArgs({
     tokens: { type: 'string', default: '32' },
     prompts: { type: 'string', default: '2' },
     width: { type: 'string', default: '4' },
+    // STPP's width (branching and budget = width x depth); default --width. The baseline is
+    // tuned on its own: a wider static tree served deep hop-bound pipelines better.
+    'stpp-width': { type: 'string' },
     repeats: { type: 'string', default: '3' },
     'stpp-depth': { type: 'string', default: '4' },
     // Sampled rows: PP and PipeDec at these temperatures (seed = prompt index + 1, top-p 1),
@@ -92,6 +95,7 @@ const { values: args } = parseArgs({
 const MAX_TOKENS = Number(args.tokens);
 const PROMPT_COUNT = Number(args.prompts);
 const WIDTH = Number(args.width);
+const STPP_WIDTH = Number(args['stpp-width'] ?? args.width);
 const REPEATS = Number(args.repeats);
 const STPP_DEPTH = Number(args['stpp-depth']);
 const TEMPERATURES = args.temperatures ? args.temperatures.split(',').map(Number) : [];
@@ -475,7 +479,7 @@ async function runScenario(
           ...(sampling.acceptance ? { acceptance: sampling.acceptance } : {}),
         },
         method,
-        width: method === 'pp' ? 1 : WIDTH,
+        width: method === 'pp' ? 1 : method === 'stpp' ? STPP_WIDTH : WIDTH,
         stop: [],
         eventsKey: `${prefix}req:${requestId}:events`,
         cancelKey: `${prefix}req:${requestId}:cancel`,
@@ -667,8 +671,8 @@ async function simulate(
     case 'stpp':
       res = await generateSTPP(pipeline, d, request, {
         depth: STPP_DEPTH,
-        branching: defaultBranching(WIDTH),
-        budget: WIDTH * STPP_DEPTH,
+        branching: defaultBranching(STPP_WIDTH),
+        budget: STPP_WIDTH * STPP_DEPTH,
       });
       break;
     case 'pipedec':
@@ -939,7 +943,7 @@ async function main(): Promise<void> {
     const out: string[] = [];
     out.push(`# bench:cluster (${new Date().toISOString()})`, '');
     out.push(
-      `Model: ${m.label}; hidden ${hidden}, ${numLayers} layers. ${PROMPT_COUNT} prompts x ${REPEATS} runs per method (interleaved; ms/token and tokens/s are medians), ${MAX_TOKENS} tokens, greedy, PipeDec W=${WIDTH}, STPP depth ${STPP_DEPTH} budget ${WIDTH * STPP_DEPTH}. Each pipeline's head warmed up on ${args['warmup-tokens']} tokens before the first request (WARMUP_TOKENS). Host: ${os.cpus().length} CPUs shared by all stage processes; load average ${loadAtStart.toFixed(2)} at start, ${os.loadavg()[0].toFixed(2)} at the end.`,
+      `Model: ${m.label}; hidden ${hidden}, ${numLayers} layers. ${PROMPT_COUNT} prompts x ${REPEATS} runs per method (interleaved; ms/token and tokens/s are medians), ${MAX_TOKENS} tokens, greedy, PipeDec W=${WIDTH}, STPP W=${STPP_WIDTH} depth ${STPP_DEPTH} budget ${STPP_WIDTH * STPP_DEPTH}. Each pipeline's head warmed up on ${args['warmup-tokens']} tokens before the first request (WARMUP_TOKENS). Host: ${os.cpus().length} CPUs shared by all stage processes; load average ${loadAtStart.toFixed(2)} at start, ${os.loadavg()[0].toFixed(2)} at the end.`,
       '',
     );
     out.push(
@@ -1059,6 +1063,7 @@ async function main(): Promise<void> {
           maxTokens: MAX_TOKENS,
           prompts: PROMPT_COUNT,
           width: WIDTH,
+          stppWidth: STPP_WIDTH,
           stppDepth: STPP_DEPTH,
           warmupTokens: Number(args['warmup-tokens']),
           temperatures: TEMPERATURES,
