@@ -64,10 +64,11 @@ describe('API with real stage processes', () => {
   });
 
   // First after /health: the head's chooser has seen no request of this class yet.
-  it('decodes with auto by default: tries each method twice, then runs the fastest, lossless', async () => {
+  it('decodes with auto by default: tries each candidate twice, then runs the fastest, lossless', async () => {
     const expected = await arText('The pipeline', 12);
     const choices: { method: string; reason: string; width: number }[] = [];
-    for (let i = 0; i < 7; i++) {
+    // Five candidates (PipeDec and STPP at widths 4 and 2, PP), two requests each, then one.
+    for (let i = 0; i < 11; i++) {
       const res = await client.completions.create({
         model: MODEL,
         prompt: 'The pipeline',
@@ -82,12 +83,12 @@ describe('API with real stage processes', () => {
       expect(job.body.decoding).toEqual(row.decoding);
       choices.push(row.decoding as { method: string; reason: string; width: number });
     }
-    const tried = choices.slice(0, 6);
+    const tried = choices.slice(0, 10);
     expect(tried.every((c) => c.reason === 'untried')).toBe(true);
-    for (const m of ['pipedec', 'stpp', 'pp']) {
-      expect(tried.filter((c) => c.method === m)).toHaveLength(2);
+    for (const m of ['pipedec/4', 'pipedec/2', 'stpp/4', 'stpp/2', 'pp/1']) {
+      expect(tried.filter((c) => `${c.method}/${c.width}` === m)).toHaveLength(2);
     }
-    expect(choices[6].reason).toBe('fastest');
+    expect(choices[10].reason).toBe('fastest');
     expect(choices.find((c) => c.method === 'pp')?.width).toBe(1);
   }, 180_000);
 

@@ -744,9 +744,9 @@ describe('a KV budget on 2 stage processes', () => {
 describe('a pipeline that warms up before its first job', () => {
   // Its own key prefix, so the 4-stage pipeline above takes none of these jobs.
   const prefix = `${PREFIX}warm:`;
-  // Four rounds of auto's 3 candidates x (greedy, sampled) at 64 tokens: the second half gives
+  // Four rounds of auto's 5 candidates x (greedy, sampled) at 64 tokens: the second half gives
   // auto two measurements of each candidate in each class.
-  const WARMUP_TOKENS = 4 * 6 * 64;
+  const WARMUP_TOKENS = 4 * 10 * 64;
   let warm: LocalCluster | null = null;
   let warmQueue: Queue | null = null;
 
@@ -788,7 +788,7 @@ describe('a pipeline that warms up before its first job', () => {
       state: 'done',
       tokens: WARMUP_TOKENS,
       targetTokens: WARMUP_TOKENS,
-      requests: 24,
+      requests: 40,
       reason: null,
     });
     const warmUp = head.warmUp as { endedAt: number };

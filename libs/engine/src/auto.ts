@@ -50,9 +50,14 @@ export function requestClass(sampling: { temperature: number }, acceptance = 'ex
   return sampling.temperature > 0 ? `sampled/${acceptance}` : 'greedy';
 }
 
-/** Candidates for a pipeline: PipeDec and STPP at the given width (or the defaults), and PP. */
+/**
+ * Candidates for a pipeline: PipeDec and STPP at the given width, or at widths 4 and 2 when
+ * none is given, and PP. Both widths because neither wins everywhere: on the 4-stage loopback
+ * pipeline sharing 2 cores, STPP greedy at width 2 decoded 2.9-4.1 ms/token against 3.8-4.7 at
+ * width 4 (bench:api (d)), while deeper, hop-bound pipelines want the wider tree.
+ */
 export function defaultAutoCandidates(width?: number, stppDepth = 4): AutoCandidate[] {
-  const widths = width !== undefined ? [width] : [4];
+  const widths = width !== undefined ? [width] : [4, 2];
   const out: AutoCandidate[] = [];
   for (const w of widths) {
     if (w > 1) out.push({ method: 'pipedec', width: w, depth: 0 });

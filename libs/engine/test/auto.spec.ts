@@ -133,10 +133,12 @@ describe('defaultAutoCandidates', () => {
       { method: 'stpp', width: 8, depth: 4 },
       { method: 'pp', width: 1, depth: 0 },
     ]);
-    expect(defaultAutoCandidates(undefined, 3).map((c) => c.method)).toEqual([
-      'pipedec',
-      'stpp',
-      'pp',
+    expect(defaultAutoCandidates(undefined, 3).map((c) => `${c.method}/${c.width}`)).toEqual([
+      'pipedec/4',
+      'stpp/4',
+      'pipedec/2',
+      'stpp/2',
+      'pp/1',
     ]);
   });
 });

@@ -10,7 +10,7 @@
 // same run shows it: its JavaScript costs 0.8-0.9x its ONNX Runtime time in the first sixth of
 // the run and 0.45-0.5x in the last, while the runtime's own time per call does not move.
 //
-// What runs: the candidates `auto` chooses from (PipeDec and STPP at the default width, PP),
+// What runs: the candidates `auto` chooses from (PipeDec and STPP at widths 4 and 2, PP),
 // in turn, each greedy and sampled at temperature 1 with distribution acceptance (the class
 // an OpenAI client's defaults land in), `requestTokens` tokens each with no end of sequence,
 // until `tokens` tokens are decoded or `maxMs` has passed. The second half's decode speeds are
