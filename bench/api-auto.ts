@@ -7,7 +7,7 @@
 // GET /v1/jobs/:id. The target (#15): auto within 5% of the fastest fixed method on every
 // prompt set, i.e. auto's median ms/token <= 1.05x the best fixed method's median.
 import http from 'node:http';
-import { sseData } from './api-process.js';
+import { postJson, sseData } from './api-process.js';
 
 export const AUTO_METHODS = ['pp', 'stpp', 'pipedec', 'auto'] as const;
 type Method = (typeof AUTO_METHODS)[number];
@@ -58,20 +58,7 @@ async function streamed(o: AutoOptions, text: string, method: Method, temperatur
     decoding_method: method,
     stream: true,
   });
-  const res = await new Promise<http.IncomingMessage>((resolve, reject) => {
-    const req = http.request(`${o.apiUrl}/v1/completions`, {
-      method: 'POST',
-      agent,
-      headers: {
-        authorization: `Bearer ${o.apiKey}`,
-        'content-type': 'application/json',
-        'content-length': Buffer.byteLength(payload),
-      },
-    });
-    req.on('response', resolve);
-    req.on('error', reject);
-    req.end(payload);
-  });
+  const res = await postJson(`${o.apiUrl}/v1/completions`, o.apiKey, payload, agent);
   if (res.statusCode !== 200) throw new Error(`${method}: HTTP ${res.statusCode}`);
   const requestId = res.headers['x-request-id'] as string;
   const at: number[] = [];

@@ -4,7 +4,7 @@
 import { freePort } from '@pipedec/testkit/local-cluster';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import type http from 'node:http';
+import http from 'node:http';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -52,6 +52,37 @@ export async function stopChild(child: ChildProcess): Promise<void> {
 
 /** Epoch milliseconds with sub-millisecond resolution (comparable with the head's `at`). */
 export const now = (): number => performance.timeOrigin + performance.now();
+
+/**
+ * POSTs a JSON body with an API key (keep-alive through `agent`) and resolves with the response
+ * as it begins, so a streamed body can be read as it arrives. `idleMs`: give up when no data
+ * flows for that long.
+ */
+export function postJson(
+  url: string,
+  apiKey: string,
+  payload: string,
+  agent: http.Agent,
+  idleMs?: number,
+): Promise<http.IncomingMessage> {
+  return new Promise<http.IncomingMessage>((resolve, reject) => {
+    const req = http.request(url, {
+      method: 'POST',
+      agent,
+      headers: {
+        authorization: `Bearer ${apiKey}`,
+        'content-type': 'application/json',
+        'content-length': Buffer.byteLength(payload),
+      },
+    });
+    if (idleMs !== undefined) {
+      req.setTimeout(idleMs, () => req.destroy(new Error(`no data for ${idleMs / 1000} s`)));
+    }
+    req.on('response', resolve);
+    req.on('error', reject);
+    req.end(payload);
+  });
+}
 
 /**
  * The `data` of each server-sent event of a response (comments skipped, '[DONE]' included),

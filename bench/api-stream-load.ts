@@ -52,7 +52,7 @@ import { Redis } from 'ioredis';
 import { readFile } from 'node:fs/promises';
 import http from 'node:http';
 import os from 'node:os';
-import { now, sseData } from './api-process.js';
+import { now, postJson, sseData } from './api-process.js';
 
 export const STREAM_TARGETS = { ttftP50Ms: 2000, ttftP99Ms: 5000 };
 const METHODS = ['pp', 'stpp', 'pipedec', 'auto'] as const;
@@ -305,21 +305,13 @@ async function runClient(
     endAt: null,
   };
   for (let attempt = 1; ; attempt++) {
-    const res = await new Promise<http.IncomingMessage>((resolve, reject) => {
-      const req = http.request(`${o.apiUrl}/v1/completions`, {
-        method: 'POST',
-        agent,
-        headers: {
-          authorization: `Bearer ${o.apiKey}`,
-          'content-type': 'application/json',
-          'content-length': Buffer.byteLength(payload),
-        },
-      });
-      req.setTimeout(IDLE_TIMEOUT_MS, () => req.destroy(new Error('no data for 60 s')));
-      req.on('response', resolve);
-      req.on('error', reject);
-      req.end(payload);
-    });
+    const res = await postJson(
+      `${o.apiUrl}/v1/completions`,
+      o.apiKey,
+      payload,
+      agent,
+      IDLE_TIMEOUT_MS,
+    );
     seen.status = res.statusCode ?? null;
     if ((res.statusCode === 429 || res.statusCode === 503) && attempt < MAX_ATTEMPTS) {
       seen.refusals++;
