@@ -49,7 +49,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { io, type Socket } from 'socket.io-client';
 import { LocalCluster } from '@pipedec/testkit/local-cluster';
-import { now, sseData, startApi, stopChild, type ApiProcess } from './api-process.js';
+import { now, postJson, sseData, startApi, stopChild, type ApiProcess } from './api-process.js';
 import {
   combineRuns,
   measureStreamLoad,
@@ -251,21 +251,7 @@ const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
 
 /** POSTs `body` as JSON; resolves with the response once its headers arrive. */
 function post(url: string, key: string, body: unknown): Promise<http.IncomingMessage> {
-  const payload = JSON.stringify(body);
-  return new Promise((resolve, reject) => {
-    const req = http.request(url, {
-      method: 'POST',
-      agent,
-      headers: {
-        authorization: `Bearer ${key}`,
-        'content-type': 'application/json',
-        'content-length': Buffer.byteLength(payload),
-      },
-    });
-    req.on('response', resolve);
-    req.on('error', reject);
-    req.end(payload);
-  });
+  return postJson(url, key, JSON.stringify(body), agent);
 }
 
 async function textOf(res: http.IncomingMessage): Promise<string> {
