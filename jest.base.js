@@ -13,7 +13,9 @@ const root = import.meta.dirname;
 // detector sees, spent inside jest's 500 ms grace for a worker to exit ("A worker process has
 // failed to exit gracefully", #20). Tests have nothing to report, so they opt out. Set here, in
 // the parent, before any worker forks: workers inherit it, and the runtime reads it when it
-// starts. (The rest of a worker's exit is V8 freeing its heap; see the commit for numbers.)
+// starts. libs/model's own default (onnx-runtime.ts) does not reach it under jest: a test file's
+// process.env is its own copy, not the worker's environment (strace: 3 opens of the store
+// without this line, none with it). (The rest of a worker's exit is V8 freeing its heap.)
 process.env.ORT_DISABLE_TELEMETRY ??= '1';
 
 /** @param {string} dir the workspace folder */

@@ -275,6 +275,23 @@ interface Seen {
   endAt: number | null;
 }
 
+/** A client before its first answer (or one that never got any: `error` says why). */
+function unanswered(sentAt: number, error: string | null = null): Seen {
+  return {
+    requestId: null,
+    status: null,
+    refusals: 0,
+    error,
+    sentAt,
+    textAt: [],
+    text: '',
+    finishReason: null,
+    completionTokens: null,
+    done: false,
+    endAt: null,
+  };
+}
+
 /** Sends one streaming completion (retrying refusals per Retry-After) and reads it to the end. */
 async function runClient(
   o: StreamLoadOptions,
@@ -291,19 +308,7 @@ async function runClient(
     stream: true,
     stream_options: { include_usage: true },
   });
-  const seen: Seen = {
-    requestId: null,
-    status: null,
-    refusals: 0,
-    error: null,
-    sentAt: now(),
-    textAt: [],
-    text: '',
-    finishReason: null,
-    completionTokens: null,
-    done: false,
-    endAt: null,
-  };
+  const seen = unanswered(now());
   for (let attempt = 1; ; attempt++) {
     const res = await postJson(
       `${o.apiUrl}/v1/completions`,
@@ -398,19 +403,7 @@ export async function measureStreamLoad(o: StreamLoadOptions): Promise<StreamLoa
       const s = await runClient(o, agent, p, () => {
         firsts++;
         if (firsts % 10 === 0) report();
-      }).catch((e: unknown): Seen => ({
-        requestId: null,
-        status: null,
-        refusals: 0,
-        error: e instanceof Error ? e.message : String(e),
-        sentAt: NaN,
-        textAt: [],
-        text: '',
-        finishReason: null,
-        completionTokens: null,
-        done: false,
-        endAt: null,
-      }));
+      }).catch((e: unknown) => unanswered(NaN, e instanceof Error ? e.message : String(e)));
       ended++;
       if (ended % 5 === 0 || ended === o.clients) report();
       return s;

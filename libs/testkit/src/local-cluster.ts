@@ -178,8 +178,8 @@ export class LocalCluster {
     // path where it runs: PIPEDEC_STAGE_NODE_FLAGS="--cpu-prof --cpu-prof-dir=/tmp/prof".
     const flags = (process.env.PIPEDEC_STAGE_NODE_FLAGS ?? '').split(/\s+/).filter(Boolean);
     const [cmd, ...args] = [...(placement.wrap ?? []), process.execPath, ...flags, STAGE_MAIN];
-    // Of the caller's environment only PATH reaches a stage, and its opt-out of ONNX Runtime's
-    // telemetry (jest.base.js sets it for tests: its exit-time flush slowed processes down).
+    // Of the caller's environment only PATH reaches a stage, and ORT_DISABLE_TELEMETRY when the
+    // caller set it (a stage's libs/model turns ONNX Runtime's telemetry off unless it says 0).
     const telemetry = process.env.ORT_DISABLE_TELEMETRY;
     const child = spawn(cmd, args, {
       env: {

@@ -68,6 +68,11 @@ const SAMPLINGS: readonly SamplingParams[] = [
   { temperature: 1, topP: 1, seed: 1, acceptance: 'distribution' },
 ];
 
+/** Whether a job may not start yet: the warm-up is on and has not finished. */
+export function isWarming(s: WarmUpStatus): boolean {
+  return s.state !== 'off' && s.state !== 'done';
+}
+
 export class PipelineWarmUp {
   private current: WarmUpStatus;
   private readonly now: () => number;
@@ -92,9 +97,9 @@ export class PipelineWarmUp {
     return { ...this.current };
   }
 
-  /** Whether a job may not start yet: warm-up is on and has not finished. */
+  /** Whether a job may not start yet (isWarming). */
   get pending(): boolean {
-    return this.current.state !== 'off' && this.current.state !== 'done';
+    return isWarming(this.current);
   }
 
   /**

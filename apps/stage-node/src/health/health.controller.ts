@@ -3,7 +3,7 @@
 // without credentials, and it reveals no request data.
 import { Controller, Get, HttpStatus, Inject, Res } from '@nestjs/common';
 import { runtimeCpuMs } from '@pipedec/model';
-import type { WarmUpStatus } from '../head/warm-up.js';
+import { isWarming, type WarmUpStatus } from '../head/warm-up.js';
 import { StageNode } from '../node/stage-node.js';
 
 export interface HealthBody {
@@ -47,7 +47,7 @@ export class HealthController {
     const status = n.status;
     const memory = n.shard.memory();
     const warmUp = n.warmUp?.() ?? null;
-    const warming = warmUp !== null && warmUp.state !== 'off' && warmUp.state !== 'done';
+    const warming = warmUp !== null && isWarming(warmUp);
     const ready = n.isReady && (!n.isHead || (status.whole && !warming));
     res.status(ready ? HttpStatus.OK : HttpStatus.SERVICE_UNAVAILABLE);
     return {
