@@ -107,12 +107,12 @@ export class OnnxShard extends CachedShard implements LayerShard {
       feeds[`past_key_${j}`] = {
         type: 'float32',
         data: kv.keys[j],
-        dims: [c.numKvHeads, capacity, c.headDim],
+        dims: [1, c.numKvHeads, capacity, c.headDim],
       };
       feeds[`past_value_${j}`] = {
         type: 'float32',
         data: kv.values[j],
-        dims: [c.numKvHeads, capacity, c.headDim],
+        dims: [1, c.numKvHeads, capacity, c.headDim],
       };
     }
     const fetch = this.isLast ? this.lastStageFetch(feeds, batch.proposals) : ['hidden_out'];
