@@ -13,6 +13,7 @@ export default tseslint.config(
       'tools/**',
       'coverage/**',
       'test-artifacts/**',
+      '.cache/**', // generated graphs; bench:graph's worktrees of other commits
       '**/next-env.d.ts',
     ],
   },

@@ -30,16 +30,18 @@
 // RotaryEmbedding over query and key heads at once (cos/sin tables for every position below
 // max_position_embeddings, written with the weights), QuickGelu(alpha 1) = SiLU.
 //
-// Attention is one node, ONNX's Attention (opset 23): grouped-query heads, the cache buffers
-// read in place as its past (BNSH with batch 1), the new rows' keys and values, and the additive
+// Attention is one node, ONNX's Attention (opset 23): grouped-query heads, the cache buffers fed
+// as they are as its past (BNSH with batch 1), the new rows' keys and values, and the additive
 // mask [1, 1, n, cap + n]. Rows stay [1, n, features] from the first layer to the last, so the
 // projections are FusedMatMul (transB, weights as stored) and no Reshape or Transpose sits
 // between ops: 13 nodes per layer. This replaced a hand-written attention of ~25 nodes per layer
 // (the cache's and the new rows' scores apart, one softmax, split back, with the reshapes and
-// transposes around them); at these sizes a node costs more than its arithmetic. One decode step
-// of the whole demo target, both graphs run alternately in one process: 0.83-0.92x the CPU
-// (one row, past 64-256), a 4-layer middle stage 0.86-0.94x. What is left is mostly the
-// projections reading 28 MB of f32 weights per step.
+// transposes around them); at these sizes a node costs more than its arithmetic. Against that
+// graph (bench:graph, both alternated in one process): 0.88-0.99x the CPU per call with up to
+// 256 cached positions, 0.93-0.97x for a middle stage and for several requests batched; but
+// for one new row over a long past it loses (even at 512, 1.10x at 960), because ONNX
+// Runtime's CPU kernel insists on its present outputs and so copies the cache into them every
+// call. What is left is mostly the projections reading 28 MB of f32 weights per step.
 import { open, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 

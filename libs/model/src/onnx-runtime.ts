@@ -133,6 +133,12 @@ export class RuntimeSession {
     return { outputs: out, runMs };
   }
 
+  /** The dimensions an input is declared with (names for symbolic ones), if it exists. */
+  inputDims(name: string): (number | string)[] | undefined {
+    const meta = this.session.inputMetadata.find((m) => m.name === name);
+    return meta?.isTensor ? [...meta.shape] : undefined;
+  }
+
   async release(): Promise<void> {
     await this.session.release();
   }

@@ -7,12 +7,14 @@ import { mkdir, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 
 import {
+  Checkpoint,
   OnnxShard,
   openShard,
   resolveExecutionProvider,
   runtimeCpuMs,
   splitLayers,
 } from '../src/index.js';
+import { RuntimeSession } from '../src/onnx-runtime.js';
 import { tempDir, tinyCheckpoint } from './helpers.js';
 
 describe('execution providers', () => {
@@ -69,6 +71,31 @@ describe('graph cache', () => {
     ]);
     expect((await readdir(cacheDir)).filter((e) => !e.includes('.tmp'))).toHaveLength(3);
     await Promise.all([first, again, otherRange, otherWeights].map((s) => s.close()));
+  });
+
+  it("declares each layer's cache input as the Attention op's past: [1, kvHeads, cap, headDim]", async () => {
+    const dir = await tinyCheckpoint(tmp.dir, 'dims', { seed: 3 });
+    const cacheDir = path.join(tmp.dir, 'cache-dims');
+    const shard = await OnnxShard.open({
+      checkpointDir: dir,
+      layerStart: 1,
+      layerEnd: 3,
+      cacheDir,
+    });
+    const [graph] = await readdir(cacheDir);
+    const session = await RuntimeSession.create(path.join(cacheDir, graph, 'model.onnx'), {
+      provider: 'cpu',
+      intraOpThreads: 1,
+    });
+    const ckpt = await Checkpoint.open(dir);
+    const c = ckpt.config;
+    await ckpt.close();
+    for (const name of ['past_key_0', 'past_value_1']) {
+      expect(session.inputDims(name)).toEqual([1, c.numKvHeads, 'cap', c.headDim]);
+    }
+    expect(session.inputDims('hidden_in')).toEqual(['n', c.hiddenSize]);
+    expect(session.inputDims('past_key_2')).toBeUndefined(); // the stage holds two layers
+    await Promise.all([session.release(), shard.close()]);
   });
 });
 
