@@ -101,10 +101,7 @@ async function open(
     intraOpThreads: 1,
   });
   const output = c.layerEnd === ckpt.config.numLayers ? 'logits' : 'hidden_out';
-  const fetches = [output];
-  for (let j = 0; j < c.layerEnd - c.layerStart; j++) {
-    fetches.push(`present_key_${j}`, `present_value_${j}`);
-  }
+  const fetches = [...session.outputNames]; // what a stage fetches: its output and the new K/V
   const cacheRank = session.inputDims('past_key_0')?.length ?? 3;
   return { session, output, fetches, cacheRank };
 }

@@ -14,8 +14,10 @@
 //          past_key_<j>, past_value_<j> f32 [1, kvHeads, cap, headDim] per held layer j: the
 //            cache buffers as they are, free slots included (masked)
 // Outputs: logits f32 [n, vocab] (last stage) | hidden_out f32 [1, n, hidden]
-//          present_key_<j>, present_value_<j> f32 [1, n, kvHeads * headDim]: the new rows
-//          only (keys already rotated), which the caller writes into its cache.
+//          present_kv f32 [2 * layers, n, kvHeads * headDim]: the new rows only (keys
+//          already rotated; layer j's keys at 2j, its values at 2j + 1), which the caller
+//          writes into its cache. One output, not two per layer: onnxruntime-node's cost per
+//          call grows by ~8 us per output (and ~4 us per input) whatever its size.
 // With `proposals` (a draft model's last stage), also:
 //   inputs  proposal_k int32 [1]: k; lse_scales f32 [s]: multipliers (1 / temperature)
 //   outputs top_ids int32 [n, k], top_logits f32 [n, k]: TopK of the logits (descending, ties
@@ -58,7 +60,7 @@ type IValueInfoProto = onnxProto.onnx.IValueInfoProto;
 type IAttributeProto = onnxProto.onnx.IAttributeProto;
 
 /** Bumped whenever the graph changes shape or semantics, so cached graphs are rebuilt. */
-export const GRAPH_VERSION = 7;
+export const GRAPH_VERSION = 8;
 export const OPSET = 23;
 /** ONNX Runtime's contrib operator domain (FusedMatMul, fused norms, rotary embedding). */
 export const MS_DOMAIN = 'com.microsoft';
@@ -330,6 +332,7 @@ export async function buildStageGraph(
       return normed;
     };
 
+    const presentKv: string[] = []; // per layer its new rows' keys and values, [1, n, kvDim]
     for (let l = layerStart; l < layerEnd; l++) {
       const j = l - layerStart;
       const names = layerTensorNames(l);
@@ -343,17 +346,13 @@ export async function buildStageGraph(
       const wDown = await external(`l${l}.down`, [H, I], [names.down]);
 
       // [1, n, q | k | v]: the layout RotaryEmbedding and Attention read.
-      const [qk, v] = g.op('Split', [linear(addAndNorm(wIn), wQkv), qkvSplit], { axis: 2 }, [
-        `qk_${j}`,
-        `present_value_${j}`,
-      ]);
+      const [qk, v] = g.op('Split', [linear(addAndNorm(wIn), wQkv), qkvSplit], { axis: 2 }, 2);
       // One RotaryEmbedding over the query and key heads together.
       const qkRot = ms('RotaryEmbedding', [qk, pos, cosCache, sinCache], {
         num_heads: c.numHeads + c.numKvHeads,
       })[0]; // [1, n, (heads + kvHeads) * hd]
-      const [q, k] = g.op('Split', [qkRot, qkSplit], { axis: 2 }, [`q_${j}`, `present_key_${j}`]);
-      g.output(`present_key_${j}`, FLOAT, [1, 'n', kvDim]);
-      g.output(`present_value_${j}`, FLOAT, [1, 'n', kvDim]);
+      const [q, k] = g.op('Split', [qkRot, qkSplit], { axis: 2 }, 2);
+      presentKv.push(k, v);
       // Grouped-query attention over the cache as it is (free slots masked) and the new rows.
       // The op's present outputs (cache and new rows concatenated) are required by ONNX
       // Runtime's CPU kernel when a past is given; nothing reads them.
@@ -369,6 +368,13 @@ export async function buildStageGraph(
       // SiLU(gate) * up; QuickGelu with alpha 1 is x * sigmoid(x).
       const act = g.op1('Mul', [ms('QuickGelu', [gate], { alpha: { float: 1 } })[0], up]);
       pending = linear(act, wDown);
+    }
+
+    // One output for every layer's new K/V rows: each output costs onnxruntime-node ~8 us per
+    // call to hand back, and the concatenation copies only the n new rows.
+    if (presentKv.length > 0) {
+      g.op1('Concat', presentKv, { axis: 0 }, 'present_kv');
+      g.output('present_kv', FLOAT, [presentKv.length, 'n', kvDim]);
     }
 
     if (isLast) {

@@ -133,6 +133,11 @@ export class RuntimeSession {
     return { outputs: out, runMs };
   }
 
+  /** The graph's outputs, in order. */
+  get outputNames(): readonly string[] {
+    return this.session.outputNames;
+  }
+
   /** The dimensions an input is declared with (names for symbolic ones), if it exists. */
   inputDims(name: string): (number | string)[] | undefined {
     const meta = this.session.inputMetadata.find((m) => m.name === name);

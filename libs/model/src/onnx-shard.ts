@@ -30,7 +30,7 @@ export class OnnxShard extends CachedShard implements LayerShard {
   readonly graphBuilt: boolean;
   /** Tensor bytes read from the checkpoint while opening (0 when the graph came from the cache). */
   readonly checkpointBytesRead: number;
-  private readonly kvOutputs: string[]; // present_key_<j>, present_value_<j>
+  private readonly kvOutputs: string[]; // ['present_kv'] (onnx-graph.ts), none without layers
   /** The graph has the proposal outputs (OpenShardOptions.proposals, last stage only). */
   readonly proposals: boolean;
   protected override readonly joinsSequences = true;
@@ -50,9 +50,7 @@ export class OnnxShard extends CachedShard implements LayerShard {
     this.graphBuilt = graphBuilt;
     this.checkpointBytesRead = checkpointBytesRead;
     this.proposals = proposals;
-    const layers = range.layerEnd - range.layerStart;
-    this.kvOutputs = [];
-    for (let j = 0; j < layers; j++) this.kvOutputs.push(`present_key_${j}`, `present_value_${j}`);
+    this.kvOutputs = range.layerEnd > range.layerStart ? ['present_kv'] : [];
   }
 
   static async open(opts: OnnxShardOptions): Promise<OnnxShard> {
@@ -121,8 +119,19 @@ export class OnnxShard extends CachedShard implements LayerShard {
       ...this.kvOutputs,
     ]);
     const t = performance.now();
-    for (let j = 0; j < kv.keys.length; j++) {
-      kv.writeRows(j, past, f32(out[`present_key_${j}`]), f32(out[`present_value_${j}`]));
+    if (kv.keys.length > 0) {
+      // [2 * layers, n, kvDim]: layer j's keys, then its values; views, not copies.
+      const present = f32(out.present_kv);
+      const block = n * c.numKvHeads * c.headDim;
+      for (let j = 0; j < kv.keys.length; j++) {
+        const at = 2 * j * block;
+        kv.writeRows(
+          j,
+          past,
+          present.subarray(at, at + block),
+          present.subarray(at + block, at + 2 * block),
+        );
+      }
     }
     const computeMs = runMs + (performance.now() - t);
     if (!this.isLast) return { hidden: f32(out.hidden_out), computeMs };

@@ -95,6 +95,8 @@ describe('graph cache', () => {
     }
     expect(session.inputDims('hidden_in')).toEqual(['n', c.hiddenSize]);
     expect(session.inputDims('past_key_2')).toBeUndefined(); // the stage holds two layers
+    // Every layer's new K/V rows in one output (each output costs the binding per call).
+    expect(session.outputNames).toEqual(['present_kv', 'hidden_out']);
     await Promise.all([session.release(), shard.close()]);
   });
 });
