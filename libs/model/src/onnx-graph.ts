@@ -39,11 +39,12 @@
 // between ops: 13 nodes per layer. This replaced a hand-written attention of ~25 nodes per layer
 // (the cache's and the new rows' scores apart, one softmax, split back, with the reshapes and
 // transposes around them); at these sizes a node costs more than its arithmetic. Against that
-// graph (bench:graph, both alternated in one process): 0.89-0.96x the CPU per call with up to
-// 256 cached positions, 0.91-0.97x for a middle stage and for several requests batched; but
-// for one new row over a long past it loses (about even at 512, 1.09x at 960), because ONNX
-// Runtime's CPU kernel insists on its present outputs and so copies the cache into them every
-// call. What is left is mostly the projections reading 28 MB of f32 weights per step.
+// graph (bench:graph, both alternated in one process; v7, before present_kv): 0.89-0.96x the
+// CPU per call with up to 256 cached positions, 0.91-0.97x for a middle stage and for several
+// requests batched; but for one new row over a long past it loses (about even at 512, 1.09x at
+// 960), because ONNX Runtime's CPU kernel insists on its present outputs and so copies the
+// cache into them every call. What is left is mostly the projections reading 28 MB of f32
+// weights per step.
 import { open, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 
