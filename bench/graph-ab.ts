@@ -20,6 +20,7 @@ import { parseArgs } from 'node:util';
 import { Checkpoint } from '@pipedec/model';
 import { buildStageGraph, GRAPH_VERSION } from '../libs/model/dist/onnx-graph.js';
 import { RuntimeSession, type Feed } from '../libs/model/dist/onnx-runtime.js';
+import { quantile } from './load-client.js';
 
 type BuildStageGraph = typeof buildStageGraph;
 
@@ -144,11 +145,6 @@ function feeds(ckpt: Checkpoint, c: Case, ranks: number[]): Record<string, Feed>
   });
 }
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[s.length >> 1];
-};
-
 async function main(): Promise<void> {
   const base = await baseBuilder(args.base);
   const ckpt = await Checkpoint.open(DEMO_TARGET);
@@ -187,7 +183,7 @@ async function main(): Promise<void> {
         }
         maxDiff = Math.max(maxDiff, d);
       }
-      const [baseMs, headMs] = cpu.map(median);
+      const [baseMs, headMs] = cpu.map((xs) => quantile(xs, 0.5));
       rows.push({ ...c, baseCpuMs: baseMs, headCpuMs: headMs, ratio: headMs / baseMs, maxDiff });
       await Promise.all(graphs.map((g) => g.session.release()));
     }

@@ -79,6 +79,28 @@ async function longPrompt(sampling: JobSpec['sampling'], n = 400): Promise<numbe
 }
 
 /** Enqueues a 400-token request on a prompt that runs that long; resolves at its first token. */
+/**
+ * Two stage processes of the tiny pair under their own key prefix (so other pipelines in this
+ * file take none of their jobs), with `env` beside the defaults every cluster here has.
+ */
+function startPairWithPrefix(
+  pipelineId: string,
+  redisPrefix: string,
+  env: Record<string, string>,
+  readyTimeoutMs?: number,
+): Promise<LocalCluster> {
+  return LocalCluster.start({
+    pipelineId,
+    stages: 2,
+    checkpointDir: models.target,
+    draftCheckpointDir: models.draft,
+    redisUrl: REDIS_URL,
+    redisPrefix,
+    env: { MODEL_NAME, HEARTBEAT_MS: '250', ...env },
+    ...(readyTimeoutMs ? { readyTimeoutMs } : {}),
+  });
+}
+
 async function startLong(spec: Pick<JobSpec, 'method' | 'sampling' | 'attempts'>) {
   const prompt = await longPrompt(spec.sampling);
   const job = await enqueue(queue, PREFIX, { ...spec, prompt, maxTokens: 400 });
@@ -639,20 +661,10 @@ describe('a KV budget on 2 stage processes', () => {
   let kvQueue: Queue | null = null;
 
   beforeAll(async () => {
-    kv = await LocalCluster.start({
-      pipelineId: 'kv',
-      stages: 2,
-      checkpointDir: models.target,
-      draftCheckpointDir: models.draft,
-      redisUrl: REDIS_URL,
-      redisPrefix: prefix,
-      env: {
-        MODEL_NAME,
-        HEARTBEAT_MS: '250',
-        REGISTRY_TTL_MS: '2500',
-        QUEUE_CONCURRENCY: '3',
-        MAX_KV_BYTES: String(capacitySlots * BYTES_PER_ROW),
-      },
+    kv = await startPairWithPrefix('kv', prefix, {
+      REGISTRY_TTL_MS: '2500',
+      QUEUE_CONCURRENCY: '3',
+      MAX_KV_BYTES: String(capacitySlots * BYTES_PER_ROW),
     });
     kvQueue = generationQueue(redis, prefix);
   });
@@ -766,22 +778,16 @@ describe('a pipeline that warms up before its first job', () => {
       sampling: GREEDY,
       maxTokens: MAX_TOKENS,
     });
-    warm = await LocalCluster.start({
-      pipelineId: 'warm',
-      stages: 2,
-      checkpointDir: models.target,
-      draftCheckpointDir: models.draft,
-      redisUrl: REDIS_URL,
-      redisPrefix: prefix,
-      env: {
-        MODEL_NAME,
-        HEARTBEAT_MS: '250',
+    warm = await startPairWithPrefix(
+      'warm',
+      prefix,
+      {
         WARMUP_TOKENS: String(WARMUP_TOKENS),
         // The whole budget even on a loaded test machine (the default 20 s cut it at 1,216).
         WARMUP_MAX_MS: '300000',
       },
-      readyTimeoutMs: 300_000,
-    });
+      300_000,
+    );
     const events = await waitEvents(redis, job.eventsKey, ended, 60_000);
     const head = (await warm.health(0))!.body;
     expect(head.warmUp).toMatchObject({
