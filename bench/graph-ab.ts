@@ -86,7 +86,8 @@ interface Graph {
   session: RuntimeSession;
   output: string;
   fetches: string[];
-  cacheRank: number;
+  /** Each input's declared rank (graphs differ: v7 gave the cache a leading 1, v9 every input b). */
+  rank: (input: string) => number | undefined;
 }
 
 async function open(
@@ -103,12 +104,16 @@ async function open(
   });
   const output = c.layerEnd === ckpt.config.numLayers ? 'logits' : 'hidden_out';
   const fetches = [...session.outputNames]; // what a stage fetches: its output and the new K/V
-  const cacheRank = session.inputDims('past_key_0')?.length ?? 3;
-  return { session, output, fetches, cacheRank };
+  const rank = (input: string) => session.inputDims(input)?.length;
+  return { session, output, fetches, rank };
 }
 
 /** The same random inputs for both graphs, each cache shaped as its graph declares. */
-function feeds(ckpt: Checkpoint, c: Case, ranks: number[]): Record<string, Feed>[] {
+function feeds(
+  ckpt: Checkpoint,
+  c: Case,
+  ranks: ((input: string) => number | undefined)[],
+): Record<string, Feed>[] {
   const cfg = ckpt.config;
   const { n, past } = c;
   const rnd = (len: number) => Float32Array.from({ length: len }, () => Math.random() - 0.5);
@@ -129,20 +134,21 @@ function feeds(ckpt: Checkpoint, c: Case, ranks: number[]): Record<string, Feed>
   const maskNew = new Float32Array(n * n);
   for (let i = 0; i < n; i++) for (let j = i + 1; j < n; j++) maskNew[i * n + j] = -1e9;
   common.mask_new = { type: 'float32', data: maskNew, dims: [n, n] };
-  const caches: Float32Array[] = [];
   for (let j = 0; j < 2 * (c.layerEnd - c.layerStart); j++) {
-    caches.push(rnd(cfg.numKvHeads * past * cfg.headDim));
+    const name = `past_${j % 2 ? 'value' : 'key'}_${j >> 1}`;
+    const data = rnd(cfg.numKvHeads * past * cfg.headDim);
+    common[name] = { type: 'float32', data, dims: [cfg.numKvHeads, past, cfg.headDim] };
   }
-  return ranks.map((rank) => {
-    const f = { ...common };
-    const dims = [cfg.numKvHeads, past, cfg.headDim];
-    if (rank === 4) dims.unshift(1);
-    caches.forEach((data, i) => {
-      const name = `past_${i % 2 ? 'value' : 'key'}_${i >> 1}`;
-      f[name] = { type: 'float32', data, dims };
-    });
-    return f;
-  });
+  // The same data for each graph, with leading 1s up to the rank it declares.
+  return ranks.map((rank) =>
+    Object.fromEntries(
+      Object.entries(common).map(([name, f]) => {
+        const dims = [...f.dims];
+        while (dims.length < (rank(name) ?? dims.length)) dims.unshift(1);
+        return [name, { ...f, dims }];
+      }),
+    ),
+  );
 }
 
 async function main(): Promise<void> {
@@ -160,7 +166,7 @@ async function main(): Promise<void> {
       const inputs = feeds(
         ckpt,
         c,
-        graphs.map((g) => g.cacheRank),
+        graphs.map((g) => g.rank),
       );
       const cpu: number[][] = [[], []];
       const last: Float32Array[] = [];

@@ -5,10 +5,12 @@
 // the development machines are shared (pass --threads N to change it).
 //
 // "Several requests per call" (the joint table): R sequences of one stage, each with a past
-// of 256 rows and n new rows, computed as R forward calls (one per request, as a stage did
-// before batching) against one forwardMany call (the rows of all R in one runtime call, their
-// caches gathered; cached-shard.ts). CPU per call of each, the gather included; this is what
-// chose the ragged single-call batch over R calls (issue #16). --only joint runs just it.
+// of 256 rows and n new rows (or, "mixed", every other one with 1 row), computed as R forward
+// calls (one per request, as a stage did before batching) against one forwardMany call joined
+// two ways: padded (each sequence an entry of the graph's batch dimension, over its own past;
+// onnx-shard.ts computeMany) and ragged (all rows one sequence over the gathered caches with
+// block-diagonal masks; cached-shard.ts). CPU per call of each, copies included, the three
+// interleaved per repeat; this chose the padded join (issue #16). --only joint runs just it.
 import { access, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -187,15 +189,24 @@ class StageBench {
   }
 }
 
+interface JointCase {
+  requests: number;
+  n: number;
+  mixed?: boolean; // every other sequence has 1 new row instead of n
+}
+
 interface JointRow {
   stage: string;
   requests: number; // R sequences in the call
   n: number; // new rows per sequence
+  mixed: boolean; // every other sequence had 1 row
   past: number; // committed rows per sequence
   separateCpuMs: number; // median CPU of R forward calls
-  jointCpuMs: number; // median CPU of one forwardMany call with the same rows
+  jointCpuMs: number; // median CPU of one forwardMany call with the same rows, padded join
+  raggedCpuMs: number; // the same, ragged join
   separateMs: number; // median wall time of the R calls
-  jointMs: number; // median wall time of the one call
+  jointMs: number; // median wall time of the one call, padded
+  raggedMs: number; // the same, ragged
 }
 
 /**
@@ -205,7 +216,7 @@ interface JointRow {
 async function timeJoint(
   shard: OnnxShard,
   label: string,
-  cases: { requests: number; n: number }[],
+  cases: JointCase[],
   past: number,
 ): Promise<JointRow[]> {
   const maxR = Math.max(...cases.map((c) => c.requests));
@@ -239,39 +250,58 @@ async function timeJoint(
   const samples = cases.map(() => ({
     sc: [] as number[],
     jc: [] as number[],
+    rc: [] as number[],
     sw: [] as number[],
     jw: [] as number[],
+    rw: [] as number[],
   }));
+  const batchesOf = (c: JointCase) =>
+    seqs
+      .slice(0, c.requests)
+      .map((seq, i) => ({ seq, batch: rows(c.mixed && i % 2 ? 1 : c.n, roots[i], false, past) }));
+  /** One forwardMany call joined as `join`: [cpu, wall]; the rows are pruned again after it. */
+  const timeMany = async (join: 'padded' | 'ragged', c: JointCase): Promise<[number, number]> => {
+    shard.join = join;
+    const batches = batchesOf(c);
+    const c0 = cpuNow();
+    const t0 = performance.now();
+    const out = await shard.forwardMany(batches);
+    const w = performance.now() - t0;
+    const cpu = cpuNow() - c0;
+    for (const o of out) if (o instanceof Error) throw o;
+    for (const { seq } of batches) shard.prune(seq, new Set());
+    return [cpu, w];
+  };
   const cpuNow = () => {
     const u = process.cpuUsage();
     return (u.user + u.system) / 1000;
   };
   for (let r = 0; r < REPEATS + 3; r++) {
     for (const [k, c] of cases.entries()) {
-      const batches = seqs
-        .slice(0, c.requests)
-        .map((seq, i) => ({ seq, batch: rows(c.n, roots[i], false, past) }));
-      let c0 = cpuNow();
-      let t0 = performance.now();
-      for (const { seq, batch } of batches) await shard.forward(seq, batch);
-      const sw = performance.now() - t0;
-      const sc = cpuNow() - c0;
-      for (const { seq } of batches) shard.prune(seq, new Set());
-      const again = seqs
-        .slice(0, c.requests)
-        .map((seq, i) => ({ seq, batch: rows(c.n, roots[i], false, past) }));
-      c0 = cpuNow();
-      t0 = performance.now();
-      const out = await shard.forwardMany(again);
-      const jw = performance.now() - t0;
-      const jc = cpuNow() - c0;
-      for (const o of out) if (o instanceof Error) throw o;
-      for (const { seq } of again) shard.prune(seq, new Set());
+      /** R forward calls: [cpu, wall]; the rows are pruned again after them. */
+      const separate = async (): Promise<[number, number]> => {
+        const batches = batchesOf(c);
+        const c0 = cpuNow();
+        const t0 = performance.now();
+        for (const { seq, batch } of batches) await shard.forward(seq, batch);
+        const w = performance.now() - t0;
+        const cpu = cpuNow() - c0;
+        for (const { seq } of batches) shard.prune(seq, new Set());
+        return [cpu, w];
+      };
+      // The three in rotating order, so drift and cache warmth fall on each alike.
+      const runs = [separate, () => timeMany('padded', c), () => timeMany('ragged', c)];
+      const got: [number, number][] = [];
+      for (let q = 0; q < 3; q++) got[(q + r) % 3] = await runs[(q + r) % 3]();
+      const [[sc, sw], [jc, jw], [rc, rw]] = got;
       if (r >= 3) {
-        samples[k].sc.push(sc);
-        samples[k].jc.push(jc);
-        samples[k].sw.push(sw);
-        samples[k].jw.push(jw);
+        const at = samples[k];
+        at.sc.push(sc);
+        at.jc.push(jc);
+        at.rc.push(rc);
+        at.sw.push(sw);
+        at.jw.push(jw);
+        at.rw.push(rw);
       }
     }
   }
@@ -284,24 +314,28 @@ async function timeJoint(
     stage: label,
     requests: c.requests,
     n: c.n,
+    mixed: c.mixed ?? false,
     past,
     separateCpuMs: median(samples[k].sc),
     jointCpuMs: median(samples[k].jc),
+    raggedCpuMs: median(samples[k].rc),
     separateMs: median(samples[k].sw),
     jointMs: median(samples[k].jw),
+    raggedMs: median(samples[k].rw),
   }));
 }
 
 function jointTable(rows: JointRow[]): string {
   const lines = [
-    '### Several requests per call: R forward calls against one forwardMany (CPU ms per step)',
+    '### Several requests per call: R forward calls against one forwardMany, padded or ragged (CPU ms per step)',
     '',
-    '| stage | requests | rows each | past | R calls CPU | one call CPU | CPU ratio | R calls wall | one call wall |',
-    '|---|---:|---:|---:|---:|---:|---:|---:|---:|',
+    '| stage | requests | rows each | past | R calls CPU | padded CPU | ragged CPU | R calls / padded | ragged / padded | R calls wall | padded wall | ragged wall |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
   ];
   for (const r of rows) {
+    const each = r.mixed ? `${r.n} / 1` : String(r.n);
     lines.push(
-      `| ${r.stage} | ${r.requests} | ${r.n} | ${r.past} | ${r.separateCpuMs.toFixed(3)} | ${r.jointCpuMs.toFixed(3)} | ${(r.separateCpuMs / r.jointCpuMs).toFixed(2)}x | ${r.separateMs.toFixed(3)} | ${r.jointMs.toFixed(3)} |`,
+      `| ${r.stage} | ${r.requests} | ${each} | ${r.past} | ${r.separateCpuMs.toFixed(3)} | ${r.jointCpuMs.toFixed(3)} | ${r.raggedCpuMs.toFixed(3)} | ${(r.separateCpuMs / r.jointCpuMs).toFixed(2)}x | ${(r.raggedCpuMs / r.jointCpuMs).toFixed(2)}x | ${r.separateMs.toFixed(3)} | ${r.jointMs.toFixed(3)} | ${r.raggedMs.toFixed(3)} |`,
     );
   }
   return lines.join('\n');
@@ -339,12 +373,17 @@ async function main(): Promise<void> {
         cacheDir,
         intraOpThreads: THREADS,
       });
+    // One shard per stage, its join switched per call (OnnxShard.join): two sessions of the
+    // same graph differed by up to 1.4x on the same calls here.
     const middle = ranges[1];
     const jointShard = await open(middle.layerStart, middle.layerEnd);
     const joint = await timeJoint(
       jointShard,
       'middle of 4',
-      [1, 2, 4, 8].flatMap((requests) => [1, 4].map((n) => ({ requests, n }))),
+      [
+        ...[1, 2, 4, 8].flatMap((requests) => [1, 4].map((n) => ({ requests, n }))),
+        ...[4, 8].map((requests) => ({ requests, n: 4, mixed: true })),
+      ],
       PAST_FOR_N_SWEEP,
     );
     const lastRange = ranges[3];

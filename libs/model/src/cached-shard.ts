@@ -2,11 +2,14 @@
 // validation, the tree mask, and the commit/prune/truncate bookkeeping. Subclasses only compute
 // the rows. (The engine's StageShard is another thing: the part of a LayerShard a stage drives.)
 //
-// Several sequences in one call (forwardMany): their rows run as one ragged batch, so the
-// weights are read once for all of them and the runtime's per-call cost is paid once. Each
-// sequence keeps its own cache; for the call its used rows are gathered into one scratch
-// buffer per layer ([kvHeads, sum of past rows, headDim]), and the masks become
-// block-diagonal: a row sees only its own sequence's slots and tree ancestors.
+// Several sequences in one call (forwardMany), so the weights are read once for all of them
+// and the runtime's per-call cost is paid once. A subclass with computeMany (OnnxShard) puts
+// each sequence in its own entry of the graph's batch dimension, padded (onnx-shard.ts). The
+// other way, below, runs their rows as one ragged batch: each sequence keeps its own cache;
+// for the call its used rows are gathered into one scratch buffer per layer ([kvHeads, sum of
+// past rows, headDim]), and the masks become block-diagonal: a row sees only its own
+// sequence's slots and tree ancestors. Every row then scores every sequence's past, so its
+// attention grows as the square of the sequences (bench:model's joint table measures both).
 //
 //   gathered cache slots:  | seq a: past_a rows | seq b: past_b rows |
 //   rows of the call:      | a's n_a rows       | b's n_b rows       |
@@ -67,6 +70,18 @@ export abstract class CachedShard implements LayerShard {
   }
 
   protected abstract compute(req: ComputeRequest): Promise<ShardOutput>;
+  /**
+   * Computes several sequences' requests (each as compute() would get it alone) in one call
+   * whose batch dimension holds one sequence each (padded to the longest), the outputs in the
+   * same order. A subclass that has it joins sequences this way instead of the ragged gather.
+   */
+  protected computeMany(_reqs: readonly ComputeRequest[]): Promise<ShardOutput[]> {
+    return Promise.reject(new Error(`${this.constructor.name} has no padded joint call`));
+  }
+  /** Whether forwardMany joins sequences through computeMany (else the ragged gather). */
+  protected get paddedJoin(): boolean {
+    return false;
+  }
   /**
    * Whether compute() can run a gathered batch of several sequences (it reads the past only
    * through kv.keys/values and the masks, and writes it only through kv.writeRows).
@@ -181,6 +196,7 @@ export abstract class CachedShard implements LayerShard {
       return results;
     }
     for (const j of joined) this.busy.add(j.seq);
+    if (this.paddedJoin) return this.runPadded(joined, results, t0);
     try {
       const { request, rowStart } = this.gather(joined);
       const pending = this.compute(request);
@@ -212,6 +228,49 @@ export abstract class CachedShard implements LayerShard {
             (total * (rowStart[k + 1] - rowStart[k])) / rows;
         });
       }
+      return results;
+    } finally {
+      for (const j of joined) this.busy.delete(j.seq);
+    }
+  }
+
+  /** forwardMany through computeMany: each sequence one entry of the call's batch dimension. */
+  private async runPadded(
+    joined: readonly {
+      index: number;
+      seq: string;
+      batch: TreeBatch;
+      kv: SequenceKv;
+      plan: BatchPlan;
+    }[],
+    results: (ShardOutput | Error)[],
+    t0: number,
+  ): Promise<(ShardOutput | Error)[]> {
+    try {
+      const pending = this.computeMany(
+        joined.map((j) => ({ batch: j.batch, kv: j.kv, ...j.plan })),
+      );
+      const before = performance.now() - t0;
+      let outs: ShardOutput[];
+      try {
+        outs = await pending;
+      } catch (e) {
+        for (const j of joined) results[j.index] = asError(e);
+        return results;
+      }
+      const t1 = performance.now();
+      joined.forEach((j, k) => {
+        j.kv.append(j.batch);
+        results[j.index] = outs[k];
+      });
+      // The call's own time (computeMs of each output is its share of it) plus the
+      // preparation and bookkeeping around it, shared by rows like the call's.
+      const around = before + (performance.now() - t1);
+      const rows = joined.reduce((sum, j) => sum + j.batch.nodeIds.length, 0);
+      joined.forEach((j, k) => {
+        const ms = outs[k].computeMs;
+        if (ms !== undefined) outs[k].computeMs = ms + (around * j.batch.nodeIds.length) / rows;
+      });
       return results;
     } finally {
       for (const j of joined) this.busy.delete(j.seq);

@@ -2,22 +2,24 @@
 // ops, see below) and writes its weights as f32 external data, streamed tensor by tensor from
 // the checkpoint so neither the 2 GB protobuf limit nor a whole-stage buffer in memory bites.
 //
-// The graph's batch dimension is always 1: a call's n rows (one request's tree rows, or the
-// rows of several requests that the mask keeps apart) are positions of one sequence, [1, n, .]
-// inside the graph, and every linear layer multiplies by the torch [out, in] weight as stored
-// (transB).
+// The batch dimension b holds one sequence per entry: one request alone is b = 1 (its n rows,
+// a tree's rows in any order, are positions of that sequence); several requests in one call
+// (OnnxShard.computeMany) are padded to the same n and past, each entry attending only to its
+// own past. Every linear layer multiplies by the torch [out, in] weight as stored (transB).
 //
-// Inputs:  input_ids int32 [n] (first stage) | hidden_in f32 [n, hidden]
-//          position_ids int32 [n]
-//          mask_cache f32 [n, cap], mask_new f32 [n, n]: additive attention masks (0 visible,
-//            -1e9 hidden) over the cache's slots and over the batch's own rows
-//          past_key_<j>, past_value_<j> f32 [1, kvHeads, cap, headDim] per held layer j: the
+// Inputs:  input_ids int32 [b, n] (first stage) | hidden_in f32 [b, n, hidden]
+//          position_ids int32 [b, n]
+//          mask_cache f32 [b, n, cap], mask_new f32 [b, n, n]: additive attention masks (0
+//            visible, -1e9 hidden) over the cache's slots and over the entry's own rows
+//          past_key_<j>, past_value_<j> f32 [b, kvHeads, cap, headDim] per held layer j: the
 //            cache buffers as they are, free slots included (masked)
-// Outputs: logits f32 [n, vocab] (last stage) | hidden_out f32 [1, n, hidden]
-//          present_kv f32 [2 * layers, n, kvHeads * headDim]: the new rows only (keys
-//          already rotated; layer j's keys at 2j, its values at 2j + 1), which the caller
-//          writes into its cache. One output, not two per layer: onnxruntime-node's cost per
-//          call grows by ~8 us per output (and ~4 us per input) whatever its size.
+// Outputs: logits f32 [b * n, vocab] (last stage) | hidden_out f32 [b, n, hidden]
+//          present_kv f32 [2 * layers * b, n, kvHeads * headDim]: the new rows only (keys
+//          already rotated; layer j's keys at entries 2j * b + e, its values at
+//          (2j + 1) * b + e), which the caller writes into its cache. One output, not two per
+//          layer: onnxruntime-node's cost per call grows by ~8 us per output (and ~4 us per
+//          input) whatever its size. The batch dimension costs one request nothing
+//          (bench:graph v9 against v8: 0.98-1.01x CPU per call, outputs bit-identical).
 // With `proposals` (a draft model's last stage), also:
 //   inputs  proposal_k int32 [1]: k; lse_scales f32 [s]: multipliers (1 / temperature)
 //   outputs top_ids int32 [n, k], top_logits f32 [n, k]: TopK of the logits (descending, ties
@@ -33,8 +35,8 @@
 // max_position_embeddings, written with the weights), QuickGelu(alpha 1) = SiLU.
 //
 // Attention is one node, ONNX's Attention (opset 23): grouped-query heads, the cache buffers fed
-// as they are as its past (BNSH with batch 1), the new rows' keys and values, and the additive
-// mask [1, 1, n, cap + n]. Rows stay [1, n, features] from the first layer to the last, so the
+// as they are as its past (BNSH), the new rows' keys and values, and the additive mask
+// [b, 1, n, cap + n]. Rows stay [b, n, features] from the first layer to the last, so the
 // projections are FusedMatMul (transB, weights as stored) and no Reshape or Transpose sits
 // between ops: 13 nodes per layer. This replaced a hand-written attention of ~25 nodes per layer
 // (the cache's and the new rows' scores apart, one softmax, split back, with the reshapes and
@@ -61,7 +63,7 @@ type IValueInfoProto = onnxProto.onnx.IValueInfoProto;
 type IAttributeProto = onnxProto.onnx.IAttributeProto;
 
 /** Bumped whenever the graph changes shape or semantics, so cached graphs are rebuilt. */
-export const GRAPH_VERSION = 8;
+export const GRAPH_VERSION = 9;
 export const OPSET = 23;
 /** ONNX Runtime's contrib operator domain (FusedMatMul, fused norms, rotary embedding). */
 export const MS_DOMAIN = 'com.microsoft';
@@ -276,20 +278,20 @@ export async function buildStageGraph(
     let x: string;
     let embedName: string | null = null;
     if (isFirst) {
-      const ids = g.input('input_ids', INT32, ['n']);
+      const ids = g.input('input_ids', INT32, ['b', 'n']);
       embedName = await external('embed_tokens', [c.vocabSize, H], [EMBED]);
-      x = g.op1('Gather', [embedName, g.op1('Unsqueeze', [ids, g.int64([0])])], { axis: 0 });
+      x = g.op1('Gather', [embedName, ids], { axis: 0 });
     } else {
-      x = g.op1('Unsqueeze', [g.input('hidden_in', FLOAT, ['n', H]), g.int64([0])]);
+      x = g.input('hidden_in', FLOAT, ['b', 'n', H]);
     }
-    const positions = g.input('position_ids', INT32, ['n']);
-    const maskCache = g.input('mask_cache', FLOAT, ['n', 'cap']);
-    const maskNew = g.input('mask_new', FLOAT, ['n', 'n']);
+    const positions = g.input('position_ids', INT32, ['b', 'n']);
+    const maskCache = g.input('mask_cache', FLOAT, ['b', 'n', 'cap']);
+    const maskNew = g.input('mask_new', FLOAT, ['b', 'n', 'n']);
 
-    // Shared by all layers: positions as RotaryEmbedding wants them ([1, n] int64), the rotary
-    // tables, and one additive mask over [cache | new] columns, [1, 1, n, cap + n], which the
+    // Shared by all layers: positions as RotaryEmbedding wants them ([b, n] int64), the rotary
+    // tables, and one additive mask over [cache | new] columns, [b, 1, n, cap + n], which the
     // Attention op broadcasts over heads.
-    const pos = g.op1('Unsqueeze', [g.op1('Cast', [positions], { to: INT64 }), g.int64([0])]);
+    const pos = g.op1('Cast', [positions], { to: INT64 });
     const { cos: cosTable, sin: sinTable } = ropeTables(c);
     const computed = async (name: string, dims: number[], data: Float32Array) => {
       g.initializers.push(await weights.addArray(name, dims, data));
@@ -298,8 +300,8 @@ export async function buildStageGraph(
     const cosCache = await computed('rope_cos', [c.maxPositions, hd / 2], cosTable);
     const sinCache = await computed('rope_sin', [c.maxPositions, hd / 2], sinTable);
     const mask = g.op1('Unsqueeze', [
-      g.op1('Concat', [maskCache, maskNew], { axis: 1 }),
-      g.int64([0, 1]),
+      g.op1('Concat', [maskCache, maskNew], { axis: 2 }),
+      g.int64([1]),
     ]);
 
     const ms = (
@@ -333,12 +335,12 @@ export async function buildStageGraph(
       return normed;
     };
 
-    const presentKv: string[] = []; // per layer its new rows' keys and values, [1, n, kvDim]
+    const presentKv: string[] = []; // per layer its new rows' keys and values, [b, n, kvDim]
     for (let l = layerStart; l < layerEnd; l++) {
       const j = l - layerStart;
       const names = layerTensorNames(l);
-      const pastK = g.input(`past_key_${j}`, FLOAT, [1, c.numKvHeads, 'cap', hd]);
-      const pastV = g.input(`past_value_${j}`, FLOAT, [1, c.numKvHeads, 'cap', hd]);
+      const pastK = g.input(`past_key_${j}`, FLOAT, ['b', c.numKvHeads, 'cap', hd]);
+      const pastV = g.input(`past_value_${j}`, FLOAT, ['b', c.numKvHeads, 'cap', hd]);
       const wIn = await external(`l${l}.input_norm`, [H], [names.inputNorm]);
       const wQkv = await external(`l${l}.qkv`, [qDim + 2 * kvDim, H], [names.q, names.k, names.v]);
       const wO = await external(`l${l}.o`, [H, qDim], [names.o]);
@@ -346,12 +348,12 @@ export async function buildStageGraph(
       const wGu = await external(`l${l}.gate_up`, [2 * I, H], [names.gate, names.up]);
       const wDown = await external(`l${l}.down`, [H, I], [names.down]);
 
-      // [1, n, q | k | v]: the layout RotaryEmbedding and Attention read.
+      // [b, n, q | k | v]: the layout RotaryEmbedding and Attention read.
       const [qk, v] = g.op('Split', [linear(addAndNorm(wIn), wQkv), qkvSplit], { axis: 2 }, 2);
       // One RotaryEmbedding over the query and key heads together.
       const qkRot = ms('RotaryEmbedding', [qk, pos, cosCache, sinCache], {
         num_heads: c.numHeads + c.numKvHeads,
-      })[0]; // [1, n, (heads + kvHeads) * hd]
+      })[0]; // [b, n, (heads + kvHeads) * hd]
       const [q, k] = g.op('Split', [qkRot, qkSplit], { axis: 2 }, 2);
       presentKv.push(k, v);
       // Grouped-query attention over the cache as it is (free slots masked) and the new rows.
@@ -362,7 +364,7 @@ export async function buildStageGraph(
         [q, k, v, mask, pastK, pastV],
         { q_num_heads: c.numHeads, kv_num_heads: c.numKvHeads },
         [`attn_${j}`, `attn_cat_key_${j}`, `attn_cat_value_${j}`],
-      ); // [1, n, heads * hd]
+      ); // [b, n, heads * hd]
       pending = linear(ctx, wO);
 
       const [gate, up] = g.op('Split', [linear(addAndNorm(wPost), wGu), guSplit], { axis: 2 }, 2);
@@ -375,7 +377,7 @@ export async function buildStageGraph(
     // call to hand back, and the concatenation copies only the n new rows.
     if (presentKv.length > 0) {
       g.op1('Concat', presentKv, { axis: 0 }, 'present_kv');
-      g.output('present_kv', FLOAT, [presentKv.length, 'n', kvDim]);
+      g.output('present_kv', FLOAT, ['kv_rows', 'n', kvDim]);
     }
 
     if (isLast) {
@@ -385,7 +387,7 @@ export async function buildStageGraph(
         : await external('lm_head', [c.vocabSize, H], [LM_HEAD]);
       const rows = g.op1('Reshape', [addAndNorm(wNorm), g.int64([-1, H])]);
       const logits = g.op1('Gemm', [rows, head], { transB: 1 }, 'logits');
-      g.output('logits', FLOAT, ['n', c.vocabSize]);
+      g.output('logits', FLOAT, ['bn', c.vocabSize]);
       if (opts.proposals) {
         const k = g.op1('Cast', [g.input('proposal_k', INT32, [1])], { to: INT64 });
         const scales = g.input('lse_scales', FLOAT, ['s']);
@@ -394,15 +396,15 @@ export async function buildStageGraph(
           'top_ids_i64',
         ]);
         g.op1('Cast', [topIds], { to: INT32 }, 'top_ids');
-        g.output('top_ids', INT32, ['n', 'k']);
-        g.output(topValues, FLOAT, ['n', 'k']);
+        g.output('top_ids', INT32, ['bn', 'k']);
+        g.output(topValues, FLOAT, ['bn', 'k']);
         // [n, 1, vocab] * [s, 1] -> [n, s, vocab], reduced over the vocabulary.
         const scaled = g.op1('Mul', [
           g.op1('Unsqueeze', [logits, g.int64([1])]),
           g.op1('Unsqueeze', [scales, g.int64([1])]),
         ]);
         g.op1('ReduceLogSumExp', [scaled, g.int64([2])], { keepdims: 0 }, 'lse');
-        g.output('lse', FLOAT, ['n', 's']);
+        g.output('lse', FLOAT, ['bn', 's']);
       }
     } else {
       g.op1(
@@ -411,7 +413,7 @@ export async function buildStageGraph(
         {},
         'hidden_out',
       );
-      g.output('hidden_out', FLOAT, [1, 'n', H]);
+      g.output('hidden_out', FLOAT, ['b', 'n', H]);
     }
   } finally {
     await handle.close();

@@ -20,9 +20,17 @@ import type {
   ShardOutput,
 } from './shard.js';
 import { resolveRange, CachedShard, type ComputeRequest } from './cached-shard.js';
+import { MASK_HIDDEN } from './kv-cache.js';
 
 export interface OnnxShardOptions extends OpenShardOptions {
   intraOpThreads?: number; // runtime threads per session (default: all cores)
+  /**
+   * How forwardMany joins several sequences in one call: 'padded' (default), one sequence per
+   * entry of the graph's batch dimension, each over its own past; 'ragged', all rows as one
+   * sequence over the gathered caches with block-diagonal masks (cached-shard.ts). See
+   * computeMany for the measurement that chose the default.
+   */
+  join?: 'padded' | 'ragged';
 }
 
 export class OnnxShard extends CachedShard implements LayerShard {
@@ -34,6 +42,12 @@ export class OnnxShard extends CachedShard implements LayerShard {
   /** The graph has the proposal outputs (OpenShardOptions.proposals, last stage only). */
   readonly proposals: boolean;
   protected override readonly joinsSequences = true;
+  /** How forwardMany joins sequences (OnnxShardOptions.join); may be switched between calls. */
+  join: 'padded' | 'ragged';
+  /** Reused by computeMany (one call at a time; a second concurrent call allocates its own). */
+  private padScratch: { keys: Float32Array[]; values: Float32Array[]; floats: number } | null =
+    null;
+  private padBusy = false;
 
   private constructor(
     info: ModelInfo,
@@ -45,8 +59,10 @@ export class OnnxShard extends CachedShard implements LayerShard {
     graphBuilt: boolean,
     checkpointBytesRead: number,
     proposals: boolean,
+    join: 'padded' | 'ragged',
   ) {
     super(info, config, range.layerStart, range.layerEnd, maxKvBytes);
+    this.join = join;
     this.graphBuilt = graphBuilt;
     this.checkpointBytesRead = checkpointBytesRead;
     this.proposals = proposals;
@@ -83,6 +99,7 @@ export class OnnxShard extends CachedShard implements LayerShard {
         graph.built,
         ckpt.bytesRead(),
         proposals,
+        opts.join ?? 'padded',
       );
     } finally {
       await ckpt.close();
@@ -94,12 +111,12 @@ export class OnnxShard extends CachedShard implements LayerShard {
     const c = this.config;
     const n = batch.nodeIds.length;
     const feeds: Record<string, Feed> = {
-      position_ids: { type: 'int32', data: batch.positions, dims: [n] },
-      mask_cache: { type: 'float32', data: maskCache, dims: [n, capacity] },
-      mask_new: { type: 'float32', data: maskNew, dims: [n, n] },
+      position_ids: { type: 'int32', data: batch.positions, dims: [1, n] },
+      mask_cache: { type: 'float32', data: maskCache, dims: [1, n, capacity] },
+      mask_new: { type: 'float32', data: maskNew, dims: [1, n, n] },
     };
-    if (this.isFirst) feeds.input_ids = { type: 'int32', data: batch.tokens!, dims: [n] };
-    else feeds.hidden_in = { type: 'float32', data: batch.hidden!, dims: [n, c.hiddenSize] };
+    if (this.isFirst) feeds.input_ids = { type: 'int32', data: batch.tokens!, dims: [1, n] };
+    else feeds.hidden_in = { type: 'float32', data: batch.hidden!, dims: [1, n, c.hiddenSize] };
     // The cache buffers go in as they are (zero-copy); free slots are hidden by the mask.
     for (let j = 0; j < kv.keys.length; j++) {
       feeds[`past_key_${j}`] = {
@@ -146,6 +163,138 @@ export class OnnxShard extends CachedShard implements LayerShard {
       };
     }
     return result;
+  }
+
+  protected override get paddedJoin(): boolean {
+    return this.join === 'padded';
+  }
+
+  /**
+   * Several sequences in one call, each one entry of the graph's batch dimension b: its rows
+   * padded to the longest batch's n, its cache's used rows copied into slots [0, past) of its
+   * entry of the past (padded to the longest past), its masks as alone.
+   *
+   *   past_key_j [b, kvHeads, P, headDim]:  entry k = sequence k's past_k rows, then hidden
+   *   mask_cache [b, n, P], mask_new [b, n, n]: entry k = sequence k's own masks; padded rows
+   *                                              see only themselves, and no row sees them
+   *
+   * Against the ragged join (all rows one sequence over all the caches, block-diagonal masks)
+   * the attention is b x n x P instead of (b n) x (b P): each row scores only its own past.
+   */
+  protected override async computeMany(reqs: readonly ComputeRequest[]): Promise<ShardOutput[]> {
+    const c = this.config;
+    const B = reqs.length;
+    const H = c.hiddenSize;
+    const kvH = c.numKvHeads;
+    const hd = c.headDim;
+    const layers = this.layerEnd - this.layerStart;
+    let N = 1;
+    let P = 1; // a zero-slot past is avoided: one hidden slot
+    for (const r of reqs) {
+      N = Math.max(N, r.batch.nodeIds.length);
+      P = Math.max(P, r.past);
+    }
+    const positions = new Int32Array(B * N);
+    const maskCache = new Float32Array(B * N * P).fill(MASK_HIDDEN);
+    const maskNew = new Float32Array(B * N * N).fill(MASK_HIDDEN);
+    const tokens = this.isFirst ? new Int32Array(B * N) : undefined;
+    const hidden = this.isFirst ? undefined : new Float32Array(B * N * H);
+    const floats = B * kvH * P * hd;
+    let scratch = this.padScratch;
+    if (this.padBusy || !scratch || scratch.floats < floats) {
+      const size = Math.max(floats, Math.ceil((scratch?.floats ?? 0) * 1.25));
+      const make = () => Array.from({ length: layers }, () => new Float32Array(size));
+      scratch = { keys: make(), values: make(), floats: size };
+      if (!this.padBusy) this.padScratch = scratch;
+    }
+    const mine = scratch === this.padScratch;
+    if (mine) this.padBusy = true;
+    try {
+      reqs.forEach((r, k) => {
+        const n = r.batch.nodeIds.length;
+        const { past, capacity } = r;
+        for (let i = 0; i < N; i++) {
+          const row = k * N + i;
+          if (i < n) {
+            maskCache.set(r.maskCache.subarray(i * capacity, i * capacity + past), row * P);
+            maskNew.set(r.maskNew.subarray(i * n, (i + 1) * n), row * N);
+          } else {
+            maskNew[row * N + i] = 0; // a padded row sees itself only
+          }
+        }
+        positions.set(r.batch.positions, k * N);
+        if (tokens) tokens.set(r.batch.tokens!, k * N);
+        if (hidden) hidden.set(r.batch.hidden!, k * N * H);
+        if (past === 0) return;
+        for (let l = 0; l < layers; l++) {
+          const keys = r.kv.keys[l];
+          const values = r.kv.values[l];
+          for (let h = 0; h < kvH; h++) {
+            const from = h * capacity * hd;
+            const to = (k * kvH + h) * P * hd;
+            scratch.keys[l].set(keys.subarray(from, from + past * hd), to);
+            scratch.values[l].set(values.subarray(from, from + past * hd), to);
+          }
+        }
+      });
+      const feeds: Record<string, Feed> = {
+        position_ids: { type: 'int32', data: positions, dims: [B, N] },
+        mask_cache: { type: 'float32', data: maskCache, dims: [B, N, P] },
+        mask_new: { type: 'float32', data: maskNew, dims: [B, N, N] },
+      };
+      if (tokens) feeds.input_ids = { type: 'int32', data: tokens, dims: [B, N] };
+      else feeds.hidden_in = { type: 'float32', data: hidden!, dims: [B, N, H] };
+      for (let j = 0; j < layers; j++) {
+        const dims = [B, kvH, P, hd];
+        feeds[`past_key_${j}`] = {
+          type: 'float32',
+          data: scratch.keys[j].subarray(0, floats),
+          dims,
+        };
+        feeds[`past_value_${j}`] = {
+          type: 'float32',
+          data: scratch.values[j].subarray(0, floats),
+          dims,
+        };
+      }
+      const fetch = this.isLast ? this.lastStageFetch(feeds, undefined) : ['hidden_out'];
+      const { outputs: out, runMs } = await this.session.runTimed(feeds, [
+        ...fetch,
+        ...this.kvOutputs,
+      ]);
+      const t = performance.now();
+      const rowFloats = kvH * hd;
+      if (layers > 0) {
+        // [2 * layers * b, N, kvDim]: layer j's keys for every entry, then its values.
+        const present = f32(out.present_kv);
+        const block = N * rowFloats;
+        reqs.forEach((r, k) => {
+          const len = r.batch.nodeIds.length * rowFloats;
+          for (let j = 0; j < layers; j++) {
+            const ka = (2 * j * B + k) * block;
+            const va = ((2 * j + 1) * B + k) * block;
+            r.kv.writeRows(
+              j,
+              r.past,
+              present.subarray(ka, ka + len),
+              present.subarray(va, va + len),
+            );
+          }
+        });
+      }
+      const whole = f32(this.isLast ? out.logits : out.hidden_out);
+      const width = this.isLast ? this.info.vocabSize : H;
+      const ms = runMs + (performance.now() - t);
+      const rows = reqs.reduce((sum, r) => sum + r.batch.nodeIds.length, 0);
+      return reqs.map((r, k) => {
+        const n = r.batch.nodeIds.length;
+        const part = whole.subarray(k * N * width, (k * N + n) * width);
+        const computeMs = (ms * n) / rows;
+        return this.isLast ? { logits: part, computeMs } : { hidden: part, computeMs };
+      });
+    } finally {
+      if (mine) this.padBusy = false;
+    }
   }
 
   /**

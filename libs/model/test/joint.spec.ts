@@ -6,11 +6,17 @@ import { chainBatch, expectClose, tempDir, tinyCheckpoint } from './helpers.js';
 
 const TOL = 2e-4;
 
+type Join = 'padded' | 'ragged';
+
 /** Two stages of the tiny model: the first feeds the last. */
-async function openPair(checkpointDir: string, cacheDir: string): Promise<LayerShard[]> {
+async function openPair(
+  checkpointDir: string,
+  cacheDir: string,
+  join?: Join,
+): Promise<LayerShard[]> {
   return Promise.all([
-    openShard({ checkpointDir, layerStart: 0, layerEnd: 2, cacheDir }),
-    openShard({ checkpointDir, layerStart: 2, layerEnd: 4, cacheDir }),
+    openShard({ checkpointDir, layerStart: 0, layerEnd: 2, cacheDir, join }),
+    openShard({ checkpointDir, layerStart: 2, layerEnd: 4, cacheDir, join }),
   ]);
 }
 
@@ -34,7 +40,9 @@ function treeBatch(
   };
 }
 
-describe('LayerShard.forwardMany (several sequences in one call)', () => {
+// Both ways of joining sequences (onnx-shard.ts computeMany): each sequence an entry of the
+// graph's batch dimension (the default), or all rows one sequence over the gathered caches.
+describe.each<Join>(['padded', 'ragged'])('LayerShard.forwardMany, %s join', (join) => {
   let tmp: Awaited<ReturnType<typeof tempDir>>;
   let solo: LayerShard[];
   let joint: LayerShard[];
@@ -42,7 +50,7 @@ describe('LayerShard.forwardMany (several sequences in one call)', () => {
     tmp = await tempDir('joint');
     const ckpt = await tinyCheckpoint(tmp.dir, 'ckpt');
     solo = await openPair(ckpt, tmp.dir);
-    joint = await openPair(ckpt, tmp.dir);
+    joint = await openPair(ckpt, tmp.dir, join);
   });
   afterAll(async () => {
     await Promise.all([...solo, ...joint].map((s) => s.close()));

@@ -73,7 +73,7 @@ describe('graph cache', () => {
     await Promise.all([first, again, otherRange, otherWeights].map((s) => s.close()));
   });
 
-  it("declares each layer's cache input as the Attention op's past: [1, kvHeads, cap, headDim]", async () => {
+  it("declares each layer's cache input as the Attention op's past: [b, kvHeads, cap, headDim]", async () => {
     const dir = await tinyCheckpoint(tmp.dir, 'dims', { seed: 3 });
     const cacheDir = path.join(tmp.dir, 'cache-dims');
     const shard = await OnnxShard.open({
@@ -91,9 +91,10 @@ describe('graph cache', () => {
     const c = ckpt.config;
     await ckpt.close();
     for (const name of ['past_key_0', 'past_value_1']) {
-      expect(session.inputDims(name)).toEqual([1, c.numKvHeads, 'cap', c.headDim]);
+      expect(session.inputDims(name)).toEqual(['b', c.numKvHeads, 'cap', c.headDim]);
     }
-    expect(session.inputDims('hidden_in')).toEqual(['n', c.hiddenSize]);
+    // One sequence per entry of the batch dimension b (forwardMany's padded join).
+    expect(session.inputDims('hidden_in')).toEqual(['b', 'n', c.hiddenSize]);
     expect(session.inputDims('past_key_2')).toBeUndefined(); // the stage holds two layers
     // Every layer's new K/V rows in one output (each output costs the binding per call).
     expect(session.outputNames).toEqual(['present_kv', 'hidden_out']);
