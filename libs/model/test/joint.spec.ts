@@ -2,6 +2,7 @@
 // logits it gets alone (up to float summation order), keep each cache its own through commits
 // and prunes, and refuse one sequence's bad batch without disturbing the others.
 import { openShard, type LayerShard, type ShardOutput, type TreeBatch } from '../src/index.js';
+import { paddedGroups } from '../src/cached-shard.js';
 import { chainBatch, expectClose, tempDir, tinyCheckpoint } from './helpers.js';
 
 const TOL = 2e-4;
@@ -148,5 +149,36 @@ describe.each<Join>(['padded', 'ragged'])('LayerShard.forwardMany, %s join', (jo
     expect(after).toEqual(before);
     // The refused sequence goes on as if nothing happened.
     await expect(first.forward('x', treeBatch([3], 10, [1], [2]))).resolves.toBeDefined();
+  });
+});
+
+describe('paddedGroups (which sequences share a padded call)', () => {
+  it('keeps rows of like size together and splits where padding would more than double them', () => {
+    // 8 decode steps of 1 row and 4 tree layers of 4 rows: two calls, not 12 entries of 4 rows.
+    expect(paddedGroups([1, 4, 1, 4, 1, 4, 1, 4])).toEqual([
+      [1, 3, 5, 7],
+      [0, 2, 4, 6],
+    ]);
+    // A 64-row prompt chunk runs apart from the decode rows beside it.
+    expect(paddedGroups([1, 64, 2, 1])).toEqual([[1], [2, 0, 3]]);
+    // Close sizes share a call: at most 2 rows of padding, or half the largest.
+    expect(paddedGroups([3, 1, 2])).toEqual([[0, 2, 1]]);
+    expect(paddedGroups([16, 9, 8, 7])).toEqual([[0, 1, 2], [3]]);
+    expect(paddedGroups([5])).toEqual([[0]]);
+  });
+
+  it('puts every sequence in exactly one group, and no row is padded past the rule', () => {
+    for (let trial = 0; trial < 200; trial++) {
+      const rows = Array.from(
+        { length: 1 + (trial % 12) },
+        (_, i) => 1 + ((trial * 7 + i * 13) % 40),
+      );
+      const groups = paddedGroups(rows);
+      expect(groups.flat().sort((a, b) => a - b)).toEqual(rows.map((_, i) => i));
+      for (const g of groups) {
+        const top = Math.max(...g.map((i) => rows[i]));
+        for (const i of g) expect(top - rows[i]).toBeLessThanOrEqual(Math.max(2, top / 2));
+      }
+    }
   });
 });
