@@ -140,6 +140,11 @@ interface Row {
   tokens: number;
   /** ns5x8: the delay proxy's CPU per token, not in cpuMsPerToken; null elsewhere. */
   proxyCpuMsPerToken: number | null;
+  /**
+   * Real clusters: requests' packets per stage compute call over the load, all stages pooled
+   * (each stage's /health batching counters); 1 = no call was shared. null for sim14.
+   */
+  packetsPerCall?: number | null;
 }
 
 /** What one request met: its token times (ms from the load's start) and the head's summary. */
@@ -317,6 +322,19 @@ async function load(
         proxy: s.proxy ? await cpuSeconds(s.proxy.pid!) : 0,
       };
     };
+    /** Compute calls and the packets they took, all stages summed (/health batching). */
+    const calls = async () => {
+      let n = 0;
+      let packets = 0;
+      for (let st = 0; st < s.stagePids.length; st++) {
+        const b = (await s.cluster.health(st))?.body.batching as
+          { calls: number; packets: number } | undefined;
+        n += b?.calls ?? 0;
+        packets += b?.packets ?? 0;
+      }
+      return { n, packets };
+    };
+    const calls0 = await calls();
     const cpu0 = await cpu();
     const t0 = Date.now();
     // Every client to its end (settled), so a failed request leaves no others running into
@@ -340,6 +358,7 @@ async function load(
     );
     const wallMs = Date.now() - t0;
     const cpu1 = await cpu();
+    const calls1 = await calls();
     const failed = settled.find((r) => r.status === 'rejected');
     if (failed) throw failed.reason;
     const traces = settled.map((r) => (r.status === 'fulfilled' ? r.value : []));
@@ -350,10 +369,10 @@ async function load(
       summary: trace.summary,
     }));
     const proxyMs = s.proxy ? 1000 * (cpu1.proxy - cpu0.proxy) : null;
-    return {
-      row: row(id, clients, method, done, wallMs, 1000 * (cpu1.stage - cpu0.stage), proxyMs),
-      done,
-    };
+    const r = row(id, clients, method, done, wallMs, 1000 * (cpu1.stage - cpu0.stage), proxyMs);
+    const n = calls1.n - calls0.n;
+    r.packetsPerCall = n > 0 ? (calls1.packets - calls0.packets) / n : null;
+    return { row: r, done };
   } finally {
     await Promise.all(readers.map((r) => r.quit()));
     await queue.close();
@@ -986,12 +1005,12 @@ async function main(): Promise<void> {
       '',
       `### ${c}: ${tokensFor(c)} output tokens, ${PER_CLIENT} request(s) per client (${requestsFor(1)} for one client)`,
       '',
-      '| clients | method | tokens/s | TTFT p50 ms | TTFT p99 ms | TBT p50 ms | TBT p99 ms | CPU ms / token | proxy CPU ms / token |',
-      '|---:|---|---:|---:|---:|---:|---:|---:|---:|',
+      '| clients | method | tokens/s | TTFT p50 ms | TTFT p99 ms | TBT p50 ms | TBT p99 ms | CPU ms / token | proxy CPU ms / token | packets per stage call |',
+      '|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|',
     );
     for (const r of rows.filter((x) => x.cluster === c)) {
       lines.push(
-        `| ${r.clients} | ${r.method} | ${f(r.tokensPerSecond)} | ${f(r.ttftP50Ms, 0)} | ${f(r.ttftP99Ms, 0)} | ${f(r.tbtP50Ms)} | ${f(r.tbtP99Ms)} | ${f(r.cpuMsPerToken, 2)} | ${f(r.proxyCpuMsPerToken, 2)} |`,
+        `| ${r.clients} | ${r.method} | ${f(r.tokensPerSecond)} | ${f(r.ttftP50Ms, 0)} | ${f(r.ttftP99Ms, 0)} | ${f(r.tbtP50Ms)} | ${f(r.tbtP99Ms)} | ${f(r.cpuMsPerToken, 2)} | ${f(r.proxyCpuMsPerToken, 2)} | ${f(r.packetsPerCall ?? null, 2)} |`,
       );
     }
   }

@@ -218,9 +218,10 @@ async function timeJoint(
   label: string,
   cases: JointCase[],
   past: number,
+  prefix = '',
 ): Promise<JointRow[]> {
   const maxR = Math.max(...cases.map((c) => c.requests));
-  const seqs = Array.from({ length: maxR }, (_, i) => `joint-${i}`);
+  const seqs = Array.from({ length: maxR }, (_, i) => `${prefix}joint-${i}`);
   let nextId = 1_000_000;
   const hidden = shard.info.hiddenSize;
   const rows = (n: number, parent: number, chain: boolean, from: number): TreeBatch => {
@@ -385,6 +386,17 @@ async function main(): Promise<void> {
         ...[4, 8].map((requests) => ({ requests, n: 4, mixed: true })),
       ],
       PAST_FOR_N_SWEEP,
+    );
+    // A long past: the padded join copies each sequence's used rows; alone, a call reads them
+    // in place.
+    joint.push(
+      ...(await timeJoint(
+        jointShard,
+        'middle of 4',
+        [2, 4, 8].flatMap((requests) => [1, 4].map((n) => ({ requests, n }))),
+        768,
+        'long-',
+      )),
     );
     const lastRange = ranges[3];
     const jointLast = await open(lastRange.layerStart, lastRange.layerEnd);

@@ -153,31 +153,47 @@ describe.each<Join>(['padded', 'ragged'])('LayerShard.forwardMany, %s join', (jo
 });
 
 describe('paddedGroups (which sequences share a padded call)', () => {
+  const flat = (n: number) => Array.from({ length: n }, () => 256);
+
   it('keeps rows of like size together and splits where padding would more than double them', () => {
-    // 8 decode steps of 1 row and 4 tree layers of 4 rows: two calls, not 12 entries of 4 rows.
-    expect(paddedGroups([1, 4, 1, 4, 1, 4, 1, 4])).toEqual([
+    // 4 decode steps of 1 row and 4 tree layers of 4 rows: two calls, not 8 entries of 4 rows.
+    expect(paddedGroups([1, 4, 1, 4, 1, 4, 1, 4], flat(8))).toEqual([
       [1, 3, 5, 7],
       [0, 2, 4, 6],
     ]);
     // A 64-row prompt chunk runs apart from the decode rows beside it.
-    expect(paddedGroups([1, 64, 2, 1])).toEqual([[1], [2, 0, 3]]);
+    expect(paddedGroups([1, 64, 2, 1], flat(4))).toEqual([[1], [2, 0, 3]]);
     // Close sizes share a call: at most 2 rows of padding, or half the largest.
-    expect(paddedGroups([3, 1, 2])).toEqual([[0, 2, 1]]);
-    expect(paddedGroups([16, 9, 8, 7])).toEqual([[0, 1, 2], [3]]);
-    expect(paddedGroups([5])).toEqual([[0]]);
+    expect(paddedGroups([3, 1, 2], flat(3))).toEqual([[0, 2, 1]]);
+    expect(paddedGroups([16, 9, 8, 7], flat(4))).toEqual([[0, 1, 2], [3]]);
+    expect(paddedGroups([5], [0])).toEqual([[0]]);
   });
 
-  it('puts every sequence in exactly one group, and no row is padded past the rule', () => {
+  it('keeps pasts of like length together: a short prompt does not attend over a long one', () => {
+    // Pasts 900, 850 and 500 share a call; 100 and 40 another (within 64 slots).
+    expect(paddedGroups([1, 1, 1, 1, 1], [100, 900, 40, 850, 500])).toEqual([
+      [1, 3, 4],
+      [0, 2],
+    ]);
+    // Both rules at once: like pasts but unlike rows split too.
+    expect(paddedGroups([4, 1, 4, 1], [300, 300, 20, 20])).toEqual([[0], [1], [2], [3]]);
+  });
+
+  it('puts every sequence in exactly one group, and nothing is padded past the rules', () => {
     for (let trial = 0; trial < 200; trial++) {
-      const rows = Array.from(
-        { length: 1 + (trial % 12) },
-        (_, i) => 1 + ((trial * 7 + i * 13) % 40),
-      );
-      const groups = paddedGroups(rows);
+      const count = 1 + (trial % 12);
+      const rows = Array.from({ length: count }, (_, i) => 1 + ((trial * 7 + i * 13) % 40));
+      const past = Array.from({ length: count }, (_, i) => (trial * 31 + i * 97) % 1000);
+      const groups = paddedGroups(rows, past);
       expect(groups.flat().sort((a, b) => a - b)).toEqual(rows.map((_, i) => i));
       for (const g of groups) {
         const top = Math.max(...g.map((i) => rows[i]));
-        for (const i of g) expect(top - rows[i]).toBeLessThanOrEqual(Math.max(2, top / 2));
+        const low = Math.min(...g.map((i) => rows[i]));
+        const longest = Math.max(...g.map((i) => past[i]));
+        expect(top - low).toBeLessThanOrEqual(Math.max(2, top / 2));
+        for (const i of g) {
+          expect(longest - past[i]).toBeLessThanOrEqual(Math.max(64, longest / 2));
+        }
       }
     }
   });

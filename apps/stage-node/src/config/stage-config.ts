@@ -41,12 +41,15 @@ export const stageEnvShape = {
   /**
    * Batching (#16): at most this many requests' packets (one each) in one compute call of a
    * stage, and this many rows in all; 1 (default) computes one request's packet per call.
-   * Off by default because it measured no better here: bench:batch (8 clients, 4 loopback
-   * stages, 2 cores) gave 4 per call 0.93-0.95x the tokens/s of 1 per call. bench:model
-   * --only joint says why: one call for 4 requests of 1 row costs 1.58x less CPU than 4
-   * calls, but of 4 rows each 0.88x (8 requests: 0.67x), because in the gathered batch every
-   * row scores every request's past (cached-shard.ts). A padded batch with per-request
-   * attention would not; it is the next step.
+   * Off by default because it measured no better here. A joint call puts each request in its
+   * own entry of the graph's batch dimension (OnnxShard.computeMany; like rows and pasts
+   * only, cached-shard.ts paddedGroups). bench:model --only joint, a middle stage: one call
+   * for 2-8 requests costs 1.16-1.77x less CPU than a call each at past 256, but only
+   * 0.97-1.11x at past 768, where copying each request's cache into the call's batch costs
+   * what the shared call saves. bench:batching on 4 loopback stages, 8 clients of mixed
+   * prompts (32-888 tokens): 8 per call ran 2.6-3.0 packets per call at the same stage CPU per
+   * token for PP (6.73 against 6.76 ms) and more for PipeDec (13.1 against 11.4), tokens/s
+   * within the run-to-run spread (three alternated pairs: PP 183-220 against 193-255).
    */
   STAGE_BATCH_REQUESTS: envVar.int(1, 1),
   STAGE_BATCH_ROWS: envVar.int(64, 1),
