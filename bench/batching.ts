@@ -7,7 +7,10 @@
 //   pipedec-solo  PipeDec one request at a time (QUEUE_CONCURRENCY 1: the service before #16)
 //   pp, stpp, pipedec  batched: QUEUE_CONCURRENCY >= C, every other setting the service's
 //                 default (STAGE_BATCH_REQUESTS 1, ROW_BUDGET 16: a request joining k others gets
-//                 width min(4, 16 / (k + 1))), or --stage-batch N requests per stage call
+//                 width min(4, 16 / (k + 1)); SPECULATE_MAX_IN_FLIGHT: past that many
+//                 requests in flight it decodes as PP, 1 on lo4 as npm start sets it, 3 on the
+//                 others as a stage node does), or --stage-batch N requests per stage call,
+//                 --speculate-max-in-flight N
 //
 // on three clusters:
 //
@@ -48,7 +51,8 @@ import {
   PAPER_A100_COST,
   SimulatedPipeline,
   StageWorker,
-  widthUnderLoad,
+  decodingUnderLoad,
+  DEFAULT_SPECULATE_MAX_IN_FLIGHT,
   type LayerPacket,
   type StageResult,
   type StageShard,
@@ -92,6 +96,9 @@ const { values: args } = parseArgs({
     width: { type: 'string', default: '4' },
     // Requests per stage call (STAGE_BATCH_REQUESTS); '' = the service's default.
     'stage-batch': { type: 'string', default: '' },
+    // Past this many requests in flight a starting request decodes as PP
+    // (SPECULATE_MAX_IN_FLIGHT); '' = the service's default (libs/engine row-budget.ts).
+    'speculate-max-in-flight': { type: 'string', default: '' },
     // PipeDec's width per tree layer (WIDTH_FOLLOWS_LOAD); 'false': the share at its start.
     'width-follows-load': { type: 'string', default: 'true' },
     // lo4's batched cluster also runs the long-prompt join (joinLong); 'false' skips it.
@@ -107,6 +114,18 @@ const MAX_TOKENS = Number(args.tokens);
 const WIDTH = Number(args.width);
 const STAGE_BATCH = args['stage-batch'] ? Number(args['stage-batch']) : null;
 const SERVICE_STAGE_BATCH = 1; // apps/stage-node STAGE_BATCH_REQUESTS default
+const NPM_START_SPECULATE_MAX_IN_FLIGHT = 1; // apps/stage-node start-pipeline.ts
+/**
+ * SPECULATE_MAX_IN_FLIGHT per cluster: --speculate-max-in-flight, else the service's: lo4 is npm
+ * start's pipeline (1: its stages share one host; start-pipeline.ts), ns5x8 and sim14 stand
+ * for a stage per host (the stage node's default).
+ */
+const speculateMaxInFlight = (id: ClusterId): number =>
+  args['speculate-max-in-flight']
+    ? Number(args['speculate-max-in-flight'])
+    : id === 'lo4'
+      ? NPM_START_SPECULATE_MAX_IN_FLIGHT
+      : DEFAULT_SPECULATE_MAX_IN_FLIGHT;
 const STPP_DEPTH = 4; // apps/stage-node STPP_DEPTH default
 const SCORE_TEMPERATURE = 0.5; // apps/stage-node DRAFT_SCORE_TEMPERATURE default
 const METHOD_LIST = args.methods.split(',').map((m) => {
@@ -486,6 +505,7 @@ async function runReal(id: 'lo4' | 'ns5x8', prompts: number[][]): Promise<RealRu
   const batchEnv: Record<string, string> =
     STAGE_BATCH === null ? {} : { STAGE_BATCH_REQUESTS: String(STAGE_BATCH) };
   batchEnv.WIDTH_FOLLOWS_LOAD = args['width-follows-load'];
+  batchEnv.SPECULATE_MAX_IN_FLIGHT = String(speculateMaxInFlight(id));
   const out: RealRun = { rows: [], failures: [], alone: [], oneClientSolo: {}, joinLong: [] };
   // Warm-up: each method once through the longest prompt and the whole output, so the first
   // measured load does not pay for the runtime's first calls of each shape.
@@ -723,8 +743,14 @@ class Simulator {
     while (waiting.length > 0 || active.length > 0) {
       while (waiting.length > 0 && active.length < limit) {
         const w = waiting.shift()!;
-        const m = engineMethod(method);
-        const width = m === 'pp' ? 1 : widthUnderLoad(WIDTH, active.length + 1, DEFAULT_ROW_BUDGET);
+        // The head's rule (row-budget.ts): a share of the row budget, or PP past the cut.
+        const { method: m, width } = decodingUnderLoad(
+          engineMethod(method),
+          WIDTH,
+          active.length + 1,
+          DEFAULT_ROW_BUDGET,
+          speculateMaxInFlight('sim14'),
+        );
         const prompt = promptOf(w.client, w.r);
         active.push({
           trace: await this.trace(m, prompt, width),
@@ -988,6 +1014,7 @@ async function main(): Promise<void> {
       STAGE_BATCH === null ? `service default (${SERVICE_STAGE_BATCH})` : String(STAGE_BATCH),
     batchedQueueConcurrency: Math.max(...CLIENTS, joining ? JOIN_CLIENTS + 1 : 1),
     widthFollowsLoad: args['width-follows-load'] !== 'false',
+    speculateMaxInFlight: Object.fromEntries(CLUSTER_LIST.map((c) => [c, speculateMaxInFlight(c)])),
     sampling: 'greedy',
     sim14: {
       model:

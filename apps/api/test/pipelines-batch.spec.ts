@@ -34,6 +34,8 @@ beforeAll(async () => {
       HEARTBEAT_MS: '250',
       QUEUE_CONCURRENCY: String(REQUESTS),
       STAGE_BATCH_REQUESTS: String(REQUESTS),
+      // All of them speculate (past SPECULATE_MAX_IN_FLIGHT a request would decode as PP).
+      SPECULATE_MAX_IN_FLIGHT: String(REQUESTS),
     },
     readyTimeoutMs: 90_000,
   });

@@ -449,6 +449,8 @@ describe('the demo pair on 4 stage processes', () => {
         REGISTRY_TTL_MS: '2500',
         QUEUE_CONCURRENCY: '6',
         STAGE_BATCH_REQUESTS: '4',
+        // Every request speculates however many run, so STPP and PipeDec are batched here.
+        SPECULATE_MAX_IN_FLIGHT: '6',
       },
     });
     demoWhole = await openShard({ checkpointDir: target, intraOpThreads: 1 });
@@ -750,6 +752,66 @@ describe('a KV budget on 2 stage processes', () => {
     expect(['delayed', 'waiting']).toContain(state);
     expect((await kvQueue!.getJob(second.requestId))?.attemptsMade).toBe(0);
     expect(await redis.xlen(second.eventsKey)).toBe(0);
+  });
+});
+
+describe('speculation turned off by load on 2 stage processes', () => {
+  // Its own key prefix, so the 4-stage pipeline above takes none of these jobs.
+  const prefix = `${PREFIX}busy:`;
+  let busy: LocalCluster | null = null;
+  let busyQueue: Queue | null = null;
+
+  beforeAll(async () => {
+    // Two jobs at once; a request starting beside another one does not speculate.
+    busy = await startPairWithPrefix('busy', prefix, {
+      QUEUE_CONCURRENCY: '2',
+      SPECULATE_MAX_IN_FLIGHT: '1',
+    });
+    busyQueue = generationQueue(redis, prefix);
+  });
+
+  afterAll(async () => {
+    await busy?.stop();
+    await busyQueue?.close();
+  });
+
+  it('decodes a PipeDec or STPP request starting beside another as PP, with the same tokens', async () => {
+    const [first, second] = PROMPTS;
+    const running = await enqueue(busyQueue!, prefix, {
+      prompt: first,
+      method: 'pipedec',
+      sampling: GREEDY,
+      maxTokens: 400,
+      width: 4,
+    });
+    const a = await waitEvents(
+      redis,
+      running.eventsKey,
+      (ev) => ev.some((e) => e.type === 'token'),
+      60_000,
+    );
+    // Alone when it started: its own method and width.
+    expect(a[0]).toMatchObject({ type: 'started', decoding: { method: 'pipedec', width: 4 } });
+    expect(a[0]).not.toHaveProperty('decoding.fellBackFrom');
+    for (const method of ['pipedec', 'stpp'] as const) {
+      const beside = await enqueue(busyQueue!, prefix, {
+        prompt: second,
+        method,
+        sampling: GREEDY,
+        maxTokens: 24,
+        width: 4,
+      });
+      const b = await waitEvents(redis, beside.eventsKey, ended, 60_000);
+      expect(b[0]).toMatchObject({
+        type: 'started',
+        decoding: { method: 'pp', width: 1, depth: 0, fellBackFrom: method, narrowedFrom: 4 },
+      });
+      expect(outputTokens(b)).toEqual(await arTokens(second, GREEDY, 24));
+    }
+    // The first was still running when both others started, and went on as it was.
+    const all = await waitEvents(redis, running.eventsKey, ended, 120_000);
+    expect(all.some((e) => e.type === 'error')).toBe(false);
+    expect(outputTokens(all)).toEqual(await arTokens(first, GREEDY, 400));
   });
 });
 

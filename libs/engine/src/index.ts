@@ -83,4 +83,10 @@ export type { Method, RequestStats, TokenEvent } from './stats.js';
 export { type FinishReason, StopRules } from './stop.js';
 export { generateSTPP, type StppOptions } from './stpp.js';
 export { type AncestorMask, type Candidate, PredictionTree, type TreeNode } from './tree.js';
-export { DEFAULT_ROW_BUDGET, widthUnderLoad } from './row-budget.js';
+export {
+  DEFAULT_ROW_BUDGET,
+  DEFAULT_SPECULATE_MAX_IN_FLIGHT,
+  decodingUnderLoad,
+  widthUnderLoad,
+  type LoadMethod,
+} from './row-budget.js';

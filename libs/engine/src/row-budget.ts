@@ -11,13 +11,32 @@
 //   width with budget 16, asked for 16:      16    8    4    2    1
 //
 // With one request this is the width asked for (today's PipeDec); with many, each tree
-// narrows toward width 1, where PipeDec sends one drafted token per timestep: batched PP with
-// a free guess. STPP's per-level budget narrows the same way (its tree is width x depth rows
-// per verification). The share is taken when a request starts; `auto` picks the method and
-// width for an idle pipeline and this narrows it.
+// narrows toward width 1, where PipeDec sends one drafted token per timestep. STPP's per-level
+// budget narrows the same way (its tree is width x depth rows per verification). The share is
+// taken when a request starts; `auto` picks the method and width for an idle pipeline and this
+// narrows it.
+//
+// Width 1 is not free: PipeDec still drafts every timestep and sends a packet through every
+// stage for ~0.7 tokens, where PP sends one packet per token. Once enough requests fill the
+// stages, that is 1.5x the stage work per token for nothing. So past `maxInFlight` requests
+// (this one included) a request starting does not speculate at all: it decodes as PP, the
+// end of the smooth degradation (decodingUnderLoad). vLLM does the same
+// (speculative_disable_by_batch_size: new requests stop speculating past a running batch
+// size). bench:batching (bench/results/batching.json), aggregate tokens/s of batched PipeDec
+// against batched PP:
+//
+//   clients:               1      2      4      8
+//   4 loopback stages    0.93   0.63   0.63   0.55
+//   8 stages, 5 ms hops  2.05   1.13   0.93   0.66
+//   timestep model, 14   1.98   1.07   0.83   0.75
+//
+// Speculation under load lost from 4 requests on every pipeline measured and won at 2 on the
+// hop-bound ones: the default cut is past 3.
 
 /** Rows per timestep shared by the requests in flight (ROW_BUDGET on the head). */
 export const DEFAULT_ROW_BUDGET = 16;
+/** The most requests in flight (the starting one included) that speculate (SPECULATE_MAX_IN_FLIGHT). */
+export const DEFAULT_SPECULATE_MAX_IN_FLIGHT = 3;
 
 /**
  * The tree width for a request asking for `width` when `inFlight` requests (itself included)
@@ -30,4 +49,26 @@ export function widthUnderLoad(width: number, inFlight: number, rowBudget: numbe
     );
   }
   return Math.max(1, Math.min(width, Math.floor(rowBudget / inFlight)));
+}
+
+export type LoadMethod = 'pp' | 'stpp' | 'pipedec';
+
+/**
+ * What a request starting now decodes with when `inFlight` requests (itself included) share
+ * the pipeline: PP when more than `maxInFlight` do, else its method at its share of the row
+ * budget (widthUnderLoad). PP asked for stays PP at width 1.
+ */
+export function decodingUnderLoad(
+  method: LoadMethod,
+  width: number,
+  inFlight: number,
+  rowBudget: number,
+  maxInFlight: number,
+): { method: LoadMethod; width: number } {
+  if (!(maxInFlight >= 1)) {
+    throw new RangeError(`decodingUnderLoad: maxInFlight must be >= 1, got ${maxInFlight}`);
+  }
+  const share = widthUnderLoad(width, inFlight, rowBudget); // validates the others
+  if (method === 'pp' || inFlight > maxInFlight) return { method: 'pp', width: 1 };
+  return { method, width: share };
 }

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 
-import { widthUnderLoad } from '../src/index.js';
+import { decodingUnderLoad, widthUnderLoad } from '../src/index.js';
 
 describe('widthUnderLoad (the row budget shared by the requests in flight)', () => {
   it('keeps the asked width with one request, and narrows to a share under load', () => {
@@ -34,5 +34,49 @@ describe('widthUnderLoad (the row budget shared by the requests in flight)', () 
     expect(() => widthUnderLoad(0, 1, 16)).toThrow(/width 0/);
     expect(() => widthUnderLoad(4, 0, 16)).toThrow(/in flight 0/);
     expect(() => widthUnderLoad(4, 1, 0)).toThrow(/budget 0/);
+  });
+});
+
+describe('decodingUnderLoad (what a request starting now decodes with)', () => {
+  it('speculates up to maxInFlight requests, narrowed, and decodes as PP past it', () => {
+    expect(decodingUnderLoad('pipedec', 4, 1, 16, 3)).toEqual({ method: 'pipedec', width: 4 });
+    expect(decodingUnderLoad('pipedec', 16, 3, 16, 3)).toEqual({ method: 'pipedec', width: 5 });
+    expect(decodingUnderLoad('pipedec', 4, 4, 16, 3)).toEqual({ method: 'pp', width: 1 });
+    expect(decodingUnderLoad('stpp', 4, 4, 16, 3)).toEqual({ method: 'pp', width: 1 });
+    expect(decodingUnderLoad('stpp', 4, 2, 16, 3)).toEqual({ method: 'stpp', width: 4 });
+    expect(decodingUnderLoad('pp', 4, 1, 16, 3)).toEqual({ method: 'pp', width: 1 });
+    // A large cut keeps every request speculating (the behaviour before the cut existed).
+    expect(decodingUnderLoad('pipedec', 4, 16, 16, 16)).toEqual({ method: 'pipedec', width: 1 });
+  });
+
+  it("is alone today's method, falls back only with load, and never speculates wider than the share", () => {
+    fc.assert(
+      fc.property(
+        fc.constantFrom('pp' as const, 'stpp' as const, 'pipedec' as const),
+        fc.integer({ min: 1, max: 16 }),
+        fc.integer({ min: 1, max: 64 }),
+        fc.integer({ min: 1, max: 256 }),
+        fc.integer({ min: 1, max: 32 }),
+        (method, width, inFlight, budget, cut) => {
+          const d = decodingUnderLoad(method, width, inFlight, budget, cut);
+          if (inFlight === 1) expect(d.method).toBe(method);
+          if (d.method === 'pp') {
+            expect(d.width).toBe(1);
+            expect(method === 'pp' || inFlight > cut).toBe(true);
+          } else {
+            expect(d.method).toBe(method);
+            expect(inFlight).toBeLessThanOrEqual(cut);
+            expect(d.width).toBe(widthUnderLoad(width, inFlight, budget));
+          }
+          // More load never turns speculation back on.
+          const more = decodingUnderLoad(method, width, inFlight + 1, budget, cut);
+          if (d.method === 'pp') expect(more.method).toBe('pp');
+        },
+      ),
+    );
+  });
+
+  it('refuses a cut below one', () => {
+    expect(() => decodingUnderLoad('pipedec', 4, 1, 16, 0)).toThrow(/maxInFlight/);
   });
 });

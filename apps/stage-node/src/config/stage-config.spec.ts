@@ -18,7 +18,12 @@ describe('parseStageConfig', () => {
       queueConcurrency: 1,
       relayLostCancelMs: 2000,
       draftScoreTemperature: 0.5,
+      rowBudget: 16,
+      speculateMaxInFlight: 3,
     });
+    expect(parseStageConfig({ ...base, SPECULATE_MAX_IN_FLIGHT: '16' }).speculateMaxInFlight).toBe(
+      16,
+    );
   });
 
   it('reads an explicit layer range and fp16', () => {
@@ -37,6 +42,7 @@ describe('parseStageConfig', () => {
         GRPC_LISTEN: 'nope',
         QUEUE_CONCURRENCY: '0',
         DRAFT_SCORE_TEMPERATURE: '0',
+        SPECULATE_MAX_IN_FLIGHT: '0',
       });
     } catch (error) {
       caught = error;
@@ -50,6 +56,7 @@ describe('parseStageConfig', () => {
       'GRPC_LISTEN',
       'LAYER_START',
       'QUEUE_CONCURRENCY',
+      'SPECULATE_MAX_IN_FLIGHT',
       'STAGE_COUNT',
     ]);
   });

@@ -59,6 +59,13 @@ export const stageEnvShape = {
    */
   ROW_BUDGET: envVar.int(16, 1),
   /**
+   * The head: a request starting while more than this many requests are in flight (itself
+   * included) decodes as PP, whatever method it asked for (the job's decoding.fellBackFrom
+   * says so): speculation is wasted work once the stages are full (libs/engine
+   * row-budget.ts). A large value (16) keeps every request speculating.
+   */
+  SPECULATE_MAX_IN_FLIGHT: envVar.int(3, 1),
+  /**
    * PipeDec (greedy and exact acceptance): the row budget's share is taken again for every
    * tree layer, so a request narrows when others join and widens when they leave; false: the
    * share when it starts holds for the whole request.
@@ -138,6 +145,8 @@ export interface StageConfig {
   ortThreads: number;
   batch: { requests: number; rows: number };
   rowBudget: number;
+  /** More requests in flight than this (the starting one included): it decodes as PP. */
+  speculateMaxInFlight: number;
   widthFollowsLoad: boolean;
   redisPrefix: string;
   modelName: string;
@@ -200,6 +209,7 @@ export function parseStageConfig(env: Record<string, string | undefined>): Stage
     ortThreads: raw.ORT_THREADS,
     batch: { requests: raw.STAGE_BATCH_REQUESTS, rows: raw.STAGE_BATCH_ROWS },
     rowBudget: raw.ROW_BUDGET,
+    speculateMaxInFlight: raw.SPECULATE_MAX_IN_FLIGHT,
     widthFollowsLoad: raw.WIDTH_FOLLOWS_LOAD,
     redisPrefix: raw.REDIS_PREFIX,
     modelName: raw.MODEL_NAME ?? path.basename(path.resolve(raw.CHECKPOINT_DIR)),

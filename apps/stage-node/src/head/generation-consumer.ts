@@ -29,6 +29,7 @@ import {
   type RequestStats,
   type StageShard,
   isDistribution,
+  decodingUnderLoad,
   widthUnderLoad,
 } from '@pipedec/engine';
 import type { LoadedTokenizer } from '@pipedec/model';
@@ -330,12 +331,28 @@ export class GenerationConsumer {
   }
 
   /**
-   * Its width narrowed to a share of the row budget when other requests are in flight
-   * (row-budget.ts).
+   * Its width narrowed to a share of the row budget when other requests are in flight, or PP
+   * when too many are (row-budget.ts decodingUnderLoad).
    */
   private underLoad(chosen: DecodingChoice): DecodingChoice {
     if (chosen.method === 'pp') return chosen;
-    const width = widthUnderLoad(chosen.width, this.pipeline.inFlight + 1, this.config.rowBudget);
+    const { method, width } = decodingUnderLoad(
+      chosen.method,
+      chosen.width,
+      this.pipeline.inFlight + 1,
+      this.config.rowBudget,
+      this.config.speculateMaxInFlight,
+    );
+    if (method === 'pp') {
+      return {
+        ...chosen,
+        method,
+        width,
+        depth: 0,
+        narrowedFrom: chosen.narrowedFrom ?? chosen.width,
+        fellBackFrom: chosen.method,
+      };
+    }
     if (width === chosen.width) return chosen;
     return { ...chosen, width, narrowedFrom: chosen.narrowedFrom ?? chosen.width };
   }

@@ -35,6 +35,14 @@ const shape = {
    * (PipeDec), time to first token p50 1.0-1.7 s -> 81-106 ms.
    */
   QUEUE_CONCURRENCY: envVar.int(8, 1),
+  /**
+   * A request starting beside others decodes as PP (the stage node's SPECULATE_MAX_IN_FLIGHT,
+   * 3 there). 1 here: every stage of this pipeline shares one host's cores, so a second
+   * request's speculation takes CPU from the first's. bench:batching on 4 loopback stages,
+   * batched PipeDec against batched PP at 2 / 4 / 8 clients: 0.63 / 0.63 / 0.55x while every
+   * request speculated; with 1, 0.81 / 0.84 / 1.01x (the first request alone speculates).
+   */
+  SPECULATE_MAX_IN_FLIGHT: envVar.int(1, 1),
   MODEL_NAME: z.string().min(1).optional(),
   STAGE_READY_TIMEOUT_MS: envVar.int(180_000, 1000),
   /** A stage that exits unasked is restarted after this delay, doubling up to the max. */
@@ -62,6 +70,7 @@ for (const dir of [c.STAGE_CHECKPOINT_DIR, c.STAGE_DRAFT_CHECKPOINT_DIR]) {
 const env: Record<string, string> = {
   WIRE_DTYPE: c.WIRE_DTYPE,
   QUEUE_CONCURRENCY: String(c.QUEUE_CONCURRENCY),
+  SPECULATE_MAX_IN_FLIGHT: String(c.SPECULATE_MAX_IN_FLIGHT),
 };
 if (c.MODEL_NAME) env.MODEL_NAME = c.MODEL_NAME;
 

@@ -46,6 +46,13 @@ export const decodingChoiceSchema = z
      * requests when this one started (libs/engine row-budget.ts). Absent: not narrowed.
      */
     narrowedFrom: z.number().int().min(1).max(16).optional(),
+    /**
+     * The speculative method chosen (named by the request or by auto) before the pipeline's
+     * load turned speculation off: more requests were in flight than SPECULATE_MAX_IN_FLIGHT
+     * when this one started, so it decoded as PP, with the same tokens (libs/engine
+     * row-budget.ts). Absent: it ran the method chosen.
+     */
+    fellBackFrom: z.enum(['stpp', 'pipedec']).optional(),
   })
   .strict();
 export type DecodingChoice = z.infer<typeof decodingChoiceSchema>;
