@@ -40,6 +40,44 @@ export interface ComputeKv {
   writeRows(layer: number, slot: number, k: Float32Array, v: Float32Array): void;
 }
 
+/**
+ * How forwardMany runs several sequences: 'none', one call each; 'ragged', one call over the
+ * gathered caches (gather, below); 'padded', one call with a batch entry per sequence
+ * (computeMany, grouped by paddedGroups).
+ */
+export type JoinMode = 'none' | 'ragged' | 'padded';
+
+/**
+ * Per-layer K and V buffers that joint calls copy caches into, reused from call to call. One
+ * call holds them at a time; a call that finds them held gets buffers of its own.
+ */
+export class JointScratch {
+  private buffers: { keys: Float32Array[]; values: Float32Array[]; floats: number } | null = null;
+  private held = false;
+
+  constructor(private readonly layers: number) {}
+
+  /** Buffers of at least `floats` each; release() once the runtime is done reading them. */
+  take(floats: number): { keys: Float32Array[]; values: Float32Array[]; release: () => void } {
+    let b = this.buffers;
+    if (this.held || !b || b.floats < floats) {
+      const size = Math.max(floats, Math.ceil((b?.floats ?? 0) * 1.25));
+      const make = () => Array.from({ length: this.layers }, () => new Float32Array(size));
+      b = { keys: make(), values: make(), floats: size };
+      if (!this.held) this.buffers = b;
+    }
+    const mine = b === this.buffers;
+    if (mine) this.held = true;
+    return {
+      keys: b.keys,
+      values: b.values,
+      release: () => {
+        if (mine) this.held = false;
+      },
+    };
+  }
+}
+
 export interface ComputeRequest {
   batch: TreeBatch;
   kv: ComputeKv; // K/V of the new rows must be written at slots [past, past + n)
@@ -56,6 +94,8 @@ export abstract class CachedShard implements LayerShard {
   private readonly busy = new Set<string>();
   private readonly budget: KvBudget;
   private closed = false;
+  /** Buffers the joint calls (either join) copy caches into. */
+  protected readonly jointScratch: JointScratch;
 
   protected constructor(
     readonly info: ModelInfo,
@@ -67,29 +107,26 @@ export abstract class CachedShard implements LayerShard {
     this.isFirst = layerStart === 0;
     this.isLast = layerEnd === config.numLayers;
     this.budget = new KvBudget(maxKvBytes ?? Number.POSITIVE_INFINITY);
+    this.jointScratch = new JointScratch(layerEnd - layerStart);
   }
 
   protected abstract compute(req: ComputeRequest): Promise<ShardOutput>;
   /**
    * Computes several sequences' requests (each as compute() would get it alone) in one call
    * whose batch dimension holds one sequence each (padded to the longest), the outputs in the
-   * same order. A subclass that has it joins sequences this way instead of the ragged gather.
+   * same order. Needed for joinMode 'padded'.
    */
   protected computeMany(_reqs: readonly ComputeRequest[]): Promise<ShardOutput[]> {
     return Promise.reject(new Error(`${this.constructor.name} has no padded joint call`));
   }
-  /** Whether forwardMany joins sequences through computeMany (else the ragged gather). */
-  protected get paddedJoin(): boolean {
-    return false;
-  }
   /**
-   * Whether compute() can run a gathered batch of several sequences (it reads the past only
-   * through kv.keys/values and the masks, and writes it only through kv.writeRows).
+   * How forwardMany joins sequences. 'ragged' needs a compute() that reads the past only
+   * through kv.keys/values and the masks and writes it only through kv.writeRows; 'padded'
+   * needs computeMany.
    */
-  protected readonly joinsSequences: boolean = false;
-  /** Gather buffers reused across joint calls (one call at a time uses them). */
-  private scratch: { keys: Float32Array[]; values: Float32Array[]; slots: number } | null = null;
-  private scratchBusy = false;
+  protected get joinMode(): JoinMode {
+    return 'none';
+  }
   protected abstract weightBytes(): number;
   protected abstract dispose(): Promise<void>;
 
@@ -156,7 +193,8 @@ export abstract class CachedShard implements LayerShard {
    */
   async forwardMany(items: readonly SequenceBatch[]): Promise<(ShardOutput | Error)[]> {
     // A draft's proposal outputs are per call: such batches run one at a time.
-    if (items.length === 1 || !this.joinsSequences || items.some((i) => i.batch.proposals)) {
+    const mode = this.joinMode;
+    if (items.length === 1 || mode === 'none' || items.some((i) => i.batch.proposals)) {
       const out: (ShardOutput | Error)[] = [];
       for (const { seq, batch } of items) out.push(await this.forward(seq, batch).catch(asError));
       return out;
@@ -196,7 +234,7 @@ export abstract class CachedShard implements LayerShard {
       return results;
     }
     for (const j of joined) this.busy.add(j.seq);
-    if (this.paddedJoin) {
+    if (mode === 'padded') {
       const groups = paddedGroups(
         joined.map((j) => j.batch.nodeIds.length),
         joined.map((j) => j.plan.past),
@@ -216,7 +254,7 @@ export abstract class CachedShard implements LayerShard {
       return results;
     }
     try {
-      const { request, rowStart } = this.gather(joined);
+      const { request, rowStart, release } = this.gather(joined);
       const pending = this.compute(request);
       const before = performance.now() - t0;
       let out: ShardOutput;
@@ -226,7 +264,7 @@ export abstract class CachedShard implements LayerShard {
         for (const j of joined) results[j.index] = asError(e);
         return results;
       } finally {
-        this.scratchBusy = false;
+        release();
       }
       const t1 = performance.now();
       const width = this.isLast ? this.info.vocabSize : this.config.hiddenSize;
@@ -299,6 +337,7 @@ export abstract class CachedShard implements LayerShard {
   private gather(joined: readonly { batch: TreeBatch; kv: SequenceKv; plan: BatchPlan }[]): {
     request: ComputeRequest;
     rowStart: number[];
+    release: () => void;
   } {
     const { layers, kvHeads, headDim } = this.geometry();
     const rowStart = [0];
@@ -310,18 +349,10 @@ export abstract class CachedShard implements LayerShard {
     const n = rowStart.at(-1)!;
     const past = slotStart.at(-1)!;
     const capacity = Math.max(past, 1); // a zero-slot cache input is avoided: one hidden slot
-    let scratch = this.scratch;
-    if (this.scratchBusy || !scratch || scratch.slots < capacity) {
-      const slots = Math.max(capacity, Math.ceil((scratch?.slots ?? 0) * 1.25));
-      const make = () =>
-        Array.from({ length: layers }, () => new Float32Array(kvHeads * slots * headDim));
-      scratch = { keys: make(), values: make(), slots };
-      if (!this.scratchBusy) this.scratch = scratch;
-    }
-    const mine = scratch === this.scratch;
-    if (mine) this.scratchBusy = true;
+    const floats = kvHeads * capacity * headDim;
+    const scratch = this.jointScratch.take(floats);
     // The runtime reads [kvHeads, capacity, headDim]: views of the scratch at that stride.
-    const view = (buf: Float32Array) => buf.subarray(0, kvHeads * capacity * headDim);
+    const view = (buf: Float32Array) => buf.subarray(0, floats);
     const keys = scratch.keys.map(view);
     const values = scratch.values.map(view);
     joined.forEach((j, k) => {
@@ -382,6 +413,7 @@ export abstract class CachedShard implements LayerShard {
         maskNew,
       },
       rowStart,
+      release: scratch.release,
     };
   }
 

@@ -19,7 +19,7 @@ import type {
   ProposalRequest,
   ShardOutput,
 } from './shard.js';
-import { resolveRange, CachedShard, type ComputeRequest } from './cached-shard.js';
+import { resolveRange, CachedShard, type ComputeRequest, type JoinMode } from './cached-shard.js';
 import { MASK_HIDDEN } from './kv-cache.js';
 
 export interface OnnxShardOptions extends OpenShardOptions {
@@ -41,13 +41,8 @@ export class OnnxShard extends CachedShard implements LayerShard {
   private readonly kvOutputs: string[]; // ['present_kv'] (onnx-graph.ts), none without layers
   /** The graph has the proposal outputs (OpenShardOptions.proposals, last stage only). */
   readonly proposals: boolean;
-  protected override readonly joinsSequences = true;
   /** How forwardMany joins sequences (OnnxShardOptions.join); may be switched between calls. */
   join: 'padded' | 'ragged';
-  /** Reused by computeMany (one call at a time; a second concurrent call allocates its own). */
-  private padScratch: { keys: Float32Array[]; values: Float32Array[]; floats: number } | null =
-    null;
-  private padBusy = false;
 
   private constructor(
     info: ModelInfo,
@@ -107,49 +102,17 @@ export class OnnxShard extends CachedShard implements LayerShard {
   }
 
   protected async compute(req: ComputeRequest): Promise<ShardOutput> {
-    const { batch, kv, past, capacity, maskCache, maskNew } = req;
-    const c = this.config;
+    const { batch, kv, capacity, maskCache, maskNew } = req;
     const n = batch.nodeIds.length;
-    const feeds: Record<string, Feed> = {
-      position_ids: { type: 'int32', data: batch.positions, dims: [1, n] },
-      mask_cache: { type: 'float32', data: maskCache, dims: [1, n, capacity] },
-      mask_new: { type: 'float32', data: maskNew, dims: [1, n, n] },
-    };
-    if (this.isFirst) feeds.input_ids = { type: 'int32', data: batch.tokens!, dims: [1, n] };
-    else feeds.hidden_in = { type: 'float32', data: batch.hidden!, dims: [1, n, c.hiddenSize] };
-    // The cache buffers go in as they are (zero-copy); free slots are hidden by the mask.
-    for (let j = 0; j < kv.keys.length; j++) {
-      feeds[`past_key_${j}`] = {
-        type: 'float32',
-        data: kv.keys[j],
-        dims: [1, c.numKvHeads, capacity, c.headDim],
-      };
-      feeds[`past_value_${j}`] = {
-        type: 'float32',
-        data: kv.values[j],
-        dims: [1, c.numKvHeads, capacity, c.headDim],
-      };
-    }
+    // One batch entry; the cache buffers go in as they are (zero-copy), free slots masked.
+    const feeds = this.feeds(1, n, capacity, { ...batch, maskCache, maskNew }, kv);
     const fetch = this.isLast ? this.lastStageFetch(feeds, batch.proposals) : ['hidden_out'];
     const { outputs: out, runMs } = await this.session.runTimed(feeds, [
       ...fetch,
       ...this.kvOutputs,
     ]);
     const t = performance.now();
-    if (kv.keys.length > 0) {
-      // [2 * layers, n, kvDim]: layer j's keys, then its values; views, not copies.
-      const present = f32(out.present_kv);
-      const block = n * c.numKvHeads * c.headDim;
-      for (let j = 0; j < kv.keys.length; j++) {
-        const at = 2 * j * block;
-        kv.writeRows(
-          j,
-          past,
-          present.subarray(at, at + block),
-          present.subarray(at + block, at + 2 * block),
-        );
-      }
-    }
+    this.writePresent(out, 1, n, [req]);
     const computeMs = runMs + (performance.now() - t);
     if (!this.isLast) return { hidden: f32(out.hidden_out), computeMs };
     const result: ShardOutput = { computeMs };
@@ -165,8 +128,8 @@ export class OnnxShard extends CachedShard implements LayerShard {
     return result;
   }
 
-  protected override get paddedJoin(): boolean {
-    return this.join === 'padded';
+  protected override get joinMode(): JoinMode {
+    return this.join;
   }
 
   /**
@@ -200,15 +163,7 @@ export class OnnxShard extends CachedShard implements LayerShard {
     const tokens = this.isFirst ? new Int32Array(B * N) : undefined;
     const hidden = this.isFirst ? undefined : new Float32Array(B * N * H);
     const floats = B * kvH * P * hd;
-    let scratch = this.padScratch;
-    if (this.padBusy || !scratch || scratch.floats < floats) {
-      const size = Math.max(floats, Math.ceil((scratch?.floats ?? 0) * 1.25));
-      const make = () => Array.from({ length: layers }, () => new Float32Array(size));
-      scratch = { keys: make(), values: make(), floats: size };
-      if (!this.padBusy) this.padScratch = scratch;
-    }
-    const mine = scratch === this.padScratch;
-    if (mine) this.padBusy = true;
+    const scratch = this.jointScratch.take(floats);
     try {
       reqs.forEach((r, k) => {
         const n = r.batch.nodeIds.length;
@@ -237,51 +192,21 @@ export class OnnxShard extends CachedShard implements LayerShard {
           }
         }
       });
-      const feeds: Record<string, Feed> = {
-        position_ids: { type: 'int32', data: positions, dims: [B, N] },
-        mask_cache: { type: 'float32', data: maskCache, dims: [B, N, P] },
-        mask_new: { type: 'float32', data: maskNew, dims: [B, N, N] },
-      };
-      if (tokens) feeds.input_ids = { type: 'int32', data: tokens, dims: [B, N] };
-      else feeds.hidden_in = { type: 'float32', data: hidden!, dims: [B, N, H] };
-      for (let j = 0; j < layers; j++) {
-        const dims = [B, kvH, P, hd];
-        feeds[`past_key_${j}`] = {
-          type: 'float32',
-          data: scratch.keys[j].subarray(0, floats),
-          dims,
-        };
-        feeds[`past_value_${j}`] = {
-          type: 'float32',
-          data: scratch.values[j].subarray(0, floats),
-          dims,
-        };
-      }
+      const view = (buf: Float32Array) => buf.subarray(0, floats);
+      const feeds = this.feeds(
+        B,
+        N,
+        P,
+        { positions, tokens, hidden, maskCache, maskNew },
+        { keys: scratch.keys.map(view), values: scratch.values.map(view) },
+      );
       const fetch = this.isLast ? this.lastStageFetch(feeds, undefined) : ['hidden_out'];
       const { outputs: out, runMs } = await this.session.runTimed(feeds, [
         ...fetch,
         ...this.kvOutputs,
       ]);
       const t = performance.now();
-      const rowFloats = kvH * hd;
-      if (layers > 0) {
-        // [2 * layers * b, N, kvDim]: layer j's keys for every entry, then its values.
-        const present = f32(out.present_kv);
-        const block = N * rowFloats;
-        reqs.forEach((r, k) => {
-          const len = r.batch.nodeIds.length * rowFloats;
-          for (let j = 0; j < layers; j++) {
-            const ka = (2 * j * B + k) * block;
-            const va = ((2 * j + 1) * B + k) * block;
-            r.kv.writeRows(
-              j,
-              r.past,
-              present.subarray(ka, ka + len),
-              present.subarray(va, va + len),
-            );
-          }
-        });
-      }
+      this.writePresent(out, B, N, reqs);
       const whole = f32(this.isLast ? out.logits : out.hidden_out);
       const width = this.isLast ? this.info.vocabSize : H;
       const ms = runMs + (performance.now() - t);
@@ -293,8 +218,68 @@ export class OnnxShard extends CachedShard implements LayerShard {
         return this.isLast ? { logits: part, computeMs } : { hidden: part, computeMs };
       });
     } finally {
-      if (mine) this.padBusy = false;
+      scratch.release();
     }
+  }
+
+  /**
+   * The graph's inputs for B entries of N rows over P cache slots (onnx-graph.ts): positions,
+   * tokens or hidden states and masks laid out [B, N, ...], and each layer's past as
+   * [B, kvHeads, P, headDim].
+   */
+  private feeds(
+    B: number,
+    N: number,
+    P: number,
+    rows: {
+      positions: Int32Array;
+      tokens?: Int32Array;
+      hidden?: Float32Array;
+      maskCache: Float32Array;
+      maskNew: Float32Array;
+    },
+    past: { keys: Float32Array[]; values: Float32Array[] },
+  ): Record<string, Feed> {
+    const c = this.config;
+    const feeds: Record<string, Feed> = {
+      position_ids: { type: 'int32', data: rows.positions, dims: [B, N] },
+      mask_cache: { type: 'float32', data: rows.maskCache, dims: [B, N, P] },
+      mask_new: { type: 'float32', data: rows.maskNew, dims: [B, N, N] },
+    };
+    if (this.isFirst) feeds.input_ids = { type: 'int32', data: rows.tokens!, dims: [B, N] };
+    else feeds.hidden_in = { type: 'float32', data: rows.hidden!, dims: [B, N, c.hiddenSize] };
+    const dims = [B, c.numKvHeads, P, c.headDim];
+    for (let j = 0; j < past.keys.length; j++) {
+      feeds[`past_key_${j}`] = { type: 'float32', data: past.keys[j], dims };
+      feeds[`past_value_${j}`] = { type: 'float32', data: past.values[j], dims };
+    }
+    return feeds;
+  }
+
+  /**
+   * Hands each entry's new K/V rows to its cache: present_kv is [2 * layers * B, N, kvDim],
+   * layer j's keys for every entry, then its values; entry k's first n rows are its own.
+   * Views, not copies.
+   */
+  private writePresent(
+    out: Record<string, OutputArray>,
+    B: number,
+    N: number,
+    reqs: readonly ComputeRequest[],
+  ): void {
+    const layers = this.layerEnd - this.layerStart;
+    if (layers === 0) return;
+    const present = f32(out.present_kv);
+    const rowFloats = this.config.numKvHeads * this.config.headDim;
+    const block = N * rowFloats;
+    reqs.forEach((r, k) => {
+      const len = r.batch.nodeIds.length * rowFloats;
+      for (let j = 0; j < layers; j++) {
+        const ka = (2 * j * B + k) * block;
+        const va = ((2 * j + 1) * B + k) * block;
+        r.kv.writeRows(j, r.past, present.subarray(ka, ka + len), present.subarray(va, va + len));
+      }
+    });
   }
 
   /**

@@ -80,7 +80,7 @@ export class ReferenceModel extends CachedShard implements LayerShard {
 
   protected compute(req: ComputeRequest): Promise<ShardOutput> {
     const { batch, past, capacity, maskCache, maskNew } = req;
-    // This shard never joins sequences (joinsSequences stays false), so the cache is always the
+    // This shard never joins sequences (its joinMode stays 'none'), so the cache is always the
     // sequence's own, with its element accessors.
     const kv = req.kv as SequenceKv;
     const c: LlamaConfig = this.config;
