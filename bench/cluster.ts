@@ -73,6 +73,10 @@ const { values: args } = parseArgs({
     scenarios: { type: 'string', default: 'lo2,lo4,ns1,ns5' },
     tokens: { type: 'string', default: '32' },
     prompts: { type: 'string', default: '2' },
+    // Where the prompts come from: 'firsts' (the first line of each held-out set: quotes, code,
+    // scripture) or one set's name, whose first --prompts lines are taken (#15's target row is
+    // 'scripture' at 128 tokens).
+    'prompt-set': { type: 'string', default: 'firsts' },
     width: { type: 'string', default: '4' },
     // STPP's width (branching and budget = width x depth); default --width. The baseline is
     // tuned on its own: a wider static tree served deep hop-bound pipelines better.
@@ -94,6 +98,7 @@ const { values: args } = parseArgs({
 });
 const MAX_TOKENS = Number(args.tokens);
 const PROMPT_COUNT = Number(args.prompts);
+const PROMPT_SET = args['prompt-set'];
 const WIDTH = Number(args.width);
 const STPP_WIDTH = Number(args['stpp-width'] ?? args.width);
 const REPEATS = Number(args.repeats);
@@ -171,12 +176,26 @@ async function models(tmp: string): Promise<Models> {
 
 async function prompts(target: string): Promise<number[][]> {
   const tok = await loadTokenizer(target);
+  const lines = async (name: string): Promise<string[]> => {
+    const file = path.join(ROOT, 'models/prompts', `${name}.jsonl`);
+    if (!existsSync(file)) return [];
+    return (await readFile(file, 'utf8'))
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => (JSON.parse(l) as { text: string }).text);
+  };
   const texts: string[] = [];
-  for (const f of ['quotes.jsonl', 'code.jsonl', 'scripture.jsonl']) {
-    const file = path.join(ROOT, 'models/prompts', f);
-    if (!existsSync(file)) continue;
-    const first = (await readFile(file, 'utf8')).split('\n')[0];
-    if (first) texts.push((JSON.parse(first) as { text: string }).text);
+  if (PROMPT_SET === 'firsts') {
+    for (const name of ['quotes', 'code', 'scripture'])
+      texts.push(...(await lines(name)).slice(0, 1));
+  } else {
+    const set = await lines(PROMPT_SET);
+    if (set.length < PROMPT_COUNT) {
+      throw new Error(
+        `--prompt-set ${PROMPT_SET}: models/prompts/${PROMPT_SET}.jsonl has ${set.length} prompts, --prompts asks for ${PROMPT_COUNT}`,
+      );
+    }
+    texts.push(...set.slice(0, PROMPT_COUNT));
   }
   while (texts.length < PROMPT_COUNT) texts.push(`Benchmark prompt ${texts.length}: the pipeline`);
   return texts.slice(0, PROMPT_COUNT).map((t) => tok.encode(t).slice(0, 48));
@@ -943,7 +962,7 @@ async function main(): Promise<void> {
     const out: string[] = [];
     out.push(`# bench:cluster (${new Date().toISOString()})`, '');
     out.push(
-      `Model: ${m.label}; hidden ${hidden}, ${numLayers} layers. ${PROMPT_COUNT} prompts x ${REPEATS} runs per method (interleaved; ms/token and tokens/s are medians), ${MAX_TOKENS} tokens, greedy, PipeDec W=${WIDTH}, STPP W=${STPP_WIDTH} depth ${STPP_DEPTH} budget ${STPP_WIDTH * STPP_DEPTH}. Each pipeline's head warmed up on ${args['warmup-tokens']} tokens before the first request (WARMUP_TOKENS). Host: ${os.cpus().length} CPUs shared by all stage processes; load average ${loadAtStart.toFixed(2)} at start, ${os.loadavg()[0].toFixed(2)} at the end.`,
+      `Model: ${m.label}; hidden ${hidden}, ${numLayers} layers. ${PROMPT_COUNT} prompts (${PROMPT_SET === 'firsts' ? 'the first of each held-out set' : `the first ${PROMPT_COUNT} of the ${PROMPT_SET} set`}) x ${REPEATS} runs per method (interleaved; ms/token and tokens/s are medians), ${MAX_TOKENS} tokens, greedy, PipeDec W=${WIDTH}, STPP W=${STPP_WIDTH} depth ${STPP_DEPTH} budget ${STPP_WIDTH * STPP_DEPTH}. Each pipeline's head warmed up on ${args['warmup-tokens']} tokens before the first request (WARMUP_TOKENS). Host: ${os.cpus().length} CPUs shared by all stage processes; load average ${loadAtStart.toFixed(2)} at start, ${os.loadavg()[0].toFixed(2)} at the end.`,
       '',
     );
     out.push(
@@ -1062,6 +1081,7 @@ async function main(): Promise<void> {
           numLayers,
           maxTokens: MAX_TOKENS,
           prompts: PROMPT_COUNT,
+          promptSet: PROMPT_SET,
           width: WIDTH,
           stppWidth: STPP_WIDTH,
           stppDepth: STPP_DEPTH,
