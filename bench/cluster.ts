@@ -91,6 +91,9 @@ const { values: args } = parseArgs({
     // The head's warm-up before it takes jobs (WARMUP_TOKENS; the service's default). 0 measures
     // freshly started processes, as this benchmark did before the warm-up existed.
     'warmup-tokens': { type: 'string', default: '3072' },
+    // Extra environment for every stage process, KEY=VALUE,... (an A/B of a stage setting,
+    // say CARRY_DECISIONS=false for decisions broadcast on their own).
+    'stage-env': { type: 'string', default: '' },
     // Per request, after the warm-up: each measured request's decode ms/token in order, to see
     // whether the processes were still getting faster.
     'trace-requests': { type: 'boolean', default: false },
@@ -99,6 +102,16 @@ const { values: args } = parseArgs({
 const MAX_TOKENS = Number(args.tokens);
 const PROMPT_COUNT = Number(args.prompts);
 const PROMPT_SET = args['prompt-set'];
+const STAGE_ENV: Record<string, string> = Object.fromEntries(
+  args['stage-env']
+    .split(',')
+    .filter(Boolean)
+    .map((kv) => {
+      const at = kv.indexOf('=');
+      if (at < 1) throw new Error(`--stage-env: "${kv}" is not KEY=VALUE`);
+      return [kv.slice(0, at), kv.slice(at + 1)];
+    }),
+);
 const WIDTH = Number(args.width);
 const STPP_WIDTH = Number(args['stpp-width'] ?? args.width);
 const REPEATS = Number(args.repeats);
@@ -463,6 +476,7 @@ async function runScenario(
         STPP_DEPTH: String(STPP_DEPTH),
         PIPELINE_CHECK_MS: '500',
         WARMUP_TOKENS: args['warmup-tokens'],
+        ...STAGE_ENV,
       },
       placement: stagePlacement,
       ports,
@@ -962,7 +976,13 @@ async function main(): Promise<void> {
     const out: string[] = [];
     out.push(`# bench:cluster (${new Date().toISOString()})`, '');
     out.push(
-      `Model: ${m.label}; hidden ${hidden}, ${numLayers} layers. ${PROMPT_COUNT} prompts (${PROMPT_SET === 'firsts' ? 'the first of each held-out set' : `the first ${PROMPT_COUNT} of the ${PROMPT_SET} set`}) x ${REPEATS} runs per method (interleaved; ms/token and tokens/s are medians), ${MAX_TOKENS} tokens, greedy, PipeDec W=${WIDTH}, STPP W=${STPP_WIDTH} depth ${STPP_DEPTH} budget ${STPP_WIDTH * STPP_DEPTH}. Each pipeline's head warmed up on ${args['warmup-tokens']} tokens before the first request (WARMUP_TOKENS). Host: ${os.cpus().length} CPUs shared by all stage processes; load average ${loadAtStart.toFixed(2)} at start, ${os.loadavg()[0].toFixed(2)} at the end.`,
+      `Model: ${m.label}; hidden ${hidden}, ${numLayers} layers. ${PROMPT_COUNT} prompts (${PROMPT_SET === 'firsts' ? 'the first of each held-out set' : `the first ${PROMPT_COUNT} of the ${PROMPT_SET} set`}) x ${REPEATS} runs per method (interleaved; ms/token and tokens/s are medians), ${MAX_TOKENS} tokens, greedy, PipeDec W=${WIDTH}, STPP W=${STPP_WIDTH} depth ${STPP_DEPTH} budget ${STPP_WIDTH * STPP_DEPTH}. Each pipeline's head warmed up on ${args['warmup-tokens']} tokens before the first request (WARMUP_TOKENS). Host: ${os.cpus().length} CPUs shared by all stage processes; load average ${loadAtStart.toFixed(2)} at start, ${os.loadavg()[0].toFixed(2)} at the end.${
+        Object.keys(STAGE_ENV).length > 0
+          ? ` Stage environment: ${Object.entries(STAGE_ENV)
+              .map(([k, v]) => `${k}=${v}`)
+              .join(', ')}.`
+          : ''
+      }`,
       '',
     );
     out.push(
@@ -1082,6 +1102,7 @@ async function main(): Promise<void> {
           maxTokens: MAX_TOKENS,
           prompts: PROMPT_COUNT,
           promptSet: PROMPT_SET,
+          stageEnv: STAGE_ENV,
           width: WIDTH,
           stppWidth: STPP_WIDTH,
           stppDepth: STPP_DEPTH,

@@ -20,7 +20,9 @@ describe('parseStageConfig', () => {
       draftScoreTemperature: 0.5,
       rowBudget: 16,
       speculateMaxInFlight: 3,
+      carryDecisions: true,
     });
+    expect(parseStageConfig({ ...base, CARRY_DECISIONS: 'false' }).carryDecisions).toBe(false);
     expect(parseStageConfig({ ...base, SPECULATE_MAX_IN_FLIGHT: '16' }).speculateMaxInFlight).toBe(
       16,
     );

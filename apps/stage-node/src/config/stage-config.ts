@@ -79,6 +79,12 @@ export const stageEnvShape = {
   /** The head fails a request whose packets get no answer for this long (a lost message). */
   PACKET_TIMEOUT_MS: envVar.int(30_000, 100),
   /**
+   * The head's commit-only decisions (PP's one per token) travel to the other stages inside
+   * the request's next packet (true) or each as a message of its own to every stage (false,
+   * the way before); prunes are broadcast either way (head/grpc-pipeline.ts says why).
+   */
+  CARRY_DECISIONS: envVar.bool(true),
+  /**
    * The head cancels a running job that is cancelled with its client (no keep_running) once
    * no API has relayed its stream for this long: the API that would have cancelled it when
    * the client dropped has crashed. The relay's heartbeat key lives 2.5 s after each beat, so
@@ -138,6 +144,7 @@ export interface StageConfig {
   pipelineCheckMs: number;
   shutdownGraceMs: number;
   packetTimeoutMs: number;
+  carryDecisions: boolean;
   relayLostCancelMs: number;
   maxKvBytes?: number; // unset: defaultKvBytes
   stppDepth: number;
@@ -202,6 +209,7 @@ export function parseStageConfig(env: Record<string, string | undefined>): Stage
     pipelineCheckMs: raw.PIPELINE_CHECK_MS,
     shutdownGraceMs: raw.SHUTDOWN_GRACE_MS,
     packetTimeoutMs: raw.PACKET_TIMEOUT_MS,
+    carryDecisions: raw.CARRY_DECISIONS,
     relayLostCancelMs: raw.RELAY_LOST_CANCEL_MS,
     maxKvBytes: raw.MAX_KV_BYTES,
     stppDepth: raw.STPP_DEPTH,

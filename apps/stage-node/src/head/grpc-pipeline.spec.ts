@@ -38,7 +38,7 @@ function packet(seq: number, ids: number[]): LayerPacket {
   };
 }
 
-function rig(stallMs = 5_000) {
+function rig(stallMs = 5_000, carryDecisions = true) {
   const toStage1: PacketEnvelope[] = [];
   const broadcast: Decision[] = [];
   let pipeline: GrpcPipeline | null = null;
@@ -47,13 +47,47 @@ function rig(stallMs = 5_000) {
     verdict: (env) => pipeline!.verdict(env),
     computed: (id) => pipeline!.stage0Computed(id),
   });
-  pipeline = new GrpcPipeline(INFO, 2, runtime, { broadcast: (d) => broadcast.push(d) }, stallMs);
+  pipeline = new GrpcPipeline(
+    INFO,
+    2,
+    runtime,
+    { broadcast: (d) => broadcast.push(d) },
+    stallMs,
+    carryDecisions,
+  );
   return { pipeline, toStage1, broadcast };
 }
 
 describe('GrpcPipeline', () => {
-  it('ticks when stage 0 is free, delivers verdicts, and counts decisions into packets', async () => {
+  it('carries commit-only decisions in the next packet; broadcasts prunes at once, in order', async () => {
     const { pipeline, toStage1, broadcast } = rig();
+    const s = pipeline.open('r');
+    await s.next();
+    s.send(packet(0, [0, 1]));
+    const d0: Decision = { requestId: 'r', epoch: 0, seq: 0, commit: [], keep: 'all', upTo: -1 };
+    const d1: Decision = { requestId: 'r', epoch: 0, seq: 1, commit: [], keep: 'all', upTo: 1 };
+    s.broadcast(d0);
+    s.broadcast(d1);
+    expect(await s.next()).toEqual({ kind: 'tick', timestep: 1 });
+    // The packet sent before the decisions carries none; the next one carries both, in order.
+    expect(toStage1[0].decisions).toBeUndefined();
+    s.send(packet(1, [2]));
+    await s.next();
+    expect(toStage1[1]).toMatchObject({ decisionCount: 2, decisions: [d0, d1] });
+    expect(broadcast).toEqual([]);
+    // A prune goes out at once, after the commit-only decision still waiting for a packet.
+    const d2: Decision = { requestId: 'r', epoch: 0, seq: 2, commit: [], keep: 'all', upTo: 2 };
+    const d3: Decision = { requestId: 'r', epoch: 1, seq: 3, commit: [], keep: [0, 1, 2], upTo: 2 };
+    s.broadcast(d2);
+    expect(broadcast).toEqual([]);
+    s.broadcast(d3);
+    expect(broadcast).toEqual([d2, d3]);
+    await s.close();
+    expect(broadcast[2]).toMatchObject({ release: true, seq: 4 });
+  });
+
+  it('ticks when stage 0 is free, delivers verdicts, and counts decisions into packets (decisions broadcast)', async () => {
+    const { pipeline, toStage1, broadcast } = rig(5_000, false);
     const s = pipeline.open('r');
     expect(await s.next()).toEqual({ kind: 'tick', timestep: 0 });
     s.send(packet(0, [0, 1]));

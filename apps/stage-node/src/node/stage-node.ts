@@ -117,6 +117,7 @@ export class StageNode extends StageInbox {
             this.runtime,
             this.remoteStages(),
             config.packetTimeoutMs,
+            config.carryDecisions,
           )
         : null;
   }

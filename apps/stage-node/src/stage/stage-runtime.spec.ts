@@ -120,6 +120,48 @@ describe('StageRuntime', () => {
     expect(forwarded[1].decisionCount).toBe(1);
   });
 
+  it('applies the decisions a packet carries ahead of it, once, and passes them on', async () => {
+    const { log, runtime, forwarded } = rig(false);
+    runtime.packet(packet('a', 0, [0, 1, 2]));
+    await runtime.whenSettled();
+    // Decision 0 arrived on its own (as the head's stage 0 gets every decision); the packet
+    // carries 0 and 1: only 1 is new here, and it applies before the packet's compute.
+    runtime.decision(decision('a', 0, { commit: [0], upTo: 2 }));
+    const carrying = packet('a', 1, [3], 2);
+    carrying.decisions = [
+      decision('a', 0, { commit: [0], upTo: 2 }),
+      decision('a', 1, { keep: [1], upTo: 2 }),
+    ];
+    runtime.packet(carrying);
+    await runtime.whenSettled();
+    expect(log).toEqual([
+      'forward a [0,1,2]',
+      'out a#0 [0,1,2]',
+      'commit a [0]',
+      'prune a [1]',
+      'forward a [3]',
+      'out a#1 [3]',
+    ]);
+    // The next stage has seen none of them: the forwarded packet carries both.
+    expect(forwarded[1].decisions).toEqual(carrying.decisions);
+    expect(forwarded[1].decisionCount).toBe(2);
+  });
+
+  it('applies decisions in seq order when a broadcast one overtakes one carried in a packet', async () => {
+    const { log, runtime } = rig(false);
+    runtime.packet(packet('a', 0, [0, 1, 2]));
+    await runtime.whenSettled();
+    // Decision 1 (a prune, broadcast) arrives before the packet that carries decision 0.
+    runtime.decision(decision('a', 1, { keep: [2], upTo: 2 }));
+    await runtime.whenSettled();
+    expect(log).toEqual(['forward a [0,1,2]', 'out a#0 [0,1,2]']); // 1 waits for 0
+    const carrying = packet('a', 1, [3], 2);
+    carrying.decisions = [decision('a', 0, { commit: [0], upTo: 2 })];
+    runtime.packet(carrying);
+    await runtime.whenSettled();
+    expect(log.slice(2)).toEqual(['commit a [0]', 'prune a [2]', 'forward a [3]', 'out a#1 [3]']);
+  });
+
   it('does not let a waiting request block another one', async () => {
     const { log, runtime } = rig(false);
     runtime.packet(packet('a', 0, [5], 1));

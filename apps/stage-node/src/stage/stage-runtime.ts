@@ -43,6 +43,8 @@ export class StageRuntime {
   private readonly queue: PacketEnvelope[] = [];
   private running: Promise<void> | null = null;
   private readonly decisionsSeen = new Map<string, number>();
+  /** Per request, decisions that arrived before an earlier one (by seq), waiting their turn. */
+  private readonly early = new Map<string, Map<number, Decision>>();
   private readonly released = new Set<string>();
   private idleWaiters: (() => void)[] = [];
   /** A pump is queued as a microtask: packets delivered together (one frame) run together. */
@@ -73,18 +75,43 @@ export class StageRuntime {
     if (!this.decisionsSeen.has(env.packet.requestId)) {
       this.decisionsSeen.set(env.packet.requestId, 0);
     }
+    // Decisions the packet carries (wire extension 3) apply now, ahead of it, as if they had
+    // arrived on their own (those seen already are ignored: the head's own stage 0 got each
+    // as it was made).
+    if (env.decisions) for (const d of env.decisions) this.decision(d);
     this.queue.push(env);
     this.schedulePump();
   }
 
+  /**
+   * Applies a request's decisions in seq order. They reach a stage on two paths, broadcast on
+   * their own and carried in packets (wire extension 3), so one may overtake another: a
+   * decision ahead of its turn waits here for the ones before it; one seen already is ignored.
+   */
   decision(d: Decision): void {
     if (this.released.has(d.requestId)) return;
     if (d.release) {
       this.release(d.requestId);
       return;
     }
-    this.decisionsSeen.set(d.requestId, (this.decisionsSeen.get(d.requestId) ?? 0) + 1);
+    const seen = this.decisionsSeen.get(d.requestId) ?? 0;
+    if (d.seq < seen) return;
+    if (d.seq > seen) {
+      let early = this.early.get(d.requestId);
+      if (!early) this.early.set(d.requestId, (early = new Map()));
+      early.set(d.seq, d);
+      return;
+    }
     this.worker.receive(d);
+    let next = seen + 1;
+    const early = this.early.get(d.requestId);
+    for (let e = early?.get(next); e; e = early!.get(next)) {
+      early!.delete(next);
+      this.worker.receive(e);
+      next++;
+    }
+    if (early?.size === 0) this.early.delete(d.requestId);
+    this.decisionsSeen.set(d.requestId, next);
     this.schedulePump();
   }
 
@@ -92,6 +119,7 @@ export class StageRuntime {
   release(requestId: string): void {
     this.remember(requestId);
     this.decisionsSeen.delete(requestId);
+    this.early.delete(requestId);
     for (let i = this.queue.length - 1; i >= 0; i--) {
       if (this.queue[i].packet.requestId === requestId) this.queue.splice(i, 1);
     }
@@ -220,7 +248,9 @@ export class StageRuntime {
       return;
     }
     const next = out && !('logits' in out) ? out : emptyRows(packet);
-    forwards.push({ packet: next, decisionCount: env.decisionCount, trace });
+    const forward: PacketEnvelope = { packet: next, decisionCount: env.decisionCount, trace };
+    if (env.decisions) forward.decisions = env.decisions; // every later stage needs them too
+    forwards.push(forward);
   }
 
   private remember(requestId: string): void {

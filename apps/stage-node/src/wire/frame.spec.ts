@@ -186,7 +186,12 @@ describe('stage frames', () => {
   });
 
   it('survives random corruption: every mutated frame decodes or is refused with a FrameError', () => {
-    const good = encodePackets([packet('req-f', 3, 4, true), packet('req-g', 1, 4)], 'FP16');
+    const carrying = packet('req-g', 1, 4);
+    carrying.decisions = [
+      { requestId: 'req-g', epoch: 3, seq: 2, commit: [99], keep: [100], upTo: 100 },
+      { requestId: 'req-g', epoch: 3, seq: 3, commit: [], keep: 'none', upTo: 100 },
+    ];
+    const good = encodePackets([packet('req-f', 3, 4, true), carrying], 'FP16');
     let state = 12345;
     const rand = () => (state = (state * 1103515245 + 12345) & 0x7fffffff);
     let refused = 0;
@@ -203,6 +208,53 @@ describe('stage frames', () => {
       }
     }
     expect(refused).toBeGreaterThan(500);
+  });
+
+  it('carries the decisions that precede a packet (tag 3), per segment, and refuses inconsistent ones', () => {
+    const a = packet('req-a', 2, 4);
+    a.decisions = [
+      { requestId: 'req-a', epoch: 3, seq: 1, commit: [98, 99], keep: [100, 101], upTo: 101 },
+      { requestId: 'req-a', epoch: 4, seq: 2, commit: [], keep: 'all', upTo: 101 },
+      { requestId: 'req-a', epoch: 4, seq: 3, commit: [100], keep: 'none', upTo: -1 },
+    ];
+    const b = packet('req-b', 1, 4); // carries none
+    const back = decodePackets(received(encodePackets([a, b], 'FP32')));
+    expect(back[0].decisions).toEqual(a.decisions);
+    expect(back[0].packet.nodeIds).toEqual(a.packet.nodeIds);
+    expect(back[1].decisions).toBeUndefined();
+
+    const refused = (ds: Decision[]) => {
+      const env = packet('req-a', 1, 4);
+      env.decisions = ds;
+      return refusal(() => decodePackets(received(encodePackets([env], 'FP32')))).message;
+    };
+    const d = (seq: number): Decision => ({
+      requestId: 'req-a',
+      epoch: 3,
+      seq,
+      commit: [],
+      keep: 'all',
+      upTo: 1,
+    });
+    // decisionCount is 4: a carried decision must precede the packet, and come in order.
+    expect(refused([d(4)])).toMatch(/carried decision seq 4: .*decision count 4/);
+    expect(refused([d(1), d(3)])).toMatch(/carried decision seq 3/);
+    // A release is never carried: it must reach stages that no packet will reach.
+    expect(() =>
+      encodePackets(
+        [{ ...packet('req-a', 1, 4), decisions: [{ ...d(0), release: true }] }],
+        'FP32',
+      ),
+    ).toThrow(/release is not carried/);
+    // A corrupted count or keep mode is refused by name.
+    const frame = encodePackets([{ ...packet('req-a', 1, 4), decisions: [d(2)] }], 'FP32');
+    const countAt = frame.indexOf(Buffer.from([3, 0, 1, 0])) + 8; // tag 3, must-understand
+    const bad = Buffer.from(frame);
+    bad.writeUInt32LE(0x7fffffff, countAt);
+    expect(refusal(() => decodePackets(received(bad))).message).toMatch(/carried decision count/);
+    const badMode = Buffer.from(frame);
+    badMode.writeUInt8(7, countAt + 8 + 8);
+    expect(refusal(() => decodePackets(received(badMode))).message).toMatch(/keep mode 7/);
   });
 
   it("carries distribution-mode acceptance and top-k (tag 1) and the verdicts' sampled distributions (tag 2)", () => {

@@ -59,6 +59,15 @@
 //     2 sampled distributions (verdicts of distribution-mode packets): u32 vocab, u32 zero,
 //       f32 probs[m * vocab] (Verdict.probs). The head's engine refuses a distribution-mode
 //       verdict without it (requireDistributions) rather than silently accepting exactly.
+//     3 carried decisions (packets; must-understand): the request's decisions that precede the
+//       packet (seq < decisionCount) and have not travelled to the stages after the head in an
+//       earlier packet. u32 count d, u32 zero, then d records in seq order, each: u32 epoch,
+//       u32 seq, u8 keep mode (0 all, 1 none, 2 list), 3 zero bytes, i32 upTo, u32 commit
+//       count c, u32 keep count k, i32 commit[c], i32 keep[k]. A stage applies those it has not
+//       seen before it runs the packet and passes them on with it, so a decision costs the
+//       stages no message of its own (and an idle stage no wake-up): the head broadcasts only
+//       releases. Must be understood: a stage that skipped them would compute over rows the
+//       head had already pruned.
 //
 // Every length is checked against the bytes actually there before any view is made, so a
 // malformed, truncated or foreign frame is refused with a FrameError naming what is wrong
@@ -96,6 +105,11 @@ export interface PacketEnvelope {
   packet: LayerPacket;
   decisionCount: number; // decisions the head had broadcast before injecting the packet
   trace: PacketTrace;
+  /**
+   * Decisions carried to the stages after the head (extension 3): the request's decisions
+   * with seq < decisionCount that no earlier packet carried, in seq order.
+   */
+  decisions?: readonly Decision[];
 }
 
 export interface VerdictEnvelope {
@@ -216,6 +230,17 @@ function putNumbers(b: Buffer, at: number, values: readonly number[], kind: 'f32
 const PACKET_FIXED = 64;
 const EXT_SAMPLING = 1;
 const EXT_PROBS = 2;
+const EXT_DECISIONS = 3;
+const CARRIED_FIXED = 24; // one carried decision's fixed part (extension 3)
+
+/** Payload bytes of extension 3 for `ds`. */
+function carriedBytes(ds: readonly Decision[]): number {
+  let bytes = 8;
+  for (const d of ds) {
+    bytes += CARRIED_FIXED + 4 * (d.commit.length + (Array.isArray(d.keep) ? d.keep.length : 0));
+  }
+  return bytes;
+}
 
 /** Whether a packet's sampling needs the sampling extension (tag 1). */
 function samplingExt(s: SamplingParams): boolean {
@@ -250,6 +275,7 @@ export function encodePackets(envs: readonly PacketEnvelope[], dtype: WireDtype)
       rows: l.place(4 * t),
       hidden: p.hidden ? l.place(hiddenBytes(p)) : 0,
       samplingExt: samplingExt(p.sampling) ? l.place(16) : 0,
+      decisionsExt: env.decisions?.length ? l.place(8 + carriedBytes(env.decisions)) : 0,
       size: l.size,
     };
   };
@@ -305,8 +331,33 @@ export function encodePackets(envs: readonly PacketEnvelope[], dtype: WireDtype)
         v.setUint8(o.samplingExt + 8, p.sampling.acceptance === 'distribution' ? 1 : 0);
         v.setUint32(o.samplingExt + 12, p.sampling.topK ?? 0, true);
       }
+      if (o.decisionsExt) putCarried(v, o.decisionsExt, env.decisions!);
     },
   );
+}
+
+/** Writes extension 3 (header and payload) at `at`. */
+function putCarried(v: DataView, at: number, ds: readonly Decision[]): void {
+  putExtension(v, at, EXT_DECISIONS, 1, carriedBytes(ds));
+  v.setUint32(at + 8, ds.length, true);
+  let o = at + 16;
+  for (const d of ds) {
+    if (d.release) throw new FrameError('FRAME_INVALID', 'a release is not carried in a packet');
+    const keep = Array.isArray(d.keep) ? d.keep : [];
+    v.setUint32(o, d.epoch, true);
+    v.setUint32(o + 4, d.seq, true);
+    v.setUint8(o + 8, Array.isArray(d.keep) ? 2 : KEEP_MODE[d.keep]);
+    v.setInt32(o + 12, d.upTo, true);
+    v.setUint32(o + 16, d.commit.length, true);
+    v.setUint32(o + 20, keep.length, true);
+    o += CARRIED_FIXED;
+    for (const ids of [d.commit, keep]) {
+      for (const id of ids) {
+        v.setInt32(o, id, true);
+        o += 4;
+      }
+    }
+  }
 }
 
 export function encodeVerdicts(envs: readonly VerdictEnvelope[]): Buffer {
@@ -640,6 +691,7 @@ export function decodePackets(buf: Uint8Array): PacketEnvelope[] {
       seed: v.getFloat64(at + 48, true),
     };
     checkSampling(r, sampling);
+    let decisions: Decision[] | undefined;
     const packet: LayerPacket = {
       requestId,
       epoch: v.getUint32(at + 8, true),
@@ -675,10 +727,65 @@ export function decodePackets(buf: Uint8Array): PacketEnvelope[] {
         const topK = v.getUint32(o + 4, true);
         if (topK > 0) sampling.topK = topK;
       },
+      [EXT_DECISIONS]: (o, bytes) => {
+        decisions = readCarried(r, o, bytes, requestId, v.getUint32(at + 16, true));
+      },
     });
-    out.push({ packet, decisionCount: v.getUint32(at + 16, true), trace });
+    const env: PacketEnvelope = { packet, decisionCount: v.getUint32(at + 16, true), trace };
+    if (decisions) env.decisions = decisions;
+    out.push(env);
     return end;
   });
+  return out;
+}
+
+/**
+ * Extension 3's decisions: every length checked against the payload, seqs consecutive and
+ * below the packet's decisionCount (a decision can only precede the packet that carries it).
+ */
+function readCarried(
+  r: Reader,
+  at: number,
+  bytes: number,
+  requestId: string,
+  decisionCount: number,
+): Decision[] {
+  const v = r.view;
+  const end = at + bytes;
+  r.within(at, 8, end, 'carried decisions');
+  const count = r.count(v.getUint32(at, true), CARRIED_FIXED, 'carried decision');
+  const out: Decision[] = [];
+  let o = at + 8;
+  for (let i = 0; i < count; i++) {
+    r.within(o, CARRIED_FIXED, end, 'carried decision');
+    const seq = v.getUint32(o + 4, true);
+    const mode = v.getUint8(o + 8);
+    if (mode > 2)
+      r.fail('FRAME_INVALID', `carried decision keep mode ${mode} (0 all, 1 none, 2 list)`);
+    const c = r.count(v.getUint32(o + 16, true), 4, 'carried commit');
+    const k = r.count(v.getUint32(o + 20, true), 4, 'carried keep');
+    if (mode !== 2 && k !== 0) {
+      r.fail('FRAME_INVALID', `carried decision with ${k} kept rows and keep mode ${mode}`);
+    }
+    if (seq >= decisionCount || (i > 0 && seq !== out[i - 1].seq + 1)) {
+      r.fail(
+        'FRAME_INVALID',
+        `carried decision seq ${seq}: seqs must run consecutively below the packet's decision count ${decisionCount}`,
+      );
+    }
+    const commit = Array.from(r.i32(o + CARRIED_FIXED, c, end, 'carried commit'));
+    const keepList = Array.from(r.i32(o + CARRIED_FIXED + 4 * c, k, end, 'carried keep'));
+    out.push({
+      requestId,
+      epoch: v.getUint32(o, true),
+      seq,
+      commit,
+      keep: mode === 0 ? 'all' : mode === 1 ? 'none' : keepList,
+      upTo: v.getInt32(o + 12, true),
+    });
+    o += CARRIED_FIXED + 4 * (c + k);
+  }
+  if (o !== end) r.fail('FRAME_INVALID', `${end - o} stray bytes after the carried decisions`);
   return out;
 }
 
