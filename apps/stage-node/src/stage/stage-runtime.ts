@@ -98,7 +98,7 @@ export class StageRuntime {
     if (d.seq < seen) return;
     if (d.seq > seen) {
       let early = this.early.get(d.requestId);
-      if (!early) this.early.set(d.requestId, (early = new Map()));
+      if (!early) this.early.set(d.requestId, (early = new Map<number, Decision>()));
       early.set(d.seq, d);
       return;
     }
