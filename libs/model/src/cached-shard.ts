@@ -202,13 +202,7 @@ export abstract class CachedShard implements LayerShard {
     let t0 = performance.now();
     this.assertOpen();
     const results: (ShardOutput | Error)[] = new Array<ShardOutput | Error>(items.length);
-    const joined: {
-      index: number;
-      seq: string;
-      batch: TreeBatch;
-      kv: SequenceKv;
-      plan: BatchPlan;
-    }[] = [];
+    const joined: Joined[] = [];
     const claimed = new Set<string>();
     items.forEach(({ seq, batch }, index) => {
       try {
@@ -234,103 +228,87 @@ export abstract class CachedShard implements LayerShard {
       return results;
     }
     for (const j of joined) this.busy.add(j.seq);
-    if (mode === 'padded') {
-      const groups = paddedGroups(
-        joined.map((j) => j.batch.nodeIds.length),
-        joined.map((j) => j.plan.past),
-      );
-      for (const group of groups) {
-        const members = group.map((k) => joined[k]);
-        if (members.length > 1) {
-          await this.runPadded(members, results, t0);
-        } else {
-          const [j] = members;
-          results[j.index] = await this.runPrepared(j.seq, j.batch, j.kv, j.plan, t0).catch(
-            asError,
-          );
-        }
-        t0 = performance.now(); // the preparation is charged to the first call only
-      }
+    if (mode === 'ragged') {
+      await this.runJoint(joined, results, t0, () => this.computeRagged(joined));
       return results;
     }
-    try {
-      const { request, rowStart, release } = this.gather(joined);
-      const pending = this.compute(request);
-      const before = performance.now() - t0;
-      let out: ShardOutput;
-      try {
-        out = await pending;
-      } catch (e) {
-        for (const j of joined) results[j.index] = asError(e);
-        return results;
-      } finally {
-        release();
+    const groups = paddedGroups(
+      joined.map((j) => j.batch.nodeIds.length),
+      joined.map((j) => j.plan.past),
+    );
+    for (const group of groups) {
+      const members = group.map((k) => joined[k]);
+      if (members.length > 1) {
+        await this.runJoint(members, results, t0, () =>
+          this.computeMany(members.map((j) => ({ batch: j.batch, kv: j.kv, ...j.plan }))),
+        );
+      } else {
+        const [j] = members;
+        results[j.index] = await this.runPrepared(j.seq, j.batch, j.kv, j.plan, t0).catch(asError);
       }
-      const t1 = performance.now();
-      const width = this.isLast ? this.info.vocabSize : this.config.hiddenSize;
-      const whole = this.isLast ? out.logits! : out.hidden!;
-      joined.forEach((j, k) => {
-        j.kv.append(j.batch);
-        const part = whole.subarray(rowStart[k] * width, rowStart[k + 1] * width);
-        results[j.index] = this.isLast ? { logits: part } : { hidden: part };
-      });
-      const after = performance.now() - t1;
-      if (out.computeMs !== undefined) {
-        // The call's time, shared by the sequences in proportion to their rows.
-        const total = before + out.computeMs + after;
-        const rows = rowStart[joined.length];
-        joined.forEach((j, k) => {
-          (results[j.index] as ShardOutput).computeMs =
-            (total * (rowStart[k + 1] - rowStart[k])) / rows;
-        });
-      }
-      return results;
-    } finally {
-      for (const j of joined) this.busy.delete(j.seq);
+      t0 = performance.now(); // the preparation is charged to the first call only
     }
+    return results;
   }
 
-  /** forwardMany through computeMany: each sequence one entry of the call's batch dimension. */
-  private async runPadded(
-    joined: readonly {
-      index: number;
-      seq: string;
-      batch: TreeBatch;
-      kv: SequenceKv;
-      plan: BatchPlan;
-    }[],
+  /**
+   * One joint call of prepared sequences, either join: `call` computes them (its outputs in
+   * their order, each output's computeMs its share of the call). An error fails every one of
+   * them, each keeping its cache; else each cache gains its rows, and the preparation and
+   * bookkeeping around the call are shared by rows like the call's own time.
+   */
+  private async runJoint(
+    joined: readonly Joined[],
     results: (ShardOutput | Error)[],
     t0: number,
-  ): Promise<(ShardOutput | Error)[]> {
+    call: () => Promise<ShardOutput[]>,
+  ): Promise<void> {
     try {
-      const pending = this.computeMany(
-        joined.map((j) => ({ batch: j.batch, kv: j.kv, ...j.plan })),
-      );
+      const pending = call();
       const before = performance.now() - t0;
       let outs: ShardOutput[];
       try {
         outs = await pending;
       } catch (e) {
         for (const j of joined) results[j.index] = asError(e);
-        return results;
+        return;
       }
       const t1 = performance.now();
       joined.forEach((j, k) => {
         j.kv.append(j.batch);
         results[j.index] = outs[k];
       });
-      // The call's own time (computeMs of each output is its share of it) plus the
-      // preparation and bookkeeping around it, shared by rows like the call's.
       const around = before + (performance.now() - t1);
       const rows = joined.reduce((sum, j) => sum + j.batch.nodeIds.length, 0);
       joined.forEach((j, k) => {
         const ms = outs[k].computeMs;
         if (ms !== undefined) outs[k].computeMs = ms + (around * j.batch.nodeIds.length) / rows;
       });
-      return results;
     } finally {
       for (const j of joined) this.busy.delete(j.seq);
     }
+  }
+
+  /** The ragged join: one compute() over the gathered caches, its rows split per sequence. */
+  private async computeRagged(joined: readonly Joined[]): Promise<ShardOutput[]> {
+    const { request, rowStart, release } = this.gather(joined);
+    let out: ShardOutput;
+    try {
+      out = await this.compute(request);
+    } finally {
+      release();
+    }
+    const width = this.isLast ? this.info.vocabSize : this.config.hiddenSize;
+    const whole = this.isLast ? out.logits! : out.hidden!;
+    const rows = rowStart[joined.length];
+    return joined.map((_, k) => {
+      const part = whole.subarray(rowStart[k] * width, rowStart[k + 1] * width);
+      const computeMs =
+        out.computeMs === undefined
+          ? undefined
+          : (out.computeMs * (rowStart[k + 1] - rowStart[k])) / rows;
+      return this.isLast ? { logits: part, computeMs } : { hidden: part, computeMs };
+    });
   }
 
   /** One request of the whole joint call: rows concatenated, caches gathered, masks blocked. */
@@ -597,6 +575,15 @@ export function paddedGroups(rows: readonly number[], past: readonly number[]): 
     }
   }
   return groups.map((g) => g.members);
+}
+
+/** A sequence of a joint call, prepared: its place in the call's items, batch, cache, plan. */
+interface Joined {
+  index: number;
+  seq: string;
+  batch: TreeBatch;
+  kv: SequenceKv;
+  plan: BatchPlan;
 }
 
 function asError(e: unknown): Error {

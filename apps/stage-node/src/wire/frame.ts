@@ -691,6 +691,7 @@ export function decodePackets(buf: Uint8Array): PacketEnvelope[] {
       seed: v.getFloat64(at + 48, true),
     };
     checkSampling(r, sampling);
+    const decisionCount = v.getUint32(at + 16, true);
     let decisions: Decision[] | undefined;
     const packet: LayerPacket = {
       requestId,
@@ -728,10 +729,10 @@ export function decodePackets(buf: Uint8Array): PacketEnvelope[] {
         if (topK > 0) sampling.topK = topK;
       },
       [EXT_DECISIONS]: (o, bytes) => {
-        decisions = readCarried(r, o, bytes, requestId, v.getUint32(at + 16, true));
+        decisions = readCarried(r, o, bytes, requestId, decisionCount);
       },
     });
-    const env: PacketEnvelope = { packet, decisionCount: v.getUint32(at + 16, true), trace };
+    const env: PacketEnvelope = { packet, decisionCount, trace };
     if (decisions) env.decisions = decisions;
     out.push(env);
     return end;
