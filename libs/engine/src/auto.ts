@@ -15,13 +15,39 @@
 // Policy, per class, in order:
 //   1. untried: a candidate with fewer than `minSamples` measurements runs next (each is
 //      tried before any is trusted);
-//   2. explore: every `exploreEvery`-th choice re-measures the candidate whose last
-//      measurement is oldest, so a pipeline that changes (a stage moves to another host, load
-//      arrives) is followed; with the defaults that is 1 request in 16;
-//   3. fastest: otherwise the lowest median of the last `window` measurements.
+//   2. explore: every `exploreEvery`-th choice re-measures, of the candidates whose estimate
+//      is within `exploreWithin` of the fastest one's, the one whose last measurement is
+//      oldest, so a pipeline that changes (a stage moves to another host, load arrives) is
+//      followed; with the defaults that is 1 request in 16, on a candidate at most 1.5x
+//      slower. A far slower candidate is not re-measured while the fastest holds its speed:
+//      on npm start's pipeline PipeDec at width 4 sampled at 1.6x PP, and re-measuring it
+//      1 request in 16 cost auto 6% of its paired ratio to PP (bench:api (d)). When the
+//      fastest slows down (the change that makes another method win slows it: longer hops
+//      slow PP and STPP most), the others come within the band and are re-measured;
+//   3. fastest: otherwise the lowest estimate from the last `window` measurements: their
+//      median, for a speculative candidate at the class's reference draft agreement (below).
 // Deterministic: the same sequence of choose/record calls gives the same choices (tests rely
 // on it; no clock, no randomness). Output is lossless whatever is chosen: every candidate
 // produces exactly the target's tokens.
+//
+// Like requests. A speculative method's time per token depends on the request as much as on
+// the method: on this pipeline STPP decoded scripture at 2.4-3.3 ms/token and quotes at
+// 3.3-5.4, because the draft predicts scripture better. The candidates' medians come from
+// different requests (the fixed-method requests feed theirs, auto's own choices feed the
+// others), so comparing raw medians compared the requests, not the methods: auto kept STPP at
+// width 4 on scripture, 1.40x slower than width 2, because its few samples were easy ones.
+// So each speculative measurement comes with the request's draft agreement a (the share of
+// committed tokens that were the draft's first proposal, stats.ts; it does not depend on the
+// tree's shape), and speculative candidates are compared at the same agreement:
+//
+//   ln(ms/token) = level(candidate) + slope * a      (one slope, fitted within candidates)
+//   estimate(c)  = median over c's samples of ms * exp(slope * (aRef - a))
+//
+// aRef is the median agreement of the class's recent speculative requests; PP drafts nothing
+// and is compared by its plain median. The slope is the pooled within-candidate least-squares
+// slope (each candidate's samples about its own mean), so which requests went to which
+// candidate does not bias it; it is clamped to <= 0 (better drafts never slow a method down)
+// and taken as 0 while the agreements seen spread too little to fit it.
 import type { Method } from './stats.js';
 
 export type AutoMethod = Exclude<Method, 'ar'>;
@@ -42,7 +68,11 @@ export interface MethodChooserOptions {
   candidates: readonly AutoCandidate[];
   minSamples?: number; // default 2
   window?: number; // measurements kept per candidate and class, default 8
+  /** Recent speculative agreements per class that aRef is the median of, default 16. */
+  referenceWindow?: number;
   exploreEvery?: number; // default 16
+  /** Only candidates estimated at most this many times the fastest's are explored, default 1.5. */
+  exploreWithin?: number;
 }
 
 /** The class a request's measurements are kept under. */
@@ -67,22 +97,41 @@ export function defaultAutoCandidates(width?: number, stppDepth = 4): AutoCandid
   return out;
 }
 
+interface Sample {
+  ms: number; // decode time per output token
+  /** The request's draft agreement (stats.ts draftAgreement); undefined for PP. */
+  agreement?: number;
+}
+
 interface Track {
-  samples: number[]; // ms per output token, newest last
+  samples: Sample[]; // newest last
   lastSeen: number; // choice counter at the newest measurement
 }
+
+interface ClassState {
+  chosen: number;
+  tracks: Map<string, Track>;
+  agreements: number[]; // the class's recent speculative agreements, newest last
+}
+
+/** Below this spread of agreements (sum of squares about the candidates' means) no slope. */
+const MIN_AGREEMENT_SPREAD = 0.02;
 
 export class MethodChooser {
   private readonly minSamples: number;
   private readonly window: number;
+  private readonly referenceWindow: number;
   private readonly exploreEvery: number;
-  private readonly classes = new Map<string, { chosen: number; tracks: Map<string, Track> }>();
+  private readonly exploreWithin: number;
+  private readonly classes = new Map<string, ClassState>();
 
   constructor(private readonly opts: MethodChooserOptions) {
     if (opts.candidates.length === 0) throw new Error('MethodChooser needs a candidate');
     this.minSamples = opts.minSamples ?? 2;
     this.window = opts.window ?? 8;
+    this.referenceWindow = opts.referenceWindow ?? 16;
     this.exploreEvery = opts.exploreEvery ?? 16;
+    this.exploreWithin = opts.exploreWithin ?? 1.5;
   }
 
   get candidates(): readonly AutoCandidate[] {
@@ -97,41 +146,94 @@ export class MethodChooser {
     const track = (c: AutoCandidate) => state.tracks.get(key(c));
     const untried = pool.find((c) => (track(c)?.samples.length ?? 0) < this.minSamples);
     if (untried) return { ...untried, reason: 'untried' };
-    if (pool.length > 1 && state.chosen % this.exploreEvery === 0) {
-      const stalest = [...pool].sort((a, b) => track(a)!.lastSeen - track(b)!.lastSeen)[0];
-      return { ...stalest, reason: 'explore' };
+    const ms = pool.map((c) => this.estimate(cls, c)!);
+    const bestMs = Math.min(...ms);
+    const best = pool[ms.indexOf(bestMs)];
+    if (state.chosen % this.exploreEvery === 0) {
+      const near = pool.filter((c, i) => c !== best && ms[i] <= bestMs * this.exploreWithin);
+      const stalest = near.sort((a, b) => track(a)!.lastSeen - track(b)!.lastSeen)[0];
+      if (stalest) return { ...stalest, reason: 'explore' };
     }
-    let best = pool[0];
-    for (const c of pool) if (this.median(cls, c)! < this.median(cls, best)!) best = c;
     return { ...best, reason: 'fastest' };
   }
 
-  /** One finished request's decode time per output token with candidate `c`. */
-  record(cls: string, c: AutoCandidate, msPerToken: number): void {
+  /**
+   * One finished request's decode time per output token with candidate `c`, and for a
+   * speculative one the request's draft agreement (stats.ts draftAgreement).
+   */
+  record(cls: string, c: AutoCandidate, msPerToken: number, agreement?: number): void {
     if (!Number.isFinite(msPerToken) || msPerToken <= 0) return;
     const state = this.state(cls);
     const k = key(c);
     const t = state.tracks.get(k) ?? { samples: [], lastSeen: 0 };
-    t.samples.push(msPerToken);
+    const a =
+      c.method !== 'pp' && agreement !== undefined && agreement >= 0 ? agreement : undefined;
+    t.samples.push(a === undefined ? { ms: msPerToken } : { ms: msPerToken, agreement: a });
     if (t.samples.length > this.window) t.samples.shift();
     t.lastSeen = state.chosen;
     state.tracks.set(k, t);
+    if (a !== undefined) {
+      state.agreements.push(a);
+      if (state.agreements.length > this.referenceWindow) state.agreements.shift();
+    }
   }
 
-  /** Median of the kept measurements, undefined before the first. */
+  /** Median of the kept measurements, as measured (no adjustment), undefined before the first. */
   median(cls: string, c: AutoCandidate): number | undefined {
     const s = this.classes.get(cls)?.tracks.get(key(c))?.samples;
-    if (!s || s.length === 0) return undefined;
-    const sorted = [...s].sort((a, b) => a - b);
-    const mid = sorted.length >> 1;
-    return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+    return s && s.length > 0 ? median(s.map((x) => x.ms)) : undefined;
   }
 
-  private state(cls: string) {
+  /**
+   * What the choice compares: the candidate's ms/token at the class's reference agreement
+   * (header), its plain median for PP or before any agreement is known; undefined before the
+   * first measurement.
+   */
+  estimate(cls: string, c: AutoCandidate): number | undefined {
+    const state = this.classes.get(cls);
+    const samples = state?.tracks.get(key(c))?.samples;
+    if (!state || !samples || samples.length === 0) return undefined;
+    if (c.method === 'pp' || state.agreements.length === 0) return median(samples.map((x) => x.ms));
+    const ref = median(state.agreements);
+    const slope = this.slope(state);
+    return median(samples.map((x) => x.ms * Math.exp(slope * (ref - (x.agreement ?? ref)))));
+  }
+
+  /** The agreement reference and slope of a class (for reports), undefined before any. */
+  adjustment(cls: string): { agreement: number; slope: number } | undefined {
+    const state = this.classes.get(cls);
+    if (!state || state.agreements.length === 0) return undefined;
+    return { agreement: median(state.agreements), slope: this.slope(state) };
+  }
+
+  /** Pooled within-candidate least-squares slope of ln(ms/token) on agreement, <= 0. */
+  private slope(state: ClassState): number {
+    let sxx = 0;
+    let sxy = 0;
+    for (const t of state.tracks.values()) {
+      const xs = t.samples.filter((s) => s.agreement !== undefined);
+      if (xs.length < 2) continue;
+      const mx = xs.reduce((a, s) => a + s.agreement!, 0) / xs.length;
+      const my = xs.reduce((a, s) => a + Math.log(s.ms), 0) / xs.length;
+      for (const s of xs) {
+        sxx += (s.agreement! - mx) ** 2;
+        sxy += (s.agreement! - mx) * (Math.log(s.ms) - my);
+      }
+    }
+    return sxx < MIN_AGREEMENT_SPREAD ? 0 : Math.min(0, sxy / sxx);
+  }
+
+  private state(cls: string): ClassState {
     let s = this.classes.get(cls);
-    if (!s) this.classes.set(cls, (s = { chosen: 0, tracks: new Map() }));
+    if (!s) this.classes.set(cls, (s = { chosen: 0, tracks: new Map(), agreements: [] }));
     return s;
   }
+}
+
+function median(xs: number[]): number {
+  const sorted = [...xs].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 }
 
 function key(c: AutoCandidate): string {

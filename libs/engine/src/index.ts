@@ -78,7 +78,7 @@ export {
   timestepMs,
 } from './simulator.js';
 export { RELEASED_MEMORY, type StageResult, type StageShard, StageWorker } from './stage.js';
-export { draftHits } from './stats.js';
+export { draftAgreement, draftHits } from './stats.js';
 export type { Method, RequestStats, TokenEvent } from './stats.js';
 export { type FinishReason, StopRules } from './stop.js';
 export { generateSTPP, type StppOptions } from './stpp.js';

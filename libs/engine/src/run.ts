@@ -383,6 +383,8 @@ export function emptyStats(method: Method, stages: number, promptTokens: number)
     hitRate: 0,
     refillsPer100Tokens: 0,
     acceptedDraftTokens: 0,
+    firstProposalChecks: 0,
+    firstProposalMatches: 0,
     draftedNodes: 0,
     draftMs: 0,
     draftInPipelineMs: 0,

@@ -8,6 +8,7 @@ import { committedToken, requireDistributions } from './acceptance.js';
 import type { DraftRunner } from './draft.js';
 import type { LayerPacket, Verdict } from './messages.js';
 import type { RequestRun } from './run.js';
+import { countFirstProposal } from './stats.js';
 import type { PredictionTree, TreeNode } from './tree.js';
 
 export class Speculation {
@@ -81,6 +82,7 @@ export class Speculation {
       // The last useful root has no children on purpose: not a verification of the tree.
       const final = root.position + 1 > run.lastUsefulPosition;
       if (!final) run.stats.verifications++;
+      countFirstProposal(run.stats, root, x);
       const child = tree.childWithToken(x);
       if (child) {
         if (child.injected) run.stats.hits++;

@@ -33,6 +33,14 @@ export interface RequestStats {
   hitRate: number;
   refillsPer100Tokens: number;
   acceptedDraftTokens: number; // STPP: drafted tokens committed
+  /**
+   * How well the draft predicts this request's text, whatever the method's tree shape: of the
+   * tokens committed at a node the draft had proposed children for (firstProposalChecks), how
+   * many were its first proposal (firstProposalMatches): its top-1 when greedy, its first draw
+   * when sampling. 0 of 0 for PP. auto.ts compares methods at equal agreement with it.
+   */
+  firstProposalChecks: number;
+  firstProposalMatches: number;
   draftedNodes: number; // tree nodes sent into the pipeline
   draftMs: number; // time the draft model computed (its own, not what it waited behind)
   /** Wall time of draft calls that began with packets of this request in the pipeline. */
@@ -67,6 +75,26 @@ export function ratio(a: number, b: number): number {
  * token was an injected child); STPP verifies a tree and commits its accepted path plus the
  * target's own next token. PP drafts nothing: 0 of 0.
  */
+/** The draft's first-proposal agreement (firstProposalMatches / Checks), undefined for none. */
+export function draftAgreement(s: RequestStats): number | undefined {
+  return s.firstProposalChecks > 0 ? s.firstProposalMatches / s.firstProposalChecks : undefined;
+}
+
+/**
+ * Counts one committed token `x` against the draft's first proposal at `node`, when the draft
+ * has proposed there.
+ */
+export function countFirstProposal(
+  s: RequestStats,
+  node: { candidates: readonly { token: number }[] | null },
+  x: number,
+): void {
+  const first = node.candidates?.[0];
+  if (!first) return;
+  s.firstProposalChecks++;
+  if (first.token === x) s.firstProposalMatches++;
+}
+
 export function draftHits(s: RequestStats): { accepted: number; verified: number } {
   switch (s.method) {
     case 'pipedec':

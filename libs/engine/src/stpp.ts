@@ -10,6 +10,7 @@ import type { LayerPacket, Verdict } from './messages.js';
 import type { Pipeline } from './pipeline.js';
 import { type GenerateRequest, type GenerateResult, openRun, RequestRun } from './run.js';
 import type { StageShard } from './stage.js';
+import { countFirstProposal } from './stats.js';
 import { PredictionTree, type TreeNode } from './tree.js';
 
 export interface StppOptions {
@@ -107,6 +108,7 @@ export async function generateSTPP(
       node.targetProbs = v.probs ? v.probs.subarray(i * vocab, (i + 1) * vocab) : null;
       const x = committedToken(node, run.sampling);
       const logit = x === v.tokens[i] ? v.logits[i] : NaN;
+      countFirstProposal(run.stats, node, x);
       if (!run.commitToken(x, logit)) break;
       const child = tree.get(node.children.find((c) => tree.get(c)!.token === x) ?? -1);
       if (!child) {

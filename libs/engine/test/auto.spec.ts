@@ -1,7 +1,8 @@
 // MethodChooser (decoding_method "auto"): every candidate is measured before any is trusted,
 // the fastest by median is chosen, a few choices re-measure the stalest candidate, classes
-// (greedy, sampled) are kept apart, and on a simulated pipeline whose costs change the chooser
-// follows the fastest method with bounded loss.
+// (greedy, sampled) are kept apart, on a simulated pipeline whose costs change the chooser
+// follows the fastest method with bounded loss, and speculative candidates measured on
+// requests of different difficulty are compared at the same draft agreement.
 
 import fc from 'fast-check';
 import {
@@ -97,6 +98,16 @@ describe('MethodChooser', () => {
     expect(mean / after.pipedec).toBeLessThan(1.15);
   });
 
+  it('re-measures only candidates within exploreWithin of the fastest, until the fastest slows', () => {
+    const chooser = new MethodChooser({ candidates: [PIPEDEC, PP], exploreEvery: 4 });
+    const cost: Record<string, number> = { pipedec: 8, pp: 4 };
+    const runs = serve(chooser, 'greedy', (c) => cost[c.method], 64);
+    expect(runs.slice(4).every((r) => r.method === 'pp' && r.reason === 'fastest')).toBe(true);
+    cost.pp = 7; // the fastest slows: PipeDec (8) is within 1.5x again and is re-measured
+    const after = serve(chooser, 'greedy', (c) => cost[c.method], 16);
+    expect(after.filter((r) => r.reason === 'explore').map((r) => r.method)).toContain('pipedec');
+  });
+
   it('property: after warm-up, the mean cost stays within the exploration budget of the best', () => {
     fc.assert(
       fc.property(
@@ -113,6 +124,70 @@ describe('MethodChooser', () => {
           // Only explore choices may differ from the best: one in exploreEvery, rounded up.
           const explores = Math.ceil(runs.length / exploreEvery);
           return mean <= best + ((worst - best) * explores) / runs.length + 1e-9;
+        },
+      ),
+    );
+  });
+
+  it('compares speculative candidates at equal draft agreement, not on the requests each served', () => {
+    // bench:api (d) before this: fixed STPP requests of every prompt set fed width 2's
+    // samples, while width 4 was measured only on the easy scripture requests auto sent it; its
+    // raw median looked best though it is 1.25x slower on any request.
+    const W2: AutoCandidate = { method: 'stpp', width: 2, depth: 4 };
+    const W4: AutoCandidate = { method: 'stpp', width: 4, depth: 4 };
+    const cost = (c: AutoCandidate, a: number) =>
+      (c.width === 4 ? 1.25 : 1) * 20 * Math.exp(-2.5 * a);
+    const chooser = new MethodChooser({ candidates: [W4, W2], minSamples: 2 });
+    for (const a of [0.55, 0.6, 0.9, 0.55, 0.6]) chooser.record('greedy', W2, cost(W2, a), a);
+    for (const a of [0.9, 0.92]) chooser.record('greedy', W4, cost(W4, a), a);
+    expect(chooser.median('greedy', W4)!).toBeLessThan(chooser.median('greedy', W2)!);
+    expect(chooser.choose('greedy')).toMatchObject({ width: 2, reason: 'fastest' });
+    expect(chooser.estimate('greedy', W4)! / chooser.estimate('greedy', W2)!).toBeCloseTo(1.25, 9);
+    expect(chooser.adjustment('greedy')!.slope).toBeCloseTo(-2.5, 9);
+  });
+
+  it('without agreements (or too little spread in them) compares plain medians', () => {
+    const chooser = new MethodChooser({ candidates: [PIPEDEC, STPP], minSamples: 2 });
+    for (const ms of [3, 3.2]) chooser.record('greedy', PIPEDEC, ms, 0.8);
+    for (const ms of [4, 4.4]) chooser.record('greedy', STPP, ms, 0.81);
+    expect(chooser.adjustment('greedy')!.slope).toBe(0);
+    expect(chooser.estimate('greedy', PIPEDEC)).toBeCloseTo(3.1, 9);
+    expect(chooser.estimate('greedy', STPP)).toBeCloseTo(4.2, 9);
+    chooser.record('greedy', PP, 5);
+    chooser.record('greedy', PP, 5, 0.2); // PP drafts nothing: an agreement given is ignored
+    expect(chooser.adjustment('greedy')!.agreement).toBeCloseTo(0.805, 9);
+  });
+
+  it('property: whichever requests fed which candidate, it picks the fastest at the reference agreement', () => {
+    const SPEC = [PIPEDEC, STPP, { method: 'stpp', width: 2, depth: 4 } as AutoCandidate];
+    fc.assert(
+      fc.property(
+        fc.array(fc.double({ min: 1, max: 3, noNaN: true }), { minLength: 3, maxLength: 3 }),
+        fc.double({ min: 1, max: 8, noNaN: true }),
+        fc.double({ min: -4, max: -0.5, noNaN: true }),
+        fc.array(
+          fc.array(fc.double({ min: 0.3, max: 1, noNaN: true }), { minLength: 2, maxLength: 8 }),
+          { minLength: 3, maxLength: 3 },
+        ),
+        (levels, ppMs, slope, agreements) => {
+          // One candidate's requests spread enough to fit the slope; the others' may be alike.
+          agreements[0] = [0.4, 0.9, ...agreements[0]];
+          const chooser = new MethodChooser({ candidates: [...SPEC, PP], window: 10 });
+          const cost = (i: number, a: number) => levels[i] * 10 * Math.exp(slope * a);
+          SPEC.forEach((c, i) => {
+            for (const a of agreements[i]) chooser.record('g', c, cost(i, a), a);
+          });
+          chooser.record('g', PP, ppMs);
+          chooser.record('g', PP, ppMs);
+          const ref = chooser.adjustment('g')!.agreement;
+          const truth = [...SPEC.map((_, i) => cost(i, ref)), ppMs];
+          const best = truth.indexOf(Math.min(...truth));
+          const picked = chooser.choose('g');
+          const got =
+            truth[
+              [...SPEC, PP].findIndex((c) => c.method === picked.method && c.width === picked.width)
+            ];
+          return got <= truth[best] * (1 + 1e-9);
         },
       ),
     );

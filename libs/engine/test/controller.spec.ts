@@ -6,6 +6,7 @@ import { jest } from '@jest/globals';
 import fc from 'fast-check';
 import type { ShardOutput, TreeBatch } from '@pipedec/model';
 import {
+  draftAgreement,
   EngineError,
   generatePipeDec,
   inFlightWindow,
@@ -150,6 +151,34 @@ describe('PipeDec controller on the toy model', () => {
     expect(s.stageBusyMs).toHaveLength(stages);
     expect(s.stagePositions.every((p) => p > 0)).toBe(true);
     expect(s.simulatedMs).toBeGreaterThan(0);
+  });
+
+  it("draft agreement: the share of committed tokens that were the draft's first proposal, for any tree", async () => {
+    const req = { requestId: 'a', prompt: [5, 6, 7], maxTokens: 24, prefillChunk: 4 };
+    const perfect = rig(4, 0);
+    expect(draftAgreement((await runMethod(perfect, { method: 'pp' }, req)).stats)).toBeUndefined();
+    for (const m of [
+      { method: 'pipedec', width: 2 },
+      { method: 'stpp', depth: 3, branching: 2, budget: 6 },
+    ] as const) {
+      expect(draftAgreement((await runMethod(perfect, m, req)).stats)).toBe(1);
+    }
+    // A draft wrong half the time: every shape sees about the same agreement, well inside (0, 1).
+    const noisy = rig(4, 0.5);
+    const seen = [];
+    for (const m of [
+      { method: 'pipedec', width: 1 },
+      { method: 'pipedec', width: 4 },
+      { method: 'stpp', depth: 3, branching: 1, budget: 3 },
+      { method: 'stpp', depth: 4, branching: 4, budget: 16 },
+    ] as const) {
+      const s = (await runMethod(noisy, m, req)).stats;
+      expect(s.firstProposalChecks).toBeGreaterThan(10);
+      seen.push(draftAgreement(s)!);
+    }
+    expect(Math.min(...seen)).toBeGreaterThan(0.2);
+    expect(Math.max(...seen)).toBeLessThan(0.8);
+    expect(Math.max(...seen) - Math.min(...seen)).toBeLessThan(0.25);
   });
 
   it('emits one event per output token with its timestep and text', async () => {

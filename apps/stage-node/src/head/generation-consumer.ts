@@ -22,6 +22,7 @@ import {
 import {
   decodeMsPerToken,
   defaultAutoCandidates,
+  draftAgreement,
   MethodChooser,
   requestClass,
   type FinishReason,
@@ -390,7 +391,7 @@ export class GenerationConsumer {
           (c) => c.method === d.method && c.width === d.width && c.depth === d.depth,
         )
       ) {
-        chooser.record(cls, d, ms);
+        chooser.record(cls, d, ms, draftAgreement(result.stats));
       }
     }
   }
@@ -431,7 +432,7 @@ export class GenerationConsumer {
         this.pipeline.takeStats(result.requestId);
         return result;
       },
-      (cls, c, ms) => this.chooser(0).record(cls, c, ms),
+      (cls, c, ms, agreement) => this.chooser(0).record(cls, c, ms, agreement),
       (line) => this.log.log(line),
     );
   }

@@ -22,7 +22,7 @@ import type {
   GenerateResult,
   SamplingParams,
 } from '@pipedec/engine';
-import { decodeMsPerToken, requestClass } from '@pipedec/engine';
+import { decodeMsPerToken, draftAgreement, requestClass } from '@pipedec/engine';
 
 export type WarmUpState = 'off' | 'waiting' | 'running' | 'done' | 'aborted';
 
@@ -85,6 +85,7 @@ export class PipelineWarmUp {
       cls: string,
       c: AutoCandidate,
       msPerToken: number,
+      agreement?: number,
     ) => void = () => {},
     private readonly log: (line: string) => void = () => {},
   ) {
@@ -140,7 +141,12 @@ export class PipelineWarmUp {
             s.lastMsPerToken = ms;
           }
           if (s.tokens * 2 >= target) {
-            this.measured(requestClass(sampling, sampling.acceptance), candidate, ms);
+            this.measured(
+              requestClass(sampling, sampling.acceptance),
+              candidate,
+              ms,
+              draftAgreement(result.stats),
+            );
           }
         }
         if (s.tokens - logged >= target / 4 || s.tokens >= target) {
