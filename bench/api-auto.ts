@@ -56,6 +56,15 @@ export interface AutoRow {
   autoChoices: Record<string, number>;
   /** auto's requests chosen to measure a candidate ('explore', 'untried'), not by speed. */
   autoExplored: number;
+  /** auto's requests that ran what the fastest fixed method ran (method and width). */
+  autoRanFastest: number;
+  /**
+   * The measurement's own spread: the geometric mean of auto's ms/token over the fixed
+   * method's on the same prompt in the same round, over auto's requests that ran exactly a
+   * fixed method (any of them). 1 would be a noiseless host; the target's 5% is of its order.
+   */
+  sameMethodPaired: number;
+  sameMethodPairs: number;
   requests: number;
 }
 
@@ -110,8 +119,9 @@ export async function measureAuto(
             const r = await streamed(o, text, method, temperature);
             if (r.at.length < 8) continue; // too short to time its decoding
             const msPerToken = (r.at[r.at.length - 1] - r.at[0]) / (r.at.length - 1);
-            const { chosen, reason } =
-              method === 'auto' ? await chosenMethod(o, r.requestId) : { chosen: method };
+            // Fixed methods too: what ran (their width is the API's default) is what auto's
+            // choice is compared with.
+            const { chosen, reason } = await chosenMethod(o, r.requestId);
             samples.push({
               set: set.name,
               temperature,
@@ -121,7 +131,7 @@ export async function measureAuto(
               msPerToken,
               chunks: r.at.length,
               chosen,
-              ...(reason === undefined ? {} : { reason }),
+              ...(reason === undefined || method !== 'auto' ? {} : { reason }),
             });
           }
         }
@@ -156,6 +166,8 @@ export async function measureAuto(
         autoChoices,
         autoExplored: of('auto').filter((s) => s.reason !== undefined && s.reason !== 'fastest')
           .length,
+        autoRanFastest: of('auto').filter((s) => s.chosen === of(fastestFixed)[0]?.chosen).length,
+        ...sameMethod(of('auto'), [...of('pp'), ...of('stpp'), ...of('pipedec')]),
         requests: AUTO_METHODS.reduce((n, m) => n + of(m).length, 0),
       });
     }
@@ -171,10 +183,10 @@ export function autoTable(
   const out = [
     `## (d) auto against the fixed methods`,
     '',
-    `npm start's pipeline (4 stages, warmed up as the service starts), ${opts.prompts} prompts per set x ${opts.rounds} rounds, ${opts.maxTokens} tokens, streamed through POST /v1/completions, the four interleaved. Decode ms/token as the client saw it (medians). Target: auto <= ${AUTO_TARGET}x the fastest fixed method on every set. auto / fastest is the ratio of the medians; paired is the geometric mean of auto's ms/token over the fastest fixed method's on the same prompt in the same round (the set's two prompts decode at different speeds, which the pairs cancel).`,
+    `npm start's pipeline (4 stages, warmed up as the service starts), ${opts.prompts} prompts per set x ${opts.rounds} rounds, ${opts.maxTokens} tokens, streamed through POST /v1/completions, the four interleaved. Decode ms/token as the client saw it (medians). Target: auto <= ${AUTO_TARGET}x the fastest fixed method on every set. auto / fastest is the ratio of the medians; paired is the geometric mean of auto's ms/token over the fastest fixed method's on the same prompt in the same round (the set's two prompts decode at different speeds, which the pairs cancel). ran fastest: auto's requests that ran what the fastest fixed method ran (method and width). same method twice: the paired ratio over auto's requests that ran exactly what a fixed request of the same prompt and round ran, i.e. what this host's noise alone gives.`,
     '',
-    '| set | temperature | pp | stpp | pipedec | auto | fastest fixed | **auto / fastest** | **paired** | auto chose |',
-    '|---|---|---|---|---|---|---|---|---|---|',
+    '| set | temperature | pp | stpp | pipedec | auto | fastest fixed | **auto / fastest** | **paired** | auto chose | ran fastest | same method twice |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|',
   ];
   for (const r of rows) {
     const met = (x: number) => (x <= AUTO_TARGET ? 'met' : 'not met');
@@ -183,10 +195,28 @@ export function autoTable(
         .map(([k, v]) => `${k} ${v}`)
         .join(', ') + (r.autoExplored > 0 ? ` (${r.autoExplored} to measure, not by speed)` : '');
     out.push(
-      `| ${r.set} | ${r.temperature} | ${f(r.msPerToken.pp)} | ${f(r.msPerToken.stpp)} | ${f(r.msPerToken.pipedec)} | ${f(r.msPerToken.auto)} | ${r.fastestFixed} | **${f(r.autoOverFastest)}x** (${met(r.autoOverFastest)}) | **${f(r.autoOverFastestPaired)}x** (${met(r.autoOverFastestPaired)}, ${r.pairs} pairs) | ${chose} |`,
+      `| ${r.set} | ${r.temperature} | ${f(r.msPerToken.pp)} | ${f(r.msPerToken.stpp)} | ${f(r.msPerToken.pipedec)} | ${f(r.msPerToken.auto)} | ${r.fastestFixed} | **${f(r.autoOverFastest)}x** (${met(r.autoOverFastest)}) | **${f(r.autoOverFastestPaired)}x** (${met(r.autoOverFastestPaired)}, ${r.pairs} pairs) | ${chose} | ${r.autoRanFastest}/${r.autoChoices ? Object.values(r.autoChoices).reduce((a, b) => a + b, 0) : 0} | ${f(r.sameMethodPaired)}x (${r.sameMethodPairs} pairs) |`,
     );
   }
   return out.join('\n');
+}
+
+/** Geometric mean of auto over the fixed request that ran what it ran, same prompt and round. */
+function sameMethod(
+  auto: AutoSample[],
+  fixed: AutoSample[],
+): { sameMethodPaired: number; sameMethodPairs: number } {
+  let logSum = 0;
+  let pairs = 0;
+  for (const x of auto) {
+    const y = fixed.find(
+      (s) => s.chosen === x.chosen && s.prompt === x.prompt && s.round === x.round,
+    );
+    if (!y) continue;
+    logSum += Math.log(x.msPerToken / y.msPerToken);
+    pairs++;
+  }
+  return { sameMethodPaired: pairs > 0 ? Math.exp(logSum / pairs) : NaN, sameMethodPairs: pairs };
 }
 
 /** Geometric mean of a / b over the samples of the same prompt and round. */

@@ -89,6 +89,13 @@ describe('API with real stage processes', () => {
       expect(tried.filter((c) => `${c.method}/${c.width}` === m)).toHaveLength(2);
     }
     expect(choices[10].reason).toBe('fastest');
+    // It shows what it weighed: every candidate's estimate, the one it ran the lowest.
+    const weighed = (choices[10] as unknown as { estimates: Record<string, number> }).estimates;
+    expect(Object.keys(weighed).sort()).toEqual(
+      ['pipedec/w2', 'pipedec/w4', 'pp', 'stpp/w2', 'stpp/w4'].sort(),
+    );
+    const ran = choices[10].method === 'pp' ? 'pp' : `${choices[10].method}/w${choices[10].width}`;
+    expect(weighed[ran]).toBe(Math.min(...Object.values(weighed)));
     expect(choices.find((c) => c.method === 'pp')?.width).toBe(1);
   }, 180_000);
 

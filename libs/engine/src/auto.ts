@@ -25,7 +25,12 @@
 //      fastest slows down (the change that makes another method win slows it: longer hops
 //      slow PP and STPP most), the others come within the band and are re-measured;
 //   3. fastest: otherwise the lowest estimate from the last `window` measurements: their
-//      median, for a speculative candidate at the class's reference draft agreement (below).
+//      median, for a speculative candidate averaged over the class's recent draft
+//      agreements (below). The candidate chosen last time stays unless another's estimate
+//      is `switchMargin` (5%) lower: one request's time per token varies by 30% on this
+//      host, so a candidate measured a few times would otherwise win now and then by luck
+//      (bench:api (d): STPP at width 4, 1.25x slower than width 2, chose 8 of 48 greedy
+//      requests that way).
 // Deterministic: the same sequence of choose/record calls gives the same choices (tests rely
 // on it; no clock, no randomness). Output is lossless whatever is chosen: every candidate
 // produces exactly the target's tokens.
@@ -38,13 +43,18 @@
 // width 4 on scripture, 1.40x slower than width 2, because its few samples were easy ones.
 // So each speculative measurement comes with the request's draft agreement a (the share of
 // committed tokens that were the draft's first proposal, stats.ts; it does not depend on the
-// tree's shape), and speculative candidates are compared at the same agreement:
+// tree's shape), and speculative candidates are compared over the same agreements:
 //
 //   ln(ms/token) = level(candidate) + slope * a      (one slope, fitted within candidates)
-//   estimate(c)  = median over c's samples of ms * exp(slope * (aRef - a))
+//   level(c)     = ln of the median over c's samples of ms * exp(-slope * a)
+//   estimate(c)  = exp(level(c)) * mean over recent agreements r of exp(slope * r)
 //
-// aRef is the median agreement of the class's recent speculative requests; PP drafts nothing
-// and is compared by its plain median. The slope is the pooled within-candidate least-squares
+// The recent agreements are those of the class's last `referenceWindow` speculative requests,
+// whichever method ran them: what the next request may be. Averaging over them, not taking
+// their median, is what a request of unknown difficulty costs on average; a method whose speed
+// swings with the draft's luck pays for the swing (at temperature 1 STPP beat PP on scripture
+// and lost to it by 1.2x on quotes and code). PP drafts nothing and is compared by its plain
+// median. The slope is the pooled within-candidate least-squares
 // slope (each candidate's samples about its own mean), so which requests went to which
 // candidate does not bias it; it is clamped to <= 0 (better drafts never slow a method down)
 // and taken as 0 while the agreements seen spread too little to fit it.
@@ -68,11 +78,13 @@ export interface MethodChooserOptions {
   candidates: readonly AutoCandidate[];
   minSamples?: number; // default 2
   window?: number; // measurements kept per candidate and class, default 8
-  /** Recent speculative agreements per class that aRef is the median of, default 16. */
+  /** Recent speculative agreements per class that estimates average over, default 16. */
   referenceWindow?: number;
   exploreEvery?: number; // default 16
   /** Only candidates estimated at most this many times the fastest's are explored, default 1.5. */
   exploreWithin?: number;
+  /** How much lower (a fraction) an estimate must be to replace the last choice, default 0.05. */
+  switchMargin?: number;
 }
 
 /** The class a request's measurements are kept under. */
@@ -112,6 +124,7 @@ interface ClassState {
   chosen: number;
   tracks: Map<string, Track>;
   agreements: number[]; // the class's recent speculative agreements, newest last
+  lastChoice?: string; // key of the last candidate chosen as the fastest
 }
 
 /** Below this spread of agreements (sum of squares about the candidates' means) no slope. */
@@ -123,6 +136,7 @@ export class MethodChooser {
   private readonly referenceWindow: number;
   private readonly exploreEvery: number;
   private readonly exploreWithin: number;
+  private readonly switchMargin: number;
   private readonly classes = new Map<string, ClassState>();
 
   constructor(private readonly opts: MethodChooserOptions) {
@@ -132,6 +146,7 @@ export class MethodChooser {
     this.referenceWindow = opts.referenceWindow ?? 16;
     this.exploreEvery = opts.exploreEvery ?? 16;
     this.exploreWithin = opts.exploreWithin ?? 1.5;
+    this.switchMargin = opts.switchMargin ?? 0.05;
   }
 
   get candidates(): readonly AutoCandidate[] {
@@ -147,13 +162,18 @@ export class MethodChooser {
     const untried = pool.find((c) => (track(c)?.samples.length ?? 0) < this.minSamples);
     if (untried) return { ...untried, reason: 'untried' };
     const ms = pool.map((c) => this.estimate(cls, c)!);
-    const bestMs = Math.min(...ms);
-    const best = pool[ms.indexOf(bestMs)];
+    let bestMs = Math.min(...ms);
+    let best = pool[ms.indexOf(bestMs)];
+    const last = pool.findIndex((c) => key(c) === state.lastChoice);
+    if (last >= 0 && ms[last] * (1 - this.switchMargin) <= bestMs) {
+      [best, bestMs] = [pool[last], ms[last]];
+    }
     if (state.chosen % this.exploreEvery === 0) {
       const near = pool.filter((c, i) => c !== best && ms[i] <= bestMs * this.exploreWithin);
       const stalest = near.sort((a, b) => track(a)!.lastSeen - track(b)!.lastSeen)[0];
       if (stalest) return { ...stalest, reason: 'explore' };
     }
+    state.lastChoice = key(best);
     return { ...best, reason: 'fastest' };
   }
 
@@ -185,21 +205,34 @@ export class MethodChooser {
   }
 
   /**
-   * What the choice compares: the candidate's ms/token at the class's reference agreement
-   * (header), its plain median for PP or before any agreement is known; undefined before the
-   * first measurement.
+   * What the choice compares: the candidate's ms/token averaged over the class's recent draft
+   * agreements (header), its plain median for PP or before any agreement is known; undefined
+   * before the first measurement.
    */
   estimate(cls: string, c: AutoCandidate): number | undefined {
     const state = this.classes.get(cls);
     const samples = state?.tracks.get(key(c))?.samples;
     if (!state || !samples || samples.length === 0) return undefined;
     if (c.method === 'pp' || state.agreements.length === 0) return median(samples.map((x) => x.ms));
-    const ref = median(state.agreements);
     const slope = this.slope(state);
-    return median(samples.map((x) => x.ms * Math.exp(slope * (ref - (x.agreement ?? ref)))));
+    const ref = median(state.agreements); // stands for the agreement a sample did not report
+    const level = median(samples.map((x) => x.ms * Math.exp(-slope * (x.agreement ?? ref))));
+    const spread =
+      state.agreements.reduce((sum, r) => sum + Math.exp(slope * r), 0) / state.agreements.length;
+    return level * spread;
   }
 
-  /** The agreement reference and slope of a class (for reports), undefined before any. */
+  /** Every candidate's estimate in a class (key "method/wN"), for logs and reports. */
+  estimates(cls: string): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const c of this.opts.candidates) {
+      const ms = this.estimate(cls, c);
+      if (ms !== undefined) out[c.method === 'pp' ? 'pp' : `${c.method}/w${c.width}`] = ms;
+    }
+    return out;
+  }
+
+  /** The median recent agreement and the slope of a class (for reports), undefined before any. */
   adjustment(cls: string): { agreement: number; slope: number } | undefined {
     const state = this.classes.get(cls);
     if (!state || state.agreements.length === 0) return undefined;

@@ -146,6 +146,28 @@ describe('MethodChooser', () => {
     expect(chooser.adjustment('greedy')!.slope).toBeCloseTo(-2.5, 9);
   });
 
+  it('prefers a steady method to one equal at the median difficulty but slower on average', () => {
+    const W2: AutoCandidate = { method: 'stpp', width: 2, depth: 4 };
+    const chooser = new MethodChooser({ candidates: [W2, PP], minSamples: 2 });
+    const stpp = (a: number) => 20 * Math.exp(-2.5 * a); // 7.36, 4.46, 2.71
+    for (const a of [0.4, 0.6, 0.8]) chooser.record('sampled', W2, stpp(a), a);
+    for (const ms of [4.6, 4.6]) chooser.record('sampled', PP, ms);
+    expect(stpp(chooser.adjustment('sampled')!.agreement)).toBeLessThan(4.6);
+    expect(chooser.estimate('sampled', W2)).toBeCloseTo((stpp(0.4) + stpp(0.6) + stpp(0.8)) / 3, 9);
+    expect(chooser.choose('sampled').method).toBe('pp');
+  });
+
+  it('keeps its last choice unless another is switchMargin faster', () => {
+    const chooser = new MethodChooser({ candidates: [PIPEDEC, PP], minSamples: 1 });
+    chooser.record('greedy', PIPEDEC, 4);
+    chooser.record('greedy', PP, 4.2);
+    expect(chooser.choose('greedy').method).toBe('pipedec');
+    chooser.record('greedy', PP, 3.6); // PP's median 3.9: 2.5% lower, within the margin
+    expect(chooser.choose('greedy').method).toBe('pipedec');
+    chooser.record('greedy', PP, 3.4); // median 3.6: 10% lower
+    expect(chooser.choose('greedy').method).toBe('pp');
+  });
+
   it('without agreements (or too little spread in them) compares plain medians', () => {
     const chooser = new MethodChooser({ candidates: [PIPEDEC, STPP], minSamples: 2 });
     for (const ms of [3, 3.2]) chooser.record('greedy', PIPEDEC, ms, 0.8);
@@ -158,7 +180,7 @@ describe('MethodChooser', () => {
     expect(chooser.adjustment('greedy')!.agreement).toBeCloseTo(0.805, 9);
   });
 
-  it('property: whichever requests fed which candidate, it picks the fastest at the reference agreement', () => {
+  it('property: whichever requests fed which candidate, it picks the fastest on average over the agreements seen', () => {
     const SPEC = [PIPEDEC, STPP, { method: 'stpp', width: 2, depth: 4 } as AutoCandidate];
     fc.assert(
       fc.property(
@@ -172,15 +194,21 @@ describe('MethodChooser', () => {
         (levels, ppMs, slope, agreements) => {
           // One candidate's requests spread enough to fit the slope; the others' may be alike.
           agreements[0] = [0.4, 0.9, ...agreements[0]];
-          const chooser = new MethodChooser({ candidates: [...SPEC, PP], window: 10 });
+          const chooser = new MethodChooser({
+            candidates: [...SPEC, PP],
+            window: 10,
+            referenceWindow: 100,
+          });
           const cost = (i: number, a: number) => levels[i] * 10 * Math.exp(slope * a);
           SPEC.forEach((c, i) => {
             for (const a of agreements[i]) chooser.record('g', c, cost(i, a), a);
           });
           chooser.record('g', PP, ppMs);
           chooser.record('g', PP, ppMs);
-          const ref = chooser.adjustment('g')!.agreement;
-          const truth = [...SPEC.map((_, i) => cost(i, ref)), ppMs];
+          // What a request costs on average over the difficulties seen.
+          const seen = agreements.flat();
+          const mean = (i: number) => seen.reduce((a, r) => a + cost(i, r), 0) / seen.length;
+          const truth = [...SPEC.map((_, i) => mean(i)), ppMs];
           const best = truth.indexOf(Math.min(...truth));
           const picked = chooser.choose('g');
           const got =

@@ -371,8 +371,18 @@ export class GenerationConsumer {
         acceptance,
       };
     }
-    const c = this.chooser(job.width).choose(requestClass(job.sampling, acceptance));
-    return { method: c.method, width: c.width, depth: c.depth, reason: c.reason, acceptance };
+    const cls = requestClass(job.sampling, acceptance);
+    const chooser = this.chooser(job.width);
+    const c = chooser.choose(cls);
+    const estimates = chooser.estimates(cls); // what it weighed, for whoever asks why
+    return {
+      method: c.method,
+      width: c.width,
+      depth: c.depth,
+      reason: c.reason,
+      acceptance,
+      ...(Object.keys(estimates).length > 0 ? { estimates } : {}),
+    };
   }
 
   /**
