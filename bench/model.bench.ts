@@ -2,7 +2,8 @@
 // of new positions and versus past length, on the demo target's 4-stage shard sizes, plus the
 // runtime's per-call overhead (one position, one layer). Prints markdown tables and writes
 // bench/results/model.json. Medians over repeated runs; one runtime thread by default, since
-// the development machines are shared (pass --threads N to change it).
+// the development machines are shared (pass --threads N to change it, and --out FILE to keep
+// bench/results/model.json as it is).
 //
 // "Several requests per call" (the joint table): R sequences of one stage, each with a past
 // of 256 rows and n new rows (or, "mixed", every other one with 1 row), computed as R forward
@@ -32,6 +33,7 @@ const { values: args } = parseArgs({
     threads: { type: 'string', default: '1' },
     repeats: { type: 'string', default: '60' },
     only: { type: 'string' },
+    out: { type: 'string', default: 'bench/results/model.json' },
   },
 });
 const THREADS = Number(args.threads);
@@ -486,7 +488,7 @@ async function main(): Promise<void> {
     console.log(table(overhead, 'Per-call overhead: one position, one layer') + '\n');
     await mkdir(path.join(ROOT, 'bench', 'results'), { recursive: true });
     await writeFile(
-      path.join(ROOT, 'bench', 'results', 'model.json'),
+      path.resolve(ROOT, args.out),
       JSON.stringify(
         { meta, vsNewPositions: vsN, vsPast, perCallOverhead: overhead, joint },
         null,
