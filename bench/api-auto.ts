@@ -156,18 +156,23 @@ export async function measureAuto(
       const fastestFixed = fixed.reduce((a, b) => (msPerToken[b] < msPerToken[a] ? b : a));
       const autoChoices: Record<string, number> = {};
       for (const s of of('auto')) autoChoices[s.chosen] = (autoChoices[s.chosen] ?? 0) + 1;
+      const vsFastest = paired(of('auto'), of(fastestFixed));
+      // Auto's requests against the fixed request that ran exactly what each ran.
+      const twice = paired(of('auto'), [...of('pp'), ...of('stpp'), ...of('pipedec')], true);
       rows.push({
         set: set.name,
         temperature,
         msPerToken,
         fastestFixed,
         autoOverFastest: msPerToken.auto / msPerToken[fastestFixed],
-        ...paired(of('auto'), of(fastestFixed)),
+        autoOverFastestPaired: vsFastest.ratio,
+        pairs: vsFastest.pairs,
         autoChoices,
         autoExplored: of('auto').filter((s) => s.reason !== undefined && s.reason !== 'fastest')
           .length,
         autoRanFastest: of('auto').filter((s) => s.chosen === of(fastestFixed)[0]?.chosen).length,
-        ...sameMethod(of('auto'), [...of('pp'), ...of('stpp'), ...of('pipedec')]),
+        sameMethodPaired: twice.ratio,
+        sameMethodPairs: twice.pairs,
         requests: AUTO_METHODS.reduce((n, m) => n + of(m).length, 0),
       });
     }
@@ -201,38 +206,26 @@ export function autoTable(
   return out.join('\n');
 }
 
-/** Geometric mean of auto over the fixed request that ran what it ran, same prompt and round. */
-function sameMethod(
-  auto: AutoSample[],
-  fixed: AutoSample[],
-): { sameMethodPaired: number; sameMethodPairs: number } {
+/**
+ * Geometric mean of a's ms/token over b's, each sample of a paired with the first of b that
+ * ran the same prompt in the same round (and, with `sameRun`, ran what it ran).
+ */
+function paired(
+  a: AutoSample[],
+  b: AutoSample[],
+  sameRun = false,
+): { ratio: number; pairs: number } {
   let logSum = 0;
   let pairs = 0;
-  for (const x of auto) {
-    const y = fixed.find(
-      (s) => s.chosen === x.chosen && s.prompt === x.prompt && s.round === x.round,
+  for (const x of a) {
+    const y = b.find(
+      (s) => s.prompt === x.prompt && s.round === x.round && (!sameRun || s.chosen === x.chosen),
     );
     if (!y) continue;
     logSum += Math.log(x.msPerToken / y.msPerToken);
     pairs++;
   }
-  return { sameMethodPaired: pairs > 0 ? Math.exp(logSum / pairs) : NaN, sameMethodPairs: pairs };
-}
-
-/** Geometric mean of a / b over the samples of the same prompt and round. */
-function paired(
-  a: AutoSample[],
-  b: AutoSample[],
-): { autoOverFastestPaired: number; pairs: number } {
-  let logSum = 0;
-  let pairs = 0;
-  for (const x of a) {
-    const y = b.find((s) => s.prompt === x.prompt && s.round === x.round);
-    if (!y) continue;
-    logSum += Math.log(x.msPerToken / y.msPerToken);
-    pairs++;
-  }
-  return { autoOverFastestPaired: pairs > 0 ? Math.exp(logSum / pairs) : NaN, pairs };
+  return { ratio: pairs > 0 ? Math.exp(logSum / pairs) : NaN, pairs };
 }
 
 function median(xs: number[]): number {

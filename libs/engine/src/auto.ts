@@ -10,7 +10,7 @@
 // (greedy vs sampled: speculation pays off less when the target's distribution is wide).
 //
 //   class "greedy":   pp  [6.2 6.3 6.1]   stpp [4.8 4.9 4.7]   pipedec [6.0 6.1 5.9]
-//                                         ^ median lowest: chosen
+//                                         ^ lowest estimate: chosen
 //
 // Policy, per class, in order:
 //   1. untried: a candidate with fewer than `minSamples` measurements runs next (each is
@@ -21,7 +21,8 @@
 //      followed; with the defaults that is 1 request in 16, on a candidate at most 1.5x
 //      slower. A far slower candidate is not re-measured while the fastest holds its speed:
 //      on npm start's pipeline PipeDec at width 4 sampled at 1.6x PP, and re-measuring it
-//      1 request in 16 cost auto 6% of its paired ratio to PP (bench:api (d)). When the
+//      1 request in 16 alone added 3% (1.6^(1/16)) to auto's paired ratio to PP (bench:api
+//      (d)), where the target is 5%. When the
 //      fastest slows down (the change that makes another method win slows it: longer hops
 //      slow PP and STPP most), the others come within the band and are re-measured;
 //   3. fastest: otherwise the lowest estimate from the last `window` measurements: their
@@ -29,8 +30,8 @@
 //      agreements (below). The candidate chosen last time stays unless another's estimate
 //      is `switchMargin` (5%) lower: one request's time per token varies by 30% on this
 //      host, so a candidate measured a few times would otherwise win now and then by luck
-//      (bench:api (d): STPP at width 4, 1.25x slower than width 2, chose 8 of 48 greedy
-//      requests that way).
+//      (bench:api (d): STPP at width 4, 1.25x slower than width 2, won a few greedy requests
+//      of every prompt set that way).
 // Deterministic: the same sequence of choose/record calls gives the same choices (tests rely
 // on it; no clock, no randomness). Output is lossless whatever is chosen: every candidate
 // produces exactly the target's tokens.
@@ -54,10 +55,11 @@
 // their median, is what a request of unknown difficulty costs on average; a method whose speed
 // swings with the draft's luck pays for the swing (at temperature 1 STPP beat PP on scripture
 // and lost to it by 1.2x on quotes and code). PP drafts nothing and is compared by its plain
-// median. The slope is the pooled within-candidate least-squares
-// slope (each candidate's samples about its own mean), so which requests went to which
-// candidate does not bias it; it is clamped to <= 0 (better drafts never slow a method down)
-// and taken as 0 while the agreements seen spread too little to fit it.
+// median. The slope is the pooled within-candidate least-squares slope (each candidate's
+// samples about its own mean), so which requests went to which candidate does not bias it; it
+// is clamped to <= 0 (better drafts never slow a method down) and taken as 0 while the
+// agreements seen spread too little to fit it. One request's agreement over 64 tokens is
+// itself noisy, which flattens the fitted slope, so the correction is partial.
 import type { Method } from './stats.js';
 
 export type AutoMethod = Exclude<Method, 'ar'>;
