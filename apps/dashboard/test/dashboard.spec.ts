@@ -351,7 +351,7 @@ describe('dashboard end to end', () => {
     await page.getByTestId('bill-total').waitFor();
   });
 
-  it('runs the three methods side by side, with the same greedy output', async () => {
+  it('runs the methods and auto side by side, with the same greedy output', async () => {
     await gotoOk('/playground');
     await page.getByRole('combobox', { name: /^Key\b/ }).selectOption(keyId);
     await page.getByLabel('Model').fill(MODEL_NAME);
@@ -359,8 +359,9 @@ describe('dashboard end to end', () => {
     await page.getByLabel('Prompt').fill('Side by side');
     await page.getByRole('checkbox', { name: 'stpp', exact: true }).check();
     await page.getByRole('checkbox', { name: 'pp', exact: true }).check();
-    await page.getByRole('button', { name: 'Send with 3 methods' }).click();
-    for (const m of ['pipedec', 'stpp', 'pp']) {
+    await page.getByRole('checkbox', { name: 'auto', exact: true }).check();
+    await page.getByRole('button', { name: 'Send with 4 methods' }).click();
+    for (const m of ['pipedec', 'stpp', 'pp', 'auto']) {
       await page
         .locator(`tr[data-method="${m}"]`)
         .getByText('done', { exact: true })
@@ -368,7 +369,7 @@ describe('dashboard end to end', () => {
     }
     // Speculation is lossless: at temperature 0 every method commits the same tokens.
     const outputs = await Promise.all(
-      ['pipedec', 'stpp', 'pp'].map((m) => page.getByTestId(`output-${m}`).textContent()),
+      ['pipedec', 'stpp', 'pp', 'auto'].map((m) => page.getByTestId(`output-${m}`).textContent()),
     );
     expect(outputs[0]).not.toBe('');
     expect(new Set(outputs).size).toBe(1);
@@ -377,7 +378,7 @@ describe('dashboard end to end', () => {
     const requests3 = await stack.prisma.generationRequest.findMany({
       where: { tenantId },
       orderBy: { queuedAt: 'desc' },
-      take: 3,
+      take: 4,
     });
     for (const m of ['pipedec', 'stpp', 'pp'] as const) {
       const row = requests3.find((r) => r.method === m)!;
@@ -405,6 +406,24 @@ describe('dashboard end to end', () => {
       );
       expect(await cell('same').textContent()).toBe('yes');
     }
+    // auto decoded with one of them and shows what it weighed: the head's estimate per
+    // candidate as the job recorded it, the one it ran named.
+    const auto = requests3.find((r) => r.method === 'auto')!;
+    const decoding = auto.decoding as {
+      method: string;
+      width: number;
+      estimates?: Record<string, number>;
+    };
+    await waitForText(page.getByTestId('decoded-auto'), decoding.method);
+    const ran = decoding.method === 'pp' ? 'pp' : `${decoding.method}/w${decoding.width}`;
+    expect(await page.getByTestId('auto-ran').textContent()).toBe(ran);
+    const estimates = Object.entries(decoding.estimates ?? {});
+    expect(estimates.length).toBeGreaterThanOrEqual(3); // the three fixed runs above fed it
+    for (const [candidate, ms] of estimates) {
+      expect(await page.getByTestId(`weighed-${candidate}`).textContent()).toBe(
+        `${ms.toFixed(2)} ms/token`,
+      );
+    }
     await page.getByText(HIT_RATE_DEFINITION).waitFor();
     await page.getByText(TIME_SPLIT_DEFINITION).waitFor();
     await screenshot(page, '05b-playground-methods');
@@ -413,7 +432,7 @@ describe('dashboard end to end', () => {
       orderBy: { queuedAt: 'asc' },
     });
     // One after another, so that no run waits in the queue behind another.
-    expect(requests.slice(1).map((r) => r.method)).toEqual(['pipedec', 'stpp', 'pp']);
+    expect(requests.slice(1).map((r) => r.method)).toEqual(['pipedec', 'stpp', 'pp', 'auto']);
   });
 
   it('shows the pipeline live over socket.io, with utilisation measured by the stages', async () => {
@@ -762,8 +781,8 @@ describe('dashboard end to end', () => {
     expect(said).not.toMatch(/\/admin\/|Request failed with status|POST /);
     await screenshot(playground, '10-playground-refused');
     await playground.close();
-    // The playground's five, and the one the overview's auto-refresh saw arrive.
-    expect(await stack.prisma.generationRequest.count({ where: { tenantId } })).toBe(6);
+    // The playground's six, and the one the overview's auto-refresh saw arrive.
+    expect(await stack.prisma.generationRequest.count({ where: { tenantId } })).toBe(7);
   });
 
   it('sends an ended session to the login, and signs out', async () => {

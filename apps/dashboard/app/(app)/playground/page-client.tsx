@@ -39,6 +39,7 @@ const METHOD_LABEL: Record<PlaygroundMethod, string> = {
   pipedec: 'PipeDec (dynamic tree)',
   stpp: 'STPP (static tree)',
   pp: 'PP (plain pipeline)',
+  auto: 'auto (the fastest measured here)',
 };
 
 export function PlaygroundClient({ choices }: { choices: KeyChoice[] }) {
@@ -349,6 +350,9 @@ export function PlaygroundClient({ choices }: { choices: KeyChoice[] }) {
               </tbody>
             </table>
           </div>
+          {runs.map((r) =>
+            r.stats?.estimates ? <AutoWeighed key={`weighed-${r.method}`} stats={r.stats} /> : null,
+          )}
           <div className="outputs" style={{ marginTop: '1rem' }}>
             {runs.map((r) => (
               <section key={r.method} aria-labelledby={`out-${r.method}`}>
@@ -376,6 +380,50 @@ export function PlaygroundClient({ choices }: { choices: KeyChoice[] }) {
         </>
       )}
     </>
+  );
+}
+
+/**
+ * What auto weighed for its run: each candidate's decode time per token as the pipeline's head
+ * estimated it when choosing (libs/engine auto.ts), as bars, shortest first; the one it ran is
+ * marked. An explored or untried candidate is run to measure it, not because it was fastest.
+ */
+function AutoWeighed({ stats }: { stats: RunStats }) {
+  const entries = Object.entries(stats.estimates ?? {}).sort((a, b) => a[1] - b[1]);
+  const longest = Math.max(...entries.map(([, ms]) => ms));
+  const ran = stats.method === 'pp' ? 'pp' : `${stats.method}/w${stats.width}`;
+  return (
+    <section aria-labelledby="auto-weighed" style={{ marginTop: '1rem' }}>
+      <h3 id="auto-weighed" style={{ margin: '0 0 0.3rem' }}>
+        What auto weighed
+      </h3>
+      <p className="small muted">
+        Decode time per token each method is estimated to take on this pipeline, measured on the
+        requests it served (speculative ones compared over the same draft agreement). auto ran{' '}
+        <strong data-testid="auto-ran">{ran}</strong>
+        {stats.reason === 'fastest' ? ', the fastest.' : ` (${stats.reason}: to measure it).`}
+      </p>
+      <table aria-label="What auto weighed" className="weighed">
+        <tbody>
+          {entries.map(([candidate, ms]) => (
+            <tr key={candidate} data-candidate={candidate}>
+              <th scope="row">{candidate === ran ? <strong>{candidate}</strong> : candidate}</th>
+              <td style={{ width: '60%' }}>
+                <div className="quota-track" aria-hidden="true">
+                  <div
+                    className="quota-fill"
+                    style={{ width: `${((ms / longest) * 100).toFixed(1)}%` }}
+                  />
+                </div>
+              </td>
+              <td className="num" data-testid={`weighed-${candidate}`}>
+                {ms.toFixed(2)} ms/token
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </section>
   );
 }
 

@@ -3,7 +3,7 @@
 // after its one-time display at creation.
 import { z } from 'zod';
 
-export const PLAYGROUND_METHODS = ['pipedec', 'stpp', 'pp'] as const;
+export const PLAYGROUND_METHODS = ['pipedec', 'stpp', 'pp', 'auto'] as const;
 export type PlaygroundMethod = (typeof PLAYGROUND_METHODS)[number];
 
 export const playgroundRequestSchema = z
@@ -18,7 +18,7 @@ export const playgroundRequestSchema = z
       .string()
       .min(1, { error: 'Write a prompt.' })
       .max(20_000, { error: 'The prompt must be at most 20,000 characters.' }),
-    method: z.enum(PLAYGROUND_METHODS, { error: 'Pick pipedec, stpp or pp.' }),
+    method: z.enum(PLAYGROUND_METHODS, { error: 'Pick pipedec, stpp, pp or auto.' }),
     maxTokens: z
       .number({ error: 'Max tokens must be a whole number from 1 to 4096.' })
       .int({ error: 'Max tokens must be a whole number from 1 to 4096.' })

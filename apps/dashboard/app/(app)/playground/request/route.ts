@@ -1,5 +1,5 @@
 // GET /playground/request?tenant=&id=: a finished playground run's statistics (decoding
-// method used, timesteps, tokens per timestep, hit rate, time split, tokens) from the API, for
+// method used, and for auto what it weighed; timesteps, tokens per timestep, hit rate, time split, tokens) from the API, for
 // the comparison table.
 import { jobStatusSchema, type TimeSplit } from '@pipedec/contracts/http';
 import { z } from 'zod';
@@ -12,6 +12,12 @@ export interface RunStats {
   status: string;
   /** The method that decoded it: the one named, or auto's choice. */
   method: string;
+  /** Its tree width (PipeDec) or per-level budget (STPP); 1 for PP; null before it started. */
+  width: number | null;
+  /** Why: "requested", or auto's reason ("fastest", "explore", "untried"). */
+  reason: string | null;
+  /** auto only: each candidate's estimated ms per token when it chose ("stpp/w2", "pp", ...). */
+  estimates: Record<string, number> | null;
   accounted: boolean;
   completionTokens: number | null;
   timesteps: number | null;
@@ -39,6 +45,9 @@ export async function GET(request: Request): Promise<Response> {
     const stats: RunStats = {
       status: r.status,
       method: r.decoding?.method ?? r.method,
+      width: r.decoding?.width ?? null,
+      reason: r.decoding?.reason ?? null,
+      estimates: r.decoding?.estimates ?? null,
       accounted: r.usage !== null,
       completionTokens: r.usage?.completion_tokens ?? null,
       timesteps: r.stats?.timesteps ?? null,
