@@ -7,6 +7,7 @@
 // GET /v1/jobs/:id. The target (#15): auto within 5% of the fastest fixed method on every
 // prompt set, i.e. auto's median ms/token <= 1.05x the best fixed method's median.
 import http from 'node:http';
+import { decodingLabel } from '@pipedec/contracts';
 import { postJson, sseData } from './api-process.js';
 
 export const AUTO_METHODS = ['pp', 'stpp', 'pipedec', 'auto'] as const;
@@ -103,7 +104,7 @@ async function chosenMethod(
   };
   const d = job.decoding;
   if (!d) return { chosen: 'unknown' };
-  return { chosen: `${d.method}${d.method === 'pp' ? '' : `/w${d.width}`}`, reason: d.reason };
+  return { chosen: decodingLabel(d), reason: d.reason };
 }
 
 export async function measureAuto(

@@ -5,6 +5,7 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
+  decodingLabel,
   ADMIN_LIVE,
   jobStatusSchema,
   liveTicketSchema,
@@ -94,7 +95,7 @@ describe('API with real stage processes', () => {
     expect(Object.keys(weighed).sort()).toEqual(
       ['pipedec/w2', 'pipedec/w4', 'pp', 'stpp/w2', 'stpp/w4'].sort(),
     );
-    const ran = choices[10].method === 'pp' ? 'pp' : `${choices[10].method}/w${choices[10].width}`;
+    const ran = decodingLabel(choices[10]);
     expect(weighed[ran]).toBe(Math.min(...Object.values(weighed)));
     expect(choices.find((c) => c.method === 'pp')?.width).toBe(1);
   }, 180_000);

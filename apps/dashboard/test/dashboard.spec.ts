@@ -7,6 +7,7 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type pw from 'playwright-core';
 import {
+  decodingLabel,
   HIT_RATE_DEFINITION,
   speculativeStatsSchema,
   TIME_SPLIT_DEFINITION,
@@ -415,7 +416,7 @@ describe('dashboard end to end', () => {
       estimates?: Record<string, number>;
     };
     await waitForText(page.getByTestId('decoded-auto'), decoding.method);
-    const ran = decoding.method === 'pp' ? 'pp' : `${decoding.method}/w${decoding.width}`;
+    const ran = decodingLabel(decoding);
     expect(await page.getByTestId('auto-ran').textContent()).toBe(ran);
     const estimates = Object.entries(decoding.estimates ?? {});
     expect(estimates.length).toBeGreaterThanOrEqual(3); // the three fixed runs above fed it

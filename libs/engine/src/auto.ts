@@ -224,12 +224,12 @@ export class MethodChooser {
     return level * spread;
   }
 
-  /** Every candidate's estimate in a class (key "method/wN"), for logs and reports. */
-  estimates(cls: string): Record<string, number> {
-    const out: Record<string, number> = {};
+  /** Every measured candidate's estimate in a class, for whoever asks why it chose. */
+  estimates(cls: string): { candidate: AutoCandidate; ms: number }[] {
+    const out: { candidate: AutoCandidate; ms: number }[] = [];
     for (const c of this.opts.candidates) {
       const ms = this.estimate(cls, c);
-      if (ms !== undefined) out[c.method === 'pp' ? 'pp' : `${c.method}/w${c.width}`] = ms;
+      if (ms !== undefined) out.push({ candidate: c, ms });
     }
     return out;
   }

@@ -16,6 +16,7 @@ import {
   queuePrefix,
   unsupportedCombination,
   type DecodingChoice,
+  decodingLabel,
   type FinishReason as JobFinishReason,
   type GenerationJob,
 } from '@pipedec/contracts';
@@ -374,14 +375,18 @@ export class GenerationConsumer {
     const cls = requestClass(job.sampling, acceptance);
     const chooser = this.chooser(job.width);
     const c = chooser.choose(cls);
-    const estimates = chooser.estimates(cls); // what it weighed, for whoever asks why
+    const weighed = chooser.estimates(cls); // what it weighed, for whoever asks why
     return {
       method: c.method,
       width: c.width,
       depth: c.depth,
       reason: c.reason,
       acceptance,
-      ...(Object.keys(estimates).length > 0 ? { estimates } : {}),
+      ...(weighed.length > 0
+        ? {
+            estimates: Object.fromEntries(weighed.map((e) => [decodingLabel(e.candidate), e.ms])),
+          }
+        : {}),
     };
   }
 

@@ -65,8 +65,9 @@
 //       u32 seq, u8 keep mode (0 all, 1 none, 2 list), 3 zero bytes, i32 upTo, u32 commit
 //       count c, u32 keep count k, i32 commit[c], i32 keep[k]. A stage applies those it has not
 //       seen before it runs the packet and passes them on with it, so a decision costs the
-//       stages no message of its own (and an idle stage no wake-up): the head broadcasts only
-//       releases. Must be understood: a stage that skipped them would compute over rows the
+//       stages no message of its own (and an idle stage no wake-up). The head carries only
+//       commit-only decisions this way; prunes and releases it broadcasts on their own
+//       (head/grpc-pipeline.ts). Must be understood: a stage that skipped them would compute over rows the
 //       head had already pruned.
 //
 // Every length is checked against the bytes actually there before any view is made, so a

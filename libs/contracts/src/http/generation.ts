@@ -11,6 +11,11 @@ import {
   MAX_TREE_WIDTH,
 } from '../jobs/generation-job.js';
 
+/** A method with its width as people read it and auto's estimates are keyed: "pp", "stpp/w2". */
+export function decodingLabel(d: { method: string; width: number }): string {
+  return d.method === 'pp' ? 'pp' : `${d.method}/w${d.width}`;
+}
+
 /** Output tokens one request may ask for; a plan's maxOutputTokens lowers it further. */
 export const MAX_TOKENS_LIMIT = 1_000_000;
 const maxTokens = (label: string) =>

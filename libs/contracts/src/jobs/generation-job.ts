@@ -55,7 +55,8 @@ export const decodingChoiceSchema = z
     fellBackFrom: z.enum(['stpp', 'pipedec']).optional(),
     /**
      * auto only: what it weighed, each candidate's decode ms per token as estimated on this
-     * pipeline when it chose ("pp", "stpp/w2", "pipedec/w4", ...; libs/engine auto.ts).
+     * pipeline when it chose, keyed by decodingLabel (http/generation.ts: "pp", "stpp/w2", "pipedec/w4", ...;
+     * libs/engine auto.ts).
      * Absent for a named method, or before any candidate was measured.
      */
     estimates: z.record(z.string().max(32), z.number().nonnegative()).optional(),

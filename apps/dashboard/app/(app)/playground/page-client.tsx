@@ -1,7 +1,7 @@
 'use client';
 // Send a prompt as a tenant's key and watch the tokens arrive; run it with each decoding
 // method in turn (one after another, so they do not queue behind each other) and compare.
-import { HIT_RATE_DEFINITION, TIME_SPLIT_DEFINITION } from '@pipedec/contracts/http';
+import { decodingLabel, HIT_RATE_DEFINITION, TIME_SPLIT_DEFINITION } from '@pipedec/contracts/http';
 import { useState } from 'react';
 import { formatMs, formatPercent } from '@/lib/format';
 import {
@@ -391,7 +391,7 @@ export function PlaygroundClient({ choices }: { choices: KeyChoice[] }) {
 function AutoWeighed({ stats }: { stats: RunStats }) {
   const entries = Object.entries(stats.estimates ?? {}).sort((a, b) => a[1] - b[1]);
   const longest = Math.max(...entries.map(([, ms]) => ms));
-  const ran = stats.method === 'pp' ? 'pp' : `${stats.method}/w${stats.width}`;
+  const ran = decodingLabel({ method: stats.method, width: stats.width ?? 1 });
   return (
     <section aria-labelledby="auto-weighed" style={{ marginTop: '1rem' }}>
       <h3 id="auto-weighed" style={{ margin: '0 0 0.3rem' }}>
