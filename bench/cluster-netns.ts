@@ -103,13 +103,18 @@ export interface NetnsCluster {
   proxy: ChildProcess;
   /** The Redis and the proxy, to stop (stopChild) before cleanupNamespaces. */
   children: ChildProcess[];
-  ports: (s: number) => { grpc: number; health: number };
-  placement: (s: number) => { host: string; wrap: string[]; advertise: () => string };
+  ports: (s: number) => { grpc: number; health: number; frames: number };
+  placement: (s: number) => {
+    host: string;
+    wrap: string[];
+    advertise: () => string;
+    advertiseFrames: () => string;
+  };
 }
 
 /**
  * Namespaces for n stages, a Redis on the bridge and one delay proxy (delayMs each way) in
- * front of every stage's gRPC port, which the other stages dial.
+ * front of every stage's gRPC port and frame socket, which the other stages dial.
  */
 export async function startNetnsCluster(n: number, delayMs: number): Promise<NetnsCluster> {
   const hosts = createNamespaces(n);
@@ -117,21 +122,24 @@ export async function startNetnsCluster(n: number, delayMs: number): Promise<Net
   const children = [await startRedis(redisPort)];
   const grpcPorts = await Promise.all(hosts.map(() => freePort()));
   const healthPorts = await Promise.all(hosts.map(() => freePort()));
+  const framesPorts = await Promise.all(hosts.map(() => freePort()));
   const proxyPorts = await Promise.all(hosts.map(() => freePort()));
-  const proxy = await startDelayProxy(
-    delayMs,
-    hosts.map((h, s) => `${BRIDGE_HOST}:${proxyPorts[s]}>${h}:${grpcPorts[s]}`),
-  );
+  const proxyFramesPorts = await Promise.all(hosts.map(() => freePort()));
+  const proxy = await startDelayProxy(delayMs, [
+    ...hosts.map((h, s) => `${BRIDGE_HOST}:${proxyPorts[s]}>${h}:${grpcPorts[s]}`),
+    ...hosts.map((h, s) => `${BRIDGE_HOST}:${proxyFramesPorts[s]}>${h}:${framesPorts[s]}`),
+  ]);
   children.push(proxy);
   return {
     redisUrl: `redis://${BRIDGE_HOST}:${redisPort}`,
     proxy,
     children,
-    ports: (s) => ({ grpc: grpcPorts[s], health: healthPorts[s] }),
+    ports: (s) => ({ grpc: grpcPorts[s], health: healthPorts[s], frames: framesPorts[s] }),
     placement: (s) => ({
       host: hosts[s],
       wrap: netnsWrap(s),
       advertise: () => `${BRIDGE_HOST}:${proxyPorts[s]}`,
+      advertiseFrames: () => `${BRIDGE_HOST}:${proxyFramesPorts[s]}`,
     }),
   };
 }

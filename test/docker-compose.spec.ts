@@ -95,11 +95,14 @@ describe('docker-compose.yml', () => {
       expect(c.stageCount).toBe(configs.length);
       expect(c.pipelineId).toBe(configs[0].pipelineId);
     }
-    // Every stage advertises the address its service name resolves to, each a different one.
-    const advertised = new Set(stages.map(([, s]) => s.environment!.GRPC_ADVERTISE));
-    expect(advertised.size).toBe(stages.length);
-    for (const [name, s] of stages)
-      expect(s.environment!.GRPC_ADVERTISE).toMatch(new RegExp(`^${name}:`));
+    // Every stage advertises the addresses its service name resolves to (gRPC, and the frame
+    // socket the others send packets to), each a different one.
+    for (const key of ['GRPC_ADVERTISE', 'FRAMES_ADVERTISE']) {
+      const advertised = new Set(stages.map(([, s]) => s.environment![key]));
+      expect(advertised.size).toBe(stages.length);
+      for (const [name, s] of stages) expect(s.environment![key]).toMatch(new RegExp(`^${name}:`));
+    }
+    for (const c of configs) expect(c.frames?.listen).toMatch(/^0\.0\.0\.0:\d+$/);
     // The head runs the draft; the API serves the model name the pipeline serves.
     expect(configs.find((c) => c.stageIndex === 0)?.draftCheckpointDir).toBeTruthy();
     const apiConfig = parseApiConfig(services.api.environment!);

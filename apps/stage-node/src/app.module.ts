@@ -2,7 +2,7 @@
 // for the data plane, HTTP for health).
 import { Module, type DynamicModule } from '@nestjs/common';
 import { StageGrpcController } from './grpc/stage.grpc-controller.js';
-import { StageInbox } from './grpc/stage-inbox.js';
+import { StageInbox } from './wire/stage-inbox.js';
 import { HealthController } from './health/health.controller.js';
 import { StageNode } from './node/stage-node.js';
 

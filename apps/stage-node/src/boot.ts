@@ -19,13 +19,15 @@ import {
 } from '@pipedec/model';
 import { Redis } from 'ioredis';
 import { AppModule } from './app.module.js';
-import { defaultKvBytes, type StageConfig } from './config/stage-config.js';
+import { defaultKvBytes, hostOf, type StageConfig } from './config/stage-config.js';
 import { stageServerOptions } from './grpc/grpc-options.js';
 import { GenerationConsumer } from './head/generation-consumer.js';
 import { BatchMeter } from './registry/batch-meter.js';
 import { ComputeMeter, meteredShard } from './registry/compute-meter.js';
 import { StageRegistry } from './registry/stage-registry.js';
 import { StageNode } from './node/stage-node.js';
+import { FrameSocketServer } from './socket/frame-socket-server.js';
+import { FrameReceiver } from './wire/frame-receiver.js';
 
 export interface RunningStage {
   node: StageNode;
@@ -112,7 +114,15 @@ export async function bootStage(config: StageConfig): Promise<RunningStage> {
     logger: ['error', 'warn', 'log'],
   });
   app.connectMicroservice<MicroserviceOptions>(stageServerOptions(config.grpcListen));
+  const frames = config.frames
+    ? new FrameSocketServer(config.frames.listen, new FrameReceiver(node))
+    : null;
+  if (frames) app.connectMicroservice<MicroserviceOptions>({ strategy: frames });
   await app.startAllMicroservices();
+  if (frames && config.frames) {
+    node.framesAddress =
+      config.frames.advertise ?? `${hostOf(config.grpcAdvertise)}:${frames.port}`;
+  }
   await app.listen(config.healthPort, config.healthHost);
 
   if (node.pipeline && draft) {
@@ -132,7 +142,7 @@ export async function bootStage(config: StageConfig): Promise<RunningStage> {
   await node.start(registry);
   log.log(
     `stage ${config.stageIndex}/${config.stageCount} layers [${range.layerStart}, ${range.layerEnd}) ` +
-      `grpc ${config.grpcListen} health ${config.healthHost}:${config.healthPort}`,
+      `grpc ${config.grpcListen} frames ${node.framesAddress ?? 'on grpc'} health ${config.healthHost}:${config.healthPort}`,
   );
 
   let stopping: Promise<void> | null = null;

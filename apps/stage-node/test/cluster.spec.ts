@@ -4,7 +4,7 @@
 // pipeline can serve the same queue; killing a middle stage mid-request fails the request with
 // a clean error event within 5 s (or retries it when the job allows), and restarting that one
 // stage restores service; SIGTERM drains the head gracefully; fuzzed frames sent to a middle
-// stage are refused one by one while it keeps serving.
+// stage (on its frame socket and on gRPC) are refused one by one while it keeps serving.
 import { jest } from '@jest/globals';
 import {
   cancelChannel,
@@ -25,6 +25,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { dialStage } from '../src/grpc/grpc-options.js';
+import { SocketLink } from '../src/socket/socket-link.js';
 import { decodePackets, encodePackets } from '../src/wire/frame.js';
 import { LocalCluster, STAGE_MAIN } from '@pipedec/testkit/local-cluster';
 import {
@@ -232,81 +233,105 @@ describe('a pipeline of 4 stage processes', () => {
 
   it('refuses fuzzed frames at a middle stage naming what is wrong, and keeps serving', async () => {
     const { job } = await startLong({ method: 'pipedec', sampling: GREEDY });
-    const client = dialStage(p4!.grpcAddress(2));
-    const call = client.Packets();
-    const acks: { requestId: string; seq: number; error: string }[] = [];
-    let want = 0;
-    let acked: (() => void) | null = null;
-    call.on('error', () => undefined); // cancelled by client.close() at the end
-    call.on('data', (ack: { requestId: string; seq: number; error: string }) => {
-      acks.push(ack);
-      if (acks.length >= want) acked?.();
-    });
-    const sendAll = async (frames: Buffer[]) => {
-      want = acks.length + frames.length;
-      const all = new Promise<void>((resolve) => (acked = resolve));
-      for (const f of frames) call.write(f);
-      await all;
-    };
-    // A well-formed packet of an unrelated request, the template for what follows.
-    const frame = encodePackets(
-      [
-        {
-          packet: {
-            requestId: 'fuzz-request',
-            epoch: 0,
-            seq: 1,
-            nodeIds: Int32Array.of(1, 2),
-            parentIds: Int32Array.of(-1, 1),
-            positions: Int32Array.of(0, 1),
-            hidden: new Float32Array(2 * 32),
-            sampling: GREEDY,
+    // Frames reach a stage on its frame socket (FRAME_TRANSPORT=tcp, the default), and on its
+    // gRPC Packets stream (FRAME_TRANSPORT=grpc, and the measurements): both are fuzzed.
+    const entry = parseStageRegistration(await redis.get(registryKey(PREFIX, 'p4', 2)));
+    expect(entry?.framesAddress).toMatch(/^127\.0\.0\.1:\d+$/);
+    const breaks: Error[] = [];
+    for (const transport of ['socket', 'grpc'] as const) {
+      const acks: { requestId: string; seq: number; error: string }[] = [];
+      let want = 0;
+      let acked: (() => void) | null = null;
+      const onAck = (ack: { requestId: string; seq: number; error: string }) => {
+        acks.push(ack);
+        if (acks.length >= want) acked?.();
+      };
+      let write: (frame: Buffer) => void;
+      let close: () => void;
+      if (transport === 'socket') {
+        const link = new SocketLink(entry!.framesAddress!, 'Packets', {
+          refused: onAck,
+          broken: (e) => breaks.push(e), // a malformed frame must not cost the link
+        });
+        write = (f) => link.write(f);
+        close = () => link.close();
+      } else {
+        const client = dialStage(p4!.grpcAddress(2));
+        const call = client.Packets();
+        call.on('error', () => undefined); // cancelled by client.close() at the end
+        call.on('data', onAck);
+        write = (f) => call.write(f);
+        close = () => {
+          call.end();
+          client.close();
+        };
+      }
+      const sendAll = async (frames: Buffer[]) => {
+        want = acks.length + frames.length;
+        const all = new Promise<void>((resolve) => (acked = resolve));
+        for (const f of frames) write(f);
+        await all;
+      };
+      // A well-formed packet of an unrelated request, the template for what follows.
+      const frame = encodePackets(
+        [
+          {
+            packet: {
+              requestId: 'fuzz-request',
+              epoch: 0,
+              seq: 1,
+              nodeIds: Int32Array.of(1, 2),
+              parentIds: Int32Array.of(-1, 1),
+              positions: Int32Array.of(0, 1),
+              hidden: new Float32Array(2 * 32),
+              sampling: GREEDY,
+            },
+            decisionCount: 0,
+            trace: { computeMs: [], rows: [], codecMs: 0 },
           },
-          decisionCount: 0,
-          trace: { computeMs: [], rows: [], codecMs: 0 },
-        },
-      ],
-      'FP32',
-    );
-    // First, while it runs: a frame naming the running request, cut short, refused naming it.
-    const named = encodePackets(
-      [
-        {
-          packet: { ...decodePackets(frame)[0].packet, requestId: job.requestId },
-          decisionCount: 0,
-          trace: { computeMs: [], rows: [], codecMs: 0 },
-        },
-      ],
-      'FP32',
-    );
-    const cut = Buffer.from(named.subarray(0, named.byteLength - 8));
-    cut.writeUInt32LE(cut.byteLength, 8);
-    await sendAll([cut]);
-    expect(acks[acks.length - 1]).toMatchObject({ requestId: job.requestId, seq: 1 });
-    expect(acks[acks.length - 1].error).toMatch(
-      /^FRAME_TRUNCATED: packet frame \(request .*#1\): /,
-    );
-    // TODO(wire): the head should fail this request from stage 2's failure report; not yet
-    // observed in this test, so only the refusal is checked here.
-    let seed = 7;
-    const rand = () => (seed = (seed * 1103515245 + 12345) & 0x7fffffff);
-    // Then corrupted copies of it and noise, refused one by one.
-    const noise: Buffer[] = [];
-    for (let i = 0; i < 40; i++) {
-      const b = Buffer.from(frame.subarray(0, 1 + (rand() % (frame.byteLength - 1))));
-      b[rand() % Math.min(b.byteLength, 64)] ^= 1 + (rand() % 255);
-      noise.push(b);
-      noise.push(Buffer.from(Array.from({ length: rand() % 300 }, () => rand() & 0xff)));
-    }
-    const foreignVersion = Buffer.from(frame);
-    foreignVersion[4] = 2;
-    await sendAll([...noise, foreignVersion]);
-    expect(acks).toHaveLength(noise.length + 2);
-    for (const a of acks) expect(a.error).toMatch(/^FRAME_(TRUNCATED|FOREIGN|VERSION|INVALID): /);
-    expect(acks[acks.length - 1].error).toMatch(/frame version 2, this stage reads 1/);
+        ],
+        'FP32',
+      );
+      // First, while it runs: a frame naming the running request, cut short, refused naming it.
+      const named = encodePackets(
+        [
+          {
+            packet: { ...decodePackets(frame)[0].packet, requestId: job.requestId },
+            decisionCount: 0,
+            trace: { computeMs: [], rows: [], codecMs: 0 },
+          },
+        ],
+        'FP32',
+      );
+      const cut = Buffer.from(named.subarray(0, named.byteLength - 8));
+      cut.writeUInt32LE(cut.byteLength, 8);
+      await sendAll([cut]);
+      expect(acks[acks.length - 1]).toMatchObject({ requestId: job.requestId, seq: 1 });
+      expect(acks[acks.length - 1].error).toMatch(
+        /^FRAME_TRUNCATED: packet frame \(request .*#1\): /,
+      );
+      // TODO(wire): the head should fail this request from stage 2's failure report; not yet
+      // observed in this test, so only the refusal is checked here.
+      let seed = 7;
+      const rand = () => (seed = (seed * 1103515245 + 12345) & 0x7fffffff);
+      // Then corrupted copies of it and noise, refused one by one.
+      const noise: Buffer[] = [];
+      for (let i = 0; i < 40; i++) {
+        const b = Buffer.from(frame.subarray(0, 1 + (rand() % (frame.byteLength - 1))));
+        b[rand() % Math.min(b.byteLength, 64)] ^= 1 + (rand() % 255);
+        noise.push(b);
+        noise.push(Buffer.from(Array.from({ length: rand() % 300 }, () => rand() & 0xff)));
+      }
+      const foreignVersion = Buffer.from(frame);
+      foreignVersion[4] = 2;
+      await sendAll([...noise, foreignVersion]);
+      expect(acks).toHaveLength(noise.length + 2);
+      for (const a of acks) expect(a.error).toMatch(/^FRAME_(TRUNCATED|FOREIGN|VERSION|INVALID): /);
+      expect(acks[acks.length - 1].error).toMatch(/frame version 2, this stage reads 1/);
 
-    call.end();
-    client.close();
+      close();
+    }
+    expect(breaks).toEqual([]);
 
     // The stage keeps serving: the next request is exact.
     const prompt = PROMPTS[0];

@@ -24,6 +24,8 @@ export interface StagePlacement {
   wrap?: string[];
   /** What the other stages dial, when not the bound address (a proxy in front of the stage). */
   advertise?: (grpcPort: number) => string;
+  /** The same for the frame socket (FRAME_TRANSPORT=tcp), when `ports` fixes its port. */
+  advertiseFrames?: (framesPort: number) => string;
 }
 
 export interface ClusterOptions {
@@ -36,8 +38,11 @@ export interface ClusterOptions {
   /** Extra environment for every stage (WIRE_DTYPE, QUEUE_CONCURRENCY, MODEL_NAME, ...). */
   env?: Record<string, string>;
   placement?: (stage: number) => StagePlacement;
-  /** Fixed ports per stage (default: free ports the OS picks). */
-  ports?: (stage: number) => { grpc: number; health: number };
+  /**
+   * Fixed ports per stage (default: free ports the OS picks; the frame socket's, one the
+   * stage binds).
+   */
+  ports?: (stage: number) => { grpc: number; health: number; frames?: number };
   /** Where each stage's output goes ('inherit' to see logs); default: kept in memory. */
   stdio?: 'inherit' | 'pipe';
   readyTimeoutMs?: number;
@@ -172,6 +177,13 @@ export class LocalCluster {
           GRPC_ADVERTISE: placement.advertise?.(grpcPort) ?? `${placement.host}:${grpcPort}`,
           HEALTH_HOST: placement.host,
           HEALTH_PORT: String(healthPort),
+          ...(fixed?.frames === undefined
+            ? {}
+            : {
+                FRAMES_LISTEN: `${placement.host}:${fixed.frames}`,
+                FRAMES_ADVERTISE:
+                  placement.advertiseFrames?.(fixed.frames) ?? `${placement.host}:${fixed.frames}`,
+              }),
         };
       })());
     // PIPEDEC_STAGE_NODE_FLAGS passes Node flags to every stage process, for profiling the hot

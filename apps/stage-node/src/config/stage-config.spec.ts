@@ -28,6 +28,22 @@ describe('parseStageConfig', () => {
     );
   });
 
+  it('puts frames on a socket by default, on the gRPC host, and on gRPC when asked', () => {
+    expect(parseStageConfig({ ...base, GRPC_LISTEN: '0.0.0.0:7000' }).frames).toEqual({
+      listen: '0.0.0.0:0',
+      advertise: null,
+    });
+    const fixed = parseStageConfig({
+      ...base,
+      FRAMES_LISTEN: '10.0.0.2:7100',
+      FRAMES_ADVERTISE: 'proxy:7200',
+    });
+    expect(fixed.frames).toEqual({ listen: '10.0.0.2:7100', advertise: 'proxy:7200' });
+    expect(parseStageConfig({ ...base, FRAME_TRANSPORT: 'grpc' }).frames).toBeNull();
+    expect(() => parseStageConfig({ ...base, FRAME_TRANSPORT: 'udp' })).toThrow('FRAME_TRANSPORT');
+    expect(() => parseStageConfig({ ...base, FRAMES_LISTEN: '7100' })).toThrow('FRAMES_LISTEN');
+  });
+
   it('reads an explicit layer range and fp16', () => {
     const c = parseStageConfig({ ...base, LAYER_START: '4', LAYER_END: '8', WIRE_DTYPE: 'fp16' });
     expect(c.layerRange).toEqual({ layerStart: 4, layerEnd: 8 });

@@ -16,8 +16,8 @@ import { StageWorker, type Decision } from '@pipedec/engine';
 import type { LayerShard } from '@pipedec/model';
 import { randomUUID } from 'node:crypto';
 import type { StageConfig } from '../config/stage-config.js';
-import type { PeerLink, PeerLinkEvents } from '../grpc/peer-link.js';
-import { StageInbox } from '../grpc/stage-inbox.js';
+import type { PeerLink, PeerLinkEvents } from '../wire/link.js';
+import { StageInbox } from '../wire/stage-inbox.js';
 import type { WarmUpStatus } from '../head/warm-up.js';
 import { GrpcPipeline, type RemoteStages } from '../head/grpc-pipeline.js';
 import { StageNodeError } from '../head/stage-node-error.js';
@@ -49,6 +49,8 @@ interface Suspect {
 export class StageNode extends StageInbox {
   readonly instanceId = randomUUID();
   readonly startedAt = Date.now();
+  /** This stage's frame socket as the others dial it; null: frames come on gRPC (boot.ts). */
+  framesAddress: string | null = null;
   readonly worker: StageWorker;
   readonly runtime: StageRuntime;
   readonly pipeline: GrpcPipeline | null;
@@ -144,6 +146,7 @@ export class StageNode extends StageInbox {
       layerEnd: this.shard.layerEnd,
       numLayers: this.shard.info.numLayers,
       address: c.grpcAdvertise,
+      ...(this.framesAddress ? { framesAddress: this.framesAddress } : {}),
       healthUrl: `http://${c.healthHost}:${c.healthPort}/health`,
       fingerprint: this.shard.info.fingerprint,
       ready: this.isReady,

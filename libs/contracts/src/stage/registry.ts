@@ -49,6 +49,8 @@ export const stageRegistrationSchema = z
     layerEnd: z.number().int().min(1), // exclusive
     numLayers: z.number().int().min(1),
     address: z.string().min(1), // gRPC host:port
+    /** The frame socket (FRAME_TRANSPORT=tcp) peers send Packets, Verdicts, Decisions to. */
+    framesAddress: z.string().min(1).optional(),
     healthUrl: z.string().min(1),
     fingerprint: z.string().min(1), // the target checkpoint's ModelInfo.fingerprint
     ready: z.boolean(),

@@ -1,8 +1,8 @@
-// What a stage does with the messages its gRPC server receives. The gRPC controller only
-// decodes frames and delegates; the stage runtime (every stage) and the head's pipeline
-// implement it.
+// What a stage does with the frames its links receive. The transports (grpc/ and socket/)
+// only hand frames to the FrameReceiver, which decodes them and delegates here; the stage
+// runtime (every stage) and the head's pipeline implement it.
 import type { Decision } from '@pipedec/engine';
-import type { PacketEnvelope, VerdictEnvelope } from '../wire/frame.js';
+import type { PacketEnvelope, VerdictEnvelope } from './frame.js';
 
 export abstract class StageInbox {
   abstract packet(env: PacketEnvelope): void;

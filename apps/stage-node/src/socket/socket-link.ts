@@ -1,0 +1,65 @@
+// One outgoing frame link to a peer stage on a plain TCP socket (socket/records.ts): the
+// socket counterpart of grpc/grpc-link.ts's GrpcLink, with the same contract. Connected on
+// first write (writes before the connection is up wait in the socket), re-connected on the
+// next write after it broke (a restarted peer), so a sender never holds a dead link. A break
+// is reported once per connection: the owner decides what it means (the head fails the
+// requests in flight). Keepalive probes find silent partitions; the registry's TTL is the
+// backstop, as with gRPC.
+import net from 'node:net';
+import type { FrameMethod } from '../wire/frame-receiver.js';
+import type { PeerLink, PeerLinkEvents, RefusedAck } from '../wire/link.js';
+import { RecordReader, writeRecord } from './records.js';
+
+const KEEPALIVE_MS = 10_000;
+
+export class SocketLink implements PeerLink {
+  private socket: net.Socket | null = null;
+  private closed = false;
+
+  constructor(
+    private readonly address: string,
+    private readonly method: FrameMethod,
+    private readonly events: PeerLinkEvents,
+  ) {}
+
+  write(frame: Buffer): void {
+    if (this.closed) return;
+    writeRecord((this.socket ??= this.open()), frame);
+  }
+
+  close(): void {
+    this.closed = true;
+    const socket = this.socket;
+    this.socket = null;
+    socket?.end();
+  }
+
+  private open(): net.Socket {
+    const i = this.address.lastIndexOf(':');
+    const socket = net.connect(Number(this.address.slice(i + 1)), this.address.slice(0, i));
+    socket.setNoDelay(true);
+    socket.setKeepAlive(true, KEEPALIVE_MS);
+    writeRecord(socket, Buffer.from(this.method, 'latin1'));
+    let reported = false;
+    const broke = (error: Error): void => {
+      if (this.socket === socket) this.socket = null;
+      if (this.closed || reported) return;
+      reported = true;
+      this.events.broken(error);
+    };
+    const reader = new RecordReader((frame) => {
+      const ack = JSON.parse(frame.toString('utf8')) as RefusedAck;
+      if (ack.error) this.events.refused(ack);
+    });
+    socket.on('data', (chunk: Buffer) => {
+      try {
+        reader.push(chunk);
+      } catch (error) {
+        socket.destroy(error as Error);
+      }
+    });
+    socket.on('error', broke);
+    socket.on('close', () => broke(new Error(`the connection to ${this.address} closed`)));
+    return socket;
+  }
+}
