@@ -33,7 +33,7 @@ export const stageEnvShape = {
     .optional(),
   /**
    * How Packets, Verdicts and Decisions reach this stage: `tcp`, records on a plain socket
-   * (socket/records.ts; a relayed frame costs a stage ~100 µs of CPU there against 170-200 µs
+   * (socket/records.ts: a relayed 1-row frame costs a stage 179 µs of CPU there against 252 µs
    * in grpc-js and HTTP/2), or `grpc`, bidi streams of the Stage service. A sender uses what
    * the receiving stage advertises, so stages of either setting work together.
    */

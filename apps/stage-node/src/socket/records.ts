@@ -2,11 +2,14 @@
 // frame is delimited on the byte stream, and how a reader finds the frames in the chunks a
 // socket delivers without copying them.
 //
-// Why a socket of our own: a frame relayed through a stage over grpc-js's bidi streams costs
-// the stage 170-200 µs of CPU in gRPC and HTTP/2 (receive: HTTP/2 DATA frames, grpc-js's
-// message reassembly, which copies every message; send: HTTP/2 framing, flow-control
-// bookkeeping), against ~100 µs over a socket with this record format (bench/socket-relay.ts, npm run bench:socket).
-// The gRPC server stays: it carries Echo and Ping, and FRAME_TRANSPORT=grpc sends frames on it.
+// Why a socket of our own: grpc-js's bidi streams cost a stage CPU per frame in HTTP/2 and
+// gRPC (receive: DATA frames and grpc-js's reassembly, which copies every message; send:
+// HTTP/2 framing and flow-control bookkeeping). bench:socket (bench/results/socket-relay.json),
+// a process that receives, decodes, re-encodes and sends one packet frame at a time: 252 µs
+// of CPU per frame over gRPC against 179 µs over this socket for a 1-row packet, 305 against
+// 256 for 16 rows. In the 4-stage pipeline (bench:cluster, bench/results/transport-ab) stage
+// CPU per token fell to 0.82-0.93x and ms per token to 0.83-0.96x. The gRPC server stays: it
+// carries Echo and Ping, and FRAME_TRANSPORT=grpc sends frames on it.
 //
 // A record, little-endian:
 //
