@@ -7,34 +7,21 @@
 // backstop, as with gRPC.
 import net from 'node:net';
 import type { FrameMethod } from '../wire/frame-receiver.js';
-import type { PeerLink, PeerLinkEvents, RefusedAck } from '../wire/link.js';
+import { ReopeningLink, type PeerLinkEvents, type RefusedAck } from '../wire/link.js';
 import { RecordReader, writeRecord } from './records.js';
 
 const KEEPALIVE_MS = 10_000;
 
-export class SocketLink implements PeerLink {
-  private socket: net.Socket | null = null;
-  private closed = false;
-
+export class SocketLink extends ReopeningLink<net.Socket> {
   constructor(
     private readonly address: string,
     private readonly method: FrameMethod,
     private readonly events: PeerLinkEvents,
-  ) {}
-
-  write(frame: Buffer): void {
-    if (this.closed) return;
-    writeRecord((this.socket ??= this.open()), frame);
+  ) {
+    super();
   }
 
-  close(): void {
-    this.closed = true;
-    const socket = this.socket;
-    this.socket = null;
-    socket?.end();
-  }
-
-  private open(): net.Socket {
+  protected open(): net.Socket {
     const i = this.address.lastIndexOf(':');
     const socket = net.connect(Number(this.address.slice(i + 1)), this.address.slice(0, i));
     socket.setNoDelay(true);
@@ -42,7 +29,7 @@ export class SocketLink implements PeerLink {
     writeRecord(socket, Buffer.from(this.method, 'latin1'));
     let reported = false;
     const broke = (error: Error): void => {
-      if (this.socket === socket) this.socket = null;
+      this.gone(socket);
       if (this.closed || reported) return;
       reported = true;
       this.events.broken(error);
@@ -61,5 +48,13 @@ export class SocketLink implements PeerLink {
     socket.on('error', broke);
     socket.on('close', () => broke(new Error(`the connection to ${this.address} closed`)));
     return socket;
+  }
+
+  protected send(socket: net.Socket, frame: Buffer): void {
+    writeRecord(socket, frame);
+  }
+
+  protected end(socket: net.Socket): void {
+    socket.end();
   }
 }

@@ -18,3 +18,34 @@ export interface PeerLink {
   write(message: Buffer): void;
   close(): void;
 }
+
+/**
+ * What both transports' links share: the connection (a stream, a socket) is opened on the
+ * first write and again on the first write after it went away; frames queue on it in order;
+ * close() ends it and silences its events. A transport says how to open, send and end.
+ */
+export abstract class ReopeningLink<C> implements PeerLink {
+  private current: C | null = null;
+  protected closed = false;
+
+  write(message: Buffer): void {
+    if (this.closed) return;
+    this.send((this.current ??= this.open()), message);
+  }
+
+  close(): void {
+    this.closed = true;
+    const c = this.current;
+    this.current = null;
+    if (c) this.end(c);
+  }
+
+  /** `c` is gone (broken or ended): the next write opens another. */
+  protected gone(c: C): void {
+    if (this.current === c) this.current = null;
+  }
+
+  protected abstract open(): C;
+  protected abstract send(c: C, message: Buffer): void;
+  protected abstract end(c: C): void;
+}
