@@ -114,14 +114,15 @@ export async function bootStage(config: StageConfig): Promise<RunningStage> {
     logger: ['error', 'warn', 'log'],
   });
   app.connectMicroservice<MicroserviceOptions>(stageServerOptions(config.grpcListen));
-  const frames = config.frames
-    ? new FrameSocketServer(config.frames.listen, new FrameReceiver(node))
-    : null;
-  if (frames) app.connectMicroservice<MicroserviceOptions>({ strategy: frames });
+  const frames = config.frames && {
+    ...config.frames,
+    server: new FrameSocketServer(config.frames.listen, new FrameReceiver(node)),
+  };
+  if (frames) app.connectMicroservice<MicroserviceOptions>({ strategy: frames.server });
   await app.startAllMicroservices();
-  if (frames && config.frames) {
+  if (frames) {
     node.framesAddress =
-      config.frames.advertise ?? `${hostOf(config.grpcAdvertise)}:${frames.port}`;
+      frames.advertise ?? `${hostOf(config.grpcAdvertise)}:${frames.server.port}`;
   }
   await app.listen(config.healthPort, config.healthHost);
 

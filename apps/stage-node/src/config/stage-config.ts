@@ -5,6 +5,7 @@ import { ConfigError, envVar, parseEnv } from '@pipedec/contracts';
 import { z } from 'zod';
 
 const optionalInt = z.coerce.number().int().min(0).optional();
+const hostPort = () => z.string().regex(/^[^:\s]+:\d{1,5}$/, 'host:port');
 
 /** Every variable a stage node reads. */
 export const stageEnvShape = {
@@ -22,15 +23,9 @@ export const stageEnvShape = {
   DRAFT_CHECKPOINT_DIR: z.string().min(1).optional(),
   EXECUTION_PROVIDER: envVar.string('cpu'),
   /** Where the gRPC server binds, host:port. */
-  GRPC_LISTEN: z
-    .string()
-    .regex(/^[^:\s]+:\d{1,5}$/, 'host:port')
-    .default('127.0.0.1:50051'),
+  GRPC_LISTEN: hostPort().default('127.0.0.1:50051'),
   /** What the other stages dial (defaults to GRPC_LISTEN): differs when binding 0.0.0.0. */
-  GRPC_ADVERTISE: z
-    .string()
-    .regex(/^[^:\s]+:\d{1,5}$/, 'host:port')
-    .optional(),
+  GRPC_ADVERTISE: hostPort().optional(),
   /**
    * How Packets, Verdicts and Decisions reach this stage: `tcp`, records on a plain socket
    * (socket/records.ts: a relayed 1-row frame costs a stage 179 µs of CPU there against 252 µs
@@ -39,15 +34,9 @@ export const stageEnvShape = {
    */
   FRAME_TRANSPORT: envVar.enumOf(['tcp', 'grpc'] as const, 'tcp'),
   /** Where the frame socket binds (default: GRPC_LISTEN's host, a port the OS picks). */
-  FRAMES_LISTEN: z
-    .string()
-    .regex(/^[^:\s]+:\d{1,5}$/, 'host:port')
-    .optional(),
+  FRAMES_LISTEN: hostPort().optional(),
   /** What the other stages dial for it (default: GRPC_ADVERTISE's host, the bound port). */
-  FRAMES_ADVERTISE: z
-    .string()
-    .regex(/^[^:\s]+:\d{1,5}$/, 'host:port')
-    .optional(),
+  FRAMES_ADVERTISE: hostPort().optional(),
   HEALTH_HOST: envVar.string('127.0.0.1'),
   HEALTH_PORT: envVar.port(8081),
   REDIS_URL: envVar.url('redis://127.0.0.1:6379'),

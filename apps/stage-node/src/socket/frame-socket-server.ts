@@ -9,7 +9,7 @@ import net from 'node:net';
 import { Logger } from '@nestjs/common';
 import { Server, type CustomTransportStrategy } from '@nestjs/microservices';
 import { FRAME_METHODS, type FrameMethod, type FrameReceiver } from '../wire/frame-receiver.js';
-import { RecordReader, writeRecord } from './records.js';
+import { hostPort, RecordReader, writeRecord } from './records.js';
 
 export class FrameSocketServer extends Server implements CustomTransportStrategy {
   private readonly log = new Logger('StageSockets');
@@ -32,9 +32,7 @@ export class FrameSocketServer extends Server implements CustomTransportStrategy
   }
 
   listen(callback: (error?: Error) => void): void {
-    const i = this.listenAt.lastIndexOf(':');
-    const host = this.listenAt.slice(0, i);
-    const port = Number(this.listenAt.slice(i + 1));
+    const { host, port } = hostPort(this.listenAt);
     const server = net.createServer((socket) => this.accept(socket));
     this.server = server;
     server.once('error', (error) => callback(error));

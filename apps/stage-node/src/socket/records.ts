@@ -41,6 +41,12 @@ const ZEROS = Buffer.alloc(8);
 
 export class RecordError extends Error {}
 
+/** host:port as net.connect and net.Server.listen take it. */
+export function hostPort(address: string): { host: string; port: number } {
+  const i = address.lastIndexOf(':');
+  return { host: address.slice(0, i), port: Number(address.slice(i + 1)) };
+}
+
 /** Writes one frame as a record: one writev of header, frame (not copied) and pad. */
 export function writeRecord(
   socket: Pick<Socket, 'cork' | 'write' | 'uncork'>,

@@ -8,7 +8,7 @@
 import net from 'node:net';
 import type { FrameMethod } from '../wire/frame-receiver.js';
 import { ReopeningLink, type PeerLinkEvents, type RefusedAck } from '../wire/link.js';
-import { RecordReader, writeRecord } from './records.js';
+import { hostPort, RecordReader, writeRecord } from './records.js';
 
 const KEEPALIVE_MS = 10_000;
 
@@ -22,8 +22,8 @@ export class SocketLink extends ReopeningLink<net.Socket> {
   }
 
   protected open(): net.Socket {
-    const i = this.address.lastIndexOf(':');
-    const socket = net.connect(Number(this.address.slice(i + 1)), this.address.slice(0, i));
+    const { host, port } = hostPort(this.address);
+    const socket = net.connect(port, host);
     socket.setNoDelay(true);
     socket.setKeepAlive(true, KEEPALIVE_MS);
     writeRecord(socket, Buffer.from(this.method, 'latin1'));
