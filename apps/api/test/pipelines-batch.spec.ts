@@ -34,6 +34,7 @@ beforeAll(async () => {
       HEARTBEAT_MS: '250',
       QUEUE_CONCURRENCY: String(REQUESTS),
       STAGE_BATCH_REQUESTS: String(REQUESTS),
+      STAGE_LANES: '1', // every runnable request in one call, not one group per stage
       // All of them speculate (past SPECULATE_MAX_IN_FLIGHT a request would decode as PP).
       SPECULATE_MAX_IN_FLIGHT: String(REQUESTS),
     },

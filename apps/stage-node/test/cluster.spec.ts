@@ -474,6 +474,8 @@ describe('the demo pair on 4 stage processes', () => {
         REGISTRY_TTL_MS: '2500',
         QUEUE_CONCURRENCY: '6',
         STAGE_BATCH_REQUESTS: '4',
+        // Every runnable request in one call (up to 4), not one group per stage.
+        STAGE_LANES: '1',
         // Every request speculates however many run, so STPP and PipeDec are batched here.
         SPECULATE_MAX_IN_FLIGHT: '6',
       },

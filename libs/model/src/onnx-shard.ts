@@ -143,6 +143,13 @@ export class OnnxShard extends CachedShard implements LayerShard {
    *
    * Against the ragged join (all rows one sequence over all the caches, block-diagonal masks)
    * the attention is b x n x P instead of (b n) x (b P): each row scores only its own past.
+   *
+   * Measured and not kept: a split layout that copies nothing (all rows in one entry, each
+   * sequence's cache buffers fed as they are, one Attention node per sequence, a graph per
+   * sequence count). bench:model's joint table, middle stage, CPU per call against this one:
+   * 1.53x / 1.51x / 1.29x at past 256 for 2 / 4 / 8 sequences of 1 row (its inputs and nodes
+   * per sequence cost more than the copies save), 0.93x / 0.88x at past 768 for 4 / 8
+   * (bench/results/model-joint-split-experiment.json).
    */
   protected override async computeMany(reqs: readonly ComputeRequest[]): Promise<ShardOutput[]> {
     const c = this.config;

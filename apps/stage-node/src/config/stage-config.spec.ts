@@ -21,7 +21,10 @@ describe('parseStageConfig', () => {
       rowBudget: 16,
       speculateMaxInFlight: 3,
       carryDecisions: true,
+      // One request per call; with more, as many groups as stages (a stage per host).
+      batch: { requests: 1, rows: 64, lanes: 4 },
     });
+    expect(parseStageConfig({ ...base, STAGE_LANES: '2' }).batch.lanes).toBe(2);
     expect(parseStageConfig({ ...base, CARRY_DECISIONS: 'false' }).carryDecisions).toBe(false);
     expect(parseStageConfig({ ...base, SPECULATE_MAX_IN_FLIGHT: '16' }).speculateMaxInFlight).toBe(
       16,
@@ -61,6 +64,7 @@ describe('parseStageConfig', () => {
         QUEUE_CONCURRENCY: '0',
         DRAFT_SCORE_TEMPERATURE: '0',
         SPECULATE_MAX_IN_FLIGHT: '0',
+        STAGE_LANES: '0',
       });
     } catch (error) {
       caught = error;
@@ -76,6 +80,7 @@ describe('parseStageConfig', () => {
       'QUEUE_CONCURRENCY',
       'SPECULATE_MAX_IN_FLIGHT',
       'STAGE_COUNT',
+      'STAGE_LANES',
     ]);
   });
 

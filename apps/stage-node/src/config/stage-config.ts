@@ -60,6 +60,14 @@ export const stageEnvShape = {
   STAGE_BATCH_REQUESTS: envVar.int(1, 1),
   STAGE_BATCH_ROWS: envVar.int(64, 1),
   /**
+   * How many of the pipeline's stages compute at the same moment (default STAGE_COUNT: a stage
+   * per host). A call takes at most ceil(requests active here / STAGE_LANES) of them, so the
+   * requests move through the pipeline in at least that many groups and no stage waits for a
+   * convoy of all of them (stage-runtime.ts). npm start, whose stages share one host, sets it
+   * to the host's cores.
+   */
+  STAGE_LANES: z.coerce.number().int().min(1).optional(),
+  /**
    * The head: rows per timestep shared by the requests in flight; a request starting while
    * others run gets an equal share as its tree width (libs/engine row-budget.ts).
    */
@@ -161,7 +169,7 @@ export interface StageConfig {
   stppDepth: number;
   draftScoreTemperature: number;
   ortThreads: number;
-  batch: { requests: number; rows: number };
+  batch: { requests: number; rows: number; lanes: number };
   rowBudget: number;
   /** More requests in flight than this (the starting one included): it decodes as PP. */
   speculateMaxInFlight: number;
@@ -236,7 +244,11 @@ export function parseStageConfig(env: Record<string, string | undefined>): Stage
     stppDepth: raw.STPP_DEPTH,
     draftScoreTemperature: raw.DRAFT_SCORE_TEMPERATURE,
     ortThreads: raw.ORT_THREADS,
-    batch: { requests: raw.STAGE_BATCH_REQUESTS, rows: raw.STAGE_BATCH_ROWS },
+    batch: {
+      requests: raw.STAGE_BATCH_REQUESTS,
+      rows: raw.STAGE_BATCH_ROWS,
+      lanes: raw.STAGE_LANES ?? raw.STAGE_COUNT,
+    },
     rowBudget: raw.ROW_BUDGET,
     speculateMaxInFlight: raw.SPECULATE_MAX_IN_FLIGHT,
     widthFollowsLoad: raw.WIDTH_FOLLOWS_LOAD,

@@ -6,6 +6,7 @@
 // tests' harness with kill/restart/logs is @pipedec/testkit/local-cluster.
 import { ConfigError, envVar, parseEnv } from '@pipedec/contracts';
 import { existsSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
@@ -43,6 +44,12 @@ const shape = {
    * request speculated; with 1, 0.81 / 0.84 / 1.01x (the first request alone speculates).
    */
   SPECULATE_MAX_IN_FLIGHT: envVar.int(1, 1),
+  /**
+   * Stages that compute at the same moment (the stage node's STAGE_LANES, STAGE_COUNT there):
+   * this pipeline's stages share one host, so at most its cores. Default: the smaller of the
+   * two.
+   */
+  STAGE_LANES: z.coerce.number().int().min(1).optional(),
   MODEL_NAME: z.string().min(1).optional(),
   STAGE_READY_TIMEOUT_MS: envVar.int(180_000, 1000),
   /** A stage that exits unasked is restarted after this delay, doubling up to the max. */
@@ -71,6 +78,7 @@ const env: Record<string, string> = {
   WIRE_DTYPE: c.WIRE_DTYPE,
   QUEUE_CONCURRENCY: String(c.QUEUE_CONCURRENCY),
   SPECULATE_MAX_IN_FLIGHT: String(c.SPECULATE_MAX_IN_FLIGHT),
+  STAGE_LANES: String(c.STAGE_LANES ?? Math.min(c.PIPELINE_STAGES, os.availableParallelism())),
 };
 if (c.MODEL_NAME) env.MODEL_NAME = c.MODEL_NAME;
 

@@ -1,7 +1,7 @@
 import type { PacketEnvelope, VerdictEnvelope } from '../wire/frame.js';
 import { StageWorker, type Decision, type StageShard } from '@pipedec/engine';
 import type { ShardOutput } from '@pipedec/model';
-import { StageRuntime, type BatchLimits } from './stage-runtime.js';
+import { callShare, StageRuntime, type BatchLimits } from './stage-runtime.js';
 
 const VOCAB = 8;
 const HIDDEN = 2;
@@ -233,7 +233,7 @@ describe('StageRuntime', () => {
     });
 
     it('keeps within the request and row limits, in arrival order', async () => {
-      const { log, runtime } = rig(false, false, { requests: 2, rows: 3 });
+      const { log, runtime } = rig(false, false, { requests: 2, rows: 3, lanes: 1 });
       runtime.packet(packet('a', 0, [0]));
       runtime.packet(packet('b', 0, [0, 1]));
       runtime.packet(packet('c', 0, [0, 1]));
@@ -250,7 +250,7 @@ describe('StageRuntime', () => {
     });
 
     it('with a limit of one request computes one packet per call', async () => {
-      const { log, runtime } = rig(false, false, { requests: 1, rows: 64 });
+      const { log, runtime } = rig(false, false, { requests: 1, rows: 64, lanes: 1 });
       runtime.packet(packet('a', 0, [0]));
       runtime.packet(packet('b', 0, [0]));
       runtime.packet(packet('c', 0, [0]));
@@ -260,6 +260,34 @@ describe('StageRuntime', () => {
         'forward b [0]',
         'forward c [0]',
       ]);
+    });
+
+    it('splits the active requests into one group per lane, so no convoy holds them all', async () => {
+      // 5 requests on 2 lanes: calls of at most ceil(5 / 2) = 3, though the limit allows 8.
+      const { log, runtime } = rig(false, false, { requests: 8, rows: 64, lanes: 2 });
+      for (const id of ['a', 'b', 'c', 'd', 'e']) runtime.packet(packet(id, 0, [0]));
+      await runtime.whenSettled();
+      expect(log.filter((l) => !l.startsWith('out'))).toEqual([
+        'many a[0] b[0] c[0]',
+        'many d[0] e[0]',
+      ]);
+      // Two of them released: 3 active, 2 per call.
+      runtime.release('a');
+      runtime.release('b');
+      log.length = 0;
+      for (const id of ['c', 'd', 'e']) runtime.packet(packet(id, 1, [1]));
+      await runtime.whenSettled();
+      expect(log.filter((l) => !l.startsWith('out'))).toEqual(['many c[1] d[1]', 'forward e [1]']);
+    });
+
+    it('computes a lone request alone whatever the lanes', () => {
+      for (const lanes of [1, 2, 14]) {
+        expect(callShare({ requests: 8, rows: 64, lanes }, 1)).toBe(1);
+        expect(callShare({ requests: 8, rows: 64, lanes }, 0)).toBe(1);
+      }
+      expect(callShare({ requests: 8, rows: 64, lanes: 1 }, 20)).toBe(8);
+      expect(callShare({ requests: 8, rows: 64, lanes: 4 }, 8)).toBe(2);
+      expect(callShare({ requests: 8, rows: 64, lanes: 4 }, 9)).toBe(3);
     });
 
     it("fails only the request whose rows were refused; the others' packets go on", async () => {
