@@ -1,7 +1,7 @@
 // Benchmark of batching (npm run bench:batching, issue #16 item 7): C = 1, 2, 4, 8, 16 clients
 // at once, each sending --requests requests one after another (a lone client
-// --one-client-requests, default 4: one request is too small a sample on a shared host; on lo4
-// the one-client loads of both clusters alternate for --one-client-rounds, default 3), with
+// --one-client-requests, default 4: one request is too small a sample on a shared host; the
+// one-client loads of both clusters alternate for --one-client-rounds, default 3), with
 // prompts of the three sets, 32 to 888 tokens, chosen so that greedy decoding runs all --tokens
 // output tokens (buildPrompts), for four methods:
 //
@@ -94,7 +94,7 @@ const { values: args } = parseArgs({
     requests: { type: 'string', default: '1' }, // per client, one after another
     // A lone client's requests: one request is too small a sample on a shared host.
     'one-client-requests': { type: 'string', default: '4' },
-    // lo4: rounds of the one-client comparison, its two clusters' loads alternated (runReal).
+    // Rounds of the one-client comparison, its two clusters' loads alternated (runReal).
     'one-client-rounds': { type: 'string', default: '3' },
     tokens: { type: 'string', default: '128' },
     // Output tokens on ns5x8 if fewer must do (its 5 ms hops make it the slow one).
@@ -628,60 +628,76 @@ async function runReal(id: 'lo4' | 'ns5x8', prompts: number[][]): Promise<RealRu
     }
   };
 
-  // lo4's one-client comparison (the issue's "one client: no method more than 5% slower than
-  // without batching") runs both clusters side by side, alternating their loads for
-  // --one-client-rounds rounds, and compares the medians: run minutes apart, as the other
-  // rows are, drift of this shared host alone moved that ratio between 0.73x and 1.12x.
-  // ns5x8's namespaces hold one cluster at a time, so it measures them one after the other.
+  // The one-client comparison (the issue's "one client: no method more than 5% slower than
+  // without batching") alternates the two clusters' loads for --one-client-rounds rounds and
+  // compares the medians: measured once each, minutes apart, drift of this shared host alone
+  // moved that ratio between 0.73x and 1.12x. lo4 runs both clusters side by side; ns5x8's
+  // namespaces hold one cluster at a time, so it starts them in turn every round.
   const [soloPhase, batchedPhase] = phases;
-  if (id === 'lo4' && CLIENTS.includes(1) && phases.every((p) => p.methods.length > 0)) {
+  if (CLIENTS.includes(1) && phases.every((p) => p.methods.length > 0)) {
+    /** Per method, the one-client rows of each round on each cluster. */
+    const rounds: Partial<Record<ConcreteMethod, { solo: Row[]; batched: Row[] }>> = {};
+    const oneClient = async (s: Started, solo: boolean) => {
+      for (const m of ['pp', 'stpp', 'pipedec'] as const) {
+        if (!solo && !batchedPhase.methods.includes(m)) continue;
+        const method = solo && m === 'pipedec' ? 'pipedec-solo' : m;
+        const r = await measure(s, method, 1, solo ? ' (one at a time)' : '');
+        if (r) (rounds[m] ??= { solo: [], batched: [] })[solo ? 'solo' : 'batched'].push(r);
+      }
+    };
+    /** Every other client count of one cluster. */
+    const multi: Row[] = [];
+    const others = async (s: Started, phase: (typeof phases)[number]) => {
+      for (const clients of CLIENTS.filter((c) => c !== 1)) {
+        for (const method of phase.methods) {
+          const r = await measure(s, method, clients);
+          if (r) multi.push(r);
+        }
+      }
+    };
     const started: Started[] = [];
     try {
-      started.push(await start(soloPhase));
-      started.push(await start(batchedPhase));
-      const [solo, batched] = started;
-      await logsOnError(started, async () => {
-        const rounds: Partial<Record<ConcreteMethod, { solo: Row; batched: Row | null }[]>> = {};
+      if (id === 'lo4') {
+        started.push(await start(soloPhase));
+        started.push(await start(batchedPhase));
+        const [solo, batched] = started;
+        await logsOnError(started, async () => {
+          for (let round = 0; round < ONE_CLIENT_ROUNDS; round++) {
+            await oneClient(solo, true);
+            await oneClient(batched, false);
+          }
+          // The other client counts one cluster at a time, as without the pairing.
+          await others(solo, soloPhase);
+          await started.shift()!.stop();
+          await others(batched, batchedPhase);
+          if (join) await longJoin(batched);
+        });
+      } else {
+        // One cluster at a time, started again for every round; the last round's go on to
+        // the other client counts.
         for (let round = 0; round < ONE_CLIENT_ROUNDS; round++) {
-          for (const m of ['pp', 'stpp', 'pipedec'] as const) {
-            const a = await measure(
-              solo,
-              m === 'pipedec' ? 'pipedec-solo' : m,
-              1,
-              ' (one at a time)',
-            );
-            const b = batchedPhase.methods.includes(m) ? await measure(batched, m, 1) : null;
-            if (a) (rounds[m] ??= []).push({ solo: a, batched: b });
+          for (const phase of phases) {
+            const s = await start(phase);
+            started.push(s);
+            await logsOnError([s], async () => {
+              await oneClient(s, phase === soloPhase);
+              if (round === ONE_CLIENT_ROUNDS - 1) await others(s, phase);
+            });
+            await started.pop()!.stop();
           }
         }
-        for (const [m, got] of Object.entries(rounds) as [ConcreteMethod, typeof rounds.pp][]) {
-          out.oneClientSolo[m] = medianRow(got!.map((g) => g.solo)).tokensPerSecond;
-          const b = got!.flatMap((g) => (g.batched ? [g.batched] : []));
-          if (b.length > 0) out.rows.push(medianRow(b));
-          if (m === 'pipedec' && soloPhase.methods.includes('pipedec-solo')) {
-            out.rows.push(medianRow(got!.map((g) => g.solo)));
-          }
-        }
-        // The other client counts one cluster at a time, as without the pairing: the solo
-        // cluster's, then it stops before the batched cluster's loads.
-        for (const clients of CLIENTS.filter((c) => c !== 1)) {
-          for (const method of soloPhase.methods) {
-            const r = await measure(solo, method, clients);
-            if (r) out.rows.push(r);
-          }
-        }
-        await started.shift()!.stop();
-        for (const clients of CLIENTS.filter((c) => c !== 1)) {
-          for (const method of batchedPhase.methods) {
-            const r = await measure(batched, method, clients);
-            if (r) out.rows.push(r);
-          }
-        }
-        if (join) await longJoin(batched);
-      });
+      }
     } finally {
       for (const s of started) await s.stop();
     }
+    for (const [m, got] of Object.entries(rounds) as [ConcreteMethod, typeof rounds.pp][]) {
+      if (got!.solo.length > 0) out.oneClientSolo[m] = medianRow(got!.solo).tokensPerSecond;
+      if (got!.batched.length > 0) out.rows.push(medianRow(got!.batched));
+      if (m === 'pipedec' && got!.solo.length > 0 && soloPhase.methods.includes('pipedec-solo')) {
+        out.rows.push(medianRow(got!.solo));
+      }
+    }
+    out.rows.push(...multi);
     return out;
   }
 
@@ -1138,8 +1154,8 @@ async function main(): Promise<void> {
     speculateMaxInFlight: Object.fromEntries(CLUSTER_LIST.map((c) => [c, speculateMaxInFlight(c)])),
     stageLanes: Object.fromEntries(CLUSTER_LIST.map((c) => [c, stageLanes(c)])),
     oneClientRounds: {
-      lo4: ONE_CLIENT_ROUNDS,
-      note: 'both clusters side by side, loads alternated; medians',
+      rounds: ONE_CLIENT_ROUNDS,
+      note: 'loads of both clusters alternated, medians; lo4 side by side, ns5x8 started in turn each round',
     },
     sampling: 'greedy',
     sim14: {
