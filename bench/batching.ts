@@ -86,6 +86,8 @@ const METHODS = ['pipedec-solo', 'pp', 'stpp', 'pipedec'] as const;
 type Method = (typeof METHODS)[number];
 const CLUSTER_IDS = ['lo4', 'ns5x8', 'sim14'] as const;
 type ClusterId = (typeof CLUSTER_IDS)[number];
+/** Stages of each cluster. */
+const STAGES: Record<ClusterId, number> = { lo4: 4, ns5x8: 8, sim14: 14 };
 
 const { values: args } = parseArgs({
   options: {
@@ -145,10 +147,8 @@ const stageLanes = (id: ClusterId): number =>
   args['stage-lanes']
     ? Number(args['stage-lanes'])
     : id === 'lo4'
-      ? Math.min(4, os.availableParallelism())
-      : id === 'ns5x8'
-        ? 8
-        : 14;
+      ? Math.min(STAGES.lo4, os.availableParallelism())
+      : STAGES[id];
 const STPP_DEPTH = 4; // apps/stage-node STPP_DEPTH default
 const SCORE_TEMPERATURE = 0.5; // apps/stage-node DRAFT_SCORE_TEMPERATURE default
 const METHOD_LIST = args.methods.split(',').map((m) => {
@@ -303,7 +303,7 @@ interface Started {
 
 /** Starts the stage processes of lo4 or ns5x8 (namespaces, Redis and proxy for the latter). */
 async function startCluster(id: 'lo4' | 'ns5x8', env: Record<string, string>): Promise<Started> {
-  const stages = id === 'lo4' ? 4 : 8;
+  const stages = STAGES[id];
   const prefix = `bench:batching:${id}:${randomUUID().slice(0, 8)}:`;
   const children: ChildProcess[] = [];
   let redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -701,6 +701,7 @@ async function runReal(id: 'lo4' | 'ns5x8', prompts: number[][]): Promise<RealRu
     return out;
   }
 
+  // No one-client comparison to pair (no one client, or one of the clusters has no methods).
   for (const phase of phases) {
     if (phase.methods.length === 0) continue;
     const s = await start(phase);
@@ -713,13 +714,6 @@ async function runReal(id: 'lo4' | 'ns5x8', prompts: number[][]): Promise<RealRu
           }
         }
         if (join && phase.batched) await longJoin(s);
-        // Without batching at one client, PP and STPP too (the one-client target's baseline).
-        if (phase.env.QUEUE_CONCURRENCY === '1' && CLIENTS.includes(1)) {
-          for (const m of ['pp', 'stpp', 'pipedec'] as const) {
-            const { row: r } = await load(s, id, m, 1, prompts);
-            out.oneClientSolo[m] = r.tokensPerSecond;
-          }
-        }
       });
     } finally {
       await s.stop();
@@ -1106,7 +1100,7 @@ async function main(): Promise<void> {
     if (id === 'sim14') {
       if (!cost) throw new Error('sim14 is calibrated from lo4: put lo4 before it in --clusters');
       progress(`sim14: cost ${JSON.stringify(cost)}`);
-      const sim = await Simulator.open(14, prompts, MAX_TOKENS);
+      const sim = await Simulator.open(STAGES.sim14, prompts, MAX_TOKENS);
       for (const clients of CLIENTS) {
         for (const method of METHOD_LIST) {
           const r = await sim.load(method, clients, cost, STAGE_BATCH ?? SERVICE_STAGE_BATCH);
