@@ -34,7 +34,7 @@ export async function generateAR(
     finishAtLimit: plan.finishAtLimit,
     eosTokenIds: request.eosTokenIds ?? info.eosTokenIds,
     stop: request.stop ?? [],
-    decode: request.decode,
+    text: request.text,
   });
   const tokenLogits: number[] = [];
   let finish: FinishReason = 'cancelled';

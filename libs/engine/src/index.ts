@@ -80,7 +80,7 @@ export {
 export { RELEASED_MEMORY, type StageResult, type StageShard, StageWorker } from './stage.js';
 export { draftAgreement, draftHits } from './stats.js';
 export type { Method, RequestStats, TokenEvent } from './stats.js';
-export { type FinishReason, StopRules } from './stop.js';
+export { type FinishReason, StopRules, type TextStream } from './stop.js';
 export { generateSTPP, type StppOptions } from './stpp.js';
 export { type AncestorMask, type Candidate, PredictionTree, type TreeNode } from './tree.js';
 export {

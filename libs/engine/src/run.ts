@@ -10,7 +10,7 @@ import type { Pipeline, PipelineSession } from './pipeline.js';
 import { GREEDY, type SamplingParams } from './sampling.js';
 import { draftHits, type Method, type RequestStats, type TokenEvent, ratio } from './stats.js';
 import type { StageShard } from './stage.js';
-import { type FinishReason, StopRules } from './stop.js';
+import { type FinishReason, StopRules, type TextStream } from './stop.js';
 
 export interface GenerateRequest {
   requestId: string;
@@ -20,8 +20,8 @@ export interface GenerateRequest {
   /** Default: the model's eosTokenIds; [] disables. */
   eosTokenIds?: readonly number[];
   stop?: readonly string[];
-  /** Detokenizer, for stop strings and text deltas. */
-  decode?: (ids: readonly number[]) => string;
+  /** The request's streaming detokenizer, for stop strings and text deltas (stop.ts). */
+  text?: TextStream;
   /** Prompt positions per prefill packet (default 32). */
   prefillChunk?: number;
   signal?: AbortSignal;
@@ -145,7 +145,7 @@ export class RequestRun {
       finishAtLimit,
       eosTokenIds: request.eosTokenIds ?? pipeline.info.eosTokenIds,
       stop: request.stop ?? [],
-      decode: request.decode,
+      text: request.text,
     });
     this.stats = emptyStats(method, pipeline.stageCount, p);
   }

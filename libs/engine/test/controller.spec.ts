@@ -191,7 +191,7 @@ describe('PipeDec controller on the toy model', () => {
         requestId: 'ev',
         prompt: [1, 2, 3, 4],
         maxTokens: 9,
-        decode,
+        text: { push: (id) => decode([id]), flush: () => '' },
         onEvent: (e) => events.push(e),
       },
     );
@@ -400,7 +400,8 @@ describe('PipeDec controller on the toy model', () => {
     const stop = decode(ar.tokens.slice(4, 6));
     const eos = ar.tokens[6];
     for (const spec of ALL) {
-      const s = await runMethod(r, spec, { ...base, requestId: 's', decode, stop: [stop] });
+      const text = { push: (id: number) => decode([id]), flush: () => '' };
+      const s = await runMethod(r, spec, { ...base, requestId: 's', text, stop: [stop] });
       expect(s.finishReason).toBe('stop_string');
       expect(s.text).toBe(decode(ar.tokens).slice(0, decode(ar.tokens).indexOf(stop)));
       const e = await runMethod(r, spec, { ...base, requestId: 'e', eosTokenIds: [eos] });

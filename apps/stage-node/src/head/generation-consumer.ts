@@ -490,7 +490,7 @@ export class GenerationConsumer {
         maxTokens: job.maxTokens,
         sampling: job.sampling,
         stop: job.stop,
-        decode: tok ? (ids) => tok.decode(ids, { skipSpecialTokens: true }) : undefined,
+        text: tok?.createStreamDecoder({ skipSpecialTokens: true }),
         signal,
         onEvent: (e) => {
           this.streamed++;
