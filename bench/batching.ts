@@ -189,6 +189,12 @@ interface Row {
    * (each stage's /health batching counters); 1 = no call was shared. null for sim14.
    */
   packetsPerCall?: number | null;
+  /**
+   * Real clusters: requests that ran narrower than asked or fell back to PP (the head's
+   * row-budget rule, libs/engine row-budget.ts, seeing other requests in flight as they
+   * started). For one client every request should run as asked.
+   */
+  underLoad?: { narrowed: number; fellBack: number };
 }
 
 /** What one request met: its token times (ms from the load's start) and the head's summary. */
@@ -424,6 +430,10 @@ async function load(
     const n = calls1.n - calls0.n;
     r.packetsPerCall = n > 0 ? (calls1.packets - calls0.packets) / n : null;
     r.stageCpuMsPerToken = cpu1.each.map((c, k) => (1000 * (c - cpu0.each[k])) / r.tokens);
+    r.underLoad = {
+      narrowed: done.filter((d) => d.summary?.decoding.narrowedFrom !== undefined).length,
+      fellBack: done.filter((d) => d.summary?.decoding.fellBackFrom !== undefined).length,
+    };
     return { row: r, done };
   } finally {
     await Promise.all(readers.map((r) => r.quit()));
