@@ -6,7 +6,9 @@
 // imports another. Production starts its stages with apps/stage-node's start-pipeline.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { createWriteStream } from 'node:fs';
 import { createServer } from 'node:net';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /**
@@ -187,7 +189,9 @@ export class LocalCluster {
         };
       })());
     // PIPEDEC_STAGE_NODE_FLAGS passes Node flags to every stage process, for profiling the hot
-    // path where it runs: PIPEDEC_STAGE_NODE_FLAGS="--cpu-prof --cpu-prof-dir=/tmp/prof".
+    // path where it runs: PIPEDEC_STAGE_NODE_FLAGS="--cpu-prof --cpu-prof-dir=/tmp/prof" (or
+    // "--perf-basic-prof" for perf, bench/perf-breakdown.ts; "--trace-gc" with the next).
+    // PIPEDEC_STAGE_LOG_DIR: each stage's output also goes to <dir>/stage-<index>.log.
     const flags = (process.env.PIPEDEC_STAGE_NODE_FLAGS ?? '').split(/\s+/).filter(Boolean);
     const [cmd, ...args] = [...(placement.wrap ?? []), process.execPath, ...flags, STAGE_MAIN];
     // Of the caller's environment only PATH reaches a stage, and ORT_DISABLE_TELEMETRY when the
@@ -202,8 +206,17 @@ export class LocalCluster {
       stdio: ['ignore', o.stdio ?? 'pipe', o.stdio ?? 'pipe'],
     });
     const log: string[] = [];
-    child.stdout?.on('data', (d: Buffer) => log.push(d.toString()));
-    child.stderr?.on('data', (d: Buffer) => log.push(d.toString()));
+    const logDir = process.env.PIPEDEC_STAGE_LOG_DIR;
+    const file = logDir
+      ? createWriteStream(path.join(logDir, `stage-${stage}.log`), { flags: 'a' })
+      : null;
+    for (const out of [child.stdout, child.stderr]) {
+      out?.on('data', (d: Buffer) => {
+        log.push(d.toString());
+        file?.write(d);
+      });
+    }
+    if (file) void once(child, 'exit').then(() => file.end());
     const exited = once(child, 'exit').then(([code]) => code as number | null);
     this.procs[stage] = { env, placement, child, exited, log, healthPort: Number(env.HEALTH_PORT) };
   }
