@@ -87,6 +87,7 @@ export {
   DEFAULT_ROW_BUDGET,
   DEFAULT_SPECULATE_MAX_IN_FLIGHT,
   decodingUnderLoad,
+  layerWidthUnderLoad,
   widthUnderLoad,
   type LoadMethod,
 } from './row-budget.js';

@@ -37,12 +37,14 @@ export interface PipeDecOptions {
   /** W: most nodes per tree layer. */
   width: number;
   /**
-   * The width for the next layer, asked each tick (clamped to 1..W): a busy head's share of
+   * The width for the next layer, asked each tick (clamped to 0..W): a busy head's share of
    * its row budget as requests come and go (row-budget.ts), so a request that started alone
-   * narrows when others join and widens again when they leave. It changes what is speculated,
-   * never the output in greedy and exact acceptance; in distribution acceptance the tokens
-   * depend on the tree, so there it is ignored and the width stays W. The paper's drafting
-   * only (not with draftWidth).
+   * narrows when others join and widens again when they leave. 0: no layer below the root, so
+   * each verdict commits the target's own token and the next root goes alone, as in PP (the
+   * draft still runs on every root, so the tree can grow again). It changes what is
+   * speculated, never the output in greedy and exact acceptance; in distribution acceptance
+   * the tokens depend on the tree, so there it is ignored and the width stays W. The paper's
+   * drafting only (not with draftWidth).
    */
   widthNow?: () => number;
   /** k: most children proposed per node (default: defaultBranching(W, sampling)). */
@@ -132,12 +134,12 @@ class LayerDrafter {
     return tree.expand(this.width());
   }
 
-  /** This layer's width: options.widthNow's, within 1..W, where the acceptance allows it. */
+  /** This layer's width: options.widthNow's, within 0..W, where the acceptance allows it. */
   private width(): number {
     const { widthNow, width } = this.options;
     const sampling = this.spec.run.request.sampling;
     if (!widthNow || (sampling && isDistribution(sampling))) return width;
-    return Math.max(1, Math.min(width, Math.floor(widthNow())));
+    return Math.max(0, Math.min(width, Math.floor(widthNow())));
   }
 }
 

@@ -32,6 +32,16 @@
 //
 // Speculation under load lost from 4 requests on every pipeline measured and won at 2 on the
 // hop-bound ones: the default cut is past 3.
+//
+// A PipeDec request already running follows the load the same way (layerWidthUnderLoad, the
+// head's WIDTH_FOLLOWS_LOAD): each tree layer its share of the budget, and past the cut none
+// at all, so it sends each committed token alone as PP does (its draft still runs, one row a
+// token, so it can widen again when the load falls). Narrowing to width 1 was not enough: on
+// 4 loopback stages with 8 clients, the one request that had started on an idle pipeline kept
+// a packet a timestep at width 2 while the 7 after it decoded as PP, and that one request
+// raised the load's CPU per token from PP's 6.6 ms to 8.0 (bench:batching). With no layer past
+// the cut, PipeDec over PP in the same run: 0.88x -> 0.98x the tokens/s, 1.16x -> 1.04x the
+// CPU per token (medians of 3 alternated runs, bench/results/pipedec-width0-ab).
 
 /** Rows per timestep shared by the requests in flight (ROW_BUDGET on the head). */
 export const DEFAULT_ROW_BUDGET = 16;
@@ -49,6 +59,24 @@ export function widthUnderLoad(width: number, inFlight: number, rowBudget: numbe
     );
   }
   return Math.max(1, Math.min(width, Math.floor(rowBudget / inFlight)));
+}
+
+/**
+ * The width of the next tree layer of a running PipeDec request that asked for `width`, with
+ * `inFlight` requests in the pipeline (itself included): 0 past `maxInFlight` (no layer: the
+ * committed token goes alone, as PP's), else its share of the row budget (widthUnderLoad).
+ */
+export function layerWidthUnderLoad(
+  width: number,
+  inFlight: number,
+  rowBudget: number,
+  maxInFlight: number,
+): number {
+  if (!(maxInFlight >= 1)) {
+    throw new RangeError(`layerWidthUnderLoad: maxInFlight must be >= 1, got ${maxInFlight}`);
+  }
+  const share = widthUnderLoad(width, inFlight, rowBudget); // validates the others
+  return inFlight > maxInFlight ? 0 : share;
 }
 
 export type LoadMethod = 'pp' | 'stpp' | 'pipedec';

@@ -269,6 +269,47 @@ describe('PipeDec controller on the toy model', () => {
     }
   });
 
+  it('PipeDec at widthNow 0 sends each token alone, as PP does, and widens again after', async () => {
+    const counted = (r: Rig) => {
+      const rows: number[] = [];
+      const stage0 = r.stages[0] as ToyShard;
+      const forward = stage0.forward.bind(stage0);
+      stage0.forward = (seq: string, batch: TreeBatch): Promise<ShardOutput> => {
+        rows.push(batch.nodeIds.length);
+        return forward(seq, batch);
+      };
+      return rows;
+    };
+    for (const [k, prompt] of prompts(4, TARGET.vocab, 13).entries()) {
+      const request: GenerateRequest = { requestId: `z${k}`, prompt, maxTokens: 24 };
+      const ar = await runMethod(rig(3, 0.3), { method: 'ar' }, request);
+      const ppRig = rig(3, 0.3);
+      const ppRows = counted(ppRig);
+      await runMethod(ppRig, { method: 'pp' }, request);
+      // Past the cut for the whole request: PP's packets, row for row.
+      const zeroRig = rig(3, 0.3);
+      const zeroRows = counted(zeroRig);
+      const zero = await runMethod(
+        zeroRig,
+        { method: 'pipedec', width: 4, widthNow: () => 0 },
+        request,
+      );
+      expect(zero.tokens).toEqual(ar.tokens);
+      expect(zeroRows).toEqual(ppRows);
+      // The load falls after 10 ticks: the tree grows again, the output stays AR's.
+      let ticks = 0;
+      const laterRig = rig(3, 0.3);
+      const laterRows = counted(laterRig);
+      const later = await runMethod(
+        laterRig,
+        { method: 'pipedec', width: 4, widthNow: () => (++ticks <= 10 ? 0 : 4) },
+        request,
+      );
+      expect(later.tokens).toEqual(ar.tokens);
+      expect(Math.max(...laterRows.slice(Math.ceil(prompt.length / 32)))).toBeGreaterThan(1);
+    }
+  });
+
   it('distribution acceptance keeps its width whatever widthNow says', async () => {
     const sampling: SamplingParams = {
       temperature: 1,

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 
-import { decodingUnderLoad, widthUnderLoad } from '../src/index.js';
+import { decodingUnderLoad, layerWidthUnderLoad, widthUnderLoad } from '../src/index.js';
 
 describe('widthUnderLoad (the row budget shared by the requests in flight)', () => {
   it('keeps the asked width with one request, and narrows to a share under load', () => {
@@ -34,6 +34,38 @@ describe('widthUnderLoad (the row budget shared by the requests in flight)', () 
     expect(() => widthUnderLoad(0, 1, 16)).toThrow(/width 0/);
     expect(() => widthUnderLoad(4, 0, 16)).toThrow(/in flight 0/);
     expect(() => widthUnderLoad(4, 1, 0)).toThrow(/budget 0/);
+  });
+});
+
+describe('layerWidthUnderLoad (a running PipeDec request following the load)', () => {
+  it('is the budget share up to the cut and 0 (no speculation) past it', () => {
+    //                       width, in flight, budget, cut
+    expect(layerWidthUnderLoad(4, 1, 16, 3)).toBe(4);
+    expect(layerWidthUnderLoad(4, 3, 16, 3)).toBe(4);
+    expect(layerWidthUnderLoad(16, 3, 16, 3)).toBe(5);
+    expect(layerWidthUnderLoad(4, 4, 16, 3)).toBe(0);
+    expect(layerWidthUnderLoad(4, 2, 16, 1)).toBe(0); // npm start's cut on one host
+    expect(layerWidthUnderLoad(4, 1, 16, 1)).toBe(4); // alone again: full width
+  });
+
+  it('agrees with the starting rule: speculates exactly when a request starting now would', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 16 }),
+        fc.integer({ min: 1, max: 64 }),
+        fc.integer({ min: 1, max: 256 }),
+        fc.integer({ min: 1, max: 16 }),
+        (width, inFlight, budget, cut) => {
+          const w = layerWidthUnderLoad(width, inFlight, budget, cut);
+          const starting = decodingUnderLoad('pipedec', width, inFlight, budget, cut);
+          expect(w).toBe(starting.method === 'pp' ? 0 : starting.width);
+        },
+      ),
+    );
+  });
+
+  it('refuses a cut below one', () => {
+    expect(() => layerWidthUnderLoad(4, 1, 16, 0)).toThrow(/maxInFlight must be >= 1/);
   });
 });
 

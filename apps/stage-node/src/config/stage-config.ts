@@ -81,8 +81,10 @@ export const stageEnvShape = {
   SPECULATE_MAX_IN_FLIGHT: envVar.int(3, 1),
   /**
    * PipeDec (greedy and exact acceptance): the row budget's share is taken again for every
-   * tree layer, so a request narrows when others join and widens when they leave; false: the
-   * share when it starts holds for the whole request.
+   * tree layer, so a request narrows when others join and widens when they leave, and grows no
+   * layer while more than SPECULATE_MAX_IN_FLIGHT requests are in flight (libs/engine
+   * row-budget.ts layerWidthUnderLoad); false: the share when it starts holds for the whole
+   * request.
    */
   WIDTH_FOLLOWS_LOAD: envVar.bool(true),
   HEARTBEAT_MS: envVar.int(1000, 50),

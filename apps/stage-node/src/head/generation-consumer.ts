@@ -32,7 +32,7 @@ import {
   type StageShard,
   isDistribution,
   decodingUnderLoad,
-  widthUnderLoad,
+  layerWidthUnderLoad,
 } from '@pipedec/engine';
 import type { LoadedTokenizer } from '@pipedec/model';
 import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
@@ -533,7 +533,12 @@ export class GenerationConsumer {
     return {
       width: asked,
       widthNow: () =>
-        widthUnderLoad(asked, Math.max(1, this.pipeline.inFlight), this.config.rowBudget),
+        layerWidthUnderLoad(
+          asked,
+          Math.max(1, this.pipeline.inFlight),
+          this.config.rowBudget,
+          this.config.speculateMaxInFlight,
+        ),
     };
   }
 }
