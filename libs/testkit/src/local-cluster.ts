@@ -6,7 +6,7 @@
 // imports another. Production starts its stages with apps/stage-node's start-pipeline.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { createWriteStream } from 'node:fs';
+import { createWriteStream, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -222,13 +222,64 @@ export class LocalCluster {
   }
 }
 
-/** A TCP port nothing listens on right now (the OS picks it). */
+/**
+ * A TCP port on 127.0.0.1 nothing listens on right now, for a process to bind a moment later.
+ * Drawn at random below the kernel's ephemeral range (ip_local_port_range): a port the OS
+ * picked (listen on 0) goes back to that range when released, and before the stage bound it
+ * the OS could hand it to any outgoing connection or listen(0) on the host (a Redis client, a
+ * stage's frame socket); seen as a stage failing with EADDRINUSE at start. Never the same port
+ * twice in one process.
+ */
 export async function freePort(): Promise<number> {
+  const [low] = ephemeralRange();
+  const floor = 10_000;
+  if (low - floor >= 1_000) {
+    for (let tries = 0; tries < 50; tries++) {
+      const port = floor + Math.floor(Math.random() * (low - floor));
+      if (handedOut.has(port) || !(await bindable(port))) continue;
+      handedOut.add(port);
+      return port;
+    }
+  }
+  // No room below the ephemeral range (or all tries taken): the OS's pick, as before.
+  for (;;) {
+    const srv = createServer();
+    srv.listen(0, '127.0.0.1');
+    await once(srv, 'listening');
+    const addr = srv.address();
+    srv.close();
+    if (addr === null || typeof addr === 'string') throw new Error('no port');
+    if (handedOut.has(addr.port)) continue;
+    handedOut.add(addr.port);
+    return addr.port;
+  }
+}
+
+const handedOut = new Set<number>();
+
+/** The kernel's ephemeral port range (Linux); [65536, 65535] where it cannot be read. */
+function ephemeralRange(): [number, number] {
+  try {
+    const [low, high] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8')
+      .trim()
+      .split(/\s+/)
+      .map(Number);
+    if (Number.isInteger(low) && Number.isInteger(high)) return [low, high];
+  } catch {
+    // not Linux, or no /proc: fall back below
+  }
+  return [65_536, 65_535];
+}
+
+async function bindable(port: number): Promise<boolean> {
   const srv = createServer();
-  srv.listen(0, '127.0.0.1');
-  await once(srv, 'listening');
-  const addr = srv.address();
-  srv.close();
-  if (addr === null || typeof addr === 'string') throw new Error('no port');
-  return addr.port;
+  try {
+    srv.listen(port, '127.0.0.1');
+    await once(srv, 'listening');
+    return true;
+  } catch {
+    return false;
+  } finally {
+    srv.close();
+  }
 }
