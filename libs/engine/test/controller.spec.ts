@@ -39,6 +39,18 @@ function rig(stages: number, disagreement: number, target = TARGET): Rig {
   };
 }
 
+/** The rows of every packet stage 0 computes for the rig from now on, in order. */
+function stage0Rows(r: Rig): number[] {
+  const rows: number[] = [];
+  const stage0 = r.stages[0] as ToyShard;
+  const forward = stage0.forward.bind(stage0);
+  stage0.forward = (seq: string, batch: TreeBatch): Promise<ShardOutput> => {
+    rows.push(batch.nodeIds.length);
+    return forward(seq, batch);
+  };
+  return rows;
+}
+
 function assertReleased(r: Rig): void {
   for (const s of [...r.stages, r.draft, r.target]) expect((s as ToyShard).seqs.size).toBe(0);
 }
@@ -240,13 +252,7 @@ describe('PipeDec controller on the toy model', () => {
         const ar = await runMethod(rig(3, 0.3), { method: 'ar' }, request);
         // Narrowed to one node a layer: every decode packet into stage 0 holds one row.
         const narrow = rig(3, 0.3);
-        const rows: number[] = [];
-        const stage0 = narrow.stages[0] as ToyShard;
-        const forward = stage0.forward.bind(stage0);
-        stage0.forward = (seq: string, batch: TreeBatch): Promise<ShardOutput> => {
-          rows.push(batch.nodeIds.length);
-          return forward(seq, batch);
-        };
+        const rows = stage0Rows(narrow);
         const one = await runMethod(
           narrow,
           { method: 'pipedec', width: 4, widthNow: () => 1 },
@@ -270,25 +276,15 @@ describe('PipeDec controller on the toy model', () => {
   });
 
   it('PipeDec at widthNow 0 sends each token alone, as PP does, and widens again after', async () => {
-    const counted = (r: Rig) => {
-      const rows: number[] = [];
-      const stage0 = r.stages[0] as ToyShard;
-      const forward = stage0.forward.bind(stage0);
-      stage0.forward = (seq: string, batch: TreeBatch): Promise<ShardOutput> => {
-        rows.push(batch.nodeIds.length);
-        return forward(seq, batch);
-      };
-      return rows;
-    };
     for (const [k, prompt] of prompts(4, TARGET.vocab, 13).entries()) {
       const request: GenerateRequest = { requestId: `z${k}`, prompt, maxTokens: 24 };
       const ar = await runMethod(rig(3, 0.3), { method: 'ar' }, request);
       const ppRig = rig(3, 0.3);
-      const ppRows = counted(ppRig);
+      const ppRows = stage0Rows(ppRig);
       await runMethod(ppRig, { method: 'pp' }, request);
       // Past the cut for the whole request: PP's packets, row for row.
       const zeroRig = rig(3, 0.3);
-      const zeroRows = counted(zeroRig);
+      const zeroRows = stage0Rows(zeroRig);
       const zero = await runMethod(
         zeroRig,
         { method: 'pipedec', width: 4, widthNow: () => 0 },
@@ -299,7 +295,7 @@ describe('PipeDec controller on the toy model', () => {
       // The load falls after 10 ticks: the tree grows again, the output stays AR's.
       let ticks = 0;
       const laterRig = rig(3, 0.3);
-      const laterRows = counted(laterRig);
+      const laterRows = stage0Rows(laterRig);
       const later = await runMethod(
         laterRig,
         { method: 'pipedec', width: 4, widthNow: () => (++ticks <= 10 ? 0 : 4) },
