@@ -72,11 +72,9 @@ export function layerWidthUnderLoad(
   rowBudget: number,
   maxInFlight: number,
 ): number {
-  if (!(maxInFlight >= 1)) {
-    throw new RangeError(`layerWidthUnderLoad: maxInFlight must be >= 1, got ${maxInFlight}`);
-  }
-  const share = widthUnderLoad(width, inFlight, rowBudget); // validates the others
-  return inFlight > maxInFlight ? 0 : share;
+  // The starting rule's answer, so the two never disagree on the cut or the share.
+  const d = decodingUnderLoad('pipedec', width, inFlight, rowBudget, maxInFlight);
+  return d.method === 'pp' ? 0 : d.width;
 }
 
 export type LoadMethod = 'pp' | 'stpp' | 'pipedec';

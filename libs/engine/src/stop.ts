@@ -6,8 +6,8 @@
 // createStreamDecoder), so a token costs the same at the thousandth as at the first. It used
 // to re-decode every token so far at each token: quadratic in the output's length, on the
 // head's thread, which also runs stage 0 (a 1,000-token answer re-decoded half a million
-// tokens). A stop string is looked for only where it could have begun: at most its length
-// before the new piece.
+// tokens). A stop string is looked for only where it could have begun: in the held-back tail
+// not streamed yet.
 
 export type FinishReason = 'max_tokens' | 'context_full' | 'eos' | 'stop_string' | 'cancelled';
 

@@ -216,8 +216,8 @@ export class LocalCluster {
         file?.write(d);
       });
     }
-    if (file) void once(child, 'exit').then(() => file.end());
     const exited = once(child, 'exit').then(([code]) => code as number | null);
+    if (file) void exited.then(() => file.end());
     this.procs[stage] = { env, placement, child, exited, log, healthPort: Number(env.HEALTH_PORT) };
   }
 }
@@ -231,7 +231,7 @@ export class LocalCluster {
  * twice in one process.
  */
 export async function freePort(): Promise<number> {
-  const [low] = ephemeralRange();
+  const low = ephemeralLow();
   const floor = 10_000;
   if (low - floor >= 1_000) {
     for (let tries = 0; tries < 50; tries++) {
@@ -257,18 +257,17 @@ export async function freePort(): Promise<number> {
 
 const handedOut = new Set<number>();
 
-/** The kernel's ephemeral port range (Linux); [65536, 65535] where it cannot be read. */
-function ephemeralRange(): [number, number] {
+/** Where the kernel's ephemeral port range starts (Linux); 65536 where it cannot be read. */
+function ephemeralLow(): number {
   try {
-    const [low, high] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8')
-      .trim()
-      .split(/\s+/)
-      .map(Number);
-    if (Number.isInteger(low) && Number.isInteger(high)) return [low, high];
+    const low = Number(
+      readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').split(/\s+/)[0],
+    );
+    if (Number.isInteger(low)) return low;
   } catch {
     // not Linux, or no /proc: fall back below
   }
-  return [65_536, 65_535];
+  return 65_536;
 }
 
 async function bindable(port: number): Promise<boolean> {
