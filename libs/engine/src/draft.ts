@@ -90,6 +90,11 @@ export class DraftRunner {
   private readonly seq: string;
   /** What the graph is asked for; undefined where the full logits are needed. */
   private readonly request: ProposalRequest | undefined;
+  /**
+   * Committed rows the draft skipped (skip()), in order: the tokens PipeDec sent alone while
+   * its tree had no layer (width 0 under load). The next propose computes them first.
+   */
+  private lag: DraftRow[] = [];
 
   constructor(
     private readonly shard: StageShard,
@@ -135,21 +140,36 @@ export class DraftRunner {
    * top-k and log-softmax count as draft time: on an accelerator they are part of its LM head.
    */
   async propose(rows: DraftRow[], onlyLast = false): Promise<Proposal[]> {
+    // Skipped committed rows go first, in the same call, as a chain from the committed prefix;
+    // a row that would have read the committed prefix (parent -1) reads the chain's end.
+    const lag = this.lag;
+    this.lag = [];
+    const last = lag.length > 0 ? lag[lag.length - 1].id : -1;
+    const all =
+      lag.length === 0
+        ? rows
+        : [...lag, ...rows.map((r) => (r.parent === -1 ? { ...r, parent: last } : r))];
     let own = 0;
     return this.run.timeDraft(
-      rows.length,
+      all.length,
       async () => {
         const out = await this.shard.forward(this.seq, {
-          nodeIds: Int32Array.from(rows, (r) => r.id),
-          parentIds: Int32Array.from(rows, (r) => r.parent),
-          positions: Int32Array.from(rows, (r) => r.position),
-          tokens: Int32Array.from(rows, (r) => r.token),
+          nodeIds: Int32Array.from(all, (r) => r.id),
+          parentIds: Int32Array.from(all, (r) => r.parent),
+          positions: Int32Array.from(all, (r) => r.position),
+          tokens: Int32Array.from(all, (r) => r.token),
           proposals: this.request,
         });
+        if (lag.length > 0)
+          this.shard.commit(
+            this.seq,
+            lag.map((r) => r.id),
+          );
         const t = performance.now();
         const vocab = this.shard.info.vocabSize;
-        const proposals = rows.map((r, i) => {
-          if (onlyLast && i < rows.length - 1) return { candidates: [], q: null };
+        const proposals = rows.map((r, j) => {
+          if (onlyLast && j < rows.length - 1) return { candidates: [], q: null };
+          const i = lag.length + j; // the row's index in the call
           if (out.top) return this.candidatesFromTop(out.top, out.logits, i, r.position + 1);
           return this.candidates(out.logits!, i * vocab, r.position + 1); // [rows, vocab]
         });
@@ -158,6 +178,21 @@ export class DraftRunner {
       },
       () => own,
     );
+  }
+
+  /**
+   * A committed row the draft never computed (PipeDec sent it alone, its tree 0 wide): the
+   * draft computes it, and every other skipped one, at the start of its next propose, in one
+   * call, so a request under load drafts nothing per token yet can widen again.
+   */
+  skip(row: { id: number; position: number; token: number }): void {
+    const prev = this.lag[this.lag.length - 1];
+    this.lag.push({
+      id: row.id,
+      parent: prev ? prev.id : -1,
+      position: row.position,
+      token: row.token,
+    });
   }
 
   /** Cache bookkeeping of the draft counts as draft time, like the stages' own. */

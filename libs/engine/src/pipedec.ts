@@ -105,6 +105,10 @@ class LayerDrafter {
       this.options.layersPerStep ?? 1,
       Math.min(this.options.refillLayers ?? 1, missing),
     );
+    // A root the draft skipped (width 0 then) needs its proposals before the tree can grow.
+    if (tree.root.injected && tree.root.candidates === null && this.width() > 0) {
+      await this.spec.propose([tree.root]);
+    }
     const nodes: TreeNode[] = [];
     for (let d = 0; d < depth; d++) {
       // A deeper layer in the same packet needs the draft's proposals for this one first.
@@ -117,9 +121,17 @@ class LayerDrafter {
     return this.spec.packetOf(nodes);
   }
 
-  /** While the stages compute: the draft runs on the nodes just sent. */
+  /**
+   * While the stages compute: the draft runs on the nodes just sent. Not on a root sent alone
+   * while the next layer would be 0 wide (under load): the request decodes as PP then, and
+   * the draft catches up on those tokens in one call if the tree widens again (DraftRunner's
+   * skip), instead of a draft call per token that nothing uses.
+   */
   async afterSend(packet: LayerPacket): Promise<void> {
     const { tree } = this.spec;
+    if (packet.nodeIds.length === 1 && packet.nodeIds[0] === tree.root.id && this.width() === 0) {
+      return;
+    }
     await this.spec.propose(
       [...packet.nodeIds].map((id) => tree.get(id)).filter((n) => n !== undefined),
     );

@@ -35,13 +35,15 @@
 //
 // A PipeDec request already running follows the load the same way (layerWidthUnderLoad, the
 // head's WIDTH_FOLLOWS_LOAD): each tree layer its share of the budget, and past the cut none
-// at all, so it sends each committed token alone as PP does (its draft still runs, one row a
-// token, so it can widen again when the load falls). Narrowing to width 1 was not enough: on
-// 4 loopback stages with 8 clients, the one request that had started on an idle pipeline kept
-// a packet a timestep at width 2 while the 7 after it decoded as PP, and that one request
-// raised the load's CPU per token from PP's 6.6 ms to 8.0 (bench:batching). With no layer past
-// the cut, PipeDec over PP in the same run: 0.88x -> 0.98x the tokens/s, 1.16x -> 1.04x the
-// CPU per token (medians of 3 alternated runs, bench/results/pipedec-width0-ab).
+// at all, so it sends each committed token alone as PP does, and its draft skips those tokens
+// (it computes them in one call if the tree widens again when the load falls: DraftRunner's
+// skip). Narrowing to width 1 was not enough: on 4 loopback stages with 8 clients, the one
+// request that had started on an idle pipeline kept a packet a timestep at width 2 while the
+// 7 after it decoded as PP, and that one request raised the load's CPU per token from PP's
+// 6.6 ms to 8.0 (bench:batching). With no layer past the cut, PipeDec over PP in the same run:
+// 0.88x -> 0.98x the tokens/s, 1.16x -> 1.04x the CPU per token (medians of 3 alternated runs,
+// bench/results/pipedec-width0-ab); skipping the draft as well took the head's CPU per token,
+// over the middle stages', from 1.03x PP's to 1.00x (bench/results/head-cpu-ab).
 
 /** Rows per timestep shared by the requests in flight (ROW_BUDGET on the head). */
 export const DEFAULT_ROW_BUDGET = 16;

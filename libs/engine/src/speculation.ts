@@ -103,8 +103,13 @@ export class Speculation {
         }
         this.epoch++;
         run.decide(this.epoch, chain, 'none', tree.lastId);
-        drafter.commit([root.id]);
-        drafter.prune(new Set());
+        // A root with no proposals was never drafted (sent alone at width 0): the draft
+        // computes it when the tree widens again.
+        if (root.candidates === null) drafter.skip(root);
+        else {
+          drafter.commit([root.id]);
+          drafter.prune(new Set());
+        }
         tree.reset(x, root.position + 1, this.epoch, root.id);
       }
       this.onVerify?.(tree);

@@ -39,16 +39,25 @@ function rig(stages: number, disagreement: number, target = TARGET): Rig {
   };
 }
 
-/** The rows of every packet stage 0 computes for the rig from now on, in order. */
-function stage0Rows(r: Rig): number[] {
+/** The rows of every call `shard` computes from now on, in order. */
+function callRows(shard: ToyShard): number[] {
   const rows: number[] = [];
-  const stage0 = r.stages[0] as ToyShard;
-  const forward = stage0.forward.bind(stage0);
-  stage0.forward = (seq: string, batch: TreeBatch): Promise<ShardOutput> => {
+  const forward = shard.forward.bind(shard);
+  shard.forward = (seq: string, batch: TreeBatch): Promise<ShardOutput> => {
     rows.push(batch.nodeIds.length);
     return forward(seq, batch);
   };
   return rows;
+}
+
+/** The draft's calls for a prompt of `n` tokens: chunks of 32 (the default prefill chunk). */
+function prefillCalls(n: number): number[] {
+  return Array.from({ length: Math.ceil(n / 32) }, (_, i) => Math.min(32, n - 32 * i));
+}
+
+/** The rows of every packet stage 0 computes for the rig from now on, in order. */
+function stage0Rows(r: Rig): number[] {
+  return callRows(r.stages[0] as ToyShard);
 }
 
 function assertReleased(r: Rig): void {
@@ -285,6 +294,7 @@ describe('PipeDec controller on the toy model', () => {
       // Past the cut for the whole request: PP's packets, row for row.
       const zeroRig = rig(3, 0.3);
       const zeroRows = stage0Rows(zeroRig);
+      const zeroDraft = callRows(zeroRig.draft as ToyShard);
       const zero = await runMethod(
         zeroRig,
         { method: 'pipedec', width: 4, widthNow: () => 0 },
@@ -292,6 +302,9 @@ describe('PipeDec controller on the toy model', () => {
       );
       expect(zero.tokens).toEqual(ar.tokens);
       expect(zeroRows).toEqual(ppRows);
+      // ... and the draft computes the prompt only: nothing per token that nothing would use.
+      expect(zeroDraft).toEqual(prefillCalls(prompt.length));
+      assertReleased(zeroRig);
       // The load falls after 10 ticks: the tree grows again, the output stays AR's.
       let ticks = 0;
       const laterRig = rig(3, 0.3);
@@ -303,6 +316,53 @@ describe('PipeDec controller on the toy model', () => {
       );
       expect(later.tokens).toEqual(ar.tokens);
       expect(Math.max(...laterRows.slice(Math.ceil(prompt.length / 32)))).toBeGreaterThan(1);
+      assertReleased(laterRig);
+    }
+  });
+
+  it('a draft that skipped the tokens sent at width 0 catches up on them in one call', async () => {
+    // The draft is the target itself (no disagreement): once caught up it proposes the
+    // target's own tokens, so every verification after the tree widens hits. A draft that
+    // caught up at the wrong positions or parents would miss.
+    for (const [k, prompt] of prompts(4, TARGET.vocab, 17).entries()) {
+      let emitted = 0;
+      const request: GenerateRequest = {
+        requestId: `c${k}`,
+        prompt,
+        maxTokens: 30,
+        onEvent: () => void emitted++,
+      };
+      const ar = await runMethod(rig(3, 0), { method: 'ar' }, request);
+      const r = rig(3, 0);
+      const draftRows = callRows(r.draft as ToyShard);
+      let ticks = 0;
+      let atWiden = -1; // tokens committed while the tree was 0 wide
+      emitted = 0;
+      const res = await runMethod(
+        r,
+        {
+          method: 'pipedec',
+          width: 2,
+          widthNow: () => {
+            if (++ticks <= 12) return 0;
+            if (atWiden < 0) atWiden = emitted;
+            return 2;
+          },
+        },
+        request,
+      );
+      expect(res.tokens).toEqual(ar.tokens);
+      expect(atWiden).toBeGreaterThan(1);
+      // After the prompt, the draft's first call holds the tokens committed at width 0 (all
+      // but the first root, which the prompt's call drafted) and the root after them; every
+      // later call is one tree layer, at most 2 rows.
+      const decode = draftRows.slice(prefillCalls(prompt.length).length);
+      expect(decode[0]).toBeGreaterThanOrEqual(atWiden);
+      expect(Math.max(...decode.slice(1))).toBeLessThanOrEqual(2);
+      // Each token sent alone is a miss; after the catch-up the draft (= target) hits.
+      expect(res.stats.misses).toBeLessThanOrEqual(atWiden + 1);
+      expect(res.stats.hits).toBeGreaterThanOrEqual(30 - atWiden - 2 - 3);
+      assertReleased(r);
     }
   });
 
