@@ -67,4 +67,20 @@ describe('event records', () => {
     );
     expect(() => decodeEvent('{"type":"token","index":-1}')).toThrow();
   });
+
+  it('writes a token record without its schema, as the schema would, and the reader checks it', () => {
+    const token = {
+      type: 'token',
+      index: 3,
+      tokenId: 17,
+      text: 'é"\\',
+      timestep: 9,
+      at: 5,
+    } as const;
+    expect(encodeEvent(token)).toBe(JSON.stringify(token));
+    expect(decodeEvent(encodeEvent(token))).toEqual(token);
+    // Fields the record does not have are left out, as the strict schema's parse refused them.
+    expect(JSON.parse(encodeEvent({ ...token, extra: 1 } as typeof token))).toEqual(token);
+    expect(() => decodeEvent(encodeEvent({ ...token, index: -1 }))).toThrow();
+  });
 });
