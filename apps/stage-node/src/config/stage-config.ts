@@ -83,8 +83,8 @@ export const stageEnvShape = {
    * PipeDec (greedy and exact acceptance): the row budget's share is taken again for every
    * tree layer, so a request narrows when others join and widens when they leave, and grows no
    * layer while more than SPECULATE_MAX_IN_FLIGHT requests are in flight (libs/engine
-   * row-budget.ts layerWidthUnderLoad); false: the share when it starts holds for the whole
-   * request.
+   * row-budget.ts layerWidthUnderLoad), its draft idle until the tree widens again; false: the
+   * share when it starts holds for the whole request.
    */
   WIDTH_FOLLOWS_LOAD: envVar.bool(true),
   HEARTBEAT_MS: envVar.int(1000, 50),
