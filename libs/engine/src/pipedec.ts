@@ -41,7 +41,8 @@ export interface PipeDecOptions {
    * its row budget as requests come and go (row-budget.ts), so a request that started alone
    * narrows when others join and widens again when they leave. 0: no layer below the root, so
    * each verdict commits the target's own token and the next root goes alone, as in PP (the
-   * draft still runs on every root, so the tree can grow again). It changes what is
+   * draft skips those roots and computes them in one call if the tree widens again:
+   * LayerDrafter.afterSend, DraftRunner.skip). It changes what is
    * speculated, never the output in greedy and exact acceptance; in distribution acceptance
    * the tokens depend on the tree, so there it is ignored and the width stays W. The paper's
    * drafting only (not with draftWidth).

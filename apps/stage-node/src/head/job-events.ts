@@ -27,12 +27,13 @@ export class JobEventStream {
   ) {}
 
   append(event: RequestEvent): void {
-    this.last = this.redis.xadd(this.key, '*', EVENT_FIELD, encodeEvent(event));
-    this.last.catch(this.onError);
-    if (event.type === 'started') {
-      this.last = this.redis.expire(this.key, REQUEST_KEYS_TTL_S);
-      this.last.catch(this.onError);
-    }
+    this.track(this.redis.xadd(this.key, '*', EVENT_FIELD, encodeEvent(event)));
+    if (event.type === 'started') this.track(this.redis.expire(this.key, REQUEST_KEYS_TTL_S));
+  }
+
+  private track(command: Promise<unknown>): void {
+    this.last = command;
+    command.catch(this.onError);
   }
 
   /** Waits until every appended event is in Redis (throws the first that failed). */
