@@ -569,6 +569,36 @@ async function runReal(id: 'lo4' | 'ns5x8', prompts: number[][]): Promise<RealRu
     await queue.close();
     await Promise.all([reader.quit(), redis.quit()]);
   };
+  // ... and, where requests run side by side, each method once more with the most clients at
+  // once, 32 tokens each: the code only such loads run (frames of several packets, the row
+  // budget under load) is then compiled before the first measured one. Without it, lo4 at 8
+  // clients, PP and PipeDec in either order, whichever came first spent 10-25% more CPU per
+  // token; with it, 3-10%, while the first one's tokens/s still came out ~10% lower
+  // (bench/results/pipedec-width0-decisions-ab). Compare methods over both orders, or where
+  // neither is a cluster's first load (the full run: every method at 1, 2, 4 clients first).
+  const warmSideBySide = async (s: Started, methods: ConcreteMethod[], clients: number) => {
+    const redis = new Redis(s.redisUrl, { maxRetriesPerRequest: null });
+    const queue = new Queue(GENERATION_QUEUE, { connection: redis, prefix: queuePrefix(s.prefix) });
+    const readers = Array.from({ length: clients }, () => new Redis(s.redisUrl));
+    try {
+      for (const method of methods) {
+        await Promise.all(
+          readers.map((reader, c) =>
+            runRequest(queue, reader, s.prefix, {
+              method,
+              width: WIDTH,
+              prompt: prompts[promptOf(c, 0)],
+              maxTokens: Math.min(32, tokensFor(id)),
+            }),
+          ),
+        );
+      }
+    } finally {
+      await Promise.all(readers.map((r) => r.quit()));
+      await queue.close();
+      await redis.quit();
+    }
+  };
   const join = id === 'lo4' && args['join-long'] !== 'false';
   const phases: { env: Record<string, string>; methods: Method[]; batched: boolean }[] = [
     {
@@ -621,7 +651,11 @@ async function runReal(id: 'lo4' | 'ns5x8', prompts: number[][]): Promise<RealRu
     progress(`${id}: starting stage processes (${JSON.stringify({ ...phase.env, ...batchEnv })})`);
     const s = await startCluster(id, { ...phase.env, ...batchEnv });
     try {
-      await logsOnError([s], () => warm(s, ['pp', 'stpp', 'pipedec']));
+      await logsOnError([s], async () => {
+        await warm(s, ['pp', 'stpp', 'pipedec']);
+        const most = Math.max(...CLIENTS);
+        if (phase.batched && most > 1) await warmSideBySide(s, ['pp', 'stpp', 'pipedec'], most);
+      });
     } catch (error) {
       await s.stop();
       throw error;
