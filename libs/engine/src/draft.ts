@@ -86,6 +86,13 @@ export const DRAW_POOL = 64;
  */
 export const NUCLEUS_POOL = 256;
 
+/**
+ * Most skipped rows one catch-up call computes: a request that started under load skipped its
+ * whole prompt (deferPrompt), and a call of ~900 rows would hold the head's thread, which
+ * also runs stage 0 for every other request, for tens of milliseconds.
+ */
+export const CATCH_UP_CHUNK = 64;
+
 export class DraftRunner {
   private readonly seq: string;
   /** What the graph is asked for; undefined where the full logits are needed. */
@@ -140,8 +147,27 @@ export class DraftRunner {
    * top-k and log-softmax count as draft time: on an accelerator they are part of its LM head.
    */
   async propose(rows: DraftRow[], onlyLast = false): Promise<Proposal[]> {
-    // Skipped committed rows go first, in the same call, as a chain from the committed prefix;
-    // a row that would have read the committed prefix (parent -1) reads the chain's end.
+    // Skipped committed rows go first, as a chain from the committed prefix: all but the last
+    // CATCH_UP_CHUNK in calls of their own, committed after each (the next chunk then reads
+    // them as its committed prefix), the rest in the same call as `rows`; a row that would
+    // have read the committed prefix (parent -1) reads the chain's end.
+    while (this.lag.length > CATCH_UP_CHUNK) {
+      const part = this.lag.splice(0, CATCH_UP_CHUNK);
+      this.lag[0] = { ...this.lag[0], parent: -1 };
+      await this.run.timeDraft(part.length, async () => {
+        await this.shard.forward(this.seq, {
+          nodeIds: Int32Array.from(part, (r) => r.id),
+          parentIds: Int32Array.from(part, (r) => r.parent),
+          positions: Int32Array.from(part, (r) => r.position),
+          tokens: Int32Array.from(part, (r) => r.token),
+          proposals: this.request,
+        });
+        this.shard.commit(
+          this.seq,
+          part.map((r) => r.id),
+        );
+      });
+    }
     const lag = this.lag;
     this.lag = [];
     const last = lag.length > 0 ? lag[lag.length - 1].id : -1;
@@ -193,6 +219,19 @@ export class DraftRunner {
       position: row.position,
       token: row.token,
     });
+  }
+
+  /**
+   * Instead of prefill: the prompt's rows but the last (the first root, which the verdicts
+   * handle like any root) join the skipped rows. A PipeDec request that starts 0 wide under
+   * load may never speculate; if it widens, the draft computes the prompt then, with the
+   * tokens skipped since, in CATCH_UP_CHUNK calls.
+   */
+  deferPrompt(): void {
+    const prompt = this.run.prompt;
+    for (let p = 0; p < prompt.length - 1; p++) {
+      this.skip({ id: p, position: p, token: prompt[p] });
+    }
   }
 
   /** Cache bookkeeping of the draft counts as draft time, like the stages' own. */

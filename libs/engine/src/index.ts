@@ -17,6 +17,7 @@ export {
   requestClass,
 } from './auto.js';
 export {
+  CATCH_UP_CHUNK,
   checkCompatible,
   type DraftHost,
   DraftRunner,

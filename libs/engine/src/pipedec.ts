@@ -41,8 +41,9 @@ export interface PipeDecOptions {
    * its row budget as requests come and go (row-budget.ts), so a request that started alone
    * narrows when others join and widens again when they leave. 0: no layer below the root, so
    * each verdict commits the target's own token and the next root goes alone, as in PP (the
-   * draft skips those roots and computes them in one call if the tree widens again:
-   * LayerDrafter.afterSend, DraftRunner.skip). It changes what is
+   * draft skips those roots, and the prompt too when the request starts 0 wide, and computes
+   * them if the tree widens again: LayerDrafter.afterSend, DraftRunner.skip, deferPrompt).
+   * It changes what is
    * speculated, never the output in greedy and exact acceptance; in distribution acceptance
    * the tokens depend on the tree, so there it is ignored and the width stays W. The paper's
    * drafting only (not with draftWidth).
@@ -148,7 +149,7 @@ class LayerDrafter {
   }
 
   /** This layer's width: options.widthNow's, within 0..W, where the acceptance allows it. */
-  private width(): number {
+  width(): number {
     const { widthNow, width } = this.options;
     const sampling = this.spec.run.request.sampling;
     if (!widthNow || (sampling && isDistribution(sampling))) return width;
@@ -201,9 +202,14 @@ export async function generatePipeDec(
       async afterSend(packet: LayerPacket) {
         if (!draftPrefilled) {
           draftPrefilled = true;
-          const first = await drafter.prefill(request.prefillChunk ?? 32);
-          tree.root.candidates = first.candidates;
-          tree.root.draftQ = first.q;
+          // Under load (0 wide) the request decodes as PP and may never speculate: the
+          // draft leaves the prompt for the catch-up, should the tree widen later.
+          if (!ahead && layers.width() === 0) drafter.deferPrompt();
+          else {
+            const first = await drafter.prefill(request.prefillChunk ?? 32);
+            tree.root.candidates = first.candidates;
+            tree.root.draftQ = first.q;
+          }
         }
         if (run.isPrefillPacket(packet.seq)) {
           // Drafting ahead starts while the last prefill chunk is in the stages.

@@ -6,6 +6,7 @@ import { jest } from '@jest/globals';
 import fc from 'fast-check';
 import type { ShardOutput, TreeBatch } from '@pipedec/model';
 import {
+  CATCH_UP_CHUNK,
   draftAgreement,
   EngineError,
   generatePipeDec,
@@ -302,8 +303,8 @@ describe('PipeDec controller on the toy model', () => {
       );
       expect(zero.tokens).toEqual(ar.tokens);
       expect(zeroRows).toEqual(ppRows);
-      // ... and the draft computes the prompt only: nothing per token that nothing would use.
-      expect(zeroDraft).toEqual(prefillCalls(prompt.length));
+      // ... and the draft computes nothing, not even the prompt: nothing would use it.
+      expect(zeroDraft).toEqual([]);
       assertReleased(zeroRig);
       // The load falls after 10 ticks: the tree grows again, the output stays AR's.
       let ticks = 0;
@@ -353,17 +354,44 @@ describe('PipeDec controller on the toy model', () => {
       );
       expect(res.tokens).toEqual(ar.tokens);
       expect(atWiden).toBeGreaterThan(1);
-      // After the prompt, the draft's first call holds the tokens committed at width 0 (all
-      // but the first root, which the prompt's call drafted) and the root after them; every
-      // later call is one tree layer, at most 2 rows.
-      const decode = draftRows.slice(prefillCalls(prompt.length).length);
-      expect(decode[0]).toBeGreaterThanOrEqual(atWiden);
-      expect(Math.max(...decode.slice(1))).toBeLessThanOrEqual(2);
+      // The request started 0 wide, so the draft left the prompt too: its first call holds
+      // the prompt and the tokens committed at width 0 (one chunk: both are short here) and
+      // the root after them; every later call is one tree layer, at most 2 rows.
+      expect(draftRows[0]).toBeGreaterThanOrEqual(prompt.length - 1 + atWiden);
+      expect(Math.max(...draftRows.slice(1))).toBeLessThanOrEqual(2);
       // Each token sent alone is a miss; after the catch-up the draft (= target) hits.
       expect(res.stats.misses).toBeLessThanOrEqual(atWiden + 1);
       expect(res.stats.hits).toBeGreaterThanOrEqual(30 - atWiden - 2 - 3);
       assertReleased(r);
     }
+  });
+
+  it('a long prompt skipped under load is caught up in calls of at most CATCH_UP_CHUNK rows', async () => {
+    const long: ToyConfig = { ...TARGET, maxPositions: 400 };
+    const prompt = prompts(1, long.vocab, 23, 230, 230)[0];
+    const request: GenerateRequest = { requestId: 'long', prompt, maxTokens: 40 };
+    const ar = await runMethod(rig(3, 0, long), { method: 'ar' }, request);
+    const r = rig(3, 0, long);
+    const draftRows = callRows(r.draft as ToyShard);
+    let ticks = 0;
+    const res = await runMethod(
+      r,
+      { method: 'pipedec', width: 2, widthNow: () => (++ticks <= 16 ? 0 : 2) },
+      request,
+    );
+    expect(res.tokens).toEqual(ar.tokens);
+    // The catch-up: full chunks, then the rest with the root in one call; then tree layers.
+    const full = Math.floor((prompt.length - 1) / CATCH_UP_CHUNK);
+    expect(full).toBeGreaterThanOrEqual(3);
+    expect(draftRows.slice(0, full)).toEqual(Array(full).fill(CATCH_UP_CHUNK));
+    expect(draftRows[full]).toBeLessThanOrEqual(CATCH_UP_CHUNK + 1);
+    expect(Math.max(...draftRows.slice(full + 1))).toBeLessThanOrEqual(2);
+    // Every skipped row was computed once: the prompt, and each token committed at width 0.
+    const caughtUp = draftRows.slice(0, full + 1).reduce((a, b) => a + b, 0);
+    expect(caughtUp).toBeGreaterThan(prompt.length - 1);
+    // The draft is the target: after the catch-up every verification hits.
+    expect(res.stats.hits).toBeGreaterThan(15);
+    assertReleased(r);
   });
 
   it('distribution acceptance keeps its width whatever widthNow says', async () => {
