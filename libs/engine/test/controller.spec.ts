@@ -51,11 +51,6 @@ function callRows(shard: ToyShard): number[] {
   return rows;
 }
 
-/** The draft's calls for a prompt of `n` tokens: chunks of 32 (the default prefill chunk). */
-function prefillCalls(n: number): number[] {
-  return Array.from({ length: Math.ceil(n / 32) }, (_, i) => Math.min(32, n - 32 * i));
-}
-
 /** The rows of every packet stage 0 computes for the rig from now on, in order. */
 function stage0Rows(r: Rig): number[] {
   return callRows(r.stages[0] as ToyShard);
