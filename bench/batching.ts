@@ -552,46 +552,27 @@ async function runReal(id: 'lo4' | 'ns5x8', prompts: number[][]): Promise<RealRu
   batchEnv.SPECULATE_MAX_IN_FLIGHT = String(speculateMaxInFlight(id));
   const out: RealRun = { rows: [], failures: [], alone: [], oneClientSolo: {}, joinLong: [] };
   // Warm-up: each method once through the longest prompt and the whole output, so the first
-  // measured load does not pay for the runtime's first calls of each shape.
-  const longest = prompts.reduce((a, p) => (p.length > a.length ? p : a));
-  const warm = async (s: Started, methods: ConcreteMethod[]) => {
-    const reader = new Redis(s.redisUrl);
-    const redis = new Redis(s.redisUrl, { maxRetriesPerRequest: null });
-    const queue = new Queue(GENERATION_QUEUE, { connection: redis, prefix: queuePrefix(s.prefix) });
-    for (const method of methods) {
-      await runRequest(queue, reader, s.prefix, {
-        method,
-        width: WIDTH,
-        prompt: longest,
-        maxTokens: tokensFor(id),
-      });
-    }
-    await queue.close();
-    await Promise.all([reader.quit(), redis.quit()]);
-  };
-  // ... and, where requests run side by side, each method once more with the most clients at
+  // measured load does not pay for the runtime's first calls of each shape; and, where
+  // requests run side by side (`clients` > 1), each method once more with that many clients at
   // once, 32 tokens each: the code only such loads run (frames of several packets, the row
-  // budget under load) is then compiled before the first measured one. Without it, lo4 at 8
+  // budget under load) is then compiled before the first measured one. Without that, lo4 at 8
   // clients, PP and PipeDec in either order, whichever came first spent 10-25% more CPU per
   // token; with it, 3-10%, while the first one's tokens/s still came out ~10% lower
   // (bench/results/pipedec-width0-decisions-ab). Compare methods over both orders, or where
   // neither is a cluster's first load (the full run: every method at 1, 2, 4 clients first).
-  const warmSideBySide = async (s: Started, methods: ConcreteMethod[], clients: number) => {
+  const longest = prompts.reduce((a, p) => (p.length > a.length ? p : a));
+  const warm = async (s: Started, methods: ConcreteMethod[], clients: number) => {
     const redis = new Redis(s.redisUrl, { maxRetriesPerRequest: null });
     const queue = new Queue(GENERATION_QUEUE, { connection: redis, prefix: queuePrefix(s.prefix) });
     const readers = Array.from({ length: clients }, () => new Redis(s.redisUrl));
+    const send = (method: ConcreteMethod, prompt: number[], maxTokens: number, c = 0) =>
+      runRequest(queue, readers[c], s.prefix, { method, width: WIDTH, prompt, maxTokens });
     try {
+      for (const method of methods) await send(method, longest, tokensFor(id));
+      if (clients === 1) return;
+      const short = Math.min(32, tokensFor(id));
       for (const method of methods) {
-        await Promise.all(
-          readers.map((reader, c) =>
-            runRequest(queue, reader, s.prefix, {
-              method,
-              width: WIDTH,
-              prompt: prompts[promptOf(c, 0)],
-              maxTokens: Math.min(32, tokensFor(id)),
-            }),
-          ),
-        );
+        await Promise.all(readers.map((_, c) => send(method, prompts[promptOf(c, 0)], short, c)));
       }
     } finally {
       await Promise.all(readers.map((r) => r.quit()));
@@ -651,11 +632,8 @@ async function runReal(id: 'lo4' | 'ns5x8', prompts: number[][]): Promise<RealRu
     progress(`${id}: starting stage processes (${JSON.stringify({ ...phase.env, ...batchEnv })})`);
     const s = await startCluster(id, { ...phase.env, ...batchEnv });
     try {
-      await logsOnError([s], async () => {
-        await warm(s, ['pp', 'stpp', 'pipedec']);
-        const most = Math.max(...CLIENTS);
-        if (phase.batched && most > 1) await warmSideBySide(s, ['pp', 'stpp', 'pipedec'], most);
-      });
+      const clients = phase.batched ? Math.max(...CLIENTS) : 1;
+      await logsOnError([s], () => warm(s, ['pp', 'stpp', 'pipedec'], clients));
     } catch (error) {
       await s.stop();
       throw error;

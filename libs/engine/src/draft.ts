@@ -98,8 +98,9 @@ export class DraftRunner {
   /** What the graph is asked for; undefined where the full logits are needed. */
   private readonly request: ProposalRequest | undefined;
   /**
-   * Committed rows the draft skipped (skip()), in order: the tokens PipeDec sent alone while
-   * its tree had no layer (width 0 under load). The next propose computes them first.
+   * Committed rows the draft skipped (skip(), deferPrompt()), in order: the tokens PipeDec
+   * sent alone while its tree had no layer (width 0 under load), and the prompt of a request
+   * that started so. The next propose computes them first.
    */
   private lag: DraftRow[] = [];
 
@@ -155,13 +156,7 @@ export class DraftRunner {
       const part = this.lag.splice(0, CATCH_UP_CHUNK);
       this.lag[0] = { ...this.lag[0], parent: -1 };
       await this.run.timeDraft(part.length, async () => {
-        await this.shard.forward(this.seq, {
-          nodeIds: Int32Array.from(part, (r) => r.id),
-          parentIds: Int32Array.from(part, (r) => r.parent),
-          positions: Int32Array.from(part, (r) => r.position),
-          tokens: Int32Array.from(part, (r) => r.token),
-          proposals: this.request,
-        });
+        await this.forward(part);
         this.shard.commit(
           this.seq,
           part.map((r) => r.id),
@@ -179,13 +174,7 @@ export class DraftRunner {
     return this.run.timeDraft(
       all.length,
       async () => {
-        const out = await this.shard.forward(this.seq, {
-          nodeIds: Int32Array.from(all, (r) => r.id),
-          parentIds: Int32Array.from(all, (r) => r.parent),
-          positions: Int32Array.from(all, (r) => r.position),
-          tokens: Int32Array.from(all, (r) => r.token),
-          proposals: this.request,
-        });
+        const out = await this.forward(all);
         if (lag.length > 0)
           this.shard.commit(
             this.seq,
@@ -206,10 +195,22 @@ export class DraftRunner {
     );
   }
 
+  /** Appends rows to the draft's cache as tree rows, asking the graph for proposals. */
+  private forward(rows: readonly DraftRow[]): ReturnType<StageShard['forward']> {
+    return this.shard.forward(this.seq, {
+      nodeIds: Int32Array.from(rows, (r) => r.id),
+      parentIds: Int32Array.from(rows, (r) => r.parent),
+      positions: Int32Array.from(rows, (r) => r.position),
+      tokens: Int32Array.from(rows, (r) => r.token),
+      proposals: this.request,
+    });
+  }
+
   /**
    * A committed row the draft never computed (PipeDec sent it alone, its tree 0 wide): the
-   * draft computes it, and every other skipped one, at the start of its next propose, in one
-   * call, so a request under load drafts nothing per token yet can widen again.
+   * draft computes it, and every other skipped one, at the start of its next propose (in
+   * CATCH_UP_CHUNK calls), so a request under load drafts nothing per token yet can widen
+   * again.
    */
   skip(row: { id: number; position: number; token: number }): void {
     const prev = this.lag[this.lag.length - 1];

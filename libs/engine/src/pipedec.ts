@@ -43,10 +43,9 @@ export interface PipeDecOptions {
    * each verdict commits the target's own token and the next root goes alone, as in PP (the
    * draft skips those roots, and the prompt too when the request starts 0 wide, and computes
    * them if the tree widens again: LayerDrafter.afterSend, DraftRunner.skip, deferPrompt).
-   * It changes what is
-   * speculated, never the output in greedy and exact acceptance; in distribution acceptance
-   * the tokens depend on the tree, so there it is ignored and the width stays W. The paper's
-   * drafting only (not with draftWidth).
+   * It changes what is speculated, never the output in greedy and exact acceptance; in
+   * distribution acceptance the tokens depend on the tree, so there it is ignored and the
+   * width stays W. The paper's drafting only (not with draftWidth).
    */
   widthNow?: () => number;
   /** k: most children proposed per node (default: defaultBranching(W, sampling)). */
@@ -126,8 +125,8 @@ class LayerDrafter {
   /**
    * While the stages compute: the draft runs on the nodes just sent. Not on a root sent alone
    * while the next layer would be 0 wide (under load): the request decodes as PP then, and
-   * the draft catches up on those tokens in one call if the tree widens again (DraftRunner's
-   * skip), instead of a draft call per token that nothing uses.
+   * the draft catches up on those tokens if the tree widens again (DraftRunner's skip),
+   * instead of a draft call per token that nothing uses.
    */
   async afterSend(packet: LayerPacket): Promise<void> {
     const { tree } = this.spec;
