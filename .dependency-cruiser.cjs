@@ -101,7 +101,8 @@ module.exports = {
   ],
   options: {
     doNotFollow: { path: 'node_modules' },
-    exclude: { path: '^(apps|libs)/[^/]+/(dist|\\.next)/|^prisma/dist/' },
+    // bench/results: measurements, and the one-off scripts some were taken with (not the product).
+    exclude: { path: '^(apps|libs)/[^/]+/(dist|\\.next)/|^prisma/dist/|^bench/results/' },
     tsPreCompilationDeps: true,
     // For the dashboard's `@/` path alias (the other parts resolve through package exports).
     tsConfig: { fileName: 'tsconfig.depcruise.json' },

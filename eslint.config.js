@@ -13,6 +13,7 @@ export default tseslint.config(
       'tools/**',
       'coverage/**',
       'test-artifacts/**',
+      'bench/results/**', // measurements, and the one-off scripts some of them were taken with
       '.cache/**', // generated graphs; bench:graph's worktrees of other commits
       '**/next-env.d.ts',
     ],

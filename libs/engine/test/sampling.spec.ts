@@ -138,6 +138,27 @@ describe('scoring only the tokens whose noise can still win', () => {
     );
   });
 
+  it('over a vocabulary of 4,096 (most tokens ruled out by their hash alone) the draw is still the plain draw', () => {
+    const vocab = 4096;
+    for (const [spread, temperature] of [
+      [0.5, 1],
+      [3, 1],
+      [8, 0.7],
+      [1, 2],
+    ]) {
+      const logits = Float32Array.from(
+        { length: vocab },
+        (_, i) => Math.sin(i * 0.37 + spread) * spread + (i % 211 === 0 ? spread : 0),
+      );
+      for (let position = 0; position < 24; position++) {
+        const params = { temperature, topP: 1, seed: 17 + position };
+        expect(chooseToken(logits, 0, vocab, position, params)).toBe(
+          plainDraw(logits, temperature, rowKeyOf(params.seed, position)),
+        );
+      }
+    }
+  });
+
   it('Gumbel-top-k is the plain sort of every positive weight by log weight plus noise', () => {
     fc.assert(
       fc.property(row, fc.nat(), fc.integer({ min: 0, max: 12 }), (logits, key, k) => {
