@@ -2,7 +2,7 @@
 // PP, STPP (w2, depth 4) and PipeDec (w2) on 6 scripture prompts x 96 tokens, greedy and at
 // temperature 1 (seed = prompt index + 1): decode ms/token, tokens per verification, draft
 // ms/token, process CPU per token. Each prompt runs twice; the second run counts.
-//   TEMPS=0,1 npx tsx --conditions=source bench/results/sampling-scan-ab/inprocess.ts scripture pp,stpp,pipedec
+//   [ACC=distribution] TEMPS=0,1 npx tsx --conditions=source bench/results/sampling-scan-ab/inprocess.ts scripture pp,stpp,pipedec
 import { InProcessPipeline, StageWorker, generatePP, generateSTPP, generatePipeDec, defaultBranching } from '@pipedec/engine';
 import { OnnxShard, splitLayers, loadTokenizer } from '@pipedec/model';
 import { readFile } from 'node:fs/promises';
@@ -20,7 +20,7 @@ const methods = (process.argv[3] ?? 'pp,stpp,pipedec').split(',');
 for (const temp of (process.env.TEMPS ?? "0,1").split(",").map(Number)) for (const m of methods) {
   let ms = 0, toks = 0, ver = 0, acc = 0, draftMs = 0, cpu = 0;
   for (const [pi, p] of prompts.entries()) for (const rep of [0, 1]) {
-    const req = { requestId: randomUUID(), prompt: p, maxTokens: 96, sampling: temp ? { temperature: 1, topP: 1, seed: pi + 1 } : undefined, eosTokenIds: [] };
+    const req = { requestId: randomUUID(), prompt: p, maxTokens: 96, sampling: temp ? { temperature: 1, topP: 1, seed: pi + 1, acceptance: (process.env.ACC ?? "exact") as "exact" | "distribution" } : undefined, eosTokenIds: [] };
     const c0 = process.cpuUsage(); const t0 = performance.now();
     const res = m === 'pp' ? await generatePP(pipe, req) : m === 'stpp'
       ? await generateSTPP(pipe, draft as any, req, { depth: 4, branching: defaultBranching(2), budget: 8 })

@@ -36,7 +36,6 @@
 import { EngineError } from './errors.js';
 import {
   argmax,
-  gumbelAt,
   gumbelTopK,
   rowKeyOf,
   sampledDistribution,
@@ -109,19 +108,12 @@ export function acceptDistribution(
     qi[c] = 0;
     if (left > 0) for (let t = 0; t < vocab; t++) qi[t] /= left;
   }
-  // Every candidate rejected: draw from the residual with the target's Gumbel noise.
-  const key = rowKeyOf(seed, position, TARGET_SALT);
-  let best = -1;
-  let bestScore = -Infinity;
-  for (let t = 0; t < vocab; t++) {
-    if (!(r[t] > 0)) continue;
-    const s = Math.log(r[t]) + gumbelAt(key, t);
-    if (s > bestScore) {
-      bestScore = s;
-      best = t;
-    }
-  }
-  return { token: best >= 0 ? best : argmax(Float32Array.from(p), 0, vocab), accepted: -1 };
+  // Every candidate rejected (or none drafted: the token after a tree's leaf): draw from the
+  // residual with the target's Gumbel noise, the largest log r_t + g_t (first id on a tie).
+  // gumbelTopK with k = 1 is that draw, scoring only the tokens whose noise can still win
+  // instead of a hash and two logarithms for each of the vocabulary's tokens.
+  const [best] = gumbelTopK(r, rowKeyOf(seed, position, TARGET_SALT), 1);
+  return { token: best ?? argmax(Float32Array.from(p), 0, vocab), accepted: -1 };
 }
 
 /** What acceptance needs of a tree node (TreeNode has it). */

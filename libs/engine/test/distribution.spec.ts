@@ -22,10 +22,13 @@
 // only; the configurations above run with it (PipeDec W=16 draws min(W, 8) candidates).
 
 import {
+  acceptDistribution,
   defaultBranching,
   firstDrawScore,
+  gumbelAt,
   plantResidualBiasForTests,
   PredictionTree,
+  rowKeyOf,
   sampledDistribution,
   type SamplingParams,
 } from '../src/index.js';
@@ -351,6 +354,45 @@ describe('distribution mode is deterministic', () => {
       expect(await run(99, 'sim')).toEqual(a);
       expect(await run(99, 'async')).toEqual(a);
       expect(await run(100, 'sim')).not.toEqual(a);
+    }
+  });
+});
+
+describe('the draw from the residual', () => {
+  it("is the largest log r + the target's Gumbel noise over every token of positive weight", () => {
+    // The plain definition: every token scored (the loop acceptDistribution ran before it
+    // skipped the tokens whose noise cannot win).
+    const plain = (r: Float64Array, seed: number, position: number): number => {
+      const key = rowKeyOf(seed, position);
+      let best = -1;
+      let bestScore = -Infinity;
+      r.forEach((w, t) => {
+        if (!(w > 0)) return;
+        const score = Math.log(w) + gumbelAt(key, t);
+        if (score > bestScore) [best, bestScore] = [t, score];
+      });
+      return best;
+    };
+    for (const [vocab, spread] of [
+      [4096, 1],
+      [4096, 4],
+      [300, 8],
+      [7, 0.5],
+    ]) {
+      for (let row = 0; row < 12; row++) {
+        const logits = Float32Array.from({ length: vocab }, (_, i) =>
+          i % 17 === row % 17 ? -Infinity : Math.sin(i * 0.61 + row) * spread,
+        );
+        const p = Float32Array.from(
+          sampledDistribution(logits, 0, vocab, { temperature: 1, topP: 1, seed: 0 }),
+        );
+        const seed = 1000 + row;
+        const position = 40 + row;
+        // No candidates: the residual is p itself.
+        const { token, accepted } = acceptDistribution(p, p, [], seed, position);
+        expect(accepted).toBe(-1);
+        expect(token).toBe(plain(Float64Array.from(p), seed, position));
+      }
     }
   });
 });
