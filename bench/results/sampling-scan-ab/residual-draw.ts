@@ -1,6 +1,6 @@
 // The residual draw of distribution acceptance (a node without candidates: the residual is p),
 // old loop against new (gumbelTopK, k = 1), alternated; same tokens.
-//   git show c808358:libs/engine/src/acceptance.ts, imports pointed at libs/engine/src,
+//   git show c808358:libs/engine/src/acceptance.ts, its imports pointed at ../../../libs/engine/src/,
 //   saved as bench/results/sampling-scan-ab/acceptance-old.ts; then
 //   npx tsx bench/results/sampling-scan-ab/residual-draw.ts
 import * as NEW from '../../../libs/engine/src/acceptance.js';
