@@ -188,9 +188,6 @@ const NOISE_MARGIN = 1 + 1e-9;
  * is ruled out by any uniform with 1 - u > LOW_NOISE (all but 1 in 1,024), with no exp either.
  */
 const LOW_NOISE = 1 / 1024;
-const LOG_LOW_NOISE = Math.log(LOW_NOISE / NOISE_MARGIN);
-/** (1 - LOW_NOISE) * 2^27, exact: an upper bound `above` below it means 1 - u > LOW_NOISE. */
-const LOW_NOISE_UNITS = (1 - LOW_NOISE) * UNIFORM_UNITS;
 /**
  * NOISE_CEILING[j] bounds the Gumbel noise of a uniform whose top 10 bits (a >>> 22) are j:
  * u < (j + 1) / 1024, and -log(-log u) grows with u. The last bucket is unbounded.
@@ -216,7 +213,6 @@ function drawWhole(
   let best = -1;
   let bestScore = -Infinity;
   let reach = Infinity;
-  let low = -Infinity; // bases below it have a bound under LOW_NOISE
   // In units of 2^-27 (UNIFORM_UNITS): a token whose (a >>> 5) + 1 is below reachUnits has
   // 1 - u > reach * NOISE_MARGIN >= exp(base) * reach * NOISE_MARGIN (base <= 0), so the last
   // test below rules it out before its logit is even read; set a hair low, never too high.
@@ -227,19 +223,17 @@ function drawWhole(
     if (above < reachUnits) continue;
     const base = (logits[offset + i] - max) / t;
     // Its noise is below NOISE_CEILING[its top 10 bits]: if even that cannot reach the best,
-    // neither can its score (a hair of slack for rounding), and no exp or log is needed.
+    // neither can its score (a hair of slack for rounding), and no exp or log is needed. (This
+    // also covers gumbelTopK's LOW_NOISE test: a bucket below the last bounds noise by 6.93.)
     if (base + NOISE_CEILING[a >>> 22] < bestScore - 1e-9) continue;
-    if (base < low && above < LOW_NOISE_UNITS) continue;
-    // The two tests at the exact uniform, for the few tokens left.
+    // The test at the exact uniform, for the few tokens left.
     const u = uniformFrom(a);
-    if (base < low && 1 - u > LOW_NOISE) continue;
     if (1 - u > Math.exp(base) * reach * NOISE_MARGIN) continue;
     const score = base - Math.log(-Math.log(u));
     if (score > bestScore) {
       bestScore = score;
       best = i;
       reach = Math.exp(-score);
-      low = score + LOG_LOW_NOISE;
       reachUnits = (1 - reach * NOISE_MARGIN * (1 + 1e-9)) * UNIFORM_UNITS - 1;
     }
   }
@@ -267,13 +261,12 @@ export function gumbelTopK(
     const w = weights[i];
     if (!(w > 0)) continue;
     const a = mix32(rowKey ^ words[i]);
-    // The tests at the uniform's upper bound first (drawWhole), then at the uniform.
+    // The tests at the uniform's upper bound: within 2^-27 of 1 - u, so what they let through
+    // and the exact tests would not is a few tokens in 10^8, scored to no effect.
     const below = 1 - ((a >>> 5) + 1) / UNIFORM_UNITS; // < 1 - u
     if (w < low && below > LOW_NOISE) continue;
     if (below > w * reach * NOISE_MARGIN) continue;
     const u = uniformFrom(a);
-    if (w < low && 1 - u > LOW_NOISE) continue;
-    if (1 - u > w * reach * NOISE_MARGIN) continue;
     const score = Math.log(w) - Math.log(-Math.log(u));
     const full = tokens.length === k;
     if (full && !(score > scores[k - 1])) continue;
