@@ -83,6 +83,9 @@ const { values: args } = parseArgs({
     'stpp-width': { type: 'string' },
     repeats: { type: 'string', default: '3' },
     'stpp-depth': { type: 'string', default: '4' },
+    // PipeDec's refill packets: most tree layers each carries (PIPEDEC_REFILL_LAYERS on every
+    // stage process, and the engine's refillLayers in the prediction); 1 = the paper's.
+    'refill-layers': { type: 'string', default: '1' },
     // Sampled rows: PP and PipeDec at these temperatures (seed = prompt index + 1, top-p 1),
     // PipeDec in each acceptance mode; '' = greedy rows only.
     temperatures: { type: 'string', default: '0.7,1' },
@@ -116,6 +119,9 @@ const WIDTH = Number(args.width);
 const STPP_WIDTH = Number(args['stpp-width'] ?? args.width);
 const REPEATS = Number(args.repeats);
 const STPP_DEPTH = Number(args['stpp-depth']);
+const REFILL_LAYERS = Number(args['refill-layers']);
+/** The draft's score temperature the stage processes use (DRAFT_SCORE_TEMPERATURE), for the prediction. */
+const SCORE_TEMPERATURE = Number(STAGE_ENV.DRAFT_SCORE_TEMPERATURE ?? 0.5);
 const TEMPERATURES = args.temperatures ? args.temperatures.split(',').map(Number) : [];
 const ACCEPTANCES = args.acceptance.split(',').map((a) => {
   if (a !== 'exact' && a !== 'distribution') {
@@ -474,6 +480,7 @@ async function runScenario(
       env: {
         MODEL_NAME: 'bench',
         STPP_DEPTH: String(STPP_DEPTH),
+        PIPEDEC_REFILL_LAYERS: String(REFILL_LAYERS),
         PIPELINE_CHECK_MS: '500',
         WARMUP_TOKENS: args['warmup-tokens'],
         ...STAGE_ENV,
@@ -624,13 +631,22 @@ interface SimRun {
 }
 
 /**
- * Cost models from what the run itself measured, one per method: its mean compute per stage
- * and packet, its draft time per draft call (calls counted by the simulator on the same
+ * Cost models from what the run itself measured, one per method: its compute per stage and
+ * packet, its draft time per draft call (calls counted by the simulator on the same
  * requests), and one hop for all, from PP's packets (one in flight, so no queueing). Per
  * method because on a host with fewer cores than busy processes the stages of PipeDec (all busy
  * at once, next to the draft) compute slower than PP's (one busy at a time): the prediction
  * then says what the logical schedule yields with the costs each method actually met, and
  * measured / predicted is the runtime's efficiency (overlap, queueing, transport).
+ *
+ * A packet's compute grows with its rows (bench:model: a middle stage of 4 layers takes
+ * 0.60 ms for 1 row, 0.92 for 16, 1.53 for 32), and PipeDec's refill packets carry up to
+ * W x (S - 1) rows beside its one-layer packets of W; priced at the mean packet they were
+ * predicted too cheap (ns5x8 with refills of 8 layers: 77% of the prediction measured, 93%
+ * without refills). So a stage costs fixed + perRow x rows, perRow / fixed = rowShare fitted
+ * by least squares over every request of the scenario (PP's 1-row packets against STPP's
+ * trees span the rows), and each method's level scaled so that its requests' packets and rows
+ * cost what they measured.
  */
 function calibrate(
   sc: Scenario,
@@ -646,29 +662,69 @@ function calibrate(
     hopN++;
   }
   const hopMs = hopN > 0 ? hopSum / hopN : 0;
+  const rowShare = fitRowShare(
+    runs.flatMap((r) =>
+      r.requests.map((q) => ({
+        computeMs: q.transport?.computeMs ?? 0,
+        packets: (q.transport?.packets ?? 0) * sc.stages,
+        rows: q.stats.stagePositions.reduce((a, b) => a + b, 0),
+      })),
+    ),
+  );
   const costs = new Map<Method, CostModel>();
   for (const r of runs) {
     let compute = 0;
     let stagePackets = 0;
+    let rows = 0;
     let draftMs = 0;
     let calls = 0;
     r.requests.forEach((q) => {
       compute += q.transport?.computeMs ?? 0;
       stagePackets += (q.transport?.packets ?? 0) * sc.stages;
+      rows += q.stats.stagePositions.reduce((a, b) => a + b, 0);
       draftMs += q.stats.draftMs;
       for (const l of sims.get(r.method)![q.prompt].loads)
         calls += l.serialDraftCalls + l.overlapDraftCalls;
     });
+    const units = stagePackets + rowShare * rows;
+    const fixed = units > 0 ? compute / units : 0;
     costs.set(r.method, {
       name: `${r.method} on ${sc.id}`,
-      stageFixedMs: stagePackets > 0 ? compute / stagePackets : 0,
-      stagePerPositionMs: 0,
+      stageFixedMs: fixed,
+      stagePerPositionMs: rowShare * fixed,
       hopMs,
       draftFixedMs: calls > 0 ? draftMs / calls : 0,
       draftPerPositionMs: 0,
     });
   }
   return costs;
+}
+
+/**
+ * perRow / fixed of compute = fixed x packets + perRow x rows, by least squares over the
+ * requests given; 0 (every packet the same) when the fit is degenerate or not positive.
+ */
+export function fitRowShare(
+  requests: readonly { computeMs: number; packets: number; rows: number }[],
+): number {
+  let pp = 0;
+  let pr = 0;
+  let rr = 0;
+  let pc = 0;
+  let rc = 0;
+  for (const q of requests) {
+    if (q.packets <= 0) continue;
+    pp += q.packets * q.packets;
+    pr += q.packets * q.rows;
+    rr += q.rows * q.rows;
+    pc += q.packets * q.computeMs;
+    rc += q.rows * q.computeMs;
+  }
+  const det = pp * rr - pr * pr;
+  if (!(det > 1e-9 * pp * rr)) return 0;
+  const fixed = (pc * rr - rc * pr) / det;
+  const perRow = (pp * rc - pr * pc) / det;
+  return fixed > 0 && perRow > 0 ? perRow / fixed : 0;
 }
 
 /** Simulated ms per output token after the first, under `cost`. */
@@ -706,10 +762,15 @@ async function simulate(
         depth: STPP_DEPTH,
         branching: defaultBranching(STPP_WIDTH),
         budget: STPP_WIDTH * STPP_DEPTH,
+        scoreTemperature: SCORE_TEMPERATURE,
       });
       break;
     case 'pipedec':
-      res = await generatePipeDec(pipeline, d, request, { width: WIDTH });
+      res = await generatePipeDec(pipeline, d, request, {
+        width: WIDTH,
+        refillLayers: REFILL_LAYERS,
+        scoreTemperature: SCORE_TEMPERATURE,
+      });
       break;
   }
   return { stats: res.stats, loads: [...pipeline.loads] };
@@ -976,7 +1037,7 @@ async function main(): Promise<void> {
     const out: string[] = [];
     out.push(`# bench:cluster (${new Date().toISOString()})`, '');
     out.push(
-      `Model: ${m.label}; hidden ${hidden}, ${numLayers} layers. ${PROMPT_COUNT} prompts (${PROMPT_SET === 'firsts' ? 'the first of each held-out set' : `the first ${PROMPT_COUNT} of the ${PROMPT_SET} set`}) x ${REPEATS} runs per method (interleaved; ms/token and tokens/s are medians), ${MAX_TOKENS} tokens, greedy, PipeDec W=${WIDTH}, STPP W=${STPP_WIDTH} depth ${STPP_DEPTH} budget ${STPP_WIDTH * STPP_DEPTH}. Each pipeline's head warmed up on ${args['warmup-tokens']} tokens before the first request (WARMUP_TOKENS). Host: ${os.cpus().length} CPUs shared by all stage processes; load average ${loadAtStart.toFixed(2)} at start, ${os.loadavg()[0].toFixed(2)} at the end.${
+      `Model: ${m.label}; hidden ${hidden}, ${numLayers} layers. ${PROMPT_COUNT} prompts (${PROMPT_SET === 'firsts' ? 'the first of each held-out set' : `the first ${PROMPT_COUNT} of the ${PROMPT_SET} set`}) x ${REPEATS} runs per method (interleaved; ms/token and tokens/s are medians), ${MAX_TOKENS} tokens, greedy, PipeDec W=${WIDTH}${REFILL_LAYERS > 1 ? ` (refills of up to ${REFILL_LAYERS} layers)` : ''}, STPP W=${STPP_WIDTH} depth ${STPP_DEPTH} budget ${STPP_WIDTH * STPP_DEPTH}. Each pipeline's head warmed up on ${args['warmup-tokens']} tokens before the first request (WARMUP_TOKENS). Host: ${os.cpus().length} CPUs shared by all stage processes; load average ${loadAtStart.toFixed(2)} at start, ${os.loadavg()[0].toFixed(2)} at the end.${
         Object.keys(STAGE_ENV).length > 0
           ? ` Stage environment: ${Object.entries(STAGE_ENV)
               .map(([k, v]) => `${k}=${v}`)
@@ -1018,13 +1079,13 @@ async function main(): Promise<void> {
     }
     out.push(
       '',
-      'Calibration (measured in the same run): one hop from PP; stage ms per packet and draft ms per call per method.',
+      'Calibration (measured in the same run): one hop from PP; stage ms per packet (fixed + per row x rows, the per-row share fitted over all requests of the run) and draft ms per call per method.',
       '',
     );
     for (const r of results) {
       const c = r.cost as Record<string, CostModel>;
       out.push(
-        `- ${r.scenario.id}: hop ${f(c.pp.hopMs)} ms; stage ${METHODS.map((k) => `${k} ${f(c[k].stageFixedMs)}`).join(', ')} ms; draft ${METHODS.filter(
+        `- ${r.scenario.id}: hop ${f(c.pp.hopMs)} ms; stage ${METHODS.map((k) => `${k} ${f(c[k].stageFixedMs)} + ${f(c[k].stagePerPositionMs, 4)}/row`).join(', ')} ms; draft ${METHODS.filter(
           (k) => k !== 'pp',
         )
           .map((k) => `${k} ${f(c[k].draftFixedMs)}`)
@@ -1106,6 +1167,7 @@ async function main(): Promise<void> {
           width: WIDTH,
           stppWidth: STPP_WIDTH,
           stppDepth: STPP_DEPTH,
+          refillLayers: REFILL_LAYERS,
           warmupTokens: Number(args['warmup-tokens']),
           temperatures: TEMPERATURES,
           acceptance: ACCEPTANCES,

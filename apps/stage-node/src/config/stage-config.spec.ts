@@ -18,6 +18,8 @@ describe('parseStageConfig', () => {
       queueConcurrency: 1,
       relayLostCancelMs: 2000,
       draftScoreTemperature: 0.5,
+      // PipeDec's refills fill the pipeline: as many layers as it has stages.
+      pipeDecRefillLayers: 4,
       rowBudget: 16,
       speculateMaxInFlight: 3,
       carryDecisions: true,
@@ -26,6 +28,7 @@ describe('parseStageConfig', () => {
     });
     expect(parseStageConfig({ ...base, STAGE_LANES: '2' }).batch.lanes).toBe(2);
     expect(parseStageConfig({ ...base, CARRY_DECISIONS: 'false' }).carryDecisions).toBe(false);
+    expect(parseStageConfig({ ...base, PIPEDEC_REFILL_LAYERS: '1' }).pipeDecRefillLayers).toBe(1);
     expect(parseStageConfig({ ...base, SPECULATE_MAX_IN_FLIGHT: '16' }).speculateMaxInFlight).toBe(
       16,
     );
@@ -65,6 +68,7 @@ describe('parseStageConfig', () => {
         DRAFT_SCORE_TEMPERATURE: '0',
         SPECULATE_MAX_IN_FLIGHT: '0',
         STAGE_LANES: '0',
+        PIPEDEC_REFILL_LAYERS: '0',
       });
     } catch (error) {
       caught = error;
@@ -77,6 +81,7 @@ describe('parseStageConfig', () => {
       'DRAFT_SCORE_TEMPERATURE',
       'GRPC_LISTEN',
       'LAYER_START',
+      'PIPEDEC_REFILL_LAYERS',
       'QUEUE_CONCURRENCY',
       'SPECULATE_MAX_IN_FLIGHT',
       'STAGE_COUNT',

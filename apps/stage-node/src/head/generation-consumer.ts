@@ -443,6 +443,7 @@ export class GenerationConsumer {
           width: c.width,
           stppDepth: c.depth || this.config.stppDepth,
           scoreTemperature: this.config.draftScoreTemperature,
+          refillLayers: this.config.pipeDecRefillLayers,
         });
         this.pipeline.takeStats(result.requestId);
         return result;
@@ -508,6 +509,7 @@ export class GenerationConsumer {
         ...this.pipeDecWidth(job, decoding),
         stppDepth: decoding.depth || this.config.stppDepth,
         scoreTemperature: this.config.draftScoreTemperature,
+        refillLayers: this.config.pipeDecRefillLayers,
       },
     );
   }

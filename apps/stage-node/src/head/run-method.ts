@@ -16,6 +16,10 @@ export interface MethodOptions {
   stppDepth: number;
   /** Temperature of the draft's scores that rank a tree's nodes (engine scoreTemperature). */
   scoreTemperature: number;
+  /** PipeDec's width for the next layer, asked each tick (row-budget.ts; engine widthNow). */
+  widthNow?: () => number;
+  /** Most tree layers in a PipeDec refill packet (engine refillLayers; 1: the paper's). */
+  refillLayers?: number;
 }
 
 export function runMethod(
@@ -38,6 +42,8 @@ export function runMethod(
     case 'pipedec':
       return generatePipeDec(pipeline, draft, request, {
         width: opts.width,
+        widthNow: opts.widthNow,
+        refillLayers: opts.refillLayers,
         scoreTemperature: opts.scoreTemperature,
       });
   }
