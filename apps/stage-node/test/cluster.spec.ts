@@ -818,7 +818,11 @@ describe('speculation turned off by load on 2 stage processes', () => {
       60_000,
     );
     // Alone when it started: its own method and width.
-    expect(a[0]).toMatchObject({ type: 'started', decoding: { method: 'pipedec', width: 4 } });
+    // Refills fill the pipeline by default: as many layers as it has stages.
+    expect(a[0]).toMatchObject({
+      type: 'started',
+      decoding: { method: 'pipedec', width: 4, refillLayers: 2 },
+    });
     expect(a[0]).not.toHaveProperty('decoding.fellBackFrom');
     for (const method of ['pipedec', 'stpp'] as const) {
       const beside = await enqueue(busyQueue!, prefix, {
@@ -833,6 +837,7 @@ describe('speculation turned off by load on 2 stage processes', () => {
         type: 'started',
         decoding: { method: 'pp', width: 1, depth: 0, fellBackFrom: method, narrowedFrom: 4 },
       });
+      expect(b[0]).not.toHaveProperty('decoding.refillLayers');
       expect(outputTokens(b)).toEqual(await arTokens(second, GREEDY, 24));
     }
     // The first was still running when both others started, and went on as it was.

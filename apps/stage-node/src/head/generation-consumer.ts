@@ -234,7 +234,7 @@ export class GenerationConsumer {
         throw new DelayedError();
       }
       lease = held;
-      const decoding = this.underLoad(chosen.decoding);
+      const decoding = this.withRefills(this.underLoad(chosen.decoding));
       events.append({
         type: 'started',
         attempt,
@@ -357,6 +357,11 @@ export class GenerationConsumer {
     }
     if (width === chosen.width) return chosen;
     return { ...chosen, width, narrowedFrom: chosen.narrowedFrom ?? chosen.width };
+  }
+
+  /** PipeDec's refill depth on this pipeline, stated in the decoding it reports. */
+  private withRefills(d: DecodingChoice): DecodingChoice {
+    return d.method === 'pipedec' ? { ...d, refillLayers: this.config.pipeDecRefillLayers } : d;
   }
 
   private chosenDecoding(job: GenerationJob): DecodingChoice {

@@ -54,6 +54,12 @@ export const decodingChoiceSchema = z
      */
     fellBackFrom: z.enum(['stpp', 'pipedec']).optional(),
     /**
+     * PipeDec only: the most tree layers a refill packet carried (the pipeline's
+     * PIPEDEC_REFILL_LAYERS; 1 is the paper's one layer a timestep). Absent for the other
+     * methods, and in results recorded before it existed.
+     */
+    refillLayers: z.number().int().min(1).max(1024).optional(),
+    /**
      * auto only: what it weighed, each candidate's decode ms per token as estimated on this
      * pipeline when it chose, keyed by decodingLabel (http/generation.ts: "pp", "stpp/w2", "pipedec/w4", ...;
      * libs/engine auto.ts).
