@@ -15,21 +15,12 @@ import {
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { type MethodOptions, runMethod } from './run-method.js';
+import { type MethodOptions, runMethod } from '../src/head/run-method.js';
+import { TINY } from './cluster-helpers.js';
 
 jest.setTimeout(120_000);
 
-const TINY = {
-  layers: 6,
-  hidden: 32,
-  heads: 4,
-  kvHeads: 2,
-  intermediate: 64,
-  vocab: 300,
-  dtype: 'f32' as const,
-  tied: false,
-  maxPositions: 256,
-};
+const MODEL = { ...TINY, layers: 6, maxPositions: 256 };
 const STAGES = 3;
 const PROMPT = Array.from({ length: 12 }, (_, i) => (i * 37 + 5) % 300);
 
@@ -41,11 +32,11 @@ beforeAll(async () => {
   tmp = await mkdtemp(path.join(os.tmpdir(), 'pipedec-run-method-'));
   const target = path.join(tmp, 'target');
   const draftDir = path.join(tmp, 'draft');
-  await writeRandomCheckpoint(target, { ...TINY, seed: 17 });
+  await writeRandomCheckpoint(target, { ...MODEL, seed: 17 });
   // An unrelated model: its guesses mostly miss, so PipeDec refills often.
-  await writeRandomCheckpoint(draftDir, { ...TINY, layers: 2, seed: 18 });
+  await writeRandomCheckpoint(draftDir, { ...MODEL, layers: 2, seed: 18 });
   const cacheDir = path.join(tmp, 'graphs');
-  for (const r of splitLayers(TINY.layers, STAGES)) {
+  for (const r of splitLayers(MODEL.layers, STAGES)) {
     stages.push(await OnnxShard.open({ checkpointDir: target, ...r, cacheDir, intraOpThreads: 1 }));
   }
   draft = await OnnxShard.open({
