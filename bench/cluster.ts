@@ -56,6 +56,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { DEFAULT_REFILL_LAYERS_CAP } from '../apps/stage-node/dist/config/stage-config.js';
 import { dialStage } from '../apps/stage-node/dist/grpc/grpc-options.js';
 import type { GenerationSummary } from '../apps/stage-node/dist/head/generation-consumer.js';
 import type { TransportStats } from '../apps/stage-node/dist/head/grpc-pipeline.js';
@@ -84,8 +85,9 @@ const { values: args } = parseArgs({
     repeats: { type: 'string', default: '3' },
     'stpp-depth': { type: 'string', default: '4' },
     // PipeDec's refill packets: most tree layers each carries (PIPEDEC_REFILL_LAYERS on every
-    // stage process, and the engine's refillLayers in the prediction); 1 = the paper's.
-    'refill-layers': { type: 'string', default: '1' },
+    // stage process, and the engine's refillLayers in the prediction); 1 = the paper's;
+    // '' = the service's default, min(stages, DEFAULT_REFILL_LAYERS_CAP).
+    'refill-layers': { type: 'string', default: '' },
     // Sampled rows: PP and PipeDec at these temperatures (seed = prompt index + 1, top-p 1),
     // PipeDec in each acceptance mode; '' = greedy rows only.
     temperatures: { type: 'string', default: '0.7,1' },
@@ -119,7 +121,10 @@ const WIDTH = Number(args.width);
 const STPP_WIDTH = Number(args['stpp-width'] ?? args.width);
 const REPEATS = Number(args.repeats);
 const STPP_DEPTH = Number(args['stpp-depth']);
-const REFILL_LAYERS = Number(args['refill-layers']);
+const REFILL_LAYERS_ARG = args['refill-layers'] ? Number(args['refill-layers']) : null;
+/** PipeDec's refill depth on a pipeline of `stages`: --refill-layers, else the service's. */
+const refillLayersFor = (stages: number): number =>
+  REFILL_LAYERS_ARG ?? Math.min(stages, DEFAULT_REFILL_LAYERS_CAP);
 /** The draft's score temperature the stage processes use (DRAFT_SCORE_TEMPERATURE), for the prediction. */
 const SCORE_TEMPERATURE = Number(STAGE_ENV.DRAFT_SCORE_TEMPERATURE ?? 0.5);
 const TEMPERATURES = args.temperatures ? args.temperatures.split(',').map(Number) : [];
@@ -480,7 +485,7 @@ async function runScenario(
       env: {
         MODEL_NAME: 'bench',
         STPP_DEPTH: String(STPP_DEPTH),
-        PIPEDEC_REFILL_LAYERS: String(REFILL_LAYERS),
+        PIPEDEC_REFILL_LAYERS: String(refillLayersFor(sc.stages)),
         PIPELINE_CHECK_MS: '500',
         WARMUP_TOKENS: args['warmup-tokens'],
         ...STAGE_ENV,
@@ -768,7 +773,7 @@ async function simulate(
     case 'pipedec':
       res = await generatePipeDec(pipeline, d, request, {
         width: WIDTH,
-        refillLayers: REFILL_LAYERS,
+        refillLayers: refillLayersFor(stages.length),
         scoreTemperature: SCORE_TEMPERATURE,
       });
       break;
@@ -1037,7 +1042,7 @@ async function main(): Promise<void> {
     const out: string[] = [];
     out.push(`# bench:cluster (${new Date().toISOString()})`, '');
     out.push(
-      `Model: ${m.label}; hidden ${hidden}, ${numLayers} layers. ${PROMPT_COUNT} prompts (${PROMPT_SET === 'firsts' ? 'the first of each held-out set' : `the first ${PROMPT_COUNT} of the ${PROMPT_SET} set`}) x ${REPEATS} runs per method (interleaved; ms/token and tokens/s are medians), ${MAX_TOKENS} tokens, greedy, PipeDec W=${WIDTH}${REFILL_LAYERS > 1 ? ` (refills of up to ${REFILL_LAYERS} layers)` : ''}, STPP W=${STPP_WIDTH} depth ${STPP_DEPTH} budget ${STPP_WIDTH * STPP_DEPTH}. Each pipeline's head warmed up on ${args['warmup-tokens']} tokens before the first request (WARMUP_TOKENS). Host: ${os.cpus().length} CPUs shared by all stage processes; load average ${loadAtStart.toFixed(2)} at start, ${os.loadavg()[0].toFixed(2)} at the end.${
+      `Model: ${m.label}; hidden ${hidden}, ${numLayers} layers. ${PROMPT_COUNT} prompts (${PROMPT_SET === 'firsts' ? 'the first of each held-out set' : `the first ${PROMPT_COUNT} of the ${PROMPT_SET} set`}) x ${REPEATS} runs per method (interleaved; ms/token and tokens/s are medians), ${MAX_TOKENS} tokens, greedy, PipeDec W=${WIDTH} (refills of up to ${REFILL_LAYERS_ARG ?? `min(stages, ${DEFAULT_REFILL_LAYERS_CAP})`} layers), STPP W=${STPP_WIDTH} depth ${STPP_DEPTH} budget ${STPP_WIDTH * STPP_DEPTH}. Each pipeline's head warmed up on ${args['warmup-tokens']} tokens before the first request (WARMUP_TOKENS). Host: ${os.cpus().length} CPUs shared by all stage processes; load average ${loadAtStart.toFixed(2)} at start, ${os.loadavg()[0].toFixed(2)} at the end.${
         Object.keys(STAGE_ENV).length > 0
           ? ` Stage environment: ${Object.entries(STAGE_ENV)
               .map(([k, v]) => `${k}=${v}`)
@@ -1167,7 +1172,7 @@ async function main(): Promise<void> {
           width: WIDTH,
           stppWidth: STPP_WIDTH,
           stppDepth: STPP_DEPTH,
-          refillLayers: REFILL_LAYERS,
+          refillLayers: REFILL_LAYERS_ARG ?? `min(stages, ${DEFAULT_REFILL_LAYERS_CAP})`,
           warmupTokens: Number(args['warmup-tokens']),
           temperatures: TEMPERATURES,
           acceptance: ACCEPTANCES,

@@ -18,7 +18,7 @@ describe('parseStageConfig', () => {
       queueConcurrency: 1,
       relayLostCancelMs: 2000,
       draftScoreTemperature: 0.5,
-      // PipeDec's refills fill the pipeline: as many layers as it has stages.
+      // PipeDec's refills fill this pipeline: as many layers as it has stages ...
       pipeDecRefillLayers: 4,
       rowBudget: 16,
       speculateMaxInFlight: 3,
@@ -29,6 +29,8 @@ describe('parseStageConfig', () => {
     expect(parseStageConfig({ ...base, STAGE_LANES: '2' }).batch.lanes).toBe(2);
     expect(parseStageConfig({ ...base, CARRY_DECISIONS: 'false' }).carryDecisions).toBe(false);
     expect(parseStageConfig({ ...base, PIPEDEC_REFILL_LAYERS: '1' }).pipeDecRefillLayers).toBe(1);
+    // ... at most 7 layers on a deeper pipeline.
+    expect(parseStageConfig({ ...base, STAGE_COUNT: '14' }).pipeDecRefillLayers).toBe(7);
     expect(parseStageConfig({ ...base, SPECULATE_MAX_IN_FLIGHT: '16' }).speculateMaxInFlight).toBe(
       16,
     );

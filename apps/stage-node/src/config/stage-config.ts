@@ -133,9 +133,7 @@ export const stageEnvShape = {
    * PipeDec's refills (the engine's refillLayers): after a miss, or a hit whose subtree is
    * shallower than the pipeline, the next packet carries up to this many tree layers, drafted
    * one after another while the stages wait, instead of one layer a timestep; 1 is the paper's
-   * method. Default: the stage count, so one packet fills the pipeline. Worth it wherever a
-   * timestep (hop plus stage) costs more than a draft call: bench:cluster, scripture, W 8,
-   * PipeDec ms/token 16.3 -> 13.7 on 8 stages with 5 ms hops, 40.0 -> 33.4 on 14 with 10 ms.
+   * method. Default: the stage count, at most DEFAULT_REFILL_LAYERS_CAP (below).
    */
   PIPEDEC_REFILL_LAYERS: z.coerce.number().int().min(1).optional(),
   /**
@@ -190,6 +188,17 @@ export interface StageConfig {
   modelName: string;
   warmUp: { tokens: number; maxMs: number };
 }
+
+/**
+ * PIPEDEC_REFILL_LAYERS when unset: min(stage count, this). The first layers of a refill
+ * commit most of what it commits; each further one costs a serial draft call while the
+ * stages wait. bench:cluster (bench/results/pipedec-refill), scripture, W 8, PipeDec/PP:
+ *
+ *   14 stages, 10 ms hops:  refill 14: 4.66-4.88x (4 runs)   8: 4.88x (1)   7: 5.33, 5.36x (2)
+ *   8 stages, 5 ms hops:    refill 8 (the whole pipeline): 3.73-4.25x, against 3.22x at 1
+ *   4 stages, loopback:     refill 4: 1.23 timesteps per token against 1.60 at 1
+ */
+export const DEFAULT_REFILL_LAYERS_CAP = 7;
 
 /** The host of a host:port. */
 export const hostOf = (address: string): string => address.slice(0, address.lastIndexOf(':'));
@@ -255,7 +264,8 @@ export function parseStageConfig(env: Record<string, string | undefined>): Stage
     maxKvBytes: raw.MAX_KV_BYTES,
     stppDepth: raw.STPP_DEPTH,
     draftScoreTemperature: raw.DRAFT_SCORE_TEMPERATURE,
-    pipeDecRefillLayers: raw.PIPEDEC_REFILL_LAYERS ?? raw.STAGE_COUNT,
+    pipeDecRefillLayers:
+      raw.PIPEDEC_REFILL_LAYERS ?? Math.min(raw.STAGE_COUNT, DEFAULT_REFILL_LAYERS_CAP),
     ortThreads: raw.ORT_THREADS,
     batch: {
       requests: raw.STAGE_BATCH_REQUESTS,
