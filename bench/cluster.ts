@@ -56,7 +56,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { DEFAULT_REFILL_LAYERS_CAP } from '../apps/stage-node/dist/config/stage-config.js';
+import {
+  DEFAULT_DRAFT_SCORE_TEMPERATURE,
+  DEFAULT_REFILL_LAYERS_CAP,
+} from '../apps/stage-node/dist/config/stage-config.js';
 import { dialStage } from '../apps/stage-node/dist/grpc/grpc-options.js';
 import type { GenerationSummary } from '../apps/stage-node/dist/head/generation-consumer.js';
 import type { TransportStats } from '../apps/stage-node/dist/head/grpc-pipeline.js';
@@ -126,7 +129,9 @@ const REFILL_LAYERS_ARG = args['refill-layers'] ? Number(args['refill-layers']) 
 const refillLayersFor = (stages: number): number =>
   REFILL_LAYERS_ARG ?? Math.min(stages, DEFAULT_REFILL_LAYERS_CAP);
 /** The draft's score temperature the stage processes use (DRAFT_SCORE_TEMPERATURE), for the prediction. */
-const SCORE_TEMPERATURE = Number(STAGE_ENV.DRAFT_SCORE_TEMPERATURE ?? 0.5);
+const SCORE_TEMPERATURE = Number(
+  STAGE_ENV.DRAFT_SCORE_TEMPERATURE ?? DEFAULT_DRAFT_SCORE_TEMPERATURE,
+);
 const TEMPERATURES = args.temperatures ? args.temperatures.split(',').map(Number) : [];
 const ACCEPTANCES = args.acceptance.split(',').map((a) => {
   if (a !== 'exact' && a !== 'distribution') {
@@ -667,15 +672,13 @@ function calibrate(
     hopN++;
   }
   const hopMs = hopN > 0 ? hopSum / hopN : 0;
-  const rowShare = fitRowShare(
-    runs.flatMap((r) =>
-      r.requests.map((q) => ({
-        computeMs: q.transport?.computeMs ?? 0,
-        packets: (q.transport?.packets ?? 0) * sc.stages,
-        rows: q.stats.stagePositions.reduce((a, b) => a + b, 0),
-      })),
-    ),
-  );
+  /** Per request: stage compute, packets over all stages, rows over all stages. */
+  const measured = (q: MethodRun['requests'][number]) => ({
+    computeMs: q.transport?.computeMs ?? 0,
+    packets: (q.transport?.packets ?? 0) * sc.stages,
+    rows: q.stats.stagePositions.reduce((a, b) => a + b, 0),
+  });
+  const rowShare = fitRowShare(runs.flatMap((r) => r.requests.map(measured)));
   const costs = new Map<Method, CostModel>();
   for (const r of runs) {
     let compute = 0;
@@ -684,9 +687,10 @@ function calibrate(
     let draftMs = 0;
     let calls = 0;
     r.requests.forEach((q) => {
-      compute += q.transport?.computeMs ?? 0;
-      stagePackets += (q.transport?.packets ?? 0) * sc.stages;
-      rows += q.stats.stagePositions.reduce((a, b) => a + b, 0);
+      const m = measured(q);
+      compute += m.computeMs;
+      stagePackets += m.packets;
+      rows += m.rows;
       draftMs += q.stats.draftMs;
       for (const l of sims.get(r.method)![q.prompt].loads)
         calls += l.serialDraftCalls + l.overlapDraftCalls;
@@ -709,7 +713,7 @@ function calibrate(
  * perRow / fixed of compute = fixed x packets + perRow x rows, by least squares over the
  * requests given; 0 (every packet the same) when the fit is degenerate or not positive.
  */
-export function fitRowShare(
+function fitRowShare(
   requests: readonly { computeMs: number; packets: number; rows: number }[],
 ): number {
   let pp = 0;

@@ -818,7 +818,7 @@ describe('speculation turned off by load on 2 stage processes', () => {
       60_000,
     );
     // Alone when it started: its own method and width.
-    // Refills fill the pipeline by default: as many layers as it has stages.
+    // Refills fill this pipeline by default: min(stages, 7) layers, 2 here.
     expect(a[0]).toMatchObject({
       type: 'started',
       decoding: { method: 'pipedec', width: 4, refillLayers: 2 },

@@ -7,6 +7,9 @@ import { z } from 'zod';
 const optionalInt = z.coerce.number().int().min(0).optional();
 const hostPort = () => z.string().regex(/^[^:\s]+:\d{1,5}$/, 'host:port');
 
+/** DRAFT_SCORE_TEMPERATURE when unset (why 0.5: at the variable). */
+export const DEFAULT_DRAFT_SCORE_TEMPERATURE = 0.5;
+
 /** Every variable a stage node reads. */
 export const stageEnvShape = {
   PIPELINE_ID: z
@@ -128,7 +131,7 @@ export const stageEnvShape = {
    * scoreTemperature). 0.5 speculated better than 1 on the demo pair: 3-7% fewer timesteps per
    * token at 14 stages on two of three prompt sets, the same on the third (README, bench).
    */
-  DRAFT_SCORE_TEMPERATURE: z.coerce.number().gt(0).max(10).default(0.5),
+  DRAFT_SCORE_TEMPERATURE: z.coerce.number().gt(0).max(10).default(DEFAULT_DRAFT_SCORE_TEMPERATURE),
   /**
    * PipeDec's refills (the engine's refillLayers): after a miss, or a hit whose subtree is
    * shallower than the pipeline, the next packet carries up to this many tree layers, drafted
@@ -194,7 +197,7 @@ export interface StageConfig {
  * commit most of what it commits; each further one costs a serial draft call while the
  * stages wait. bench:cluster (bench/results/pipedec-refill), scripture, W 8, PipeDec/PP:
  *
- *   14 stages, 10 ms hops:  refill 14: 4.66-4.88x (4 runs)   8: 4.88x (1)   7: 5.33, 5.36x (2)
+ *   14 stages, 10 ms hops:  refill 14: 4.66-4.88x (4 runs)   8: 4.88x (1)   7: 4.90-5.36x (3)
  *   8 stages, 5 ms hops:    refill 8 (the whole pipeline): 3.73-4.25x, against 3.22x at 1
  *   4 stages, loopback:     refill 4: 1.23 timesteps per token against 1.60 at 1
  */
