@@ -396,8 +396,8 @@ interface MethodRun {
   method: Method;
   requests: { stats: RequestStats; transport: TransportStats | null; prompt: number }[];
   /**
-   * Greedy rows: CPU (user + system, /proc) each stage process used during this method's
-   * requests, the packets each computed meanwhile (its /health), and the delay proxy's CPU.
+   * CPU (user + system, /proc) each stage process used during this method's requests, the
+   * packets each computed meanwhile (its /health), and the delay proxy's CPU.
    */
   cpu?: CpuTally;
 }
@@ -438,6 +438,18 @@ async function cpuSnapshot(
   if (!healthFirst) await readPackets();
   return { stageMs, runtimeMs, packets, proxyMs };
 }
+
+/** Adds what the processes used between two snapshots to a tally. */
+function addCpu(tally: CpuTally, before: CpuSnapshot, after: CpuSnapshot): void {
+  for (let st = 0; st < tally.stageMs.length; st++) {
+    tally.stageMs[st] += after.stageMs[st] - before.stageMs[st];
+    tally.runtimeMs[st] += after.runtimeMs[st] - before.runtimeMs[st];
+    tally.packets[st] += after.packets[st] - before.packets[st];
+  }
+  tally.proxyMs += after.proxyMs - before.proxyMs;
+}
+
+type CpuSnapshot = Awaited<ReturnType<typeof cpuSnapshot>>;
 
 /** The requests of one sampled row: PP (acceptance null) or PipeDec at one temperature. */
 interface SampledRun extends MethodRun {
@@ -566,13 +578,7 @@ async function runScenario(
           const before = await cpuSnapshot(cluster, proxy, true);
           const s = await runJob(method, p, MAX_TOKENS);
           const after = await cpuSnapshot(cluster, proxy, false);
-          const tally = runs[mi].cpu!;
-          for (let st = 0; st < sc.stages; st++) {
-            tally.stageMs[st] += after.stageMs[st] - before.stageMs[st];
-            tally.runtimeMs[st] += after.runtimeMs[st] - before.runtimeMs[st];
-            tally.packets[st] += after.packets[st] - before.packets[st];
-          }
-          tally.proxyMs += after.proxyMs - before.proxyMs;
+          addCpu(runs[mi].cpu!, before, after);
           if (args['trace-requests']) {
             const ms =
               (s.stats.wallMs - s.stats.ttftWallMs) / Math.max(1, s.stats.committedTokens - 1);
@@ -586,20 +592,30 @@ async function runScenario(
     // acceptance mode on the same prompts and seeds.
     const sampledRuns: SampledRun[] = [];
     for (const temperature of TEMPERATURES) {
+      const tally = (): CpuTally => ({
+        stageMs: Array<number>(sc.stages).fill(0),
+        runtimeMs: Array<number>(sc.stages).fill(0),
+        packets: Array<number>(sc.stages).fill(0),
+        proxyMs: 0,
+      });
       const rows: SampledRun[] = [
-        { method: 'pp', temperature, acceptance: null, requests: [] },
+        { method: 'pp', temperature, acceptance: null, requests: [], cpu: tally() },
         ...ACCEPTANCES.map((acceptance): SampledRun => ({
           method: 'pipedec',
           temperature,
           acceptance,
           requests: [],
+          cpu: tally(),
         })),
       ];
       for (let rep = 0; rep < REPEATS; rep++) {
         for (const [pi, p] of promptIds.entries()) {
           for (const row of rows) {
             const sampling = sampledFor(temperature, row.acceptance ?? 'exact', pi);
+            const before = await cpuSnapshot(cluster, proxy, true);
             const s = await runJob(row.method, p, MAX_TOKENS, sampling);
+            const after = await cpuSnapshot(cluster, proxy, false);
+            addCpu(row.cpu!, before, after);
             row.requests.push({ stats: s.stats, transport: s.transport, prompt: pi });
           }
         }
@@ -907,6 +923,9 @@ interface SampledSummary {
   msPerToken: number; // PipeDec, measured (median)
   ppMsPerToken: number;
   speedupOverPP: { measured: number; timesteps: number };
+  /** Stage CPU (all stage processes, the delay proxy apart) per output token, PipeDec and PP. */
+  cpuMsPerToken: number | null;
+  ppCpuMsPerToken: number | null;
   hitRate: number;
   /** Drafted tokens accepted per verification (PipeDec verifies one node per verdict). */
   acceptedPerVerification: number;
@@ -943,6 +962,8 @@ function summarizeSampled(
     msPerToken: tpot(pd),
     ppMsPerToken: tpot(pp),
     speedupOverPP: { measured: tpot(pp) / tpot(pd), timesteps: steps(ppSims) / steps(pdSims) },
+    cpuMsPerToken: cpuSummary(pd)?.msPerToken ?? null,
+    ppCpuMsPerToken: cpuSummary(pp)?.msPerToken ?? null,
     hitRate: sum('hits') / Math.max(1, sum('verifications')),
     acceptedPerVerification: sum('hits') / Math.max(1, sum('verifications')),
     tokensPerVerification: sum('committedTokens') / Math.max(1, sum('verifications')),
@@ -1117,15 +1138,15 @@ async function main(): Promise<void> {
     if (results.some((r) => r.sampled.length > 0)) {
       out.push(
         '',
-        `Sampled requests (top-p 1, seed = prompt index + 1, same prompts and repeats). Timesteps per token from the simulated clock on the same requests; ms/token measured (median). Acceptance "exact": a drafted child is accepted only if it is the target's seeded draw; "distribution": recursive rejection sampling (tokens distributed as the target's).`,
+        `Sampled requests (top-p 1, seed = prompt index + 1, same prompts and repeats). Timesteps per token from the simulated clock on the same requests; ms/token measured (median); stage CPU per output token as in the CPU table (all stage processes, the delay proxy apart). Acceptance "exact": a drafted child is accepted only if it is the target's seeded draw; "distribution": recursive rejection sampling (tokens distributed as the target's).`,
         '',
-        '| run | temperature | acceptance | ts/token PP | ts/token PipeDec | PipeDec/PP (timesteps) | ms/token PP | ms/token PipeDec | PipeDec/PP (measured) | hit rate | accepted/verification | tokens/verification | tokens = simulated |',
-        '|---|---|---|---|---|---|---|---|---|---|---|---|---|',
+        '| run | temperature | acceptance | ts/token PP | ts/token PipeDec | PipeDec/PP (timesteps) | ms/token PP | ms/token PipeDec | PipeDec/PP (measured) | stage CPU ms/token PP | PipeDec | hit rate | accepted/verification | tokens/verification | tokens = simulated |',
+        '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
       );
       for (const r of results) {
         for (const x of r.sampled) {
           out.push(
-            `| ${r.scenario.id} (${r.scenario.stages} st, ${r.scenario.delayMs} ms) | ${x.temperature} | ${x.acceptance} | ${f(x.ppTimestepsPerToken)} | ${f(x.timestepsPerToken)} | ${f(x.speedupOverPP.timesteps)}x | ${f(x.ppMsPerToken)} | ${f(x.msPerToken)} | ${f(x.speedupOverPP.measured)}x | ${f(x.hitRate)} | ${f(x.acceptedPerVerification)} | ${f(x.tokensPerVerification)} | ${x.simulatedTokensMatch ? 'yes' : 'NO'} |`,
+            `| ${r.scenario.id} (${r.scenario.stages} st, ${r.scenario.delayMs} ms) | ${x.temperature} | ${x.acceptance} | ${f(x.ppTimestepsPerToken)} | ${f(x.timestepsPerToken)} | ${f(x.speedupOverPP.timesteps)}x | ${f(x.ppMsPerToken)} | ${f(x.msPerToken)} | ${f(x.speedupOverPP.measured)}x | ${f(x.ppCpuMsPerToken ?? NaN)} | ${f(x.cpuMsPerToken ?? NaN)} | ${f(x.hitRate)} | ${f(x.acceptedPerVerification)} | ${f(x.tokensPerVerification)} | ${x.simulatedTokensMatch ? 'yes' : 'NO'} |`,
           );
         }
       }

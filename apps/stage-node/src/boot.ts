@@ -71,6 +71,7 @@ export async function bootStage(config: StageConfig): Promise<RunningStage> {
       intraOpThreads: config.ortThreads,
     }),
     meter,
+    config.runtimeDistributions,
   );
   let draft: LayerShard | null = null;
   let tokenizer: LoadedTokenizer | null = null;
@@ -83,6 +84,7 @@ export async function bootStage(config: StageConfig): Promise<RunningStage> {
         proposals: true, // top-k and log-sum-exp in the runtime, not in JavaScript
       }),
       meter,
+      config.runtimeDistributions,
     );
     tokenizer = await loadTokenizer(config.checkpointDir).catch((e: unknown) => {
       log.warn(`no tokenizer (${e instanceof Error ? e.message : String(e)}): token prompts only`);

@@ -43,6 +43,12 @@ import {
   uniformKeyed,
 } from './sampling.js';
 
+/**
+ * A sampled distribution over the vocabulary: f64 where JavaScript computed it
+ * (sampledDistribution), f32 where the runtime did (LayerShard.distributions).
+ */
+export type Distribution = Float32Array | Float64Array; // [vocab]
+
 /** Salt of the draft's proposal stream (Gumbel-top-k over q). */
 const DRAFT_SALT = 0x4f1bbcdc;
 /** Salt of the acceptance uniforms, one per candidate index. */
@@ -68,7 +74,17 @@ export function draftProposals(
   k: number,
 ): { q: Float64Array /* [vocab] */; tokens: number[] } {
   const q = sampledDistribution(logits, offset, vocab, params);
-  return { q, tokens: gumbelTopK(q, rowKeyOf(params.seed, position, DRAFT_SALT), k) };
+  return { q, tokens: draftDraws(q, position, params, k) };
+}
+
+/** Up to `k` candidates drawn from the draft's q without replacement, in draw order. */
+export function draftDraws(
+  q: Distribution,
+  position: number,
+  params: SamplingParams,
+  k: number,
+): number[] {
+  return gumbelTopK(q, rowKeyOf(params.seed, position, DRAFT_SALT), k);
 }
 
 /**
@@ -121,7 +137,7 @@ export interface Verified {
   readonly position: number; // the node's; its verdict is the token at position + 1
   readonly target: number | null; // the target's seeded draw
   readonly targetProbs: Float32Array | null;
-  readonly draftQ: Float64Array | null;
+  readonly draftQ: Distribution | null;
   readonly candidates: readonly { token: number }[] | null;
 }
 

@@ -7,16 +7,20 @@
 // the logits: greedy needs only the likeliest tokens; exact sampling draws among them and
 // checks the rest of the row by its noise alone (chooseTokenFromTop), so the proposals are
 // the same as from the full logits. Distribution-mode acceptance needs the draft's whole
-// distribution q, so it reads the full logits, as does any shard without those outputs.
+// distribution q: over the whole vocabulary the runtime computes it from the logits
+// (LayerShard.distributions, ~20 us a call plus 3-5 us a row against ~130 us a row here);
+// under top-k or top-p, and on any shard without those outputs, JavaScript reads the logits.
 
 import type { ProposalRequest, TopLogits } from '@pipedec/model';
-import { draftProposals, isDistribution } from './acceptance.js';
+import { type Distribution, draftDraws, draftProposals, isDistribution } from './acceptance.js';
 import { EngineError } from './errors.js';
 import {
   chooseToken,
   chooseTokenFromTop,
   logSumExp,
+  sampledDistribution,
   type SamplingParams,
+  samplesWholeRow,
   topK,
 } from './sampling.js';
 import type { StageShard } from './stage.js';
@@ -70,7 +74,7 @@ export interface Proposal {
    * [vocab] Distribution mode only: the draft's sampled distribution q the candidates were
    * drawn from (without replacement, in their order); null in exact mode.
    */
-  q: Float64Array | null;
+  q: Distribution | null;
 }
 
 /**
@@ -180,19 +184,54 @@ export class DraftRunner {
             this.seq,
             lag.map((r) => r.id),
           );
-        const t = performance.now();
         const vocab = this.shard.info.vocabSize;
+        // Distribution mode over the whole vocabulary, with the graph's top-k: the runtime
+        // computes q for the rows that propose (from `first` on), no JavaScript scans the row.
+        const first = lag.length + (onlyLast ? rows.length - 1 : 0);
+        const dist =
+          out.top && out.logits && isDistribution(this.run.sampling)
+            ? await this.distributions(out.logits.subarray(first * vocab), all.length - first)
+            : null;
+        const t = performance.now();
         const proposals = rows.map((r, j) => {
           if (onlyLast && j < rows.length - 1) return { candidates: [], q: null };
           const i = lag.length + j; // the row's index in the call
+          if (out.top && dist) {
+            const q = dist.probs.subarray((i - first) * vocab, (i - first + 1) * vocab);
+            return this.candidatesFromDistribution(out.top, q, i, r.position + 1);
+          }
           if (out.top) return this.candidatesFromTop(out.top, out.logits, i, r.position + 1);
           return this.candidates(out.logits!, i * vocab, r.position + 1); // [rows, vocab]
         });
-        own = out.computeMs === undefined ? Number.NaN : out.computeMs + performance.now() - t;
+        own =
+          out.computeMs === undefined
+            ? Number.NaN
+            : out.computeMs + (dist?.runMs ?? 0) + performance.now() - t;
         return proposals;
       },
       () => own,
     );
+  }
+
+  /**
+   * The draft's sampled distributions q of `n` rows of logits, computed by the runtime
+   * (LayerShard.distributions); JavaScript computes each row where the shard cannot.
+   */
+  private async distributions(
+    logits: Float32Array, // [n, vocab]
+    n: number,
+  ): Promise<{ probs: Distribution; runMs: number }> {
+    const sampling = this.run.sampling;
+    const vocab = this.shard.info.vocabSize;
+    if (this.shard.distributions && samplesWholeRow(sampling, vocab)) {
+      return this.shard.distributions(logits, new Float32Array(n).fill(1 / sampling.temperature));
+    }
+    const t = performance.now();
+    const probs = new Float64Array(n * vocab);
+    for (let i = 0; i < n; i++) {
+      probs.set(sampledDistribution(logits, i * vocab, vocab, sampling), i * vocab);
+    }
+    return { probs, runMs: performance.now() - t };
   }
 
   /** Appends rows to the draft's cache as tree rows, asking the graph for proposals. */
@@ -343,6 +382,31 @@ export class DraftRunner {
     }
     return { candidates, q: null };
   }
+
+  /**
+   * candidates() in distribution mode from the graph's top-k and the runtime's q: the same
+   * draws from q in the same order, scored from the graph's log-sum-exp at the score
+   * temperature (f32; the JavaScript path sums in f64).
+   */
+  private candidatesFromDistribution(
+    top: TopLogits,
+    q: Distribution, // [vocab]
+    row: number,
+    position: number,
+  ): Proposal {
+    const scales = this.request!.lseScales.length;
+    const offset = row * top.k; // [rows, k]
+    const lseScore = top.lse[row * scales]; // [rows, scales]; scale 0 is the score temperature's
+    const logProb = (j: number) => top.logits[offset + j] / this.scoreTemperature - lseScore;
+    const tokens = draftDraws(q, position, this.run.sampling, this.branching);
+    return {
+      candidates: tokens.map((token, i) => ({
+        token,
+        logProb: i === 0 ? firstDrawScore(logProb(0)) : logProb(Math.min(i, top.k - 1)),
+      })),
+      q,
+    };
+  }
 }
 
 /**
@@ -350,8 +414,9 @@ export class DraftRunner {
  * sampling exactly, DRAW_POOL of them (NUCLEUS_POOL with top-p, the request's top_k if it is
  * smaller), the log-sum-exp
  * at the request's temperature for its nucleus, and the logits for the tokens beyond them
- * that the draw may still need. Distribution mode needs the whole distribution q: nothing
- * (undefined), the full logits.
+ * that the draw may still need. Distribution mode needs the whole distribution q: over the
+ * whole vocabulary, the `branching` likeliest (for the scores) and the logits the runtime
+ * computes q from; under top-k or top-p nothing (undefined), the full logits.
  */
 export function proposalRequest(
   sampling: SamplingParams,
@@ -359,8 +424,13 @@ export function proposalRequest(
   scoreTemperature: number,
   vocab: number,
 ): ProposalRequest | undefined {
-  if (isDistribution(sampling)) return undefined;
   const score = 1 / scoreTemperature;
+  if (isDistribution(sampling)) {
+    // The whole q: the runtime computes it from the logits (LayerShard.distributions) where
+    // the row is whole; under top-k or top-p, JavaScript reads the logits.
+    if (!samplesWholeRow(sampling, vocab)) return undefined;
+    return { k: Math.min(branching, vocab), lseScales: Float32Array.of(score), logits: true };
+  }
   if (sampling.temperature <= 0) {
     return { k: Math.min(branching, vocab), lseScales: Float32Array.of(score), logits: false };
   }

@@ -247,7 +247,7 @@ function drawWhole(
  * reach the k-th best so far are skipped without a logarithm (NOISE_MARGIN).
  */
 export function gumbelTopK(
-  weights: Float64Array, // [vocab]
+  weights: Float32Array | Float64Array, // [vocab]
   rowKey: number,
   k: number,
 ): number[] {
@@ -384,6 +384,15 @@ export function chooseTokenFromTop(
 
 function hasTopK(params: SamplingParams, vocab: number): boolean {
   return params.topK !== undefined && params.topK > 0 && params.topK < vocab;
+}
+
+/**
+ * Whether sampling draws from the whole vocabulary (top-p 1, no top-k below it): then the
+ * sampled distribution is softmax(logits / T) row by row, which a runtime can compute
+ * (LayerShard.distributions) in place of sampledDistribution.
+ */
+export function samplesWholeRow(params: SamplingParams, vocab: number): boolean {
+  return params.temperature > 0 && params.topP >= 1 && !hasTopK(params, vocab);
 }
 
 /**

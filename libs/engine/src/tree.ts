@@ -9,6 +9,8 @@
 //
 // A hit on b re-roots the tree at b and prunes a, c, d; a miss discards the whole tree.
 
+import type { Distribution } from './acceptance.js';
+
 export interface Candidate {
   token: number;
   /** Draft log-probability of this token given the node's path. */
@@ -30,7 +32,7 @@ export interface TreeNode {
   /** The draft's proposals for this node's children, once the draft has run on the node. */
   candidates: Candidate[] | null;
   /** [vocab] Distribution mode: the draft's q the candidates were drawn from (acceptance.ts). */
-  draftQ: Float64Array | null;
+  draftQ: Distribution | null;
   /** [vocab] Distribution mode: the target's sampled distribution at position + 1. */
   targetProbs: Float32Array | null;
   /** The target's token at position + 1, once this node's verdict has arrived. */

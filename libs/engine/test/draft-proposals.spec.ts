@@ -1,7 +1,9 @@
 // The draft's proposals from its graph's top-k (OnnxShard opened with `proposals`) equal those
 // of the JavaScript scan of the full logits, on tiny random ONNX models: the same children in
 // the same order, and their log-probabilities to f32 rounding; sampled exactly, the same
-// seeded draw. Distribution mode asks the graph for nothing and reads the full logits.
+// seeded draw. Distribution mode over the whole vocabulary takes the top-k from the graph and
+// q from the runtime (LayerShard.distributions): the same draws in the same order, q to f32
+// rounding; under top-p it asks the graph for nothing and reads the full logits.
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -71,9 +73,12 @@ function withoutGraphTopK(shard: StageShard): StageShard {
   };
 }
 
-/** The shard, counting its forwards and those answered from the graph's top-k. */
-function countingTop(shard: StageShard) {
-  const count = { forwards: 0, fromGraph: 0 };
+/**
+ * The shard, counting its forwards, those answered from the graph's top-k, and the rows whose
+ * distributions the runtime computed.
+ */
+function countingTop(shard: OnnxShard) {
+  const count = { forwards: 0, fromGraph: 0, distributionRows: 0 };
   const counted: StageShard = {
     ...withoutGraphTopK(shard),
     forward: async (seq, batch) => {
@@ -81,6 +86,10 @@ function countingTop(shard: StageShard) {
       count.forwards++;
       if (out.top) count.fromGraph++;
       return out;
+    },
+    distributions: (logits, scales) => {
+      count.distributionRows += scales.length;
+      return shard.distributions(logits, scales);
     },
   };
   return { shard: counted, count };
@@ -122,6 +131,16 @@ async function proposals(
   return [first, ...next];
 }
 
+/** Two sampled distributions agree to f32 rounding (the runtime's softmax against f64). */
+function expectCloseDistributions(got: ArrayLike<number>, want: ArrayLike<number>, label: string) {
+  expect({ label, length: got.length }).toEqual({ label, length: want.length });
+  let worst = 0;
+  for (let t = 0; t < want.length; t++) {
+    worst = Math.max(worst, Math.abs(got[t] - want[t]) - 1e-5 * want[t]);
+  }
+  if (!(worst <= 1e-9)) throw new Error(`${label}: a probability off by ${worst} beyond 1e-5`);
+}
+
 function expectSameProposals(got: Proposal[], want: Proposal[], label: string): void {
   expect({ label, tokens: got.map((p) => p.candidates.map((c) => c.token)) }).toEqual({
     label,
@@ -150,6 +169,16 @@ describe('draft proposals from the graph top-k', () => {
     ['T 1, the whole row', { temperature: 1, topP: 1, seed: 14 }, 1],
     ['T 0.6, top-p 0.9', { temperature: 0.6, topP: 0.9, seed: 15 }, 0.5],
     ['distribution mode', { temperature: 0.8, topP: 1, seed: 13, acceptance: 'distribution' }, 1],
+    [
+      'distribution mode, score temperature 0.5',
+      { temperature: 1.3, topP: 1, seed: 16, acceptance: 'distribution' },
+      0.5,
+    ],
+    [
+      'distribution mode, top-p 0.9',
+      { temperature: 0.8, topP: 0.9, seed: 17, acceptance: 'distribution' },
+      1,
+    ],
   ];
 
   it.each(cases)('equal the JavaScript scan: %s', async (name, sampling, scoreT) => {
@@ -159,16 +188,24 @@ describe('draft proposals from the graph top-k', () => {
         const counted = countingTop(shard);
         const graph = await proposals(counted.shard, `g-${id}`, prompt, sampling, scoreT);
         const distribution = sampling.acceptance === 'distribution';
-        const { forwards, fromGraph } = counted.count;
-        expect(fromGraph).toBe(distribution ? 0 : forwards);
+        const nucleus = sampling.topP < 1;
+        const { forwards, fromGraph, distributionRows } = counted.count;
+        expect(fromGraph).toBe(distribution && nucleus ? 0 : forwards);
+        // Each prefill chunk's last row (chunks of 5) and the layer's rows propose: the runtime
+        // computed q for them.
+        const proposing = Math.ceil(prompt.length / 5) + (graph.length - 1);
+        expect(distributionRows).toBe(distribution && !nucleus ? proposing : 0);
         const js = await proposals(withoutGraphTopK(shard), `j-${id}`, prompt, sampling, scoreT);
         expectSameProposals(graph, js, id);
-        if (distribution) expect(graph.every((p) => p.q !== null)).toBe(true);
+        if (distribution) {
+          expect(graph.every((p) => p.q !== null)).toBe(true);
+          graph.forEach((p, k) => expectCloseDistributions(p.q!, js[k].q!, `${id} q ${k}`));
+        }
       }
     }
   });
 
-  it('asks the graph for the branching, the draw pool or nothing', () => {
+  it('asks the graph for the branching, the draw pool, or nothing under top-p in distribution mode', () => {
     const greedy = proposalRequest({ temperature: 0, topP: 1, seed: 0 }, 4, 0.5, 300)!;
     expect({ k: greedy.k, scales: [...greedy.lseScales], logits: greedy.logits }).toEqual({
       k: 4,
@@ -188,8 +225,27 @@ describe('draft proposals from the graph top-k', () => {
     expect(proposalRequest({ temperature: 1, topP: 1, seed: 0, topK: 8 }, 4, 1, 300)!.k).toBe(8);
     expect(proposalRequest({ temperature: 1, topP: 1, seed: 0, topK: 2 }, 4, 1, 300)!.k).toBe(4);
     expect(proposalRequest({ temperature: 1, topP: 1, seed: 0 }, 4, 1, 40)!.k).toBe(40);
+    const whole = proposalRequest(
+      { temperature: 1, topP: 1, seed: 0, acceptance: 'distribution' },
+      4,
+      0.5,
+      300,
+    )!;
+    expect({ k: whole.k, scales: [...whole.lseScales], logits: whole.logits }).toEqual({
+      k: 4,
+      scales: [2],
+      logits: true,
+    });
     expect(
-      proposalRequest({ temperature: 1, topP: 1, seed: 0, acceptance: 'distribution' }, 4, 1, 300),
+      proposalRequest({ temperature: 1, topP: 0.9, seed: 0, acceptance: 'distribution' }, 4, 1, 300),
+    ).toBeUndefined();
+    expect(
+      proposalRequest(
+        { temperature: 1, topP: 1, seed: 0, topK: 8, acceptance: 'distribution' },
+        4,
+        1,
+        300,
+      ),
     ).toBeUndefined();
   });
 });

@@ -2,9 +2,18 @@
 // one's packet is freed when that call ends, not at its own next packet (an ended request
 // sends none, so its KV rows were held until the stage restarted: bench:batching's 16 clients
 // ran a stage out of KV memory with 42 sequences held and at most 16 requests in flight).
+// A last stage in distribution mode takes its rows' distributions from the shard's runtime
+// where it has them (LayerShard.distributions), and fails only the packet they failed for.
 
 import type { ShardOutput, TreeBatch } from '@pipedec/model';
-import { StageWorker, type LayerPacket, type SamplingParams } from '../src/index.js';
+import {
+  sampledDistribution,
+  StageWorker,
+  type LayerPacket,
+  type SamplingParams,
+  type StageResult,
+  type Verdict,
+} from '../src/index.js';
 import { type ToyConfig, ToyShard } from './toy-model.js';
 
 const TOY: ToyConfig = { layers: 4, vocab: 17, maxPositions: 64, seed: 5, eosTokenIds: [] };
@@ -92,5 +101,77 @@ describe('StageWorker', () => {
     const result = await busy;
     expect(result.output).toBeNull(); // released: nothing goes on to the next stage
     expect(shard.seqs.has('self')).toBe(false);
+  });
+});
+
+/**
+ * A whole toy model that computes sampled distributions the way a runtime would
+ * (LayerShard.distributions): here with sampledDistribution, counting its calls, or failing.
+ */
+class DistributionShard extends ToyShard {
+  calls: { rows: number; scale: number }[] = [];
+  fail: string | null = null;
+
+  distributions(logits: Float32Array, scales: Float32Array) {
+    if (this.fail) return Promise.reject(new Error(this.fail));
+    const vocab = this.info.vocabSize;
+    this.calls.push({ rows: scales.length, scale: scales[0] });
+    const probs = new Float32Array(scales.length * vocab);
+    for (let i = 0; i < scales.length; i++) {
+      const params = { temperature: 1 / scales[i], topP: 1, seed: 0 };
+      probs.set(sampledDistribution(logits, i * vocab, vocab, params), i * vocab);
+    }
+    return Promise.resolve({ probs, runMs: 7 });
+  }
+}
+
+describe('StageWorker, last stage in distribution mode', () => {
+  const sampled = (
+    id: string,
+    n: number,
+    sampling: SamplingParams,
+  ): LayerPacket => ({ ...prompt(id, n), sampling });
+  const whole: SamplingParams = { temperature: 0.5, topP: 1, seed: 3, acceptance: 'distribution' };
+
+  it('takes the rows\' distributions from the shard when sampling the whole vocabulary', async () => {
+    const shard = new DistributionShard(TOY, 0, TOY.layers);
+    const worker = new StageWorker(shard, 0);
+    const result = await worker.process(sampled('whole', 3, whole));
+    expect(shard.calls).toEqual([{ rows: 3, scale: 2 }]);
+    const verdict = result.output as Verdict;
+    expect(verdict.probs).toHaveLength(3 * TOY.vocab);
+    // The runtime's time for them counts as the stage's compute.
+    expect(result.computeMs).toBeGreaterThanOrEqual(7);
+    // The same distributions JavaScript computes where the shard cannot.
+    const plain = new StageWorker(new ToyShard(TOY, 0, TOY.layers), 0);
+    const js = (await plain.process(sampled('whole', 3, whole))).output as Verdict;
+    expect(Array.from(verdict.probs!)).toEqual(Array.from(js.probs!));
+    expect(Array.from(verdict.tokens)).toEqual(Array.from(js.tokens));
+  });
+
+  it.each([
+    ['top-p 0.9', { ...whole, topP: 0.9 }, true],
+    ['top-k 5', { ...whole, topK: 5 }, true],
+    ['exact acceptance', { ...whole, acceptance: 'exact' as const }, false],
+    ['greedy', { temperature: 0, topP: 1, seed: 0, acceptance: 'distribution' as const }, false],
+  ])('computes them itself, or sends none, otherwise (%s)', async (_label, sampling, probs) => {
+    const shard = new DistributionShard(TOY, 0, TOY.layers);
+    const worker = new StageWorker(shard, 0);
+    const verdict = (await worker.process(sampled('other', 2, sampling))).output as Verdict;
+    expect(shard.calls).toEqual([]);
+    expect(verdict.probs !== undefined).toBe(probs);
+  });
+
+  it('fails only the packet whose distributions failed', async () => {
+    const shard = new DistributionShard(TOY, 0, TOY.layers);
+    const worker = new StageWorker(shard, 0);
+    shard.fail = 'softmax failed';
+    const [bad, good] = await worker.processMany([
+      sampled('bad', 2, whole),
+      sampled('good', 2, GREEDY),
+    ]);
+    expect(bad).toBeInstanceOf(Error);
+    expect((bad as Error).message).toBe('softmax failed');
+    expect((good as StageResult).output).not.toBeNull();
   });
 });

@@ -256,6 +256,43 @@ export interface GraphOptions {
   proposals?: boolean; // last stage only: the TopK / ReduceLogSumExp outputs (header)
 }
 
+/**
+ * The sampled distributions of a last stage's rows, as a graph of its own (no weights, built in
+ * memory): probs = Softmax(logits * scales) over the vocabulary, one multiplier per row
+ * (1 / the row's request temperature).
+ *
+ * Inputs:  logits f32 [n, vocab], scales f32 [n, 1]
+ * Outputs: probs f32 [n, vocab]
+ *
+ * Distribution-mode acceptance (libs/engine acceptance.ts) needs the target's and the draft's
+ * whole distributions at temperature T. In JavaScript an exp per vocabulary entry costs about
+ * 130 us per row of 4,096 (sampledDistribution); this graph, run after the stage's own, about
+ * 20 us per call plus 3-5 us per row (its rows' results agree within 2e-6 relative). It is a
+ * separate session because ONNX Runtime computes every output of a graph whatever is fetched:
+ * inside the stage's graph the softmax would cost every greedy call too.
+ */
+export function buildSoftmaxGraph(): Uint8Array {
+  const g = new GraphBuilder();
+  const logits = g.input('logits', FLOAT, ['n', 'vocab']);
+  const scales = g.input('scales', FLOAT, ['n', 1]);
+  g.op1('Softmax', [g.op1('Mul', [logits, scales])], { axis: -1 }, 'probs');
+  g.output('probs', FLOAT, ['n', 'vocab']);
+  const model = onnx.ModelProto.create({
+    irVersion: 10,
+    producerName: '@pipedec/model',
+    producerVersion: String(GRAPH_VERSION),
+    opsetImport: [{ domain: '', version: OPSET }],
+    graph: {
+      name: 'sampled_distributions',
+      node: g.nodes,
+      initializer: g.initializers,
+      input: g.inputs,
+      output: g.outputs,
+    },
+  });
+  return onnx.ModelProto.encode(model).finish();
+}
+
 /** Writes model.onnx and weights.bin for layers [layerStart, layerEnd) into `outDir`. */
 export async function buildStageGraph(
   ckpt: Checkpoint,

@@ -60,16 +60,27 @@ export interface RuntimeOptions {
 export class RuntimeSession {
   private constructor(private readonly session: ort.InferenceSession) {}
 
-  /** Loads a model file (external data resolved next to it). */
-  static async create(modelPath: string, opts: RuntimeOptions): Promise<RuntimeSession> {
+  /**
+   * Loads a model file (external data resolved next to it), or a model's bytes (a graph built
+   * in memory, without external data).
+   */
+  static async create(
+    model: string | Uint8Array,
+    opts: RuntimeOptions,
+  ): Promise<RuntimeSession> {
     const provider = EXECUTION_PROVIDERS[opts.provider];
-    try {
-      const session = await ort.InferenceSession.create(modelPath, {
+    const modelPath = typeof model === 'string' ? model : 'a graph built in memory';
+    const sessionOptions: ort.InferenceSession.SessionOptions = {
         executionProviders: [provider],
         graphOptimizationLevel: 'all',
         executionMode: 'sequential',
         ...(opts.intraOpThreads ? { intraOpNumThreads: opts.intraOpThreads } : {}),
-      });
+    };
+    try {
+      const session =
+        typeof model === 'string'
+          ? await ort.InferenceSession.create(model, sessionOptions)
+          : await ort.InferenceSession.create(model, sessionOptions);
       return new RuntimeSession(session);
     } catch (cause) {
       const hint =

@@ -6,6 +6,7 @@ import { Checkpoint } from './checkpoint.js';
 import type { LlamaConfig } from './config.js';
 import { ModelError } from './errors.js';
 import { defaultCacheDir, ensureGraph } from './graph-cache.js';
+import { buildSoftmaxGraph } from './onnx-graph.js';
 import {
   resolveExecutionProvider,
   RuntimeSession,
@@ -50,6 +51,8 @@ export class OnnxShard extends CachedShard implements LayerShard {
     range: { layerStart: number; layerEnd: number },
     maxKvBytes: number | undefined,
     private readonly session: RuntimeSession,
+    /** The last stage's sampled distributions (buildSoftmaxGraph); null elsewhere. */
+    private readonly softmax: RuntimeSession | null,
     private readonly graphWeightBytes: number,
     graphBuilt: boolean,
     checkpointBytesRead: number,
@@ -84,12 +87,20 @@ export class OnnxShard extends CachedShard implements LayerShard {
         provider,
         intraOpThreads: opts.intraOpThreads,
       });
+      const softmax =
+        range.layerEnd === ckpt.config.numLayers
+          ? await RuntimeSession.create(buildSoftmaxGraph(), {
+              provider,
+              intraOpThreads: opts.intraOpThreads,
+            })
+          : null;
       return new OnnxShard(
         ckpt.info,
         ckpt.config,
         range,
         opts.maxKvBytes,
         session,
+        softmax,
         graph.weightBytes,
         graph.built,
         ckpt.bytesRead(),
@@ -126,6 +137,31 @@ export class OnnxShard extends CachedShard implements LayerShard {
       };
     }
     return result;
+  }
+
+  /** LayerShard.distributions: one call of the softmax graph over the rows. */
+  async distributions(
+    logits: Float32Array, // [n, vocab]
+    scales: Float32Array, // [n]
+  ): Promise<{ probs: Float32Array; runMs: number }> {
+    const vocab = this.info.vocabSize;
+    const n = scales.length;
+    if (!this.softmax || logits.length !== n * vocab) {
+      throw new ModelError(
+        'BATCH_INVALID',
+        this.softmax
+          ? `distributions: ${logits.length} logits for ${n} rows of ${vocab}`
+          : 'distributions: only a last stage computes them',
+      );
+    }
+    const { outputs, runMs } = await this.softmax.runTimed(
+      {
+        logits: { type: 'float32', data: logits, dims: [n, vocab] },
+        scales: { type: 'float32', data: scales, dims: [n, 1] },
+      },
+      ['probs'],
+    );
+    return { probs: f32(outputs.probs), runMs };
   }
 
   protected override get joinMode(): JoinMode {
@@ -308,8 +344,9 @@ export class OnnxShard extends CachedShard implements LayerShard {
     return this.graphWeightBytes;
   }
 
-  protected dispose(): Promise<void> {
-    return this.session.release();
+  protected async dispose(): Promise<void> {
+    await this.softmax?.release();
+    await this.session.release();
   }
 }
 

@@ -90,6 +90,15 @@ export interface LayerShard {
    * weights. Per entry, the output or the error that refused that sequence.
    */
   forwardMany(items: readonly SequenceBatch[]): Promise<(ShardOutput | Error)[]>;
+  /**
+   * Last stage, where the runtime can: each row's sampled distribution softmax(scales[i] x
+   * logits row i) (onnx-graph.ts buildSoftmaxGraph), and the runtime's own time for it. A
+   * shard without it leaves the callers to compute them (libs/engine sampledDistribution).
+   */
+  distributions?(logits: Float32Array /* [n, vocab] */, scales: Float32Array /* [n] */): Promise<{
+    probs: Float32Array; // [n, vocab]
+    runMs: number;
+  }>;
   /** These tree rows (a chain, root first) become committed prefix rows, without recomputation. */
   commit(seq: string, nodeIds: readonly number[]): void;
   /** Drops every tree row whose id is not in keep (committed rows are untouched). */

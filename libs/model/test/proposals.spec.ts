@@ -1,6 +1,7 @@
 // The draft's proposal outputs (OpenShardOptions.proposals): the graph's TopK and
 // ReduceLogSumExp equal a plain scan of the logits in float64 (ids exactly, ties by lowest id;
-// log-sum-exps to f32 rounding), and a shard with them still returns the same logits.
+// log-sum-exps to f32 rounding), and a shard with them still returns the same logits. Every
+// last stage's sampled distributions (OnnxShard.distributions) equal a float64 softmax.
 import path from 'node:path';
 
 import { OnnxShard, type TreeBatch } from '../src/index.js';
@@ -131,6 +132,60 @@ describe('proposal outputs of a draft graph', () => {
       });
     }
     expect(draft.rowsOf('bad-0').rows).toBe(0);
+  });
+
+  it('computes sampled distributions softmax(scale x logits) per row, on any last stage', async () => {
+    const dir = await tinyCheckpoint(tmp.dir, 'dist', { seed: 12 });
+    // A target's last stage (no proposal outputs) has them as well as a draft.
+    for (const shard of [await open(dir, false), await open(dir, true)]) {
+      const vocab = shard.info.vocabSize;
+      const out = await shard.forward('d', chain(5, 0, [4, 8, 15, 16, 23]));
+      const logits = out.logits!;
+      const scales = Float32Array.of(1, 1 / 0.7, 2, 1 / 1.3, 1);
+      // Rows 1..4 as a view into the logits: the runtime reads from the view's offset.
+      const { probs, runMs } = await shard.distributions(
+        logits.subarray(vocab),
+        scales.subarray(1),
+      );
+      expect(probs).toHaveLength(4 * vocab);
+      expect(runMs).toBeGreaterThan(0);
+      for (let r = 0; r < 4; r++) {
+        const row = logits.subarray((r + 1) * vocab, (r + 2) * vocab);
+        const lse = referenceLse(row, scales[r + 1]);
+        let total = 0;
+        for (let t = 0; t < vocab; t++) {
+          const want = Math.exp(row[t] * scales[r + 1] - lse);
+          const got = probs[r * vocab + t];
+          total += got;
+          if (!(Math.abs(got - want) <= 1e-5 * want + 1e-9)) {
+            throw new Error(`row ${r} token ${t}: ${got} against ${want}`);
+          }
+        }
+        expect(Math.abs(total - 1)).toBeLessThan(1e-5);
+      }
+    }
+  });
+
+  it('refuses distributions whose logits do not fill the rows, and on a stage that is not the last', async () => {
+    const dir = await tinyCheckpoint(tmp.dir, 'dist-bad', { seed: 13 });
+    const last = await open(dir, false);
+    const vocab = last.info.vocabSize;
+    await expect(
+      last.distributions(new Float32Array(vocab + 1), Float32Array.of(1)),
+    ).rejects.toMatchObject({ code: 'BATCH_INVALID', message: expect.stringContaining('1 rows') as unknown });
+    const first = await OnnxShard.open({
+      checkpointDir: dir,
+      layerStart: 0,
+      layerEnd: 2,
+      cacheDir: path.join(tmp.dir, 'cache'),
+    });
+    opened.push(first);
+    await expect(
+      first.distributions(new Float32Array(vocab), Float32Array.of(1)),
+    ).rejects.toMatchObject({
+      code: 'BATCH_INVALID',
+      message: expect.stringContaining('only a last stage') as unknown,
+    });
   });
 
   it('ignores `proposals` for a stage that is not the last', async () => {

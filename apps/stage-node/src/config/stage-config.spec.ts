@@ -23,11 +23,15 @@ describe('parseStageConfig', () => {
       rowBudget: 16,
       speculateMaxInFlight: 3,
       carryDecisions: true,
+      runtimeDistributions: true,
       // One request per call; with more, as many groups as stages (a stage per host).
       batch: { requests: 1, rows: 64, lanes: 4 },
     });
     expect(parseStageConfig({ ...base, STAGE_LANES: '2' }).batch.lanes).toBe(2);
     expect(parseStageConfig({ ...base, CARRY_DECISIONS: 'false' }).carryDecisions).toBe(false);
+    expect(
+      parseStageConfig({ ...base, RUNTIME_DISTRIBUTIONS: 'false' }).runtimeDistributions,
+    ).toBe(false);
     expect(parseStageConfig({ ...base, PIPEDEC_REFILL_LAYERS: '1' }).pipeDecRefillLayers).toBe(1);
     // ... at most 7 layers on a deeper pipeline.
     expect(parseStageConfig({ ...base, STAGE_COUNT: '14' }).pipeDecRefillLayers).toBe(7);

@@ -86,4 +86,23 @@ describe('ComputeMeter', () => {
     expect(meter.sample()).toBeCloseTo(0.5);
     expect(calls).toEqual(['a', 'b', 'release a']);
   });
+
+  it("times a shard's runtime distributions, and leaves them out when told to (RUNTIME_DISTRIBUTIONS false)", async () => {
+    const { meter, advance } = setup();
+    const probs = new Float32Array(4);
+    const inner = {
+      distributions: () => {
+        advance(100);
+        return Promise.resolve({ probs, runMs: 0.1 });
+      },
+    } as unknown as LayerShard;
+    const shard = meteredShard(inner, meter);
+    const scales = Float32Array.of(1);
+    expect((await shard.distributions!(new Float32Array(4), scales)).probs).toBe(probs);
+    advance(100);
+    expect(meter.sample()).toBeCloseTo(0.5);
+    expect(meteredShard(inner, meter, false).distributions).toBeUndefined();
+    // A shard without them gets none.
+    expect(meteredShard({} as LayerShard, meter).distributions).toBeUndefined();
+  });
 });

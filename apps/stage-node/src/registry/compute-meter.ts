@@ -56,8 +56,16 @@ export class ComputeMeter {
   }
 }
 
-/** The shard with its forward calls timed by `meter`; everything else passes through. */
-export function meteredShard(shard: LayerShard, meter: ComputeMeter): LayerShard {
+/**
+ * The shard with its forward calls timed by `meter`; everything else passes through.
+ * `distributions` false leaves out the shard's
+ * runtime distributions (RUNTIME_DISTRIBUTIONS), so its callers compute them in JavaScript.
+ */
+export function meteredShard(
+  shard: LayerShard,
+  meter: ComputeMeter,
+  distributions = true,
+): LayerShard {
   return {
     info: shard.info,
     layerStart: shard.layerStart,
@@ -66,6 +74,13 @@ export function meteredShard(shard: LayerShard, meter: ComputeMeter): LayerShard
     isLast: shard.isLast,
     forward: (seq, batch) => meter.time(() => shard.forward(seq, batch)),
     forwardMany: (items) => meter.time(() => shard.forwardMany(items)),
+    // Passed on only where the shard has it: its absence tells callers to compute in JavaScript.
+    ...(shard.distributions && distributions
+      ? {
+          distributions: (logits: Float32Array, scales: Float32Array) =>
+            meter.time(() => shard.distributions!(logits, scales)),
+        }
+      : {}),
     commit: (seq, nodeIds) => shard.commit(seq, nodeIds),
     prune: (seq, keep) => shard.prune(seq, keep),
     truncate: (seq, committedRows) => shard.truncate(seq, committedRows),
