@@ -6,9 +6,10 @@
 // resident memory and weight bytes per stage, and the measured speedups next to what the
 // engine's simulated clock predicts for the same requests under a cost model calibrated from
 // the same run. Also the loopback cost of a layer packet beyond a raw gRPC round trip. Sampled
-// rows (#17): PP and PipeDec at each --temperatures value, PipeDec in each --acceptance mode
-// ("exact": the target's seeded draw; "distribution": recursive rejection sampling), with
-// timesteps per token, hit rate and accepted tokens per verification. Prints markdown tables
+// rows (#17): PP, STPP and PipeDec at each --temperatures value, STPP and PipeDec in each
+// --acceptance mode ("exact": the target's seeded draw; "distribution": recursive rejection
+// sampling), with timesteps per token, hit rate, accepted tokens per verification and stage
+// CPU per token. Prints markdown tables
 // and writes bench/results/cluster.json.
 //
 // Latency: this kernel has no netem qdisc, so the per-hop latency comes from a delay proxy in
@@ -91,8 +92,8 @@ const { values: args } = parseArgs({
     // stage process, and the engine's refillLayers in the prediction); 1 = the paper's;
     // '' = the service's default, min(stages, DEFAULT_REFILL_LAYERS_CAP).
     'refill-layers': { type: 'string', default: '' },
-    // Sampled rows: PP and PipeDec at these temperatures (seed = prompt index + 1, top-p 1),
-    // PipeDec in each acceptance mode; '' = greedy rows only.
+    // Sampled rows: PP, STPP and PipeDec at these temperatures (seed = prompt index + 1,
+    // top-p 1), STPP and PipeDec in each acceptance mode; '' = greedy rows only.
     temperatures: { type: 'string', default: '0.7,1' },
     acceptance: { type: 'string', default: 'exact,distribution' },
     out: { type: 'string', default: path.join(ROOT, 'bench/results/cluster.json') },
@@ -453,7 +454,7 @@ type CpuSnapshot = Awaited<ReturnType<typeof cpuSnapshot>>;
 
 /** The requests of one sampled row: PP (acceptance null) or PipeDec at one temperature. */
 interface SampledRun extends MethodRun {
-  method: 'pp' | 'pipedec';
+  method: Method;
   temperature: number;
   acceptance: Acceptance | null;
 }
@@ -588,8 +589,8 @@ async function runScenario(
         }
       }
     }
-    // Sampled rows, round-robin like the greedy ones: per temperature, PP and PipeDec in each
-    // acceptance mode on the same prompts and seeds.
+    // Sampled rows, round-robin like the greedy ones: per temperature, PP, and STPP and PipeDec
+    // in each acceptance mode, on the same prompts and seeds.
     const sampledRuns: SampledRun[] = [];
     for (const temperature of TEMPERATURES) {
       const tally = (): CpuTally => ({
@@ -600,13 +601,17 @@ async function runScenario(
       });
       const rows: SampledRun[] = [
         { method: 'pp', temperature, acceptance: null, requests: [], cpu: tally() },
-        ...ACCEPTANCES.map((acceptance): SampledRun => ({
-          method: 'pipedec',
-          temperature,
-          acceptance,
-          requests: [],
-          cpu: tally(),
-        })),
+        ...ACCEPTANCES.flatMap((acceptance) =>
+          (['stpp', 'pipedec'] as const).map(
+            (method): SampledRun => ({
+              method,
+              temperature,
+              acceptance,
+              requests: [],
+              cpu: tally(),
+            }),
+          ),
+        ),
       ];
       for (let rep = 0; rep < REPEATS; rep++) {
         for (const [pi, p] of promptIds.entries()) {
@@ -923,9 +928,16 @@ interface SampledSummary {
   msPerToken: number; // PipeDec, measured (median)
   ppMsPerToken: number;
   speedupOverPP: { measured: number; timesteps: number };
-  /** Stage CPU (all stage processes, the delay proxy apart) per output token, PipeDec and PP. */
+  /** STPP in the same acceptance mode, on the same requests (median ms/token). */
+  stppMsPerToken: number;
+  speedupOverSTPP: { measured: number };
+  /**
+   * Stage CPU (all stage processes, the delay proxy apart) per output token: PipeDec, PP and
+   * STPP.
+   */
   cpuMsPerToken: number | null;
   ppCpuMsPerToken: number | null;
+  stppCpuMsPerToken: number | null;
   hitRate: number;
   /** Drafted tokens accepted per verification (PipeDec verifies one node per verdict). */
   acceptedPerVerification: number;
@@ -938,10 +950,12 @@ interface SampledSummary {
 function summarizeSampled(
   sc: Scenario,
   pp: SampledRun,
+  stpp: SampledRun,
   pd: SampledRun,
-  ppSims: SimRun[],
-  pdSims: SimRun[],
+  sims: Map<SampledRun, SimRun[]>,
 ): SampledSummary {
+  const ppSims = sims.get(pp)!;
+  const pdSims = sims.get(pd)!;
   const tpot = (run: SampledRun) =>
     median(
       run.requests.map(
@@ -962,12 +976,16 @@ function summarizeSampled(
     msPerToken: tpot(pd),
     ppMsPerToken: tpot(pp),
     speedupOverPP: { measured: tpot(pp) / tpot(pd), timesteps: steps(ppSims) / steps(pdSims) },
+    stppMsPerToken: tpot(stpp),
+    speedupOverSTPP: { measured: tpot(stpp) / tpot(pd) },
     cpuMsPerToken: cpuSummary(pd)?.msPerToken ?? null,
     ppCpuMsPerToken: cpuSummary(pp)?.msPerToken ?? null,
+    stppCpuMsPerToken: cpuSummary(stpp)?.msPerToken ?? null,
     hitRate: sum('hits') / Math.max(1, sum('verifications')),
     acceptedPerVerification: sum('hits') / Math.max(1, sum('verifications')),
     tokensPerVerification: sum('committedTokens') / Math.max(1, sum('verifications')),
-    simulatedTokensMatch: matches(pp, ppSims) && matches(pd, pdSims),
+    simulatedTokensMatch:
+      matches(pp, ppSims) && matches(stpp, sims.get(stpp)!) && matches(pd, pdSims),
   };
 }
 
@@ -1028,7 +1046,13 @@ async function main(): Promise<void> {
         const pp = r.sampledRuns.find(
           (x) => x.method === 'pp' && x.temperature === pd.temperature,
         )!;
-        sampled.push(summarizeSampled(sc, pp, pd, sampledSims.get(pp)!, sampledSims.get(pd)!));
+        const stpp = r.sampledRuns.find(
+          (x) =>
+            x.method === 'stpp' &&
+            x.temperature === pd.temperature &&
+            x.acceptance === pd.acceptance,
+        )!;
+        sampled.push(summarizeSampled(sc, pp, stpp, pd, sampledSims));
       }
       for (const run of r.runs) {
         run.requests.forEach((q) => {
@@ -1140,13 +1164,13 @@ async function main(): Promise<void> {
         '',
         `Sampled requests (top-p 1, seed = prompt index + 1, same prompts and repeats). Timesteps per token from the simulated clock on the same requests; ms/token measured (median); stage CPU per output token as in the CPU table (all stage processes, the delay proxy apart). Acceptance "exact": a drafted child is accepted only if it is the target's seeded draw; "distribution": recursive rejection sampling (tokens distributed as the target's).`,
         '',
-        '| run | temperature | acceptance | ts/token PP | ts/token PipeDec | PipeDec/PP (timesteps) | ms/token PP | ms/token PipeDec | PipeDec/PP (measured) | stage CPU ms/token PP | PipeDec | hit rate | accepted/verification | tokens/verification | tokens = simulated |',
-        '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
+        '| run | temperature | acceptance | ts/token PP | ts/token PipeDec | PipeDec/PP (timesteps) | ms/token PP | STPP | PipeDec | PipeDec/PP (measured) | PipeDec/STPP | stage CPU ms/token PP | STPP | PipeDec | hit rate | accepted/verification | tokens/verification | tokens = simulated |',
+        '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
       );
       for (const r of results) {
         for (const x of r.sampled) {
           out.push(
-            `| ${r.scenario.id} (${r.scenario.stages} st, ${r.scenario.delayMs} ms) | ${x.temperature} | ${x.acceptance} | ${f(x.ppTimestepsPerToken)} | ${f(x.timestepsPerToken)} | ${f(x.speedupOverPP.timesteps)}x | ${f(x.ppMsPerToken)} | ${f(x.msPerToken)} | ${f(x.speedupOverPP.measured)}x | ${f(x.ppCpuMsPerToken ?? NaN)} | ${f(x.cpuMsPerToken ?? NaN)} | ${f(x.hitRate)} | ${f(x.acceptedPerVerification)} | ${f(x.tokensPerVerification)} | ${x.simulatedTokensMatch ? 'yes' : 'NO'} |`,
+            `| ${r.scenario.id} (${r.scenario.stages} st, ${r.scenario.delayMs} ms) | ${x.temperature} | ${x.acceptance} | ${f(x.ppTimestepsPerToken)} | ${f(x.timestepsPerToken)} | ${f(x.speedupOverPP.timesteps)}x | ${f(x.ppMsPerToken)} | ${f(x.stppMsPerToken)} | ${f(x.msPerToken)} | ${f(x.speedupOverPP.measured)}x | ${f(x.speedupOverSTPP.measured)}x | ${f(x.ppCpuMsPerToken ?? NaN)} | ${f(x.stppCpuMsPerToken ?? NaN)} | ${f(x.cpuMsPerToken ?? NaN)} | ${f(x.hitRate)} | ${f(x.acceptedPerVerification)} | ${f(x.tokensPerVerification)} | ${x.simulatedTokensMatch ? 'yes' : 'NO'} |`,
           );
         }
       }

@@ -132,6 +132,11 @@ export class SimulatedPipeline implements Pipeline {
       commit: (seq, ids) => draft.commit(seq, ids),
       prune: (seq, keep) => draft.prune(seq, keep),
       release: (seq) => draft.release(seq),
+      // The runtime's sampled distributions where the draft has them (else JavaScript's):
+      // the same path, so the same proposals, as the real head's.
+      ...(draft.distributions
+        ? { distributions: (logits, scales) => draft.distributions!(logits, scales) }
+        : {}),
     };
   }
 

@@ -15,10 +15,13 @@ import {
   DraftRunner,
   DRAW_POOL,
   NUCLEUS_POOL,
+  PAPER_A100_COST,
   type Proposal,
   proposalRequest,
   type SamplingParams,
+  SimulatedPipeline,
   type StageShard,
+  StageWorker,
 } from '../src/index.js';
 
 const TINY = {
@@ -155,12 +158,13 @@ function expectSameProposals(got: Proposal[], want: Proposal[], label: string): 
   }
 }
 
+const prompts = [
+  [1, 5, 9, 200, 17, 3, 44, 2, 8],
+  [250, 251, 7, 7, 7, 19],
+  [3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5],
+];
+
 describe('draft proposals from the graph top-k', () => {
-  const prompts = [
-    [1, 5, 9, 200, 17, 3, 44, 2, 8],
-    [250, 251, 7, 7, 7, 19],
-    [3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5],
-  ];
   const cases: [string, SamplingParams, number][] = [
     ['greedy', { temperature: 0, topP: 1, seed: 0 }, 1],
     ['greedy, score temperature 0.5', { temperature: 0, topP: 1, seed: 0 }, 0.5],
@@ -205,6 +209,23 @@ describe('draft proposals from the graph top-k', () => {
     }
   });
 
+  it("keeps the runtime's distributions through the simulator's metered draft", async () => {
+    const sampling: SamplingParams = {
+      temperature: 0.9,
+      topP: 1,
+      seed: 21,
+      acceptance: 'distribution',
+    };
+    const pipeline = new SimulatedPipeline([new StageWorker(shards[0], 0)], PAPER_A100_COST);
+    const counted = countingTop(shards[0]);
+    const metered = pipeline.meterDraft(counted.shard);
+    const prompt = prompts[0];
+    const viaSimulator = await proposals(metered, 'sim', prompt, sampling, 1);
+    expect(counted.count.distributionRows).toBeGreaterThan(0);
+    const direct = await proposals(shards[0], 'direct', prompt, sampling, 1);
+    expectSameProposals(viaSimulator, direct, 'simulator');
+  });
+
   it('asks the graph for the branching, the draw pool, or nothing under top-p in distribution mode', () => {
     const greedy = proposalRequest({ temperature: 0, topP: 1, seed: 0 }, 4, 0.5, 300)!;
     expect({ k: greedy.k, scales: [...greedy.lseScales], logits: greedy.logits }).toEqual({
@@ -237,7 +258,12 @@ describe('draft proposals from the graph top-k', () => {
       logits: true,
     });
     expect(
-      proposalRequest({ temperature: 1, topP: 0.9, seed: 0, acceptance: 'distribution' }, 4, 1, 300),
+      proposalRequest(
+        { temperature: 1, topP: 0.9, seed: 0, acceptance: 'distribution' },
+        4,
+        1,
+        300,
+      ),
     ).toBeUndefined();
     expect(
       proposalRequest(
