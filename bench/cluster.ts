@@ -602,15 +602,13 @@ async function runScenario(
       const rows: SampledRun[] = [
         { method: 'pp', temperature, acceptance: null, requests: [], cpu: tally() },
         ...ACCEPTANCES.flatMap((acceptance) =>
-          (['stpp', 'pipedec'] as const).map(
-            (method): SampledRun => ({
-              method,
-              temperature,
-              acceptance,
-              requests: [],
-              cpu: tally(),
-            }),
-          ),
+          (['stpp', 'pipedec'] as const).map((method): SampledRun => ({
+            method,
+            temperature,
+            acceptance,
+            requests: [],
+            cpu: tally(),
+          })),
         ),
       ];
       for (let rep = 0; rep < REPEATS; rep++) {

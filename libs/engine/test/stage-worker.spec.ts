@@ -126,14 +126,13 @@ class DistributionShard extends ToyShard {
 }
 
 describe('StageWorker, last stage in distribution mode', () => {
-  const sampled = (
-    id: string,
-    n: number,
-    sampling: SamplingParams,
-  ): LayerPacket => ({ ...prompt(id, n), sampling });
+  const sampled = (id: string, n: number, sampling: SamplingParams): LayerPacket => ({
+    ...prompt(id, n),
+    sampling,
+  });
   const whole: SamplingParams = { temperature: 0.5, topP: 1, seed: 3, acceptance: 'distribution' };
 
-  it('takes the rows\' distributions from the shard when sampling the whole vocabulary', async () => {
+  it("takes the rows' distributions from the shard when sampling the whole vocabulary", async () => {
     const shard = new DistributionShard(TOY, 0, TOY.layers);
     const worker = new StageWorker(shard, 0);
     const result = await worker.process(sampled('whole', 3, whole));

@@ -64,19 +64,17 @@ export class RuntimeSession {
    * Loads a model file (external data resolved next to it), or a model's bytes (a graph built
    * in memory, without external data).
    */
-  static async create(
-    model: string | Uint8Array,
-    opts: RuntimeOptions,
-  ): Promise<RuntimeSession> {
+  static async create(model: string | Uint8Array, opts: RuntimeOptions): Promise<RuntimeSession> {
     const provider = EXECUTION_PROVIDERS[opts.provider];
     const modelPath = typeof model === 'string' ? model : 'a graph built in memory';
     const sessionOptions: ort.InferenceSession.SessionOptions = {
-        executionProviders: [provider],
-        graphOptimizationLevel: 'all',
-        executionMode: 'sequential',
-        ...(opts.intraOpThreads ? { intraOpNumThreads: opts.intraOpThreads } : {}),
+      executionProviders: [provider],
+      graphOptimizationLevel: 'all',
+      executionMode: 'sequential',
+      ...(opts.intraOpThreads ? { intraOpNumThreads: opts.intraOpThreads } : {}),
     };
     try {
+      // Two calls, not one: create's overloads take a path or bytes, not either.
       const session =
         typeof model === 'string'
           ? await ort.InferenceSession.create(model, sessionOptions)

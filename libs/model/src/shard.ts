@@ -95,7 +95,10 @@ export interface LayerShard {
    * logits row i) (onnx-graph.ts buildSoftmaxGraph), and the runtime's own time for it. A
    * shard without it leaves the callers to compute them (libs/engine sampledDistribution).
    */
-  distributions?(logits: Float32Array /* [n, vocab] */, scales: Float32Array /* [n] */): Promise<{
+  distributions?(
+    logits: Float32Array /* [n, vocab] */,
+    scales: Float32Array /* [n] */,
+  ): Promise<{
     probs: Float32Array; // [n, vocab]
     runMs: number;
   }>;

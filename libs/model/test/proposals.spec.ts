@@ -172,7 +172,10 @@ describe('proposal outputs of a draft graph', () => {
     const vocab = last.info.vocabSize;
     await expect(
       last.distributions(new Float32Array(vocab + 1), Float32Array.of(1)),
-    ).rejects.toMatchObject({ code: 'BATCH_INVALID', message: expect.stringContaining('1 rows') as unknown });
+    ).rejects.toMatchObject({
+      code: 'BATCH_INVALID',
+      message: expect.stringContaining('1 rows') as unknown,
+    });
     const first = await OnnxShard.open({
       checkpointDir: dir,
       layerStart: 0,

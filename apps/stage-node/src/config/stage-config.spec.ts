@@ -29,9 +29,9 @@ describe('parseStageConfig', () => {
     });
     expect(parseStageConfig({ ...base, STAGE_LANES: '2' }).batch.lanes).toBe(2);
     expect(parseStageConfig({ ...base, CARRY_DECISIONS: 'false' }).carryDecisions).toBe(false);
-    expect(
-      parseStageConfig({ ...base, RUNTIME_DISTRIBUTIONS: 'false' }).runtimeDistributions,
-    ).toBe(false);
+    expect(parseStageConfig({ ...base, RUNTIME_DISTRIBUTIONS: 'false' }).runtimeDistributions).toBe(
+      false,
+    );
     expect(parseStageConfig({ ...base, PIPEDEC_REFILL_LAYERS: '1' }).pipeDecRefillLayers).toBe(1);
     // ... at most 7 layers on a deeper pipeline.
     expect(parseStageConfig({ ...base, STAGE_COUNT: '14' }).pipeDecRefillLayers).toBe(7);
