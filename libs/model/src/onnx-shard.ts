@@ -1,7 +1,9 @@
 // A LayerShard running its layer range as one ONNX Runtime session. Per call it feeds the
 // cached K/V rows as zero-copy views of the cache buffers, and appends the new rows the graph
 // returns. A draft's shard (opened with `proposals`) also answers TreeBatch.proposals from
-// its graph's TopK / ReduceLogSumExp outputs, fetching the full logits only when asked.
+// its graph's TopK / ReduceLogSumExp outputs, fetching the full logits only when asked. Every
+// last stage (a target's or a draft's) also holds a second, weightless session, the softmax
+// graph behind `distributions` (onnx-graph.ts buildSoftmaxGraph).
 import { Checkpoint } from './checkpoint.js';
 import type { LlamaConfig } from './config.js';
 import { ModelError } from './errors.js';
