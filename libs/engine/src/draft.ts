@@ -18,7 +18,6 @@ import {
   chooseToken,
   chooseTokenFromTop,
   logSumExp,
-  sampledDistribution,
   type SamplingParams,
   samplesWholeRow,
   topK,
@@ -185,22 +184,33 @@ export class DraftRunner {
             lag.map((r) => r.id),
           );
         const vocab = this.shard.info.vocabSize;
+        const sampling = this.run.sampling;
         // Distribution mode over the whole vocabulary, with the graph's top-k: the runtime
         // computes q for the rows that propose (from `first` on), no JavaScript scans the row.
+        // Without the runtime's distributions, candidates() reads the logits as before.
         const first = lag.length + (onlyLast ? rows.length - 1 : 0);
+        const runtimeQ =
+          isDistribution(sampling) &&
+          samplesWholeRow(sampling, vocab) &&
+          this.shard.distributions !== undefined;
         const dist =
-          out.top && out.logits && isDistribution(this.run.sampling)
-            ? await this.distributions(out.logits.subarray(first * vocab), all.length - first)
+          runtimeQ && out.top && out.logits
+            ? await this.shard.distributions!(
+                out.logits.subarray(first * vocab),
+                new Float32Array(all.length - first).fill(1 / sampling.temperature),
+              )
             : null;
         const t = performance.now();
         const proposals = rows.map((r, j) => {
           if (onlyLast && j < rows.length - 1) return { candidates: [], q: null };
           const i = lag.length + j; // the row's index in the call
-          if (out.top && dist) {
+          if (dist) {
             const q = dist.probs.subarray((i - first) * vocab, (i - first + 1) * vocab);
-            return this.candidatesFromDistribution(out.top, q, i, r.position + 1);
+            return this.candidatesFromDistribution(out.top!, q, i, r.position + 1);
           }
-          if (out.top) return this.candidatesFromTop(out.top, out.logits, i, r.position + 1);
+          if (out.top && !isDistribution(sampling)) {
+            return this.candidatesFromTop(out.top, out.logits, i, r.position + 1);
+          }
           return this.candidates(out.logits!, i * vocab, r.position + 1); // [rows, vocab]
         });
         own =
@@ -211,27 +221,6 @@ export class DraftRunner {
       },
       () => own,
     );
-  }
-
-  /**
-   * The draft's sampled distributions q of `n` rows of logits, computed by the runtime
-   * (LayerShard.distributions); JavaScript computes each row where the shard cannot.
-   */
-  private async distributions(
-    logits: Float32Array, // [n, vocab]
-    n: number,
-  ): Promise<{ probs: Distribution; runMs: number }> {
-    const sampling = this.run.sampling;
-    const vocab = this.shard.info.vocabSize;
-    if (this.shard.distributions && samplesWholeRow(sampling, vocab)) {
-      return this.shard.distributions(logits, new Float32Array(n).fill(1 / sampling.temperature));
-    }
-    const t = performance.now();
-    const probs = new Float64Array(n * vocab);
-    for (let i = 0; i < n; i++) {
-      probs.set(sampledDistribution(logits, i * vocab, vocab, sampling), i * vocab);
-    }
-    return { probs, runMs: performance.now() - t };
   }
 
   /** Appends rows to the draft's cache as tree rows, asking the graph for proposals. */

@@ -4,7 +4,7 @@
 // for the next stage or, on the last stage, a Verdict: the target's chosen token per row.
 // The in-process pipeline, the simulator and the gRPC stage node all drive this same class.
 
-import type { LayerShard, ShardOutput } from '@pipedec/model';
+import type { LayerShard, RowDistributions, ShardOutput } from '@pipedec/model';
 import { EngineError } from './errors.js';
 import type { Decision, LayerPacket, Verdict } from './messages.js';
 import { isDistribution } from './acceptance.js';
@@ -139,7 +139,7 @@ export class StageWorker {
     this.busy = true;
     const t0 = performance.now();
     let outs: (ShardOutput | Error)[];
-    let probs: Awaited<ReturnType<StageWorker['distributionsOf']>>;
+    let probs: (RowDistributions | undefined)[];
     try {
       const items = run.map(({ packet, batch }) => ({
         seq: packet.requestId,
@@ -188,8 +188,8 @@ export class StageWorker {
   private async distributionsOf(
     run: readonly { packet: LayerPacket }[],
     outs: (ShardOutput | Error)[], // a packet whose distributions fail gets the error instead
-  ): Promise<({ probs: Float32Array; runMs: number } | undefined)[]> {
-    const found: ({ probs: Float32Array; runMs: number } | undefined)[] = [];
+  ): Promise<(RowDistributions | undefined)[]> {
+    const found: (RowDistributions | undefined)[] = [];
     const shard = this.shard;
     if (!shard.isLast || !shard.distributions) return found;
     const vocab = shard.info.vocabSize;

@@ -3,6 +3,7 @@ export type {
   LayerShard,
   ModelInfo,
   OpenShardOptions,
+  RowDistributions,
   ShardMemory,
   ProposalRequest,
   ShardOutput,

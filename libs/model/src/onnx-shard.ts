@@ -20,6 +20,7 @@ import type {
   ModelInfo,
   OpenShardOptions,
   ProposalRequest,
+  RowDistributions,
   ShardOutput,
 } from './shard.js';
 import { resolveRange, CachedShard, type ComputeRequest, type JoinMode } from './cached-shard.js';
@@ -145,7 +146,7 @@ export class OnnxShard extends CachedShard implements LayerShard {
   async distributions(
     logits: Float32Array, // [n, vocab]
     scales: Float32Array, // [n]
-  ): Promise<{ probs: Float32Array; runMs: number }> {
+  ): Promise<RowDistributions> {
     const vocab = this.info.vocabSize;
     const n = scales.length;
     if (!this.softmax || logits.length !== n * vocab) {

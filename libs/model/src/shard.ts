@@ -64,6 +64,12 @@ export interface ShardOutput {
   computeMs?: number;
 }
 
+/** LayerShard.distributions' answer: the rows' probabilities and the runtime's time for them. */
+export interface RowDistributions {
+  probs: Float32Array; // [n, vocab]
+  runMs: number;
+}
+
 export interface ShardMemory {
   kvBytes: number;
   kvLimitBytes: number; // Infinity when unbounded
@@ -98,10 +104,7 @@ export interface LayerShard {
   distributions?(
     logits: Float32Array /* [n, vocab] */,
     scales: Float32Array /* [n] */,
-  ): Promise<{
-    probs: Float32Array; // [n, vocab]
-    runMs: number;
-  }>;
+  ): Promise<RowDistributions>;
   /** These tree rows (a chain, root first) become committed prefix rows, without recomputation. */
   commit(seq: string, nodeIds: readonly number[]): void;
   /** Drops every tree row whose id is not in keep (committed rows are untouched). */

@@ -58,8 +58,8 @@ export class ComputeMeter {
 
 /**
  * The shard with its forward calls timed by `meter`; everything else passes through.
- * `distributions` false leaves out the shard's
- * runtime distributions (RUNTIME_DISTRIBUTIONS), so its callers compute them in JavaScript.
+ * `distributions` false leaves out the shard's runtime distributions (RUNTIME_DISTRIBUTIONS),
+ * so its callers compute them in JavaScript.
  */
 export function meteredShard(
   shard: LayerShard,
